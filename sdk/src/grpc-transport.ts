@@ -1,0 +1,336 @@
+import {
+  Client as GrpcClient,
+  credentials as grpcCredentials,
+  Metadata,
+  status as GrpcStatus,
+  type CallOptions as GrpcCallOptions,
+  type ChannelCredentials,
+  type ChannelOptions,
+  type ClientReadableStream,
+  type ServiceError,
+} from "@grpc/grpc-js";
+import {
+  fromBinary,
+  toBinary,
+  type DescMessage,
+  type DescMethodStreaming,
+  type DescMethodUnary,
+  type MessageInitShape,
+  type MessageShape,
+} from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextValues, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createMethodUrl, runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
+import { headersToMetadata, metadataToHeaders, type HeadersLike } from "./metadata.js";
+
+/** Options for {@link createGrpcTransport}. */
+export interface GrpcTransportOptions {
+  /**
+   * Where the server is, as grpc-js understands it: `127.0.0.1:50051`,
+   * `dns:///products.internal:50052` (resolves every address; combine with
+   * `loadBalancing: "round_robin"`), or `unix:///path/to.sock`.
+   */
+  target: string;
+  /** Channel credentials; plaintext (insecure) when omitted. */
+  credentials?: ChannelCredentials;
+  /** Connect interceptors, run in order, outermost first. */
+  interceptors?: Interceptor[];
+  /**
+   * How calls spread over the resolved addresses: `pick_first` (the grpc-js
+   * default) or `round_robin`, which keeps a connection to every address.
+   */
+  loadBalancing?: "pick_first" | "round_robin";
+  /**
+   * Keepalive pings: how often to ping an idle connection and how long to wait
+   * for the answer before the connection is considered dead. Off when
+   * omitted. Servers must allow the interval (grpc-js servers do not refuse
+   * pings more often than every 5 minutes unless configured to).
+   */
+  keepalive?: { intervalMs: number; timeoutMs?: number; withoutCalls?: boolean };
+  /** Further grpc-js channel options, applied last. */
+  channelOptions?: ChannelOptions;
+}
+
+/** A Connect transport backed by a grpc-js channel that can be closed. */
+export interface GrpcTransport extends Transport {
+  /** The target the channel connects to. */
+  readonly target: string;
+  /** Closes the channel. Calls in flight fail with CANCELLED or UNAVAILABLE. */
+  close(): void;
+}
+
+type Serializer = (value: unknown) => Buffer;
+type Deserializer = (bytes: Buffer) => unknown;
+
+interface MethodCodec {
+  path: string;
+  serialize: Serializer;
+  deserialize: Deserializer;
+}
+
+/**
+ * Creates a Connect {@link Transport} that sends gRPC calls through one
+ * grpc-js channel, so that `createClient(Service, transport)` gives Connect's
+ * typed API with grpc-js underneath: its HTTP/2 client, keepalive, name
+ * resolution and load balancing. Create one per target and reuse it.
+ *
+ * Deadlines (`timeoutMs`) travel as the gRPC deadline, an aborted `signal`
+ * cancels the call, headers become metadata and back, and a failed call
+ * rejects with a `ConnectError` carrying the gRPC status code, its message
+ * and the trailers as `metadata`.
+ */
+export function createGrpcTransport(options: GrpcTransportOptions): GrpcTransport {
+  const client = new GrpcClient(
+    options.target,
+    options.credentials ?? grpcCredentials.createInsecure(),
+    channelOptionsFor(options),
+  );
+  const interceptors = options.interceptors ?? [];
+  const baseUrl = `grpc://${options.target}`;
+  const codecs = new WeakMap<object, MethodCodec>();
+
+  function codecFor(method: DescMethodUnary | DescMethodStreaming): MethodCodec {
+    let codec = codecs.get(method);
+    if (!codec) {
+      const { input, output } = method;
+      codec = {
+        path: `/${method.parent.typeName}/${method.name}`,
+        serialize: (value) => asBuffer(toBinary(input, value as MessageShape<DescMessage>)),
+        deserialize: (bytes) => fromBinary(output, bytes),
+      };
+      codecs.set(method, codec);
+    }
+    return codec;
+  }
+
+  return {
+    target: options.target,
+    close() {
+      client.close();
+    },
+
+    unary<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodUnary<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: HeadersLike,
+      message: MessageInitShape<I>,
+      contextValues = createContextValues(),
+    ) {
+      const codec = codecFor(method);
+      return runUnaryCall<I, O>({
+        interceptors,
+        signal,
+        timeoutMs,
+        req: {
+          stream: false,
+          service: method.parent,
+          method,
+          requestMethod: "POST",
+          url: createMethodUrl(baseUrl, method),
+          header: new Headers(header),
+          contextValues,
+          message,
+        },
+        next: (req) =>
+          new Promise((resolve, reject) => {
+            const responseHeader = new Headers();
+            const responseTrailer = new Headers();
+            const call = client.makeUnaryRequest(
+              codec.path,
+              codec.serialize,
+              codec.deserialize,
+              req.message,
+              headersToMetadata(req.header),
+              callOptions(timeoutMs),
+              (error: ServiceError | null, value?: unknown) => {
+                req.signal.removeEventListener("abort", onAbort);
+                if (error) {
+                  reject(toConnectError(error));
+                  return;
+                }
+                resolve({
+                  stream: false,
+                  service: method.parent,
+                  method,
+                  header: responseHeader,
+                  trailer: responseTrailer,
+                  message: value as MessageShape<O>,
+                });
+              },
+            );
+            call.on("metadata", (metadata: Metadata) => metadataToHeaders(metadata, responseHeader));
+            call.on("status", (status: { metadata: Metadata }) => metadataToHeaders(status.metadata, responseTrailer));
+            const onAbort = () => call.cancel();
+            if (req.signal.aborted) call.cancel();
+            else req.signal.addEventListener("abort", onAbort, { once: true });
+          }),
+      });
+    },
+
+    stream<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodStreaming<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: HeadersLike,
+      input: AsyncIterable<MessageInitShape<I>>,
+      contextValues = createContextValues(),
+    ) {
+      if (method.methodKind !== "server_streaming") {
+        return Promise.reject(
+          new ConnectError(`${method.methodKind} calls are not supported by the grpc-js transport`, Code.Unimplemented),
+        );
+      }
+      const codec = codecFor(method);
+      return runStreamingCall<I, O>({
+        interceptors,
+        signal,
+        timeoutMs,
+        req: {
+          stream: true,
+          service: method.parent,
+          method,
+          requestMethod: "POST",
+          url: createMethodUrl(baseUrl, method),
+          header: new Headers(header),
+          contextValues,
+          message: input,
+        },
+        next: async (req) => {
+          const request = await singleMessage(req.message);
+          const call = client.makeServerStreamRequest(
+            codec.path,
+            codec.serialize,
+            codec.deserialize,
+            request,
+            headersToMetadata(req.header),
+            callOptions(timeoutMs),
+          );
+          const onAbort = () => call.cancel();
+          if (req.signal.aborted) call.cancel();
+          else req.signal.addEventListener("abort", onAbort, { once: true });
+          const responseHeader = new Headers();
+          const responseTrailer = new Headers();
+          call.on("status", (status: { metadata: Metadata }) => metadataToHeaders(status.metadata, responseTrailer));
+          const messages = readStream<MessageShape<O>>(call, () => req.signal.removeEventListener("abort", onAbort));
+          // Wait for the response headers (or an early error) so that
+          // interceptors and callers see them before the first message, as
+          // with any Connect transport.
+          await new Promise<void>((resolve, reject) => {
+            call.once("metadata", (metadata: Metadata) => {
+              metadataToHeaders(metadata, responseHeader);
+              resolve();
+            });
+            call.once("error", (error: unknown) => reject(isServiceError(error) ? toConnectError(error) : ConnectError.from(error)));
+            call.once("status", () => resolve());
+          });
+          return {
+            stream: true,
+            service: method.parent,
+            method,
+            header: responseHeader,
+            trailer: responseTrailer,
+            message: messages,
+          };
+        },
+      });
+    },
+  };
+}
+
+function channelOptionsFor(options: GrpcTransportOptions): ChannelOptions {
+  const channel: ChannelOptions = {};
+  if (options.loadBalancing) {
+    channel["grpc.service_config"] = JSON.stringify({
+      loadBalancingConfig: [{ [options.loadBalancing]: {} }],
+    });
+  }
+  if (options.keepalive) {
+    channel["grpc.keepalive_time_ms"] = options.keepalive.intervalMs;
+    channel["grpc.keepalive_timeout_ms"] = options.keepalive.timeoutMs ?? 20_000;
+    channel["grpc.keepalive_permit_without_calls"] = options.keepalive.withoutCalls ? 1 : 0;
+  }
+  return { ...channel, ...options.channelOptions };
+}
+
+function callOptions(timeoutMs: number | undefined): GrpcCallOptions {
+  return timeoutMs === undefined ? {} : { deadline: Date.now() + Math.max(0, timeoutMs) };
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Turns a grpc-js error into a ConnectError with the same code. */
+function toConnectError(error: ServiceError): ConnectError {
+  // gRPC and Connect number their codes alike; OK (0) never arrives as an
+  // error, and anything unknown stays UNKNOWN.
+  const code = error.code > GrpcStatus.OK && error.code <= GrpcStatus.UNAUTHENTICATED ? (error.code as number as Code) : Code.Unknown;
+  return new ConnectError(error.details, code, metadataToHeaders(error.metadata), undefined, error);
+}
+
+async function singleMessage<T>(messages: AsyncIterable<T>): Promise<T> {
+  let first: T | undefined;
+  let count = 0;
+  for await (const message of messages) {
+    if (count++ === 0) first = message;
+  }
+  if (count !== 1) {
+    throw new ConnectError(`server streaming calls take exactly one request message, got ${count}`, Code.InvalidArgument);
+  }
+  return first as T;
+}
+
+/**
+ * Reads a grpc-js response stream as an async iterable. Listeners are attached
+ * at once, so an error that arrives before the caller starts reading is kept,
+ * not lost. At most `highWaterMark` messages wait in memory: beyond that the
+ * stream is paused, which stops reading from the socket and lets HTTP/2 flow
+ * control slow the server down.
+ */
+function readStream<T>(call: ClientReadableStream<unknown>, finish: () => void, highWaterMark = 16): AsyncIterable<T> {
+  const queue: T[] = [];
+  let failure: ConnectError | undefined;
+  let ended = false;
+  let wake: (() => void) | undefined;
+  const notify = () => {
+    wake?.();
+    wake = undefined;
+  };
+  call.on("data", (message: unknown) => {
+    queue.push(message as T);
+    if (queue.length >= highWaterMark) call.pause();
+    notify();
+  });
+  call.on("error", (error: unknown) => {
+    failure = isServiceError(error) ? toConnectError(error) : ConnectError.from(error);
+    notify();
+  });
+  call.on("end", () => {
+    ended = true;
+    notify();
+  });
+  return {
+    async *[Symbol.asyncIterator]() {
+      try {
+        for (;;) {
+          const next = queue.shift();
+          if (next !== undefined) {
+            if (queue.length < highWaterMark / 2 && call.isPaused()) call.resume();
+            yield next;
+            continue;
+          }
+          if (failure) throw failure;
+          if (ended) return;
+          await new Promise<void>((resolve) => (wake = resolve));
+        }
+      } finally {
+        finish();
+        if (!ended && !failure) call.cancel();
+      }
+    },
+  };
+}
+
+function isServiceError(error: unknown): error is ServiceError {
+  return error instanceof Error && typeof (error as Partial<ServiceError>).code === "number" && "metadata" in error;
+}

@@ -1,0 +1,22 @@
+/**
+ * The shopmesh client SDK: typed clients for every shopmesh service.
+ *
+ * ```ts
+ * import { createClient, createTransport } from "@shopmesh/sdk";
+ * import { ProductsService } from "@shopmesh/sdk/products/v1";
+ *
+ * const products = createClient(ProductsService, createTransport({ target: "127.0.0.1:50052" }));
+ * const { products: page } = await products.listProducts({ pageSize: 10 });
+ * ```
+ *
+ * Service descriptors and message types live in one entry point per contract
+ * package: `@shopmesh/sdk/users/v1`, `/products/v1`, `/orders/v1`,
+ * `/userorders/v1`, `/type/v1` and `/health/v1`.
+ */
+export { createClient, ConnectError, Code } from "@connectrpc/connect";
+export type { Client, CallOptions, Interceptor, Transport } from "@connectrpc/connect";
+export { createTransport, type CreateTransportOptions, type TransportKind } from "./create-transport.js";
+export { createGrpcTransport, type GrpcTransport, type GrpcTransportOptions } from "./grpc-transport.js";
+export { createConnectNodeTransport, type ConnectNodeTransportOptions } from "./connect-node-transport.js";
+export { bearerToken, type TokenSource } from "./bearer-token.js";
+export { headersToMetadata, metadataToHeaders } from "./metadata.js";

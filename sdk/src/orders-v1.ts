@@ -1,0 +1,1 @@
+export * from "../../gen/shopmesh/orders/v1/orders_pb.js";

@@ -1,0 +1,1 @@
+export * from "../../gen/shopmesh/products/v1/products_pb.js";

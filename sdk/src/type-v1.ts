@@ -1,0 +1,1 @@
+export * from "../../gen/shopmesh/type/v1/money_pb.js";

@@ -1,0 +1,1 @@
+export * from "../../gen/shopmesh/users/v1/users_pb.js";

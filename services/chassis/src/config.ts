@@ -1,0 +1,122 @@
+/**
+ * Reading configuration from environment variables. Every reader takes the
+ * variable's name and a default, and a bad value fails start-up with an error
+ * that names the variable, the value and what was expected.
+ */
+
+/** A configuration value that could not be used. */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    readonly value: string,
+    expected: string,
+  ) {
+    super(`${variable}=${JSON.stringify(value)} is not valid: expected ${expected}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Typed readers over an environment (process.env unless given). */
+export interface EnvReader {
+  string(name: string, fallback: string): string;
+  optionalString(name: string): string | undefined;
+  int(name: string, fallback: number, range?: { min?: number; max?: number }): number;
+  number(name: string, fallback: number, range?: { min?: number; max?: number }): number;
+  bool(name: string, fallback: boolean): boolean;
+  /** A duration such as "250ms", "10s", "2m" or a bare number of milliseconds; returns milliseconds. */
+  durationMs(name: string, fallback: string | number): number;
+  oneOf<T extends string>(name: string, choices: readonly T[], fallback: T): T;
+}
+
+const durationPattern = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
+const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Parses "250ms", "1.5s", "2m", "1h" or "300" (milliseconds). Returns undefined when malformed. */
+export function parseDurationMs(text: string): number | undefined {
+  const match = durationPattern.exec(text.trim());
+  if (!match) return undefined;
+  return Number(match[1]) * durationUnits[match[2] ?? "ms"]!;
+}
+
+export function envReader(env: Env = process.env): EnvReader {
+  const raw = (name: string) => {
+    const value = env[name];
+    return value === undefined || value.trim() === "" ? undefined : value.trim();
+  };
+  const checkRange = (name: string, text: string, value: number, range?: { min?: number; max?: number }) => {
+    if ((range?.min !== undefined && value < range.min) || (range?.max !== undefined && value > range.max)) {
+      throw new ConfigError(name, text, `a number from ${range?.min ?? "-∞"} to ${range?.max ?? "∞"}`);
+    }
+    return value;
+  };
+  return {
+    string: (name, fallback) => raw(name) ?? fallback,
+    optionalString: (name) => raw(name),
+    int(name, fallback, range) {
+      const text = raw(name);
+      if (text === undefined) return fallback;
+      if (!/^-?\d+$/.test(text)) throw new ConfigError(name, text, "a whole number");
+      return checkRange(name, text, Number(text), range);
+    },
+    number(name, fallback, range) {
+      const text = raw(name);
+      if (text === undefined) return fallback;
+      const value = Number(text);
+      if (!Number.isFinite(value)) throw new ConfigError(name, text, "a number");
+      return checkRange(name, text, value, range);
+    },
+    bool(name, fallback) {
+      const text = raw(name)?.toLowerCase();
+      if (text === undefined) return fallback;
+      if (["1", "true", "yes", "on"].includes(text)) return true;
+      if (["0", "false", "no", "off"].includes(text)) return false;
+      throw new ConfigError(name, text, "true or false");
+    },
+    durationMs(name, fallback) {
+      const text = raw(name);
+      if (text === undefined) return typeof fallback === "number" ? fallback : parseDurationMs(fallback)!;
+      const value = parseDurationMs(text);
+      if (value === undefined) throw new ConfigError(name, text, 'a duration such as "250ms", "10s" or "2m"');
+      return value;
+    },
+    oneOf(name, choices, fallback) {
+      const text = raw(name);
+      if (text === undefined) return fallback;
+      if (!(choices as readonly string[]).includes(text)) throw new ConfigError(name, text, `one of ${choices.join(", ")}`);
+      return text as (typeof choices)[number];
+    },
+  };
+}
+
+/** Settings every shopmesh server reads. */
+export interface ServerConfig {
+  /** Address to listen on (HOST), default 127.0.0.1. */
+  host: string;
+  /** Port to listen on (PORT); 0 picks a free one. */
+  port: number;
+  /** pino level (LOG_LEVEL), default info. */
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** How long health reports NOT_SERVING before the server stops accepting calls (SHUTDOWN_DELAY). */
+  shutdownDelayMs: number;
+  /** How long in-flight calls may take to finish after that (SHUTDOWN_GRACE). */
+  shutdownGraceMs: number;
+  /** Largest request message accepted, in bytes (MAX_REQUEST_BYTES); larger ones get RESOURCE_EXHAUSTED. */
+  maxRequestBytes: number;
+}
+
+const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+/** Reads the common server settings; `defaultPort` is the service's well-known port. */
+export function readServerConfig(defaultPort: number, env: Env = process.env): ServerConfig {
+  const read = envReader(env);
+  return {
+    host: read.string("HOST", "127.0.0.1"),
+    port: read.int("PORT", defaultPort, { min: 0, max: 65535 }),
+    logLevel: read.oneOf("LOG_LEVEL", logLevels, "info"),
+    shutdownDelayMs: read.durationMs("SHUTDOWN_DELAY", 0),
+    shutdownGraceMs: read.durationMs("SHUTDOWN_GRACE", "10s"),
+    maxRequestBytes: read.int("MAX_REQUEST_BYTES", 1024 * 1024, { min: 1024, max: 64 * 1024 * 1024 }),
+  };
+}

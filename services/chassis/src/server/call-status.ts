@@ -1,0 +1,54 @@
+import { Metadata, status as GrpcStatus } from "@grpc/grpc-js";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { headersToMetadata } from "@shopmesh/sdk";
+
+/** The status a call ends with, as grpc-js sends it. */
+export interface CallStatus {
+  code: GrpcStatus;
+  details: string;
+  metadata: Metadata;
+  /** The original error when it was not a ConnectError: log it, never send it. */
+  internal?: unknown;
+}
+
+/** Canonical upper-case names of the gRPC status codes, by number. */
+export const statusNames: readonly string[] = Object.freeze(
+  Object.entries(GrpcStatus)
+    .filter(([, value]) => typeof value === "number")
+    .sort(([, a], [, b]) => (a as number) - (b as number))
+    .map(([name]) => name),
+);
+
+/** Canonical name of a gRPC (or Connect) status code, e.g. "UNAVAILABLE". */
+export function statusName(code: number): string {
+  return statusNames[code] ?? `CODE_${code}`;
+}
+
+/**
+ * Maps what a handler threw to the status the client receives. A ConnectError
+ * keeps its code, message and metadata. Anything else becomes INTERNAL with a
+ * generic message, so that no stack trace or SQL leaks to callers; the
+ * original error is returned as `internal` for the log. When the call was
+ * already aborted (deadline or cancellation), the abort reason wins, since
+ * whatever the handler threw is a consequence of it.
+ */
+export function toCallStatus(error: unknown, signal: AbortSignal, trailer: Headers): CallStatus {
+  let connectError: ConnectError | undefined;
+  let internal: unknown;
+  if (error instanceof ConnectError) {
+    connectError = error;
+  } else if (signal.aborted && signal.reason instanceof ConnectError) {
+    connectError = signal.reason;
+  } else {
+    internal = error;
+    connectError = new ConnectError("internal error", Code.Internal);
+  }
+  const metadata = headersToMetadata(trailer);
+  headersToMetadata(connectError.metadata, metadata);
+  return {
+    code: connectError.code as number as GrpcStatus,
+    details: connectError.rawMessage,
+    metadata,
+    internal,
+  };
+}

@@ -1,0 +1,101 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { Server, ServerCredentials } from "@grpc/grpc-js";
+import type { DescService } from "@bufbuild/protobuf";
+import type { Interceptor, ServiceImpl } from "@connectrpc/connect";
+import { Health } from "@shopmesh/sdk/health/v1";
+import type { ServerConfig } from "../config.js";
+import type { Logger } from "../logger.js";
+import { HealthRegistry, ServingStatus } from "./health.js";
+import { hostService, type CallRecord } from "./host-service.js";
+import { addReflection } from "./reflection.js";
+
+/** A service descriptor with its implementation. */
+export interface HostedService {
+  service: DescService;
+  impl: object;
+}
+
+/** Pairs a generated service with its implementation, checked by the compiler. */
+export function hosted<S extends DescService>(service: S, impl: ServiceImpl<S>): HostedService {
+  return { service, impl };
+}
+
+/** Options for {@link startServer}. */
+export interface StartServerOptions {
+  config: Pick<ServerConfig, "host" | "port" | "shutdownDelayMs" | "shutdownGraceMs" | "maxRequestBytes">;
+  logger: Logger;
+  services: HostedService[];
+  /** Connect interceptors around every call of the hosted services (not health). */
+  interceptors?: Interceptor[];
+}
+
+/** A listening server. */
+export interface RunningServer {
+  readonly host: string;
+  readonly port: number;
+  /** `host:port`, ready for a client's target. */
+  readonly address: string;
+  readonly health: HealthRegistry;
+  /**
+   * Drains and stops: health turns NOT_SERVING, and after the shutdown delay
+   * the server stops accepting calls and waits up to the grace period for
+   * in-flight calls before cancelling what is left. Safe to call twice.
+   */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a grpc-js server hosting the given Connect services plus
+ * `grpc.health.v1.Health` and server reflection, all of them SERVING.
+ */
+export async function startServer(options: StartServerOptions): Promise<RunningServer> {
+  const { config, logger } = options;
+  const server = new Server({
+    "grpc.max_receive_message_length": config.maxRequestBytes,
+  });
+  const onCallEnd = (record: CallRecord) => {
+    if (record.internal !== undefined) {
+      logger.error({ err: record.internal, method: record.method }, "handler failed");
+    }
+    logger.debug({ method: record.method, code: record.code, durationMs: round(record.durationMs) }, "call");
+  };
+  const serviceNames = options.services.map((entry) => entry.service.typeName);
+  const health = new HealthRegistry(serviceNames);
+  for (const entry of options.services) {
+    hostService(server, entry.service, entry.impl as ServiceImpl<DescService>, {
+      interceptors: options.interceptors,
+      onCallEnd,
+    });
+  }
+  hostService(server, Health, health.service, { onCallEnd });
+  addReflection(server, [...options.services.map((entry) => entry.service), Health]);
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${config.host}:${config.port}`, ServerCredentials.createInsecure(), (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    );
+  });
+  const address = `${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      health.setAll(ServingStatus.NOT_SERVING);
+      logger.info({ delayMs: config.shutdownDelayMs, graceMs: config.shutdownGraceMs }, "draining");
+      if (config.shutdownDelayMs > 0) await sleep(config.shutdownDelayMs);
+      health.close();
+      const drained = new Promise<boolean>((resolve) => server.tryShutdown(() => resolve(true)));
+      const timer = sleep(config.shutdownGraceMs, false, { ref: false });
+      if (!(await Promise.race([drained, timer]))) {
+        logger.warn("grace period over; cancelling the calls still in flight");
+        server.forceShutdown();
+      }
+      logger.info("stopped");
+    })());
+
+  return { host: config.host, port, address, health, stop };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}

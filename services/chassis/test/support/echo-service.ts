@@ -1,0 +1,77 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { EchoService } from "../../../../gen/shopmesh/echo/v1/echo_pb.js";
+
+/** What the echo handler saw of one call. */
+export interface Observation {
+  method: string;
+  message: string;
+  timeoutMs: number | undefined;
+  header: Record<string, string>;
+  aborted?: { afterMs: number; code: Code | undefined };
+}
+
+/**
+ * An echo service whose behaviour the caller steers with request headers,
+ * for testing the chassis:
+ * - `x-fail-code` / `x-fail-message`: throw a ConnectError with that code;
+ * - `x-throw`: throw a plain Error (its text must never reach the client);
+ * - `x-wait-for-abort`: wait until the call's signal aborts (deadline or
+ *   cancellation) and record when and why;
+ * - `x-echo-<name>`: sent back as response header `x-echo-<name>`;
+ * - `x-trailer-<name>`: sent back as response trailer `x-trailer-<name>`.
+ * Every call is recorded in `observations`.
+ */
+export function createEchoService(observations: Observation[] = []): ServiceImpl<typeof EchoService> {
+  function steer(method: string, message: string, context: HandlerContext): Observation {
+    const observation: Observation = {
+      method,
+      message,
+      timeoutMs: context.timeoutMs(),
+      header: Object.fromEntries(context.requestHeader.entries()),
+    };
+    observations.push(observation);
+    context.requestHeader.forEach((value, key) => {
+      if (key.startsWith("x-echo-")) context.responseHeader.set(key, value);
+      if (key.startsWith("x-trailer-")) context.responseTrailer.set(key, value);
+    });
+    const failCode = context.requestHeader.get("x-fail-code");
+    if (failCode !== null) {
+      throw new ConnectError(context.requestHeader.get("x-fail-message") ?? "failed on request", Number(failCode) as Code);
+    }
+    if (context.requestHeader.has("x-throw")) {
+      throw new Error("database password is hunter2");
+    }
+    return observation;
+  }
+
+  async function waitForAbort(observation: Observation, context: HandlerContext) {
+    const started = performance.now();
+    await new Promise<void>((resolve) => {
+      if (context.signal.aborted) resolve();
+      else context.signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    const reason: unknown = context.signal.reason;
+    observation.aborted = {
+      afterMs: performance.now() - started,
+      code: reason instanceof ConnectError ? reason.code : undefined,
+    };
+    throw reason;
+  }
+
+  return {
+    async echo(request, context) {
+      const observation = steer("Echo", request.message, context);
+      if (context.requestHeader.has("x-wait-for-abort")) await waitForAbort(observation, context);
+      return { message: request.message };
+    },
+    async *echoStream(request, context) {
+      const observation = steer("EchoStream", request.message, context);
+      for (let index = 0; index < request.count; index++) {
+        if (index > 0 && request.intervalMs > 0) await sleep(request.intervalMs, undefined, { signal: context.signal });
+        yield { message: request.message, index };
+      }
+      if (context.requestHeader.has("x-wait-for-abort")) await waitForAbort(observation, context);
+    },
+  };
+}
