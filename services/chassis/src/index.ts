@@ -6,3 +6,20 @@ export { HealthRegistry, ServingStatus } from "./server/health.js";
 export { addReflection } from "./server/reflection.js";
 export { hosted, startServer, type HostedService, type RunningServer, type StartServerOptions } from "./server/service-server.js";
 export { statusName } from "./server/call-status.js";
+export { authInterceptor, type AuthOptions } from "./auth/auth-interceptor.js";
+export { defaultKeyFiles, ensureKeyPair, readPem, type KeyPairFiles } from "./auth/keys.js";
+export { principalKey, requireAdmin, requirePrincipal, requireSelfOrAdmin, type Principal } from "./auth/principal.js";
+export { createTokenSigner, createTokenVerifier, tokenAudience, tokenIssuer, type TokenClaims, type TokenSigner, type TokenVerifier } from "./auth/tokens.js";
+export { openDatabase, type OpenDatabase, type OpenDatabaseOptions } from "./db/open-database.js";
+export { isUuid, newId } from "./ids.js";
+export {
+  checkId,
+  checkIds,
+  checkPageSize,
+  checkRange,
+  checkText,
+  decodePageToken,
+  encodePageToken,
+  invalidArgument,
+} from "./validation.js";
+export { loadTokenVerifier, readDatabasePath, readDataDir } from "./auth/auth-config.js";

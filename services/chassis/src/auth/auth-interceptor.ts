@@ -1,0 +1,35 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { principalKey } from "./principal.js";
+import type { TokenVerifier } from "./tokens.js";
+
+/** Options for {@link authInterceptor}. */
+export interface AuthOptions {
+  verifier: TokenVerifier;
+  /**
+   * Methods that also answer callers without a token, by full name
+   * ("shopmesh.products.v1.ProductsService.GetProduct"). A token sent to
+   * them is still verified, so that a bad one never passes silently.
+   */
+  anonymous?: Iterable<string>;
+}
+
+/**
+ * A server interceptor that verifies the bearer token of every call with the
+ * public key and leaves the caller in the context values under
+ * `principalKey`. No token, or a bad one, ends the call with UNAUTHENTICATED;
+ * what a caller may then do is for each handler to decide.
+ */
+export function authInterceptor(options: AuthOptions): Interceptor {
+  const anonymous = new Set(options.anonymous ?? []);
+  return (next) => async (req) => {
+    const header = req.header.get("authorization");
+    if (header === null) {
+      if (anonymous.has(`${req.service.typeName}.${req.method.name}`)) return next(req);
+      throw new ConnectError("missing bearer token: send authorization: Bearer <token>", Code.Unauthenticated);
+    }
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!match) throw new ConnectError("authorization header must be: Bearer <token>", Code.Unauthenticated);
+    req.contextValues.set(principalKey, await options.verifier.verify(match[1]!));
+    return next(req);
+  };
+}

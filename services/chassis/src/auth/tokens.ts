@@ -1,0 +1,67 @@
+import { importPKCS8, importSPKI, jwtVerify, SignJWT, errors as joseErrors } from "jose";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Principal } from "./principal.js";
+
+const algorithm = "EdDSA";
+/** Who issues shopmesh tokens, and for whom they are meant. */
+export const tokenIssuer = "shopmesh-users";
+export const tokenAudience = "shopmesh";
+
+/** Claims a verified token carries. */
+export type TokenClaims = Omit<Principal, "token">;
+
+/** Checks access tokens locally with the public key; no call to users. */
+export interface TokenVerifier {
+  verify(token: string): Promise<Principal>;
+}
+
+/** Builds a verifier from the SPKI PEM public key. */
+export async function createTokenVerifier(publicKeyPem: string): Promise<TokenVerifier> {
+  const key = await importSPKI(publicKeyPem, algorithm);
+  return {
+    async verify(token) {
+      try {
+        const { payload } = await jwtVerify(token, key, {
+          algorithms: [algorithm],
+          issuer: tokenIssuer,
+          audience: tokenAudience,
+          requiredClaims: ["sub", "exp"],
+        });
+        const role = payload.role;
+        if (typeof payload.sub !== "string" || (role !== "customer" && role !== "admin")) {
+          throw new ConnectError("access token lacks a subject or role", Code.Unauthenticated);
+        }
+        return { userId: payload.sub, role, token };
+      } catch (error) {
+        if (error instanceof ConnectError) throw error;
+        const reason = error instanceof joseErrors.JWTExpired ? "access token expired" : "access token is not valid";
+        throw new ConnectError(reason, Code.Unauthenticated);
+      }
+    },
+  };
+}
+
+/** Signs access tokens with the private key; only the users service has one. */
+export interface TokenSigner {
+  sign(claims: TokenClaims): Promise<{ token: string; expiresAt: Date }>;
+}
+
+/** Builds a signer from the PKCS#8 PEM private key; tokens live `ttlSeconds`. */
+export async function createTokenSigner(privateKeyPem: string, ttlSeconds: number): Promise<TokenSigner> {
+  const key = await importPKCS8(privateKeyPem, algorithm);
+  return {
+    async sign(claims) {
+      const now = Math.floor(Date.now() / 1000);
+      const expiresAt = new Date((now + ttlSeconds) * 1000);
+      const token = await new SignJWT({ role: claims.role })
+        .setProtectedHeader({ alg: algorithm, typ: "JWT" })
+        .setIssuer(tokenIssuer)
+        .setAudience(tokenAudience)
+        .setSubject(claims.userId)
+        .setIssuedAt(now)
+        .setExpirationTime(now + ttlSeconds)
+        .sign(key);
+      return { token, expiresAt };
+    },
+  };
+}

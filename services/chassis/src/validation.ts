@@ -1,0 +1,80 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { isUuid } from "./ids.js";
+
+/**
+ * Request validation. Every failure is INVALID_ARGUMENT with a message that
+ * starts with the field's name as the contract spells it, e.g.
+ * `items[2].quantity: must be from 1 to 1000`.
+ */
+export function invalidArgument(field: string, problem: string): ConnectError {
+  return new ConnectError(`${field}: ${problem}`, Code.InvalidArgument);
+}
+
+/** Checks a text field's length (in characters) after trimming; returns it trimmed. */
+export function checkText(field: string, value: string, limits: { min?: number; max: number }): string {
+  const text = value.trim();
+  const min = limits.min ?? 1;
+  const length = [...text].length;
+  if (length < min) throw invalidArgument(field, min === 1 ? "is required" : `must be at least ${min} characters`);
+  if (length > limits.max) throw invalidArgument(field, `must be at most ${limits.max} characters`);
+  return text;
+}
+
+/** Checks that a field holds an id as the services issue them (a UUID). */
+export function checkId(field: string, value: string): string {
+  if (value === "") throw invalidArgument(field, "is required");
+  if (!isUuid(value)) throw invalidArgument(field, "is not a valid id");
+  return value;
+}
+
+/** Checks a list of ids: its size, each id, and drops repeats (keeping first-seen order). */
+export function checkIds(field: string, values: readonly string[], limits: { max: number }): string[] {
+  if (values.length === 0) throw invalidArgument(field, "must name at least one id");
+  if (values.length > limits.max) throw invalidArgument(field, `must name at most ${limits.max} ids`);
+  values.forEach((value, index) => checkId(`${field}[${index}]`, value));
+  return [...new Set(values)];
+}
+
+/** Checks a whole number lies in a range. */
+export function checkRange(field: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw invalidArgument(field, `must be from ${min} to ${max}`);
+  }
+  return value;
+}
+
+/** Checks a page size; 0 means the default. */
+export function checkPageSize(field: string, value: number, limits: { fallback: number; max: number }): number {
+  if (value === 0) return limits.fallback;
+  return checkRange(field, value, 1, limits.max);
+}
+
+/**
+ * Page tokens are opaque to clients: base64url JSON of where the next page
+ * starts. A token that does not decode to the expected shape is
+ * INVALID_ARGUMENT, never a crash.
+ */
+export function encodePageToken(cursor: Record<string, string | number>): string {
+  return Buffer.from(JSON.stringify(cursor)).toString("base64url");
+}
+
+export function decodePageToken<T extends Record<string, string | number>>(
+  field: string,
+  token: string,
+  shape: { [K in keyof T]: T[K] extends number ? "number" : "string" },
+): T | undefined {
+  if (token === "") return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+  } catch {
+    throw invalidArgument(field, "is not a token this service issued");
+  }
+  if (typeof value !== "object" || value === null) throw invalidArgument(field, "is not a token this service issued");
+  for (const [key, type] of Object.entries(shape)) {
+    if (typeof (value as Record<string, unknown>)[key] !== type) {
+      throw invalidArgument(field, "is not a token this service issued");
+    }
+  }
+  return value as T;
+}

@@ -1,0 +1,61 @@
+// The users service process: accounts, sign-up and sign-in, access tokens.
+import { fileURLToPath } from "node:url";
+import {
+  authInterceptor,
+  createTokenSigner,
+  createTokenVerifier,
+  defaultKeyFiles,
+  ensureKeyPair,
+  envReader,
+  hosted,
+  openDatabase,
+  readDatabasePath,
+  readDataDir,
+  readPem,
+  runService,
+} from "@shopmesh/chassis";
+import { UsersService } from "@shopmesh/sdk/users/v1";
+import * as schema from "./db/schema.js";
+import { UserStore } from "./user-store.js";
+import { createUsersService } from "./users-service.js";
+
+await runService({
+  name: "users",
+  defaultPort: 50051,
+  async setup({ env, logger }) {
+    const read = envReader(env);
+    const keys = defaultKeyFiles(readDataDir(env));
+    const privateKeyFile = read.string("AUTH_PRIVATE_KEY_FILE", keys.privateKeyFile);
+    const publicKeyFile = read.string("AUTH_PUBLIC_KEY_FILE", keys.publicKeyFile);
+    if (ensureKeyPair({ privateKeyFile, publicKeyFile })) {
+      logger.info({ privateKeyFile, publicKeyFile }, "generated a new token key pair");
+    }
+    const signer = await createTokenSigner(
+      readPem(privateKeyFile, "token signing key"),
+      read.durationMs("TOKEN_TTL", "15m") / 1000,
+    );
+    const verifier = await createTokenVerifier(readPem(publicKeyFile, "token verifying key"));
+    const adminEmails = new Set(
+      read
+        .string("ADMIN_EMAILS", "")
+        .split(",")
+        .map((email) => email.trim().toLowerCase())
+        .filter(Boolean),
+    );
+    const database = openDatabase({
+      path: readDatabasePath("users", env),
+      migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
+      schema,
+    });
+    return {
+      services: [hosted(UsersService, createUsersService({ store: new UserStore(database.db), signer, adminEmails }))],
+      interceptors: [
+        authInterceptor({
+          verifier,
+          anonymous: [`${UsersService.typeName}.SignUp`, `${UsersService.typeName}.SignIn`],
+        }),
+      ],
+      close: () => database.close(),
+    };
+  },
+});

@@ -1,0 +1,100 @@
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import {
+  checkId,
+  checkIds,
+  checkText,
+  invalidArgument,
+  requireAdmin,
+  requireSelfOrAdmin,
+  type TokenSigner,
+} from "@shopmesh/chassis";
+import { Role, UsersService, type UserSchema } from "@shopmesh/sdk/users/v1";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { UserRow } from "./db/schema.js";
+import { decoyHash, hashPassword, verifyPassword } from "./passwords.js";
+import type { UserStore } from "./user-store.js";
+
+/** Largest number of ids BatchGetUsers answers at once. */
+export const maxBatchUsers = 100;
+
+const emailPattern = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+/** Dependencies of the users handlers. */
+export interface UsersServiceDeps {
+  store: UserStore;
+  signer: TokenSigner;
+  /** Emails (normalised) that sign up as admins; everyone else is a customer. */
+  adminEmails: ReadonlySet<string>;
+}
+
+/** Trims and lower-cases an email, and checks its shape. */
+export function normaliseEmail(field: string, value: string): string {
+  const email = checkText(field, value, { max: 254 }).toLowerCase();
+  if (!emailPattern.test(email)) throw invalidArgument(field, "is not an email address");
+  return email;
+}
+
+function toUser(row: UserRow): MessageInitShape<typeof UserSchema> {
+  return {
+    id: row.id,
+    email: row.email,
+    displayName: row.displayName,
+    role: row.role === "admin" ? Role.ADMIN : Role.CUSTOMER,
+    createTime: timestampFromMs(row.createdAt),
+  };
+}
+
+/** The UsersService handlers: validation, authorisation and mapping; data access is in UserStore. */
+export function createUsersService(deps: UsersServiceDeps): ServiceImpl<typeof UsersService> {
+  const session = async (row: UserRow) => {
+    const { token, expiresAt } = await deps.signer.sign({ userId: row.id, role: row.role });
+    return { accessToken: token, expireTime: timestampFromMs(expiresAt.getTime()) };
+  };
+
+  return {
+    async signUp(request) {
+      const email = normaliseEmail("email", request.email);
+      const password = request.password;
+      if ([...password].length < 8) throw invalidArgument("password", "must be at least 8 characters");
+      if ([...password].length > 128) throw invalidArgument("password", "must be at most 128 characters");
+      const displayName = checkText("display_name", request.displayName, { max: 100 });
+      const row = deps.store.create({
+        email,
+        displayName,
+        passwordHash: await hashPassword(password),
+        role: deps.adminEmails.has(email) ? "admin" : "customer",
+      });
+      if (!row) throw new ConnectError("an account with this email already exists", Code.AlreadyExists);
+      return { user: toUser(row), session: await session(row) };
+    },
+
+    async signIn(request) {
+      const email = normaliseEmail("email", request.email);
+      if (request.password === "") throw invalidArgument("password", "is required");
+      const row = deps.store.byEmail(email);
+      // Unknown email and wrong password take the same time and get the same answer.
+      const ok = await verifyPassword(request.password, row?.passwordHash ?? decoyHash);
+      if (!row || !ok) throw new ConnectError("email or password is wrong", Code.Unauthenticated);
+      return { user: toUser(row), session: await session(row) };
+    },
+
+    getUser(request, context) {
+      const userId = checkId("user_id", request.userId);
+      requireSelfOrAdmin(context, userId);
+      const row = deps.store.byId(userId);
+      if (!row) throw new ConnectError(`user ${userId} not found`, Code.NotFound);
+      return { user: toUser(row) };
+    },
+
+    batchGetUsers(request, context) {
+      requireAdmin(context);
+      const ids = checkIds("user_ids", request.userIds, { max: maxBatchUsers });
+      const found = new Map(deps.store.byIds(ids).map((row) => [row.id, row]));
+      return {
+        users: ids.flatMap((id) => (found.has(id) ? [toUser(found.get(id)!)] : [])),
+        missingUserIds: ids.filter((id) => !found.has(id)),
+      };
+    },
+  };
+}

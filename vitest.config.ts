@@ -1,0 +1,14 @@
+import { defineConfig } from "vitest/config";
+
+// Integration tests start real server processes on loopback; they run in
+// separate worker processes, two at a time on a two-core machine.
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts", "sdk/test/**/*.test.ts", "services/*/test/**/*.test.ts"],
+    pool: "forks",
+    maxWorkers: 2,
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    reporters: ["default"],
+  },
+});
