@@ -23,3 +23,4 @@ export {
   invalidArgument,
 } from "./validation.js";
 export { loadTokenVerifier, readDatabasePath, readDataDir } from "./auth/auth-config.js";
+export { downstreamTimeoutMs } from "./deadline.js";

@@ -1,0 +1,46 @@
+// The orders service process: places orders, priced by the products service.
+import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import {
+  authInterceptor,
+  envReader,
+  hosted,
+  loadTokenVerifier,
+  openDatabase,
+  readDatabasePath,
+  runService,
+} from "@shopmesh/chassis";
+import { createTransport } from "@shopmesh/sdk";
+import { OrdersService } from "@shopmesh/sdk/orders/v1";
+import { ProductsService } from "@shopmesh/sdk/products/v1";
+import * as schema from "./db/schema.js";
+import { OrderStore } from "./order-store.js";
+import { createOrdersService } from "./orders-service.js";
+
+await runService({
+  name: "orders",
+  defaultPort: 50053,
+  async setup({ env }) {
+    const read = envReader(env);
+    const verifier = await loadTokenVerifier(env);
+    const productsTransport = createTransport({ target: read.string("PRODUCTS_TARGET", "127.0.0.1:50052") });
+    const database = openDatabase({
+      path: readDatabasePath("orders", env),
+      migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
+      schema,
+    });
+    const service = createOrdersService({
+      store: new OrderStore(database.db),
+      products: createClient(ProductsService, productsTransport),
+      productsTimeoutMs: read.durationMs("PRODUCTS_TIMEOUT", "1s"),
+    });
+    return {
+      services: [hosted(OrdersService, service)],
+      interceptors: [authInterceptor({ verifier })],
+      close: () => {
+        productsTransport.close();
+        database.close();
+      },
+    };
+  },
+});

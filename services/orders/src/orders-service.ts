@@ -1,0 +1,127 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type Client, type ServiceImpl } from "@connectrpc/connect";
+import {
+  checkId,
+  checkPageSize,
+  checkRange,
+  checkText,
+  decodePageToken,
+  downstreamTimeoutMs,
+  encodePageToken,
+  invalidArgument,
+  requirePrincipal,
+  requireSelfOrAdmin,
+  statusName,
+} from "@shopmesh/chassis";
+import { OrdersService, type OrderSchema } from "@shopmesh/sdk/orders/v1";
+import type { ProductsService } from "@shopmesh/sdk/products/v1";
+import type { StoredOrder, OrderStore } from "./order-store.js";
+
+/** Most items one order may hold. */
+export const maxOrderItems = 100;
+/** Most of one product one order may hold. */
+export const maxQuantity = 1000;
+
+/** Dependencies of the orders handlers. */
+export interface OrdersServiceDeps {
+  store: OrderStore;
+  products: Client<typeof ProductsService>;
+  /** Longest the products check may take, before the incoming deadline cuts it. */
+  productsTimeoutMs: number;
+}
+
+function toOrder(order: StoredOrder): MessageInitShape<typeof OrderSchema> {
+  const money = (minorUnits: number) => ({ currencyCode: order.currency, minorUnits: BigInt(minorUnits) });
+  return {
+    id: order.id,
+    userId: order.userId,
+    requestId: order.requestId,
+    lines: order.lines.map((line) => ({
+      productId: line.productId,
+      quantity: line.quantity,
+      unitPrice: money(line.unitPriceMinor),
+    })),
+    total: money(order.totalMinor),
+    createTime: timestampFromMs(order.createdAt),
+  };
+}
+
+/** The OrdersService handlers: validation, authorisation, pricing; data access is in OrderStore. */
+export function createOrdersService(deps: OrdersServiceDeps): ServiceImpl<typeof OrdersService> {
+  return {
+    async createOrder(request, context) {
+      const caller = requirePrincipal(context);
+      const requestId = checkText("request_id", request.requestId, { max: 100 });
+      if (request.items.length === 0) throw invalidArgument("items", "must hold at least one item");
+      if (request.items.length > maxOrderItems) throw invalidArgument("items", `must hold at most ${maxOrderItems} items`);
+      const seen = new Set<string>();
+      const items = request.items.map((item, index) => {
+        const productId = checkId(`items[${index}].product_id`, item.productId);
+        if (seen.has(productId)) throw invalidArgument(`items[${index}].product_id`, `names product ${productId} twice`);
+        seen.add(productId);
+        return { productId, quantity: checkRange(`items[${index}].quantity`, item.quantity, 1, maxQuantity) };
+      });
+
+      // A retry of an order already placed needs no products call at all.
+      const earlier = deps.store.byRequest(caller.userId, requestId);
+      if (earlier) return { order: toOrder(earlier) };
+
+      // Price every item from the catalog, within our own deadline.
+      let found;
+      try {
+        found = await deps.products.batchGetProducts(
+          { productIds: items.map((item) => item.productId) },
+          { timeoutMs: downstreamTimeoutMs(context, deps.productsTimeoutMs, 20), signal: context.signal },
+        );
+      } catch (error) {
+        const cause = ConnectError.from(error);
+        if (context.signal.aborted) throw cause;
+        throw new ConnectError(
+          `cannot check products: products answered ${statusName(cause.code)} (${cause.rawMessage}); no order was written`,
+          Code.Unavailable,
+        );
+      }
+      const prices = new Map(found.products.map((product) => [product.id, product.price]));
+      const currencies = new Set<string>();
+      const lines = items.map((item, index) => {
+        const price = prices.get(item.productId);
+        if (!price) throw invalidArgument(`items[${index}].product_id`, `product ${item.productId} does not exist`);
+        currencies.add(price.currencyCode);
+        return { ...item, unitPriceMinor: Number(price.minorUnits) };
+      });
+      if (currencies.size > 1) throw invalidArgument("items", "all products of one order must be priced in one currency");
+
+      const { order } = deps.store.place({
+        userId: caller.userId,
+        requestId,
+        currency: [...currencies][0]!,
+        lines,
+      });
+      return { order: toOrder(order) };
+    },
+
+    getOrder(request, context) {
+      const id = checkId("order_id", request.orderId);
+      requirePrincipal(context);
+      const order = deps.store.byId(id);
+      if (!order) throw new ConnectError(`order ${id} not found`, Code.NotFound);
+      requireSelfOrAdmin(context, order.userId);
+      return { order: toOrder(order) };
+    },
+
+    listOrders(request, context) {
+      const userId = checkId("user_id", request.userId);
+      requireSelfOrAdmin(context, userId);
+      const pageSize = checkPageSize("page_size", request.pageSize, { fallback: 20, max: 100 });
+      const cursor = decodePageToken<{ before: string }>("page_token", request.pageToken, { before: "string" });
+      const rows = deps.store.pageForUser(userId, cursor?.before, pageSize + 1);
+      const page = rows.slice(0, pageSize);
+      const last = page.at(-1);
+      return {
+        orders: page.map(toOrder),
+        nextPageToken: rows.length > pageSize && last ? encodePageToken({ before: last.id }) : "",
+      };
+    },
+  };
+}

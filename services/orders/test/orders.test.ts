@@ -1,0 +1,224 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code, type Client } from "@connectrpc/connect";
+import { createLogger, hosted, startServer, type RunningServer } from "@shopmesh/chassis";
+import type { OrdersService } from "@shopmesh/sdk/orders/v1";
+import { ProductsService, type Product } from "@shopmesh/sdk/products/v1";
+import { failure } from "../../../test/support/failure.js";
+import { adminToken, signUpCustomer, TestMesh } from "../../../test/support/mesh.js";
+
+let mesh: TestMesh;
+let catalog: Product[];
+beforeAll(async () => {
+  mesh = await TestMesh.start(["users", "products", "orders"]);
+  const admin = mesh.client("products", await adminToken(mesh));
+  catalog = [];
+  for (const [name, minorUnits] of [["Tea", 450n], ["Mug", 1200n], ["Spoon", 199n]] as const) {
+    catalog.push((await admin.createProduct({ name, price: { currencyCode: "EUR", minorUnits } })).product!);
+  }
+});
+afterAll(() => mesh?.stop());
+
+const unknownProduct = "01900000-0000-7000-8000-00000000abcd";
+let requestCounter = 0;
+const requestId = () => `req-${++requestCounter}`;
+
+async function customer(): Promise<{ userId: string; orders: Client<typeof OrdersService> }> {
+  const c = await signUpCustomer(mesh);
+  return { userId: c.userId, orders: mesh.client("orders", c.token) };
+}
+
+describe("CreateOrder", () => {
+  it("places an order for the caller, copying each unit price and totalling it", async () => {
+    const { userId, orders } = await customer();
+    const [tea, mug] = catalog;
+    const { order } = await orders.createOrder({
+      requestId: requestId(),
+      items: [
+        { productId: tea!.id, quantity: 2 },
+        { productId: mug!.id, quantity: 1 },
+      ],
+    });
+    expect(order!.userId).toBe(userId);
+    expect(order!.lines.map((l) => [l.productId, l.quantity, l.unitPrice!.minorUnits])).toEqual([
+      [tea!.id, 2, 450n],
+      [mug!.id, 1, 1200n],
+    ]);
+    expect(order!.total).toMatchObject({ currencyCode: "EUR", minorUnits: 2100n });
+    expect((await orders.getOrder({ orderId: order!.id })).order).toEqual(order);
+  });
+
+  it("returns the first order for a repeated request id instead of placing a second", async () => {
+    const { userId, orders } = await customer();
+    const request = { requestId: requestId(), items: [{ productId: catalog[0]!.id, quantity: 1 }] };
+    const [first, second] = await Promise.all([orders.createOrder(request), orders.createOrder(request)]);
+    const third = await orders.createOrder(request);
+    expect(second.order!.id).toBe(first.order!.id);
+    expect(third.order!.id).toBe(first.order!.id);
+    expect((await orders.listOrders({ userId })).orders).toHaveLength(1);
+  });
+
+  it("names an unknown product: INVALID_ARGUMENT, nothing stored", async () => {
+    const { userId, orders } = await customer();
+    const error = await failure(
+      orders.createOrder({
+        requestId: requestId(),
+        items: [
+          { productId: catalog[0]!.id, quantity: 1 },
+          { productId: unknownProduct, quantity: 1 },
+        ],
+      }),
+    );
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(error.rawMessage).toContain("items[1].product_id");
+    expect(error.rawMessage).toContain(unknownProduct);
+    expect((await orders.listOrders({ userId })).orders).toHaveLength(0);
+  });
+
+  it.each([
+    ["request_id", { requestId: "", items: [{ productId: unknownProduct, quantity: 1 }] }],
+    ["request_id", { requestId: "x".repeat(101), items: [{ productId: unknownProduct, quantity: 1 }] }],
+    ["items", { requestId: "r", items: [] }],
+    ["items", { requestId: "r", items: Array.from({ length: 101 }, () => ({ productId: unknownProduct, quantity: 1 })) }],
+    ["items[0].product_id", { requestId: "r", items: [{ productId: "", quantity: 1 }] }],
+    ["items[0].quantity", { requestId: "r", items: [{ productId: unknownProduct, quantity: 0 }] }],
+    ["items[0].quantity", { requestId: "r", items: [{ productId: unknownProduct, quantity: 1001 }] }],
+    [
+      "items[1].product_id",
+      {
+        requestId: "r",
+        items: [
+          { productId: unknownProduct, quantity: 1 },
+          { productId: unknownProduct, quantity: 2 },
+        ],
+      },
+    ],
+  ])("names the bad field %s: INVALID_ARGUMENT", async (field, request) => {
+    const { orders } = await customer();
+    const error = await failure(orders.createOrder(request));
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(error.rawMessage.startsWith(`${field}:`)).toBe(true);
+  });
+
+  it("needs a token: UNAUTHENTICATED", async () => {
+    const error = await failure(
+      mesh.client("orders").createOrder({ requestId: "r", items: [{ productId: catalog[0]!.id, quantity: 1 }] }),
+    );
+    expect(error.code).toBe(Code.Unauthenticated);
+  });
+});
+
+describe("GetOrder and ListOrders", () => {
+  it("keep customers to their own orders (PERMISSION_DENIED) and let admins read all", async () => {
+    const alice = await customer();
+    const bob = await customer();
+    const { order } = await alice.orders.createOrder({ requestId: requestId(), items: [{ productId: catalog[1]!.id, quantity: 3 }] });
+    expect((await failure(bob.orders.getOrder({ orderId: order!.id }))).code).toBe(Code.PermissionDenied);
+    expect((await failure(bob.orders.listOrders({ userId: alice.userId }))).code).toBe(Code.PermissionDenied);
+    const admin = mesh.client("orders", await adminToken(mesh));
+    expect((await admin.getOrder({ orderId: order!.id })).order!.id).toBe(order!.id);
+    expect((await admin.listOrders({ userId: alice.userId })).orders.map((o) => o.id)).toEqual([order!.id]);
+  });
+
+  it("answer NOT_FOUND for an unknown order and INVALID_ARGUMENT for malformed ids", async () => {
+    const { orders } = await customer();
+    expect((await failure(orders.getOrder({ orderId: unknownProduct }))).code).toBe(Code.NotFound);
+    const badOrder = await failure(orders.getOrder({ orderId: "nope" }));
+    expect([badOrder.code, badOrder.rawMessage.split(":")[0]]).toEqual([Code.InvalidArgument, "order_id"]);
+    const badUser = await failure(orders.listOrders({ userId: "nope" }));
+    expect([badUser.code, badUser.rawMessage.split(":")[0]]).toEqual([Code.InvalidArgument, "user_id"]);
+    const badToken = await failure(orders.listOrders({ userId: unknownProduct, pageToken: "%%%" }));
+    expect(badToken.code).toBe(Code.PermissionDenied);
+  });
+
+  it("lists newest first, in pages", async () => {
+    const { userId, orders } = await customer();
+    const placed: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      placed.push((await orders.createOrder({ requestId: requestId(), items: [{ productId: catalog[2]!.id, quantity: i + 1 }] })).order!.id);
+    }
+    const seen: string[] = [];
+    let pageToken = "";
+    do {
+      const page = await orders.listOrders({ userId, pageSize: 2, pageToken });
+      seen.push(...page.orders.map((o) => o.id));
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    expect(seen).toEqual(placed.reverse());
+    const bad = await failure(orders.listOrders({ userId, pageToken: "%%%" }));
+    expect([bad.code, bad.rawMessage.split(":")[0]]).toEqual([Code.InvalidArgument, "page_token"]);
+  });
+});
+
+describe("CreateOrder when products cannot answer", () => {
+  it("answers UNAVAILABLE within its own deadline when products hangs, and stores nothing", async () => {
+    // A products server that never answers, on a real loopback port.
+    const hanging: RunningServer = await startServer({
+      config: { host: "127.0.0.1", port: 0, shutdownDelayMs: 0, shutdownGraceMs: 100, maxRequestBytes: 1 << 20 },
+      logger: createLogger("hanging-products", "silent"),
+      services: [
+        hosted(ProductsService, {
+          createProduct: () => ({}),
+          getProduct: () => ({}),
+          listProducts: () => ({}),
+          batchGetProducts: (_, context) => new Promise((_, reject) => context.signal.addEventListener("abort", () => reject(context.signal.reason))),
+        }),
+      ],
+    });
+    const own = await mesh.startExtra("orders", { PRODUCTS_TARGET: hanging.address, PRODUCTS_TIMEOUT: "300ms" });
+    try {
+      const c = await signUpCustomer(mesh);
+      const orders = mesh.clientAt("orders", own.address, c.token);
+      const started = performance.now();
+      const error = await failure(orders.createOrder({ requestId: requestId(), items: [{ productId: catalog[0]!.id, quantity: 1 }] }));
+      const elapsed = performance.now() - started;
+      expect(error.code).toBe(Code.Unavailable);
+      expect(error.rawMessage).toContain("DEADLINE_EXCEEDED");
+      expect(elapsed).toBeGreaterThanOrEqual(250);
+      expect(elapsed).toBeLessThan(3000);
+      expect((await orders.listOrders({ userId: c.userId })).orders).toHaveLength(0);
+    } finally {
+      await own.stop("SIGKILL");
+      await hanging.stop();
+    }
+  });
+
+  it("answers UNAVAILABLE when products is stopped, stores nothing, and works again once it is back", async () => {
+    const c = await signUpCustomer(mesh);
+    const orders = mesh.client("orders", c.token);
+    const request = { requestId: requestId(), items: [{ productId: catalog[0]!.id, quantity: 1 }] };
+    const products = mesh.processes.get("products")!;
+    await products.stop("SIGKILL");
+    try {
+      const error = await failure(orders.createOrder(request));
+      expect(error.code).toBe(Code.Unavailable);
+      expect((await orders.listOrders({ userId: c.userId })).orders).toHaveLength(0);
+    } finally {
+      // Same data directory, new port: restart orders pointing at it.
+      await mesh.startService("products");
+      await mesh.processes.get("orders")!.stop("SIGKILL");
+      await mesh.startService("orders");
+    }
+    const retried = await mesh.client("orders", c.token).createOrder(request);
+    expect(retried.order!.lines).toHaveLength(1);
+  });
+});
+
+describe("durability", () => {
+  it("keeps every acknowledged order across a SIGKILL of the orders process", async () => {
+    const c = await signUpCustomer(mesh);
+    const orders = mesh.client("orders", c.token);
+    const acknowledged = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        orders.createOrder({ requestId: `durable-${i}`, items: [{ productId: catalog[i % 3]!.id, quantity: i + 1 }] }),
+      ),
+    );
+    await mesh.processes.get("orders")!.stop("SIGKILL");
+    await mesh.startService("orders");
+    const after = await mesh.client("orders", c.token).listOrders({ userId: c.userId, pageSize: 100 });
+    expect(after.orders.map((o) => o.id).sort()).toEqual(acknowledged.map((a) => a.order!.id).sort());
+    for (const order of after.orders) {
+      const placed = acknowledged.find((a) => a.order!.id === order.id)!.order!;
+      expect(order.lines).toEqual(placed.lines);
+    }
+  });
+});

@@ -1,0 +1,40 @@
+import { asc, eq, gt, inArray } from "drizzle-orm";
+import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
+import { newId } from "@shopmesh/chassis";
+import * as schema from "./db/schema.js";
+import { products, type ProductRow } from "./db/schema.js";
+
+export type ProductsDb = BetterSQLite3Database<typeof schema>;
+
+/** The products service's data access; the only code that touches products.sqlite. */
+export class ProductStore {
+  constructor(private readonly db: ProductsDb) {}
+
+  create(product: Omit<ProductRow, "id" | "createdAt">): ProductRow {
+    return this.db
+      .insert(products)
+      .values({ id: newId(), createdAt: Date.now(), ...product })
+      .returning()
+      .get();
+  }
+
+  byId(id: string): ProductRow | undefined {
+    return this.db.select().from(products).where(eq(products.id, id)).get();
+  }
+
+  byIds(ids: readonly string[]): ProductRow[] {
+    if (ids.length === 0) return [];
+    return this.db.select().from(products).where(inArray(products.id, [...ids])).all();
+  }
+
+  /** Up to `limit` products after the given id, oldest first. */
+  page(afterId: string | undefined, limit: number): ProductRow[] {
+    return this.db
+      .select()
+      .from(products)
+      .where(afterId === undefined ? undefined : gt(products.id, afterId))
+      .orderBy(asc(products.id))
+      .limit(limit)
+      .all();
+  }
+}

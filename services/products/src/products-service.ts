@@ -1,0 +1,88 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import {
+  checkId,
+  checkIds,
+  checkPageSize,
+  checkText,
+  decodePageToken,
+  encodePageToken,
+  invalidArgument,
+  requireAdmin,
+} from "@shopmesh/chassis";
+import { ProductsService, type ProductSchema } from "@shopmesh/sdk/products/v1";
+import type { Money } from "@shopmesh/sdk/type/v1";
+import type { ProductRow } from "./db/schema.js";
+import type { ProductStore } from "./product-store.js";
+
+/** Largest number of ids BatchGetProducts answers at once (as the contract says). */
+export const maxBatchProducts = 500;
+/** Largest price accepted, in minor units (ten billion in major units). */
+const maxPriceMinor = 1_000_000_000_000n;
+
+function toProduct(row: ProductRow): MessageInitShape<typeof ProductSchema> {
+  return {
+    id: row.id,
+    name: row.name,
+    description: row.description,
+    price: { currencyCode: row.currency, minorUnits: BigInt(row.priceMinor) },
+    createTime: timestampFromMs(row.createdAt),
+  };
+}
+
+function checkPrice(field: string, price: Money | undefined): { currency: string; minor: number } {
+  if (!price) throw invalidArgument(field, "is required");
+  if (!/^[A-Z]{3}$/.test(price.currencyCode)) {
+    throw invalidArgument(`${field}.currency_code`, "must be a three-letter upper-case ISO 4217 code");
+  }
+  if (price.minorUnits < 0n || price.minorUnits > maxPriceMinor) {
+    throw invalidArgument(`${field}.minor_units`, `must be from 0 to ${maxPriceMinor}`);
+  }
+  return { currency: price.currencyCode, minor: Number(price.minorUnits) };
+}
+
+/** The ProductsService handlers: validation, authorisation and mapping; data access is in ProductStore. */
+export function createProductsService(store: ProductStore): ServiceImpl<typeof ProductsService> {
+  return {
+    createProduct(request, context) {
+      requireAdmin(context);
+      const name = checkText("name", request.name, { max: 200 });
+      const description = checkText("description", request.description, { min: 0, max: 2000 });
+      const price = checkPrice("price", request.price);
+      const row = store.create({ name, description, priceMinor: price.minor, currency: price.currency });
+      return { product: toProduct(row) };
+    },
+
+    getProduct(request) {
+      const id = checkId("product_id", request.productId);
+      const row = store.byId(id);
+      if (!row) throw new ConnectError(`product ${id} not found`, Code.NotFound);
+      return { product: toProduct(row) };
+    },
+
+    listProducts(request) {
+      const pageSize = checkPageSize("page_size", request.pageSize, { fallback: 20, max: 100 });
+      const cursor = decodePageToken<{ after: string }>("page_token", request.pageToken, { after: "string" });
+      const rows = store.page(cursor?.after, pageSize + 1);
+      const page = rows.slice(0, pageSize);
+      const last = page.at(-1);
+      return {
+        products: page.map(toProduct),
+        nextPageToken: rows.length > pageSize && last ? encodePageToken({ after: last.id }) : "",
+      };
+    },
+
+    batchGetProducts(request) {
+      const ids = checkIds("product_ids", request.productIds, { max: maxBatchProducts });
+      const found = new Map(store.byIds(ids).map((row) => [row.id, row]));
+      return {
+        products: ids.flatMap((id) => {
+          const row = found.get(id);
+          return row ? [toProduct(row)] : [];
+        }),
+        missingProductIds: ids.filter((id) => !found.has(id)),
+      };
+    },
+  };
+}
