@@ -1,0 +1,86 @@
+// Builds the publishable SDK: JavaScript and declarations for sdk/src and the
+// generated code it re-exports, a package.json and a README, so that
+// `npm pack sdk/dist` makes an installable tarball.
+//
+//   node sdk/scripts/build.mjs [--out-dir <dir>]     (default: sdk/dist)
+//
+// In the repository the SDK's "exports" point at TypeScript sources; the
+// published manifest maps the same entry points to the compiled files.
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const sdk = resolve(fileURLToPath(import.meta.url), "../..");
+const tsc = resolve(sdk, "../node_modules/.bin/tsc");
+const { values } = parseArgs({ options: { "out-dir": { type: "string" } } });
+const outDir = resolve(values["out-dir"] ?? join(sdk, "dist"));
+
+rmSync(outDir, { recursive: true, force: true });
+mkdirSync(outDir, { recursive: true });
+// rootDir is the repository root (see tsconfig.build.json): sdk/src/x.ts
+// becomes <out>/sdk/src/x.js and gen/... becomes <out>/gen/...
+const compiled = spawnSync(tsc, ["-p", join(sdk, "tsconfig.build.json"), "--outDir", outDir], { stdio: "inherit" });
+if (compiled.status !== 0) {
+  console.error("sdk build: tsc failed");
+  process.exit(compiled.status ?? 1);
+}
+
+const source = JSON.parse(readFileSync(join(sdk, "package.json"), "utf8"));
+/** `./src/users-v1.ts` becomes the compiled `./sdk/src/users-v1` (without extension). */
+const compiledPath = (path) => path.replace(/^\.\/src\//, "./sdk/src/").replace(/\.ts$/, "");
+const exports = Object.fromEntries(
+  Object.entries(source.exports).map(([entry, path]) => [
+    entry,
+    { types: `${compiledPath(path)}.d.ts`, default: `${compiledPath(path)}.js` },
+  ]),
+);
+const manifest = {
+  name: source.name,
+  version: source.version,
+  description: source.description,
+  license: source.license,
+  type: "module",
+  exports,
+  types: exports["."].types,
+  sideEffects: false,
+  engines: source.engines,
+  dependencies: source.dependencies,
+};
+writeFileSync(join(outDir, "package.json"), `${JSON.stringify(manifest, null, 2)}\n`);
+writeFileSync(join(outDir, "README.md"), readme(manifest));
+console.log(`sdk build: ${manifest.name}@${manifest.version} in ${outDir}`);
+
+function readme({ name, description }) {
+  const entries = Object.keys(exports)
+    .filter((entry) => entry !== ".")
+    .map((entry) => `- \`${name}${entry.slice(1)}\``)
+    .join("\n");
+  return `# ${name}
+
+${description}
+
+\`\`\`ts
+import { createClient, createTransport, ConnectError, Code } from "${name}";
+import { ProductsService } from "${name}/products/v1";
+
+const transport = createTransport({ target: "127.0.0.1:50052" }); // kind: "grpc-js" (default) or "connect-node"
+const products = createClient(ProductsService, transport);
+try {
+  const { product } = await products.getProduct({ productId: "..." }, { timeoutMs: 500 });
+  console.log(product?.name);
+} catch (error) {
+  if (error instanceof ConnectError && error.code === Code.NotFound) console.log("no such product");
+  else throw error;
+} finally {
+  transport.close();
+}
+\`\`\`
+
+Pass \`token\` to \`createTransport\` to send a bearer token with every call.
+Service descriptors and message types, one entry point per contract package:
+
+${entries}
+`;
+}
