@@ -24,3 +24,4 @@ export {
 } from "./validation.js";
 export { loadTokenVerifier, readDatabasePath, readDataDir } from "./auth/auth-config.js";
 export { downstreamTimeoutMs } from "./deadline.js";
+export { spawnService, type ServiceProcess, type SpawnServiceOptions } from "./testing/spawn-service.js";

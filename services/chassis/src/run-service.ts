@@ -37,7 +37,12 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
   try {
     const setup = await options.setup({ config, logger, env: process.env });
     const server = await startServer({ config, logger, services: setup.services, interceptors: setup.interceptors });
+    let shuttingDown = false;
     const shutdown = (signal: string) => {
+      // A terminal's Ctrl-C reaches both a supervisor and its children, which
+      // then also hear the supervisor's SIGTERM: stop once.
+      if (shuttingDown) return;
+      shuttingDown = true;
       logger.info({ signal }, "shutting down");
       server
         .stop()
@@ -50,8 +55,8 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
           },
         );
     };
-    process.once("SIGTERM", () => shutdown("SIGTERM"));
-    process.once("SIGINT", () => shutdown("SIGINT"));
+    process.on("SIGTERM", () => shutdown("SIGTERM"));
+    process.on("SIGINT", () => shutdown("SIGINT"));
     logger.info({ host: server.host, port: server.port, services: setup.services.map((s) => s.service.typeName) }, "ready");
     return server;
   } catch (error) {

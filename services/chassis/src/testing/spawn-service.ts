@@ -22,6 +22,12 @@ export interface SpawnServiceOptions {
   env?: Record<string, string>;
   /** How long to wait for the `ready` line. */
   readyTimeoutMs?: number;
+  /** Called with every JSON log line. */
+  onLog?: (entry: Record<string, unknown>) => void;
+  /** Keep every log line in `logs` (default true; a long-running supervisor turns it off). */
+  keepLogs?: boolean;
+  /** Called with what the process writes to standard error. */
+  onStderr?: (text: string) => void;
 }
 
 /**
@@ -36,7 +42,10 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
   });
   const logs: Record<string, unknown>[] = [];
   let stderr = "";
-  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+    if (stderr.length < 64 * 1024) stderr += chunk;
+    options.onStderr?.(chunk);
+  });
   const exited = once(child, "exit").then(([code]) => code as number | null);
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -50,7 +59,8 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
       } catch {
         return;
       }
-      logs.push(entry);
+      if (options.keepLogs !== false) logs.push(entry);
+      options.onLog?.(entry);
       if (entry.msg === "ready" && typeof entry.port === "number") {
         clearTimeout(timer);
         resolve(entry.port);

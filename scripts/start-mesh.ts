@@ -1,0 +1,151 @@
+// `npm start`: runs every shopmesh service as its own process on its
+// well-known port, seeds a demo data set on the first start, and prints how
+// to call the services. Ctrl-C stops them all.
+import { createWriteStream, existsSync, mkdirSync, type WriteStream } from "node:fs";
+import { join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { defaultKeyFiles, ensureKeyPair, envReader, spawnService, type ServiceProcess } from "@shopmesh/chassis";
+import { portIsFree } from "./mesh/ports.js";
+import { seedOnce, type SeedRecord } from "./mesh/seed.js";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const read = envReader();
+const dataDir = resolve(read.string("DATA_DIR", join(root, "data")));
+const host = "127.0.0.1";
+const basePort = read.int("SHOPMESH_PORT_BASE", 50051, { min: 1024, max: 65531 });
+
+interface Planned {
+  name: string;
+  port: number;
+  env: Record<string, string>;
+}
+
+const addressOf = (port: number) => `${host}:${port}`;
+const ports = { users: basePort, products: basePort + 1, orders: basePort + 2, "user-orders": basePort + 3 };
+const plan = ([
+  { name: "users", port: ports.users, env: { ADMIN_EMAILS: "admin@shopmesh.local" } },
+  { name: "products", port: ports.products, env: {} },
+  { name: "orders", port: ports.orders, env: { PRODUCTS_TARGET: addressOf(ports.products) } },
+  {
+    name: "user-orders",
+    port: ports["user-orders"],
+    env: {
+      USERS_TARGET: addressOf(ports.users),
+      ORDERS_TARGET: addressOf(ports.orders),
+      PRODUCTS_TARGET: addressOf(ports.products),
+    },
+  },
+] satisfies Planned[] as Planned[]).filter((service) => existsSync(entryOf(service.name)));
+
+function entryOf(name: string): string {
+  return join(root, "services", name, "src", "main.ts");
+}
+
+const say = (line = "") => process.stdout.write(`${line}\n`);
+const running = new Map<string, ServiceProcess>();
+const logs: WriteStream[] = [];
+let stopping = false;
+
+async function main(): Promise<void> {
+  const busy = [];
+  for (const service of plan) if (!(await portIsFree(service.port, host))) busy.push(service);
+  if (busy.length > 0) {
+    for (const service of busy) say(`port ${service.port} (${service.name}) is busy: is shopmesh already running?`);
+    say("Stop what holds the port, or choose other ports with SHOPMESH_PORT_BASE=<first port>.");
+    process.exit(1);
+  }
+
+  mkdirSync(join(dataDir, "logs"), { recursive: true });
+  if (ensureKeyPair(defaultKeyFiles(dataDir))) say(`generated a token key pair in ${relative(root, join(dataDir, "auth")) || "."}`);
+
+  // orders needs products, user-orders needs everything: start in that order.
+  for (const group of [["users", "products"], ["orders"], ["user-orders"]]) {
+    await Promise.all(plan.filter((service) => group.includes(service.name)).map(start));
+  }
+
+  const { seeded, record } = await seedOnce(dataDir, {
+    users: addressOf(ports.users),
+    products: addressOf(ports.products),
+    orders: addressOf(ports.orders),
+  });
+  say(seeded ? "seeded the demo catalog, users and orders" : "demo data already seeded (delete data/ to start over)");
+  say();
+  printExamples(record);
+}
+
+async function start(service: Planned): Promise<void> {
+  const log = createWriteStream(join(dataDir, "logs", `${service.name}.log`), { flags: "a" });
+  logs.push(log);
+  const child = await spawnService({
+    entry: entryOf(service.name),
+    env: { ...service.env, PORT: String(service.port), HOST: host, DATA_DIR: dataDir, LOG_LEVEL: read.string("LOG_LEVEL", "info") },
+    keepLogs: false,
+    onLog: (entry) => log.write(`${JSON.stringify(entry)}\n`),
+    onStderr: (text) => log.write(text),
+  });
+  running.set(service.name, child);
+  const logPath = relative(process.cwd(), join(dataDir, "logs", `${service.name}.log`));
+  say(`✓ ${service.name.padEnd(11)} ready on ${child.address}  pid ${child.child.pid}  log ${logPath}`);
+  child.child.once("exit", (code, signal) => {
+    running.delete(service.name);
+    if (!stopping) {
+      say(`✗ ${service.name} exited (${signal ?? `code ${code}`}); the other services keep serving. See its log.`);
+    }
+  });
+}
+
+function printExamples(record: SeedRecord): void {
+  const curl = (port: number, path: string, body: string, token?: string) =>
+    [
+      "npx buf curl --protocol grpc --http2-prior-knowledge",
+      token ? ` -H "authorization: Bearer ${token}"` : "",
+      ` -d '${body}'`,
+      ` http://${addressOf(port)}/${path}`,
+    ].join("");
+  const grpcurl = (port: number, path: string, body: string, token?: string) =>
+    `grpcurl -plaintext${token ? ` -H "authorization: Bearer ${token}"` : ""} -d '${body}' ${addressOf(port)} ${path}`;
+  const alice = record.accounts.alice;
+  const signIn = `{"email":"${alice.email}","password":"${alice.password}"}`;
+  const tokenCommand = (client: string) =>
+    `export TOKEN=$(${client} | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).session.accessToken))')`;
+
+  say("Sign in as a demo customer and keep the token (tokens last 15 minutes):");
+  say(`  ${tokenCommand(curl(ports.users, "shopmesh.users.v1.UsersService/SignIn", signIn))}`);
+  say();
+  say("Then call the services with buf curl (it ships with this project):");
+  say(`  npx buf curl --protocol grpc --http2-prior-knowledge --list-services http://${addressOf(ports.products)}`);
+  say(`  ${curl(ports.products, "shopmesh.products.v1.ProductsService/ListProducts", '{"page_size":5}')}`);
+  say(`  ${curl(ports.users, "shopmesh.users.v1.UsersService/GetUser", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
+  say(`  ${curl(ports.orders, "shopmesh.orders.v1.OrdersService/ListOrders", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
+  if (running.has("user-orders")) {
+    say(`  ${curl(ports["user-orders"], "shopmesh.userorders.v1.UserOrdersService/GetUserOrders", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
+  }
+  say();
+  say("or with grpcurl, if you have it:");
+  say(`  ${tokenCommand(grpcurl(ports.users, "shopmesh.users.v1.UsersService/SignIn", signIn))}`);
+  say(`  grpcurl -plaintext ${addressOf(ports.products)} list`);
+  say(`  ${grpcurl(ports.orders, "shopmesh.orders.v1.OrdersService/ListOrders", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
+  say();
+  say(`Demo accounts: ${Object.values(record.accounts).map((a) => `${a.email} / ${a.password}`).join(", ")}`);
+  say("Press Ctrl-C to stop every service.");
+}
+
+async function stopAll(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  say(`\n${signal}: stopping ${[...running.keys()].join(", ") || "nothing"}...`);
+  const codes = await Promise.all([...running.entries()].map(async ([name, child]) => [name, await child.stop("SIGTERM")] as const));
+  for (const [name, code] of codes) say(`  ${name} stopped${code === 0 ? "" : ` (exit code ${code})`}`);
+  for (const log of logs) log.end();
+  process.exit(0);
+}
+
+process.on("SIGINT", () => void stopAll("SIGINT"));
+process.on("SIGTERM", () => void stopAll("SIGTERM"));
+
+main().catch(async (error: unknown) => {
+  say(`shopmesh failed to start: ${error instanceof Error ? error.message : String(error)}`);
+  stopping = true;
+  await Promise.all([...running.values()].map((child) => child.stop("SIGTERM")));
+  process.exit(1);
+});
