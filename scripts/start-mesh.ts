@@ -78,7 +78,15 @@ async function start(service: Planned): Promise<void> {
   logs.push(log);
   const child = await spawnService({
     entry: entryOf(service.name),
-    env: { ...service.env, PORT: String(service.port), HOST: host, DATA_DIR: dataDir, LOG_LEVEL: read.string("LOG_LEVEL", "info") },
+    env: {
+      ...service.env,
+      PORT: String(service.port),
+      HOST: host,
+      DATA_DIR: dataDir,
+      LOG_LEVEL: read.string("LOG_LEVEL", "info"),
+      // A local mesh is for experiments: `shopmesh chaos` may inject faults.
+      FAULT_INJECTION: read.string("FAULT_INJECTION", "on"),
+    },
     keepLogs: false,
     onLog: (entry) => log.write(`${JSON.stringify(entry)}\n`),
     onStderr: (text) => log.write(text),

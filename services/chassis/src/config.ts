@@ -104,6 +104,13 @@ export interface ServerConfig {
   shutdownGraceMs: number;
   /** Largest request message accepted, in bytes (MAX_REQUEST_BYTES); larger ones get RESOURCE_EXHAUSTED. */
   maxRequestBytes: number;
+  /** Whether faults may be injected (FAULT_INJECTION=on); off by default. */
+  faultInjection: boolean;
+  /**
+   * Port of the loopback-only admin listener (ADMIN_PORT): the service's port
+   * plus 1000 by default, or a free port when PORT is 0.
+   */
+  adminPort: number;
 }
 
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -111,12 +118,15 @@ const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"]
 /** Reads the common server settings; `defaultPort` is the service's well-known port. */
 export function readServerConfig(defaultPort: number, env: Env = process.env): ServerConfig {
   const read = envReader(env);
+  const port = read.int("PORT", defaultPort, { min: 0, max: 65535 });
   return {
     host: read.string("HOST", "127.0.0.1"),
-    port: read.int("PORT", defaultPort, { min: 0, max: 65535 }),
+    port,
     logLevel: read.oneOf("LOG_LEVEL", logLevels, "info"),
     shutdownDelayMs: read.durationMs("SHUTDOWN_DELAY", 0),
     shutdownGraceMs: read.durationMs("SHUTDOWN_GRACE", "10s"),
     maxRequestBytes: read.int("MAX_REQUEST_BYTES", 1024 * 1024, { min: 1024, max: 64 * 1024 * 1024 }),
+    faultInjection: read.bool("FAULT_INJECTION", false),
+    adminPort: read.int("ADMIN_PORT", port === 0 ? 0 : port + 1000, { min: 0, max: 65535 }),
   };
 }

@@ -2,6 +2,10 @@ import { ConfigError, readServerConfig, type ServerConfig } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
 import { startServer, type HostedService, type RunningServer } from "./server/service-server.js";
 import type { Interceptor } from "@connectrpc/connect";
+import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
+import { createFaultInjectionService } from "./faults/fault-injection-service.js";
+import { FaultRegistry, parseFaultsEnv } from "./faults/fault-registry.js";
+import { hosted } from "./server/service-server.js";
 
 /** What a service's setup returns: what to host and how to clean up. */
 export interface ServiceSetup {
@@ -28,15 +32,33 @@ export interface RunServiceOptions {
  */
 export async function runService(options: RunServiceOptions): Promise<RunningServer | undefined> {
   let config: ServerConfig;
+  let faults: FaultRegistry;
   try {
     config = readServerConfig(options.defaultPort);
+    const initialFaults = process.env.FAULTS?.trim() ? parseFaultsEnv(process.env.FAULTS) : [];
+    if (initialFaults.length > 0 && !config.faultInjection) {
+      throw new ConfigError("FAULTS", process.env.FAULTS ?? "", "no faults unless FAULT_INJECTION=on");
+    }
+    faults = new FaultRegistry(config.faultInjection, initialFaults);
   } catch (error) {
     return exitOnStartError(options.name, error);
   }
   const logger = createLogger(options.name, config.logLevel);
   try {
     const setup = await options.setup({ config, logger, env: process.env });
-    const server = await startServer({ config, logger, services: setup.services, interceptors: setup.interceptors });
+    const server = await startServer({
+      config,
+      logger,
+      services: setup.services,
+      // Faults run outermost, so an injected delay or error looks like the service itself.
+      interceptors: [...(config.faultInjection ? [faults.interceptor] : []), ...(setup.interceptors ?? [])],
+    });
+    // The admin listener is bound to the loopback interface whatever HOST says.
+    const admin = await startServer({
+      config: { ...config, host: "127.0.0.1", port: config.adminPort, shutdownDelayMs: 0 },
+      logger: logger.child({ listener: "admin" }),
+      services: [hosted(FaultInjectionService, createFaultInjectionService(faults))],
+    });
     let shuttingDown = false;
     const shutdown = (signal: string) => {
       // A terminal's Ctrl-C reaches both a supervisor and its children, which
@@ -44,8 +66,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
       if (shuttingDown) return;
       shuttingDown = true;
       logger.info({ signal }, "shutting down");
-      server
-        .stop()
+      Promise.all([server.stop(), admin.stop()])
         .then(() => setup.close?.())
         .then(
           () => process.exit(0),
@@ -57,7 +78,17 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
     };
     process.on("SIGTERM", () => shutdown("SIGTERM"));
     process.on("SIGINT", () => shutdown("SIGINT"));
-    logger.info({ host: server.host, port: server.port, services: setup.services.map((s) => s.service.typeName) }, "ready");
+    logger.info(
+      {
+        host: server.host,
+        port: server.port,
+        adminPort: admin.port,
+        faultInjection: config.faultInjection,
+        faults: faults.list().length,
+        services: setup.services.map((s) => s.service.typeName),
+      },
+      "ready",
+    );
     return server;
   } catch (error) {
     logger.fatal({ err: error }, "start-up failed");

@@ -6,6 +6,8 @@ import { createInterface } from "node:readline";
 export interface ServiceProcess {
   readonly child: ChildProcess;
   readonly port: number;
+  /** Port of the loopback-only admin listener (fault injection). */
+  readonly adminPort: number;
   /** `127.0.0.1:port`. */
   readonly address: string;
   /** Every JSON log line the process printed so far. */
@@ -47,6 +49,7 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
     options.onStderr?.(chunk);
   });
   const exited = once(child, "exit").then(([code]) => code as number | null);
+  let adminPort = 0;
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
@@ -63,6 +66,7 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
       options.onLog?.(entry);
       if (entry.msg === "ready" && typeof entry.port === "number") {
         clearTimeout(timer);
+        if (typeof entry.adminPort === "number") adminPort = entry.adminPort;
         resolve(entry.port);
       }
     });
@@ -74,6 +78,7 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
   return {
     child,
     port,
+    adminPort,
     address: `127.0.0.1:${port}`,
     logs,
     async stop(signal = "SIGTERM") {

@@ -1,0 +1,1 @@
+export * from "../../gen/shopmesh/faults/v1/faults_pb.js";
