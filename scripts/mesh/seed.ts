@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createClient, ConnectError, Code } from "@connectrpc/connect";
-import { createTransport } from "@shopmesh/sdk";
+import { ConnectError, Code } from "@connectrpc/connect";
+import { createClient, createTransport } from "@shopmesh/sdk";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";

@@ -10,7 +10,9 @@ import {
   type ServiceError,
 } from "@grpc/grpc-js";
 import {
+  create,
   fromBinary,
+  isMessage,
   toBinary,
   type DescMessage,
   type DescMethodStreaming,
@@ -18,8 +20,16 @@ import {
   type MessageInitShape,
   type MessageShape,
 } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createMethodUrl, runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
+import {
+  Code,
+  ConnectError,
+  createContextValues,
+  type Interceptor,
+  type Transport,
+  type UnaryRequest,
+  type UnaryResponse,
+} from "@connectrpc/connect";
+import { createMethodUrl, runStreamingCall } from "@connectrpc/connect/protocol";
 import { headersToMetadata, metadataToHeaders, type HeadersLike } from "./metadata.js";
 
 /** Options for {@link createGrpcTransport}. */
@@ -63,6 +73,7 @@ type Deserializer = (bytes: Buffer) => unknown;
 
 interface MethodCodec {
   path: string;
+  url: string;
   serialize: Serializer;
   deserialize: Deserializer;
 }
@@ -94,6 +105,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
       const { input, output } = method;
       codec = {
         path: `/${method.parent.typeName}/${method.name}`,
+        url: createMethodUrl(baseUrl, method),
         serialize: (value) => asBuffer(toBinary(input, value as MessageShape<DescMessage>)),
         deserialize: (bytes) => fromBinary(output, bytes),
       };
@@ -108,6 +120,12 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
       client.close();
     },
 
+    // Unary calls skip Connect's runUnaryCall: per call it creates two
+    // AbortControllers, links them with listeners, and aborts one when the
+    // call succeeds, which builds a DOMException with a stack trace and
+    // dispatches an Event. That was most of the cost over grpc-js's own
+    // client. Here grpc-js enforces the deadline, and a signal is created only
+    // when interceptors need to see the deadline on req.signal.
     unary<I extends DescMessage, O extends DescMessage>(
       method: DescMethodUnary<I, O>,
       signal: AbortSignal | undefined,
@@ -115,56 +133,73 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
       header: HeadersLike,
       message: MessageInitShape<I>,
       contextValues = createContextValues(),
-    ) {
+    ): Promise<UnaryResponse<I, O>> {
       const codec = codecFor(method);
-      return runUnaryCall<I, O>({
-        interceptors,
-        signal,
-        timeoutMs,
-        req: {
-          stream: false,
-          service: method.parent,
-          method,
-          requestMethod: "POST",
-          url: createMethodUrl(baseUrl, method),
-          header: new Headers(header),
-          contextValues,
-          message,
-        },
-        next: (req) =>
-          new Promise((resolve, reject) => {
-            const responseHeader = new Headers();
-            const responseTrailer = new Headers();
-            const call = client.makeUnaryRequest(
-              codec.path,
-              codec.serialize,
-              codec.deserialize,
-              req.message,
-              headersToMetadata(req.header),
-              callOptions(timeoutMs),
-              (error: ServiceError | null, value?: unknown) => {
-                req.signal.removeEventListener("abort", onAbort);
-                if (error) {
-                  reject(toConnectError(error));
-                  return;
-                }
-                resolve({
-                  stream: false,
-                  service: method.parent,
-                  method,
-                  header: responseHeader,
-                  trailer: responseTrailer,
-                  message: value as MessageShape<O>,
-                });
-              },
-            );
-            call.on("metadata", (metadata: Metadata) => metadataToHeaders(metadata, responseHeader));
-            call.on("status", (status: { metadata: Metadata }) => metadataToHeaders(status.metadata, responseTrailer));
-            const onAbort = () => call.cancel();
-            if (req.signal.aborted) call.cancel();
-            else req.signal.addEventListener("abort", onAbort, { once: true });
-          }),
+      const options = callOptions(timeoutMs);
+      const innermost = (req: UnaryRequest<I, O>) =>
+        new Promise<UnaryResponse<I, O>>((resolve, reject) => {
+          if (req.signal.aborted) {
+            reject(ConnectError.from(req.signal.reason, Code.Canceled));
+            return;
+          }
+          const responseHeader = new Headers();
+          const responseTrailer = new Headers();
+          const onAbort = () => call.cancel();
+          const call = client.makeUnaryRequest(
+            codec.path,
+            codec.serialize,
+            codec.deserialize,
+            req.message,
+            headersToMetadata(req.header),
+            options,
+            (error: ServiceError | null, value?: unknown) => {
+              req.signal.removeEventListener("abort", onAbort);
+              if (error) {
+                // A cancellation we caused keeps the signal's reason (e.g. a
+                // deadline an interceptor saw, or the caller's own error).
+                reject(req.signal.aborted ? ConnectError.from(req.signal.reason, Code.Canceled) : toConnectError(error));
+                return;
+              }
+              resolve({
+                stream: false,
+                service: method.parent,
+                method,
+                header: responseHeader,
+                trailer: responseTrailer,
+                message: value as MessageShape<O>,
+              });
+            },
+          );
+          call.on("metadata", (metadata: Metadata) => metadataToHeaders(metadata, responseHeader));
+          call.on("status", (status: { metadata: Metadata }) => metadataToHeaders(status.metadata, responseTrailer));
+          req.signal.addEventListener("abort", onAbort, { once: true });
+        });
+      let requestSignal = signal ?? neverAborted;
+      let timer: NodeJS.Timeout | undefined;
+      if (interceptors.length > 0 && timeoutMs !== undefined) {
+        // Interceptors see the deadline on req.signal, as with Connect's own transports.
+        const controller = new AbortController();
+        if (signal?.aborted) controller.abort(signal.reason);
+        else signal?.addEventListener("abort", () => controller.abort(signal.reason), { once: true });
+        timer = setTimeout(() => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeoutMs);
+        requestSignal = controller.signal;
+      }
+      const next = interceptors.reduceRight<(req: UnaryRequest<I, O>) => Promise<UnaryResponse<I, O>>>(
+        (inner, interceptor) => interceptor(inner as never) as never,
+        innermost,
+      );
+      const result = next({
+        stream: false,
+        service: method.parent,
+        method,
+        requestMethod: "POST",
+        url: codec.url,
+        header: new Headers(header),
+        contextValues,
+        signal: requestSignal,
+        message: isMessage(message, method.input) ? message : create(method.input, message),
       });
+      return timer === undefined ? result : result.finally(() => clearTimeout(timer));
     },
 
     stream<I extends DescMessage, O extends DescMessage>(
@@ -190,7 +225,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
           service: method.parent,
           method,
           requestMethod: "POST",
-          url: createMethodUrl(baseUrl, method),
+          url: codec.url,
           header: new Headers(header),
           contextValues,
           message: input,
@@ -236,6 +271,9 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
     },
   };
 }
+
+/** The signal of a call that nothing can cancel. */
+const neverAborted = new AbortController().signal;
 
 function channelOptionsFor(options: GrpcTransportOptions): ChannelOptions {
   const channel: ChannelOptions = {};

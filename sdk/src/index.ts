@@ -13,7 +13,8 @@
  * package: `@shopmesh/sdk/users/v1`, `/products/v1`, `/orders/v1`,
  * `/userorders/v1`, `/type/v1` and `/health/v1`.
  */
-export { createClient, ConnectError, Code } from "@connectrpc/connect";
+export { ConnectError, Code } from "@connectrpc/connect";
+export { createClient } from "./create-client.js";
 export type { Client, CallOptions, Interceptor, Transport } from "@connectrpc/connect";
 export { createTransport, type CreateTransportOptions, type TransportKind } from "./create-transport.js";
 export { createGrpcTransport, type GrpcTransport, type GrpcTransportOptions } from "./grpc-transport.js";

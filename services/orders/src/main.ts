@@ -1,6 +1,5 @@
 // The orders service process: places orders, priced by the products service.
 import { fileURLToPath } from "node:url";
-import { createClient } from "@connectrpc/connect";
 import {
   authInterceptor,
   envReader,
@@ -10,7 +9,7 @@ import {
   readDatabasePath,
   runService,
 } from "@shopmesh/chassis";
-import { createTransport } from "@shopmesh/sdk";
+import { createClient, createTransport } from "@shopmesh/sdk";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
 import * as schema from "./db/schema.js";

@@ -1,8 +1,8 @@
 import { parseArgs } from "node:util";
-import { createClient, ConnectError } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { parseDurationMs } from "@shopmesh/chassis";
-import { createTransport } from "@shopmesh/sdk";
+import { createClient, createTransport } from "@shopmesh/sdk";
 import { FaultInjectionService, type Fault } from "@shopmesh/sdk/faults/v1";
 
 const services = ["users", "products", "orders", "user-orders"] as const;

@@ -113,6 +113,19 @@ interface CallLike {
   on(event: "cancelled", listener: () => void): unknown;
 }
 
+/**
+ * A client cancels a call when its own deadline passes, and that cancellation
+ * can reach the server before the server's copy of the deadline has passed:
+ * the server anchors its copy when grpc-js reads the request's grpc-timeout,
+ * which lags the client's clock by the transit time plus both event loops'
+ * delays (a few ms when idle, tens of ms on a loaded host). A cancellation
+ * that close to the deadline is the deadline: within a fifth of the timeout,
+ * but at least 25 ms and at most 1 s.
+ */
+function deadlineSlackMs(timeoutMs: number): number {
+  return Math.min(1_000, Math.max(25, timeoutMs / 5));
+}
+
 function contextFor(method: DescMethod, call: CallLike) {
   const deadline = call.getDeadline();
   const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
@@ -125,10 +138,11 @@ function contextFor(method: DescMethod, call: CallLike) {
     timeoutMs: Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : undefined,
     requestHeader: metadataToHeaders(call.metadata),
   });
+  const slackMs = Number.isFinite(deadlineMs) ? deadlineSlackMs(deadlineMs - Date.now()) : 0;
   call.on("cancelled", () => {
     if (!context.signal.aborted) {
       context.abort(
-        Number.isFinite(deadlineMs) && Date.now() >= deadlineMs
+        Number.isFinite(deadlineMs) && Date.now() >= deadlineMs - slackMs
           ? new ConnectError("the deadline passed", Code.DeadlineExceeded)
           : new ConnectError("the client cancelled the call", Code.Canceled),
       );

@@ -1,0 +1,198 @@
+// Configuration from the environment: defaults, good values, and a clear
+// ConfigError that names the variable for bad ones; and a service process that
+// refuses a bad PORT with exit code 2.
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { ConfigError, envReader, parseDurationMs, readServerConfig } from "@shopmesh/chassis";
+
+const echoMain = fileURLToPath(new URL("./support/echo-main.ts", import.meta.url));
+
+/** Runs `fn` and returns the ConfigError it threw; fails the test otherwise. */
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error("expected a ConfigError, but nothing was thrown");
+}
+
+describe("parseDurationMs", () => {
+  it.each([
+    ["250ms", 250],
+    ["10s", 10_000],
+    ["1.5s", 1_500],
+    ["2m", 120_000],
+    ["1h", 3_600_000],
+    ["300", 300],
+    ["0", 0],
+    [" 5s ", 5_000],
+  ])("reads %j as %i ms", (text, expected) => {
+    expect(parseDurationMs(text)).toBe(expected);
+  });
+
+  it.each(["", "soon", "-5s", "5 s", "5sec", "1e3", "s", "10d", "1,5s"])("rejects %j", (text) => {
+    expect(parseDurationMs(text)).toBeUndefined();
+  });
+});
+
+describe("envReader", () => {
+  it("returns the fallback for a missing or blank variable", () => {
+    const read = envReader({ BLANK: "   " });
+    expect(read.string("MISSING", "fallback")).toBe("fallback");
+    expect(read.string("BLANK", "fallback")).toBe("fallback");
+    expect(read.optionalString("MISSING")).toBeUndefined();
+    expect(read.optionalString("BLANK")).toBeUndefined();
+    expect(read.int("MISSING", 7)).toBe(7);
+    expect(read.number("BLANK", 0.5)).toBe(0.5);
+    expect(read.bool("MISSING", true)).toBe(true);
+    expect(read.durationMs("MISSING", "2s")).toBe(2_000);
+    expect(read.durationMs("MISSING", 42)).toBe(42);
+    expect(read.oneOf("MISSING", ["a", "b"], "b")).toBe("b");
+  });
+
+  it("reads good values, trimmed", () => {
+    const read = envReader({
+      NAME: "  users ",
+      COUNT: "12",
+      NEGATIVE: "-3",
+      RATIO: "0.25",
+      FLAG_ON: "Yes",
+      FLAG_OFF: "0",
+      WAIT: "1.5s",
+      MODE: "b",
+    });
+    expect(read.string("NAME", "x")).toBe("users");
+    expect(read.optionalString("NAME")).toBe("users");
+    expect(read.int("COUNT", 0, { min: 1, max: 12 })).toBe(12);
+    expect(read.int("NEGATIVE", 0)).toBe(-3);
+    expect(read.number("RATIO", 0, { min: 0, max: 1 })).toBe(0.25);
+    expect(read.bool("FLAG_ON", false)).toBe(true);
+    expect(read.bool("FLAG_OFF", true)).toBe(false);
+    expect(read.durationMs("WAIT", 0)).toBe(1_500);
+    expect(read.oneOf("MODE", ["a", "b"], "a")).toBe("b");
+  });
+
+  it.each([
+    ["int", "COUNT", "twelve", () => envReader({ COUNT: "twelve" }).int("COUNT", 0)],
+    ["int (fraction)", "COUNT", "1.5", () => envReader({ COUNT: "1.5" }).int("COUNT", 0)],
+    ["int (below min)", "COUNT", "0", () => envReader({ COUNT: "0" }).int("COUNT", 5, { min: 1 })],
+    ["int (above max)", "COUNT", "13", () => envReader({ COUNT: "13" }).int("COUNT", 5, { max: 12 })],
+    ["number", "RATIO", "half", () => envReader({ RATIO: "half" }).number("RATIO", 0)],
+    ["number (infinite)", "RATIO", "Infinity", () => envReader({ RATIO: "Infinity" }).number("RATIO", 0)],
+    ["number (range)", "RATIO", "1.5", () => envReader({ RATIO: "1.5" }).number("RATIO", 0, { min: 0, max: 1 })],
+    ["bool", "FLAG", "maybe", () => envReader({ FLAG: "maybe" }).bool("FLAG", false)],
+    ["duration", "WAIT", "soon", () => envReader({ WAIT: "soon" }).durationMs("WAIT", 0)],
+    ["oneOf", "MODE", "c", () => envReader({ MODE: "c" }).oneOf("MODE", ["a", "b"], "a")],
+  ])("throws a ConfigError naming the variable for a bad %s", (_kind, variable, value, read) => {
+    const error = configError(read);
+    expect(error.variable).toBe(variable);
+    expect(error.value).toBe(value);
+    expect(error.name).toBe("ConfigError");
+    expect(error.message).toContain(variable);
+    expect(error.message).toContain(JSON.stringify(value));
+    expect(error.message).toMatch(/expected .+/);
+  });
+
+  it("says what was expected", () => {
+    expect(configError(() => envReader({ MODE: "c" }).oneOf("MODE", ["a", "b"], "a")).message).toContain("one of a, b");
+    expect(configError(() => envReader({ N: "9" }).int("N", 0, { min: 1, max: 5 })).message).toContain("from 1 to 5");
+    expect(configError(() => envReader({ WAIT: "x" }).durationMs("WAIT", 0)).message).toContain('"250ms"');
+  });
+
+  it("reads process.env when given no environment", () => {
+    const name = `SHOPMESH_CONFIG_TEST_${process.pid}`;
+    process.env[name] = "31";
+    try {
+      expect(envReader().int(name, 0)).toBe(31);
+    } finally {
+      delete process.env[name];
+    }
+  });
+});
+
+describe("readServerConfig", () => {
+  it("has defaults for everything", () => {
+    expect(readServerConfig(50051, {})).toEqual({
+      host: "127.0.0.1",
+      port: 50051,
+      logLevel: "info",
+      shutdownDelayMs: 0,
+      shutdownGraceMs: 10_000,
+      maxRequestBytes: 1024 * 1024,
+      faultInjection: false,
+      adminPort: 51051,
+    });
+  });
+
+  it("puts the admin port on a free port too when PORT is 0", () => {
+    expect(readServerConfig(50051, { PORT: "0" })).toMatchObject({ port: 0, adminPort: 0 });
+  });
+
+  it("reads every setting", () => {
+    expect(
+      readServerConfig(50051, {
+        HOST: "0.0.0.0",
+        PORT: "0",
+        LOG_LEVEL: "debug",
+        SHUTDOWN_DELAY: "600ms",
+        SHUTDOWN_GRACE: "2s",
+        MAX_REQUEST_BYTES: "4096",
+        FAULT_INJECTION: "on",
+        ADMIN_PORT: "7001",
+      }),
+    ).toEqual({
+      host: "0.0.0.0",
+      port: 0,
+      logLevel: "debug",
+      shutdownDelayMs: 600,
+      shutdownGraceMs: 2_000,
+      maxRequestBytes: 4096,
+      faultInjection: true,
+      adminPort: 7001,
+    });
+  });
+
+  it.each([
+    ["PORT", "notaport"],
+    ["PORT", "65536"],
+    ["PORT", "-1"],
+    ["LOG_LEVEL", "loud"],
+    ["SHUTDOWN_DELAY", "soon"],
+    ["SHUTDOWN_GRACE", "10 seconds"],
+    ["MAX_REQUEST_BYTES", "10"],
+    ["MAX_REQUEST_BYTES", "1MB"],
+    ["FAULT_INJECTION", "sometimes"],
+    ["ADMIN_PORT", "admin"],
+  ])("rejects %s=%j with a ConfigError naming it", (variable, value) => {
+    const error = configError(() => readServerConfig(50051, { [variable]: value }));
+    expect(error.variable).toBe(variable);
+    expect(error.value).toBe(value);
+    expect(error.message.startsWith(`${variable}=`)).toBe(true);
+  });
+});
+
+describe("a service process with a bad configuration", () => {
+  it("exits with code 2 and names the variable on stderr", async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", echoMain], {
+      env: { ...process.env, PORT: "notaport" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    let stdout = "";
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+    try {
+      const [code] = (await once(child, "exit")) as [number | null];
+      expect(code).toBe(2);
+      expect(stderr).toContain("PORT");
+      expect(stderr).toContain("notaport");
+      expect(stdout).not.toContain('"ready"');
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    }
+  });
+});
