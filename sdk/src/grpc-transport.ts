@@ -172,7 +172,8 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
           );
           call.on("metadata", (metadata: Metadata) => metadataToHeaders(metadata, responseHeader));
           call.on("status", (status: { metadata: Metadata }) => metadataToHeaders(status.metadata, responseTrailer));
-          req.signal.addEventListener("abort", onAbort, { once: true });
+          // The shared never-aborting signal would collect a listener per call in flight.
+          if (req.signal !== neverAborted) req.signal.addEventListener("abort", onAbort, { once: true });
         });
       let requestSignal = signal ?? neverAborted;
       let timer: NodeJS.Timeout | undefined;
