@@ -1,0 +1,68 @@
+import { ConfigError, envReader, type EnvReader } from "@shopmesh/chassis";
+import type { AggregatorSettings, DependencyName } from "./aggregate.js";
+
+type Env = Record<string, string | undefined>;
+
+/** Where each dependency listens (USERS_TARGET, ORDERS_TARGET, PRODUCTS_TARGET). */
+export function readDependencyTargets(env: Env = process.env): Record<DependencyName, string> {
+  const read = envReader(env);
+  return {
+    users: read.string("USERS_TARGET", "127.0.0.1:50051"),
+    orders: read.string("ORDERS_TARGET", "127.0.0.1:50053"),
+    products: read.string("PRODUCTS_TARGET", "127.0.0.1:50052"),
+  };
+}
+
+/**
+ * How the view is built, from the environment. Defaults:
+ * - USERS_TIMEOUT 300ms, ORDERS_TIMEOUT 500ms (the one dependency the view
+ *   cannot do without gets the most time), PRODUCTS_TIMEOUT 300ms;
+ * - DEFAULT_BUDGET 1s when the caller sets no deadline, DEADLINE_RESERVE 15ms
+ *   kept back for answering;
+ * - BREAKER_FAILURES 5 consecutive outage-like failures open a breaker for
+ *   BREAKER_COOLDOWN 2s;
+ * - RETRY_ATTEMPTS 2 retries on UNAVAILABLE, RETRY_BASE_DELAY 20ms growing
+ *   with jitter up to RETRY_MAX_DELAY 200ms;
+ * - HEDGE_USERS_DELAY, HEDGE_ORDERS_DELAY, HEDGE_PRODUCTS_DELAY unset: no
+ *   hedging;
+ * - STALE_CACHE_SIZE 1000 kept orders pages (0 turns it off), served for up
+ *   to STALE_MAX_AGE 5m.
+ */
+export function readAggregatorSettings(env: Env = process.env): AggregatorSettings {
+  const read = envReader(env);
+  return {
+    defaultBudgetMs: positiveDuration(read, "DEFAULT_BUDGET", "1s"),
+    reserveMs: read.durationMs("DEADLINE_RESERVE", "15ms"),
+    dependencies: {
+      users: { timeoutMs: positiveDuration(read, "USERS_TIMEOUT", "300ms"), hedgeDelayMs: hedgeDelay(read, "HEDGE_USERS_DELAY") },
+      orders: { timeoutMs: positiveDuration(read, "ORDERS_TIMEOUT", "500ms"), hedgeDelayMs: hedgeDelay(read, "HEDGE_ORDERS_DELAY") },
+      products: {
+        timeoutMs: positiveDuration(read, "PRODUCTS_TIMEOUT", "300ms"),
+        hedgeDelayMs: hedgeDelay(read, "HEDGE_PRODUCTS_DELAY"),
+      },
+    },
+    breaker: {
+      failures: read.int("BREAKER_FAILURES", 5, { min: 1, max: 1000 }),
+      cooldownMs: positiveDuration(read, "BREAKER_COOLDOWN", "2s"),
+    },
+    retry: {
+      retries: read.int("RETRY_ATTEMPTS", 2, { min: 0, max: 10 }),
+      baseDelayMs: read.durationMs("RETRY_BASE_DELAY", "20ms"),
+      maxDelayMs: read.durationMs("RETRY_MAX_DELAY", "200ms"),
+    },
+    staleOrders: {
+      maxEntries: read.int("STALE_CACHE_SIZE", 1000, { min: 0, max: 1_000_000 }),
+      maxAgeMs: read.durationMs("STALE_MAX_AGE", "5m"),
+    },
+  };
+}
+
+function positiveDuration(read: EnvReader, name: string, fallback: string): number {
+  const value = read.durationMs(name, fallback);
+  if (value <= 0) throw new ConfigError(name, read.optionalString(name) ?? fallback, "a duration above zero");
+  return value;
+}
+
+function hedgeDelay(read: EnvReader, name: string): number | undefined {
+  return read.optionalString(name) === undefined ? undefined : read.durationMs(name, 0);
+}
