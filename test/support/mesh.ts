@@ -8,12 +8,14 @@ import { spawnService, type ServiceProcess } from "@shopmesh/chassis/testing";
 import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
+import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";
+import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 
-export type ServiceName = "users" | "products" | "orders";
+export type ServiceName = "users" | "products" | "orders" | "user-orders";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
-export const entryOf = (service: ServiceName | "user-orders") => join(root, "services", service, "src", "main.ts");
+export const entryOf = (service: ServiceName) => join(root, "services", service, "src", "main.ts");
 
 /** The admin account every test mesh has. */
 export const adminEmail = "admin@shopmesh.test";
@@ -46,9 +48,10 @@ export class TestMesh {
       ...env[service],
     }));
     try {
-      // orders needs the products address, so products starts first.
-      await Promise.all(services.filter((s) => s !== "orders").map((s) => mesh.startService(s)));
-      if (services.includes("orders")) await mesh.startService("orders");
+      // orders needs the products address, user-orders everybody's.
+      for (const group of [["users", "products"], ["orders"], ["user-orders"]]) {
+        await Promise.all(services.filter((s) => group.includes(s)).map((s) => mesh.startService(s)));
+      }
     } catch (error) {
       await mesh.stop();
       throw error;
@@ -76,8 +79,11 @@ export class TestMesh {
 
   #spawn(service: ServiceName, extraEnv: Record<string, string>): Promise<ServiceProcess> {
     const env = { ...this.envFor(service), ...extraEnv };
-    if (service === "orders" && !env.PRODUCTS_TARGET) {
-      env.PRODUCTS_TARGET = this.processes.get("products")?.address ?? "127.0.0.1:9";
+    const addressOr = (name: ServiceName) => this.processes.get(name)?.address ?? "127.0.0.1:9";
+    if (service === "orders" || service === "user-orders") env.PRODUCTS_TARGET ??= addressOr("products");
+    if (service === "user-orders") {
+      env.USERS_TARGET ??= addressOr("users");
+      env.ORDERS_TARGET ??= addressOr("orders");
     }
     return spawnService({ entry: entryOf(service), env });
   }
@@ -100,6 +106,15 @@ export class TestMesh {
     return this.clientAt(service, this.address(service), token);
   }
 
+  /** The fault-injection admin client of a running service (start it with FAULT_INJECTION=on). */
+  faults(service: ServiceName): Client<typeof FaultInjectionService> {
+    const found = this.processes.get(service);
+    if (!found) throw new Error(`${service} is not running in this mesh`);
+    const transport = createTransport({ target: `127.0.0.1:${found.adminPort}` });
+    this.#transports.push(transport);
+    return createClient(FaultInjectionService, transport);
+  }
+
   async stop(): Promise<void> {
     for (const transport of this.#transports.splice(0)) transport.close();
     await Promise.all([...this.processes.values(), ...this.#extras].map((p) => p.stop("SIGKILL")));
@@ -108,7 +123,12 @@ export class TestMesh {
   }
 }
 
-const services = { users: UsersService, products: ProductsService, orders: OrdersService } as const;
+const services = {
+  users: UsersService,
+  products: ProductsService,
+  orders: OrdersService,
+  "user-orders": UserOrdersService,
+} as const;
 type ServiceOf<S extends ServiceName> = (typeof services)[S];
 
 let counter = 0;

@@ -39,6 +39,8 @@ export interface CallRecord {
   /** Canonical status code name, e.g. "OK". */
   code: string;
   durationMs: number;
+  /** Time the caller allowed when the call arrived (its deadline), if it set one. */
+  timeoutMs?: number;
   /** The original error behind an INTERNAL status. */
   internal?: unknown;
 }
@@ -163,11 +165,18 @@ function applyInterceptors(next: AnyFn, interceptors: Interceptor[] | undefined)
   return interceptors.reduceRight<AnyFn>((inner, interceptor) => interceptor(inner as never) as AnyFn, next);
 }
 
-function report(options: HostOptions, method: DescMethod, started: number, status: Pick<CallStatus, "code" | "internal">) {
+function report(
+  options: HostOptions,
+  method: DescMethod,
+  started: number,
+  timeoutMs: number | undefined,
+  status: Pick<CallStatus, "code" | "internal">,
+) {
   options.onCallEnd?.({
     method: `/${method.parent.typeName}/${method.name}`,
     code: statusName(status.code),
     durationMs: performance.now() - started,
+    timeoutMs,
     internal: status.internal,
   });
 }
@@ -176,6 +185,7 @@ function unaryHandler(method: DescMethod, impl: AnyImpl, options: HostOptions) {
   return (call: ServerUnaryCall<MessageShape<DescMessage>, MessageShape<DescMessage>>, callback: sendUnaryData<MessageShape<DescMessage>>) => {
     const started = performance.now();
     const context = contextFor(method, call);
+    const timeoutMs = context.timeoutMs();
     const innermost: AnyFn = async (req) => {
       const output = await impl(req.message, withRequest(context, req));
       return {
@@ -204,7 +214,7 @@ function unaryHandler(method: DescMethod, impl: AnyImpl, options: HostOptions) {
         if (Object.keys(header.getMap()).length > 0) call.sendMetadata(header);
         callback(null, response.message as MessageShape<DescMessage>, headersToMetadata(response.trailer));
         context.abort();
-        report(options, method, started, { code: GrpcStatus.OK });
+        report(options, method, started, timeoutMs, { code: GrpcStatus.OK });
       },
       (error: unknown) => {
         const status = toCallStatus(error, context.signal, context.responseTrailer);
@@ -212,7 +222,7 @@ function unaryHandler(method: DescMethod, impl: AnyImpl, options: HostOptions) {
         if (Object.keys(header.getMap()).length > 0) call.sendMetadata(header);
         callback({ code: status.code, details: status.details, metadata: status.metadata });
         context.abort();
-        report(options, method, started, status);
+        report(options, method, started, timeoutMs, status);
       },
     );
   };
@@ -222,6 +232,7 @@ function serverStreamingHandler(method: DescMethod, impl: AnyImpl, options: Host
   return (call: ServerWritableStream<MessageShape<DescMessage>, MessageShape<DescMessage>>) => {
     const started = performance.now();
     const context = contextFor(method, call);
+    const timeoutMs = context.timeoutMs();
     const innermost: AnyFn = async (req) => {
       let input: unknown;
       for await (const message of req.message as AsyncIterable<unknown>) input = message;
@@ -269,14 +280,14 @@ function serverStreamingHandler(method: DescMethod, impl: AnyImpl, options: Host
     run().then(
       () => {
         context.abort();
-        report(options, method, started, { code: GrpcStatus.OK });
+        report(options, method, started, timeoutMs, { code: GrpcStatus.OK });
       },
       (error: unknown) => {
         const status = toCallStatus(error, context.signal, context.responseTrailer);
         if (!headerSent) headersToMetadata(context.responseHeader, status.metadata);
         call.emit("error", { code: status.code, details: status.details, metadata: status.metadata });
         context.abort();
-        report(options, method, started, status);
+        report(options, method, started, timeoutMs, status);
       },
     );
   };

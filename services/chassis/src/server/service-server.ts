@@ -57,7 +57,15 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     if (record.internal !== undefined) {
       logger.error({ err: record.internal, method: record.method }, "handler failed");
     }
-    logger.debug({ method: record.method, code: record.code, durationMs: round(record.durationMs) }, "call");
+    logger.debug(
+      {
+        method: record.method,
+        code: record.code,
+        durationMs: round(record.durationMs),
+        ...(record.timeoutMs === undefined ? {} : { timeoutMs: round(record.timeoutMs) }),
+      },
+      "call",
+    );
   };
   const serviceNames = options.services.map((entry) => entry.service.typeName);
   const health = new HealthRegistry(serviceNames);
