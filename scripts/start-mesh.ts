@@ -4,7 +4,8 @@
 import { createWriteStream, existsSync, mkdirSync, type WriteStream } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { defaultKeyFiles, ensureKeyPair, envReader, spawnService, type ServiceProcess } from "@shopmesh/chassis";
+import { envReader } from "@shopmesh/chassis";
+import { entryOf, LocalMesh, serviceNames, type ServiceName } from "@shopmesh/cli";
 import { portIsFree } from "./mesh/ports.js";
 import { seedOnce, type SeedRecord } from "./mesh/seed.js";
 
@@ -22,45 +23,56 @@ interface Planned {
 
 const addressOf = (port: number) => `${host}:${port}`;
 const ports = { users: basePort, products: basePort + 1, orders: basePort + 2, "user-orders": basePort + 3 };
-const plan = ([
-  { name: "users", port: ports.users, env: { ADMIN_EMAILS: "admin@shopmesh.local" } },
-  { name: "products", port: ports.products, env: {} },
-  { name: "orders", port: ports.orders, env: { PRODUCTS_TARGET: addressOf(ports.products) } },
-  {
-    name: "user-orders",
-    port: ports["user-orders"],
-    env: {
-      USERS_TARGET: addressOf(ports.users),
-      ORDERS_TARGET: addressOf(ports.orders),
-      PRODUCTS_TARGET: addressOf(ports.products),
-    },
-  },
-] satisfies Planned[] as Planned[]).filter((service) => existsSync(entryOf(service.name)));
-
-function entryOf(name: string): string {
-  return join(root, "services", name, "src", "main.ts");
-}
+const services = serviceNames.filter((service) => existsSync(entryOf(service)));
 
 const say = (line = "") => process.stdout.write(`${line}\n`);
-const running = new Map<string, ServiceProcess>();
 const logs: WriteStream[] = [];
+let mesh: LocalMesh | undefined;
 let stopping = false;
 
 async function main(): Promise<void> {
-  const busy = [];
-  for (const service of plan) if (!(await portIsFree(service.port, host))) busy.push(service);
+  const busy: ServiceName[] = [];
+  for (const service of services) if (!(await portIsFree(ports[service], host))) busy.push(service);
   if (busy.length > 0) {
-    for (const service of busy) say(`port ${service.port} (${service.name}) is busy: is shopmesh already running?`);
+    for (const service of busy) say(`port ${ports[service]} (${service}) is busy: is shopmesh already running?`);
     say("Stop what holds the port, or choose other ports with SHOPMESH_PORT_BASE=<first port>.");
     process.exit(1);
   }
 
   mkdirSync(join(dataDir, "logs"), { recursive: true });
-  if (ensureKeyPair(defaultKeyFiles(dataDir))) say(`generated a token key pair in ${relative(root, join(dataDir, "auth")) || "."}`);
-
-  // orders needs products, user-orders needs everything: start in that order.
-  for (const group of [["users", "products"], ["orders"], ["user-orders"]]) {
-    await Promise.all(plan.filter((service) => group.includes(service.name)).map(start));
+  const common = {
+    HOST: host,
+    LOG_LEVEL: read.string("LOG_LEVEL", "info"),
+    // A local mesh is for experiments: `shopmesh chaos` may inject faults.
+    FAULT_INJECTION: read.string("FAULT_INJECTION", "on"),
+  };
+  mesh = await LocalMesh.start({
+    dataDir,
+    services,
+    ports,
+    env: {
+      users: { ...common, ADMIN_EMAILS: "admin@shopmesh.local" },
+      products: common,
+      orders: common,
+      "user-orders": common,
+    },
+    spawn: (service) => {
+      const log = createWriteStream(join(dataDir, "logs", `${service}.log`), { flags: "a" });
+      logs.push(log);
+      return {
+        keepLogs: false,
+        onLog: (entry) => {
+          log.write(`${JSON.stringify(entry)}\n`);
+          if (entry.msg === "ready") announce(service, entry);
+        },
+        onStderr: (text) => log.write(text),
+      };
+    },
+  });
+  for (const [service, child] of mesh.processes) {
+    child.child.once("exit", (code, signal) => {
+      if (!stopping) say(`✗ ${service} exited (${signal ?? `code ${code}`}); the other services keep serving. See its log.`);
+    });
   }
 
   const { seeded, record } = await seedOnce(dataDir, {
@@ -73,33 +85,9 @@ async function main(): Promise<void> {
   printExamples(record);
 }
 
-async function start(service: Planned): Promise<void> {
-  const log = createWriteStream(join(dataDir, "logs", `${service.name}.log`), { flags: "a" });
-  logs.push(log);
-  const child = await spawnService({
-    entry: entryOf(service.name),
-    env: {
-      ...service.env,
-      PORT: String(service.port),
-      HOST: host,
-      DATA_DIR: dataDir,
-      LOG_LEVEL: read.string("LOG_LEVEL", "info"),
-      // A local mesh is for experiments: `shopmesh chaos` may inject faults.
-      FAULT_INJECTION: read.string("FAULT_INJECTION", "on"),
-    },
-    keepLogs: false,
-    onLog: (entry) => log.write(`${JSON.stringify(entry)}\n`),
-    onStderr: (text) => log.write(text),
-  });
-  running.set(service.name, child);
-  const logPath = relative(process.cwd(), join(dataDir, "logs", `${service.name}.log`));
-  say(`✓ ${service.name.padEnd(11)} ready on ${child.address}  pid ${child.child.pid}  log ${logPath}`);
-  child.child.once("exit", (code, signal) => {
-    running.delete(service.name);
-    if (!stopping) {
-      say(`✗ ${service.name} exited (${signal ?? `code ${code}`}); the other services keep serving. See its log.`);
-    }
-  });
+function announce(service: ServiceName, ready: Record<string, unknown>): void {
+  const logPath = relative(process.cwd(), join(dataDir, "logs", `${service}.log`));
+  say(`✓ ${service.padEnd(11)} ready on ${host}:${String(ready.port)}  pid ${String(ready.pid)}  log ${logPath}`);
 }
 
 function printExamples(record: SeedRecord): void {
@@ -125,7 +113,7 @@ function printExamples(record: SeedRecord): void {
   say(`  ${curl(ports.products, "shopmesh.products.v1.ProductsService/ListProducts", '{"page_size":5}')}`);
   say(`  ${curl(ports.users, "shopmesh.users.v1.UsersService/GetUser", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
   say(`  ${curl(ports.orders, "shopmesh.orders.v1.OrdersService/ListOrders", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
-  if (running.has("user-orders")) {
+  if (mesh?.processes.has("user-orders")) {
     say(`  ${curl(ports["user-orders"], "shopmesh.userorders.v1.UserOrdersService/GetUserOrders", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
   }
   say();
@@ -141,9 +129,9 @@ function printExamples(record: SeedRecord): void {
 async function stopAll(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
-  say(`\n${signal}: stopping ${[...running.keys()].join(", ") || "nothing"}...`);
-  const codes = await Promise.all([...running.entries()].map(async ([name, child]) => [name, await child.stop("SIGTERM")] as const));
-  for (const [name, code] of codes) say(`  ${name} stopped${code === 0 ? "" : ` (exit code ${code})`}`);
+  say(`\n${signal}: stopping ${[...(mesh?.processes.keys() ?? [])].join(", ") || "nothing"}...`);
+  await mesh?.stop("SIGTERM");
+  say("  every service stopped");
   for (const log of logs) log.end();
   process.exit(0);
 }
@@ -154,6 +142,6 @@ process.on("SIGTERM", () => void stopAll("SIGTERM"));
 main().catch(async (error: unknown) => {
   say(`shopmesh failed to start: ${error instanceof Error ? error.message : String(error)}`);
   stopping = true;
-  await Promise.all([...running.values()].map((child) => child.stop("SIGTERM")));
+  await mesh?.stop("SIGTERM");
   process.exit(1);
 });

@@ -1,21 +1,17 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Client } from "@connectrpc/connect";
-import { defaultKeyFiles, ensureKeyPair } from "@shopmesh/chassis";
-import { spawnService, type ServiceProcess } from "@shopmesh/chassis/testing";
+import type { ServiceProcess } from "@shopmesh/chassis";
+import { LocalMesh, type ServiceName } from "@shopmesh/cli";
 import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
+import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
 import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";
-import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 
-export type ServiceName = "users" | "products" | "orders" | "user-orders";
-
-const root = fileURLToPath(new URL("../..", import.meta.url));
-export const entryOf = (service: ServiceName) => join(root, "services", service, "src", "main.ts");
+export { entryOf, type ServiceName } from "@shopmesh/cli";
 
 /** The admin account every test mesh has. */
 export const adminEmail = "admin@shopmesh.test";
@@ -23,16 +19,15 @@ export const adminEmail = "admin@shopmesh.test";
 /**
  * A throw-away mesh for integration tests: real service processes on free
  * loopback ports, each with its SQLite file in one temporary directory that
- * `stop()` removes.
+ * `stop()` removes; plus typed clients and admin clients for the tests.
  */
 export class TestMesh {
-  readonly processes = new Map<ServiceName, ServiceProcess>();
   readonly #extras: ServiceProcess[] = [];
   readonly #transports: GrpcTransport[] = [];
 
   private constructor(
     readonly dataDir: string,
-    readonly envFor: (service: ServiceName) => Record<string, string>,
+    private readonly mesh: LocalMesh,
   ) {}
 
   static async start(
@@ -40,30 +35,28 @@ export class TestMesh {
     env: Partial<Record<ServiceName, Record<string, string>>> = {},
   ): Promise<TestMesh> {
     const dataDir = mkdtempSync(join(tmpdir(), "shopmesh-test-"));
-    ensureKeyPair(defaultKeyFiles(dataDir));
-    const mesh = new TestMesh(dataDir, (service) => ({
-      DATA_DIR: dataDir,
-      ADMIN_EMAILS: adminEmail,
-      SHUTDOWN_GRACE: "2s",
-      ...env[service],
-    }));
+    const common = { ADMIN_EMAILS: adminEmail, SHUTDOWN_GRACE: "2s", LOG_LEVEL: "info" };
     try {
-      // orders needs the products address, user-orders everybody's.
-      for (const group of [["users", "products"], ["orders"], ["user-orders"]]) {
-        await Promise.all(services.filter((s) => group.includes(s)).map((s) => mesh.startService(s)));
-      }
+      const mesh = await LocalMesh.start({
+        dataDir,
+        services,
+        env: Object.fromEntries(services.map((s) => [s, { ...common, ...env[s] }])),
+      });
+      return new TestMesh(dataDir, mesh);
     } catch (error) {
-      await mesh.stop();
+      rmSync(dataDir, { recursive: true, force: true });
       throw error;
     }
-    return mesh;
+  }
+
+  /** The mesh's own processes, by service. */
+  get processes(): Map<ServiceName, ServiceProcess> {
+    return this.mesh.processes;
   }
 
   /** Starts (or restarts) one service on a free port with the mesh's data directory. */
-  async startService(service: ServiceName, extraEnv: Record<string, string> = {}): Promise<ServiceProcess> {
-    const started = await this.#spawn(service, extraEnv);
-    this.processes.set(service, started);
-    return started;
+  startService(service: ServiceName, extraEnv: Record<string, string> = {}): Promise<ServiceProcess> {
+    return this.mesh.startService(service, extraEnv);
   }
 
   /**
@@ -72,20 +65,9 @@ export class TestMesh {
    * ends it too.
    */
   async startExtra(service: ServiceName, extraEnv: Record<string, string>): Promise<ServiceProcess> {
-    const started = await this.#spawn(service, extraEnv);
+    const started = await this.mesh.spawn(service, extraEnv);
     this.#extras.push(started);
     return started;
-  }
-
-  #spawn(service: ServiceName, extraEnv: Record<string, string>): Promise<ServiceProcess> {
-    const env = { ...this.envFor(service), ...extraEnv };
-    const addressOr = (name: ServiceName) => this.processes.get(name)?.address ?? "127.0.0.1:9";
-    if (service === "orders" || service === "user-orders") env.PRODUCTS_TARGET ??= addressOr("products");
-    if (service === "user-orders") {
-      env.USERS_TARGET ??= addressOr("users");
-      env.ORDERS_TARGET ??= addressOr("orders");
-    }
-    return spawnService({ entry: entryOf(service), env });
   }
 
   /** A typed client for a service process that is not one of the mesh's own. */
@@ -96,9 +78,7 @@ export class TestMesh {
   }
 
   address(service: ServiceName): string {
-    const found = this.processes.get(service);
-    if (!found) throw new Error(`${service} is not running in this mesh`);
-    return found.address;
+    return this.mesh.address(service);
   }
 
   /** A typed client for a service, optionally sending a bearer token. */
@@ -108,17 +88,14 @@ export class TestMesh {
 
   /** The fault-injection admin client of a running service (start it with FAULT_INJECTION=on). */
   faults(service: ServiceName): Client<typeof FaultInjectionService> {
-    const found = this.processes.get(service);
-    if (!found) throw new Error(`${service} is not running in this mesh`);
-    const transport = createTransport({ target: `127.0.0.1:${found.adminPort}` });
+    const transport = createTransport({ target: this.mesh.adminAddress(service) });
     this.#transports.push(transport);
     return createClient(FaultInjectionService, transport);
   }
 
   async stop(): Promise<void> {
     for (const transport of this.#transports.splice(0)) transport.close();
-    await Promise.all([...this.processes.values(), ...this.#extras].map((p) => p.stop("SIGKILL")));
-    this.processes.clear();
+    await Promise.all([this.mesh.stop("SIGKILL"), ...this.#extras.map((p) => p.stop("SIGKILL"))]);
     rmSync(this.dataDir, { recursive: true, force: true });
   }
 }

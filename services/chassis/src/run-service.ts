@@ -82,6 +82,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
       {
         host: server.host,
         port: server.port,
+        pid: process.pid,
         adminPort: admin.port,
         faultInjection: config.faultInjection,
         faults: faults.list().length,

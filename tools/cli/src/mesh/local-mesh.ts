@@ -1,0 +1,117 @@
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { defaultKeyFiles, ensureKeyPair, spawnService, type ServiceProcess, type SpawnServiceOptions } from "@shopmesh/chassis";
+
+/** The services of a mesh, in the order they can start. */
+export const serviceNames = ["users", "products", "orders", "user-orders"] as const;
+export type ServiceName = (typeof serviceNames)[number];
+
+/** Who must be up before whom: orders needs products, user-orders needs everyone. */
+const startGroups: ServiceName[][] = [["users", "products"], ["orders"], ["user-orders"]];
+
+const root = fileURLToPath(new URL("../../../..", import.meta.url));
+
+/** The entry point of a service. */
+export function entryOf(service: ServiceName): string {
+  return join(root, "services", service, "src", "main.ts");
+}
+
+/** Options for {@link LocalMesh.start}. */
+export interface LocalMeshOptions {
+  /** Where every service keeps its SQLite file; the token key pair is made here too. */
+  dataDir: string;
+  /** Which services to run (default: all four). */
+  services?: readonly ServiceName[];
+  /** Fixed ports; a service without one gets a free port. */
+  ports?: Partial<Record<ServiceName, number>>;
+  /** Extra environment for each service. */
+  env?: Partial<Record<ServiceName, Record<string, string>>>;
+  /** Spawn options for each service's process (log handling). */
+  spawn?: (service: ServiceName) => Partial<SpawnServiceOptions>;
+}
+
+/**
+ * A mesh of real service processes on loopback that share one data
+ * directory: the one mechanism behind `npm start`, the experiment, the
+ * benchmark and the integration tests.
+ */
+export class LocalMesh {
+  readonly processes = new Map<ServiceName, ServiceProcess>();
+
+  private constructor(private readonly options: LocalMeshOptions) {}
+
+  static async start(options: LocalMeshOptions): Promise<LocalMesh> {
+    ensureKeyPair(defaultKeyFiles(options.dataDir));
+    const mesh = new LocalMesh(options);
+    const wanted = options.services ?? serviceNames;
+    try {
+      for (const group of startGroups) {
+        await Promise.all(group.filter((s) => wanted.includes(s)).map((s) => mesh.startService(s)));
+      }
+    } catch (error) {
+      await mesh.stop("SIGKILL");
+      throw error;
+    }
+    return mesh;
+  }
+
+  /** Starts (or restarts) a service with the mesh's settings plus `extraEnv`. */
+  async startService(service: ServiceName, extraEnv: Record<string, string> = {}): Promise<ServiceProcess> {
+    const started = await this.spawn(service, extraEnv);
+    this.processes.set(service, started);
+    return started;
+  }
+
+  /**
+   * Starts a service process that is not the mesh's own (for example a
+   * second instance configured differently). The caller stops it.
+   */
+  spawn(service: ServiceName, extraEnv: Record<string, string> = {}): Promise<ServiceProcess> {
+    const port = this.options.ports?.[service];
+    const env: Record<string, string> = {
+      DATA_DIR: this.options.dataDir,
+      PORT: String(port ?? 0),
+      ...this.#targetsFor(service),
+      ...this.options.env?.[service],
+      ...extraEnv,
+    };
+    return spawnService({ ...this.options.spawn?.(service), entry: entryOf(service), env });
+  }
+
+  /** `127.0.0.1:port` of a running service. */
+  address(service: ServiceName): string {
+    return this.#running(service).address;
+  }
+
+  /** `127.0.0.1:port` of a running service's loopback admin listener. */
+  adminAddress(service: ServiceName): string {
+    return `127.0.0.1:${this.#running(service).adminPort}`;
+  }
+
+  /** Stops every service (SIGTERM drains; SIGKILL does not wait). */
+  async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    await Promise.all([...this.processes.values()].map((p) => p.stop(signal)));
+    this.processes.clear();
+  }
+
+  #running(service: ServiceName): ServiceProcess {
+    const found = this.processes.get(service);
+    if (!found) throw new Error(`${service} is not running in this mesh`);
+    return found;
+  }
+
+  /** Where a service's dependencies are: running ones, else their fixed ports. */
+  #targetsFor(service: ServiceName): Record<string, string> {
+    const target = (name: ServiceName) => {
+      const running = this.processes.get(name);
+      if (running) return running.address;
+      const port = this.options.ports?.[name];
+      return port ? `127.0.0.1:${port}` : "127.0.0.1:9";
+    };
+    if (service === "orders") return { PRODUCTS_TARGET: target("products") };
+    if (service === "user-orders") {
+      return { USERS_TARGET: target("users"), ORDERS_TARGET: target("orders"), PRODUCTS_TARGET: target("products") };
+    }
+    return {};
+  }
+}
