@@ -1,6 +1,7 @@
 // The users service process: accounts, sign-up and sign-in, access tokens.
 import { fileURLToPath } from "node:url";
 import {
+  ConfigError,
   authInterceptor,
   createTokenSigner,
   createTokenVerifier,
@@ -42,13 +43,15 @@ await runService({
         .map((email) => email.trim().toLowerCase())
         .filter(Boolean),
     );
+    const passwordCost = read.int("PASSWORD_HASH_COST", 16384, { min: 1024, max: 1 << 20 });
+    if ((passwordCost & (passwordCost - 1)) !== 0) throw new ConfigError("PASSWORD_HASH_COST", String(passwordCost), "a power of two");
     const database = openDatabase({
       path: readDatabasePath("users", env),
       migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
       schema,
     });
     return {
-      services: [hosted(UsersService, createUsersService({ store: new UserStore(database.db), signer, adminEmails }))],
+      services: [hosted(UsersService, createUsersService({ store: new UserStore(database.db), signer, adminEmails, passwordCost }))],
       interceptors: [
         authInterceptor({
           verifier,

@@ -26,6 +26,8 @@ export interface UsersServiceDeps {
   signer: TokenSigner;
   /** Emails (normalised) that sign up as admins; everyone else is a customer. */
   adminEmails: ReadonlySet<string>;
+  /** scrypt cost N for new password hashes (a power of two). */
+  passwordCost?: number;
 }
 
 /** Trims and lower-cases an email, and checks its shape. */
@@ -62,7 +64,7 @@ export function createUsersService(deps: UsersServiceDeps): ServiceImpl<typeof U
       const row = deps.store.create({
         email,
         displayName,
-        passwordHash: await hashPassword(password),
+        passwordHash: await hashPassword(password, deps.passwordCost),
         role: deps.adminEmails.has(email) ? "admin" : "customer",
       });
       if (!row) throw new ConnectError("an account with this email already exists", Code.AlreadyExists);
