@@ -4,8 +4,10 @@ import { chaos, chaosUsage } from "./chaos.js";
 
 const usage = `usage: shopmesh <command>
 
-  start    run every service on its well-known port (same as npm start)
-  chaos    inject latency, errors or hangs into a running service
+  start       run every service on its well-known port (same as npm start)
+  chaos       inject latency, errors or hangs into a running service
+  experiment  measure what synchronous coupling costs; writes reports/coupling.md
+  bench       load each service and the aggregator; writes reports/bench.md
 
 ${chaosUsage}`;
 
@@ -13,6 +15,12 @@ const [command, ...args] = process.argv.slice(2);
 switch (command) {
   case "chaos":
     process.exitCode = await chaos(args);
+    break;
+  case "experiment":
+    process.exitCode = await (await import("./experiment/experiment-command.js")).experiment(args);
+    break;
+  case "bench":
+    process.exitCode = await (await import("./bench/bench-command.js")).bench(args);
     break;
   case "start": {
     const script = fileURLToPath(new URL("../../../scripts/start-mesh.ts", import.meta.url));
