@@ -5,7 +5,7 @@ import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { spawnService, type ServiceProcess } from "@shopmesh/chassis/testing";
+import { spawnService, type ServiceProcess } from "@shopmesh/chassis";
 import { afterAll, beforeAll, expect, it } from "vitest";
 
 const root = resolve(import.meta.dirname, "../..");

@@ -28,7 +28,7 @@ import { Client as GrpcClient, credentials, Metadata, type ServiceError } from "
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createTransport, type GrpcTransport } from "@shopmesh/sdk";
-import { spawnService, type ServiceProcess } from "@shopmesh/chassis/testing";
+import { spawnService, type ServiceProcess } from "@shopmesh/chassis";
 import {
   EchoRequestSchema,
   EchoResponseSchema,

@@ -24,6 +24,6 @@ export {
 } from "./validation.js";
 export { loadTokenVerifier, readDatabasePath, readDataDir } from "./auth/auth-config.js";
 export { downstreamTimeoutMs } from "./deadline.js";
-export { spawnService, type ServiceProcess, type SpawnServiceOptions } from "./testing/spawn-service.js";
+export { spawnService, type ServiceProcess, type SpawnServiceOptions } from "./process/spawn-service.js";
 export { FaultRegistry, parseFaultsEnv, toFault, toFaultRule, type FaultRule } from "./faults/fault-registry.js";
 export { createFaultInjectionService } from "./faults/fault-injection-service.js";

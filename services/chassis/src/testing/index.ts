@@ -1,1 +1,0 @@
-export { spawnService, type ServiceProcess, type SpawnServiceOptions } from "./spawn-service.js";
