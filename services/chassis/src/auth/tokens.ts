@@ -15,11 +15,26 @@ export interface TokenVerifier {
   verify(token: string): Promise<Principal>;
 }
 
-/** Builds a verifier from the SPKI PEM public key. */
+/** How many verified tokens a verifier remembers. */
+const verifiedCacheSize = 10_000;
+
+/**
+ * Builds a verifier from the SPKI PEM public key. An Ed25519 signature check
+ * costs more than the rest of a cheap call, and a client sends the same token
+ * with every call until it expires, so verified tokens are remembered until
+ * their own expiry (at most `verifiedCacheSize` of them, oldest dropped
+ * first). Only successes are remembered; a bad token is checked every time.
+ */
 export async function createTokenVerifier(publicKeyPem: string): Promise<TokenVerifier> {
   const key = await importSPKI(publicKeyPem, algorithm);
+  const verified = new Map<string, { principal: Principal; expiresAtMs: number }>();
   return {
     async verify(token) {
+      const known = verified.get(token);
+      if (known) {
+        if (known.expiresAtMs > Date.now()) return known.principal;
+        verified.delete(token);
+      }
       try {
         const { payload } = await jwtVerify(token, key, {
           algorithms: [algorithm],
@@ -31,7 +46,10 @@ export async function createTokenVerifier(publicKeyPem: string): Promise<TokenVe
         if (typeof payload.sub !== "string" || (role !== "customer" && role !== "admin")) {
           throw new ConnectError("access token lacks a subject or role", Code.Unauthenticated);
         }
-        return { userId: payload.sub, role, token };
+        const principal: Principal = { userId: payload.sub, role, token };
+        if (verified.size >= verifiedCacheSize) verified.delete(verified.keys().next().value!);
+        verified.set(token, { principal, expiresAtMs: payload.exp! * 1000 });
+        return principal;
       } catch (error) {
         if (error instanceof ConnectError) throw error;
         const reason = error instanceof joseErrors.JWTExpired ? "access token expired" : "access token is not valid";
