@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, inArray, lt } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, lt, sql } from "drizzle-orm";
 import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
 import { newId } from "@shopmesh/chassis";
 import * as schema from "./db/schema.js";
@@ -21,7 +21,17 @@ export interface NewOrder {
 
 /** The orders service's data access; the only code that touches orders.sqlite. */
 export class OrderStore {
-  constructor(private readonly db: OrdersDb) {}
+  // ListOrders' two queries are prepared once instead of rebuilt on every call.
+  readonly #firstPage;
+  readonly #pageBefore;
+
+  constructor(private readonly db: OrdersDb) {
+    const mine = eq(orders.userId, sql.placeholder("userId"));
+    const newestFirst = (where: ReturnType<typeof and>) =>
+      db.select().from(orders).where(where).orderBy(desc(orders.id)).limit(sql.placeholder("limit")).prepare();
+    this.#firstPage = newestFirst(mine);
+    this.#pageBefore = newestFirst(and(mine, lt(orders.id, sql.placeholder("before"))));
+  }
 
   /**
    * Writes an order and its lines in one transaction. When the user already
@@ -66,13 +76,10 @@ export class OrderStore {
 
   /** Up to `limit` of a user's orders older than `beforeId`, newest first. */
   pageForUser(userId: string, beforeId: string | undefined, limit: number): StoredOrder[] {
-    const rows = this.db
-      .select()
-      .from(orders)
-      .where(and(eq(orders.userId, userId), beforeId === undefined ? undefined : lt(orders.id, beforeId)))
-      .orderBy(desc(orders.id))
-      .limit(limit)
-      .all();
+    const rows =
+      beforeId === undefined
+        ? this.#firstPage.all({ userId, limit })
+        : this.#pageBefore.all({ userId, before: beforeId, limit });
     return this.#withLines(this.db, rows);
   }
 

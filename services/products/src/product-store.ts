@@ -1,4 +1,4 @@
-import { asc, eq, gt, inArray } from "drizzle-orm";
+import { asc, eq, gt, inArray, sql } from "drizzle-orm";
 import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
 import { newId } from "@shopmesh/chassis";
 import * as schema from "./db/schema.js";
@@ -8,7 +8,13 @@ export type ProductsDb = BetterSQLite3Database<typeof schema>;
 
 /** The products service's data access; the only code that touches products.sqlite. */
 export class ProductStore {
-  constructor(private readonly db: ProductsDb) {}
+  // Built and prepared once: drizzle would otherwise rebuild the SQL, and
+  // SQLite re-prepare it, on every GetProduct.
+  readonly #byId;
+
+  constructor(private readonly db: ProductsDb) {
+    this.#byId = db.select().from(products).where(eq(products.id, sql.placeholder("id"))).prepare();
+  }
 
   create(product: Omit<ProductRow, "id" | "createdAt">): ProductRow {
     return this.db
@@ -19,7 +25,7 @@ export class ProductStore {
   }
 
   byId(id: string): ProductRow | undefined {
-    return this.db.select().from(products).where(eq(products.id, id)).get();
+    return this.#byId.get({ id });
   }
 
   byIds(ids: readonly string[]): ProductRow[] {

@@ -1,4 +1,4 @@
-import { eq, inArray } from "drizzle-orm";
+import { eq, inArray, sql } from "drizzle-orm";
 import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
 import { newId } from "@shopmesh/chassis";
 import * as schema from "./db/schema.js";
@@ -16,7 +16,14 @@ export interface NewUser {
 
 /** The users service's data access; the only code that touches users.sqlite. */
 export class UserStore {
-  constructor(private readonly db: UsersDb) {}
+  // The per-call lookups are prepared once instead of rebuilt on every call.
+  readonly #byId;
+  readonly #byEmail;
+
+  constructor(private readonly db: UsersDb) {
+    this.#byId = db.select().from(users).where(eq(users.id, sql.placeholder("id"))).prepare();
+    this.#byEmail = db.select().from(users).where(eq(users.email, sql.placeholder("email"))).prepare();
+  }
 
   /** Inserts an account; returns undefined when the email is taken. */
   create(user: NewUser): UserRow | undefined {
@@ -26,11 +33,11 @@ export class UserStore {
   }
 
   byEmail(email: string): UserRow | undefined {
-    return this.db.select().from(users).where(eq(users.email, email)).get();
+    return this.#byEmail.get({ email });
   }
 
   byId(id: string): UserRow | undefined {
-    return this.db.select().from(users).where(eq(users.id, id)).get();
+    return this.#byId.get({ id });
   }
 
   byIds(ids: readonly string[]): UserRow[] {
