@@ -1,5 +1,141 @@
+// `shopmesh bench` (also `npm run bench`): closed-loop load on each service's
+// main read and on GetUserOrders, beside a bare grpc-js baseline measured in
+// the same run; writes reports/bench.json and reports/bench.md.
+import { rmSync } from "node:fs";
+import { cpus, platform, release, totalmem } from "node:os";
+import { relative } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import type { BenchReport, RssResult, StepResult } from "./bench-results.js";
+import { benchUsage, readBenchSettings, UsageRequested, type BenchSettings } from "./bench-settings.js";
+import { BenchMesh, benchPorts, busyPorts, newBenchDataDir, type BenchProcessName } from "./bench-mesh.js";
+import { seedBenchData } from "./bench-seed.js";
+import { createBenchTargets } from "./bench-targets.js";
+import { renderSummary, writeReport } from "./report-writer.js";
+import { RssSampler } from "./rss-sampler.js";
+import { runLevel } from "./step-runner.js";
+import { checkTargets } from "./target-checks.js";
+
+const cpuProfilePreload = fileURLToPath(new URL("./cpu-profile-preload.mjs", import.meta.url));
+const say = (line: string) => process.stdout.write(`${line}\n`);
+const mib = (bytes: number) => bytes / (1024 * 1024);
+
 /** Runs `shopmesh bench`; returns the exit code. */
-export async function bench(_args: string[]): Promise<number> {
-  process.stderr.write("shopmesh bench: not built yet\n");
-  return 2;
+export async function bench(args: string[]): Promise<number> {
+  let settings: BenchSettings;
+  try {
+    settings = readBenchSettings(args);
+  } catch (error) {
+    if (error instanceof UsageRequested) {
+      say(benchUsage);
+      return 0;
+    }
+    process.stderr.write(`shopmesh bench: ${error instanceof Error ? error.message : String(error)}\n\n${benchUsage}\n`);
+    return 2;
+  }
+
+  const ports = benchPorts(settings.portBase);
+  const busy = await busyPorts(ports);
+  if (busy.length > 0) {
+    for (const [name, port] of busy) process.stderr.write(`shopmesh bench: port ${port} (${name}) is busy: is another bench or a mesh running there?\n`);
+    process.stderr.write(`Stop what holds it, or choose five other consecutive ports with --port-base <first port>.\n`);
+    return 1;
+  }
+
+  const dataDir = newBenchDataDir();
+  let mesh: BenchMesh | undefined;
+  let closeTargets = () => undefined as void;
+  const cleanUp = async (signal: NodeJS.Signals) => {
+    closeTargets();
+    await mesh?.stop(signal);
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  const onInterrupt = () => {
+    process.stderr.write("\nshopmesh bench: interrupted; stopping the services\n");
+    void cleanUp("SIGKILL").finally(() => process.exit(130));
+  };
+  process.once("SIGINT", onInterrupt);
+  process.once("SIGTERM", onInterrupt);
+
+  try {
+    const levels = settings.concurrency.length;
+    const estimate = Math.round((levels * (settings.targets.length === 0 ? 5 : settings.targets.length + 1) * (settings.durationMs + settings.warmupMs)) / 1000);
+    say(`shopmesh bench: ${levels} level(s) (${settings.concurrency.join(", ")} in flight) × ${settings.targets.length === 0 ? 5 : settings.targets.length + 1} targets, about ${estimate} s of load after start-up`);
+    const profiled = Object.fromEntries(
+      settings.cpuProf.map((name) => [
+        name,
+        // Node 20 refuses --cpu-prof in NODE_OPTIONS; the preload starts the same profiler through node:inspector.
+        { NODE_OPTIONS: `--import ${pathToFileURL(cpuProfilePreload).href}`, CPU_PROFILE_DIR: settings.cpuProfDir, CPU_PROFILE_NAME: name },
+      ]),
+    ) as Partial<Record<BenchProcessName, Record<string, string>>>;
+    if (settings.cpuProf.length > 0) say(`  CPU profiles of ${settings.cpuProf.join(", ")} go to ${settings.cpuProfDir} when they stop`);
+    mesh = await BenchMesh.start(ports, dataDir, profiled);
+    const running = mesh;
+    say(`  mesh up: users ${ports.users}, products ${ports.products}, orders ${ports.orders}, user-orders ${ports["user-orders"]}, bare baseline ${ports["bare-baseline"]}`);
+    const data = await seedBenchData(
+      { users: running.address("users"), products: running.address("products"), orders: running.address("orders") },
+      { products: settings.products, orders: settings.orders },
+    );
+    say(`  seeded ${data.productIds.length} products and ${data.orderIds.length} orders`);
+    const created = createBenchTargets((name) => running.address(name), data);
+    const { close } = created;
+    const targets = created.targets.filter((target) => target.key === "bare" || settings.targets.length === 0 || settings.targets.includes(target.key));
+    closeTargets = close;
+
+    const pids = running.pids();
+    const sampler = new RssSampler(pids);
+    sampler.start();
+    const steps: StepResult[] = [];
+    for (const concurrency of settings.concurrency) {
+      const results = await runLevel(targets, pids, { concurrency, warmupMs: settings.warmupMs, durationMs: settings.durationMs, sliceMs: settings.sliceMs });
+      steps.push(...results);
+      say(`  ${String(concurrency).padStart(4)} in flight: ${results.map((step) => `${step.target} ${Math.round(step.callsPerSecond)}/s`).join(", ")}`);
+    }
+    const peaks = sampler.stop();
+
+    const barePeak = peaks.get("bare-baseline")?.peakBytes ?? 0;
+    const order: BenchProcessName[] = ["users", "products", "orders", "user-orders", "bare-baseline"];
+    const rss: RssResult[] = order.flatMap((name) => {
+      const peak = peaks.get(name);
+      if (!peak) return [];
+      return [{ process: name, startMiB: mib(peak.startBytes), peakMiB: mib(peak.peakBytes), ratioToBaseline: barePeak > 0 ? peak.peakBytes / barePeak : 0 }];
+    });
+    const cpu = cpus();
+    const report: BenchReport = {
+      generatedAt: new Date().toISOString(),
+      command: ["shopmesh", "bench", ...args].join(" "),
+      machine: {
+        cpuModel: cpu[0]?.model.trim() ?? "unknown",
+        cpus: cpu.length,
+        totalMemoryGiB: totalmem() / 1024 ** 3,
+        platform: platform(),
+        release: release(),
+        node: process.version,
+      },
+      settings: {
+        concurrency: settings.concurrency,
+        durationSeconds: settings.durationMs / 1000,
+        warmupSeconds: settings.warmupMs / 1000,
+        sliceSeconds: settings.sliceMs / 1000,
+        quick: settings.quick,
+        portBase: settings.portBase,
+      },
+      seeded: { products: data.productIds.length, orders: data.orderIds.length, linesPerOrder: "2-3" },
+      steps,
+      rss,
+      checks: checkTargets(steps, rss),
+    };
+    const paths = writeReport(report, settings.outDir);
+    const nearby = (path: string) => (relative(process.cwd(), path).startsWith("..") ? path : relative(process.cwd(), path));
+    const shown = { json: nearby(paths.json), markdown: nearby(paths.markdown) };
+    say("");
+    process.stdout.write(renderSummary(report, shown));
+    return 0;
+  } catch (error) {
+    process.stderr.write(`shopmesh bench: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  } finally {
+    process.off("SIGINT", onInterrupt);
+    process.off("SIGTERM", onInterrupt);
+    await cleanUp("SIGTERM");
+  }
 }

@@ -1,0 +1,101 @@
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+/** What one `shopmesh bench` run does. */
+export interface BenchSettings {
+  /** Calls kept in flight, one level after the other. */
+  concurrency: number[];
+  /** Measured time per target per concurrency level, in ms (split into interleaved slices). */
+  durationMs: number;
+  /** Unmeasured calls per target before each level's measurement, in ms. */
+  warmupMs: number;
+  /** Longest interleaved slice, in ms. */
+  sliceMs: number;
+  /** First of five consecutive ports: users, products, orders, user-orders, bare baseline. */
+  portBase: number;
+  /** Where bench.json and bench.md go. */
+  outDir: string;
+  /** How many products and orders to seed. */
+  products: number;
+  orders: number;
+  quick: boolean;
+  /** Only these targets (keys); the bare baseline always runs. Empty: all. */
+  targets: string[];
+  /** Processes to run under `node --cpu-prof`, and where their profiles go. */
+  cpuProf: string[];
+  cpuProfDir: string;
+}
+
+export const benchUsage = `usage: shopmesh bench [options]
+
+  --concurrency 1,16,64   calls in flight, one level after the other
+  --duration 10           measured seconds per target and level (interleaved slices)
+  --warmup 2              warm-up seconds per target and level
+  --port-base 50151       five ports from here: users, products, orders, user-orders, bare baseline
+  --out reports           where bench.json and bench.md are written
+  --products 100          products to seed
+  --orders 20             orders to seed for the benchmark customer
+  --quick                 one level (16), 1 s per step: a smoke test, not a measurement
+  --targets products.GetProduct,...   load only these (the bare baseline always runs)
+  --cpu-prof products,...             run these processes under node --cpu-prof
+  --cpu-prof-dir profiles             where the .cpuprofile files go`;
+
+const root = fileURLToPath(new URL("../../../..", import.meta.url));
+
+/** Reads the command line; throws an Error with a readable message when it is wrong. */
+export function readBenchSettings(args: string[]): BenchSettings {
+  const { values } = parseArgs({
+    args,
+    options: {
+      concurrency: { type: "string" },
+      duration: { type: "string" },
+      warmup: { type: "string" },
+      "port-base": { type: "string" },
+      out: { type: "string" },
+      products: { type: "string" },
+      orders: { type: "string" },
+      quick: { type: "boolean", default: false },
+      targets: { type: "string" },
+      "cpu-prof": { type: "string" },
+      "cpu-prof-dir": { type: "string" },
+      help: { type: "boolean", default: false },
+    },
+    allowPositionals: false,
+  });
+  if (values.help) throw new UsageRequested();
+  const quick = values.quick === true;
+  const number = (flag: string, text: string | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) => {
+    if (text === undefined) return fallback;
+    const value = Number(text);
+    if (!Number.isFinite(value) || value < min || value > max) throw new Error(`--${flag}: expected a number from ${min} to ${max}, got ${text}`);
+    return value;
+  };
+  const concurrency = (values.concurrency ?? (quick ? "16" : "1,16,64")).split(",").map((part) => Math.round(number("concurrency", part.trim(), 1, 1, 4096)));
+  const durationMs = number("duration", values.duration, quick ? 1 : 10, 0.1) * 1000;
+  const targets = list(values.targets);
+  const known = ["users.GetUser", "products.GetProduct", "orders.ListOrders", "user-orders.GetUserOrders"];
+  for (const target of targets) if (!known.includes(target)) throw new Error(`--targets: expected some of ${known.join(", ")}, got ${target}`);
+  const cpuProf = list(values["cpu-prof"]);
+  const processes = ["users", "products", "orders", "user-orders", "bare-baseline"];
+  for (const name of cpuProf) if (!processes.includes(name)) throw new Error(`--cpu-prof: expected some of ${processes.join(", ")}, got ${name}`);
+  return {
+    concurrency,
+    durationMs,
+    warmupMs: number("warmup", values.warmup, quick ? 0.3 : 2, 0) * 1000,
+    sliceMs: Math.min(durationMs, 2000),
+    portBase: Math.round(number("port-base", values["port-base"], 50151, 1024, 65530)),
+    outDir: values.out === undefined ? resolve(root, "reports") : resolve(values.out),
+    products: Math.round(number("products", values.products, quick ? 20 : 100, 1, 10_000)),
+    orders: Math.round(number("orders", values.orders, quick ? 5 : 20, 1, 1000)),
+    quick,
+    targets,
+    cpuProf,
+    cpuProfDir: resolve(values["cpu-prof-dir"] ?? "profiles"),
+  };
+}
+
+const list = (text: string | undefined) => (text ?? "").split(",").map((part) => part.trim()).filter(Boolean);
+
+/** Thrown for `--help`. */
+export class UsageRequested extends Error {}

@@ -1,0 +1,153 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { BenchReport, StepResult, TargetCheck } from "./bench-results.js";
+import { fmt } from "./target-checks.js";
+
+const pct = (ratio: number) => `${fmt(ratio * 100, 1)} %`;
+const ms = (value: number) => fmt(value, value < 10 ? 2 : 1);
+
+/** Writes bench.json and bench.md into `outDir`; returns their paths. */
+export function writeReport(report: BenchReport, outDir: string): { json: string; markdown: string } {
+  mkdirSync(outDir, { recursive: true });
+  const json = join(outDir, "bench.json");
+  const markdown = join(outDir, "bench.md");
+  writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(markdown, renderMarkdown(report));
+  return { json, markdown };
+}
+
+function table(header: string[], rows: string[][], right: boolean[]): string {
+  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
+  return [line(header), line(right.map((r) => (r ? "---:" : "---"))), ...rows.map(line)].join("\n");
+}
+
+function verdict(check: TargetCheck): string {
+  return check.pass ? "PASS" : "SHORT";
+}
+
+function describeCheck(check: TargetCheck): string {
+  const shown = check.unit === "share of baseline calls/s" ? `${pct(check.measured)} of baseline (target ≥ ${pct(check.target)})` : `${fmt(check.measured, 2)}x baseline (target ≤ ${fmt(check.target, 2)}x)`;
+  return `${shown}`;
+}
+
+function stepParagraph(title: string, steps: StepResult[], isBaseline: boolean): string {
+  const top = steps[steps.length - 1]!;
+  const first = steps[0]!;
+  const sentences: string[] = [];
+  if (isBaseline) {
+    sentences.push(
+      `The bare grpc-js server answers an empty call with nothing but grpc-js's own work, so these are the most calls per second this client and this machine can push through one server process.`,
+      `At ${top.concurrency} in flight it did ${fmt(top.callsPerSecond)} calls/s with a median of ${ms(top.latencyMs.p50)} ms; every other table is read against this one at the same concurrency.`,
+    );
+  } else {
+    sentences.push(
+      `At ${top.concurrency} in flight ${title} did ${fmt(top.callsPerSecond)} calls/s, ${pct(top.ratioToBaseline)} of the bare server's rate; half its calls took under ${ms(top.latencyMs.p50)} ms and one in a thousand took over ${ms(top.latencyMs.p999)} ms.`,
+    );
+    if (steps.length > 1) {
+      sentences.push(`With ${first.concurrency} in flight a call took ${ms(first.latencyMs.p50)} ms at the median (${pct(first.ratioToBaseline)} of the baseline's rate at that level).`);
+    }
+  }
+  const cpu = top.serverCpuMicrosPerCall;
+  if (cpu !== null) {
+    sentences.push(`Server CPU per call at ${top.concurrency} in flight: ${fmt(cpu)} µs${isBaseline ? "" : " (summed over every process that takes part)"}; the bench client spent ${fmt(top.clientCpuMicrosPerCall)} µs per call.`);
+  }
+  const errors = steps.reduce((sum, step) => sum + step.errors, 0);
+  const degraded = steps.reduce((sum, step) => sum + step.degraded, 0);
+  if (errors > 0) sentences.push(`${fmt(errors)} calls failed (first: ${steps.find((step) => step.firstError)?.firstError ?? "?"}); they are not in the latencies.`);
+  if (degraded > 0) sentences.push(`${fmt(degraded)} answers came back degraded (a fallback was used).`);
+  return sentences.join(" ");
+}
+
+/** The markdown report. */
+export function renderMarkdown(report: BenchReport): string {
+  const out: string[] = [];
+  const m = report.machine;
+  const s = report.settings;
+  out.push(
+    "# shopmesh bench",
+    "",
+    `Generated ${report.generatedAt} by \`${report.command}\`.`,
+    "",
+    `Machine: ${m.cpus} × ${m.cpuModel}, ${fmt(m.totalMemoryGiB, 1)} GiB memory, ${m.platform} ${m.release}, Node.js ${m.node}.`,
+    "",
+    `Closed loop: each concurrency level keeps that many calls in flight from one client process (the SDK's grpc-js transport) while the servers run in their own processes. ` +
+      `Per level every target gets ${fmt(s.warmupSeconds, 1)} s of warm-up, then ${fmt(s.durationSeconds, 1)} s of measurement taken in slices of at most ${fmt(s.sliceSeconds, 1)} s, ` +
+      `interleaved with the other targets in a rotating order, so a change in the machine's load falls on all of them alike. ` +
+      `Latencies are recorded in an HdrHistogram (µs resolution, 3 significant digits). ` +
+      `Data: ${report.seeded.products} products and ${report.seeded.orders} orders of ${report.seeded.linesPerOrder} lines for one customer, whose token every call carries.` +
+      (s.quick ? " **Quick mode: a smoke test, the figures are not a measurement.**" : ""),
+    "",
+    "## Targets",
+    "",
+    table(
+      ["target", "measured", "verdict", "detail"],
+      report.checks.map((check) => [check.name, describeCheck(check), verdict(check), check.detail]),
+      [false, false, false, false],
+    ),
+    "",
+    report.checks.every((check) => check.pass)
+      ? "Every target is met."
+      : `Short of target: ${report.checks.filter((check) => !check.pass).map((check) => check.name).join("; ")}.`,
+    "",
+  );
+  const keys = [...new Set(report.steps.map((step) => step.target))];
+  for (const key of keys) {
+    const steps = report.steps.filter((step) => step.target === key).sort((a, b) => a.concurrency - b.concurrency);
+    const title = steps[0]!.title;
+    out.push(
+      `## ${title}`,
+      "",
+      table(
+        ["in flight", "calls/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "vs baseline", "server CPU µs/call", "errors"],
+        steps.map((step) => [
+          String(step.concurrency),
+          fmt(step.callsPerSecond),
+          ms(step.latencyMs.p50),
+          ms(step.latencyMs.p90),
+          ms(step.latencyMs.p99),
+          ms(step.latencyMs.p999),
+          pct(step.ratioToBaseline),
+          step.serverCpuMicrosPerCall === null ? "-" : fmt(step.serverCpuMicrosPerCall),
+          fmt(step.errors),
+        ]),
+        [true, true, true, true, true, true, true, true, true],
+      ),
+      "",
+      stepParagraph(title, steps, key === "bare"),
+      "",
+    );
+  }
+  out.push(
+    "## Memory (RSS)",
+    "",
+    table(
+      ["process", "RSS before load MiB", "peak RSS under load MiB", "vs bare server"],
+      report.rss.map((row) => [row.process, fmt(row.startMiB), fmt(row.peakMiB), `${fmt(row.ratioToBaseline, 2)}x`]),
+      [false, true, true, true],
+    ),
+    "",
+    `Resident memory of each process, read from /proc/<pid>/status (VmRSS) every 100 ms for the whole load; "before load" is after start-up and seeding. ` +
+      `Every process runs under \`node --import tsx\`, the bare server included, so the loader's share is the same on both sides of the ratio. ` +
+      `The target is every service's peak within 1.3 times the bare server's.`,
+    "",
+  );
+  return `${out.join("\n")}`;
+}
+
+/** The short summary printed to the terminal. */
+export function renderSummary(report: BenchReport, paths: { json: string; markdown: string }): string {
+  const lines: string[] = [];
+  const levels = report.settings.concurrency;
+  const top = Math.max(...levels);
+  lines.push(`calls/s at ${top} in flight (share of the bare grpc-js baseline), p99:`);
+  for (const step of report.steps.filter((candidate) => candidate.concurrency === top)) {
+    lines.push(
+      `  ${step.title.padEnd(34)} ${fmt(step.callsPerSecond).padStart(8)}  ${pct(step.ratioToBaseline).padStart(8)}  p99 ${ms(step.latencyMs.p99)} ms${step.errors > 0 ? `  ${fmt(step.errors)} errors` : ""}`,
+    );
+  }
+  lines.push(`peak RSS: ${report.rss.map((row) => `${row.process} ${fmt(row.peakMiB)} MiB (${fmt(row.ratioToBaseline, 2)}x)`).join(", ")}`);
+  lines.push("targets:");
+  for (const check of report.checks) lines.push(`  ${verdict(check).padEnd(5)}  ${check.name}: ${describeCheck(check)}`);
+  lines.push(`report: ${paths.markdown}`, `        ${paths.json}`);
+  return `${lines.join("\n")}\n`;
+}

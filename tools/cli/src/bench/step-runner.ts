@@ -1,0 +1,104 @@
+import type { StepResult } from "./bench-results.js";
+import type { BenchProcessName } from "./bench-mesh.js";
+import type { BenchTarget } from "./bench-targets.js";
+import { closedLoop, newHistogram, type LatencyHistogram } from "./load-loop.js";
+import { readCpuMicros } from "./rss-sampler.js";
+
+/** What a target accumulated over the slices of one level. */
+interface Accumulated {
+  histogram: LatencyHistogram;
+  calls: number;
+  errors: number;
+  firstError: string | undefined;
+  elapsedMs: number;
+  clientCpuMicros: number;
+  serverCpuMicros: number | null;
+  degradedBefore: number;
+}
+
+/** Settings of one level. */
+export interface LevelSettings {
+  concurrency: number;
+  warmupMs: number;
+  durationMs: number;
+  sliceMs: number;
+}
+
+const sumCpu = (pids: number[]): number | null => {
+  let total = 0;
+  for (const pid of pids) {
+    const cpu = readCpuMicros(pid);
+    if (cpu === undefined) return null;
+    total += cpu;
+  }
+  return total;
+};
+
+/**
+ * Runs one concurrency level for every target: a warm-up each, then the
+ * measured time in slices, taking turns in an order that rotates every slice
+ * so that no target always follows the same one. Returns one result per
+ * target with its calls/s as a share of the baseline's (`targets[0]`'s).
+ */
+export async function runLevel(
+  targets: BenchTarget[],
+  pids: ReadonlyMap<BenchProcessName, number>,
+  settings: LevelSettings,
+  onProgress: (text: string) => void = () => undefined,
+): Promise<StepResult[]> {
+  for (const target of targets) {
+    if (settings.warmupMs > 0) await closedLoop(target.call, settings.concurrency, settings.warmupMs);
+  }
+  const accumulated = new Map<BenchTarget, Accumulated>(
+    targets.map((target) => [
+      target,
+      { histogram: newHistogram(), calls: 0, errors: 0, firstError: undefined, elapsedMs: 0, clientCpuMicros: 0, serverCpuMicros: 0, degradedBefore: target.degraded },
+    ]),
+  );
+  const slices = Math.max(1, Math.ceil(settings.durationMs / settings.sliceMs));
+  const sliceMs = settings.durationMs / slices;
+  for (let slice = 0; slice < slices; slice++) {
+    for (let index = 0; index < targets.length; index++) {
+      const target = targets[(index + slice) % targets.length]!;
+      const into = accumulated.get(target)!;
+      const serverPids = target.involves.map((name) => pids.get(name)).filter((pid): pid is number => pid !== undefined);
+      const serverBefore = sumCpu(serverPids);
+      const clientBefore = process.cpuUsage();
+      const result = await closedLoop(target.call, settings.concurrency, sliceMs, into.histogram);
+      const client = process.cpuUsage(clientBefore);
+      const serverAfter = sumCpu(serverPids);
+      into.calls += result.calls;
+      into.errors += result.errors;
+      into.firstError ??= result.firstError;
+      into.elapsedMs += result.elapsedMs;
+      into.clientCpuMicros += client.user + client.system;
+      into.serverCpuMicros = into.serverCpuMicros === null || serverBefore === null || serverAfter === null ? null : into.serverCpuMicros + serverAfter - serverBefore;
+    }
+    onProgress(`  ${settings.concurrency} in flight: slice ${slice + 1}/${slices}`);
+  }
+  const steps = targets.map((target): StepResult => {
+    const into = accumulated.get(target)!;
+    const h = into.histogram;
+    const at = (percentile: number) => h.getValueAtPercentile(percentile) / 1000;
+    const calls = Math.max(1, into.calls);
+    const step: StepResult = {
+      target: target.key,
+      title: target.title,
+      concurrency: settings.concurrency,
+      calls: into.calls,
+      errors: into.errors,
+      degraded: target.degraded - into.degradedBefore,
+      elapsedSeconds: into.elapsedMs / 1000,
+      callsPerSecond: (into.calls * 1000) / into.elapsedMs,
+      latencyMs: { p50: at(50), p90: at(90), p99: at(99), p999: at(99.9), max: h.maxValue / 1000, mean: h.mean / 1000 },
+      ratioToBaseline: 0,
+      clientCpuMicrosPerCall: into.clientCpuMicros / calls,
+      serverCpuMicrosPerCall: into.serverCpuMicros === null ? null : into.serverCpuMicros / calls,
+    };
+    if (into.firstError !== undefined) step.firstError = into.firstError;
+    return step;
+  });
+  const baseline = steps[0]!.callsPerSecond;
+  for (const step of steps) step.ratioToBaseline = baseline > 0 ? step.callsPerSecond / baseline : 0;
+  return steps;
+}

@@ -1,0 +1,77 @@
+// Runs `shopmesh bench --quick` for real (the mesh, the bare baseline, a
+// second of load per target) and checks the reports it writes: every target
+// and row present, figures non-zero. Nothing here asserts speed.
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import type { BenchReport } from "../src/bench/bench-results.js";
+
+const main = fileURLToPath(new URL("../src/main.ts", import.meta.url));
+const outDir = mkdtempSync(join(tmpdir(), "shopmesh-bench-test-"));
+// Away from the default 50151 so a bench running beside the tests is not disturbed.
+const portBase = 52000 + (process.pid % 200) * 5;
+
+function shopmesh(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ["--import", "tsx", main, ...args], { timeout: 90_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+afterAll(() => rmSync(outDir, { recursive: true, force: true }));
+
+describe("shopmesh bench", () => {
+  it("writes a JSON and a markdown report with every target, row and check", { timeout: 120_000 }, async () => {
+    const run = await shopmesh(["bench", "--quick", "--out", outDir, "--port-base", String(portBase)]);
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(join(outDir, "bench.md"));
+    expect(run.stdout).toMatch(/targets:/);
+
+    const report = JSON.parse(readFileSync(join(outDir, "bench.json"), "utf8")) as BenchReport;
+    expect(report.settings.quick).toBe(true);
+    expect(report.machine.cpus).toBeGreaterThan(0);
+    expect(report.command).toContain("bench --quick");
+    const keys = ["bare", "users.GetUser", "products.GetProduct", "orders.ListOrders", "user-orders.GetUserOrders"];
+    expect(report.steps.map((step) => step.target).sort()).toEqual([...keys].sort());
+    for (const step of report.steps) {
+      expect(step.concurrency).toBe(report.settings.concurrency[0]);
+      expect(step.errors, `${step.target}: ${step.firstError}`).toBe(0);
+      expect(step.calls).toBeGreaterThan(0);
+      expect(step.callsPerSecond).toBeGreaterThan(0);
+      expect(step.ratioToBaseline).toBeGreaterThan(0);
+      for (const value of Object.values(step.latencyMs)) expect(value).toBeGreaterThan(0);
+    }
+    expect(report.rss.map((row) => row.process).sort()).toEqual(["bare-baseline", "orders", "products", "user-orders", "users"]);
+    for (const row of report.rss) {
+      expect(row.peakMiB).toBeGreaterThan(0);
+      expect(row.ratioToBaseline).toBeGreaterThan(0);
+    }
+    expect(report.checks).toHaveLength(3);
+    for (const check of report.checks) expect(check.measured).toBeGreaterThan(0);
+
+    const markdown = readFileSync(join(outDir, "bench.md"), "utf8");
+    for (const heading of ["## Targets", "## bare grpc-js server, empty unary", "## users.GetUser", "## products.GetProduct", "## orders.ListOrders", "## user-orders.GetUserOrders", "## Memory (RSS)"]) {
+      expect(markdown).toContain(heading);
+    }
+    expect(markdown).toMatch(/\| (PASS|SHORT) \|/);
+  });
+
+  it("refuses to start, naming the port, when one of its ports is busy", async () => {
+    const holder: Server = createServer();
+    const busyPort = portBase + 1000 + 1;
+    await new Promise<void>((resolve) => holder.listen(busyPort, "127.0.0.1", resolve));
+    try {
+      const run = await shopmesh(["bench", "--quick", "--out", outDir, "--port-base", String(busyPort - 1)]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(`port ${busyPort} (products) is busy`);
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
+  });
+});
