@@ -52,6 +52,18 @@ export interface AggregatorSettings {
   breaker: { failures: number; cooldownMs: number };
   retry: { retries: number; baseDelayMs: number; maxDelayMs: number };
   staleOrders: { maxEntries: number; maxAgeMs: number };
+  /**
+   * "sequential" calls users, then orders, then products, one after another
+   * (for measuring what parallel fan-out saves); undefined: users and orders
+   * in parallel, then products.
+   */
+  fanOut?: "sequential";
+  /**
+   * Split the product ids of a view into this many BatchGetProducts calls
+   * sent in parallel (for measuring tail amplification against fan-out);
+   * undefined: as few calls as the batch limit allows.
+   */
+  productsShards?: number;
 }
 
 /** What the aggregator is built from. */
@@ -124,20 +136,26 @@ export function createUserOrdersAggregator(deps: AggregatorDeps): UserOrdersAggr
 
     let userResult: GuardedResult<User | undefined>;
     let ordersResult: GuardedResult<ListOrdersResponse>;
+    const askUsers = () =>
+      guards.users
+        .call(
+          UsersService.method.getUser,
+          async (call) => (await deps.users.getUser({ userId: request.userId }, { ...call, headers })).user,
+          budget,
+          signal,
+        )
+        .then((result) => throwCallerFault("users", result));
+    const askOrders = () =>
+      guards.orders
+        .call(OrdersService.method.listOrders, (call) => deps.orders.listOrders(pageKey, { ...call, headers }), budget, signal)
+        .then((result) => throwCallerFault("orders", result));
     try {
-      [userResult, ordersResult] = await Promise.all([
-        guards.users
-          .call(
-            UsersService.method.getUser,
-            async (call) => (await deps.users.getUser({ userId: request.userId }, { ...call, headers })).user,
-            budget,
-            signal,
-          )
-          .then((result) => throwCallerFault("users", result)),
-        guards.orders
-          .call(OrdersService.method.listOrders, (call) => deps.orders.listOrders(pageKey, { ...call, headers }), budget, signal)
-          .then((result) => throwCallerFault("orders", result)),
-      ]);
+      if (settings.fanOut === "sequential") {
+        userResult = await askUsers();
+        ordersResult = await askOrders();
+      } else {
+        [userResult, ordersResult] = await Promise.all([askUsers(), askOrders()]);
+      }
     } catch (error) {
       abandoned.abort(error);
       throw error;
@@ -195,7 +213,7 @@ export function createUserOrdersAggregator(deps: AggregatorDeps): UserOrdersAggr
 
   /**
    * The products among `ids`, asked in as few BatchGetProducts calls as the
-   * batch limit allows, sent in parallel. Products found by the calls that
+   * batch limit allows (or in `productsShards` calls), sent in parallel. Products found by the calls that
    * succeeded are kept even when another call failed.
    */
   async function productDetails(
@@ -205,7 +223,13 @@ export function createUserOrdersAggregator(deps: AggregatorDeps): UserOrdersAggr
     signal: AbortSignal,
   ): Promise<{ products: Product[]; failure?: ConnectError; timing: CallTiming }> {
     const chunks: string[][] = [];
-    for (let i = 0; i < ids.length; i += maxBatchProducts) chunks.push(ids.slice(i, i + maxBatchProducts));
+    const shards = Math.min(settings.productsShards ?? 1, ids.length);
+    if (shards > 1 && ids.length <= shards * maxBatchProducts) {
+      // productsShards calls (at most one per id), the ids spread evenly.
+      for (let i = 0; i < shards; i++) chunks.push(ids.slice(Math.floor((i * ids.length) / shards), Math.floor(((i + 1) * ids.length) / shards)));
+    } else {
+      for (let i = 0; i < ids.length; i += maxBatchProducts) chunks.push(ids.slice(i, i + maxBatchProducts));
+    }
     const results = (
       await Promise.all(
         chunks.map((chunk) => guards.products.call(ProductsService.method.batchGetProducts, (call) => batchGet(chunk, call), budget, signal)),

@@ -26,7 +26,14 @@ export function readDependencyTargets(env: Env = process.env): Record<Dependency
  * - HEDGE_USERS_DELAY, HEDGE_ORDERS_DELAY, HEDGE_PRODUCTS_DELAY unset: no
  *   hedging;
  * - STALE_CACHE_SIZE 1000 kept orders pages (0 turns it off), served for up
- *   to STALE_MAX_AGE 5m.
+ *   to STALE_MAX_AGE 5m;
+ * - FAN_OUT parallel: users and orders at once, then products; "sequential"
+ *   calls users, then orders, then products, one after another (the
+ *   experiment compares the two);
+ * - PRODUCTS_SHARDS unset: the product ids go in as few BatchGetProducts
+ *   calls as the batch limit allows; k splits them into k parallel calls
+ *   (fewer when a view has fewer than k products), so that a view fans out
+ *   to 2 + k calls (the experiment's tail-amplification sweep).
  */
 export function readAggregatorSettings(env: Env = process.env): AggregatorSettings {
   const read = envReader(env);
@@ -54,7 +61,16 @@ export function readAggregatorSettings(env: Env = process.env): AggregatorSettin
       maxEntries: read.int("STALE_CACHE_SIZE", 1000, { min: 0, max: 1_000_000 }),
       maxAgeMs: read.durationMs("STALE_MAX_AGE", "5m"),
     },
+    fanOut: fanOut(read),
+    productsShards: read.optionalString("PRODUCTS_SHARDS") === undefined ? undefined : read.int("PRODUCTS_SHARDS", 1, { min: 1, max: 64 }),
   };
+}
+
+function fanOut(read: EnvReader): "sequential" | undefined {
+  const value = read.optionalString("FAN_OUT")?.trim().toLowerCase();
+  if (value === undefined || value === "" || value === "parallel") return undefined;
+  if (value === "sequential") return "sequential";
+  throw new ConfigError("FAN_OUT", value, "parallel or sequential");
 }
 
 function positiveDuration(read: EnvReader, name: string, fallback: string): number {

@@ -131,6 +131,27 @@ describe("a full view", () => {
     expect(result.timings.filter((t) => t.dependency === Dependency.PRODUCTS).map((t) => t.attempts)).toEqual([2]);
   });
 
+  it("with FAN_OUT=sequential calls users, then orders, then products, one after another", async () => {
+    const { view, scripts } = setup(world(), { ...testSettings(), fanOut: "sequential" });
+    scripts.users.then(delay(100));
+    scripts.orders.then(delay(100));
+    const result = await view();
+    const [user, orders, products] = [scripts.users.calls[0]!, scripts.orders.calls[0]!, scripts.products.calls[0]!];
+    expect(orders.at).toBeGreaterThanOrEqual(user.at + 95);
+    expect(products.at).toBeGreaterThanOrEqual(orders.at + 95);
+    expect(result.degradations).toEqual([]);
+  });
+
+  it("with PRODUCTS_SHARDS=k splits the product ids evenly over k parallel calls", async () => {
+    const { view, scripts } = setup(world(4), { ...testSettings(), productsShards: 3 });
+    const result = await view();
+    const asked = scripts.products.calls.map((c) => (c.request as { productIds: string[] }).productIds);
+    expect(asked.map((ids) => ids.length).sort()).toEqual([1, 1, 2]);
+    expect(asked.flat().sort()).toEqual(catalog.map((p) => p.id).sort());
+    expect(result.orders.every((o) => o.lines.every((l) => l.product !== undefined))).toBe(true);
+    expect(timingOf(result, Dependency.PRODUCTS).attempts).toBe(3);
+  });
+
   it("keeps a line whose product is gone from the catalog, without details and without a degradation", async () => {
     const data = world(1);
     const { view } = setup({ ...data, products: [mug] });

@@ -1,5 +1,164 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, release, tmpdir, totalmem, type } from "node:os";
+import { join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { availabilityChart, latencyChart, outageChart, renderSvg, tailChart } from "./charts.js";
+import { adminToken, fullSize, quickSize, seedDataset } from "./dataset.js";
+import { busyPorts, defaultPortBase, ExperimentMesh } from "./experiment-mesh.js";
+import { MonolithDatabase } from "./monolith.js";
+import { Progress } from "./progress.js";
+import { chartFiles, renderReport, summaryLines, type ExperimentResults } from "./report.js";
+import type { ScenarioContext } from "./scenario-context.js";
+import { availability } from "./scenarios/availability.js";
+import { dependencyLatency } from "./scenarios/dependency-latency.js";
+import { outage } from "./scenarios/outage.js";
+import { tailAmplification } from "./scenarios/tail-amplification.js";
+
+export const experimentUsage = `usage: shopmesh experiment [--quick] [--out DIR] [--port-base PORT]
+
+  --quick           small samples, under a minute (for CI)
+  --out DIR         where to write coupling.md and its charts (default: reports/)
+  --port-base PORT  first of the four service ports (default ${defaultPortBase}; admin listeners at +1000)
+
+Starts its own mesh in a temporary directory, seeds it, measures latency,
+availability, tail amplification and an outage, and writes the report.`;
+
+const root = fileURLToPath(new URL("../../../..", import.meta.url));
+
 /** Runs `shopmesh experiment`; returns the exit code. */
-export async function experiment(_args: string[]): Promise<number> {
-  process.stderr.write("shopmesh experiment: not built yet\n");
-  return 2;
+export async function experiment(args: string[]): Promise<number> {
+  let values: { quick: boolean; out?: string; "port-base"?: string; help: boolean };
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        quick: { type: "boolean", default: false },
+        out: { type: "string" },
+        "port-base": { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }));
+  } catch (error) {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n${experimentUsage}\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(`${experimentUsage}\n`);
+    return 0;
+  }
+  const portBase = Number(values["port-base"] ?? process.env.SHOPMESH_EXPERIMENT_PORT_BASE ?? defaultPortBase);
+  if (!Number.isInteger(portBase) || portBase < 1024 || portBase > 64_000) {
+    process.stderr.write(`--port-base: "${values["port-base"]}" is not a port from 1024 to 64000\n`);
+    return 2;
+  }
+  const outDir = resolve(values.out ?? join(root, "reports"));
+  const quick = values.quick;
+
+  const busy = await busyPorts(portBase);
+  if (busy.length > 0) {
+    for (const { port, what } of busy) process.stderr.write(`port ${port} (${what}) is busy\n`);
+    process.stderr.write(
+      "shopmesh experiment: not started. Stop what holds these ports (another experiment?), or choose others with --port-base <first port>.\n",
+    );
+    return 1;
+  }
+
+  const startedAt = new Date();
+  const loadAtStart = loadavg()[0]!;
+  const started = performance.now();
+  const dataDir = mkdtempSync(join(tmpdir(), "shopmesh-experiment-"));
+  const progress = new Progress();
+  let mesh: ExperimentMesh | undefined;
+  let monolith: MonolithDatabase | undefined;
+  let interrupted = false;
+  const cleanUp = async (signal: NodeJS.Signals) => {
+    monolith?.close();
+    monolith = undefined;
+    await mesh?.stop(signal).catch(() => undefined);
+    mesh = undefined;
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) return;
+    interrupted = true;
+    progress.end();
+    process.stderr.write(`\n${signal}: stopping the experiment's services...\n`);
+    void cleanUp("SIGKILL").finally(() => process.exit(130));
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  try {
+    process.stderr.write(`shopmesh experiment${quick ? " --quick" : ""}: mesh on 127.0.0.1:${portBase}-${portBase + 3}, data in ${dataDir}\n`);
+    progress.begin("starting the mesh", 1);
+    mesh = await ExperimentMesh.start(dataDir, portBase);
+    progress.end("users, products, orders, user-orders ready");
+
+    const size = quick ? quickSize : fullSize;
+    progress.begin("seeding", size.products + size.users * (1 + size.ordersPerUser));
+    const dataset = await seedDataset(mesh, size, (done) => progress.update(done));
+    progress.end(`${dataset.users.length} users, ${dataset.products.length} products, ${dataset.orders.length} orders`);
+
+    monolith = new MonolithDatabase(join(dataDir, "monolith.sqlite"), dataset);
+    const monolithCounts = monolith.counts();
+
+    const liveMesh = mesh;
+    const context: ScenarioContext = { mesh: liveMesh, dataset, progress, quick, token: () => adminToken(liveMesh) };
+    const latency = await dependencyLatency(context, monolith);
+    // Ordered so that user-orders restarts as rarely as possible: availability ends, and the outage
+    // and the tail sweep begin, with the default settings.
+    const availabilityResult = await availability(context);
+    const outageResult = await outage(context);
+    const tail = await tailAmplification(context);
+
+    const cpuList = cpus();
+    const results: ExperimentResults = {
+      run: {
+        command: `npm run experiment${quick ? " -- --quick" : ""}`,
+        quick,
+        startedAt: startedAt.toISOString(),
+        seconds: (performance.now() - started) / 1000,
+        machine: {
+          cpu: cpuList[0]?.model.trim() ?? "unknown",
+          cores: cpuList.length,
+          memoryGiB: totalmem() / 2 ** 30,
+          node: process.versions.node,
+          os: `${type()} ${release()}`,
+          loadAverage: { start: loadAtStart, end: loadavg()[0]! },
+        },
+        monolithCounts,
+      },
+      dataset: { size: dataset.size, seconds: dataset.seconds },
+      latency,
+      availability: availabilityResult,
+      tail,
+      outage: outageResult,
+    };
+
+    progress.begin("writing the report", 1);
+    mkdirSync(outDir, { recursive: true });
+    const charts = { latency: latencyChart(latency), availability: availabilityChart(availabilityResult), tail: tailChart(tail), outage: outageChart(outageResult) };
+    for (const [name, spec] of Object.entries(charts)) {
+      writeFileSync(join(outDir, chartFiles[name as keyof typeof chartFiles]), await renderSvg(spec));
+    }
+    const reportPath = join(outDir, "coupling.md");
+    writeFileSync(reportPath, renderReport(results));
+    writeFileSync(join(outDir, "coupling.json"), `${JSON.stringify(results, null, 2)}\n`);
+    progress.end(`${Object.keys(charts).length} charts`);
+
+    const shown = relative(process.cwd(), reportPath) || reportPath;
+    process.stdout.write(`\nReport: ${shown.startsWith("..") ? reportPath : shown} (charts beside it), ${Math.round(results.run.seconds)} s\n`);
+    for (const line of summaryLines(results)) process.stdout.write(`  ${line}\n`);
+    return 0;
+  } catch (error) {
+    progress.end();
+    if (interrupted) return 130;
+    process.stderr.write(`shopmesh experiment failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    return 1;
+  } finally {
+    if (!interrupted) await cleanUp("SIGTERM");
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
 }

@@ -1,0 +1,154 @@
+import * as vega from "vega";
+import { compile, type TopLevelSpec } from "vega-lite";
+import type { AvailabilityResult } from "./scenarios/availability.js";
+import type { LatencyResult } from "./scenarios/dependency-latency.js";
+import type { OutageResult } from "./scenarios/outage.js";
+import type { TailResult } from "./scenarios/tail-amplification.js";
+import { slowFraction } from "./theory.js";
+import { answerKinds } from "./view-load.js";
+
+/** Renders a vega-lite spec to SVG, headless. */
+export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: "none" });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+const kindColors = { domain: [...answerKinds], range: ["#2e7d32", "#f9a825", "#c62828"] };
+const base = { $schema: "https://vega.github.io/schema/vega-lite/v6.json", background: "white" } as const;
+
+/** Aggregator p50/p99 against the injected delay, measured (solid) and predicted (dashed), per fan-out mode; the monolith flat. */
+export function latencyChart(result: LatencyResult): TopLevelSpec {
+  const values = result.rows.flatMap((r) => [
+    { delayed: r.delayed === "products" ? "products delayed" : "all three delayed", delayMs: r.delayMs, series: `${r.mode} p50`, source: "measured", ms: r.p50 },
+    { delayed: r.delayed === "products" ? "products delayed" : "all three delayed", delayMs: r.delayMs, series: `${r.mode} p99`, source: "measured", ms: r.p99 },
+    { delayed: r.delayed === "products" ? "products delayed" : "all three delayed", delayMs: r.delayMs, series: `${r.mode} p50`, source: "predicted", ms: r.predictedP50 },
+  ]);
+  for (const delayed of ["products delayed", "all three delayed"]) {
+    for (const delayMs of result.delays) values.push({ delayed, delayMs, series: "monolith join p99", source: "measured", ms: result.monolith.p99 });
+  }
+  return {
+    ...base,
+    title: "GetUserOrders latency against injected dependency delay",
+    data: { values },
+    facet: { column: { field: "delayed", type: "nominal", title: null, sort: ["products delayed", "all three delayed"] } },
+    spec: {
+      width: 320,
+      height: 260,
+      mark: { type: "line", point: true },
+      encoding: {
+        x: { field: "delayMs", type: "quantitative", title: "injected delay per call (ms)" },
+        y: { field: "ms", type: "quantitative", title: "latency (ms)" },
+        color: { field: "series", type: "nominal", title: "series" },
+        strokeDash: { field: "source", type: "nominal", title: "", scale: { domain: ["measured", "predicted"], range: [[1, 0], [5, 4]] } },
+      },
+    },
+  };
+}
+
+/** Share of full views against q, measured with its tolerance band and predicted, per variant. */
+export function availabilityChart(result: AvailabilityResult): TopLevelSpec {
+  const values = result.rows.map((r) => ({
+    variant: r.variant,
+    q: r.q,
+    measured: r.kinds.full.measured,
+    low: r.kinds.full.measured - r.kinds.full.tolerance,
+    high: Math.min(1, r.kinds.full.measured + r.kinds.full.tolerance),
+    predicted: r.kinds.full.predicted,
+  }));
+  const x = { field: "q", type: "quantitative", title: "failure probability q of each dependency request" } as const;
+  const color = { field: "variant", type: "nominal", title: "aggregator" } as const;
+  return {
+    ...base,
+    title: "Full answers: measured (points, ± tolerance) against (1 - q_eff)^3 (lines)",
+    width: 480,
+    height: 300,
+    data: { values },
+    layer: [
+      { mark: { type: "line", strokeDash: [5, 4] }, encoding: { x, y: { field: "predicted", type: "quantitative", title: "share of full answers", scale: { domain: [0, 1] } }, color } },
+      { mark: "errorbar", encoding: { x, y: { field: "low", type: "quantitative" }, y2: { field: "high" }, color } },
+      { mark: { type: "point", filled: true, size: 60 }, encoding: { x, y: { field: "measured", type: "quantitative" }, color } },
+    ],
+  };
+}
+
+/** Share of slow views against fan-out n: the 1 - (1 - p)^n curve, measured points, and hedged points. */
+export function tailChart(result: TailResult): TopLevelSpec {
+  const maxN = Math.max(12, ...result.rows.map((r) => r.fanOut));
+  const curve = Array.from({ length: maxN }, (_, i) => ({ n: i + 1, share: slowFraction(result.p, i + 1), series: `theory 1 - (1 - ${result.p})^n` }));
+  const points = result.rows
+    .filter((r) => r.p > 0)
+    .map((r) => ({ n: r.fanOut, share: r.measured, low: Math.max(0, r.measured - r.tolerance), high: r.measured + r.tolerance, series: r.hedged ? "measured, hedged" : "measured" }));
+  const x = { field: "n", type: "quantitative", title: "fan-out n (calls per view)" } as const;
+  const color = { field: "series", type: "nominal", title: "", scale: { range: ["#1565c0", "#ef6c00", "#555555"] } } as const;
+  return {
+    ...base,
+    title: `Slow views (> ${result.thresholdMs} ms) with each call slow (+${result.slowLatencyMs} ms) with p = ${result.p}`,
+    width: 480,
+    height: 300,
+    layer: [
+      { data: { values: curve }, mark: { type: "line", strokeDash: [5, 4] }, encoding: { x, y: { field: "share", type: "quantitative", title: "share of slow views", axis: { format: "%" } }, color } },
+      { data: { values: points }, mark: "errorbar", encoding: { x, y: { field: "low", type: "quantitative" }, y2: { field: "high" }, color } },
+      { data: { values: points }, mark: { type: "point", filled: true, size: 70 }, encoding: { x, y: { field: "share", type: "quantitative" }, color } },
+    ],
+  };
+}
+
+/** Answers per second by kind (stacked), and latency, with the kill and the restart marked. */
+export function outageChart(result: OutageResult): TopLevelSpec {
+  // Stacked by hand: bars spanning [second, second + 1) on the same time axis as the latency panel.
+  const counts = result.timeline.flatMap((s) => {
+    let below = 0;
+    return answerKinds.map((kind) => {
+      const bar = { second: s.second, end: s.second + 1, kind, answers: s.counts[kind], low: below, high: below + s.counts[kind] };
+      below += s.counts[kind];
+      return bar;
+    });
+  });
+  const latency = result.timeline.flatMap((s) =>
+    Number.isNaN(s.p50) ? [] : [{ second: s.second + 0.5, series: "p50", ms: s.p50 }, { second: s.second + 0.5, series: "p99", ms: s.p99 }],
+  );
+  const events = [
+    { second: result.killedAtMs / 1000, event: "products killed" },
+    { second: result.restartReadyAtMs / 1000, event: "products ready again" },
+  ];
+  const x = { field: "second", type: "quantitative" as const, title: "seconds into the run", scale: { domain: [0, result.durationMs / 1000] } };
+  const rules = { data: { values: events }, mark: { type: "rule" as const, strokeDash: [4, 3], color: "#333" }, encoding: { x } };
+  return {
+    ...base,
+    title: "Products killed and restarted under a steady stream of views",
+    vconcat: [
+      {
+        width: 560,
+        height: 200,
+        layer: [
+          {
+            data: { values: counts },
+            mark: { type: "rect", stroke: "white", strokeWidth: 0.5 },
+            encoding: {
+              x: { ...x, title: null },
+              x2: { field: "end" },
+              y: { field: "low", type: "quantitative", title: "answers per second" },
+              y2: { field: "high" },
+              color: { field: "kind", type: "nominal", scale: kindColors, title: "answer" },
+              tooltip: { field: "answers", type: "quantitative" },
+            },
+          },
+          rules,
+        ],
+      },
+      {
+        width: 560,
+        height: 160,
+        layer: [
+          { data: { values: latency }, mark: { type: "line", point: true }, encoding: { x, y: { field: "ms", type: "quantitative", title: "latency (ms)" }, strokeDash: { field: "series", type: "nominal", title: "latency" } } },
+          rules,
+          { data: { values: events }, mark: { type: "text", align: "left", dx: 3, dy: -4, baseline: "bottom" }, encoding: { x, y: { value: 0 }, text: { field: "event" } } },
+        ],
+      },
+    ],
+  };
+}

@@ -1,0 +1,148 @@
+import type { Client } from "@connectrpc/connect";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
+import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
+import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
+import { portIsFree } from "../../../../scripts/mesh/ports.js";
+import { LocalMesh, serviceNames, type ServiceName } from "../mesh/local-mesh.js";
+
+/** First port of the experiment's mesh: users, products, orders, user-orders follow. */
+export const defaultPortBase = 50251;
+/** The chassis puts each admin (fault-injection) listener at the service port plus this. */
+const adminOffset = 1000;
+
+/** The fixed ports of a mesh starting at `base`. */
+export function portsFrom(base: number): Record<ServiceName, number> {
+  return { users: base, products: base + 1, orders: base + 2, "user-orders": base + 3 };
+}
+
+/** Every port the mesh needs (service and admin listeners) that something already holds. */
+export async function busyPorts(base: number): Promise<{ port: number; what: string }[]> {
+  const busy: { port: number; what: string }[] = [];
+  for (const [service, port] of Object.entries(portsFrom(base))) {
+    if (!(await portIsFree(port))) busy.push({ port, what: service });
+    if (!(await portIsFree(port + adminOffset))) busy.push({ port: port + adminOffset, what: `${service} admin` });
+  }
+  return busy;
+}
+
+/** The dependencies the aggregator calls; the experiment injects faults into these methods. */
+export const dependencyMethods = { users: "GetUser", orders: "ListOrders", products: "BatchGetProducts" } as const;
+export type Dependency = keyof typeof dependencyMethods;
+export const dependencies = Object.keys(dependencyMethods) as Dependency[];
+
+/** One fault for a dependency's method, as the experiment sets it. */
+export interface FaultSpec {
+  latencyMs?: number;
+  slowProbability?: number;
+  errorRate?: number;
+  errorCode?: string;
+}
+
+/** The admin account of the experiment's mesh. */
+export const adminAccount = { email: "admin@experiment.shopmesh.local", password: "experiment-admin", displayName: "Experiment Admin" };
+
+/** Settings every user-orders variant starts from: no stale copies, so that "failed" means failed. */
+const aggregatorBase: Record<string, string> = { STALE_CACHE_SIZE: "0" };
+
+/**
+ * The mesh the experiment measures: the four services as real processes on
+ * fixed loopback ports, fault injection on, and user-orders restartable with
+ * other settings between scenario variants.
+ */
+export class ExperimentMesh {
+  /** The settings user-orders runs with now, beyond the base ones (none at start). */
+  #aggregatorEnv = JSON.stringify([]);
+  readonly #transports: GrpcTransport[] = [];
+
+  private constructor(
+    readonly mesh: LocalMesh,
+    readonly ports: Record<ServiceName, number>,
+  ) {}
+
+  static async start(dataDir: string, portBase: number): Promise<ExperimentMesh> {
+    const common = { HOST: "127.0.0.1", LOG_LEVEL: "info", SHUTDOWN_GRACE: "1s" };
+    const faulty = { ...common, FAULT_INJECTION: "on" };
+    const ports = portsFrom(portBase);
+    const mesh = await LocalMesh.start({
+      dataDir,
+      ports,
+      env: {
+        users: { ...faulty, ADMIN_EMAILS: adminAccount.email, PASSWORD_HASH_COST: "1024" },
+        products: faulty,
+        orders: faulty,
+        "user-orders": { ...common, ...aggregatorBase },
+      },
+      // Nothing reads the services' logs; keeping every line would grow without bound.
+      spawn: () => ({ keepLogs: false }),
+    });
+    return new ExperimentMesh(mesh, ports);
+  }
+
+  address(service: ServiceName): string {
+    return `127.0.0.1:${this.ports[service]}`;
+  }
+
+  /** Restarts user-orders with `env` on top of the base settings, unless it already runs with them. */
+  async configureAggregator(env: Record<string, string>): Promise<void> {
+    const key = JSON.stringify(Object.entries(env).sort());
+    if (key === this.#aggregatorEnv) return;
+    await this.mesh.processes.get("user-orders")?.stop("SIGTERM");
+    await this.mesh.startService("user-orders", { ...aggregatorBase, ...env });
+    this.#aggregatorEnv = key;
+  }
+
+  /** A GetUserOrders client sending `token`. */
+  view(token: string): Client<typeof UserOrdersService> {
+    const transport = createTransport({ target: this.address("user-orders"), token });
+    this.#transports.push(transport);
+    return createClient(UserOrdersService, transport);
+  }
+
+  /** Replaces the faults of the three dependencies: each one named in `faults` gets its fault, the others none. */
+  async setFaults(faults: Partial<Record<Dependency, FaultSpec>>): Promise<void> {
+    await Promise.all(
+      dependencies.map(async (dependency) => {
+        const transport = createTransport({ target: `127.0.0.1:${this.ports[dependency] + adminOffset}` });
+        try {
+          const admin = createClient(FaultInjectionService, transport);
+          await admin.clearFaults({}, { timeoutMs: 3000 });
+          const spec = faults[dependency];
+          if (!spec) return;
+          await admin.setFault(
+            {
+              fault: {
+                method: dependencyMethods[dependency],
+                latency: durationFromMs(spec.latencyMs ?? 0),
+                slowProbability: spec.slowProbability ?? 0,
+                errorRate: spec.errorRate ?? 0,
+                errorCode: spec.errorCode ?? "",
+              },
+            },
+            { timeoutMs: 3000 },
+          );
+        } finally {
+          transport.close();
+        }
+      }),
+    );
+  }
+
+  /** Kills a service at once (no draining), as a crash would. */
+  async kill(service: ServiceName): Promise<void> {
+    await this.mesh.processes.get(service)?.stop("SIGKILL");
+    this.mesh.processes.delete(service);
+  }
+
+  /** Starts a killed service again on its port. */
+  async restart(service: ServiceName): Promise<void> {
+    await this.mesh.startService(service);
+  }
+
+  async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    for (const transport of this.#transports.splice(0)) transport.close();
+    await this.mesh.stop(signal);
+  }
+}
+
+export { serviceNames };

@@ -1,0 +1,34 @@
+import type { AnswerKind, ViewSample } from "./view-load.js";
+
+/** The q-quantile (0..1) of `values` by the nearest-rank method. */
+export function quantile(values: readonly number[], q: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil(q * sorted.length)));
+  return sorted[rank - 1]!;
+}
+
+/** Counts of each kind of answer. */
+export function countKinds(samples: readonly ViewSample[]): Record<AnswerKind, number> {
+  const counts = { full: 0, degraded: 0, failed: 0 };
+  for (const sample of samples) counts[sample.kind]++;
+  return counts;
+}
+
+/** Latency summary of a set of calls. */
+export function latencySummary(samples: readonly ViewSample[]): { n: number; p50: number; p95: number; p99: number } {
+  const latencies = samples.map((s) => s.latencyMs);
+  return { n: samples.length, p50: quantile(latencies, 0.5), p95: quantile(latencies, 0.95), p99: quantile(latencies, 0.99) };
+}
+
+/**
+ * How far a measured fraction may sit from a predicted probability p over N
+ * independent trials and still agree with it: three binomial standard
+ * errors, 3 * sqrt(p (1 - p) / N), plus a small allowance for the timing
+ * effects the model leaves out.
+ */
+export function binomialTolerance(p: number, n: number, epsilon = toleranceEpsilon): number {
+  if (n === 0) return Number.POSITIVE_INFINITY;
+  return 3 * Math.sqrt((p * (1 - p)) / n) + epsilon;
+}
+export const toleranceEpsilon = 0.005;

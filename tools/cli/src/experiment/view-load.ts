@@ -1,0 +1,141 @@
+import { ConnectError, type Client } from "@connectrpc/connect";
+import { Dependency as DependencyEnum, type UserOrdersService } from "@shopmesh/sdk/userorders/v1";
+import type { Dependency } from "./experiment-mesh.js";
+
+/** How a GetUserOrders call ended: every part present, some left out, or no answer. */
+export type AnswerKind = "full" | "degraded" | "failed";
+export const answerKinds: readonly AnswerKind[] = ["full", "degraded", "failed"];
+
+/** One GetUserOrders call as the experiment saw it. */
+export interface ViewSample {
+  /** When it was sent, in ms since the run began. */
+  atMs: number;
+  latencyMs: number;
+  kind: AnswerKind;
+  /** Status code name of a failed call. */
+  code?: string;
+  /** Downstream requests sent (retries included) and hedges, summed over dependencies. */
+  attempts: number;
+  hedges: number;
+  /** Per dependency, how long each of its calls took as user-orders timed it. */
+  durations: Partial<Record<Dependency, number>>;
+}
+
+const dependencyNames: Record<number, Dependency> = {
+  [DependencyEnum.USERS]: "users",
+  [DependencyEnum.ORDERS]: "orders",
+  [DependencyEnum.PRODUCTS]: "products",
+};
+
+/** Sends one GetUserOrders and classifies the answer. */
+export async function sampleView(client: Client<typeof UserOrdersService>, userId: string, timeoutMs: number, runStart: number): Promise<ViewSample> {
+  const sent = performance.now();
+  try {
+    const response = await client.getUserOrders({ userId, pageSize: 20 }, { timeoutMs });
+    const latencyMs = performance.now() - sent;
+    const durations: Partial<Record<Dependency, number>> = {};
+    let attempts = 0;
+    let hedges = 0;
+    for (const timing of response.timings) {
+      attempts += timing.attempts;
+      hedges += timing.hedges;
+      const name = dependencyNames[timing.dependency];
+      if (name && timing.duration) durations[name] = Number(timing.duration.seconds) * 1000 + timing.duration.nanos / 1e6;
+    }
+    return {
+      atMs: sent - runStart,
+      latencyMs,
+      kind: response.degradations.length === 0 ? "full" : "degraded",
+      attempts,
+      hedges,
+      durations,
+    };
+  } catch (error) {
+    return {
+      atMs: sent - runStart,
+      latencyMs: performance.now() - sent,
+      kind: "failed",
+      code: codeName(ConnectError.from(error).code),
+      attempts: 0,
+      hedges: 0,
+      durations: {},
+    };
+  }
+}
+
+function codeName(code: number): string {
+  return ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"][code] ?? String(code);
+}
+
+/** A closed-loop run: `count` calls, `concurrency` at a time, stopping early after `maxMs`. */
+export async function runClosedLoop(options: {
+  count: number;
+  concurrency: number;
+  maxMs: number;
+  send: (index: number, runStart: number) => Promise<ViewSample>;
+  onSample?: (sample: ViewSample) => void;
+}): Promise<ViewSample[]> {
+  const samples: ViewSample[] = [];
+  const runStart = performance.now();
+  let next = 0;
+  const worker = async () => {
+    while (next < options.count && performance.now() - runStart < options.maxMs) {
+      const sample = await options.send(next++, runStart);
+      samples.push(sample);
+      options.onSample?.(sample);
+    }
+  };
+  await Promise.all(Array.from({ length: options.concurrency }, worker));
+  return samples;
+}
+
+/**
+ * An open-loop run at a steady rate for `durationMs` (for a timeline): a
+ * call is sent every 1000/rate ms whatever the earlier ones are doing, at
+ * most `maxInFlight` at once. `events` run at their time into the run.
+ */
+export async function runPaced(options: {
+  ratePerSecond: number;
+  durationMs: number;
+  maxInFlight: number;
+  send: (index: number, runStart: number) => Promise<ViewSample>;
+  events: { atMs: number; run: () => Promise<void> }[];
+  onSample?: (sample: ViewSample) => void;
+}): Promise<{ samples: ViewSample[]; skipped: number; events: { atMs: number; doneMs: number }[] }> {
+  const samples: ViewSample[] = [];
+  const runStart = performance.now();
+  const inFlight = new Set<Promise<void>>();
+  let skipped = 0;
+  const eventTimes: { atMs: number; doneMs: number }[] = [];
+  const eventsDone = options.events.map(
+    (event) =>
+      new Promise<void>((resolve, reject) => {
+        setTimeout(() => {
+          const at = performance.now() - runStart;
+          event.run().then(() => {
+            eventTimes.push({ atMs: at, doneMs: performance.now() - runStart });
+            resolve();
+          }, reject);
+        }, event.atMs);
+      }),
+  );
+  const intervalMs = 1000 / options.ratePerSecond;
+  for (let index = 0; ; index++) {
+    const due = index * intervalMs;
+    if (due >= options.durationMs) break;
+    const wait = due - (performance.now() - runStart);
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    if (inFlight.size >= options.maxInFlight) {
+      skipped++;
+      continue;
+    }
+    const call: Promise<void> = options.send(index, runStart).then((sample) => {
+      samples.push(sample);
+      options.onSample?.(sample);
+      inFlight.delete(call);
+    });
+    inFlight.add(call);
+  }
+  await Promise.all([...inFlight, ...eventsDone]);
+  return { samples, skipped, events: eventTimes.sort((a, b) => a.atMs - b.atMs) };
+}
