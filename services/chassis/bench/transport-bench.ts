@@ -20,15 +20,13 @@
 //
 // or the same settings as BENCH_DURATION, BENCH_WARMUP, BENCH_CONCURRENCY,
 // BENCH_ROUNDS and BENCH_MESSAGE_BYTES (seconds for durations).
-import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Client as GrpcClient, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { createClient } from "@connectrpc/connect";
-import { createTransport, type GrpcTransport } from "@shopmesh/sdk";
-import { spawnService, type ServiceProcess } from "@shopmesh/chassis";
+import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
+import { readCpuMicros, spawnService, type ServiceProcess } from "@shopmesh/chassis";
 import {
   EchoRequestSchema,
   EchoResponseSchema,
@@ -150,15 +148,7 @@ async function closedLoop(contender: Contender, message: string, concurrency: nu
 
 /** CPU time a process has used, from /proc (Linux only). */
 function processCpuMicros(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // utime and stime are fields 14 and 15 of the whole line, in clock ticks (100 a second on Linux).
-    return (Number(fields[11]) + Number(fields[12])) * 10_000;
-  } catch {
-    return undefined;
-  }
+  return pid === undefined ? undefined : readCpuMicros(pid);
 }
 
 /** Measures one slice: `ms` of closed loop, with this process's CPU and the server's. */
