@@ -28,3 +28,4 @@ export { spawnService, type ServiceProcess, type SpawnServiceOptions } from "./p
 export { FaultRegistry, parseFaultsEnv, toFault, toFaultRule, type FaultRule } from "./faults/fault-registry.js";
 export { createFaultInjectionService } from "./faults/fault-injection-service.js";
 export { readCpuMicros, readRssBytes } from "./process/proc-stats.js";
+export { useFastShortStringEncoding } from "./protobuf/fast-text-encoding.js";

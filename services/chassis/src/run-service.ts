@@ -6,6 +6,7 @@ import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 import { createFaultInjectionService } from "./faults/fault-injection-service.js";
 import { FaultRegistry, parseFaultsEnv } from "./faults/fault-registry.js";
 import { hosted } from "./server/service-server.js";
+import { useFastShortStringEncoding } from "./protobuf/fast-text-encoding.js";
 
 /** What a service's setup returns: what to host and how to clean up. */
 export interface ServiceSetup {
@@ -44,6 +45,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
     return exitOnStartError(options.name, error);
   }
   const logger = createLogger(options.name, config.logLevel);
+  useFastShortStringEncoding();
   try {
     const setup = await options.setup({ config, logger, env: process.env });
     const server = await startServer({

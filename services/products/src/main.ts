@@ -6,6 +6,7 @@ import * as schema from "./db/schema.js";
 import { ProductStore } from "./product-store.js";
 import { createProductsService } from "./products-service.js";
 
+
 await runService({
   name: "products",
   defaultPort: 50052,

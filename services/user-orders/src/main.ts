@@ -10,6 +10,7 @@ import { createUserOrdersAggregator } from "./aggregate.js";
 import { readAggregatorSettings, readDependencyTargets } from "./settings.js";
 import { createUserOrdersService } from "./user-orders-service.js";
 
+
 await runService({
   name: "user-orders",
   defaultPort: 50054,

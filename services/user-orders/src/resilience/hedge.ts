@@ -39,9 +39,16 @@ export function hedged<T>(send: Send<T>, options: HedgeOptions): Promise<T> {
       for (const controller of inFlight) controller.abort(new ConnectError("another request answered first", Code.Canceled));
     };
     const launch = () => {
+      const timeoutMs = Math.max(1, Math.floor(options.deadline - performance.now()));
+      if (options.delayMs === undefined) {
+        // Never hedged: no other request to cancel, so the caller's signal is
+        // enough (a controller and AbortSignal.any per call were a
+        // measurable share of a view's CPU).
+        send({ signal: options.signal, timeoutMs }).then(resolve, reject);
+        return;
+      }
       const controller = new AbortController();
       inFlight.add(controller);
-      const timeoutMs = Math.max(1, Math.floor(options.deadline - performance.now()));
       send({ signal: AbortSignal.any([options.signal, controller.signal]), timeoutMs }).then(
         (value) => {
           inFlight.delete(controller);
