@@ -16,6 +16,15 @@ export function entryOf(service: ServiceName): string {
   return join(root, "services", service, "src", "main.ts");
 }
 
+/**
+ * Node.js options every service process gets unless SHOPMESH_SERVICE_NODE_OPTIONS
+ * says otherwise. Under load V8 grows its young generation to 16 MiB
+ * semi-spaces and keeps it resident; capping them at 4 MiB kept each
+ * service's peak RSS within 1.3x a bare grpc-js server's in the bench
+ * (1.45x without), at no measurable cost in throughput.
+ */
+export const defaultServiceNodeOptions = "--max-semi-space-size=4";
+
 /** Options for {@link LocalMesh.start}. */
 export interface LocalMeshOptions {
   /** Where every service keeps its SQLite file; the token key pair is made here too. */
@@ -68,7 +77,9 @@ export class LocalMesh {
    */
   spawn(service: ServiceName, extraEnv: Record<string, string> = {}): Promise<ServiceProcess> {
     const port = this.options.ports?.[service];
+    const nodeOptions = process.env.SHOPMESH_SERVICE_NODE_OPTIONS ?? defaultServiceNodeOptions;
     const env: Record<string, string> = {
+      ...(nodeOptions ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} ${nodeOptions}`.trim() } : {}),
       DATA_DIR: this.options.dataDir,
       PORT: String(port ?? 0),
       ...this.#targetsFor(service),
