@@ -15,12 +15,6 @@ const dataDir = resolve(read.string("DATA_DIR", join(root, "data")));
 const host = "127.0.0.1";
 const basePort = read.int("SHOPMESH_PORT_BASE", 50051, { min: 1024, max: 65531 });
 
-interface Planned {
-  name: string;
-  port: number;
-  env: Record<string, string>;
-}
-
 const addressOf = (port: number) => `${host}:${port}`;
 const ports = { users: basePort, products: basePort + 1, orders: basePort + 2, "user-orders": basePort + 3 };
 const services = serviceNames.filter((service) => existsSync(entryOf(service)));

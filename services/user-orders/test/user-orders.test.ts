@@ -1,16 +1,15 @@
 // user-orders over real processes: users, orders and products from the test
 // mesh, a second products on a fixed port that the test can kill and bring
-// back on the same address, and user-orders itself spawned here.
+// back on the same address, and a user-orders pointed at that products.
 import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { durationMs } from "@bufbuild/protobuf/wkt";
-import { Code, createClient, type Client } from "@connectrpc/connect";
-import { spawnService, type ServiceProcess } from "@shopmesh/chassis";
-import { createTransport, type GrpcTransport } from "@shopmesh/sdk";
+import { Code, type Client } from "@connectrpc/connect";
+import type { ServiceProcess } from "@shopmesh/chassis";
 import type { Product } from "@shopmesh/sdk/products/v1";
-import { Dependency, Fallback, UserOrdersService } from "@shopmesh/sdk/userorders/v1";
+import { Dependency, Fallback, type UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { failure } from "../../../test/support/failure.js";
-import { adminToken, entryOf, signUpCustomer, TestMesh } from "../../../test/support/mesh.js";
+import { adminToken, signUpCustomer, TestMesh } from "../../../test/support/mesh.js";
 
 const breakerFailures = 3;
 const breakerCooldownMs = 1000;
@@ -20,7 +19,6 @@ let mesh: TestMesh;
 let productsPort: number;
 let products: ServiceProcess;
 let userOrders: ServiceProcess;
-const transports: GrpcTransport[] = [];
 let catalog: Product[];
 let alice: { userId: string; token: string };
 let bob: { userId: string; token: string };
@@ -42,27 +40,19 @@ function startProducts(): Promise<ServiceProcess> {
 }
 
 function client(token?: string): Client<typeof UserOrdersService> {
-  const transport = createTransport({ target: userOrders.address, token });
-  transports.push(transport);
-  return createClient(UserOrdersService, transport);
+  return mesh.clientAt("user-orders", userOrders.address, token);
 }
 
 beforeAll(async () => {
   mesh = await TestMesh.start(["users", "products", "orders"]);
   productsPort = await freePort();
   products = await startProducts();
-  userOrders = await spawnService({
-    entry: entryOf("user-orders"),
-    env: {
-      DATA_DIR: mesh.dataDir,
-      USERS_TARGET: mesh.address("users"),
-      ORDERS_TARGET: mesh.address("orders"),
-      PRODUCTS_TARGET: products.address,
-      PRODUCTS_TIMEOUT: `${productsTimeoutMs}ms`,
-      BREAKER_FAILURES: String(breakerFailures),
-      BREAKER_COOLDOWN: `${breakerCooldownMs}ms`,
-      SHUTDOWN_GRACE: "2s",
-    },
+  // Users and orders come from the mesh; products is the one this test controls.
+  userOrders = await mesh.startExtra("user-orders", {
+    PRODUCTS_TARGET: products.address,
+    PRODUCTS_TIMEOUT: `${productsTimeoutMs}ms`,
+    BREAKER_FAILURES: String(breakerFailures),
+    BREAKER_COOLDOWN: `${breakerCooldownMs}ms`,
   });
   admin = await adminToken(mesh);
   const catalogAdmin = mesh.client("products", admin);
@@ -77,11 +67,7 @@ beforeAll(async () => {
   await orders.createOrder({ requestId: "a-2", items: [{ productId: catalog[1]!.id, quantity: 3 }, { productId: catalog[2]!.id, quantity: 1 }] });
 });
 
-afterAll(async () => {
-  for (const transport of transports.splice(0)) transport.close();
-  await userOrders?.stop("SIGKILL");
-  await mesh?.stop();
-});
+afterAll(() => mesh?.stop());
 
 describe("user-orders with every dependency up", () => {
   it("serves the full view with a timing for each dependency", async () => {
