@@ -30,6 +30,7 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { createMethodUrl, runStreamingCall } from "@connectrpc/connect/protocol";
+import { applyInterceptors } from "./interceptors.js";
 import { headersToMetadata, metadataToHeaders, type HeadersLike } from "./metadata.js";
 
 /** Options for {@link createGrpcTransport}. */
@@ -185,10 +186,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
         timer = setTimeout(() => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeoutMs);
         requestSignal = controller.signal;
       }
-      const next = interceptors.reduceRight<(req: UnaryRequest<I, O>) => Promise<UnaryResponse<I, O>>>(
-        (inner, interceptor) => interceptor(inner as never) as never,
-        innermost,
-      );
+      const next = applyInterceptors(innermost, interceptors);
       const result = next({
         stream: false,
         service: method.parent,

@@ -29,7 +29,7 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import { headersToMetadata, metadataToHeaders } from "@shopmesh/sdk";
+import { applyInterceptors, headersToMetadata, metadataToHeaders } from "@shopmesh/sdk";
 import { statusName, toCallStatus, type CallStatus } from "./call-status.js";
 
 /** What the adapter reports when a call ends. */
@@ -189,11 +189,6 @@ function withRequest(context: HandlerContext, req: UnaryRequest | StreamRequest)
     return context;
   }
   return { ...context, requestHeader: req.header, signal: req.signal, values: req.contextValues };
-}
-
-function applyInterceptors(next: AnyFn, interceptors: Interceptor[] | undefined): AnyFn {
-  if (!interceptors || interceptors.length === 0) return next;
-  return interceptors.reduceRight<AnyFn>((inner, interceptor) => interceptor(inner as never) as AnyFn, next);
 }
 
 function report(
