@@ -63,7 +63,7 @@ export function renderReport(results: ExperimentResults): string {
     "- **failed**: an error status (orders failed: a view without orders has nothing to show).",
     "",
     "The stale-orders cache is off (STALE_CACHE_SIZE=0) throughout, so a failed orders call is a failed answer, not a stale one.",
-    `A measured share agrees with a predicted probability p over N calls when |measured - p| <= 3 * sqrt(p (1 - p) / N) + ${toleranceEpsilon}: three binomial standard errors, plus a small allowance for timing effects the model leaves out.`,
+    `A measured share agrees with a predicted probability p over N calls when |measured - p| <= 3 * sqrt(p (1 - p) / N) + 3 / N + ${toleranceEpsilon}: three binomial standard errors, plus three calls' worth (the normal approximation understates the spread when N * p is small), plus a small allowance for timing effects the model leaves out.`,
     "",
   );
 
