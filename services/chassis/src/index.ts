@@ -8,7 +8,7 @@ export { hosted, startServer, type HostedService, type RunningServer, type Start
 export { statusName } from "./server/call-status.js";
 export { authInterceptor, type AuthOptions } from "./auth/auth-interceptor.js";
 export { defaultKeyFiles, ensureKeyPair, readPem, type KeyPairFiles } from "./auth/keys.js";
-export { principalKey, requireAdmin, requirePrincipal, requireSelfOrAdmin, type Principal } from "./auth/principal.js";
+export { principalKey, requireAdmin, requirePrincipal, requireSelfOrAdmin, requireServiceOrAdmin, type Principal } from "./auth/principal.js";
 export { createTokenSigner, createTokenVerifier, tokenAudience, tokenIssuer, type TokenClaims, type TokenSigner, type TokenVerifier } from "./auth/tokens.js";
 export { openDatabase, type OpenDatabase, type OpenDatabaseOptions } from "./db/open-database.js";
 export { isUuid, newId } from "./ids.js";
@@ -29,3 +29,6 @@ export { FaultRegistry, parseFaultsEnv, toFault, toFaultRule, type FaultRule } f
 export { createFaultInjectionService } from "./faults/fault-injection-service.js";
 export { readCpuMicros, readRssBytes } from "./process/proc-stats.js";
 export { useFastShortStringEncoding } from "./protobuf/fast-text-encoding.js";
+export { outbox } from "./events/outbox-table.js";
+export { Outbox, type OutboxEntry } from "./events/outbox.js";
+export { EventLog, readEventStreamOptions, type EventStreamMessage, type EventStreamOptions } from "./events/event-log.js";

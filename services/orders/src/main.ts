@@ -7,6 +7,7 @@ import {
   loadTokenVerifier,
   openDatabase,
   readDatabasePath,
+  readEventStreamOptions,
   runService,
 } from "@shopmesh/chassis";
 import { createClient, createTransport } from "@shopmesh/sdk";
@@ -20,7 +21,7 @@ import { createOrdersService } from "./orders-service.js";
 await runService({
   name: "orders",
   defaultPort: 50053,
-  async setup({ env }) {
+  async setup({ env, logger }) {
     const read = envReader(env);
     const verifier = await loadTokenVerifier(env);
     const productsTransport = createTransport({ target: read.string("PRODUCTS_TARGET", "127.0.0.1:50052") });
@@ -29,8 +30,11 @@ await runService({
       migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
       schema,
     });
+    const store = new OrderStore(database.db, readEventStreamOptions(env));
+    const backfilled = store.backfillEvents();
+    if (backfilled > 0) logger.info({ events: backfilled }, "recorded OrderPlaced for orders that predate the outbox");
     const service = createOrdersService({
-      store: new OrderStore(database.db),
+      store,
       products: createClient(ProductsService, productsTransport),
       productsTimeoutMs: read.durationMs("PRODUCTS_TIMEOUT", "1s"),
     });

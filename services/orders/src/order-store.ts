@@ -1,7 +1,9 @@
-import { and, eq } from "drizzle-orm";
+import { and, asc, eq } from "drizzle-orm";
 import type Database from "better-sqlite3";
 import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
-import { newId } from "@shopmesh/chassis";
+import { EventLog, newId, type EventStreamOptions } from "@shopmesh/chassis";
+import { OrderEventSchema } from "@shopmesh/sdk/orders/v1";
+import { toOrder } from "./order-messages.js";
 import * as schema from "./db/schema.js";
 import { orderLines, orders, type OrderLineRow, type OrderRow } from "./db/schema.js";
 
@@ -20,8 +22,12 @@ export interface NewOrder {
   lines: { productId: string; quantity: number; unitPriceMinor: number }[];
 }
 
-/** The orders service's data access; the only code that touches orders.sqlite. */
+/**
+ * The orders service's data access; the only code that touches orders.sqlite.
+ * A placed order appends OrderPlaced to the outbox in the same transaction.
+ */
 export class OrderStore {
+  readonly events: EventLog<typeof OrderEventSchema>;
   // ListOrders' statements are prepared once on the better-sqlite3 handle:
   // drizzle's per-call query building (and, for the lines, per-call
   // preparing) and row mapping were over a fifth of ListOrders' CPU.
@@ -30,9 +36,13 @@ export class OrderStore {
   /** The lines of any set of orders, their ids passed as one JSON array. */
   readonly #linesOf;
 
-  constructor(private readonly db: OrdersDb) {
+  constructor(
+    private readonly db: OrdersDb,
+    streamOptions: EventStreamOptions = {},
+  ) {
     // drizzle() keeps its better-sqlite3 handle on $client (its type drops it).
     const { $client: sqlite } = db as OrdersDb & { $client: Database.Database };
+    this.events = new EventLog(sqlite, OrderEventSchema, streamOptions);
     const orderColumns = "id, user_id AS userId, request_id AS requestId, currency, total_minor AS totalMinor, created_at AS createdAt";
     this.#firstPage = sqlite.prepare<[userId: string, limit: number], OrderRow>(
       `SELECT ${orderColumns} FROM orders WHERE user_id = ? ORDER BY id DESC LIMIT ?`,
@@ -74,7 +84,27 @@ export class OrderStore {
       }
       const lines = order.lines.map((line, lineNo) => ({ orderId: row.id, lineNo, ...line }));
       tx.insert(orderLines).values(lines).run();
-      return { order: { ...row, lines: lines.map(({ orderId: _, ...line }) => line) }, created: true };
+      const placed: StoredOrder = { ...row, lines: lines.map(({ orderId: _, ...line }) => line) };
+      this.events.append({ kind: { case: "orderPlaced", value: { order: toOrder(placed) } } }, row.createdAt);
+      return { order: placed, created: true };
+    });
+  }
+
+  /**
+   * Records an OrderPlaced event for every order when the outbox is empty
+   * but the table is not: a database from before the outbox existed then
+   * still gives readers every order. Returns how many it wrote.
+   */
+  backfillEvents(): number {
+    return this.db.transaction((tx) => {
+      if (this.events.outbox.head() > 0) return 0;
+      const rows = tx.select().from(orders).orderBy(asc(orders.id)).all();
+      for (let start = 0; start < rows.length; start += 500) {
+        for (const order of this.#withLines(rows.slice(start, start + 500))) {
+          this.events.append({ kind: { case: "orderPlaced", value: { order: toOrder(order) } } }, order.createdAt);
+        }
+      }
+      return rows.length;
     });
   }
 

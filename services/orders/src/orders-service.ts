@@ -1,5 +1,3 @@
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Client, type ServiceImpl } from "@connectrpc/connect";
 import {
   checkId,
@@ -12,11 +10,13 @@ import {
   invalidArgument,
   requirePrincipal,
   requireSelfOrAdmin,
+  requireServiceOrAdmin,
   statusName,
 } from "@shopmesh/chassis";
-import { OrdersService, type OrderSchema } from "@shopmesh/sdk/orders/v1";
+import type { OrdersService } from "@shopmesh/sdk/orders/v1";
 import type { ProductsService } from "@shopmesh/sdk/products/v1";
-import type { StoredOrder, OrderStore } from "./order-store.js";
+import { toOrder } from "./order-messages.js";
+import type { OrderStore } from "./order-store.js";
 
 /** Most items one order may hold. */
 export const maxOrderItems = 100;
@@ -29,22 +29,6 @@ export interface OrdersServiceDeps {
   products: Client<typeof ProductsService>;
   /** Longest the products check may take, before the incoming deadline cuts it. */
   productsTimeoutMs: number;
-}
-
-function toOrder(order: StoredOrder): MessageInitShape<typeof OrderSchema> {
-  const money = (minorUnits: number) => ({ currencyCode: order.currency, minorUnits: BigInt(minorUnits) });
-  return {
-    id: order.id,
-    userId: order.userId,
-    requestId: order.requestId,
-    lines: order.lines.map((line) => ({
-      productId: line.productId,
-      quantity: line.quantity,
-      unitPrice: money(line.unitPriceMinor),
-    })),
-    total: money(order.totalMinor),
-    createTime: timestampFromMs(order.createdAt),
-  };
 }
 
 /** The OrdersService handlers: validation, authorisation, pricing; data access is in OrderStore. */
@@ -122,6 +106,11 @@ export function createOrdersService(deps: OrdersServiceDeps): ServiceImpl<typeof
         orders: page.map(toOrder),
         nextPageToken: rows.length > pageSize && last ? encodePageToken({ before: last.id }) : "",
       };
+    },
+
+    streamEvents(request, context) {
+      requireServiceOrAdmin(context);
+      return deps.store.events.follow(request.afterSequence, context.signal);
     },
   };
 }

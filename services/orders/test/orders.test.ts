@@ -158,9 +158,11 @@ describe("CreateOrder when products cannot answer", () => {
       services: [
         hosted(ProductsService, {
           createProduct: () => ({}),
+          updateProduct: () => ({}),
           getProduct: () => ({}),
           listProducts: () => ({}),
           batchGetProducts: (_, context) => new Promise((_, reject) => context.signal.addEventListener("abort", () => reject(context.signal.reason))),
+          async *streamEvents() {},
         }),
       ],
     });

@@ -1,6 +1,14 @@
 // The products service process: the catalog.
 import { fileURLToPath } from "node:url";
-import { authInterceptor, hosted, loadTokenVerifier, openDatabase, readDatabasePath, runService } from "@shopmesh/chassis";
+import {
+  authInterceptor,
+  hosted,
+  loadTokenVerifier,
+  openDatabase,
+  readDatabasePath,
+  readEventStreamOptions,
+  runService,
+} from "@shopmesh/chassis";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
 import * as schema from "./db/schema.js";
 import { ProductStore } from "./product-store.js";
@@ -10,16 +18,19 @@ import { createProductsService } from "./products-service.js";
 await runService({
   name: "products",
   defaultPort: 50052,
-  async setup({ env }) {
+  async setup({ env, logger }) {
     const verifier = await loadTokenVerifier(env);
     const database = openDatabase({
       path: readDatabasePath("products", env),
       migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
       schema,
     });
+    const store = new ProductStore(database.db, readEventStreamOptions(env));
+    const backfilled = store.backfillEvents();
+    if (backfilled > 0) logger.info({ events: backfilled }, "recorded ProductCreated for products that predate the outbox");
     const reads = ["GetProduct", "ListProducts", "BatchGetProducts"].map((name) => `${ProductsService.typeName}.${name}`);
     return {
-      services: [hosted(ProductsService, createProductsService(new ProductStore(database.db)))],
+      services: [hosted(ProductsService, createProductsService(store))],
       interceptors: [authInterceptor({ verifier, anonymous: reads })],
       close: () => database.close(),
     };

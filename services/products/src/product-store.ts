@@ -1,27 +1,79 @@
 import { asc, eq, gt, inArray, sql } from "drizzle-orm";
 import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
-import { newId } from "@shopmesh/chassis";
+import type Database from "better-sqlite3";
+import { EventLog, newId, type EventStreamOptions } from "@shopmesh/chassis";
+import { ProductEventSchema } from "@shopmesh/sdk/products/v1";
 import * as schema from "./db/schema.js";
 import { products, type ProductRow } from "./db/schema.js";
+import { toProduct } from "./product-messages.js";
 
 export type ProductsDb = BetterSQLite3Database<typeof schema>;
 
-/** The products service's data access; the only code that touches products.sqlite. */
+/** What UpdateProduct may change; unset fields keep their value. */
+export type ProductChange = Partial<Pick<ProductRow, "name" | "description" | "priceMinor" | "currency">>;
+
+/**
+ * The products service's data access; the only code that touches
+ * products.sqlite. Every change appends its event (ProductCreated,
+ * ProductChanged) to the outbox in the same transaction.
+ */
 export class ProductStore {
+  readonly events: EventLog<typeof ProductEventSchema>;
   // Built and prepared once: drizzle would otherwise rebuild the SQL, and
   // SQLite re-prepare it, on every GetProduct.
   readonly #byId;
 
-  constructor(private readonly db: ProductsDb) {
+  constructor(
+    private readonly db: ProductsDb,
+    streamOptions: EventStreamOptions = {},
+  ) {
+    const { $client: sqlite } = db as ProductsDb & { $client: Database.Database };
+    this.events = new EventLog(sqlite, ProductEventSchema, streamOptions);
     this.#byId = db.select().from(products).where(eq(products.id, sql.placeholder("id"))).prepare();
   }
 
   create(product: Omit<ProductRow, "id" | "createdAt">): ProductRow {
-    return this.db
-      .insert(products)
-      .values({ id: newId(), createdAt: Date.now(), ...product })
-      .returning()
-      .get();
+    return this.db.transaction((tx) => {
+      const row = tx
+        .insert(products)
+        .values({ id: newId(), createdAt: Date.now(), ...product })
+        .returning()
+        .get();
+      this.events.append({ kind: { case: "productCreated", value: { product: toProduct(row) } } }, row.createdAt);
+      return row;
+    });
+  }
+
+  /**
+   * Applies a change; returns the product as it now is, or undefined when
+   * there is no such product. A change that changes nothing records no event.
+   */
+  update(id: string, change: ProductChange): ProductRow | undefined {
+    return this.db.transaction((tx) => {
+      const before = tx.select().from(products).where(eq(products.id, id)).get();
+      if (!before) return undefined;
+      const after = { ...before, ...change };
+      if (Object.keys(change).every((key) => before[key as keyof ProductChange] === after[key as keyof ProductChange])) return before;
+      const row = tx.update(products).set(change).where(eq(products.id, id)).returning().get();
+      this.events.append({ kind: { case: "productChanged", value: { product: toProduct(row) } } });
+      return row;
+    });
+  }
+
+  /**
+   * Records a ProductCreated event for every product when the outbox is
+   * empty but the catalog is not: a database from before the outbox existed
+   * then still gives readers the whole catalog. Returns how many it wrote.
+   */
+  backfillEvents(): number {
+    return this.db.transaction((tx) => {
+      if (this.events.outbox.head() > 0) return 0;
+      const rows = tx.select().from(products).orderBy(asc(products.id)).all();
+      for (const row of rows) {
+        this.events.append({ kind: { case: "productCreated", value: { product: toProduct(row) } } }, row.createdAt);
+      }
+      return rows.length;
+    });
   }
 
   byId(id: string): ProductRow | undefined {

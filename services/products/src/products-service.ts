@@ -1,5 +1,3 @@
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   checkId,
@@ -10,26 +8,17 @@ import {
   encodePageToken,
   invalidArgument,
   requireAdmin,
+  requireServiceOrAdmin,
 } from "@shopmesh/chassis";
-import { ProductsService, type ProductSchema } from "@shopmesh/sdk/products/v1";
+import type { ProductsService } from "@shopmesh/sdk/products/v1";
 import type { Money } from "@shopmesh/sdk/type/v1";
-import type { ProductRow } from "./db/schema.js";
-import type { ProductStore } from "./product-store.js";
+import { toProduct } from "./product-messages.js";
+import type { ProductChange, ProductStore } from "./product-store.js";
 
 /** Largest number of ids BatchGetProducts answers at once (as the contract says). */
 export const maxBatchProducts = 500;
 /** Largest price accepted, in minor units (ten billion in major units). */
 const maxPriceMinor = 1_000_000_000_000n;
-
-function toProduct(row: ProductRow): MessageInitShape<typeof ProductSchema> {
-  return {
-    id: row.id,
-    name: row.name,
-    description: row.description,
-    price: { currencyCode: row.currency, minorUnits: BigInt(row.priceMinor) },
-    createTime: timestampFromMs(row.createdAt),
-  };
-}
 
 function checkPrice(field: string, price: Money | undefined): { currency: string; minor: number } {
   if (!price) throw invalidArgument(field, "is required");
@@ -51,6 +40,24 @@ export function createProductsService(store: ProductStore): ServiceImpl<typeof P
       const description = checkText("description", request.description, { min: 0, max: 2000 });
       const price = checkPrice("price", request.price);
       const row = store.create({ name, description, priceMinor: price.minor, currency: price.currency });
+      return { product: toProduct(row) };
+    },
+
+    updateProduct(request, context) {
+      requireAdmin(context);
+      const id = checkId("product_id", request.productId);
+      const change: ProductChange = {};
+      if (request.name !== undefined) change.name = checkText("name", request.name, { max: 200 });
+      if (request.description !== undefined) {
+        change.description = checkText("description", request.description, { min: 0, max: 2000 });
+      }
+      if (request.price) {
+        const price = checkPrice("price", request.price);
+        change.priceMinor = price.minor;
+        change.currency = price.currency;
+      }
+      const row = store.update(id, change);
+      if (!row) throw new ConnectError(`product ${id} not found`, Code.NotFound);
       return { product: toProduct(row) };
     },
 
@@ -83,6 +90,11 @@ export function createProductsService(store: ProductStore): ServiceImpl<typeof P
         }),
         missingProductIds: ids.filter((id) => !found.has(id)),
       };
+    },
+
+    streamEvents(request, context) {
+      requireServiceOrAdmin(context);
+      return store.events.follow(request.afterSequence, context.signal);
     },
   };
 }

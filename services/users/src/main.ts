@@ -12,6 +12,7 @@ import {
   openDatabase,
   readDatabasePath,
   readDataDir,
+  readEventStreamOptions,
   readPem,
   runService,
 } from "@shopmesh/chassis";
@@ -50,8 +51,11 @@ await runService({
       migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
       schema,
     });
+    const store = new UserStore(database.db, readEventStreamOptions(env));
+    const backfilled = store.backfillEvents();
+    if (backfilled > 0) logger.info({ events: backfilled }, "recorded UserRegistered for accounts that predate the outbox");
     return {
-      services: [hosted(UsersService, createUsersService({ store: new UserStore(database.db), signer, adminEmails, passwordCost }))],
+      services: [hosted(UsersService, createUsersService({ store, signer, adminEmails, passwordCost }))],
       interceptors: [
         authInterceptor({
           verifier,

@@ -1,8 +1,11 @@
-import { eq, inArray, sql } from "drizzle-orm";
+import { asc, eq, inArray, sql } from "drizzle-orm";
 import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
-import { newId } from "@shopmesh/chassis";
+import type Database from "better-sqlite3";
+import { EventLog, newId, type EventStreamOptions } from "@shopmesh/chassis";
+import { UserEventSchema } from "@shopmesh/sdk/users/v1";
 import * as schema from "./db/schema.js";
 import { users, type UserRow } from "./db/schema.js";
+import { toUser } from "./user-messages.js";
 
 export type UsersDb = BetterSQLite3Database<typeof schema>;
 
@@ -14,13 +17,22 @@ export interface NewUser {
   role: UserRow["role"];
 }
 
-/** The users service's data access; the only code that touches users.sqlite. */
+/**
+ * The users service's data access; the only code that touches users.sqlite.
+ * A new account appends UserRegistered to the outbox in the same transaction.
+ */
 export class UserStore {
+  readonly events: EventLog<typeof UserEventSchema>;
   // The per-call lookups are prepared once instead of rebuilt on every call.
   readonly #byId;
   readonly #byEmail;
 
-  constructor(private readonly db: UsersDb) {
+  constructor(
+    private readonly db: UsersDb,
+    streamOptions: EventStreamOptions = {},
+  ) {
+    const { $client: sqlite } = db as UsersDb & { $client: Database.Database };
+    this.events = new EventLog(sqlite, UserEventSchema, streamOptions);
     this.#byId = db.select().from(users).where(eq(users.id, sql.placeholder("id"))).prepare();
     this.#byEmail = db.select().from(users).where(eq(users.email, sql.placeholder("email"))).prepare();
   }
@@ -28,8 +40,25 @@ export class UserStore {
   /** Inserts an account; returns undefined when the email is taken. */
   create(user: NewUser): UserRow | undefined {
     const row: UserRow = { id: newId(), createdAt: Date.now(), ...user };
-    const inserted = this.db.insert(users).values(row).onConflictDoNothing({ target: users.email }).returning().all();
-    return inserted[0];
+    return this.db.transaction((tx) => {
+      const inserted = tx.insert(users).values(row).onConflictDoNothing({ target: users.email }).returning().get();
+      if (inserted) this.events.append({ kind: { case: "userRegistered", value: { user: toUser(inserted) } } }, inserted.createdAt);
+      return inserted;
+    });
+  }
+
+  /**
+   * Records a UserRegistered event for every account when the outbox is
+   * empty but the table is not: a database from before the outbox existed
+   * then still gives readers every account. Returns how many it wrote.
+   */
+  backfillEvents(): number {
+    return this.db.transaction((tx) => {
+      if (this.events.outbox.head() > 0) return 0;
+      const rows = tx.select().from(users).orderBy(asc(users.id)).all();
+      for (const row of rows) this.events.append({ kind: { case: "userRegistered", value: { user: toUser(row) } } }, row.createdAt);
+      return rows.length;
+    });
   }
 
   byEmail(email: string): UserRow | undefined {

@@ -7,11 +7,12 @@ import {
   invalidArgument,
   requireAdmin,
   requireSelfOrAdmin,
+  requireServiceOrAdmin,
   type TokenSigner,
 } from "@shopmesh/chassis";
-import { Role, UsersService, type UserSchema } from "@shopmesh/sdk/users/v1";
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { UsersService } from "@shopmesh/sdk/users/v1";
 import type { UserRow } from "./db/schema.js";
+import { toUser } from "./user-messages.js";
 import { decoyHash, hashPassword, verifyPassword } from "./passwords.js";
 import type { UserStore } from "./user-store.js";
 
@@ -35,16 +36,6 @@ export function normaliseEmail(field: string, value: string): string {
   const email = checkText(field, value, { max: 254 }).toLowerCase();
   if (!emailPattern.test(email)) throw invalidArgument(field, "is not an email address");
   return email;
-}
-
-function toUser(row: UserRow): MessageInitShape<typeof UserSchema> {
-  return {
-    id: row.id,
-    email: row.email,
-    displayName: row.displayName,
-    role: row.role === "admin" ? Role.ADMIN : Role.CUSTOMER,
-    createTime: timestampFromMs(row.createdAt),
-  };
 }
 
 /** The UsersService handlers: validation, authorisation and mapping; data access is in UserStore. */
@@ -97,6 +88,11 @@ export function createUsersService(deps: UsersServiceDeps): ServiceImpl<typeof U
         users: ids.flatMap((id) => (found.has(id) ? [toUser(found.get(id)!)] : [])),
         missingUserIds: ids.filter((id) => !found.has(id)),
       };
+    },
+
+    streamEvents(request, context) {
+      requireServiceOrAdmin(context);
+      return deps.store.events.follow(request.afterSequence, context.signal);
     },
   };
 }

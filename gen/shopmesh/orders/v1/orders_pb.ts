@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shopmesh/orders/v1/orders.proto.
  */
 export const file_shopmesh_orders_v1_orders: GenFile = /*@__PURE__*/
-  fileDesc("Ch9zaG9wbWVzaC9vcmRlcnMvdjEvb3JkZXJzLnByb3RvEhJzaG9wbWVzaC5vcmRlcnMudjEivwEKBU9yZGVyEgoKAmlkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSLAoFbGluZXMYAyADKAsyHS5zaG9wbWVzaC5vcmRlcnMudjEuT3JkZXJMaW5lEiYKBXRvdGFsGAQgASgLMhcuc2hvcG1lc2gudHlwZS52MS5Nb25leRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVxdWVzdF9pZBgGIAEoCSJeCglPcmRlckxpbmUSEgoKcHJvZHVjdF9pZBgBIAEoCRIQCghxdWFudGl0eRgCIAEoBRIrCgp1bml0X3ByaWNlGAMgASgLMhcuc2hvcG1lc2gudHlwZS52MS5Nb25leSIxCglPcmRlckl0ZW0SEgoKcHJvZHVjdF9pZBgBIAEoCRIQCghxdWFudGl0eRgCIAEoBSJWChJDcmVhdGVPcmRlclJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIsCgVpdGVtcxgCIAMoCzIdLnNob3BtZXNoLm9yZGVycy52MS5PcmRlckl0ZW0iPwoTQ3JlYXRlT3JkZXJSZXNwb25zZRIoCgVvcmRlchgBIAEoCzIZLnNob3BtZXNoLm9yZGVycy52MS5PcmRlciIjCg9HZXRPcmRlclJlcXVlc3QSEAoIb3JkZXJfaWQYASABKAkiPAoQR2V0T3JkZXJSZXNwb25zZRIoCgVvcmRlchgBIAEoCzIZLnNob3BtZXNoLm9yZGVycy52MS5PcmRlciJLChFMaXN0T3JkZXJzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlgKEkxpc3RPcmRlcnNSZXNwb25zZRIpCgZvcmRlcnMYASADKAsyGS5zaG9wbWVzaC5vcmRlcnMudjEuT3JkZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMrICCg1PcmRlcnNTZXJ2aWNlEmMKC0NyZWF0ZU9yZGVyEiYuc2hvcG1lc2gub3JkZXJzLnYxLkNyZWF0ZU9yZGVyUmVxdWVzdBonLnNob3BtZXNoLm9yZGVycy52MS5DcmVhdGVPcmRlclJlc3BvbnNlIgOQAgISWgoIR2V0T3JkZXISIy5zaG9wbWVzaC5vcmRlcnMudjEuR2V0T3JkZXJSZXF1ZXN0GiQuc2hvcG1lc2gub3JkZXJzLnYxLkdldE9yZGVyUmVzcG9uc2UiA5ACARJgCgpMaXN0T3JkZXJzEiUuc2hvcG1lc2gub3JkZXJzLnYxLkxpc3RPcmRlcnNSZXF1ZXN0GiYuc2hvcG1lc2gub3JkZXJzLnYxLkxpc3RPcmRlcnNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_timestamp, file_shopmesh_type_v1_money]);
+  fileDesc("Ch9zaG9wbWVzaC9vcmRlcnMvdjEvb3JkZXJzLnByb3RvEhJzaG9wbWVzaC5vcmRlcnMudjEivwEKBU9yZGVyEgoKAmlkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSLAoFbGluZXMYAyADKAsyHS5zaG9wbWVzaC5vcmRlcnMudjEuT3JkZXJMaW5lEiYKBXRvdGFsGAQgASgLMhcuc2hvcG1lc2gudHlwZS52MS5Nb25leRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVxdWVzdF9pZBgGIAEoCSJeCglPcmRlckxpbmUSEgoKcHJvZHVjdF9pZBgBIAEoCRIQCghxdWFudGl0eRgCIAEoBRIrCgp1bml0X3ByaWNlGAMgASgLMhcuc2hvcG1lc2gudHlwZS52MS5Nb25leSIxCglPcmRlckl0ZW0SEgoKcHJvZHVjdF9pZBgBIAEoCRIQCghxdWFudGl0eRgCIAEoBSJWChJDcmVhdGVPcmRlclJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIsCgVpdGVtcxgCIAMoCzIdLnNob3BtZXNoLm9yZGVycy52MS5PcmRlckl0ZW0iPwoTQ3JlYXRlT3JkZXJSZXNwb25zZRIoCgVvcmRlchgBIAEoCzIZLnNob3BtZXNoLm9yZGVycy52MS5PcmRlciIjCg9HZXRPcmRlclJlcXVlc3QSEAoIb3JkZXJfaWQYASABKAkiPAoQR2V0T3JkZXJSZXNwb25zZRIoCgVvcmRlchgBIAEoCzIZLnNob3BtZXNoLm9yZGVycy52MS5PcmRlciJLChFMaXN0T3JkZXJzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlgKEkxpc3RPcmRlcnNSZXNwb25zZRIpCgZvcmRlcnMYASADKAsyGS5zaG9wbWVzaC5vcmRlcnMudjEuT3JkZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIi0KE1N0cmVhbUV2ZW50c1JlcXVlc3QSFgoOYWZ0ZXJfc2VxdWVuY2UYASABKAQiXAoUU3RyZWFtRXZlbnRzUmVzcG9uc2USLQoFZXZlbnQYASABKAsyHi5zaG9wbWVzaC5vcmRlcnMudjEuT3JkZXJFdmVudBIVCg1oZWFkX3NlcXVlbmNlGAIgASgEIo8BCgpPcmRlckV2ZW50EhAKCHNlcXVlbmNlGAEgASgEEi4KCm9jY3VyX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKDG9yZGVyX3BsYWNlZBgDIAEoCzIfLnNob3BtZXNoLm9yZGVycy52MS5PcmRlclBsYWNlZEgAQgYKBGtpbmQiNwoLT3JkZXJQbGFjZWQSKAoFb3JkZXIYASABKAsyGS5zaG9wbWVzaC5vcmRlcnMudjEuT3JkZXIynAMKDU9yZGVyc1NlcnZpY2USYwoLQ3JlYXRlT3JkZXISJi5zaG9wbWVzaC5vcmRlcnMudjEuQ3JlYXRlT3JkZXJSZXF1ZXN0Gicuc2hvcG1lc2gub3JkZXJzLnYxLkNyZWF0ZU9yZGVyUmVzcG9uc2UiA5ACAhJaCghHZXRPcmRlchIjLnNob3BtZXNoLm9yZGVycy52MS5HZXRPcmRlclJlcXVlc3QaJC5zaG9wbWVzaC5vcmRlcnMudjEuR2V0T3JkZXJSZXNwb25zZSIDkAIBEmAKCkxpc3RPcmRlcnMSJS5zaG9wbWVzaC5vcmRlcnMudjEuTGlzdE9yZGVyc1JlcXVlc3QaJi5zaG9wbWVzaC5vcmRlcnMudjEuTGlzdE9yZGVyc1Jlc3BvbnNlIgOQAgESaAoMU3RyZWFtRXZlbnRzEicuc2hvcG1lc2gub3JkZXJzLnYxLlN0cmVhbUV2ZW50c1JlcXVlc3QaKC5zaG9wbWVzaC5vcmRlcnMudjEuU3RyZWFtRXZlbnRzUmVzcG9uc2UiA5ACATABYgZwcm90bzM", [file_google_protobuf_timestamp, file_shopmesh_type_v1_money]);
 
 /**
  * Order is a placed order with the prices it was placed at.
@@ -293,6 +293,124 @@ export const ListOrdersResponseSchema: GenMessage<ListOrdersResponse> = /*@__PUR
   messageDesc(file_shopmesh_orders_v1_orders, 8);
 
 /**
+ * StreamEventsRequest says where a reader's copy of the events ends.
+ *
+ * @generated from message shopmesh.orders.v1.StreamEventsRequest
+ */
+export type StreamEventsRequest = Message<"shopmesh.orders.v1.StreamEventsRequest"> & {
+  /**
+   * Sequence number of the last event the reader has; 0 replays them all.
+   *
+   * @generated from field: uint64 after_sequence = 1;
+   */
+  afterSequence: bigint;
+};
+
+/**
+ * Describes the message shopmesh.orders.v1.StreamEventsRequest.
+ * Use `create(StreamEventsRequestSchema)` to create a new message.
+ */
+export const StreamEventsRequestSchema: GenMessage<StreamEventsRequest> = /*@__PURE__*/
+  messageDesc(file_shopmesh_orders_v1_orders, 9);
+
+/**
+ * StreamEventsResponse carries the next event, or only a heartbeat.
+ *
+ * @generated from message shopmesh.orders.v1.StreamEventsResponse
+ */
+export type StreamEventsResponse = Message<"shopmesh.orders.v1.StreamEventsResponse"> & {
+  /**
+   * The next event after the previous one sent; unset in a heartbeat, which
+   * the server sends when it has had nothing to send for a while.
+   *
+   * @generated from field: shopmesh.orders.v1.OrderEvent event = 1;
+   */
+  event?: OrderEvent | undefined;
+
+  /**
+   * The newest sequence number committed when this message was sent, so the
+   * reader knows how far behind it is.
+   *
+   * @generated from field: uint64 head_sequence = 2;
+   */
+  headSequence: bigint;
+};
+
+/**
+ * Describes the message shopmesh.orders.v1.StreamEventsResponse.
+ * Use `create(StreamEventsResponseSchema)` to create a new message.
+ */
+export const StreamEventsResponseSchema: GenMessage<StreamEventsResponse> = /*@__PURE__*/
+  messageDesc(file_shopmesh_orders_v1_orders, 10);
+
+/**
+ * OrderEvent is one change to the orders service's data, in the order it was
+ * committed. Readers get it from OrdersService.StreamEvents.
+ *
+ * @generated from message shopmesh.orders.v1.OrderEvent
+ */
+export type OrderEvent = Message<"shopmesh.orders.v1.OrderEvent"> & {
+  /**
+   * Position in the orders service's event log: strictly increasing in commit
+   * order, never reused.
+   *
+   * @generated from field: uint64 sequence = 1;
+   */
+  sequence: bigint;
+
+  /**
+   * When the change was committed.
+   *
+   * @generated from field: google.protobuf.Timestamp occur_time = 2;
+   */
+  occurTime?: Timestamp | undefined;
+
+  /**
+   * What happened.
+   *
+   * @generated from oneof shopmesh.orders.v1.OrderEvent.kind
+   */
+  kind: {
+    /**
+     * A customer placed an order.
+     *
+     * @generated from field: shopmesh.orders.v1.OrderPlaced order_placed = 3;
+     */
+    value: OrderPlaced;
+    case: "orderPlaced";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message shopmesh.orders.v1.OrderEvent.
+ * Use `create(OrderEventSchema)` to create a new message.
+ */
+export const OrderEventSchema: GenMessage<OrderEvent> = /*@__PURE__*/
+  messageDesc(file_shopmesh_orders_v1_orders, 11);
+
+/**
+ * OrderPlaced says that an order was placed. A repeated CreateOrder that
+ * returns an existing order places nothing and records no event.
+ *
+ * @generated from message shopmesh.orders.v1.OrderPlaced
+ */
+export type OrderPlaced = Message<"shopmesh.orders.v1.OrderPlaced"> & {
+  /**
+   * The order with its lines and prices.
+   *
+   * @generated from field: shopmesh.orders.v1.Order order = 1;
+   */
+  order?: Order | undefined;
+};
+
+/**
+ * Describes the message shopmesh.orders.v1.OrderPlaced.
+ * Use `create(OrderPlacedSchema)` to create a new message.
+ */
+export const OrderPlacedSchema: GenMessage<OrderPlaced> = /*@__PURE__*/
+  messageDesc(file_shopmesh_orders_v1_orders, 12);
+
+/**
  * OrdersService places and reads orders. Placing an order checks every
  * product with the products service and copies its unit price into the
  * order, so that an order keeps the price it was bought at.
@@ -332,6 +450,21 @@ export const OrdersService: GenService<{
     methodKind: "unary";
     input: typeof ListOrdersRequestSchema;
     output: typeof ListOrdersResponseSchema;
+  },
+  /**
+   * StreamEvents replays the orders service's events that follow
+   * after_sequence, in sequence order, and then keeps following new ones as
+   * they are committed. Every event was written in the same transaction as
+   * the change it describes (a transactional outbox), so none is lost or
+   * invented. A slow reader slows only its own stream. Admins and services
+   * only.
+   *
+   * @generated from rpc shopmesh.orders.v1.OrdersService.StreamEvents
+   */
+  streamEvents: {
+    methodKind: "server_streaming";
+    input: typeof StreamEventsRequestSchema;
+    output: typeof StreamEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_shopmesh_orders_v1_orders, 0);

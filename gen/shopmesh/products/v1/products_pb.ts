@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shopmesh/products/v1/products.proto.
  */
 export const file_shopmesh_products_v1_products: GenFile = /*@__PURE__*/
-  fileDesc("CiNzaG9wbWVzaC9wcm9kdWN0cy92MS9wcm9kdWN0cy5wcm90bxIUc2hvcG1lc2gucHJvZHVjdHMudjEikQEKB1Byb2R1Y3QSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRImCgVwcmljZRgEIAEoCzIXLnNob3BtZXNoLnR5cGUudjEuTW9uZXkSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImEKFENyZWF0ZVByb2R1Y3RSZXF1ZXN0EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSJgoFcHJpY2UYAyABKAsyFy5zaG9wbWVzaC50eXBlLnYxLk1vbmV5IkcKFUNyZWF0ZVByb2R1Y3RSZXNwb25zZRIuCgdwcm9kdWN0GAEgASgLMh0uc2hvcG1lc2gucHJvZHVjdHMudjEuUHJvZHVjdCInChFHZXRQcm9kdWN0UmVxdWVzdBISCgpwcm9kdWN0X2lkGAEgASgJIkQKEkdldFByb2R1Y3RSZXNwb25zZRIuCgdwcm9kdWN0GAEgASgLMh0uc2hvcG1lc2gucHJvZHVjdHMudjEuUHJvZHVjdCI8ChNMaXN0UHJvZHVjdHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJImAKFExpc3RQcm9kdWN0c1Jlc3BvbnNlEi8KCHByb2R1Y3RzGAEgAygLMh0uc2hvcG1lc2gucHJvZHVjdHMudjEuUHJvZHVjdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiLgoXQmF0Y2hHZXRQcm9kdWN0c1JlcXVlc3QSEwoLcHJvZHVjdF9pZHMYASADKAkiaAoYQmF0Y2hHZXRQcm9kdWN0c1Jlc3BvbnNlEi8KCHByb2R1Y3RzGAEgAygLMh0uc2hvcG1lc2gucHJvZHVjdHMudjEuUHJvZHVjdBIbChNtaXNzaW5nX3Byb2R1Y3RfaWRzGAIgAygJMsUDCg9Qcm9kdWN0c1NlcnZpY2USaAoNQ3JlYXRlUHJvZHVjdBIqLnNob3BtZXNoLnByb2R1Y3RzLnYxLkNyZWF0ZVByb2R1Y3RSZXF1ZXN0Gisuc2hvcG1lc2gucHJvZHVjdHMudjEuQ3JlYXRlUHJvZHVjdFJlc3BvbnNlEmQKCkdldFByb2R1Y3QSJy5zaG9wbWVzaC5wcm9kdWN0cy52MS5HZXRQcm9kdWN0UmVxdWVzdBooLnNob3BtZXNoLnByb2R1Y3RzLnYxLkdldFByb2R1Y3RSZXNwb25zZSIDkAIBEmoKDExpc3RQcm9kdWN0cxIpLnNob3BtZXNoLnByb2R1Y3RzLnYxLkxpc3RQcm9kdWN0c1JlcXVlc3QaKi5zaG9wbWVzaC5wcm9kdWN0cy52MS5MaXN0UHJvZHVjdHNSZXNwb25zZSIDkAIBEnYKEEJhdGNoR2V0UHJvZHVjdHMSLS5zaG9wbWVzaC5wcm9kdWN0cy52MS5CYXRjaEdldFByb2R1Y3RzUmVxdWVzdBouLnNob3BtZXNoLnByb2R1Y3RzLnYxLkJhdGNoR2V0UHJvZHVjdHNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_timestamp, file_shopmesh_type_v1_money]);
+  fileDesc("CiNzaG9wbWVzaC9wcm9kdWN0cy92MS9wcm9kdWN0cy5wcm90bxIUc2hvcG1lc2gucHJvZHVjdHMudjEikQEKB1Byb2R1Y3QSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRImCgVwcmljZRgEIAEoCzIXLnNob3BtZXNoLnR5cGUudjEuTW9uZXkSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImEKFENyZWF0ZVByb2R1Y3RSZXF1ZXN0EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSJgoFcHJpY2UYAyABKAsyFy5zaG9wbWVzaC50eXBlLnYxLk1vbmV5IkcKFUNyZWF0ZVByb2R1Y3RSZXNwb25zZRIuCgdwcm9kdWN0GAEgASgLMh0uc2hvcG1lc2gucHJvZHVjdHMudjEuUHJvZHVjdCKYAQoUVXBkYXRlUHJvZHVjdFJlcXVlc3QSEgoKcHJvZHVjdF9pZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESGAoLZGVzY3JpcHRpb24YAyABKAlIAYgBARImCgVwcmljZRgEIAEoCzIXLnNob3BtZXNoLnR5cGUudjEuTW9uZXlCBwoFX25hbWVCDgoMX2Rlc2NyaXB0aW9uIkcKFVVwZGF0ZVByb2R1Y3RSZXNwb25zZRIuCgdwcm9kdWN0GAEgASgLMh0uc2hvcG1lc2gucHJvZHVjdHMudjEuUHJvZHVjdCInChFHZXRQcm9kdWN0UmVxdWVzdBISCgpwcm9kdWN0X2lkGAEgASgJIkQKEkdldFByb2R1Y3RSZXNwb25zZRIuCgdwcm9kdWN0GAEgASgLMh0uc2hvcG1lc2gucHJvZHVjdHMudjEuUHJvZHVjdCI8ChNMaXN0UHJvZHVjdHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJImAKFExpc3RQcm9kdWN0c1Jlc3BvbnNlEi8KCHByb2R1Y3RzGAEgAygLMh0uc2hvcG1lc2gucHJvZHVjdHMudjEuUHJvZHVjdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiLgoXQmF0Y2hHZXRQcm9kdWN0c1JlcXVlc3QSEwoLcHJvZHVjdF9pZHMYASADKAkiaAoYQmF0Y2hHZXRQcm9kdWN0c1Jlc3BvbnNlEi8KCHByb2R1Y3RzGAEgAygLMh0uc2hvcG1lc2gucHJvZHVjdHMudjEuUHJvZHVjdBIbChNtaXNzaW5nX3Byb2R1Y3RfaWRzGAIgAygJIi0KE1N0cmVhbUV2ZW50c1JlcXVlc3QSFgoOYWZ0ZXJfc2VxdWVuY2UYASABKAQiYAoUU3RyZWFtRXZlbnRzUmVzcG9uc2USMQoFZXZlbnQYASABKAsyIi5zaG9wbWVzaC5wcm9kdWN0cy52MS5Qcm9kdWN0RXZlbnQSFQoNaGVhZF9zZXF1ZW5jZRgCIAEoBCLaAQoMUHJvZHVjdEV2ZW50EhAKCHNlcXVlbmNlGAEgASgEEi4KCm9jY3VyX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEj8KD3Byb2R1Y3RfY3JlYXRlZBgDIAEoCzIkLnNob3BtZXNoLnByb2R1Y3RzLnYxLlByb2R1Y3RDcmVhdGVkSAASPwoPcHJvZHVjdF9jaGFuZ2VkGAQgASgLMiQuc2hvcG1lc2gucHJvZHVjdHMudjEuUHJvZHVjdENoYW5nZWRIAEIGCgRraW5kIkAKDlByb2R1Y3RDcmVhdGVkEi4KB3Byb2R1Y3QYASABKAsyHS5zaG9wbWVzaC5wcm9kdWN0cy52MS5Qcm9kdWN0IkAKDlByb2R1Y3RDaGFuZ2VkEi4KB3Byb2R1Y3QYASABKAsyHS5zaG9wbWVzaC5wcm9kdWN0cy52MS5Qcm9kdWN0MqIFCg9Qcm9kdWN0c1NlcnZpY2USaAoNQ3JlYXRlUHJvZHVjdBIqLnNob3BtZXNoLnByb2R1Y3RzLnYxLkNyZWF0ZVByb2R1Y3RSZXF1ZXN0Gisuc2hvcG1lc2gucHJvZHVjdHMudjEuQ3JlYXRlUHJvZHVjdFJlc3BvbnNlEm0KDVVwZGF0ZVByb2R1Y3QSKi5zaG9wbWVzaC5wcm9kdWN0cy52MS5VcGRhdGVQcm9kdWN0UmVxdWVzdBorLnNob3BtZXNoLnByb2R1Y3RzLnYxLlVwZGF0ZVByb2R1Y3RSZXNwb25zZSIDkAICEmQKCkdldFByb2R1Y3QSJy5zaG9wbWVzaC5wcm9kdWN0cy52MS5HZXRQcm9kdWN0UmVxdWVzdBooLnNob3BtZXNoLnByb2R1Y3RzLnYxLkdldFByb2R1Y3RSZXNwb25zZSIDkAIBEmoKDExpc3RQcm9kdWN0cxIpLnNob3BtZXNoLnByb2R1Y3RzLnYxLkxpc3RQcm9kdWN0c1JlcXVlc3QaKi5zaG9wbWVzaC5wcm9kdWN0cy52MS5MaXN0UHJvZHVjdHNSZXNwb25zZSIDkAIBEnYKEEJhdGNoR2V0UHJvZHVjdHMSLS5zaG9wbWVzaC5wcm9kdWN0cy52MS5CYXRjaEdldFByb2R1Y3RzUmVxdWVzdBouLnNob3BtZXNoLnByb2R1Y3RzLnYxLkJhdGNoR2V0UHJvZHVjdHNSZXNwb25zZSIDkAIBEmwKDFN0cmVhbUV2ZW50cxIpLnNob3BtZXNoLnByb2R1Y3RzLnYxLlN0cmVhbUV2ZW50c1JlcXVlc3QaKi5zaG9wbWVzaC5wcm9kdWN0cy52MS5TdHJlYW1FdmVudHNSZXNwb25zZSIDkAIBMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_shopmesh_type_v1_money]);
 
 /**
  * Product is one item of the catalog.
@@ -123,6 +123,69 @@ export const CreateProductResponseSchema: GenMessage<CreateProductResponse> = /*
   messageDesc(file_shopmesh_products_v1_products, 2);
 
 /**
+ * UpdateProductRequest names a product and the fields to change.
+ *
+ * @generated from message shopmesh.products.v1.UpdateProductRequest
+ */
+export type UpdateProductRequest = Message<"shopmesh.products.v1.UpdateProductRequest"> & {
+  /**
+   * Id of the product to change.
+   *
+   * @generated from field: string product_id = 1;
+   */
+  productId: string;
+
+  /**
+   * New name, 1 to 200 characters; unchanged when unset.
+   *
+   * @generated from field: optional string name = 2;
+   */
+  name?: string | undefined;
+
+  /**
+   * New description, at most 2000 characters; unchanged when unset.
+   *
+   * @generated from field: optional string description = 3;
+   */
+  description?: string | undefined;
+
+  /**
+   * New unit price; unchanged when unset.
+   *
+   * @generated from field: shopmesh.type.v1.Money price = 4;
+   */
+  price?: Money | undefined;
+};
+
+/**
+ * Describes the message shopmesh.products.v1.UpdateProductRequest.
+ * Use `create(UpdateProductRequestSchema)` to create a new message.
+ */
+export const UpdateProductRequestSchema: GenMessage<UpdateProductRequest> = /*@__PURE__*/
+  messageDesc(file_shopmesh_products_v1_products, 3);
+
+/**
+ * UpdateProductResponse carries the product as it now is.
+ *
+ * @generated from message shopmesh.products.v1.UpdateProductResponse
+ */
+export type UpdateProductResponse = Message<"shopmesh.products.v1.UpdateProductResponse"> & {
+  /**
+   * The product after the change.
+   *
+   * @generated from field: shopmesh.products.v1.Product product = 1;
+   */
+  product?: Product | undefined;
+};
+
+/**
+ * Describes the message shopmesh.products.v1.UpdateProductResponse.
+ * Use `create(UpdateProductResponseSchema)` to create a new message.
+ */
+export const UpdateProductResponseSchema: GenMessage<UpdateProductResponse> = /*@__PURE__*/
+  messageDesc(file_shopmesh_products_v1_products, 4);
+
+/**
  * GetProductRequest names one product.
  *
  * @generated from message shopmesh.products.v1.GetProductRequest
@@ -141,7 +204,7 @@ export type GetProductRequest = Message<"shopmesh.products.v1.GetProductRequest"
  * Use `create(GetProductRequestSchema)` to create a new message.
  */
 export const GetProductRequestSchema: GenMessage<GetProductRequest> = /*@__PURE__*/
-  messageDesc(file_shopmesh_products_v1_products, 3);
+  messageDesc(file_shopmesh_products_v1_products, 5);
 
 /**
  * GetProductResponse carries the product asked for.
@@ -162,7 +225,7 @@ export type GetProductResponse = Message<"shopmesh.products.v1.GetProductRespons
  * Use `create(GetProductResponseSchema)` to create a new message.
  */
 export const GetProductResponseSchema: GenMessage<GetProductResponse> = /*@__PURE__*/
-  messageDesc(file_shopmesh_products_v1_products, 4);
+  messageDesc(file_shopmesh_products_v1_products, 6);
 
 /**
  * ListProductsRequest asks for one page of the catalog.
@@ -191,7 +254,7 @@ export type ListProductsRequest = Message<"shopmesh.products.v1.ListProductsRequ
  * Use `create(ListProductsRequestSchema)` to create a new message.
  */
 export const ListProductsRequestSchema: GenMessage<ListProductsRequest> = /*@__PURE__*/
-  messageDesc(file_shopmesh_products_v1_products, 5);
+  messageDesc(file_shopmesh_products_v1_products, 7);
 
 /**
  * ListProductsResponse carries one page of the catalog.
@@ -219,7 +282,7 @@ export type ListProductsResponse = Message<"shopmesh.products.v1.ListProductsRes
  * Use `create(ListProductsResponseSchema)` to create a new message.
  */
 export const ListProductsResponseSchema: GenMessage<ListProductsResponse> = /*@__PURE__*/
-  messageDesc(file_shopmesh_products_v1_products, 6);
+  messageDesc(file_shopmesh_products_v1_products, 8);
 
 /**
  * BatchGetProductsRequest names several products at once.
@@ -240,7 +303,7 @@ export type BatchGetProductsRequest = Message<"shopmesh.products.v1.BatchGetProd
  * Use `create(BatchGetProductsRequestSchema)` to create a new message.
  */
 export const BatchGetProductsRequestSchema: GenMessage<BatchGetProductsRequest> = /*@__PURE__*/
-  messageDesc(file_shopmesh_products_v1_products, 7);
+  messageDesc(file_shopmesh_products_v1_products, 9);
 
 /**
  * BatchGetProductsResponse carries the products found and the ids that were
@@ -269,7 +332,154 @@ export type BatchGetProductsResponse = Message<"shopmesh.products.v1.BatchGetPro
  * Use `create(BatchGetProductsResponseSchema)` to create a new message.
  */
 export const BatchGetProductsResponseSchema: GenMessage<BatchGetProductsResponse> = /*@__PURE__*/
-  messageDesc(file_shopmesh_products_v1_products, 8);
+  messageDesc(file_shopmesh_products_v1_products, 10);
+
+/**
+ * StreamEventsRequest says where a reader's copy of the events ends.
+ *
+ * @generated from message shopmesh.products.v1.StreamEventsRequest
+ */
+export type StreamEventsRequest = Message<"shopmesh.products.v1.StreamEventsRequest"> & {
+  /**
+   * Sequence number of the last event the reader has; 0 replays them all.
+   *
+   * @generated from field: uint64 after_sequence = 1;
+   */
+  afterSequence: bigint;
+};
+
+/**
+ * Describes the message shopmesh.products.v1.StreamEventsRequest.
+ * Use `create(StreamEventsRequestSchema)` to create a new message.
+ */
+export const StreamEventsRequestSchema: GenMessage<StreamEventsRequest> = /*@__PURE__*/
+  messageDesc(file_shopmesh_products_v1_products, 11);
+
+/**
+ * StreamEventsResponse carries the next event, or only a heartbeat.
+ *
+ * @generated from message shopmesh.products.v1.StreamEventsResponse
+ */
+export type StreamEventsResponse = Message<"shopmesh.products.v1.StreamEventsResponse"> & {
+  /**
+   * The next event after the previous one sent; unset in a heartbeat, which
+   * the server sends when it has had nothing to send for a while.
+   *
+   * @generated from field: shopmesh.products.v1.ProductEvent event = 1;
+   */
+  event?: ProductEvent | undefined;
+
+  /**
+   * The newest sequence number committed when this message was sent, so the
+   * reader knows how far behind it is.
+   *
+   * @generated from field: uint64 head_sequence = 2;
+   */
+  headSequence: bigint;
+};
+
+/**
+ * Describes the message shopmesh.products.v1.StreamEventsResponse.
+ * Use `create(StreamEventsResponseSchema)` to create a new message.
+ */
+export const StreamEventsResponseSchema: GenMessage<StreamEventsResponse> = /*@__PURE__*/
+  messageDesc(file_shopmesh_products_v1_products, 12);
+
+/**
+ * ProductEvent is one change to the products service's data, in the order it was
+ * committed. Readers get it from ProductsService.StreamEvents.
+ *
+ * @generated from message shopmesh.products.v1.ProductEvent
+ */
+export type ProductEvent = Message<"shopmesh.products.v1.ProductEvent"> & {
+  /**
+   * Position in the products service's event log: strictly increasing in commit
+   * order, never reused.
+   *
+   * @generated from field: uint64 sequence = 1;
+   */
+  sequence: bigint;
+
+  /**
+   * When the change was committed.
+   *
+   * @generated from field: google.protobuf.Timestamp occur_time = 2;
+   */
+  occurTime?: Timestamp | undefined;
+
+  /**
+   * What happened.
+   *
+   * @generated from oneof shopmesh.products.v1.ProductEvent.kind
+   */
+  kind: {
+    /**
+     * A product was added to the catalog.
+     *
+     * @generated from field: shopmesh.products.v1.ProductCreated product_created = 3;
+     */
+    value: ProductCreated;
+    case: "productCreated";
+  } | {
+    /**
+     * A product's name, description or price changed.
+     *
+     * @generated from field: shopmesh.products.v1.ProductChanged product_changed = 4;
+     */
+    value: ProductChanged;
+    case: "productChanged";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message shopmesh.products.v1.ProductEvent.
+ * Use `create(ProductEventSchema)` to create a new message.
+ */
+export const ProductEventSchema: GenMessage<ProductEvent> = /*@__PURE__*/
+  messageDesc(file_shopmesh_products_v1_products, 13);
+
+/**
+ * ProductCreated says that a product was added to the catalog.
+ *
+ * @generated from message shopmesh.products.v1.ProductCreated
+ */
+export type ProductCreated = Message<"shopmesh.products.v1.ProductCreated"> & {
+  /**
+   * The product as it was created.
+   *
+   * @generated from field: shopmesh.products.v1.Product product = 1;
+   */
+  product?: Product | undefined;
+};
+
+/**
+ * Describes the message shopmesh.products.v1.ProductCreated.
+ * Use `create(ProductCreatedSchema)` to create a new message.
+ */
+export const ProductCreatedSchema: GenMessage<ProductCreated> = /*@__PURE__*/
+  messageDesc(file_shopmesh_products_v1_products, 14);
+
+/**
+ * ProductChanged says that a product changed; it carries the whole product
+ * as it now is, so a reader needs no earlier state to apply it.
+ *
+ * @generated from message shopmesh.products.v1.ProductChanged
+ */
+export type ProductChanged = Message<"shopmesh.products.v1.ProductChanged"> & {
+  /**
+   * The product after the change.
+   *
+   * @generated from field: shopmesh.products.v1.Product product = 1;
+   */
+  product?: Product | undefined;
+};
+
+/**
+ * Describes the message shopmesh.products.v1.ProductChanged.
+ * Use `create(ProductChangedSchema)` to create a new message.
+ */
+export const ProductChangedSchema: GenMessage<ProductChanged> = /*@__PURE__*/
+  messageDesc(file_shopmesh_products_v1_products, 15);
 
 /**
  * ProductsService owns the catalog. Reads are public; creating a product
@@ -287,6 +497,18 @@ export const ProductsService: GenService<{
     methodKind: "unary";
     input: typeof CreateProductRequestSchema;
     output: typeof CreateProductResponseSchema;
+  },
+  /**
+   * UpdateProduct changes a product's name, description or price; fields
+   * left unset keep their value. Orders already placed keep the price they
+   * were placed at. Admin only.
+   *
+   * @generated from rpc shopmesh.products.v1.ProductsService.UpdateProduct
+   */
+  updateProduct: {
+    methodKind: "unary";
+    input: typeof UpdateProductRequestSchema;
+    output: typeof UpdateProductResponseSchema;
   },
   /**
    * GetProduct returns one product, or NOT_FOUND.
@@ -318,6 +540,21 @@ export const ProductsService: GenService<{
     methodKind: "unary";
     input: typeof BatchGetProductsRequestSchema;
     output: typeof BatchGetProductsResponseSchema;
+  },
+  /**
+   * StreamEvents replays the products service's events that follow
+   * after_sequence, in sequence order, and then keeps following new ones as
+   * they are committed. Every event was written in the same transaction as
+   * the change it describes (a transactional outbox), so none is lost or
+   * invented. A slow reader slows only its own stream. Admins and services
+   * only.
+   *
+   * @generated from rpc shopmesh.products.v1.ProductsService.StreamEvents
+   */
+  streamEvents: {
+    methodKind: "server_streaming";
+    input: typeof StreamEventsRequestSchema;
+    output: typeof StreamEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_shopmesh_products_v1_products, 0);

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shopmesh/userorders/v1/user_orders.proto.
  */
 export const file_shopmesh_userorders_v1_user_orders: GenFile = /*@__PURE__*/
-  fileDesc("CihzaG9wbWVzaC91c2Vyb3JkZXJzL3YxL3VzZXJfb3JkZXJzLnByb3RvEhZzaG9wbWVzaC51c2Vyb3JkZXJzLnYxIk4KFEdldFVzZXJPcmRlcnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiygIKFUdldFVzZXJPcmRlcnNSZXNwb25zZRI0Cgdwcm9maWxlGAEgASgLMiMuc2hvcG1lc2gudXNlcm9yZGVycy52MS5Vc2VyUHJvZmlsZRIxCgZvcmRlcnMYAiADKAsyIS5zaG9wbWVzaC51c2Vyb3JkZXJzLnYxLk9yZGVyVmlldxIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkSOQoMZGVncmFkYXRpb25zGAQgAygLMiMuc2hvcG1lc2gudXNlcm9yZGVycy52MS5EZWdyYWRhdGlvbhI5Cgd0aW1pbmdzGAUgAygLMiguc2hvcG1lc2gudXNlcm9yZGVycy52MS5EZXBlbmRlbmN5VGltaW5nEjkKDHN0YWxlX29yZGVycxgGIAEoCzIjLnNob3BtZXNoLnVzZXJvcmRlcnMudjEuU3RhbGVPcmRlcnMiQwoLVXNlclByb2ZpbGUSDwoHdXNlcl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkirAEKCU9yZGVyVmlldxIQCghvcmRlcl9pZBgBIAEoCRIvCgtjcmVhdGVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoFbGluZXMYAyADKAsyJS5zaG9wbWVzaC51c2Vyb3JkZXJzLnYxLk9yZGVyTGluZVZpZXcSJgoFdG90YWwYBCABKAsyFy5zaG9wbWVzaC50eXBlLnYxLk1vbmV5IpsBCg1PcmRlckxpbmVWaWV3EhIKCnByb2R1Y3RfaWQYASABKAkSEAoIcXVhbnRpdHkYAiABKAUSKwoKdW5pdF9wcmljZRgDIAEoCzIXLnNob3BtZXNoLnR5cGUudjEuTW9uZXkSNwoHcHJvZHVjdBgEIAEoCzImLnNob3BtZXNoLnVzZXJvcmRlcnMudjEuUHJvZHVjdERldGFpbHMiYwoOUHJvZHVjdERldGFpbHMSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIuCg1jdXJyZW50X3ByaWNlGAMgASgLMhcuc2hvcG1lc2gudHlwZS52MS5Nb25leSKYAQoLRGVncmFkYXRpb24SNgoKZGVwZW5kZW5jeRgBIAEoDjIiLnNob3BtZXNoLnVzZXJvcmRlcnMudjEuRGVwZW5kZW5jeRIMCgRjb2RlGAIgASgJEjIKCGZhbGxiYWNrGAMgASgOMiAuc2hvcG1lc2gudXNlcm9yZGVycy52MS5GYWxsYmFjaxIPCgdtZXNzYWdlGAQgASgJItMBChBEZXBlbmRlbmN5VGltaW5nEjYKCmRlcGVuZGVuY3kYASABKA4yIi5zaG9wbWVzaC51c2Vyb3JkZXJzLnYxLkRlcGVuZGVuY3kSKwoIZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIYXR0ZW1wdHMYAyABKAUSDgoGaGVkZ2VzGAQgASgFEgwKBGNvZGUYBSABKAkSKgoHdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJlCgtTdGFsZU9yZGVycxIuCgpmZXRjaF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgNhZ2UYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24qbgoKRGVwZW5kZW5jeRIaChZERVBFTkRFTkNZX1VOU1BFQ0lGSUVEEAASFAoQREVQRU5ERU5DWV9VU0VSUxABEhUKEURFUEVOREVOQ1lfT1JERVJTEAISFwoTREVQRU5ERU5DWV9QUk9EVUNUUxADKnkKCEZhbGxiYWNrEhgKFEZBTExCQUNLX1VOU1BFQ0lGSUVEEAASFwoTRkFMTEJBQ0tfTk9fUFJPRklMRRABEh8KG0ZBTExCQUNLX05PX1BST0RVQ1RfREVUQUlMUxACEhkKFUZBTExCQUNLX1NUQUxFX09SREVSUxADMoYBChFVc2VyT3JkZXJzU2VydmljZRJxCg1HZXRVc2VyT3JkZXJzEiwuc2hvcG1lc2gudXNlcm9yZGVycy52MS5HZXRVc2VyT3JkZXJzUmVxdWVzdBotLnNob3BtZXNoLnVzZXJvcmRlcnMudjEuR2V0VXNlck9yZGVyc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_shopmesh_type_v1_money]);
+  fileDesc("CihzaG9wbWVzaC91c2Vyb3JkZXJzL3YxL3VzZXJfb3JkZXJzLnByb3RvEhZzaG9wbWVzaC51c2Vyb3JkZXJzLnYxIogBChRHZXRVc2VyT3JkZXJzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEjgKC2NvbnNpc3RlbmN5GAQgASgOMiMuc2hvcG1lc2gudXNlcm9yZGVycy52MS5Db25zaXN0ZW5jeSK8AwoVR2V0VXNlck9yZGVyc1Jlc3BvbnNlEjQKB3Byb2ZpbGUYASABKAsyIy5zaG9wbWVzaC51c2Vyb3JkZXJzLnYxLlVzZXJQcm9maWxlEjEKBm9yZGVycxgCIAMoCzIhLnNob3BtZXNoLnVzZXJvcmRlcnMudjEuT3JkZXJWaWV3EhcKD25leHRfcGFnZV90b2tlbhgDIAEoCRI5CgxkZWdyYWRhdGlvbnMYBCADKAsyIy5zaG9wbWVzaC51c2Vyb3JkZXJzLnYxLkRlZ3JhZGF0aW9uEjkKB3RpbWluZ3MYBSADKAsyKC5zaG9wbWVzaC51c2Vyb3JkZXJzLnYxLkRlcGVuZGVuY3lUaW1pbmcSOQoMc3RhbGVfb3JkZXJzGAYgASgLMiMuc2hvcG1lc2gudXNlcm9yZGVycy52MS5TdGFsZU9yZGVycxI4Cgtjb25zaXN0ZW5jeRgHIAEoDjIjLnNob3BtZXNoLnVzZXJvcmRlcnMudjEuQ29uc2lzdGVuY3kSNgoLc3RyZWFtX2xhZ3MYCCADKAsyIS5zaG9wbWVzaC51c2Vyb3JkZXJzLnYxLlN0cmVhbUxhZyK4AQoJU3RyZWFtTGFnEjIKBnNvdXJjZRgBIAEoDjIiLnNob3BtZXNoLnVzZXJvcmRlcnMudjEuRGVwZW5kZW5jeRIYChBhcHBsaWVkX3NlcXVlbmNlGAIgASgEEhUKDWhlYWRfc2VxdWVuY2UYAyABKAQSEQoJY29ubmVjdGVkGAQgASgIEjMKEGxhc3RfY29udGFjdF9hZ2UYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iQwoLVXNlclByb2ZpbGUSDwoHdXNlcl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkirAEKCU9yZGVyVmlldxIQCghvcmRlcl9pZBgBIAEoCRIvCgtjcmVhdGVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoFbGluZXMYAyADKAsyJS5zaG9wbWVzaC51c2Vyb3JkZXJzLnYxLk9yZGVyTGluZVZpZXcSJgoFdG90YWwYBCABKAsyFy5zaG9wbWVzaC50eXBlLnYxLk1vbmV5IpsBCg1PcmRlckxpbmVWaWV3EhIKCnByb2R1Y3RfaWQYASABKAkSEAoIcXVhbnRpdHkYAiABKAUSKwoKdW5pdF9wcmljZRgDIAEoCzIXLnNob3BtZXNoLnR5cGUudjEuTW9uZXkSNwoHcHJvZHVjdBgEIAEoCzImLnNob3BtZXNoLnVzZXJvcmRlcnMudjEuUHJvZHVjdERldGFpbHMiYwoOUHJvZHVjdERldGFpbHMSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIuCg1jdXJyZW50X3ByaWNlGAMgASgLMhcuc2hvcG1lc2gudHlwZS52MS5Nb25leSKYAQoLRGVncmFkYXRpb24SNgoKZGVwZW5kZW5jeRgBIAEoDjIiLnNob3BtZXNoLnVzZXJvcmRlcnMudjEuRGVwZW5kZW5jeRIMCgRjb2RlGAIgASgJEjIKCGZhbGxiYWNrGAMgASgOMiAuc2hvcG1lc2gudXNlcm9yZGVycy52MS5GYWxsYmFjaxIPCgdtZXNzYWdlGAQgASgJItMBChBEZXBlbmRlbmN5VGltaW5nEjYKCmRlcGVuZGVuY3kYASABKA4yIi5zaG9wbWVzaC51c2Vyb3JkZXJzLnYxLkRlcGVuZGVuY3kSKwoIZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIYXR0ZW1wdHMYAyABKAUSDgoGaGVkZ2VzGAQgASgFEgwKBGNvZGUYBSABKAkSKgoHdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJlCgtTdGFsZU9yZGVycxIuCgpmZXRjaF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgNhZ2UYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24qbgoKRGVwZW5kZW5jeRIaChZERVBFTkRFTkNZX1VOU1BFQ0lGSUVEEAASFAoQREVQRU5ERU5DWV9VU0VSUxABEhUKEURFUEVOREVOQ1lfT1JERVJTEAISFwoTREVQRU5ERU5DWV9QUk9EVUNUUxADKnkKCEZhbGxiYWNrEhgKFEZBTExCQUNLX1VOU1BFQ0lGSUVEEAASFwoTRkFMTEJBQ0tfTk9fUFJPRklMRRABEh8KG0ZBTExCQUNLX05PX1BST0RVQ1RfREVUQUlMUxACEhkKFUZBTExCQUNLX1NUQUxFX09SREVSUxADKlwKC0NvbnNpc3RlbmN5EhsKF0NPTlNJU1RFTkNZX1VOU1BFQ0lGSUVEEAASFgoSQ09OU0lTVEVOQ1lfU1RST05HEAESGAoUQ09OU0lTVEVOQ1lfRVZFTlRVQUwQAjKGAQoRVXNlck9yZGVyc1NlcnZpY2UScQoNR2V0VXNlck9yZGVycxIsLnNob3BtZXNoLnVzZXJvcmRlcnMudjEuR2V0VXNlck9yZGVyc1JlcXVlc3QaLS5zaG9wbWVzaC51c2Vyb3JkZXJzLnYxLkdldFVzZXJPcmRlcnNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_shopmesh_type_v1_money]);
 
 /**
  * GetUserOrdersRequest names the user whose view to build.
@@ -38,11 +38,19 @@ export type GetUserOrdersRequest = Message<"shopmesh.userorders.v1.GetUserOrders
 
   /**
    * Token from a previous response's next_page_token; empty for the first
-   * page.
+   * page. Tokens belong to one consistency: a STRONG token does not page an
+   * EVENTUAL view.
    *
    * @generated from field: string page_token = 3;
    */
   pageToken: string;
+
+  /**
+   * How fresh the view must be; STRONG when unset.
+   *
+   * @generated from field: shopmesh.userorders.v1.Consistency consistency = 4;
+   */
+  consistency: Consistency;
 };
 
 /**
@@ -100,6 +108,21 @@ export type GetUserOrdersResponse = Message<"shopmesh.userorders.v1.GetUserOrder
    * @generated from field: shopmesh.userorders.v1.StaleOrders stale_orders = 6;
    */
   staleOrders?: StaleOrders | undefined;
+
+  /**
+   * How the view was built: STRONG or EVENTUAL, never unset.
+   *
+   * @generated from field: shopmesh.userorders.v1.Consistency consistency = 7;
+   */
+  consistency: Consistency;
+
+  /**
+   * For an EVENTUAL view, how far the projection is behind each source
+   * stream; empty for a STRONG view.
+   *
+   * @generated from field: repeated shopmesh.userorders.v1.StreamLag stream_lags = 8;
+   */
+  streamLags: StreamLag[];
 };
 
 /**
@@ -108,6 +131,57 @@ export type GetUserOrdersResponse = Message<"shopmesh.userorders.v1.GetUserOrder
  */
 export const GetUserOrdersResponseSchema: GenMessage<GetUserOrdersResponse> = /*@__PURE__*/
   messageDesc(file_shopmesh_userorders_v1_user_orders, 1);
+
+/**
+ * StreamLag is how far the projection is behind one service's event stream.
+ *
+ * @generated from message shopmesh.userorders.v1.StreamLag
+ */
+export type StreamLag = Message<"shopmesh.userorders.v1.StreamLag"> & {
+  /**
+   * The service whose stream this is.
+   *
+   * @generated from field: shopmesh.userorders.v1.Dependency source = 1;
+   */
+  source: Dependency;
+
+  /**
+   * Sequence number of the last event applied to the projection.
+   *
+   * @generated from field: uint64 applied_sequence = 2;
+   */
+  appliedSequence: bigint;
+
+  /**
+   * The newest sequence number the source last reported.
+   *
+   * @generated from field: uint64 head_sequence = 3;
+   */
+  headSequence: bigint;
+
+  /**
+   * Whether the stream is connected now.
+   *
+   * @generated from field: bool connected = 4;
+   */
+  connected: boolean;
+
+  /**
+   * Time since the source was last heard from (an event or a heartbeat).
+   * With applied_sequence equal to head_sequence, the view includes every
+   * write the source had committed that long ago.
+   *
+   * @generated from field: google.protobuf.Duration last_contact_age = 5;
+   */
+  lastContactAge?: Duration | undefined;
+};
+
+/**
+ * Describes the message shopmesh.userorders.v1.StreamLag.
+ * Use `create(StreamLagSchema)` to create a new message.
+ */
+export const StreamLagSchema: GenMessage<StreamLag> = /*@__PURE__*/
+  messageDesc(file_shopmesh_userorders_v1_user_orders, 2);
 
 /**
  * UserProfile is the part of a user that the view shows.
@@ -142,7 +216,7 @@ export type UserProfile = Message<"shopmesh.userorders.v1.UserProfile"> & {
  * Use `create(UserProfileSchema)` to create a new message.
  */
 export const UserProfileSchema: GenMessage<UserProfile> = /*@__PURE__*/
-  messageDesc(file_shopmesh_userorders_v1_user_orders, 2);
+  messageDesc(file_shopmesh_userorders_v1_user_orders, 3);
 
 /**
  * OrderView is one order of the user.
@@ -184,7 +258,7 @@ export type OrderView = Message<"shopmesh.userorders.v1.OrderView"> & {
  * Use `create(OrderViewSchema)` to create a new message.
  */
 export const OrderViewSchema: GenMessage<OrderView> = /*@__PURE__*/
-  messageDesc(file_shopmesh_userorders_v1_user_orders, 3);
+  messageDesc(file_shopmesh_userorders_v1_user_orders, 4);
 
 /**
  * OrderLineView is one line of an order.
@@ -227,7 +301,7 @@ export type OrderLineView = Message<"shopmesh.userorders.v1.OrderLineView"> & {
  * Use `create(OrderLineViewSchema)` to create a new message.
  */
 export const OrderLineViewSchema: GenMessage<OrderLineView> = /*@__PURE__*/
-  messageDesc(file_shopmesh_userorders_v1_user_orders, 4);
+  messageDesc(file_shopmesh_userorders_v1_user_orders, 5);
 
 /**
  * ProductDetails is what the catalog says of a product now.
@@ -262,7 +336,7 @@ export type ProductDetails = Message<"shopmesh.userorders.v1.ProductDetails"> & 
  * Use `create(ProductDetailsSchema)` to create a new message.
  */
 export const ProductDetailsSchema: GenMessage<ProductDetails> = /*@__PURE__*/
-  messageDesc(file_shopmesh_userorders_v1_user_orders, 5);
+  messageDesc(file_shopmesh_userorders_v1_user_orders, 6);
 
 /**
  * Degradation records one dependency the view did without.
@@ -306,7 +380,7 @@ export type Degradation = Message<"shopmesh.userorders.v1.Degradation"> & {
  * Use `create(DegradationSchema)` to create a new message.
  */
 export const DegradationSchema: GenMessage<Degradation> = /*@__PURE__*/
-  messageDesc(file_shopmesh_userorders_v1_user_orders, 6);
+  messageDesc(file_shopmesh_userorders_v1_user_orders, 7);
 
 /**
  * DependencyTiming says where the time went for one dependency.
@@ -363,7 +437,7 @@ export type DependencyTiming = Message<"shopmesh.userorders.v1.DependencyTiming"
  * Use `create(DependencyTimingSchema)` to create a new message.
  */
 export const DependencyTimingSchema: GenMessage<DependencyTiming> = /*@__PURE__*/
-  messageDesc(file_shopmesh_userorders_v1_user_orders, 7);
+  messageDesc(file_shopmesh_userorders_v1_user_orders, 8);
 
 /**
  * StaleOrders marks orders served from a kept copy.
@@ -391,7 +465,7 @@ export type StaleOrders = Message<"shopmesh.userorders.v1.StaleOrders"> & {
  * Use `create(StaleOrdersSchema)` to create a new message.
  */
 export const StaleOrdersSchema: GenMessage<StaleOrders> = /*@__PURE__*/
-  messageDesc(file_shopmesh_userorders_v1_user_orders, 8);
+  messageDesc(file_shopmesh_userorders_v1_user_orders, 9);
 
 /**
  * Dependency names a service the view is built from.
@@ -476,10 +550,49 @@ export const FallbackSchema: GenEnum<Fallback> = /*@__PURE__*/
   enumDesc(file_shopmesh_userorders_v1_user_orders, 1);
 
 /**
- * UserOrdersService answers "which products did this user order?" by calling
- * users, orders and products synchronously, within the caller's deadline. When
- * a dependency fails it answers with less rather than not at all, and says
- * exactly what it left out and why.
+ * Consistency says how fresh a view must be, and so how it is built.
+ *
+ * @generated from enum shopmesh.userorders.v1.Consistency
+ */
+export enum Consistency {
+  /**
+   * Not set: STRONG.
+   *
+   * @generated from enum value: CONSISTENCY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Built from the owning services at the time of the call: includes every
+   * write they acknowledged before it, and degrades when they fail.
+   *
+   * @generated from enum value: CONSISTENCY_STRONG = 1;
+   */
+  STRONG = 1,
+
+  /**
+   * Built from the local projection of the services' events, with no
+   * downstream call: answers while they are down, but may miss writes made
+   * in the last moments (see `stream_lags`).
+   *
+   * @generated from enum value: CONSISTENCY_EVENTUAL = 2;
+   */
+  EVENTUAL = 2,
+}
+
+/**
+ * Describes the enum shopmesh.userorders.v1.Consistency.
+ */
+export const ConsistencySchema: GenEnum<Consistency> = /*@__PURE__*/
+  enumDesc(file_shopmesh_userorders_v1_user_orders, 2);
+
+/**
+ * UserOrdersService answers "which products did this user order?" in one of
+ * two ways. STRONG calls users, orders and products synchronously, within the
+ * caller's deadline; when a dependency fails it answers with less rather than
+ * not at all, and says exactly what it left out and why. EVENTUAL answers from
+ * a local projection fed by the three services' event streams, with no
+ * downstream call, and says how far behind each stream it is.
  *
  * @generated from service shopmesh.userorders.v1.UserOrdersService
  */
@@ -487,7 +600,8 @@ export const UserOrdersService: GenService<{
   /**
    * GetUserOrders returns a user's profile and orders with product details.
    * Customers may read only their own view; admins may read anyone's. A
-   * degraded answer is still a successful call: read `degradations`.
+   * degraded answer is still a successful call: read `degradations`. The
+   * request's `consistency` picks how the view is built; STRONG when unset.
    *
    * @generated from rpc shopmesh.userorders.v1.UserOrdersService.GetUserOrders
    */

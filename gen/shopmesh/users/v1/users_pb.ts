@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shopmesh/users/v1/users.proto.
  */
 export const file_shopmesh_users_v1_users: GenFile = /*@__PURE__*/
-  fileDesc("Ch1zaG9wbWVzaC91c2Vycy92MS91c2Vycy5wcm90bxIRc2hvcG1lc2gudXNlcnMudjEijwEKBFVzZXISCgoCaWQYASABKAkSDQoFZW1haWwYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEiUKBHJvbGUYBCABKA4yFy5zaG9wbWVzaC51c2Vycy52MS5Sb2xlEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJQCgdTZXNzaW9uEhQKDGFjY2Vzc190b2tlbhgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRgoNU2lnblVwUmVxdWVzdBINCgVlbWFpbBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiZAoOU2lnblVwUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLnNob3BtZXNoLnVzZXJzLnYxLlVzZXISKwoHc2Vzc2lvbhgCIAEoCzIaLnNob3BtZXNoLnVzZXJzLnYxLlNlc3Npb24iMAoNU2lnbkluUmVxdWVzdBINCgVlbWFpbBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSJkCg5TaWduSW5SZXNwb25zZRIlCgR1c2VyGAEgASgLMhcuc2hvcG1lc2gudXNlcnMudjEuVXNlchIrCgdzZXNzaW9uGAIgASgLMhouc2hvcG1lc2gudXNlcnMudjEuU2Vzc2lvbiIhCg5HZXRVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIjgKD0dldFVzZXJSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcuc2hvcG1lc2gudXNlcnMudjEuVXNlciIoChRCYXRjaEdldFVzZXJzUmVxdWVzdBIQCgh1c2VyX2lkcxgBIAMoCSJZChVCYXRjaEdldFVzZXJzUmVzcG9uc2USJgoFdXNlcnMYASADKAsyFy5zaG9wbWVzaC51c2Vycy52MS5Vc2VyEhgKEG1pc3NpbmdfdXNlcl9pZHMYAiADKAkqPwoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEQoNUk9MRV9DVVNUT01FUhABEg4KClJPTEVfQURNSU4QAjLsAgoMVXNlcnNTZXJ2aWNlEk0KBlNpZ25VcBIgLnNob3BtZXNoLnVzZXJzLnYxLlNpZ25VcFJlcXVlc3QaIS5zaG9wbWVzaC51c2Vycy52MS5TaWduVXBSZXNwb25zZRJNCgZTaWduSW4SIC5zaG9wbWVzaC51c2Vycy52MS5TaWduSW5SZXF1ZXN0GiEuc2hvcG1lc2gudXNlcnMudjEuU2lnbkluUmVzcG9uc2USVQoHR2V0VXNlchIhLnNob3BtZXNoLnVzZXJzLnYxLkdldFVzZXJSZXF1ZXN0GiIuc2hvcG1lc2gudXNlcnMudjEuR2V0VXNlclJlc3BvbnNlIgOQAgESZwoNQmF0Y2hHZXRVc2VycxInLnNob3BtZXNoLnVzZXJzLnYxLkJhdGNoR2V0VXNlcnNSZXF1ZXN0Giguc2hvcG1lc2gudXNlcnMudjEuQmF0Y2hHZXRVc2Vyc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Ch1zaG9wbWVzaC91c2Vycy92MS91c2Vycy5wcm90bxIRc2hvcG1lc2gudXNlcnMudjEijwEKBFVzZXISCgoCaWQYASABKAkSDQoFZW1haWwYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEiUKBHJvbGUYBCABKA4yFy5zaG9wbWVzaC51c2Vycy52MS5Sb2xlEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJQCgdTZXNzaW9uEhQKDGFjY2Vzc190b2tlbhgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRgoNU2lnblVwUmVxdWVzdBINCgVlbWFpbBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiZAoOU2lnblVwUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLnNob3BtZXNoLnVzZXJzLnYxLlVzZXISKwoHc2Vzc2lvbhgCIAEoCzIaLnNob3BtZXNoLnVzZXJzLnYxLlNlc3Npb24iMAoNU2lnbkluUmVxdWVzdBINCgVlbWFpbBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSJkCg5TaWduSW5SZXNwb25zZRIlCgR1c2VyGAEgASgLMhcuc2hvcG1lc2gudXNlcnMudjEuVXNlchIrCgdzZXNzaW9uGAIgASgLMhouc2hvcG1lc2gudXNlcnMudjEuU2Vzc2lvbiIhCg5HZXRVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIjgKD0dldFVzZXJSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcuc2hvcG1lc2gudXNlcnMudjEuVXNlciIoChRCYXRjaEdldFVzZXJzUmVxdWVzdBIQCgh1c2VyX2lkcxgBIAMoCSJZChVCYXRjaEdldFVzZXJzUmVzcG9uc2USJgoFdXNlcnMYASADKAsyFy5zaG9wbWVzaC51c2Vycy52MS5Vc2VyEhgKEG1pc3NpbmdfdXNlcl9pZHMYAiADKAkiLQoTU3RyZWFtRXZlbnRzUmVxdWVzdBIWCg5hZnRlcl9zZXF1ZW5jZRgBIAEoBCJaChRTdHJlYW1FdmVudHNSZXNwb25zZRIrCgVldmVudBgBIAEoCzIcLnNob3BtZXNoLnVzZXJzLnYxLlVzZXJFdmVudBIVCg1oZWFkX3NlcXVlbmNlGAIgASgEIpMBCglVc2VyRXZlbnQSEAoIc2VxdWVuY2UYASABKAQSLgoKb2NjdXJfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPAoPdXNlcl9yZWdpc3RlcmVkGAMgASgLMiEuc2hvcG1lc2gudXNlcnMudjEuVXNlclJlZ2lzdGVyZWRIAEIGCgRraW5kIjcKDlVzZXJSZWdpc3RlcmVkEiUKBHVzZXIYASABKAsyFy5zaG9wbWVzaC51c2Vycy52MS5Vc2VyKj8KBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhEKDVJPTEVfQ1VTVE9NRVIQARIOCgpST0xFX0FETUlOEAIy1AMKDFVzZXJzU2VydmljZRJNCgZTaWduVXASIC5zaG9wbWVzaC51c2Vycy52MS5TaWduVXBSZXF1ZXN0GiEuc2hvcG1lc2gudXNlcnMudjEuU2lnblVwUmVzcG9uc2USTQoGU2lnbkluEiAuc2hvcG1lc2gudXNlcnMudjEuU2lnbkluUmVxdWVzdBohLnNob3BtZXNoLnVzZXJzLnYxLlNpZ25JblJlc3BvbnNlElUKB0dldFVzZXISIS5zaG9wbWVzaC51c2Vycy52MS5HZXRVc2VyUmVxdWVzdBoiLnNob3BtZXNoLnVzZXJzLnYxLkdldFVzZXJSZXNwb25zZSIDkAIBEmcKDUJhdGNoR2V0VXNlcnMSJy5zaG9wbWVzaC51c2Vycy52MS5CYXRjaEdldFVzZXJzUmVxdWVzdBooLnNob3BtZXNoLnVzZXJzLnYxLkJhdGNoR2V0VXNlcnNSZXNwb25zZSIDkAIBEmYKDFN0cmVhbUV2ZW50cxImLnNob3BtZXNoLnVzZXJzLnYxLlN0cmVhbUV2ZW50c1JlcXVlc3QaJy5zaG9wbWVzaC51c2Vycy52MS5TdHJlYW1FdmVudHNSZXNwb25zZSIDkAIBMAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * User is a customer account as other services may see it. It never carries
@@ -303,6 +303,123 @@ export const BatchGetUsersResponseSchema: GenMessage<BatchGetUsersResponse> = /*
   messageDesc(file_shopmesh_users_v1_users, 9);
 
 /**
+ * StreamEventsRequest says where a reader's copy of the events ends.
+ *
+ * @generated from message shopmesh.users.v1.StreamEventsRequest
+ */
+export type StreamEventsRequest = Message<"shopmesh.users.v1.StreamEventsRequest"> & {
+  /**
+   * Sequence number of the last event the reader has; 0 replays them all.
+   *
+   * @generated from field: uint64 after_sequence = 1;
+   */
+  afterSequence: bigint;
+};
+
+/**
+ * Describes the message shopmesh.users.v1.StreamEventsRequest.
+ * Use `create(StreamEventsRequestSchema)` to create a new message.
+ */
+export const StreamEventsRequestSchema: GenMessage<StreamEventsRequest> = /*@__PURE__*/
+  messageDesc(file_shopmesh_users_v1_users, 10);
+
+/**
+ * StreamEventsResponse carries the next event, or only a heartbeat.
+ *
+ * @generated from message shopmesh.users.v1.StreamEventsResponse
+ */
+export type StreamEventsResponse = Message<"shopmesh.users.v1.StreamEventsResponse"> & {
+  /**
+   * The next event after the previous one sent; unset in a heartbeat, which
+   * the server sends when it has had nothing to send for a while.
+   *
+   * @generated from field: shopmesh.users.v1.UserEvent event = 1;
+   */
+  event?: UserEvent | undefined;
+
+  /**
+   * The newest sequence number committed when this message was sent, so the
+   * reader knows how far behind it is.
+   *
+   * @generated from field: uint64 head_sequence = 2;
+   */
+  headSequence: bigint;
+};
+
+/**
+ * Describes the message shopmesh.users.v1.StreamEventsResponse.
+ * Use `create(StreamEventsResponseSchema)` to create a new message.
+ */
+export const StreamEventsResponseSchema: GenMessage<StreamEventsResponse> = /*@__PURE__*/
+  messageDesc(file_shopmesh_users_v1_users, 11);
+
+/**
+ * UserEvent is one change to the users service's data, in the order it was
+ * committed. Readers get it from UsersService.StreamEvents.
+ *
+ * @generated from message shopmesh.users.v1.UserEvent
+ */
+export type UserEvent = Message<"shopmesh.users.v1.UserEvent"> & {
+  /**
+   * Position in the users service's event log: strictly increasing in commit
+   * order, never reused.
+   *
+   * @generated from field: uint64 sequence = 1;
+   */
+  sequence: bigint;
+
+  /**
+   * When the change was committed.
+   *
+   * @generated from field: google.protobuf.Timestamp occur_time = 2;
+   */
+  occurTime?: Timestamp | undefined;
+
+  /**
+   * What happened.
+   *
+   * @generated from oneof shopmesh.users.v1.UserEvent.kind
+   */
+  kind: {
+    /**
+     * A customer account was created.
+     *
+     * @generated from field: shopmesh.users.v1.UserRegistered user_registered = 3;
+     */
+    value: UserRegistered;
+    case: "userRegistered";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message shopmesh.users.v1.UserEvent.
+ * Use `create(UserEventSchema)` to create a new message.
+ */
+export const UserEventSchema: GenMessage<UserEvent> = /*@__PURE__*/
+  messageDesc(file_shopmesh_users_v1_users, 12);
+
+/**
+ * UserRegistered says that a new account exists.
+ *
+ * @generated from message shopmesh.users.v1.UserRegistered
+ */
+export type UserRegistered = Message<"shopmesh.users.v1.UserRegistered"> & {
+  /**
+   * The account as it was created.
+   *
+   * @generated from field: shopmesh.users.v1.User user = 1;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message shopmesh.users.v1.UserRegistered.
+ * Use `create(UserRegisteredSchema)` to create a new message.
+ */
+export const UserRegisteredSchema: GenMessage<UserRegistered> = /*@__PURE__*/
+  messageDesc(file_shopmesh_users_v1_users, 13);
+
+/**
  * Role decides what a caller may read and change.
  *
  * @generated from enum shopmesh.users.v1.Role
@@ -387,6 +504,21 @@ export const UsersService: GenService<{
     methodKind: "unary";
     input: typeof BatchGetUsersRequestSchema;
     output: typeof BatchGetUsersResponseSchema;
+  },
+  /**
+   * StreamEvents replays the users service's events that follow
+   * after_sequence, in sequence order, and then keeps following new ones as
+   * they are committed. Every event was written in the same transaction as
+   * the change it describes (a transactional outbox), so none is lost or
+   * invented. A slow reader slows only its own stream. Admins and services
+   * only.
+   *
+   * @generated from rpc shopmesh.users.v1.UsersService.StreamEvents
+   */
+  streamEvents: {
+    methodKind: "server_streaming";
+    input: typeof StreamEventsRequestSchema;
+    output: typeof StreamEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_shopmesh_users_v1_users, 0);

@@ -4,7 +4,12 @@ import { Code, ConnectError, createContextKey, type HandlerContext } from "@conn
 export interface Principal {
   /** The user id (the token's subject). */
   userId: string;
-  role: "customer" | "admin";
+  /**
+   * customer: a person reading and changing only its own data; admin: a
+   * person with access to everything; service: another service's process,
+   * which may read event streams but acts for no person.
+   */
+  role: "customer" | "admin" | "service";
   /** The raw bearer token, for forwarding to downstream services. */
   token: string;
 }
@@ -34,6 +39,19 @@ export function requireSelfOrAdmin(context: Pick<HandlerContext, "values">, user
   const principal = requirePrincipal(context);
   if (principal.role !== "admin" && principal.userId !== userId) {
     throw new ConnectError("a customer may read only its own data", Code.PermissionDenied);
+  }
+  return principal;
+}
+
+/**
+ * The caller, who must be an admin or a service (PERMISSION_DENIED
+ * otherwise): for reads of everyone's data that are no customer's business,
+ * such as event streams.
+ */
+export function requireServiceOrAdmin(context: Pick<HandlerContext, "values">): Principal {
+  const principal = requirePrincipal(context);
+  if (principal.role !== "admin" && principal.role !== "service") {
+    throw new ConnectError("only an admin or a service may do this", Code.PermissionDenied);
   }
   return principal;
 }

@@ -43,7 +43,7 @@ export async function createTokenVerifier(publicKeyPem: string): Promise<TokenVe
           requiredClaims: ["sub", "exp"],
         });
         const role = payload.role;
-        if (typeof payload.sub !== "string" || (role !== "customer" && role !== "admin")) {
+        if (typeof payload.sub !== "string" || (role !== "customer" && role !== "admin" && role !== "service")) {
           throw new ConnectError("access token lacks a subject or role", Code.Unauthenticated);
         }
         const principal: Principal = { userId: payload.sub, role, token };

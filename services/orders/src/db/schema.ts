@@ -38,3 +38,6 @@ export const orderLines = sqliteTable(
 
 export type OrderRow = typeof orders.$inferSelect;
 export type OrderLineRow = typeof orderLines.$inferSelect;
+
+/** Events waiting for readers, written in the same transaction as each change (see the chassis). */
+export { outbox } from "@shopmesh/chassis/outbox-table";

@@ -14,3 +14,6 @@ export const products = sqliteTable("products", {
 });
 
 export type ProductRow = typeof products.$inferSelect;
+
+/** Events waiting for readers, written in the same transaction as each change (see the chassis). */
+export { outbox } from "@shopmesh/chassis/outbox-table";

@@ -13,3 +13,6 @@ export const users = sqliteTable("users", {
 });
 
 export type UserRow = typeof users.$inferSelect;
+
+/** Events waiting for readers, written in the same transaction as each change (see the chassis). */
+export { outbox } from "@shopmesh/chassis/outbox-table";

@@ -1,0 +1,117 @@
+import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { timestampFromMs, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type Database from "better-sqlite3";
+import { envReader } from "../config.js";
+import { Outbox, type OutboxEntry } from "./outbox.js";
+
+/** The fields every event envelope in the contracts has (UserEvent, ProductEvent, OrderEvent). */
+interface EnvelopeFields {
+  sequence: bigint;
+  occurTime?: Timestamp;
+  kind: { case: string | undefined };
+}
+
+/** How an event stream paces itself. */
+export interface EventStreamOptions {
+  /** Events read from the database at a time, and so the most a stream holds in memory (default 256). */
+  batchSize?: number;
+  /** How long a stream may stay silent before it sends a heartbeat (default 2 s). */
+  heartbeatMs?: number;
+}
+
+/** A StreamEvents response: the next event, or only the head in a heartbeat. */
+export interface EventStreamMessage<Desc extends DescMessage> {
+  event?: MessageShape<Desc>;
+  headSequence: bigint;
+}
+
+/**
+ * A service's event log: typed appends into the outbox inside the caller's
+ * transaction, and the StreamEvents reading side (replay, then follow).
+ */
+export class EventLog<Desc extends DescMessage> {
+  readonly outbox: Outbox;
+  readonly #batchSize: number;
+  readonly #heartbeatMs: number;
+
+  constructor(
+    sqlite: Database.Database,
+    readonly schema: Desc,
+    options: EventStreamOptions = {},
+  ) {
+    for (const name of ["sequence", "occurTime", "kind"]) {
+      if (!schema.fields.some((f) => f.localName === name) && !schema.oneofs.some((o) => o.localName === name)) {
+        throw new Error(`${schema.typeName} is not an event envelope: it has no ${name}`);
+      }
+    }
+    this.outbox = new Outbox(sqlite);
+    this.#batchSize = options.batchSize ?? 256;
+    this.#heartbeatMs = options.heartbeatMs ?? 2000;
+  }
+
+  /**
+   * Records an event. Call it inside the transaction that makes the change it
+   * describes. The sequence number is assigned here; the commit time is
+   * `occurredAt`.
+   */
+  append(event: MessageInitShape<Desc>, occurredAt: number = Date.now()): number {
+    const message = create(this.schema, event) as MessageShape<Desc> & EnvelopeFields;
+    message.sequence = 0n;
+    message.occurTime = timestampFromMs(occurredAt);
+    return this.outbox.append(message.kind.case ?? "unknown", toBinary(this.schema, message), occurredAt);
+  }
+
+  /** A stored event as its envelope, sequence number included. */
+  decode(entry: OutboxEntry): MessageShape<Desc> {
+    const message = fromBinary(this.schema, entry.payload) as MessageShape<Desc> & EnvelopeFields;
+    message.sequence = BigInt(entry.sequence);
+    return message;
+  }
+
+  /**
+   * The events after `afterSequence`, then new ones as they commit, until
+   * `signal` aborts. The first message is a heartbeat carrying the head, so a
+   * reader knows at once that it is connected and how far behind it is.
+   *
+   * Reading follows demand: a batch is read from the database only when the
+   * previous one has been taken, and the server hosting this generator waits
+   * for the transport to drain before taking the next message. A reader that
+   * stops reading therefore holds at most one batch here and a flow-control
+   * window in the transport, however many events pile up behind it.
+   */
+  async *follow(afterSequence: bigint | number, signal: AbortSignal): AsyncGenerator<EventStreamMessage<Desc>> {
+    let position = Number(afterSequence);
+    const head = this.outbox.head();
+    if (position > head) {
+      throw new ConnectError(
+        `after_sequence ${position} is beyond the newest event ${head}: this log is not the one the reader followed`,
+        Code.OutOfRange,
+      );
+    }
+    yield { headSequence: BigInt(head) };
+    while (!signal.aborted) {
+      const entries = this.outbox.after(position, this.#batchSize);
+      if (entries.length === 0) {
+        const appended = await this.outbox.nextAppend(this.#heartbeatMs, signal);
+        if (!appended && !signal.aborted) yield { headSequence: BigInt(this.outbox.head()) };
+        continue;
+      }
+      const headSequence = BigInt(Math.max(this.outbox.head(), entries.at(-1)!.sequence));
+      for (const entry of entries) {
+        if (signal.aborted) return;
+        position = entry.sequence;
+        yield { event: this.decode(entry), headSequence };
+      }
+    }
+  }
+}
+
+/** Event stream pacing from the environment: EVENTS_BATCH (256), EVENTS_HEARTBEAT (2s). */
+export function readEventStreamOptions(env: Record<string, string | undefined> = process.env): EventStreamOptions {
+  const read = envReader(env);
+  return {
+    batchSize: read.int("EVENTS_BATCH", 256, { min: 1, max: 10_000 }),
+    heartbeatMs: read.durationMs("EVENTS_HEARTBEAT", "2s"),
+  };
+}

@@ -1,0 +1,90 @@
+import type Database from "better-sqlite3";
+
+/** One stored event. */
+export interface OutboxEntry {
+  sequence: number;
+  occurredAt: number;
+  payload: Uint8Array;
+}
+
+/**
+ * The outbox table (see outbox-table.ts) of one database: appends inside the
+ * caller's transaction, reads in sequence order, and wakes readers waiting
+ * for the next append.
+ *
+ * Only the owning process writes, through one better-sqlite3 connection whose
+ * transactions run synchronously, so by the time a queued microtask runs, the
+ * transaction that appended has committed (or rolled back, and a woken
+ * reader finds nothing new).
+ */
+export class Outbox {
+  readonly #insert;
+  readonly #after;
+  readonly #head;
+  readonly #waiters = new Set<() => void>();
+  #wakeQueued = false;
+  /** Rows read by every reader together; lets tests see that reading follows demand. */
+  rowsRead = 0;
+
+  constructor(sqlite: Database.Database) {
+    this.#insert = sqlite.prepare<[kind: string, occurredAt: number, payload: Uint8Array]>(
+      "INSERT INTO outbox (kind, occurred_at, payload) VALUES (?, ?, ?)",
+    );
+    this.#after = sqlite.prepare<[after: number, limit: number], OutboxEntry>(
+      "SELECT sequence, occurred_at AS occurredAt, payload FROM outbox WHERE sequence > ? ORDER BY sequence LIMIT ?",
+    );
+    this.#head = sqlite.prepare<[], { head: number | null }>("SELECT max(sequence) AS head FROM outbox");
+  }
+
+  /**
+   * Appends an event. Call it inside the transaction that makes the change,
+   * so that both commit or neither does. Returns the event's sequence number.
+   */
+  append(kind: string, payload: Uint8Array, occurredAt: number): number {
+    const { lastInsertRowid } = this.#insert.run(kind, occurredAt, payload);
+    if (!this.#wakeQueued && this.#waiters.size > 0) {
+      this.#wakeQueued = true;
+      queueMicrotask(() => this.#wake());
+    }
+    return Number(lastInsertRowid);
+  }
+
+  /** Up to `limit` events after `sequence`, oldest first. */
+  after(sequence: number, limit: number): OutboxEntry[] {
+    const rows = this.#after.all(sequence, limit);
+    this.rowsRead += rows.length;
+    return rows;
+  }
+
+  /** The newest sequence number, or 0 when the outbox is empty. */
+  head(): number {
+    return this.#head.get()?.head ?? 0;
+  }
+
+  /**
+   * Resolves true after the next append commits, false after `timeoutMs`
+   * without one or when `signal` aborts. Registers synchronously: an append
+   * made after this call returns is never missed.
+   */
+  nextAppend(timeoutMs: number, signal: AbortSignal): Promise<boolean> {
+    if (signal.aborted) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (appended: boolean) => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", onAbort);
+        this.#waiters.delete(onAppend);
+        resolve(appended);
+      };
+      const onAppend = () => done(true);
+      const onAbort = () => done(false);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#waiters.add(onAppend);
+    });
+  }
+
+  #wake(): void {
+    this.#wakeQueued = false;
+    for (const waiter of [...this.#waiters]) waiter();
+  }
+}
