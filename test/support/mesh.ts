@@ -77,6 +77,11 @@ export class TestMesh {
     return createClient(services[service] as ServiceOf<S>, transport);
   }
 
+  /** The service token (role "service") the mesh gives user-orders for reading event streams. */
+  get eventsToken(): string {
+    return this.mesh.eventsToken;
+  }
+
   address(service: ServiceName): string {
     return this.mesh.address(service);
   }

@@ -83,3 +83,14 @@ export async function createTokenSigner(privateKeyPem: string, ttlSeconds: numbe
     },
   };
 }
+
+/**
+ * A token for another service's process rather than a person: role
+ * "service", subject the service's name. Whoever holds the private key
+ * mints it (a local mesh does so for user-orders, which reads the event
+ * streams); in production it comes from the secret store, like any key.
+ */
+export async function mintServiceToken(privateKeyPem: string, service: string, ttlSeconds: number): Promise<string> {
+  const signer = await createTokenSigner(privateKeyPem, ttlSeconds);
+  return (await signer.sign({ userId: service, role: "service" })).token;
+}

@@ -1,6 +1,14 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { defaultKeyFiles, ensureKeyPair, spawnService, type ServiceProcess, type SpawnServiceOptions } from "@shopmesh/chassis";
+import {
+  defaultKeyFiles,
+  ensureKeyPair,
+  mintServiceToken,
+  readPem,
+  spawnService,
+  type ServiceProcess,
+  type SpawnServiceOptions,
+} from "@shopmesh/chassis";
 
 /** The services of a mesh, in the order they can start. */
 export const serviceNames = ["users", "products", "orders", "user-orders"] as const;
@@ -25,6 +33,9 @@ export function entryOf(service: ServiceName): string {
  */
 export const defaultServiceNodeOptions = "--max-semi-space-size=4";
 
+/** How long the service token a mesh gives user-orders for the event streams lives. */
+const serviceTokenTtlSeconds = 30 * 24 * 3600;
+
 /** Options for {@link LocalMesh.start}. */
 export interface LocalMeshOptions {
   /** Where every service keeps its SQLite file; the token key pair is made here too. */
@@ -47,11 +58,17 @@ export interface LocalMeshOptions {
 export class LocalMesh {
   readonly processes = new Map<ServiceName, ServiceProcess>();
 
-  private constructor(private readonly options: LocalMeshOptions) {}
+  private constructor(
+    private readonly options: LocalMeshOptions,
+    /** The service token user-orders reads the event streams with. */
+    readonly eventsToken: string,
+  ) {}
 
   static async start(options: LocalMeshOptions): Promise<LocalMesh> {
-    ensureKeyPair(defaultKeyFiles(options.dataDir));
-    const mesh = new LocalMesh(options);
+    const keys = defaultKeyFiles(options.dataDir);
+    ensureKeyPair(keys);
+    const eventsToken = await mintServiceToken(readPem(keys.privateKeyFile, "token signing key"), "user-orders", serviceTokenTtlSeconds);
+    const mesh = new LocalMesh(options, eventsToken);
     const wanted = options.services ?? serviceNames;
     try {
       for (const group of startGroups) {
@@ -121,7 +138,12 @@ export class LocalMesh {
     };
     if (service === "orders") return { PRODUCTS_TARGET: target("products") };
     if (service === "user-orders") {
-      return { USERS_TARGET: target("users"), ORDERS_TARGET: target("orders"), PRODUCTS_TARGET: target("products") };
+      return {
+        USERS_TARGET: target("users"),
+        ORDERS_TARGET: target("orders"),
+        PRODUCTS_TARGET: target("products"),
+        EVENTS_TOKEN: this.eventsToken,
+      };
     }
     return {};
   }

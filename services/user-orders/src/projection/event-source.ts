@@ -1,0 +1,52 @@
+import type { Client } from "@connectrpc/connect";
+import type { OrderEvent, OrdersService } from "@shopmesh/sdk/orders/v1";
+import type { ProductEvent, ProductsService } from "@shopmesh/sdk/products/v1";
+import type { UserEvent, UsersService } from "@shopmesh/sdk/users/v1";
+
+/** The streams the projection is fed by, one per owning service. */
+export const streamNames = ["users", "products", "orders"] as const;
+export type StreamName = (typeof streamNames)[number];
+
+/** The event envelope each stream carries. */
+export interface StreamEvents {
+  users: UserEvent;
+  products: ProductEvent;
+  orders: OrderEvent;
+}
+
+/** One message of a source stream: the next event, or only the head (a heartbeat). */
+export interface SourceMessage<S extends StreamName> {
+  event?: StreamEvents[S];
+  /** The newest sequence number the source had when it sent this. */
+  headSequence: bigint;
+}
+
+/**
+ * Where the projection reads events from. Every implementation gives the
+ * same guarantees: `open` yields the stream's events with sequence numbers
+ * above `afterSequence`, in increasing order, then follows new ones until
+ * `signal` aborts or the connection fails (the iterator then throws). It may
+ * yield an event the reader already has (at-least-once); the reader skips it
+ * by its sequence number.
+ */
+export interface EventSource {
+  readonly kind: string;
+  open<S extends StreamName>(stream: S, afterSequence: bigint, signal: AbortSignal): AsyncIterable<SourceMessage<S>>;
+  close(): void;
+}
+
+/** The default source: each service's own StreamEvents RPC, read with a service token. */
+export function grpcEventSource(options: {
+  clients: { users: Client<typeof UsersService>; products: Client<typeof ProductsService>; orders: Client<typeof OrdersService> };
+  token: string;
+}): EventSource {
+  const headers = { authorization: `Bearer ${options.token}` };
+  return {
+    kind: "grpc",
+    open(stream, afterSequence, signal) {
+      const client = options.clients[stream] as Client<typeof UsersService>;
+      return client.streamEvents({ afterSequence }, { signal, headers }) as AsyncIterable<SourceMessage<typeof stream>>;
+    },
+    close() {},
+  };
+}
