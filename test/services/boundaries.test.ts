@@ -31,7 +31,9 @@ export function trespasses(file: string, owner: string, text: string): string[] 
     }
   }
   for (const other of dataOwners.filter((name) => name !== owner)) {
-    if (text.includes(`${other}.sqlite`) || text.includes(`readDatabasePath("${other}"`)) found.push(`${other}'s database`);
+    // "orders.sqlite" but not "user-orders.sqlite".
+    const file = new RegExp(`(?<![\\w-])${other}\\.sqlite`);
+    if (file.test(text) || text.includes(`readDatabasePath("${other}"`)) found.push(`${other}'s database`);
   }
   return found;
 }
@@ -57,6 +59,8 @@ describe("service boundaries", () => {
     expect(trespasses(file, "orders", 'import { users } from "../../users/src/db/schema.js";')).toHaveLength(1);
     expect(trespasses(file, "orders", 'import { UserStore } from "@shopmesh/users";')).toHaveLength(1);
     expect(trespasses(file, "orders", 'new Database("data/products.sqlite")')).toHaveLength(1);
+    expect(trespasses(join(servicesDir, "user-orders", "src", "example.ts"), "user-orders", 'join(dir, "user-orders.sqlite")')).toEqual([]);
+    expect(trespasses(join(servicesDir, "user-orders", "src", "example.ts"), "user-orders", 'join(dir, "orders.sqlite")')).toHaveLength(1);
     expect(trespasses(file, "orders", 'openDatabase({ path: readDatabasePath("users", env) })')).toHaveLength(1);
     expect(trespasses(file, "orders", 'import { hosted } from "@shopmesh/chassis";\nimport { x } from "./db/schema.js";')).toEqual([]);
   });

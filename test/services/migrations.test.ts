@@ -7,10 +7,11 @@ import { afterAll, describe, expect, it } from "vitest";
 import { openDatabase } from "@shopmesh/chassis";
 import * as ordersSchema from "../../services/orders/src/db/schema.js";
 import * as productsSchema from "../../services/products/src/db/schema.js";
+import * as userOrdersSchema from "../../services/user-orders/src/db/schema.js";
 import * as usersSchema from "../../services/users/src/db/schema.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
-const schemas = { users: usersSchema, products: productsSchema, orders: ordersSchema };
+const schemas = { users: usersSchema, products: productsSchema, orders: ordersSchema, "user-orders": userOrdersSchema };
 const scratch = mkdtempSync(join(tmpdir(), "shopmesh-migrations-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 

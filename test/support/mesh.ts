@@ -60,12 +60,28 @@ export class TestMesh {
   }
 
   /**
+   * Stops one of the mesh's services (SIGKILL unless told otherwise) and
+   * returns a function that starts it again on the same port, where the
+   * services that call it will look for it.
+   */
+  async stopService(service: ServiceName, signal: NodeJS.Signals = "SIGKILL"): Promise<() => Promise<ServiceProcess>> {
+    const running = this.mesh.processes.get(service);
+    if (!running) throw new Error(`${service} is not running in this mesh`);
+    const port = running.address.split(":").at(-1)!;
+    await running.stop(signal);
+    return () => this.mesh.startService(service, { PORT: port });
+  }
+
+  /**
    * Starts a second instance of a service beside the mesh's own (same data
    * directory), for a test that needs it configured differently. `stop()`
    * ends it too.
    */
   async startExtra(service: ServiceName, extraEnv: Record<string, string>): Promise<ServiceProcess> {
-    const started = await this.mesh.spawn(service, extraEnv);
+    // A second user-orders keeps its own projection rather than share the mesh's.
+    const ownDatabase: Record<string, string> =
+      service === "user-orders" && !extraEnv.DB_PATH ? { DB_PATH: join(this.dataDir, `user-orders-${++extraCount}.sqlite`) } : {};
+    const started = await this.mesh.spawn(service, { ...ownDatabase, ...extraEnv });
     this.#extras.push(started);
     return started;
   }
@@ -104,6 +120,8 @@ export class TestMesh {
     rmSync(this.dataDir, { recursive: true, force: true });
   }
 }
+
+let extraCount = 0;
 
 const services = {
   users: UsersService,

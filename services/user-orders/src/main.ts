@@ -1,12 +1,26 @@
 // The user-orders process: builds a user's view from users, orders and
-// products, calling them synchronously within the caller's deadline.
-import { authInterceptor, hosted, loadTokenVerifier, runService } from "@shopmesh/chassis";
+// products, either calling them synchronously within the caller's deadline
+// (STRONG) or from its own projection of their event streams (EVENTUAL).
+import { fileURLToPath } from "node:url";
+import {
+  ConfigError,
+  authInterceptor,
+  envReader,
+  hosted,
+  loadTokenVerifier,
+  openDatabase,
+  readDatabasePath,
+  runService,
+} from "@shopmesh/chassis";
 import { createClient, createTransport, type CreateTransportOptions } from "@shopmesh/sdk";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
 import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";
 import { createUserOrdersAggregator } from "./aggregate.js";
+import * as schema from "./db/schema.js";
+import { grpcEventSource } from "./projection/event-source.js";
+import { Projection } from "./projection/projection.js";
 import { readAggregatorSettings, readDependencyTargets } from "./settings.js";
 import { createUserOrdersService } from "./user-orders-service.js";
 
@@ -39,10 +53,41 @@ await runService({
       log: logger,
     });
     logger.info({ targets, settings }, "dependencies");
+
+    // The projection behind EVENTUAL views (PROJECTION=off turns it off). It
+    // reads the streams with a service token, EVENTS_TOKEN.
+    const read = envReader(env);
+    const projectionOn = read.oneOf("PROJECTION", ["on", "off"], "on") === "on";
+    let projection: Projection | undefined;
+    let database: ReturnType<typeof openDatabase<typeof schema>> | undefined;
+    if (projectionOn) {
+      const token = read.optionalString("EVENTS_TOKEN");
+      if (!token) throw new ConfigError("EVENTS_TOKEN", "", "a service token for reading the event streams (or PROJECTION=off)");
+      database = openDatabase({
+        path: readDatabasePath("user-orders", env),
+        migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
+        schema,
+      });
+      const source = grpcEventSource({
+        clients: {
+          users: createClient(UsersService, transports.users),
+          products: createClient(ProductsService, transports.products),
+          orders: createClient(OrdersService, transports.orders),
+        },
+        token,
+      });
+      projection = new Projection(database.sqlite, source, logger, {
+        initialBackoffMs: read.durationMs("EVENTS_RECONNECT_MIN", "100ms"),
+        maxBackoffMs: read.durationMs("EVENTS_RECONNECT_MAX", "5s"),
+      });
+      projection.start();
+    }
     return {
-      services: [hosted(UserOrdersService, createUserOrdersService(aggregator))],
+      services: [hosted(UserOrdersService, createUserOrdersService(aggregator, projection))],
       interceptors: [authInterceptor({ verifier })],
-      close: () => {
+      close: async () => {
+        await projection?.stop();
+        database?.close();
         for (const transport of Object.values(transports)) transport.close();
       },
     };

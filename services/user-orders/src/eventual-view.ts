@@ -1,0 +1,78 @@
+// The EVENTUAL view: built from the local projection, with no downstream call.
+import { create } from "@bufbuild/protobuf";
+import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { decodePageToken, encodePageToken } from "@shopmesh/chassis";
+import {
+  Consistency,
+  Dependency,
+  GetUserOrdersResponseSchema,
+  type GetUserOrdersResponse,
+  type StreamLagSchema,
+} from "@shopmesh/sdk/userorders/v1";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { StreamName } from "./projection/event-source.js";
+import type { Projection, StreamLagState } from "./projection/projection.js";
+
+const sourceEnum: Record<StreamName, Dependency> = {
+  users: Dependency.USERS,
+  products: Dependency.PRODUCTS,
+  orders: Dependency.ORDERS,
+};
+
+/** How far the projection is behind each source, as the response reports it. */
+export function toStreamLags(states: readonly StreamLagState[], now = Date.now()): MessageInitShape<typeof StreamLagSchema>[] {
+  return states.map((state) => ({
+    source: sourceEnum[state.stream],
+    appliedSequence: BigInt(state.position.sequence),
+    headSequence: BigInt(state.headSequence),
+    connected: state.connected,
+    lastContactAge: state.lastContactAt === undefined ? undefined : durationFromMs(Math.max(0, now - state.lastContactAt)),
+  }));
+}
+
+/**
+ * A user's view from the projection. A user the projection does not hold is
+ * NOT_FOUND only once the users stream has caught up with its source since
+ * start; before that the projection cannot tell, and answers UNAVAILABLE.
+ */
+export function eventualView(projection: Projection, request: { userId: string; pageSize: number; pageToken: string }): GetUserOrdersResponse {
+  const store = projection.store;
+  const user = store.user(request.userId);
+  if (!user) {
+    if (projection.state("users").caughtUpOnce) throw new ConnectError(`user ${request.userId} not found`, Code.NotFound);
+    throw new ConnectError("the projection has not caught up with the users stream yet; ask with STRONG consistency", Code.Unavailable);
+  }
+  const cursor = decodePageToken<{ before: string }>("page_token", request.pageToken, { before: "string" });
+  const rows = store.ordersPage(request.userId, cursor?.before, request.pageSize + 1);
+  const page = rows.slice(0, request.pageSize);
+  const products = store.products([...new Set(page.flatMap((order) => order.lines.map((line) => line.productId)))]);
+  const last = page.at(-1);
+  return create(GetUserOrdersResponseSchema, {
+    profile: { userId: user.id, email: user.email, displayName: user.displayName },
+    orders: page.map((order) => {
+      const money = (minorUnits: number, currency = order.currency) => ({ currencyCode: currency, minorUnits: BigInt(minorUnits) });
+      return {
+        orderId: order.id,
+        createTime: timestampFromMs(order.createdAt),
+        total: money(order.totalMinor),
+        lines: order.lines.map((line) => {
+          const product = products.get(line.productId);
+          return {
+            productId: line.productId,
+            quantity: line.quantity,
+            unitPrice: money(line.unitPriceMinor),
+            product: product && {
+              name: product.name,
+              description: product.description,
+              currentPrice: money(product.priceMinor, product.currency),
+            },
+          };
+        }),
+      };
+    }),
+    nextPageToken: rows.length > request.pageSize && last ? encodePageToken({ before: last.id }) : "",
+    consistency: Consistency.EVENTUAL,
+    streamLags: toStreamLags(projection.states()),
+  });
+}

@@ -1,0 +1,105 @@
+// ProjectionStore on a real SQLite file: replays change nothing, and a batch
+// is kept whole or not at all, position included.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { openDatabase, type OpenDatabase } from "@shopmesh/chassis";
+import { OrderEventSchema, type OrderEvent } from "@shopmesh/sdk/orders/v1";
+import { ProductEventSchema } from "@shopmesh/sdk/products/v1";
+import * as schema from "../src/db/schema.js";
+import { ProjectionStore } from "../src/projection/projection-store.js";
+
+let dir: string;
+let database: OpenDatabase<typeof schema>;
+let store: ProjectionStore;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "shopmesh-projection-"));
+  database = openDatabase({
+    path: join(dir, "projection.sqlite"),
+    migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
+    schema,
+  });
+  store = new ProjectionStore(database.sqlite);
+});
+
+afterEach(() => {
+  database.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function orderPlaced(sequence: number, orderId: string, quantities: number[]): OrderEvent {
+  return create(OrderEventSchema, {
+    sequence: BigInt(sequence),
+    occurTime: timestampFromMs(1_700_000_000_000 + sequence),
+    kind: {
+      case: "orderPlaced",
+      value: {
+        order: {
+          id: orderId,
+          userId: "u1",
+          total: { currencyCode: "EUR", minorUnits: BigInt(quantities.reduce((a, b) => a + b, 0) * 100) },
+          createTime: timestampFromMs(1_700_000_000_000),
+          lines: quantities.map((quantity, i) => ({ productId: `p${i}`, quantity, unitPrice: { currencyCode: "EUR", minorUnits: 100n } })),
+        },
+      },
+    },
+  });
+}
+
+function tables() {
+  return {
+    orders: database.sqlite.prepare("SELECT * FROM orders ORDER BY id").all(),
+    lines: database.sqlite.prepare("SELECT * FROM order_lines ORDER BY order_id, line_no").all(),
+    products: database.sqlite.prepare("SELECT * FROM products ORDER BY id").all(),
+  };
+}
+
+describe("ProjectionStore.applyBatch", () => {
+  it("applies events in order, stores the position, and skips every event it already has", () => {
+    const events = [orderPlaced(1, "o1", [1, 2]), orderPlaced(2, "o2", [3])];
+    expect(store.applyBatch("orders", events)).toMatchObject({ applied: 2, skipped: 0, missing: 0, position: { sequence: 2 } });
+    const before = tables();
+    expect(before.lines).toHaveLength(3);
+
+    // The same events again, and an overlap with one new event.
+    expect(store.applyBatch("orders", events)).toMatchObject({ applied: 0, skipped: 2 });
+    expect(tables()).toEqual(before);
+    expect(store.applyBatch("orders", [events[1]!, orderPlaced(3, "o3", [4])])).toMatchObject({ applied: 1, skipped: 1, position: { sequence: 3 } });
+    expect(store.position("orders").sequence).toBe(3);
+    expect(store.position("orders").eventTime).toBe(1_700_000_000_003);
+    expect(store.position("products").sequence).toBe(0);
+  });
+
+  it("keeps the last version of a changed product", () => {
+    const product = (sequence: number, price: bigint, kind: "productCreated" | "productChanged") =>
+      create(ProductEventSchema, {
+        sequence: BigInt(sequence),
+        kind: { case: kind, value: { product: { id: "p1", name: "Tea", description: "", price: { currencyCode: "EUR", minorUnits: price } } } },
+      });
+    store.applyBatch("products", [product(1, 450n, "productCreated"), product(2, 500n, "productChanged")]);
+    expect(store.products(["p1"]).get("p1")?.priceMinor).toBe(500);
+    // A replay of the creation does not bring the old price back.
+    store.applyBatch("products", [product(1, 450n, "productCreated")]);
+    expect(store.products(["p1"]).get("p1")?.priceMinor).toBe(500);
+  });
+
+  it("keeps nothing of a batch that fails part-way, position included", () => {
+    store.applyBatch("orders", [orderPlaced(1, "o1", [1])]);
+    database.sqlite.exec(
+      "CREATE TRIGGER refuse_o3 BEFORE INSERT ON orders WHEN NEW.id = 'o3' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    );
+    const before = tables();
+    expect(() => store.applyBatch("orders", [orderPlaced(2, "o2", [1]), orderPlaced(3, "o3", [1])])).toThrow(/refused/);
+    expect(tables()).toEqual(before);
+    expect(store.position("orders").sequence).toBe(1);
+  });
+
+  it("counts sequence numbers missing between events", () => {
+    expect(store.applyBatch("orders", [orderPlaced(1, "o1", [1]), orderPlaced(4, "o4", [1])]).missing).toBe(2);
+  });
+});
