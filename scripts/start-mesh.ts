@@ -5,6 +5,9 @@ import { createWriteStream, existsSync, mkdirSync, type WriteStream } from "node
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { envReader } from "@shopmesh/chassis";
+import { createClient, createTransport } from "@shopmesh/sdk";
+import { Consistency, UserOrdersService } from "@shopmesh/sdk/userorders/v1";
+import { UsersService } from "@shopmesh/sdk/users/v1";
 import { entryOf, LocalMesh, serviceNames, type ServiceName } from "@shopmesh/cli";
 import { portIsFree } from "./mesh/ports.js";
 import { seedOnce, type SeedRecord } from "./mesh/seed.js";
@@ -75,8 +78,39 @@ async function main(): Promise<void> {
     orders: addressOf(ports.orders),
   });
   say(seeded ? "seeded the demo catalog, users and orders" : "demo data already seeded (delete data/ to start over)");
+  if (mesh.processes.has("user-orders")) {
+    say((await projectionCaughtUp(record)) ? "user-orders' projection has caught up with the event streams" : "user-orders' projection is still catching up");
+  }
   say();
   printExamples(record);
+}
+
+/**
+ * Waits (up to 15 s) until user-orders' projection has applied every event
+ * the three streams had reported, so that EVENTUAL views include the demo
+ * data before the examples are printed.
+ */
+async function projectionCaughtUp(record: SeedRecord): Promise<boolean> {
+  const transports = [createTransport({ target: addressOf(ports.users) }), createTransport({ target: addressOf(ports["user-orders"]) })];
+  try {
+    const alice = record.accounts.alice;
+    const { session } = await createClient(UsersService, transports[0]!).signIn({ email: alice.email, password: alice.password });
+    const views = createClient(UserOrdersService, transports[1]!);
+    const until = Date.now() + 15_000;
+    while (Date.now() < until) {
+      const view = await views
+        .getUserOrders(
+          { userId: alice.userId, consistency: Consistency.EVENTUAL },
+          { headers: { authorization: `Bearer ${session!.accessToken}` }, timeoutMs: 1000 },
+        )
+        .catch(() => undefined);
+      if (view && view.streamLags.every((lag) => lag.connected && lag.appliedSequence >= lag.headSequence)) return true;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return false;
+  } finally {
+    for (const transport of transports) transport.close();
+  }
 }
 
 function announce(service: ServiceName, ready: Record<string, unknown>): void {
@@ -109,6 +143,8 @@ function printExamples(record: SeedRecord): void {
   say(`  ${curl(ports.orders, "shopmesh.orders.v1.OrdersService/ListOrders", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
   if (mesh?.processes.has("user-orders")) {
     say(`  ${curl(ports["user-orders"], "shopmesh.userorders.v1.UserOrdersService/GetUserOrders", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
+    const eventual = `{"user_id":"${alice.userId}","consistency":"CONSISTENCY_EVENTUAL"}`;
+    say(`  ${curl(ports["user-orders"], "shopmesh.userorders.v1.UserOrdersService/GetUserOrders", eventual, "$TOKEN")}`);
   }
   say();
   say("or with grpcurl, if you have it:");

@@ -100,6 +100,10 @@ describe("npm start", () => {
     expect(run.stdout).toContain("shopmesh.products.v1.ProductsService");
     expect(run.stdout).toContain('"orders"');
     expect(run.stdout).toContain('"email": "alice@shopmesh.local"');
+    // The EVENTUAL view, from user-orders' projection, says how far behind each stream it is.
+    expect(launcher.lines).toContain("user-orders' projection has caught up with the event streams");
+    expect(run.stdout).toContain('"consistency": "CONSISTENCY_EVENTUAL"');
+    expect(run.stdout).toContain('"streamLags"');
     expect(await countProducts()).toBe(12);
   });
 
