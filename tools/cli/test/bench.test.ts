@@ -37,7 +37,7 @@ describe("shopmesh bench", () => {
     expect(report.settings.quick).toBe(true);
     expect(report.machine.cpus).toBeGreaterThan(0);
     expect(report.command).toContain("bench --quick");
-    const keys = ["bare", "users.GetUser", "products.GetProduct", "orders.ListOrders", "user-orders.GetUserOrders"];
+    const keys = ["bare", "users.GetUser", "products.GetProduct", "orders.ListOrders", "user-orders.GetUserOrders", "user-orders.GetUserOrders.eventual"];
     expect(report.steps.map((step) => step.target).sort()).toEqual([...keys].sort());
     for (const step of report.steps) {
       expect(step.concurrency).toBe(report.settings.concurrency[0]);
@@ -56,7 +56,7 @@ describe("shopmesh bench", () => {
     for (const check of report.checks) expect(check.measured).toBeGreaterThan(0);
 
     const markdown = readFileSync(join(outDir, "bench.md"), "utf8");
-    for (const heading of ["## Targets", "## bare grpc-js server, empty unary", "## users.GetUser", "## products.GetProduct", "## orders.ListOrders", "## user-orders.GetUserOrders", "## Memory (RSS)"]) {
+    for (const heading of ["## Targets", "## bare grpc-js server, empty unary", "## users.GetUser", "## products.GetProduct", "## orders.ListOrders", "## user-orders.GetUserOrders", "## user-orders.GetUserOrders, EVENTUAL", "## Memory (RSS)"]) {
       expect(markdown).toContain(heading);
     }
     expect(markdown).toMatch(/\| (PASS|SHORT) \|/);

@@ -74,7 +74,7 @@ export function readBenchSettings(args: string[]): BenchSettings {
   const concurrency = (values.concurrency ?? (quick ? "16" : "1,16,64")).split(",").map((part) => Math.round(number("concurrency", part.trim(), 1, 1, 4096)));
   const durationMs = number("duration", values.duration, quick ? 1 : 10, 0.1) * 1000;
   const targets = list(values.targets);
-  const known = ["users.GetUser", "products.GetProduct", "orders.ListOrders", "user-orders.GetUserOrders"];
+  const known = ["users.GetUser", "products.GetProduct", "orders.ListOrders", "user-orders.GetUserOrders", "user-orders.GetUserOrders.eventual"];
   for (const target of targets) if (!known.includes(target)) throw new Error(`--targets: expected some of ${known.join(", ")}, got ${target}`);
   const cpuProf = list(values["cpu-prof"]);
   const processes = ["users", "products", "orders", "user-orders", "bare-baseline"];

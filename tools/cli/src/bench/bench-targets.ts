@@ -1,7 +1,7 @@
 import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
-import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
+import { Consistency, UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";
 import { EchoService } from "../../../../gen/shopmesh/echo/v1/echo_pb.js";
 import type { BenchProcessName } from "./bench-mesh.js";
@@ -10,7 +10,7 @@ import type { BenchData } from "./bench-seed.js";
 /** Something the bench loads: one RPC of one process. */
 export interface BenchTarget {
   /** Stable key used in the JSON report. */
-  key: "bare" | "users.GetUser" | "products.GetProduct" | "orders.ListOrders" | "user-orders.GetUserOrders";
+  key: "bare" | "users.GetUser" | "products.GetProduct" | "orders.ListOrders" | "user-orders.GetUserOrders" | "user-orders.GetUserOrders.eventual";
   /** What the report calls it. */
   title: string;
   /** The process that answers it. */
@@ -23,9 +23,10 @@ export interface BenchTarget {
 }
 
 /**
- * The baseline and the four main reads, each on its own SDK transport
- * (grpc-js-backed, the default of createTransport), with the seeded
- * customer's token where the call needs one.
+ * The baseline, the four main reads and GetUserOrders with EVENTUAL
+ * consistency (from user-orders' projection, no downstream call), each on its
+ * own SDK transport (grpc-js-backed, the default of createTransport), with
+ * the seeded customer's token where the call needs one.
  */
 export function createBenchTargets(address: (name: BenchProcessName) => string, data: BenchData): { targets: BenchTarget[]; close: () => void } {
   const transports: GrpcTransport[] = [];
@@ -40,6 +41,7 @@ export function createBenchTargets(address: (name: BenchProcessName) => string, 
   const products = createClient(ProductsService, transport("products"));
   const orders = createClient(OrdersService, transport("orders", token));
   const userOrders = createClient(UserOrdersService, transport("user-orders", token));
+  const eventualUserOrders = createClient(UserOrdersService, transport("user-orders", token));
   let next = 0;
   const targets: BenchTarget[] = [
     { key: "bare", title: "bare grpc-js server, empty unary", process: "bare-baseline", involves: ["bare-baseline"], call: () => bare.echo({}), degraded: 0 },
@@ -65,7 +67,15 @@ export function createBenchTargets(address: (name: BenchProcessName) => string, 
       },
       degraded: 0,
     },
+    {
+      key: "user-orders.GetUserOrders.eventual",
+      title: "user-orders.GetUserOrders, EVENTUAL",
+      process: "user-orders",
+      involves: ["user-orders"],
+      call: () => eventualUserOrders.getUserOrders({ userId, consistency: Consistency.EVENTUAL }),
+      degraded: 0,
+    },
   ];
-  const userOrdersTarget = targets[targets.length - 1]!;
+  const userOrdersTarget = targets.find((target) => target.key === "user-orders.GetUserOrders")!;
   return { targets, close: () => transports.forEach((made) => made.close()) };
 }
