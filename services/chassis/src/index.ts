@@ -32,3 +32,16 @@ export { useFastShortStringEncoding } from "./protobuf/fast-text-encoding.js";
 export { outbox } from "./events/outbox-table.js";
 export { Outbox, type OutboxEntry } from "./events/outbox.js";
 export { EventLog, readEventStreamOptions, type EventStreamMessage, type EventStreamOptions } from "./events/event-log.js";
+export {
+  natsEventNames,
+  outboxSequenceHeader,
+  readEventsRelayConfig,
+  readNatsSettings,
+  startNatsRelay,
+  type EventsRelayConfig,
+  type NatsEventNames,
+  type NatsRelay,
+  type NatsRelayOptions,
+  type NatsRelayState,
+  type NatsSettings,
+} from "./events/nats-relay.js";

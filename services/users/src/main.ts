@@ -13,8 +13,10 @@ import {
   readDatabasePath,
   readDataDir,
   readEventStreamOptions,
+  readEventsRelayConfig,
   readPem,
   runService,
+  startNatsRelay,
 } from "@shopmesh/chassis";
 import { UsersService } from "@shopmesh/sdk/users/v1";
 import * as schema from "./db/schema.js";
@@ -25,6 +27,7 @@ await runService({
   name: "users",
   defaultPort: 50051,
   async setup({ env, logger }) {
+    const relayConfig = readEventsRelayConfig(env);
     const read = envReader(env);
     const keys = defaultKeyFiles(readDataDir(env));
     const privateKeyFile = read.string("AUTH_PRIVATE_KEY_FILE", keys.privateKeyFile);
@@ -54,6 +57,9 @@ await runService({
     const store = new UserStore(database.db, readEventStreamOptions(env));
     const backfilled = store.backfillEvents();
     if (backfilled > 0) logger.info({ events: backfilled }, "recorded UserRegistered for accounts that predate the outbox");
+    // The StreamEvents RPC is served either way; with EVENTS_RELAY=nats the
+    // outbox is also copied to JetStream for readers that scale out there.
+    const relay = relayConfig.kind === "nats" ? startNatsRelay({ ...relayConfig, service: "users", eventLog: store.events, logger }) : undefined;
     return {
       services: [hosted(UsersService, createUsersService({ store, signer, adminEmails, passwordCost }))],
       interceptors: [
@@ -62,7 +68,10 @@ await runService({
           anonymous: [`${UsersService.typeName}.SignUp`, `${UsersService.typeName}.SignIn`],
         }),
       ],
-      close: () => database.close(),
+      close: async () => {
+        await relay?.close();
+        database.close();
+      },
     };
   },
 });

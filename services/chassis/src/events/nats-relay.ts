@@ -1,0 +1,301 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { toBinary, type DescMessage } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ExponentialBackoff, type IBackoff } from "cockatiel";
+import {
+  connect,
+  DiscardPolicy,
+  headers,
+  nanos,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamManager,
+} from "nats";
+import { ConfigError, envReader } from "../config.js";
+import type { Logger } from "../logger.js";
+import type { EventLog } from "./event-log.js";
+
+/**
+ * The header every relayed message carries: the event's outbox sequence
+ * number. JetStream's own stream sequence matches it only while the relay is
+ * the stream's only publisher and nothing was purged, so readers trust this.
+ */
+export const outboxSequenceHeader = "Shopmesh-Outbox-Sequence";
+
+/** Where one service's events live in JetStream. */
+export interface NatsEventNames {
+  /** e.g. SHOPMESH_USERS */
+  stream: string;
+  /** e.g. shopmesh.users.v1.events */
+  subject: string;
+}
+
+const prefixPattern = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+
+/**
+ * The stream and subject of a service's events under a prefix. Several meshes
+ * can share one nats-server by using different prefixes: both the stream name
+ * and the subject contain the prefix, so neither collides. The prefix is
+ * lower case, so upper-casing it for the stream name loses nothing.
+ */
+export function natsEventNames(service: string, prefix: string): NatsEventNames {
+  if (!prefixPattern.test(prefix)) throw new Error(`NATS prefix ${JSON.stringify(prefix)} is not lower-case letters, digits, "_" or "-"`);
+  return {
+    stream: `${prefix}_${service}`.toUpperCase(),
+    subject: `${prefix}.${service}.v1.events`,
+  };
+}
+
+/** How to reach NATS: NATS_URL and EVENTS_NATS_PREFIX. */
+export interface NatsSettings {
+  /** One or more server URLs (NATS_URL, comma-separated; default nats://127.0.0.1:4222). */
+  servers: string[];
+  /** Prefix of stream names and subjects (EVENTS_NATS_PREFIX, default "shopmesh"). */
+  prefix: string;
+}
+
+const serverPattern = /^(?:(?:nats|tls|ws|wss):\/\/)?[^\s/,]+:\d+$/;
+
+/** Reads NATS_URL and EVENTS_NATS_PREFIX, shared by the relay and the user-orders reader. */
+export function readNatsSettings(env: Record<string, string | undefined> = process.env): NatsSettings {
+  const read = envReader(env);
+  const url = read.string("NATS_URL", "nats://127.0.0.1:4222");
+  const servers = url.split(",").map((s) => s.trim());
+  if (servers.some((server) => !serverPattern.test(server))) {
+    throw new ConfigError("NATS_URL", url, "NATS server URLs such as nats://127.0.0.1:4222, separated by commas");
+  }
+  const prefix = read.string("EVENTS_NATS_PREFIX", "shopmesh");
+  if (!prefixPattern.test(prefix)) {
+    throw new ConfigError("EVENTS_NATS_PREFIX", prefix, 'lower-case letters, digits, "_" or "-", at most 64');
+  }
+  return { servers, prefix };
+}
+
+/** Whether a producer relays its outbox, and where to. */
+export type EventsRelayConfig = { kind: "none" } | ({ kind: "nats" } & NatsSettings);
+
+/** EVENTS_RELAY = none (default) | nats, with NATS_URL and EVENTS_NATS_PREFIX for nats. */
+export function readEventsRelayConfig(env: Record<string, string | undefined> = process.env): EventsRelayConfig {
+  const kind = envReader(env).oneOf("EVENTS_RELAY", ["none", "nats"] as const, "none");
+  return kind === "none" ? { kind } : { kind, ...readNatsSettings(env) };
+}
+
+/** What a relay reports about itself. */
+export interface NatsRelayState {
+  connected: boolean;
+  /** The newest outbox sequence known to be in JetStream. */
+  position: number;
+  /** Messages JetStream stored since the relay started. */
+  published: number;
+  /** Messages JetStream recognised as already stored (by Nats-Msg-Id). */
+  duplicates: number;
+  /** Sessions that failed since the last one that connected. */
+  failures: number;
+}
+
+/** Options for {@link startNatsRelay}. */
+export interface NatsRelayOptions<Desc extends DescMessage> extends NatsSettings {
+  /** The producing service, e.g. "users": names the stream and subject. */
+  service: string;
+  eventLog: EventLog<Desc>;
+  logger: Logger;
+  /** First delay after a failure (default 200 ms); grows with jitter up to `maxBackoffMs` (default 5 s). */
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** How long one publish may wait for its ack (default 5 s). */
+  ackTimeoutMs?: number;
+}
+
+/** A running relay. */
+export interface NatsRelay {
+  readonly names: NatsEventNames;
+  state(): NatsRelayState;
+  /** Stops relaying; resolves once the connection is closed. Never rejects. */
+  close(): Promise<void>;
+}
+
+/** How long JetStream remembers a Nats-Msg-Id; a relay restarted within it cannot store a duplicate. */
+const duplicateWindowMs = 2 * 60_000;
+
+/**
+ * Copies a service's outbox to a JetStream stream, in order, for readers
+ * that should not hold a connection to the service itself.
+ *
+ * The relay keeps no state of its own: each session asks JetStream for the
+ * last message on the subject and resumes after the outbox sequence in its
+ * header. Every publish waits for its ack before the next, carries a
+ * Nats-Msg-Id (so a publish repeated after a lost ack is stored once) and
+ * expects the subject's last stream sequence to be the one this session last
+ * saw (so a second relay writing at the same time makes one of them start
+ * over from JetStream's state instead of interleaving). Together: no event is
+ * lost, none is stored twice, and the order is the outbox's.
+ *
+ * NATS is optional for the service: when it is down or refuses, the relay
+ * logs, waits (exponential backoff with jitter, reset by a session that
+ * connects) and tries again; it never throws into the service.
+ */
+export function startNatsRelay<Desc extends DescMessage>(options: NatsRelayOptions<Desc>): NatsRelay {
+  const names = natsEventNames(options.service, options.prefix);
+  const log = options.logger.child({ component: "nats-relay", stream: names.stream });
+  const abort = new AbortController();
+  const state: NatsRelayState = { connected: false, position: 0, published: 0, duplicates: 0, failures: 0 };
+  const factory = new ExponentialBackoff({ initialDelay: options.initialBackoffMs ?? 200, maxDelay: options.maxBackoffMs ?? 5000 });
+
+  const running = (async () => {
+    let backoff: IBackoff<unknown> | undefined;
+    while (!abort.signal.aborted) {
+      try {
+        const onConnected = () => {
+          state.failures = 0;
+          backoff = undefined;
+        };
+        await relaySession({ ...options, names, state, log, signal: abort.signal, onConnected });
+      } catch (error) {
+        if (abort.signal.aborted) break;
+        state.failures++;
+        logFailure(log, error, state.failures);
+      }
+      if (abort.signal.aborted) break;
+      backoff = backoff ? backoff.next(undefined) : factory.next();
+      await sleep(backoff.duration, undefined, { signal: abort.signal }).catch(() => undefined);
+    }
+  })();
+
+  return {
+    names,
+    state: () => ({ ...state }),
+    async close() {
+      abort.abort();
+      await running;
+    },
+  };
+}
+
+/** The first failure in a row is a warning; later ones, while NATS stays down, are quieter. */
+function logFailure(log: Logger, error: unknown, failures: number): void {
+  if (error instanceof ConnectError && error.code === Code.OutOfRange) {
+    log.error(
+      { err: error.message },
+      "JetStream holds events this outbox does not have: the stream belongs to another database; use another EVENTS_NATS_PREFIX",
+    );
+    return;
+  }
+  const fields = { err: error instanceof Error ? error.message : String(error), failures };
+  if (failures === 1) log.warn(fields, "event relay to NATS failed; retrying");
+  else log.info(fields, "event relay to NATS still failing; retrying");
+}
+
+interface SessionContext<Desc extends DescMessage> extends NatsRelayOptions<Desc> {
+  names: NatsEventNames;
+  state: NatsRelayState;
+  log: Logger;
+  signal: AbortSignal;
+  onConnected: () => void;
+}
+
+/**
+ * One connection's worth of relaying: connect, make sure the stream exists,
+ * find where JetStream is, then follow the outbox until the connection or the
+ * relay ends. Resolves only when the relay is closed; otherwise throws.
+ */
+async function relaySession<Desc extends DescMessage>(context: SessionContext<Desc>): Promise<void> {
+  const { names, state, log, eventLog, signal } = context;
+  // NATS's own reconnect is off: while it reconnects, a publish neither fails
+  // nor succeeds for a while. A fresh session per connection starts again
+  // from JetStream's last message, which is simpler to reason about.
+  const nc = await connect({
+    servers: context.servers,
+    name: `shopmesh-${context.service}-relay`,
+    reconnect: false,
+    timeout: 2000,
+    pingInterval: 10_000,
+    maxPingOut: 2,
+  });
+  const session = new AbortController();
+  const stop = () => session.abort(signal.reason);
+  signal.addEventListener("abort", stop, { once: true });
+  if (signal.aborted) stop(); // closed while connecting
+  void nc.closed().then((error) => session.abort(error ?? new Error("NATS connection closed")));
+  try {
+    const jsm = await nc.jetstreamManager();
+    await ensureStream(jsm, names);
+    const last = await lastRelayed(jsm, names);
+    const js = nc.jetstream({ timeout: context.ackTimeoutMs ?? 5000 });
+    let subjectSequence = last.streamSequence;
+    let following = false;
+    for await (const message of eventLog.follow(last.outboxSequence, session.signal)) {
+      // The first message (a heartbeat) means the outbox accepted the position:
+      // only now is the session good enough to reset the backoff.
+      if (!following) {
+        following = true;
+        state.connected = true;
+        state.position = last.outboxSequence;
+        context.onConnected();
+        log.info({ subject: names.subject, after: last.outboxSequence }, "relaying events to NATS JetStream");
+      }
+      if (!message.event) continue;
+      // EventLog checked at construction that the envelope has a sequence field.
+      const sequence = (message.event as unknown as { sequence: bigint }).sequence;
+      const header = headers();
+      header.set(outboxSequenceHeader, sequence.toString());
+      const ack = await js.publish(names.subject, toBinary(eventLog.schema, message.event), {
+        msgID: `${names.subject}:${sequence}`,
+        headers: header,
+        // 0 means "no message yet", which nats.js does not send as an expectation.
+        expect: { lastSubjectSequence: subjectSequence },
+      });
+      if (ack.duplicate) state.duplicates++;
+      else state.published++;
+      subjectSequence = ack.seq;
+      state.position = Number(sequence);
+    }
+    if (!signal.aborted) throw session.signal.reason ?? new Error("NATS connection closed");
+  } finally {
+    state.connected = false;
+    signal.removeEventListener("abort", stop);
+    await nc.close().catch(() => undefined);
+  }
+}
+
+/** JetStream API error codes this file reacts to. */
+const streamNotFound = 10059;
+const noMessageFound = 10037;
+
+function apiErrorCode(error: unknown): number | undefined {
+  return (error as { api_error?: { err_code?: number } } | undefined)?.api_error?.err_code;
+}
+
+/** Creates the stream when it is missing (file storage, kept without limit like the outbox). */
+async function ensureStream(jsm: JetStreamManager, names: NatsEventNames): Promise<void> {
+  try {
+    const info = await jsm.streams.info(names.stream);
+    if (!info.config.subjects?.includes(names.subject)) {
+      throw new Error(`stream ${names.stream} exists but does not take ${names.subject}; is another mesh using this prefix?`);
+    }
+  } catch (error) {
+    if (apiErrorCode(error) !== streamNotFound) throw error;
+    await jsm.streams.add({
+      name: names.stream,
+      description: `shopmesh events relayed from the outbox (${names.subject})`,
+      subjects: [names.subject],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.Old,
+      num_replicas: 1,
+      duplicate_window: nanos(duplicateWindowMs),
+    });
+  }
+}
+
+/** The last relayed event's outbox sequence and its stream sequence, both 0 when none. */
+async function lastRelayed(jsm: JetStreamManager, names: NatsEventNames): Promise<{ outboxSequence: number; streamSequence: number }> {
+  try {
+    const last = await jsm.streams.getMessage(names.stream, { last_by_subj: names.subject });
+    const text = last.header.get(outboxSequenceHeader);
+    if (!/^\d+$/.test(text)) throw new Error(`the last message on ${names.subject} (stream sequence ${last.seq}) has no ${outboxSequenceHeader} header`);
+    return { outboxSequence: Number(text), streamSequence: last.seq };
+  } catch (error) {
+    if (apiErrorCode(error) === noMessageFound) return { outboxSequence: 0, streamSequence: 0 };
+    throw error;
+  }
+}
