@@ -72,7 +72,7 @@ describe("buf breaking against the committed contracts", () => {
   });
 
   it("rejects renumbering a field", () => {
-    edit(productsProto, "string description = 3;", "string description = 6;");
+    edit(productsProto, "  string description = 3;", "  string description = 6;");
     const { status, output } = breaking();
     expect(status).not.toBe(0);
     expect(output).toContain(`${productsProto}:`);
@@ -112,7 +112,7 @@ describe("buf breaking against the committed contracts", () => {
 
 describe("npm run breaking (scripts/breaking.mjs)", () => {
   it("compares against main by default and exits with buf's code for a breaking change", () => {
-    edit(productsProto, "string description = 3;", "string description = 6;");
+    edit(productsProto, "  string description = 3;", "  string description = 6;");
     const { status, output } = run(process.execPath, [join(root, "scripts/breaking.mjs")], { BREAKING_AGAINST: "" });
     expect(output).toContain("against ./.git#ref=main");
     expect(output).toContain('field "3" with name "description" on message "Product" was deleted');

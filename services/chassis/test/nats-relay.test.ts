@@ -22,7 +22,7 @@ import {
   type NatsRelayOptions,
 } from "@shopmesh/chassis";
 import { UserEventSchema } from "@shopmesh/sdk/users/v1";
-import { natsForTests, spawnNatsServer, uniquePrefix, type TestNats } from "./support/nats-server.js";
+import { natsForTests, spawnNatsServer, uniquePrefix, type TestNats } from "../../../test/support/nats-server.js";
 
 const outboxSql = readFileSync(fileURLToPath(new URL("../../users/drizzle/0001_outbox.sql", import.meta.url)), "utf8");
 

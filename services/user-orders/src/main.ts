@@ -19,7 +19,8 @@ import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";
 import { createUserOrdersAggregator } from "./aggregate.js";
 import * as schema from "./db/schema.js";
-import { grpcEventSource } from "./projection/event-source.js";
+import { grpcEventSource, type EventSource } from "./projection/event-source.js";
+import { natsEventSource, readEventSourceConfig } from "./projection/nats-event-source.js";
 import { Projection } from "./projection/projection.js";
 import { readAggregatorSettings, readDependencyTargets } from "./settings.js";
 import { createUserOrdersService } from "./user-orders-service.js";
@@ -55,27 +56,38 @@ await runService({
     logger.info({ targets, settings }, "dependencies");
 
     // The projection behind EVENTUAL views (PROJECTION=off turns it off). It
-    // reads the streams with a service token, EVENTS_TOKEN.
+    // reads each service's StreamEvents with a service token (EVENTS_TOKEN),
+    // or JetStream when EVENTS_SOURCE=nats.
     const read = envReader(env);
     const projectionOn = read.oneOf("PROJECTION", ["on", "off"], "on") === "on";
+    const sourceConfig = readEventSourceConfig(env);
     let projection: Projection | undefined;
     let database: ReturnType<typeof openDatabase<typeof schema>> | undefined;
+    let source: EventSource | undefined;
     if (projectionOn) {
       const token = read.optionalString("EVENTS_TOKEN");
-      if (!token) throw new ConfigError("EVENTS_TOKEN", "", "a service token for reading the event streams (or PROJECTION=off)");
+      if (!token && sourceConfig.kind === "grpc") {
+        throw new ConfigError("EVENTS_TOKEN", "", "a service token for reading the event streams (or PROJECTION=off)");
+      }
       database = openDatabase({
         path: readDatabasePath("user-orders", env),
         migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
         schema,
       });
-      const source = grpcEventSource({
-        clients: {
-          users: createClient(UsersService, transports.users),
-          products: createClient(ProductsService, transports.products),
-          orders: createClient(OrdersService, transports.orders),
-        },
-        token,
-      });
+      // EVENTS_SOURCE=nats reads the events relayed to JetStream; by default
+      // each service's own StreamEvents.
+      source =
+        sourceConfig.kind === "nats"
+          ? natsEventSource(sourceConfig)
+          : grpcEventSource({
+              clients: {
+                users: createClient(UsersService, transports.users),
+                products: createClient(ProductsService, transports.products),
+                orders: createClient(OrdersService, transports.orders),
+              },
+              token: token!,
+            });
+      logger.info({ source: sourceConfig }, "projection event source");
       projection = new Projection(database.sqlite, source, logger, {
         initialBackoffMs: read.durationMs("EVENTS_RECONNECT_MIN", "100ms"),
         maxBackoffMs: read.durationMs("EVENTS_RECONNECT_MAX", "5s"),
@@ -87,6 +99,7 @@ await runService({
       interceptors: [authInterceptor({ verifier })],
       close: async () => {
         await projection?.stop();
+        source?.close();
         database?.close();
         for (const transport of Object.values(transports)) transport.close();
       },

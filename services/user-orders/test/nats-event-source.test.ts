@@ -14,7 +14,7 @@ import { connect, headers, StorageType, type NatsConnection } from "nats";
 import { grpcEventSource, type EventSource, type SourceMessage, type StreamName } from "../src/projection/event-source.js";
 import { natsEventSource, readEventSourceConfig } from "../src/projection/nats-event-source.js";
 import { adminToken, signUpCustomer, TestMesh } from "../../../test/support/mesh.js";
-import { natsForTests, spawnNatsServer, uniquePrefix, type TestNats } from "../../chassis/test/support/nats-server.js";
+import { natsForTests, spawnNatsServer, uniquePrefix, type TestNats } from "../../../test/support/nats-server.js";
 
 let nats: TestNats;
 let client: NatsConnection;
