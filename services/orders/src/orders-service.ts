@@ -36,6 +36,9 @@ export function createOrdersService(deps: OrdersServiceDeps): ServiceImpl<typeof
   return {
     async createOrder(request, context) {
       const caller = requirePrincipal(context);
+      // A service token (the one user-orders reads the event streams with)
+      // acts for no person: an order placed with it would belong to no user.
+      if (caller.role === "service") throw new ConnectError("a service may not place orders", Code.PermissionDenied);
       const requestId = checkText("request_id", request.requestId, { max: 100 });
       if (request.items.length === 0) throw invalidArgument("items", "must hold at least one item");
       if (request.items.length > maxOrderItems) throw invalidArgument("items", `must hold at most ${maxOrderItems} items`);

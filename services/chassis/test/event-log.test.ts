@@ -1,0 +1,252 @@
+// The outbox and the event log in one process, on an in-memory SQLite
+// database with the outbox table exactly as the services' migration creates
+// it: sequence numbering, transactions, and follow()'s replay, live delivery,
+// heartbeats and demand-driven reading.
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
+import { afterEach, describe, expect, it } from "vitest";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { EventLog, readEventStreamOptions, type EventStreamMessage, type EventStreamOptions } from "@shopmesh/chassis";
+import { ProductEventSchema, ProductSchema } from "@shopmesh/sdk/products/v1";
+
+const outboxSql = readFileSync(fileURLToPath(new URL("../../products/drizzle/0001_outbox.sql", import.meta.url)), "utf8");
+
+const databases: Database.Database[] = [];
+const controllers: AbortController[] = [];
+afterEach(() => {
+  for (const controller of controllers.splice(0)) controller.abort();
+  for (const db of databases.splice(0)) db.close();
+});
+
+function openLog(options: EventStreamOptions = {}) {
+  const sqlite = new Database(":memory:");
+  databases.push(sqlite);
+  sqlite.exec(outboxSql);
+  return { sqlite, log: new EventLog(sqlite, ProductEventSchema, options) };
+}
+
+function created(name: string) {
+  return { kind: { case: "productCreated" as const, value: { product: { id: `id-${name}`, name } } } };
+}
+
+function signal(): AbortSignal {
+  const controller = new AbortController();
+  controllers.push(controller);
+  return controller.signal;
+}
+
+type Message = EventStreamMessage<typeof ProductEventSchema>;
+
+/** Takes the next message, failing the test instead of hanging when none comes. */
+async function next(stream: AsyncGenerator<Message>, withinMs = 2_000): Promise<Message> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no message within ${withinMs} ms`)), withinMs);
+  });
+  try {
+    const result = await Promise.race([stream.next(), timeout]);
+    if (result.done) throw new Error("the stream ended");
+    return result.value;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const nameOf = (message: Message) =>
+  message.event?.kind.case === "productCreated" ? message.event.kind.value.product?.name : undefined;
+
+describe("EventLog.append", () => {
+  it("numbers events 1, 2, 3 and keeps the envelope with its commit time", () => {
+    const { sqlite, log } = openLog();
+    expect(log.append(created("a"), 1_000)).toBe(1);
+    expect(log.append(created("b"), 2_000)).toBe(2);
+    expect(log.append({ kind: { case: "productChanged", value: { product: { id: "id-a", name: "A2" } } } }, 3_000)).toBe(3);
+    expect(log.outbox.head()).toBe(3);
+
+    const rows = sqlite.prepare("SELECT sequence, kind, occurred_at AS occurredAt FROM outbox ORDER BY sequence").all();
+    expect(rows).toEqual([
+      { sequence: 1, kind: "productCreated", occurredAt: 1_000 },
+      { sequence: 2, kind: "productCreated", occurredAt: 2_000 },
+      { sequence: 3, kind: "productChanged", occurredAt: 3_000 },
+    ]);
+    const decoded = log.outbox.after(0, 10).map((entry) => log.decode(entry));
+    expect(decoded.map((event) => event.sequence)).toEqual([1n, 2n, 3n]);
+    expect(decoded.map((event) => timestampMs(event.occurTime!))).toEqual([1_000, 2_000, 3_000]);
+    expect(decoded[2]!.kind).toEqual({
+      case: "productChanged",
+      value: expect.objectContaining({ product: expect.objectContaining({ id: "id-a", name: "A2" }) }),
+    });
+  });
+
+  it("writes nothing when the surrounding transaction rolls back, and leaves no gap", () => {
+    const { sqlite, log } = openLog();
+    log.append(created("a"));
+    expect(() =>
+      sqlite.transaction(() => {
+        log.append(created("lost"));
+        throw new Error("the change failed");
+      })(),
+    ).toThrow("the change failed");
+    expect(log.outbox.head()).toBe(1);
+    expect(log.append(created("b"))).toBe(2);
+  });
+
+  it("never reuses a sequence number, even after the newest events are deleted", () => {
+    const { sqlite, log } = openLog();
+    for (const name of ["a", "b", "c"]) log.append(created(name));
+    sqlite.exec("DELETE FROM outbox WHERE sequence >= 2");
+    expect(log.append(created("d"))).toBe(4);
+  });
+
+  it("refuses a message that is not an event envelope", () => {
+    const sqlite = new Database(":memory:");
+    databases.push(sqlite);
+    sqlite.exec(outboxSql);
+    expect(() => new EventLog(sqlite, ProductSchema)).toThrow(/not an event envelope/);
+  });
+});
+
+describe("Outbox.nextAppend", () => {
+  it("resolves true after an append commits, false after the timeout or on abort", async () => {
+    const { log } = openLog();
+    const waiting = log.outbox.nextAppend(5_000, signal());
+    log.append(created("a"));
+    expect(await waiting).toBe(true);
+
+    const started = performance.now();
+    expect(await log.outbox.nextAppend(30, signal())).toBe(false);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(25);
+
+    const controller = new AbortController();
+    const aborted = log.outbox.nextAppend(5_000, controller.signal);
+    controller.abort();
+    expect(await aborted).toBe(false);
+  });
+});
+
+describe("EventLog.follow", () => {
+  it("sends the head first, replays what follows after_sequence, then delivers new events live", async () => {
+    const { log } = openLog({ heartbeatMs: 60_000 });
+    for (const name of ["a", "b", "c", "d"]) log.append(created(name));
+    const stream = log.follow(2n, signal());
+
+    expect(await next(stream)).toEqual({ headSequence: 4n });
+    const replayed = [await next(stream), await next(stream)];
+    expect(replayed.map((m) => [m.event?.sequence, nameOf(m), m.headSequence])).toEqual([
+      [3n, "c", 4n],
+      [4n, "d", 4n],
+    ]);
+
+    const live = next(stream);
+    log.append(created("e"));
+    const message = await live;
+    expect([message.event?.sequence, nameOf(message), message.headSequence]).toEqual([5n, "e", 5n]);
+  });
+
+  it("replays nothing when after_sequence is the head, and an empty log starts at head 0", async () => {
+    const { log } = openLog({ heartbeatMs: 60_000 });
+    expect(await next(log.follow(0, signal()))).toEqual({ headSequence: 0n });
+    log.append(created("a"));
+    const stream = log.follow(1, signal());
+    expect(await next(stream)).toEqual({ headSequence: 1n });
+    const live = next(stream);
+    log.append(created("b"));
+    expect((await live).event?.sequence).toBe(2n);
+  });
+
+  it("answers OUT_OF_RANGE when after_sequence is beyond the head", async () => {
+    const { log } = openLog();
+    log.append(created("a"));
+    const error = await log
+      .follow(2n, signal())
+      .next()
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(error).toBeInstanceOf(ConnectError);
+    expect((error as ConnectError).code).toBe(Code.OutOfRange);
+  });
+
+  it("sends a heartbeat with the head when nothing happens for heartbeatMs, and not before", async () => {
+    const { log } = openLog({ heartbeatMs: 80 });
+    log.append(created("a"));
+    const stream = log.follow(1, signal());
+    expect(await next(stream)).toEqual({ headSequence: 1n });
+    const started = performance.now();
+    expect(await next(stream)).toEqual({ headSequence: 1n });
+    expect(await next(stream)).toEqual({ headSequence: 1n });
+    // Two idle periods: a loop that spun instead of waiting would be much faster.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(2 * 80 - 10);
+  });
+
+  it("wakes every follower on one append", async () => {
+    const { log } = openLog({ heartbeatMs: 60_000 });
+    const streams = [log.follow(0, signal()), log.follow(0, signal()), log.follow(0, signal())];
+    for (const stream of streams) await next(stream);
+    const pending = streams.map((stream) => next(stream));
+    log.append(created("a"));
+    for (const message of await Promise.all(pending)) expect(message.event?.sequence).toBe(1n);
+  });
+
+  it("ends when its signal aborts, also while waiting for the next append", async () => {
+    const { log } = openLog({ heartbeatMs: 60_000 });
+    const controller = new AbortController();
+    const stream = log.follow(0, controller.signal);
+    await next(stream);
+    const waiting = stream.next();
+    controller.abort();
+    expect(await waiting).toEqual({ done: true, value: undefined });
+  });
+
+  it("reads one batch at a time, only when the previous one has been taken", async () => {
+    const { log } = openLog({ batchSize: 10, heartbeatMs: 60_000 });
+    for (let i = 0; i < 100; i++) log.append(created(`p${i}`));
+    const stream = log.follow(0, signal());
+    await next(stream);
+    expect(log.outbox.rowsRead).toBe(0);
+    await next(stream);
+    expect(log.outbox.rowsRead).toBe(10);
+    for (let i = 1; i < 10; i++) await next(stream);
+    expect(log.outbox.rowsRead).toBe(10);
+    expect((await next(stream)).event?.sequence).toBe(11n);
+    expect(log.outbox.rowsRead).toBe(20);
+  });
+
+  it("delivers every event once and in order while appends interleave with a replay", async () => {
+    const { log } = openLog({ batchSize: 7, heartbeatMs: 60_000 });
+    for (let i = 0; i < 50; i++) log.append(created(`p${i}`));
+    const stream = log.follow(0, signal());
+    await next(stream);
+    const sequences: bigint[] = [];
+    let extra = 0;
+    while (sequences.length < 70) {
+      const message = await next(stream);
+      if (message.event) sequences.push(message.event.sequence);
+      // A new event lands after every third one taken, between and within batches.
+      if (sequences.length % 3 === 0 && extra < 20) {
+        log.append(created(`q${extra++}`));
+      }
+    }
+    expect(log.outbox.head()).toBe(70);
+    expect(sequences).toEqual(Array.from({ length: 70 }, (_, i) => BigInt(i + 1)));
+  });
+});
+
+describe("readEventStreamOptions", () => {
+  it("reads EVENTS_BATCH and EVENTS_HEARTBEAT, with defaults", () => {
+    expect(readEventStreamOptions({})).toEqual({ batchSize: 256, heartbeatMs: 2_000 });
+    expect(readEventStreamOptions({ EVENTS_BATCH: "32", EVENTS_HEARTBEAT: "250ms" })).toEqual({ batchSize: 32, heartbeatMs: 250 });
+    expect(() => readEventStreamOptions({ EVENTS_BATCH: "0" })).toThrow(/EVENTS_BATCH/);
+  });
+
+  it("refuses a heartbeat interval that would make idle streams spin", () => {
+    // 0 ms, and anything past setTimeout's limit (Node fires that after 1 ms).
+    for (const value of ["0", "0ms", "5ms", "700h"]) {
+      expect(() => readEventStreamOptions({ EVENTS_HEARTBEAT: value }), value).toThrow(/EVENTS_HEARTBEAT/);
+    }
+    expect(readEventStreamOptions({ EVENTS_HEARTBEAT: "24h" }).heartbeatMs).toBe(86_400_000);
+  });
+});
