@@ -576,3 +576,24 @@ describe("backfill", () => {
     ]);
   });
 });
+
+describe("stopping a service with readers attached", () => {
+  it("ends open event streams with UNAVAILABLE so that SIGTERM drains in well under the grace period", async () => {
+    // A products of its own, with a long grace period: without ending the
+    // streams, the drain would wait all of it.
+    const own = await mesh.startExtra("products", { ...streamEnv, SHUTDOWN_DELAY: "0s", SHUTDOWN_GRACE: "20s" });
+    const reader = new Follower(mesh.clientAt("products", own.address, mesh.eventsToken), 0n);
+    expect((await reader.next()).event).toBeUndefined();
+    const started = performance.now();
+    const ending = reader.next(30_000).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(await own.stop("SIGTERM")).toBe(0);
+    const tookMs = performance.now() - started;
+    expect(tookMs).toBeLessThan(10_000);
+    const error = await ending;
+    expect(error).toBeInstanceOf(Error);
+    expect((error as { code?: unknown }).code).toBe(Code.Unavailable);
+  });
+});

@@ -11,6 +11,7 @@ import {
   requirePrincipal,
   requireSelfOrAdmin,
   requireServiceOrAdmin,
+  serverStopping,
   statusName,
 } from "@shopmesh/chassis";
 import type { OrdersService } from "@shopmesh/sdk/orders/v1";
@@ -113,7 +114,7 @@ export function createOrdersService(deps: OrdersServiceDeps): ServiceImpl<typeof
 
     streamEvents(request, context) {
       requireServiceOrAdmin(context);
-      return deps.store.events.follow(request.afterSequence, context.signal);
+      return deps.store.events.follow(request.afterSequence, context.signal, serverStopping(context));
     },
   };
 }

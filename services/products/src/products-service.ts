@@ -9,6 +9,7 @@ import {
   invalidArgument,
   requireAdmin,
   requireServiceOrAdmin,
+  serverStopping,
 } from "@shopmesh/chassis";
 import type { ProductsService } from "@shopmesh/sdk/products/v1";
 import type { Money } from "@shopmesh/sdk/type/v1";
@@ -94,7 +95,7 @@ export function createProductsService(store: ProductStore): ServiceImpl<typeof P
 
     streamEvents(request, context) {
       requireServiceOrAdmin(context);
-      return store.events.follow(request.afterSequence, context.signal);
+      return store.events.follow(request.afterSequence, context.signal, serverStopping(context));
     },
   };
 }

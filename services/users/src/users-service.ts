@@ -8,6 +8,7 @@ import {
   requireAdmin,
   requireSelfOrAdmin,
   requireServiceOrAdmin,
+  serverStopping,
   type TokenSigner,
 } from "@shopmesh/chassis";
 import type { UsersService } from "@shopmesh/sdk/users/v1";
@@ -92,7 +93,7 @@ export function createUsersService(deps: UsersServiceDeps): ServiceImpl<typeof U
 
     streamEvents(request, context) {
       requireServiceOrAdmin(context);
-      return deps.store.events.follow(request.afterSequence, context.signal);
+      return deps.store.events.follow(request.afterSequence, context.signal, serverStopping(context));
     },
   };
 }

@@ -79,8 +79,17 @@ export class EventLog<Desc extends DescMessage> {
    * for the transport to drain before taking the next message. A reader that
    * stops reading therefore holds at most one batch here and a flow-control
    * window in the transport, however many events pile up behind it.
+   *
+   * The stream never ends on its own; when `stopping` (the hosting server's
+   * {@link serverStopping} signal) aborts, it ends with UNAVAILABLE so that
+   * the server can drain and the reader reconnects.
    */
-  async *follow(afterSequence: bigint | number, signal: AbortSignal): AsyncGenerator<EventStreamMessage<Desc>> {
+  async *follow(afterSequence: bigint | number, callSignal: AbortSignal, stopping?: AbortSignal): AsyncGenerator<EventStreamMessage<Desc>> {
+    const signal = stopping ? AbortSignal.any([callSignal, stopping]) : callSignal;
+    // The server is stopping: end with a status a reader retries, elsewhere or later.
+    const ended = () => {
+      if (stopping?.aborted && !callSignal.aborted) throw new ConnectError("the server is shutting down; reconnect", Code.Unavailable);
+    };
     let position = Number(afterSequence);
     const head = this.outbox.head();
     if (position > head) {
@@ -99,11 +108,12 @@ export class EventLog<Desc extends DescMessage> {
       }
       const headSequence = BigInt(Math.max(this.outbox.head(), entries.at(-1)!.sequence));
       for (const entry of entries) {
-        if (signal.aborted) return;
+        if (signal.aborted) break;
         position = entry.sequence;
         yield { event: this.decode(entry), headSequence };
       }
     }
+    ended();
   }
 }
 

@@ -20,6 +20,7 @@ import {
 import {
   Code,
   ConnectError,
+  createContextKey,
   createContextValues,
   type HandlerContext,
   type Interceptor,
@@ -45,10 +46,25 @@ export interface CallRecord {
   internal?: unknown;
 }
 
+const neverStopping = new AbortController().signal;
+const serverStoppingKey = createContextKey<AbortSignal>(neverStopping, { description: "server stopping" });
+
+/** Aborted when the server hosting this streaming call starts to stop (never, outside such a server). */
+export function serverStopping(context: Pick<HandlerContext, "values">): AbortSignal {
+  return context.values.get(serverStoppingKey);
+}
+
 /** Options for {@link hostService}. */
 export interface HostOptions {
   /** Connect interceptors, run in order, outermost first, around every call. */
   interceptors?: Interceptor[];
+  /**
+   * Aborted when the server starts to stop. Server-streaming handlers find it
+   * with {@link serverStopping}, so that a stream that would otherwise never
+   * end (an event stream following new commits) can end and let the server
+   * drain; finite streams just finish.
+   */
+  stopping?: AbortSignal;
   /** Called once per call when its status is known. */
   onCallEnd?: (record: CallRecord) => void;
 }
@@ -258,6 +274,7 @@ function serverStreamingHandler(method: DescMethod, impl: AnyImpl, options: Host
   return (call: ServerWritableStream<MessageShape<DescMessage>, MessageShape<DescMessage>>) => {
     const started = performance.now();
     const context = contextFor(method, call);
+    if (options.stopping) context.values.set(serverStoppingKey, options.stopping);
     const timeoutMs = context.timeoutMs();
     const innermost: AnyFn = async (req) => {
       let input: unknown;

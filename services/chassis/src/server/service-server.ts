@@ -69,10 +69,12 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   };
   const serviceNames = options.services.map((entry) => entry.service.typeName);
   const health = new HealthRegistry(serviceNames);
+  const stopping = new AbortController();
   for (const entry of options.services) {
     hostService(server, entry.service, entry.impl as ServiceImpl<DescService>, {
       interceptors: options.interceptors,
       onCallEnd,
+      stopping: stopping.signal,
     });
   }
   hostService(server, Health, health.service, { onCallEnd });
@@ -85,13 +87,15 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   });
   const address = `${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
 
-  let stopping: Promise<void> | undefined;
+  let stopped: Promise<void> | undefined;
   const stop = () =>
-    (stopping ??= (async () => {
+    (stopped ??= (async () => {
       health.setAll(ServingStatus.NOT_SERVING);
       logger.info({ delayMs: config.shutdownDelayMs, graceMs: config.shutdownGraceMs }, "draining");
       if (config.shutdownDelayMs > 0) await sleep(config.shutdownDelayMs);
       health.close();
+      // Streams that would never end on their own (event streams) end now.
+      stopping.abort();
       const drained = new Promise<boolean>((resolve) => server.tryShutdown(() => resolve(true)));
       const timer = sleep(config.shutdownGraceMs, false, { ref: false });
       if (!(await Promise.race([drained, timer]))) {
