@@ -582,13 +582,19 @@ describe("stopping a service with readers attached", () => {
     // A products of its own, with a long grace period: without ending the
     // streams, the drain would wait all of it.
     const own = await mesh.startExtra("products", { ...streamEnv, SHUTDOWN_DELAY: "0s", SHUTDOWN_GRACE: "20s" });
-    const reader = new Follower(mesh.clientAt("products", own.address, mesh.eventsToken), 0n);
+    const events = mesh.clientAt("products", own.address, mesh.eventsToken);
+    const { head } = await readLog(events);
+    const reader = new Follower(events, head);
     expect((await reader.next()).event).toBeUndefined();
     const started = performance.now();
-    const ending = reader.next(30_000).then(
-      () => undefined,
-      (error: unknown) => error,
-    );
+    // Heartbeats until the stream ends: it must end with an error, not quietly.
+    const ending = (async () => {
+      try {
+        for (;;) await reader.next(30_000);
+      } catch (error) {
+        return error;
+      }
+    })();
     expect(await own.stop("SIGTERM")).toBe(0);
     const tookMs = performance.now() - started;
     expect(tookMs).toBeLessThan(10_000);
