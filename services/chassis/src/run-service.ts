@@ -7,11 +7,20 @@ import { createFaultInjectionService } from "./faults/fault-injection-service.js
 import { FaultRegistry, parseFaultsEnv } from "./faults/fault-registry.js";
 import { hosted } from "./server/service-server.js";
 import { useFastShortStringEncoding } from "./protobuf/fast-text-encoding.js";
+import type { DescMessage } from "@bufbuild/protobuf";
+import type { EventLog } from "./events/event-log.js";
+import { readEventsRelayConfig, startNatsRelay, type EventsRelayConfig } from "./events/nats-relay.js";
 
 /** What a service's setup returns: what to host and how to clean up. */
 export interface ServiceSetup {
   services: HostedService[];
   interceptors?: Interceptor[];
+  /**
+   * The service's event log, when it has one. With EVENTS_RELAY=nats the
+   * chassis relays it to JetStream while the service runs (StreamEvents is
+   * served either way).
+   */
+  events?: EventLog<DescMessage>;
   /** Runs after the server has stopped, e.g. to close the database. */
   close?: () => void | Promise<void>;
 }
@@ -34,8 +43,10 @@ export interface RunServiceOptions {
 export async function runService(options: RunServiceOptions): Promise<RunningServer | undefined> {
   let config: ServerConfig;
   let faults: FaultRegistry;
+  let relayConfig: EventsRelayConfig;
   try {
     config = readServerConfig(options.defaultPort);
+    relayConfig = readEventsRelayConfig();
     const initialFaults = process.env.FAULTS?.trim() ? parseFaultsEnv(process.env.FAULTS) : [];
     if (initialFaults.length > 0 && !config.faultInjection) {
       throw new ConfigError("FAULTS", process.env.FAULTS ?? "", "no faults unless FAULT_INJECTION=on");
@@ -48,6 +59,10 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
   useFastShortStringEncoding();
   try {
     const setup = await options.setup({ config, logger, env: process.env });
+    const relay =
+      setup.events && relayConfig.kind === "nats"
+        ? startNatsRelay({ ...relayConfig, service: options.name, eventLog: setup.events, logger })
+        : undefined;
     const server = await startServer({
       config,
       logger,
@@ -69,6 +84,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
       shuttingDown = true;
       logger.info({ signal }, "shutting down");
       Promise.all([server.stop(), admin.stop()])
+        .then(() => relay?.close())
         .then(() => setup.close?.())
         .then(
           () => process.exit(0),

@@ -8,9 +8,7 @@ import {
   openDatabase,
   readDatabasePath,
   readEventStreamOptions,
-  readEventsRelayConfig,
   runService,
-  startNatsRelay,
 } from "@shopmesh/chassis";
 import { createClient, createTransport } from "@shopmesh/sdk";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
@@ -24,7 +22,6 @@ await runService({
   name: "orders",
   defaultPort: 50053,
   async setup({ env, logger }) {
-    const relayConfig = readEventsRelayConfig(env);
     const read = envReader(env);
     const verifier = await loadTokenVerifier(env);
     const productsTransport = createTransport({ target: read.string("PRODUCTS_TARGET", "127.0.0.1:50052") });
@@ -36,9 +33,6 @@ await runService({
     const store = new OrderStore(database.db, readEventStreamOptions(env));
     const backfilled = store.backfillEvents();
     if (backfilled > 0) logger.info({ events: backfilled }, "recorded OrderPlaced for orders that predate the outbox");
-    // The StreamEvents RPC is served either way; with EVENTS_RELAY=nats the
-    // outbox is also copied to JetStream for readers that scale out there.
-    const relay = relayConfig.kind === "nats" ? startNatsRelay({ ...relayConfig, service: "orders", eventLog: store.events, logger }) : undefined;
     const service = createOrdersService({
       store,
       products: createClient(ProductsService, productsTransport),
@@ -46,9 +40,9 @@ await runService({
     });
     return {
       services: [hosted(OrdersService, service)],
+      events: store.events,
       interceptors: [authInterceptor({ verifier })],
       close: async () => {
-        await relay?.close();
         productsTransport.close();
         database.close();
       },

@@ -13,10 +13,8 @@ import {
   readDatabasePath,
   readDataDir,
   readEventStreamOptions,
-  readEventsRelayConfig,
   readPem,
   runService,
-  startNatsRelay,
 } from "@shopmesh/chassis";
 import { UsersService } from "@shopmesh/sdk/users/v1";
 import * as schema from "./db/schema.js";
@@ -27,7 +25,6 @@ await runService({
   name: "users",
   defaultPort: 50051,
   async setup({ env, logger }) {
-    const relayConfig = readEventsRelayConfig(env);
     const read = envReader(env);
     const keys = defaultKeyFiles(readDataDir(env));
     const privateKeyFile = read.string("AUTH_PRIVATE_KEY_FILE", keys.privateKeyFile);
@@ -57,11 +54,9 @@ await runService({
     const store = new UserStore(database.db, readEventStreamOptions(env));
     const backfilled = store.backfillEvents();
     if (backfilled > 0) logger.info({ events: backfilled }, "recorded UserRegistered for accounts that predate the outbox");
-    // The StreamEvents RPC is served either way; with EVENTS_RELAY=nats the
-    // outbox is also copied to JetStream for readers that scale out there.
-    const relay = relayConfig.kind === "nats" ? startNatsRelay({ ...relayConfig, service: "users", eventLog: store.events, logger }) : undefined;
     return {
       services: [hosted(UsersService, createUsersService({ store, signer, adminEmails, passwordCost }))],
+      events: store.events,
       interceptors: [
         authInterceptor({
           verifier,
@@ -69,7 +64,6 @@ await runService({
         }),
       ],
       close: async () => {
-        await relay?.close();
         database.close();
       },
     };
