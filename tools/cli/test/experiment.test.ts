@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chartFiles, type ExperimentResults } from "../src/experiment/report.js";
+import { binomialTolerance } from "../src/experiment/statistics.js";
 
 const cli = fileURLToPath(new URL("../bin/shopmesh.mjs", import.meta.url));
 // Away from npm start (50051..) and the experiment's default (50251..), so that both may run meanwhile.
@@ -43,16 +44,29 @@ describe("shopmesh experiment --quick", () => {
 
   it("prints where the report is and a short summary", () => {
     expect(result.stdout).toContain(`Report: ${join(out, "coupling.md")}`);
-    for (const topic of ["latency:", "availability:", "tail:", "outage:"]) expect(result.stdout).toContain(topic);
+    for (const topic of ["latency:", "availability:", "tail:", "outage:", "eventual:", "staleness:"]) expect(result.stdout).toContain(topic);
   });
 
   it("names the command and the machine, and has every scenario with a chart", () => {
     expect(report).toMatch(/Produced by `npm run experiment -- --quick`/);
     expect(report).toMatch(/Machine: \d+ × .+ GiB memory, .+ Node\.js \d+\.\d+/);
-    for (const heading of ["## 1. Dependency latency", "## 2. Availability", "## 3. Tail amplification", "## 4. Outage"]) {
+    for (const heading of [
+      "## 1. Dependency latency",
+      "## 2. Availability",
+      "## 3. Tail amplification",
+      "## 4. Outage",
+      "## 5. EVENTUAL beside STRONG",
+      "## 6. Staleness",
+      "### The reader down",
+      "### A dependency down",
+      "### One stream held back",
+    ]) {
       expect(report).toContain(heading);
     }
-    expect(report.match(/\*\*What it shows\.\*\*/g)).toHaveLength(4);
+    // Sections 1 to 4 one each; section 5 one per table (latency, availability); section 6 one per table
+    // (steady, reader down, products down, one stream held back).
+    expect(report.match(/\*\*What it shows\.\*\*/g)).toHaveLength(10);
+    expect(Object.keys(chartFiles)).toEqual(expect.arrayContaining(["eventual", "staleness"]));
     for (const file of Object.values(chartFiles)) {
       expect(report).toContain(`](${file})`);
       const svg = readFileSync(join(out, file), "utf8");
@@ -81,10 +95,72 @@ describe("shopmesh experiment --quick", () => {
       expect(row.n).toBeGreaterThan(0);
       for (const [kind, figure] of Object.entries(row.kinds)) {
         const context = `${row.variant}, q=${row.q}, ${kind}: measured ${figure.measured} vs ${figure.predicted} ± ${figure.tolerance} (N=${row.n})`;
-        expect(Math.abs(figure.measured - figure.predicted), context).toBeLessThanOrEqual(3 * Math.sqrt((figure.predicted * (1 - figure.predicted)) / row.n) + 0.005);
+        // The report's own tolerance (binomial standard errors plus 3 / N), so that test and report agree on "within".
+        expect(Math.abs(figure.measured - figure.predicted), context).toBeLessThanOrEqual(binomialTolerance(figure.predicted, row.n));
       }
     }
     expect(report).toContain("3 * sqrt(p (1 - p) / N)");
+  });
+
+  it("measures EVENTUAL views beside STRONG under the same faults: flat latency, every answer full", () => {
+    const { catchUp, latency, availability } = results.eventual;
+    for (const source of ["users", "products", "orders"] as const) expect(catchUp.heads[source]).toBeGreaterThan(0);
+    expect(catchUp.waitedMs).toBeGreaterThanOrEqual(0);
+    expect(latency.rows.length).toBeGreaterThanOrEqual(4);
+    for (const row of latency.rows) {
+      expect(row.n).toBeGreaterThan(0);
+      expect(row.full).toBe(row.n);
+      expect(row.within, `EVENTUAL p50 ${row.p50} ms at ${row.delayed} +${row.delayMs} ms vs ${row.predictedP50} ± ${row.tolerance}`).toBe(true);
+    }
+    // The same delays as the STRONG sweep, so that every EVENTUAL row has a STRONG row beside it.
+    for (const row of latency.rows) expect(results.latency.rows.some((r) => r.mode === "parallel" && r.delayed === row.delayed && r.delayMs === row.delayMs)).toBe(true);
+    expect(availability.rows.length).toBeGreaterThanOrEqual(2);
+    for (const row of availability.rows) {
+      expect(row.n).toBeGreaterThan(0);
+      expect(row.streamsConnected).toBe(row.n);
+      for (const [kind, figure] of Object.entries(row.kinds)) {
+        const context = `EVENTUAL, q=${row.q}, ${kind}: measured ${figure.measured} vs ${figure.predicted} (N=${row.n})`;
+        expect(Math.abs(figure.measured - figure.predicted), context).toBeLessThanOrEqual(binomialTolerance(figure.predicted, row.n));
+      }
+      expect(row.kinds.full.predicted).toBe(1);
+    }
+    expect(results.outage.eventual.duringOutage.full).toBeGreaterThan(0);
+    expect(results.outage.eventual.duringOutage.degraded + results.outage.eventual.duringOutage.failed).toBe(0);
+  });
+
+  it("measures staleness: steadily, with the reader down, and with products down", () => {
+    const { staleness, outage } = results;
+    expect(staleness.resolutionMs).toBeGreaterThan(0);
+    for (const figures of [staleness.steady, staleness.after, outage.signUps.duringOutage, outage.signUps.outside]) {
+      expect(figures.n).toBeGreaterThan(0);
+      expect(figures.p50).toBeGreaterThan(0);
+      expect(figures.p99).toBeGreaterThanOrEqual(figures.p50);
+      expect(figures.max).toBeGreaterThanOrEqual(figures.p99);
+    }
+    // Writes made while user-orders was down wait for it: the oldest of them about the whole outage and restart.
+    const o = staleness.outage;
+    expect(o.staleness.n).toBeGreaterThan(0);
+    expect(o.staleness.max).toBeGreaterThan(0.5 * (o.readyAtMs - o.killedAtMs));
+    expect(o.staleness.max).toBeGreaterThan(10 * staleness.steady.p99);
+    expect(o.catchUpMs).toBeGreaterThanOrEqual(0);
+    expect(staleness.unseen).toBe(0);
+    expect(staleness.writesFailed).toBe(0);
+    // No order can be placed while products is down: orders prices every line from it.
+    expect(outage.orderAttempts.length).toBeGreaterThan(0);
+    for (const attempt of outage.orderAttempts) expect(attempt.code).toBe("UNAVAILABLE");
+    expect(report).toMatch(/orders, steady \(before the reader was killed\) \| \d+ \| \d/);
+    expect(outage.ordersBack?.afterReadyMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it("shows an open stream unaffected by a StreamEvents fault, and an EVENTUAL view incomplete while a new one is refused", () => {
+    const { productsConnectedUnderFault, probe } = results.staleness.streamFault;
+    expect(probe.error).toBeUndefined();
+    expect(productsConnectedUnderFault).toBe(true);
+    expect(probe.orderSeenMs).toBeGreaterThan(0);
+    expect(probe.faultLiftedMs).toBeGreaterThanOrEqual(probe.holdMs);
+    expect(probe.detailsSeenMs).toBeGreaterThan(probe.faultLiftedMs!);
+    expect(probe.incompleteAnswers).toBeGreaterThan(0);
+    expect(probe.incompleteWithProductsDisconnected).toBe(probe.incompleteAnswers);
   });
 
   it("shows tail amplification growing with fan-out", () => {

@@ -3,7 +3,7 @@ import { cpus, loadavg, release, tmpdir, totalmem, type } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { availabilityChart, latencyChart, outageChart, renderSvg, tailChart } from "./charts.js";
+import { availabilityChart, eventualChart, latencyChart, outageChart, renderSvg, stalenessChart, tailChart } from "./charts.js";
 import { adminToken, fullSize, quickSize, seedDataset } from "./dataset.js";
 import { busyPorts, defaultPortBase, ExperimentMesh } from "./experiment-mesh.js";
 import { MonolithDatabase } from "./monolith.js";
@@ -12,7 +12,9 @@ import { chartFiles, renderReport, summaryLines, type ExperimentResults } from "
 import type { ScenarioContext } from "./scenario-context.js";
 import { availability } from "./scenarios/availability.js";
 import { dependencyLatency } from "./scenarios/dependency-latency.js";
+import { eventualConsistency } from "./scenarios/eventual-consistency.js";
 import { outage } from "./scenarios/outage.js";
+import { staleness } from "./scenarios/staleness.js";
 import { tailAmplification } from "./scenarios/tail-amplification.js";
 
 export const experimentUsage = `usage: shopmesh experiment [--quick] [--out DIR] [--port-base PORT]
@@ -22,7 +24,9 @@ export const experimentUsage = `usage: shopmesh experiment [--quick] [--out DIR]
   --port-base PORT  first of the four service ports (default ${defaultPortBase}; admin listeners at +1000)
 
 Starts its own mesh in a temporary directory, seeds it, measures latency,
-availability, tail amplification and an outage, and writes the report.`;
+availability, tail amplification and an outage, the same for EVENTUAL views
+(answered from user-orders' projection), and their staleness, and writes the
+report.`;
 
 const root = fileURLToPath(new URL("../../../..", import.meta.url));
 
@@ -105,11 +109,16 @@ export async function experiment(args: string[]): Promise<number> {
 
     const liveMesh = mesh;
     const context: ScenarioContext = { mesh: liveMesh, dataset, progress, quick, token: () => adminToken(liveMesh) };
+    // Ordered so that user-orders restarts as rarely as possible: the EVENTUAL sweep runs with the
+    // settings the mesh starts with, availability ends, and the outage, the staleness run (which
+    // kills and restarts user-orders itself) and the tail sweep begin, with the default settings.
+    // The EVENTUAL sweep comes first so that it also measures how soon the projection has caught
+    // up with the seeding.
+    const eventualResult = await eventualConsistency(context);
     const latency = await dependencyLatency(context, monolith);
-    // Ordered so that user-orders restarts as rarely as possible: availability ends, and the outage
-    // and the tail sweep begin, with the default settings.
     const availabilityResult = await availability(context);
     const outageResult = await outage(context);
+    const stalenessResult = await staleness(context);
     const tail = await tailAmplification(context);
 
     const cpuList = cpus();
@@ -134,11 +143,20 @@ export async function experiment(args: string[]): Promise<number> {
       availability: availabilityResult,
       tail,
       outage: outageResult,
+      eventual: eventualResult,
+      staleness: stalenessResult,
     };
 
     progress.begin("writing the report", 1);
     mkdirSync(outDir, { recursive: true });
-    const charts = { latency: latencyChart(latency), availability: availabilityChart(availabilityResult), tail: tailChart(tail), outage: outageChart(outageResult) };
+    const charts = {
+      latency: latencyChart(latency),
+      availability: availabilityChart(availabilityResult),
+      tail: tailChart(tail),
+      outage: outageChart(outageResult),
+      eventual: eventualChart(latency, eventualResult),
+      staleness: stalenessChart(stalenessResult, outageResult),
+    };
     for (const [name, spec] of Object.entries(charts)) {
       writeFileSync(join(outDir, chartFiles[name as keyof typeof chartFiles]), await renderSvg(spec));
     }

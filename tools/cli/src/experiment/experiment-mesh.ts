@@ -2,7 +2,10 @@ import type { Client } from "@connectrpc/connect";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
+import { OrdersService } from "@shopmesh/sdk/orders/v1";
+import { ProductsService } from "@shopmesh/sdk/products/v1";
 import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
+import { UsersService } from "@shopmesh/sdk/users/v1";
 import { portIsFree } from "../../../../scripts/mesh/ports.js";
 import { LocalMesh, serviceNames, type ServiceName } from "../mesh/local-mesh.js";
 
@@ -53,6 +56,7 @@ const aggregatorBase: Record<string, string> = { STALE_CACHE_SIZE: "0" };
 export class ExperimentMesh {
   /** The settings user-orders runs with now, beyond the base ones (none at start). */
   #aggregatorEnv = JSON.stringify([]);
+  #aggregatorExtra: Record<string, string> = {};
   readonly #transports: GrpcTransport[] = [];
 
   private constructor(
@@ -90,6 +94,7 @@ export class ExperimentMesh {
     await this.mesh.processes.get("user-orders")?.stop("SIGTERM");
     await this.mesh.startService("user-orders", { ...aggregatorBase, ...env });
     this.#aggregatorEnv = key;
+    this.#aggregatorExtra = { ...env };
   }
 
   /** A GetUserOrders client sending `token`. */
@@ -128,15 +133,77 @@ export class ExperimentMesh {
     );
   }
 
+  /**
+   * Sets (or with no `spec`, removes) a fault on one method of one service,
+   * leaving its other faults alone: for methods other than the aggregator's
+   * dependency calls, such as StreamEvents.
+   */
+  async setMethodFault(service: Dependency, method: string, spec?: FaultSpec): Promise<void> {
+    const transport = createTransport({ target: `127.0.0.1:${this.ports[service] + adminOffset}` });
+    try {
+      const admin = createClient(FaultInjectionService, transport);
+      if (!spec) {
+        await admin.clearFaults({ method }, { timeoutMs: 3000 });
+        return;
+      }
+      await admin.setFault(
+        {
+          fault: {
+            method,
+            latency: durationFromMs(spec.latencyMs ?? 0),
+            slowProbability: spec.slowProbability ?? 0,
+            errorRate: spec.errorRate ?? 0,
+            errorCode: spec.errorCode ?? "",
+          },
+        },
+        { timeoutMs: 3000 },
+      );
+    } finally {
+      transport.close();
+    }
+  }
+
   /** Kills a service at once (no draining), as a crash would. */
   async kill(service: ServiceName): Promise<void> {
     await this.mesh.processes.get(service)?.stop("SIGKILL");
     this.mesh.processes.delete(service);
   }
 
-  /** Starts a killed service again on its port. */
+  /** Starts a killed service again on its port (user-orders with the settings it had). */
   async restart(service: ServiceName): Promise<void> {
-    await this.mesh.startService(service);
+    await this.mesh.startService(service, service === "user-orders" ? { ...aggregatorBase, ...this.#aggregatorExtra } : {});
+  }
+
+  /**
+   * The newest event sequence number of each source, asked of the source
+   * itself: StreamEvents with the mesh's service token opens with a
+   * heartbeat carrying the head, after which the stream is dropped. This is
+   * what the projection must reach, independent of what it reports.
+   */
+  async sourceHeads(): Promise<Record<Dependency, bigint>> {
+    const clients = {
+      users: UsersService,
+      products: ProductsService,
+      orders: OrdersService,
+    } as const;
+    const heads = {} as Record<Dependency, bigint>;
+    await Promise.all(
+      dependencies.map(async (source) => {
+        const transport = createTransport({ target: this.address(source), token: this.mesh.eventsToken });
+        const abort = new AbortController();
+        try {
+          const client = createClient(clients[source] as typeof UsersService, transport);
+          for await (const message of client.streamEvents({ afterSequence: 0n }, { signal: abort.signal, timeoutMs: 5000 })) {
+            heads[source] = message.headSequence;
+            break;
+          }
+        } finally {
+          abort.abort();
+          transport.close();
+        }
+      }),
+    );
+    return heads;
   }
 
   async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {

@@ -36,3 +36,26 @@ export function binomialTolerance(p: number, n: number, epsilon = toleranceEpsil
   return 3 * Math.sqrt((p * (1 - p)) / n) + 3 / n + epsilon;
 }
 export const toleranceEpsilon = 0.005;
+
+/** Summary of a set of staleness (or other) figures in ms. */
+export interface Spread {
+  n: number;
+  min: number;
+  p50: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+/** min, p50, p99, max and mean of `values` (NaN for each when there are none). */
+export function spread(values: readonly number[]): Spread {
+  const n = values.length;
+  return {
+    n,
+    min: n ? Math.min(...values) : Number.NaN,
+    p50: quantile(values, 0.5),
+    p99: quantile(values, 0.99),
+    max: n ? Math.max(...values) : Number.NaN,
+    mean: n ? values.reduce((a, b) => a + b, 0) / n : Number.NaN,
+  };
+}

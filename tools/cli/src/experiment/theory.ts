@@ -54,3 +54,30 @@ export function hedgedSlowFraction(p: number, n: number): number {
 export function hedgeExtraLoad(hedgeQuantile: number): number {
   return 1 - hedgeQuantile;
 }
+
+/**
+ * An EVENTUAL view is read from user-orders' own projection and makes no
+ * downstream call, so a dependency's delay or failure cannot reach it: no
+ * added latency, and every answer full whatever q is.
+ */
+export const eventualAvailabilityPrediction = { full: 1, degraded: 0, failed: 0 } as const;
+
+/**
+ * How far an EVENTUAL p50 may sit from its flat prediction and still count as
+ * flat: a tenth of what the same delay adds to a STRONG view on its critical
+ * path, plus 1 ms for the noise of two busy cores. Any real dependence on the
+ * delay (a tenth or more of it) falls outside.
+ */
+export function flatTolerance(strongAddedMs: number): number {
+  return 0.1 * strongAddedMs + 1;
+}
+
+/**
+ * Staleness of a write the reader could not see because it was down: the
+ * write has to wait for the rest of the outage and the restart (until the
+ * reader is ready again, `readyAtMs`), then for the projection to catch up
+ * on the events it missed.
+ */
+export function outageStalenessMs(ackAtMs: number, readyAtMs: number, catchUpMs: number): number {
+  return Math.max(0, readyAtMs - ackAtMs) + catchUpMs;
+}

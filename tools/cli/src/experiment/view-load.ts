@@ -1,5 +1,5 @@
 import { ConnectError, type Client } from "@connectrpc/connect";
-import { Dependency as DependencyEnum, type UserOrdersService } from "@shopmesh/sdk/userorders/v1";
+import { Consistency, Dependency as DependencyEnum, type GetUserOrdersResponse, type UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import type { Dependency } from "./experiment-mesh.js";
 
 /** How a GetUserOrders call ended: every part present, some left out, or no answer. */
@@ -12,6 +12,14 @@ export interface ViewSample {
   atMs: number;
   latencyMs: number;
   kind: AnswerKind;
+  /** How the view was asked for. */
+  consistency: "strong" | "eventual";
+  /**
+   * For an EVENTUAL answer, the source streams the projection reported as
+   * disconnected (empty: all three connected) and those it reported behind
+   * their source (applied below head).
+   */
+  streams?: { disconnected: Dependency[]; behind: Dependency[] };
   /** Status code name of a failed call. */
   code?: string;
   /** Downstream requests sent (retries included) and hedges, summed over dependencies. */
@@ -21,17 +29,51 @@ export interface ViewSample {
   durations: Partial<Record<Dependency, number>>;
 }
 
-const dependencyNames: Record<number, Dependency> = {
+/** The experiment's name for each Dependency value of the contract. */
+export const dependencyNames: Record<number, Dependency> = {
   [DependencyEnum.USERS]: "users",
   [DependencyEnum.ORDERS]: "orders",
   [DependencyEnum.PRODUCTS]: "products",
 };
 
-/** Sends one GetUserOrders and classifies the answer. */
-export async function sampleView(client: Client<typeof UserOrdersService>, userId: string, timeoutMs: number, runStart: number): Promise<ViewSample> {
+/**
+ * Whether an answer shows everything the view is made of: no degradation
+ * listed, a profile, and product details on every line. A STRONG view that
+ * lacks a part always lists a degradation; an EVENTUAL view never lists one
+ * (it calls nothing that could fail), so its content is checked directly:
+ * a line whose product the projection has not seen yet has no details.
+ */
+export function isComplete(response: GetUserOrdersResponse): boolean {
+  return response.degradations.length === 0 && response.profile !== undefined && response.orders.every((o) => o.lines.every((l) => l.product !== undefined));
+}
+
+/** The names of the streams an EVENTUAL answer reports disconnected, and behind their source. */
+export function streamStates(response: GetUserOrdersResponse): { disconnected: Dependency[]; behind: Dependency[] } {
+  const disconnected: Dependency[] = [];
+  const behind: Dependency[] = [];
+  for (const lag of response.streamLags) {
+    const name = dependencyNames[lag.source];
+    if (!name) continue;
+    if (!lag.connected) disconnected.push(name);
+    if (lag.appliedSequence < lag.headSequence) behind.push(name);
+  }
+  return { disconnected, behind };
+}
+
+/** Sends one GetUserOrders (STRONG unless asked otherwise) and classifies the answer. */
+export async function sampleView(
+  client: Client<typeof UserOrdersService>,
+  userId: string,
+  timeoutMs: number,
+  runStart: number,
+  consistency: "strong" | "eventual" = "strong",
+): Promise<ViewSample> {
   const sent = performance.now();
   try {
-    const response = await client.getUserOrders({ userId, pageSize: 20 }, { timeoutMs });
+    const response = await client.getUserOrders(
+      { userId, pageSize: 20, consistency: consistency === "eventual" ? Consistency.EVENTUAL : Consistency.STRONG },
+      { timeoutMs },
+    );
     const latencyMs = performance.now() - sent;
     const durations: Partial<Record<Dependency, number>> = {};
     let attempts = 0;
@@ -45,7 +87,9 @@ export async function sampleView(client: Client<typeof UserOrdersService>, userI
     return {
       atMs: sent - runStart,
       latencyMs,
-      kind: response.degradations.length === 0 ? "full" : "degraded",
+      kind: isComplete(response) ? "full" : "degraded",
+      consistency,
+      ...(consistency === "eventual" ? { streams: streamStates(response) } : {}),
       attempts,
       hedges,
       durations,
@@ -55,6 +99,7 @@ export async function sampleView(client: Client<typeof UserOrdersService>, userI
       atMs: sent - runStart,
       latencyMs: performance.now() - sent,
       kind: "failed",
+      consistency,
       code: codeName(ConnectError.from(error).code),
       attempts: 0,
       hedges: 0,
@@ -63,7 +108,8 @@ export async function sampleView(client: Client<typeof UserOrdersService>, userI
   }
 }
 
-function codeName(code: number): string {
+/** The canonical name of a gRPC status code. */
+export function codeName(code: number): string {
   return ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"][code] ?? String(code);
 }
 
@@ -94,16 +140,18 @@ export async function runClosedLoop(options: {
  * call is sent every 1000/rate ms whatever the earlier ones are doing, at
  * most `maxInFlight` at once. `events` run at their time into the run.
  */
-export async function runPaced(options: {
+export async function runPaced<T = ViewSample>(options: {
   ratePerSecond: number;
   durationMs: number;
   maxInFlight: number;
-  send: (index: number, runStart: number) => Promise<ViewSample>;
+  send: (index: number, runStart: number) => Promise<T>;
   events: { atMs: number; run: () => Promise<void> }[];
-  onSample?: (sample: ViewSample) => void;
-}): Promise<{ samples: ViewSample[]; skipped: number; events: { atMs: number; doneMs: number }[] }> {
-  const samples: ViewSample[] = [];
-  const runStart = performance.now();
+  onSample?: (sample: T) => void;
+  /** When the run begins (performance.now()); now unless given, so that two runs can share one clock. */
+  runStart?: number;
+}): Promise<{ samples: T[]; skipped: number; events: { atMs: number; doneMs: number }[] }> {
+  const samples: T[] = [];
+  const runStart = options.runStart ?? performance.now();
   const inFlight = new Set<Promise<void>>();
   let skipped = 0;
   const eventTimes: { atMs: number; doneMs: number }[] = [];
