@@ -6,7 +6,9 @@ import { decodePageToken, encodePageToken } from "@shopmesh/chassis";
 import {
   Consistency,
   Dependency,
+  Fallback,
   GetUserOrdersResponseSchema,
+  type DegradationSchema,
   type GetUserOrdersResponse,
   type StreamLagSchema,
 } from "@shopmesh/sdk/userorders/v1";
@@ -32,6 +34,27 @@ export function toStreamLags(states: readonly StreamLagState[], now = Date.now()
 }
 
 /**
+ * Lines whose product the projection does not hold while the products
+ * stream is behind or disconnected are listed as a degradation, as a STRONG
+ * view lists a products failure: an order can reach the projection before
+ * its product does (the streams are independent), and a client should not
+ * have to read stream_lags to learn that details are missing. Once the
+ * stream has caught up, a product it never carried is simply unknown, and
+ * the line lacks details without a degradation, as in a STRONG view.
+ */
+function missingProducts(ids: readonly string[], products: StreamLagState): MessageInitShape<typeof DegradationSchema> | undefined {
+  const behind = !products.connected || products.position.sequence < products.headSequence || !products.caughtUpOnce;
+  if (!behind) return undefined;
+  const state = `products stream ${products.connected ? "connected" : "disconnected"}, applied ${products.position.sequence} of ${products.headSequence}`;
+  return {
+    dependency: Dependency.PRODUCTS,
+    code: "UNAVAILABLE",
+    fallback: Fallback.NO_PRODUCT_DETAILS,
+    message: `${ids.length} product(s) not in the projection yet (${state})`,
+  };
+}
+
+/**
  * A user's view from the projection. A user the projection does not hold is
  * NOT_FOUND only once the users stream has caught up with its source since
  * start; before that the projection cannot tell, and answers UNAVAILABLE.
@@ -46,7 +69,9 @@ export function eventualView(projection: Projection, request: { userId: string; 
   const cursor = decodePageToken<{ before: string }>("page_token", request.pageToken, { before: "string" });
   const rows = store.ordersPage(request.userId, cursor?.before, request.pageSize + 1);
   const page = rows.slice(0, request.pageSize);
-  const products = store.products([...new Set(page.flatMap((order) => order.lines.map((line) => line.productId)))]);
+  const productIds = [...new Set(page.flatMap((order) => order.lines.map((line) => line.productId)))];
+  const products = store.products(productIds);
+  const missing = productIds.filter((id) => !products.has(id));
   const last = page.at(-1);
   return create(GetUserOrdersResponseSchema, {
     profile: { userId: user.id, email: user.email, displayName: user.displayName },
@@ -72,6 +97,7 @@ export function eventualView(projection: Projection, request: { userId: string; 
       };
     }),
     nextPageToken: rows.length > request.pageSize && last ? encodePageToken({ before: last.id }) : "",
+    degradations: missing.length === 0 ? [] : [missingProducts(missing, projection.state("products"))].filter((d) => d !== undefined),
     consistency: Consistency.EVENTUAL,
     streamLags: toStreamLags(projection.states()),
   });

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
 import type { Product } from "@shopmesh/sdk/products/v1";
-import { Consistency, Dependency } from "@shopmesh/sdk/userorders/v1";
+import { Consistency, Dependency, Fallback } from "@shopmesh/sdk/userorders/v1";
 import { failure } from "../../../test/support/failure.js";
 import { adminToken, signUpCustomer, TestMesh } from "../../../test/support/mesh.js";
 import { natsForTests, uniquePrefix, type TestNats } from "../../../test/support/nats-server.js";
@@ -32,7 +32,7 @@ describe.each(["grpc", "nats"] as const)("the projection fed through %s", (sourc
     const producer = source === "nats" ? { ...natsEnv, EVENTS_RELAY: "nats" } : {};
     mesh = await TestMesh.start(["users", "products", "orders", "user-orders"], {
       users: producer,
-      products: producer,
+      products: { ...producer, FAULT_INJECTION: "on" },
       orders: producer,
       "user-orders": { EVENTS_RECONNECT_MAX: "300ms", ...(source === "nats" ? { ...natsEnv, EVENTS_SOURCE: "nats" } : {}) },
     });
@@ -154,6 +154,35 @@ describe.each(["grpc", "nats"] as const)("the projection fed through %s", (sourc
         const lags = (await view.getUserOrders({ userId: dave.userId, ...eventual })).streamLags;
         return lags.every((lag) => lag.connected);
       });
+    });
+
+    // Only the gRPC source reads StreamEvents, where the fault is set.
+    it.runIf(source === "grpc")("lists missing product details as a degradation while the products stream is held back", async () => {
+      const erin = await signUpCustomer(mesh, "erin");
+      await mesh.faults("products").setFault({ fault: { method: "StreamEvents", errorRate: 1, errorCode: "UNAVAILABLE" } });
+      try {
+        // A fresh user-orders: its new products stream meets the fault; users and orders stream as usual.
+        const restart = await mesh.stopService("user-orders");
+        await restart();
+        const { product } = await mesh.client("products", admin).createProduct({
+          name: "Kettle",
+          description: "",
+          price: { currencyCode: "EUR", minorUnits: 3000n },
+        });
+        await placeOrder(erin.token, [[product!, 1]]);
+        const view = mesh.client("user-orders", erin.token);
+        await waitUntil("the order is projected", async () => (await view.getUserOrders({ userId: erin.userId, ...eventual })).orders.length === 1);
+        const held = await view.getUserOrders({ userId: erin.userId, ...eventual });
+        expect(held.orders[0]!.lines[0]!.product).toBeUndefined();
+        expect(held.degradations).toHaveLength(1);
+        expect(held.degradations[0]).toMatchObject({ dependency: Dependency.PRODUCTS, code: "UNAVAILABLE", fallback: Fallback.NO_PRODUCT_DETAILS });
+        expect(held.streamLags.find((lag) => lag.source === Dependency.PRODUCTS)?.connected).toBe(false);
+      } finally {
+        await mesh.faults("products").clearFaults({});
+      }
+      const view = mesh.client("user-orders", erin.token);
+      await waitUntil("the details arrive", async () => (await view.getUserOrders({ userId: erin.userId, ...eventual })).orders[0]?.lines[0]?.product !== undefined);
+      expect((await view.getUserOrders({ userId: erin.userId, ...eventual })).degradations).toEqual([]);
     });
 
     it("loses and duplicates nothing when user-orders is killed and restarted during a burst of writes", async () => {
