@@ -37,11 +37,11 @@ export {
   outboxSequenceHeader,
   readEventsRelayConfig,
   readNatsSettings,
-  startNatsRelay,
   type EventsRelayConfig,
   type NatsEventNames,
-  type NatsRelay,
-  type NatsRelayOptions,
-  type NatsRelayState,
   type NatsSettings,
-} from "./events/nats-relay.js";
+} from "./events/nats-settings.js";
+// The relay itself loads the NATS client: import it from
+// "@shopmesh/chassis/nats-relay" where it is used (runService loads it only
+// when EVENTS_RELAY=nats).
+export type { NatsRelay, NatsRelayOptions, NatsRelayState } from "./events/nats-relay.js";

@@ -9,7 +9,7 @@ import { hosted } from "./server/service-server.js";
 import { useFastShortStringEncoding } from "./protobuf/fast-text-encoding.js";
 import type { DescMessage } from "@bufbuild/protobuf";
 import type { EventLog } from "./events/event-log.js";
-import { readEventsRelayConfig, startNatsRelay, type EventsRelayConfig } from "./events/nats-relay.js";
+import { readEventsRelayConfig, type EventsRelayConfig } from "./events/nats-settings.js";
 
 /** What a service's setup returns: what to host and how to clean up. */
 export interface ServiceSetup {
@@ -59,9 +59,10 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
   useFastShortStringEncoding();
   try {
     const setup = await options.setup({ config, logger, env: process.env });
+    // The NATS client is loaded only by a service that relays.
     const relay =
       setup.events && relayConfig.kind === "nats"
-        ? startNatsRelay({ ...relayConfig, service: options.name, eventLog: setup.events, logger })
+        ? (await import("./events/nats-relay.js")).startNatsRelay({ ...relayConfig, service: options.name, eventLog: setup.events, logger })
         : undefined;
     const server = await startServer({
       config,

@@ -17,10 +17,10 @@ import {
   natsEventNames,
   outboxSequenceHeader,
   readEventsRelayConfig,
-  startNatsRelay,
   type NatsRelay,
   type NatsRelayOptions,
 } from "@shopmesh/chassis";
+import { startNatsRelay } from "@shopmesh/chassis/nats-relay";
 import { UserEventSchema } from "@shopmesh/sdk/users/v1";
 import { natsForTests, spawnNatsServer, uniquePrefix, type TestNats } from "../../../test/support/nats-server.js";
 

@@ -19,8 +19,7 @@ import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";
 import { createUserOrdersAggregator } from "./aggregate.js";
 import * as schema from "./db/schema.js";
-import { grpcEventSource, type EventSource } from "./projection/event-source.js";
-import { natsEventSource, readEventSourceConfig } from "./projection/nats-event-source.js";
+import { grpcEventSource, readEventSourceConfig, type EventSource } from "./projection/event-source.js";
 import { Projection } from "./projection/projection.js";
 import { readAggregatorSettings, readDependencyTargets } from "./settings.js";
 import { createUserOrdersService } from "./user-orders-service.js";
@@ -78,7 +77,8 @@ await runService({
       // each service's own StreamEvents.
       source =
         sourceConfig.kind === "nats"
-          ? natsEventSource(sourceConfig)
+          ? // The NATS client is loaded only when it is used.
+            (await import("./projection/nats-event-source.js")).natsEventSource(sourceConfig)
           : grpcEventSource({
               clients: {
                 users: createClient(UsersService, transports.users),

@@ -12,7 +12,8 @@ import { ProductEventSchema } from "@shopmesh/sdk/products/v1";
 import { UserEventSchema } from "@shopmesh/sdk/users/v1";
 import { connect, headers, StorageType, type NatsConnection } from "nats";
 import { grpcEventSource, type EventSource, type SourceMessage, type StreamName } from "../src/projection/event-source.js";
-import { natsEventSource, readEventSourceConfig } from "../src/projection/nats-event-source.js";
+import { readEventSourceConfig } from "../src/projection/event-source.js";
+import { natsEventSource } from "../src/projection/nats-event-source.js";
 import { adminToken, signUpCustomer, TestMesh } from "../../../test/support/mesh.js";
 import { natsForTests, spawnNatsServer, uniquePrefix, type TestNats } from "../../../test/support/nats-server.js";
 

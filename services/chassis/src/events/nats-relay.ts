@@ -11,74 +11,9 @@ import {
   StorageType,
   type JetStreamManager,
 } from "nats";
-import { ConfigError, envReader } from "../config.js";
 import type { Logger } from "../logger.js";
+import { natsEventNames, outboxSequenceHeader, type NatsEventNames, type NatsSettings } from "./nats-settings.js";
 import type { EventLog } from "./event-log.js";
-
-/**
- * The header every relayed message carries: the event's outbox sequence
- * number. JetStream's own stream sequence matches it only while the relay is
- * the stream's only publisher and nothing was purged, so readers trust this.
- */
-export const outboxSequenceHeader = "Shopmesh-Outbox-Sequence";
-
-/** Where one service's events live in JetStream. */
-export interface NatsEventNames {
-  /** e.g. SHOPMESH_USERS */
-  stream: string;
-  /** e.g. shopmesh.users.v1.events */
-  subject: string;
-}
-
-const prefixPattern = /^[a-z0-9][a-z0-9_-]{0,63}$/;
-
-/**
- * The stream and subject of a service's events under a prefix. Several meshes
- * can share one nats-server by using different prefixes: both the stream name
- * and the subject contain the prefix, so neither collides. The prefix is
- * lower case, so upper-casing it for the stream name loses nothing.
- */
-export function natsEventNames(service: string, prefix: string): NatsEventNames {
-  if (!prefixPattern.test(prefix)) throw new Error(`NATS prefix ${JSON.stringify(prefix)} is not lower-case letters, digits, "_" or "-"`);
-  return {
-    stream: `${prefix}_${service}`.toUpperCase(),
-    subject: `${prefix}.${service}.v1.events`,
-  };
-}
-
-/** How to reach NATS: NATS_URL and EVENTS_NATS_PREFIX. */
-export interface NatsSettings {
-  /** One or more server URLs (NATS_URL, comma-separated; default nats://127.0.0.1:4222). */
-  servers: string[];
-  /** Prefix of stream names and subjects (EVENTS_NATS_PREFIX, default "shopmesh"). */
-  prefix: string;
-}
-
-const serverPattern = /^(?:(?:nats|tls|ws|wss):\/\/)?[^\s/,]+:\d+$/;
-
-/** Reads NATS_URL and EVENTS_NATS_PREFIX, shared by the relay and the user-orders reader. */
-export function readNatsSettings(env: Record<string, string | undefined> = process.env): NatsSettings {
-  const read = envReader(env);
-  const url = read.string("NATS_URL", "nats://127.0.0.1:4222");
-  const servers = url.split(",").map((s) => s.trim());
-  if (servers.some((server) => !serverPattern.test(server))) {
-    throw new ConfigError("NATS_URL", url, "NATS server URLs such as nats://127.0.0.1:4222, separated by commas");
-  }
-  const prefix = read.string("EVENTS_NATS_PREFIX", "shopmesh");
-  if (!prefixPattern.test(prefix)) {
-    throw new ConfigError("EVENTS_NATS_PREFIX", prefix, 'lower-case letters, digits, "_" or "-", at most 64');
-  }
-  return { servers, prefix };
-}
-
-/** Whether a producer relays its outbox, and where to. */
-export type EventsRelayConfig = { kind: "none" } | ({ kind: "nats" } & NatsSettings);
-
-/** EVENTS_RELAY = none (default) | nats, with NATS_URL and EVENTS_NATS_PREFIX for nats. */
-export function readEventsRelayConfig(env: Record<string, string | undefined> = process.env): EventsRelayConfig {
-  const kind = envReader(env).oneOf("EVENTS_RELAY", ["none", "nats"] as const, "none");
-  return kind === "none" ? { kind } : { kind, ...readNatsSettings(env) };
-}
 
 /** What a relay reports about itself. */
 export interface NatsRelayState {

@@ -1,4 +1,5 @@
 import type { Client } from "@connectrpc/connect";
+import { envReader, readNatsSettings } from "@shopmesh/chassis";
 import type { OrderEvent, OrdersService } from "@shopmesh/sdk/orders/v1";
 import type { ProductEvent, ProductsService } from "@shopmesh/sdk/products/v1";
 import type { UserEvent, UsersService } from "@shopmesh/sdk/users/v1";
@@ -49,4 +50,15 @@ export function grpcEventSource(options: {
     },
     close() {},
   };
+}
+
+/** Where the projection reads events from: EVENTS_SOURCE, and for nats NATS_URL and EVENTS_NATS_PREFIX. */
+export type EventSourceConfig = { kind: "grpc" } | { kind: "nats"; url: string[]; prefix: string };
+
+/** EVENTS_SOURCE = grpc (default: each service's StreamEvents) | nats (JetStream, fed by the services' relays). */
+export function readEventSourceConfig(env: Record<string, string | undefined> = process.env): EventSourceConfig {
+  const kind = envReader(env).oneOf("EVENTS_SOURCE", ["grpc", "nats"] as const, "grpc");
+  if (kind === "grpc") return { kind };
+  const { servers, prefix } = readNatsSettings(env);
+  return { kind, url: servers, prefix };
 }

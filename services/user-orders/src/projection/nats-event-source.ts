@@ -1,21 +1,10 @@
 import { fromBinary } from "@bufbuild/protobuf";
-import { envReader, natsEventNames, outboxSequenceHeader, readNatsSettings, type NatsEventNames } from "@shopmesh/chassis";
+import { natsEventNames, outboxSequenceHeader, type NatsEventNames } from "@shopmesh/chassis";
 import { OrderEventSchema } from "@shopmesh/sdk/orders/v1";
 import { ProductEventSchema } from "@shopmesh/sdk/products/v1";
 import { UserEventSchema } from "@shopmesh/sdk/users/v1";
 import { AckPolicy, connect, DeliverPolicy, nanos, type JetStreamManager, type JsMsg, type NatsConnection } from "nats";
 import type { EventSource, SourceMessage, StreamEvents, StreamName } from "./event-source.js";
-
-/** Where the projection reads events from: EVENTS_SOURCE, and for nats NATS_URL and EVENTS_NATS_PREFIX. */
-export type EventSourceConfig = { kind: "grpc" } | { kind: "nats"; url: string[]; prefix: string };
-
-/** EVENTS_SOURCE = grpc (default: each service's StreamEvents) | nats (JetStream, fed by the services' relays). */
-export function readEventSourceConfig(env: Record<string, string | undefined> = process.env): EventSourceConfig {
-  const kind = envReader(env).oneOf("EVENTS_SOURCE", ["grpc", "nats"] as const, "grpc");
-  if (kind === "grpc") return { kind };
-  const { servers, prefix } = readNatsSettings(env);
-  return { kind, url: servers, prefix };
-}
 
 /** Options for {@link natsEventSource}. */
 export interface NatsEventSourceOptions {
