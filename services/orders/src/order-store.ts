@@ -1,3 +1,4 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { and, asc, eq } from "drizzle-orm";
 import type Database from "better-sqlite3";
 import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
@@ -96,16 +97,17 @@ export class OrderStore {
    * still gives readers every order. Returns how many it wrote.
    */
   backfillEvents(): number {
-    return this.db.transaction((tx) => {
-      if (this.events.outbox.head() > 0) return 0;
-      const rows = tx.select().from(orders).orderBy(asc(orders.id)).all();
-      for (let start = 0; start < rows.length; start += 500) {
-        for (const order of this.#withLines(rows.slice(start, start + 500))) {
-          this.events.append({ kind: { case: "orderPlaced", value: { order: toOrder(order) } } }, order.createdAt);
-        }
+    return this.events.backfill(() => this.#placedHistory());
+  }
+
+  /** An OrderPlaced per stored order, oldest first; lines read 500 orders at a time. */
+  *#placedHistory(): Generator<{ event: MessageInitShape<typeof OrderEventSchema>; occurredAt: number }> {
+    const rows = this.db.select().from(orders).orderBy(asc(orders.id)).all();
+    for (let start = 0; start < rows.length; start += 500) {
+      for (const order of this.#withLines(rows.slice(start, start + 500))) {
+        yield { event: { kind: { case: "orderPlaced", value: { order: toOrder(order) } } }, occurredAt: order.createdAt };
       }
-      return rows.length;
-    });
+    }
   }
 
   byRequest(userId: string, requestId: string): StoredOrder | undefined {

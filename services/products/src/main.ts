@@ -33,9 +33,7 @@ await runService({
       services: [hosted(ProductsService, createProductsService(store))],
       events: store.events,
       interceptors: [authInterceptor({ verifier, anonymous: reads })],
-      close: async () => {
-        database.close();
-      },
+      close: () => database.close(),
     };
   },
 });

@@ -69,14 +69,14 @@ export class ProductStore {
    * then still gives readers the whole catalog. Returns how many it wrote.
    */
   backfillEvents(): number {
-    return this.db.transaction((tx) => {
-      if (this.events.outbox.head() > 0) return 0;
-      const rows = tx.select().from(products).orderBy(asc(products.id)).all();
-      for (const row of rows) {
-        this.events.append({ kind: { case: "productCreated", value: { product: toProduct(row) } } }, row.createdAt);
-      }
-      return rows.length;
-    });
+    return this.events.backfill(() =>
+      this.db
+        .select()
+        .from(products)
+        .orderBy(asc(products.id))
+        .all()
+        .map((row) => ({ event: { kind: { case: "productCreated", value: { product: toProduct(row) } } }, occurredAt: row.createdAt })),
+    );
   }
 
   byId(id: string): ProductRow | undefined {

@@ -14,7 +14,8 @@ import {
 } from "@shopmesh/sdk/userorders/v1";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { StreamName } from "./projection/event-source.js";
-import type { Projection, StreamLagState } from "./projection/projection.js";
+import type { Projection } from "./projection/projection.js";
+import type { StreamState } from "./projection/stream-follower.js";
 
 const sourceEnum: Record<StreamName, Dependency> = {
   users: Dependency.USERS,
@@ -23,7 +24,7 @@ const sourceEnum: Record<StreamName, Dependency> = {
 };
 
 /** How far the projection is behind each source, as the response reports it. */
-export function toStreamLags(states: readonly StreamLagState[], now = Date.now()): MessageInitShape<typeof StreamLagSchema>[] {
+export function toStreamLags(states: readonly StreamState[], now = Date.now()): MessageInitShape<typeof StreamLagSchema>[] {
   return states.map((state) => ({
     source: sourceEnum[state.stream],
     appliedSequence: BigInt(state.position.sequence),
@@ -42,7 +43,7 @@ export function toStreamLags(states: readonly StreamLagState[], now = Date.now()
  * stream has caught up, a product it never carried is simply unknown, and
  * the line lacks details without a degradation, as in a STRONG view.
  */
-function missingProducts(ids: readonly string[], products: StreamLagState): MessageInitShape<typeof DegradationSchema> | undefined {
+function missingProducts(ids: readonly string[], products: StreamState): MessageInitShape<typeof DegradationSchema> | undefined {
   const behind = !products.connected || products.position.sequence < products.headSequence || !products.caughtUpOnce;
   if (!behind) return undefined;
   const state = `products stream ${products.connected ? "connected" : "disconnected"}, applied ${products.position.sequence} of ${products.headSequence}`;

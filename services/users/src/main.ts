@@ -63,9 +63,7 @@ await runService({
           anonymous: [`${UsersService.typeName}.SignUp`, `${UsersService.typeName}.SignIn`],
         }),
       ],
-      close: async () => {
-        database.close();
-      },
+      close: () => database.close(),
     };
   },
 });

@@ -53,12 +53,14 @@ export class UserStore {
    * then still gives readers every account. Returns how many it wrote.
    */
   backfillEvents(): number {
-    return this.db.transaction((tx) => {
-      if (this.events.outbox.head() > 0) return 0;
-      const rows = tx.select().from(users).orderBy(asc(users.id)).all();
-      for (const row of rows) this.events.append({ kind: { case: "userRegistered", value: { user: toUser(row) } } }, row.createdAt);
-      return rows.length;
-    });
+    return this.events.backfill(() =>
+      this.db
+        .select()
+        .from(users)
+        .orderBy(asc(users.id))
+        .all()
+        .map((row) => ({ event: { kind: { case: "userRegistered", value: { user: toUser(row) } } }, occurredAt: row.createdAt })),
+    );
   }
 
   byEmail(email: string): UserRow | undefined {

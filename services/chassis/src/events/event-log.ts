@@ -32,6 +32,7 @@ export interface EventStreamMessage<Desc extends DescMessage> {
  */
 export class EventLog<Desc extends DescMessage> {
   readonly outbox: Outbox;
+  readonly #sqlite: Database.Database;
   readonly #batchSize: number;
   readonly #heartbeatMs: number;
 
@@ -46,6 +47,7 @@ export class EventLog<Desc extends DescMessage> {
       }
     }
     this.outbox = new Outbox(sqlite);
+    this.#sqlite = sqlite;
     this.#batchSize = options.batchSize ?? 256;
     this.#heartbeatMs = options.heartbeatMs ?? 2000;
   }
@@ -60,6 +62,25 @@ export class EventLog<Desc extends DescMessage> {
     message.sequence = 0n;
     message.occurTime = timestampFromMs(occurredAt);
     return this.outbox.append(message.kind.case ?? "unknown", toBinary(this.schema, message), occurredAt);
+  }
+
+  /**
+   * Gives a database written before its outbox existed a history: when the
+   * outbox is empty, appends the events `history` yields (one creation event
+   * per existing row, oldest first), all in one transaction with the check,
+   * so that readers of a fresh stream still see every row. Does nothing once
+   * the outbox holds anything. Returns how many events it appended.
+   */
+  backfill(history: () => Iterable<{ event: MessageInitShape<Desc>; occurredAt: number }>): number {
+    return this.#sqlite.transaction(() => {
+      if (this.outbox.head() > 0) return 0;
+      let appended = 0;
+      for (const { event, occurredAt } of history()) {
+        this.append(event, occurredAt);
+        appended++;
+      }
+      return appended;
+    })();
   }
 
   /** A stored event as its envelope, sequence number included. */

@@ -15,6 +15,12 @@ export interface StreamState {
   lastContactAt: number | undefined;
   /** Connection attempts that failed since the last good one. */
   failures: number;
+  /**
+   * Whether, since start, the follower has applied everything its source had
+   * reported: until then a row missing from the projection may just not have
+   * arrived yet.
+   */
+  caughtUpOnce: boolean;
 }
 
 /** Logging a follower does. */
@@ -55,7 +61,6 @@ export class StreamFollower<S extends StreamName> {
   #connection: AbortController | undefined;
   #state: StreamState;
   #running: Promise<void> | undefined;
-  readonly #changeListeners = new Set<() => void>();
 
   constructor(
     readonly stream: S,
@@ -70,17 +75,11 @@ export class StreamFollower<S extends StreamName> {
     });
     this.#maxBatch = options.maxBatch ?? 500;
     const position = store.position(stream);
-    this.#state = { stream, position, headSequence: position.sequence, connected: false, lastContactAt: undefined, failures: 0 };
+    this.#state = { stream, position, headSequence: position.sequence, connected: false, lastContactAt: undefined, failures: 0, caughtUpOnce: false };
   }
 
   state(): StreamState {
     return { ...this.#state };
-  }
-
-  /** Calls `listener` after every applied batch and connection change; returns a remover. */
-  onChange(listener: () => void): () => void {
-    this.#changeListeners.add(listener);
-    return () => this.#changeListeners.delete(listener);
   }
 
   start(): void {
@@ -110,12 +109,11 @@ export class StreamFollower<S extends StreamName> {
             this.#state.failures = 0;
             backoff = undefined;
             this.log.info({ stream: this.stream, after, source: this.source.kind }, "event stream connected");
-            this.#changed();
           }
           this.#state.lastContactAt = Date.now();
           this.#state.headSequence = Math.max(this.#state.headSequence, Number(message.headSequence));
           if (message.event) this.#enqueue(message.event);
-          else if (this.#pending.length === 0) this.#changed();
+          else if (this.#pending.length === 0) this.#noteCaughtUp();
         }
         if (!connection.signal.aborted) this.log.warn({ stream: this.stream }, "event stream ended; reconnecting");
       } catch (error) {
@@ -127,10 +125,7 @@ export class StreamFollower<S extends StreamName> {
         signal.removeEventListener("abort", stopConnection);
       }
       this.#flush();
-      if (this.#state.connected) {
-        this.#state.connected = false;
-        this.#changed();
-      }
+      this.#state.connected = false;
       if (signal.aborted) break;
       backoff = backoff ? backoff.next(undefined) : this.#backoff.next();
       await sleep(backoff.duration, undefined, { signal }).catch(() => undefined);
@@ -164,10 +159,10 @@ export class StreamFollower<S extends StreamName> {
     }
     this.#state.position = result.position;
     this.#state.headSequence = Math.max(this.#state.headSequence, result.position.sequence);
-    this.#changed();
+    this.#noteCaughtUp();
   }
 
-  #changed(): void {
-    for (const listener of this.#changeListeners) listener();
+  #noteCaughtUp(): void {
+    if (this.#state.lastContactAt !== undefined && this.#state.position.sequence >= this.#state.headSequence) this.#state.caughtUpOnce = true;
   }
 }
