@@ -6,9 +6,8 @@ import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { envReader } from "@shopmesh/chassis";
 import { createClient, createTransport } from "@shopmesh/sdk";
-import { Consistency, UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";
-import { entryOf, LocalMesh, serviceNames, type ServiceName } from "@shopmesh/cli";
+import { entryOf, LocalMesh, serviceNames, waitForProjection, type ServiceName } from "@shopmesh/cli";
 import { portIsFree } from "./mesh/ports.js";
 import { seedOnce, type SeedRecord } from "./mesh/seed.js";
 
@@ -91,25 +90,20 @@ async function main(): Promise<void> {
  * data before the examples are printed.
  */
 async function projectionCaughtUp(record: SeedRecord): Promise<boolean> {
-  const transports = [createTransport({ target: addressOf(ports.users) }), createTransport({ target: addressOf(ports["user-orders"]) })];
+  const transport = createTransport({ target: addressOf(ports.users) });
   try {
     const alice = record.accounts.alice;
-    const { session } = await createClient(UsersService, transports[0]!).signIn({ email: alice.email, password: alice.password });
-    const views = createClient(UserOrdersService, transports[1]!);
-    const until = Date.now() + 15_000;
-    while (Date.now() < until) {
-      const view = await views
-        .getUserOrders(
-          { userId: alice.userId, consistency: Consistency.EVENTUAL },
-          { headers: { authorization: `Bearer ${session!.accessToken}` }, timeoutMs: 1000 },
-        )
-        .catch(() => undefined);
-      if (view && view.streamLags.every((lag) => lag.connected && lag.appliedSequence >= lag.headSequence)) return true;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    return false;
+    const { session } = await createClient(UsersService, transport).signIn({ email: alice.email, password: alice.password });
+    const wait = await waitForProjection({
+      target: addressOf(ports["user-orders"]),
+      token: session!.accessToken,
+      userId: alice.userId,
+      timeoutMs: 15_000,
+      intervalMs: 100,
+    });
+    return wait.caughtUp;
   } finally {
-    for (const transport of transports) transport.close();
+    transport.close();
   }
 }
 

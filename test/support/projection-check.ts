@@ -1,23 +1,13 @@
 // Comparing user-orders' projection with the databases it copies, for tests.
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { sourceHeads as sourceHeadsOf } from "@shopmesh/cli";
 import type { TestMesh } from "./mesh.js";
 
-/** The newest sequence number of each source's outbox, from its own StreamEvents (first message: a heartbeat with the head). */
+/** The newest sequence number of each source's outbox, asked of the source itself. */
 export async function sourceHeads(mesh: TestMesh): Promise<{ users: number; products: number; orders: number }> {
-  const head = async (service: "users" | "products" | "orders") => {
-    const abort = new AbortController();
-    try {
-      for await (const message of mesh.client(service, mesh.eventsToken).streamEvents({}, { signal: abort.signal })) {
-        return Number(message.headSequence);
-      }
-      throw new Error(`${service} ended its event stream without a heartbeat`);
-    } finally {
-      abort.abort();
-    }
-  };
-  const [users, products, orders] = await Promise.all([head("users"), head("products"), head("orders")]);
-  return { users, products, orders };
+  const heads = await sourceHeadsOf((service) => mesh.address(service), mesh.eventsToken);
+  return { users: Number(heads.users), products: Number(heads.products), orders: Number(heads.orders) };
 }
 
 /** Stream positions stored in a projection database. */

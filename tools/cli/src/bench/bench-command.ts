@@ -5,12 +5,11 @@ import { rmSync } from "node:fs";
 import { cpus, platform, release, totalmem } from "node:os";
 import { relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { createClient, createTransport } from "@shopmesh/sdk";
-import { Consistency, UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import type { BenchReport, RssResult, StepResult } from "./bench-results.js";
 import { benchUsage, readBenchSettings, UsageRequested, type BenchSettings } from "./bench-settings.js";
 import { BenchMesh, benchPorts, busyPorts, newBenchDataDir, type BenchProcessName } from "./bench-mesh.js";
-import { seedBenchData, type BenchData } from "./bench-seed.js";
+import { waitForProjection } from "../mesh/projection-progress.js";
+import { seedBenchData } from "./bench-seed.js";
 import { createBenchTargets } from "./bench-targets.js";
 import { renderSummary, writeReport } from "./report-writer.js";
 import { RssSampler } from "./rss-sampler.js";
@@ -82,7 +81,9 @@ export async function bench(args: string[]): Promise<number> {
     const { close } = created;
     const targets = created.targets.filter((target) => target.key === "bare" || settings.targets.length === 0 || settings.targets.includes(target.key));
     if (targets.some((target) => target.key === "user-orders.GetUserOrders.eventual")) {
-      await waitForProjection(running.address("user-orders"), data);
+      // Measured on the same rows as STRONG: wait until the projection holds everything seeded.
+      const wait = await waitForProjection({ target: running.address("user-orders"), token: data.customer.token, userId: data.customer.userId, timeoutMs: 60_000, intervalMs: 50 });
+      if (!wait.caughtUp) throw new Error("user-orders' projection did not catch up with the seeded data within 60 s");
       say("  user-orders' projection has caught up");
     }
     closeTargets = close;
@@ -143,26 +144,5 @@ export async function bench(args: string[]): Promise<number> {
     process.off("SIGINT", onInterrupt);
     process.off("SIGTERM", onInterrupt);
     await cleanUp("SIGTERM");
-  }
-}
-
-/**
- * Waits until user-orders' projection holds everything seeded (every stream
- * applied up to the head its source reported), so that EVENTUAL views are
- * measured on the same data as STRONG ones. Gives up after 60 s.
- */
-async function waitForProjection(address: string, data: BenchData): Promise<void> {
-  const transport = createTransport({ target: address, token: data.customer.token });
-  try {
-    const views = createClient(UserOrdersService, transport);
-    const until = Date.now() + 60_000;
-    for (;;) {
-      const view = await views.getUserOrders({ userId: data.customer.userId, consistency: Consistency.EVENTUAL }, { timeoutMs: 1000 }).catch(() => undefined);
-      if (view && view.orders.length > 0 && view.streamLags.every((lag) => lag.connected && lag.appliedSequence >= lag.headSequence)) return;
-      if (Date.now() > until) throw new Error("user-orders' projection did not catch up with the seeded data within 60 s");
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  } finally {
-    transport.close();
   }
 }

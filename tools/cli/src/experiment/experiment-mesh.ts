@@ -2,12 +2,10 @@ import type { Client } from "@connectrpc/connect";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
-import { OrdersService } from "@shopmesh/sdk/orders/v1";
-import { ProductsService } from "@shopmesh/sdk/products/v1";
 import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
-import { UsersService } from "@shopmesh/sdk/users/v1";
 import { portIsFree } from "../../../../scripts/mesh/ports.js";
 import { LocalMesh, serviceNames, type ServiceName } from "../mesh/local-mesh.js";
+import { sourceHeads } from "../mesh/projection-progress.js";
 
 /** First port of the experiment's mesh: users, products, orders, user-orders follow. */
 export const defaultPortBase = 50251;
@@ -40,6 +38,18 @@ export interface FaultSpec {
   slowProbability?: number;
   errorRate?: number;
   errorCode?: string;
+}
+
+/** The same fault on every dependency. */
+export function onEveryDependency(fault: FaultSpec): Record<Dependency, FaultSpec> {
+  return { users: fault, orders: fault, products: fault };
+}
+
+/** A fixed delay on products or on all three dependencies; none for 0 ms. */
+export function delayFaults(delayed: "products" | "all", delayMs: number): Partial<Record<Dependency, FaultSpec>> {
+  if (delayMs === 0) return {};
+  const fault = { latencyMs: delayMs };
+  return delayed === "products" ? { products: fault } : onEveryDependency(fault);
 }
 
 /** The admin account of the experiment's mesh. */
@@ -180,30 +190,8 @@ export class ExperimentMesh {
    * heartbeat carrying the head, after which the stream is dropped. This is
    * what the projection must reach, independent of what it reports.
    */
-  async sourceHeads(): Promise<Record<Dependency, bigint>> {
-    const clients = {
-      users: UsersService,
-      products: ProductsService,
-      orders: OrdersService,
-    } as const;
-    const heads = {} as Record<Dependency, bigint>;
-    await Promise.all(
-      dependencies.map(async (source) => {
-        const transport = createTransport({ target: this.address(source), token: this.mesh.eventsToken });
-        const abort = new AbortController();
-        try {
-          const client = createClient(clients[source] as typeof UsersService, transport);
-          for await (const message of client.streamEvents({ afterSequence: 0n }, { signal: abort.signal, timeoutMs: 5000 })) {
-            heads[source] = message.headSequence;
-            break;
-          }
-        } finally {
-          abort.abort();
-          transport.close();
-        }
-      }),
-    );
-    return heads;
+  sourceHeads(): Promise<Record<Dependency, bigint>> {
+    return sourceHeads((source) => this.address(source), this.mesh.eventsToken);
   }
 
   async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {

@@ -37,6 +37,25 @@ export function binomialTolerance(p: number, n: number, epsilon = toleranceEpsil
 }
 export const toleranceEpsilon = 0.005;
 
+/** A measured share of one kind of answer beside its prediction. */
+export interface KindFigure {
+  measured: number;
+  predicted: number;
+  tolerance: number;
+  within: boolean;
+}
+
+/** Each kind's measured share of `n` answers beside the predicted probability, with the binomial tolerance for that N. */
+export function kindFigures(counts: Record<AnswerKind, number>, n: number, prediction: Record<AnswerKind, number>): Record<AnswerKind, KindFigure> {
+  const figure = (kind: AnswerKind): KindFigure => {
+    const measured = counts[kind] / n;
+    const predicted = prediction[kind];
+    const tolerance = binomialTolerance(predicted, n);
+    return { measured, predicted, tolerance, within: Math.abs(measured - predicted) <= tolerance };
+  };
+  return { full: figure("full"), degraded: figure("degraded"), failed: figure("failed") };
+}
+
 /** Summary of a set of staleness (or other) figures in ms. */
 export interface Spread {
   n: number;

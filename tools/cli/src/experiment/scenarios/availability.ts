@@ -1,5 +1,6 @@
 import { viewSender, warmUp, type ScenarioContext } from "../scenario-context.js";
-import { binomialTolerance, countKinds } from "../statistics.js";
+import { countKinds, kindFigures, type KindFigure } from "../statistics.js";
+import { onEveryDependency } from "../experiment-mesh.js";
 import { availabilityPrediction } from "../theory.js";
 import { answerKinds, runClosedLoop, type AnswerKind } from "../view-load.js";
 
@@ -15,13 +16,6 @@ export const resilienceVariants: ResilienceVariant[] = [
   { name: "no retries, no breaker", retries: 0, env: { RETRY_ATTEMPTS: "0", BREAKER_FAILURES: "1000" } },
   { name: "2 retries + breaker", retries: 2, env: {} },
 ];
-
-export interface KindFigure {
-  measured: number;
-  predicted: number;
-  tolerance: number;
-  within: boolean;
-}
 
 export interface AvailabilityRow {
   variant: string;
@@ -60,8 +54,7 @@ export async function availability(context: ScenarioContext): Promise<Availabili
     const send = await viewSender(context, 3000);
     await warmUp(send);
     for (const q of qs) {
-      const fault = { errorRate: q, errorCode: "UNAVAILABLE" };
-      await context.mesh.setFaults({ users: fault, orders: fault, products: fault });
+      await context.mesh.setFaults(onEveryDependency({ errorRate: q, errorCode: "UNAVAILABLE" }));
       const samples = await runClosedLoop({
         count: perCell,
         concurrency,
@@ -72,14 +65,7 @@ export async function availability(context: ScenarioContext): Promise<Availabili
       const counts = countKinds(samples);
       const n = samples.length;
       const prediction = availabilityPrediction(q, variant.retries);
-      const kinds = Object.fromEntries(
-        answerKinds.map((kind) => {
-          const measured = counts[kind] / n;
-          const predicted = prediction[kind];
-          const tolerance = binomialTolerance(predicted, n);
-          return [kind, { measured, predicted, tolerance, within: Math.abs(measured - predicted) <= tolerance }];
-        }),
-      ) as Record<AnswerKind, KindFigure>;
+      const kinds = kindFigures(counts, n, prediction);
       const answered = samples.filter((s) => s.kind !== "failed");
       rows.push({
         variant: variant.name,

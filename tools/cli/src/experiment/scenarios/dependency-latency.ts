@@ -1,5 +1,6 @@
 import { createClient, createTransport } from "@shopmesh/sdk";
 import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
+import { delayFaults } from "../experiment-mesh.js";
 import type { MonolithDatabase } from "../monolith.js";
 import { viewSender, warmUp, type ScenarioContext } from "../scenario-context.js";
 import { countKinds, latencySummary, quantile } from "../statistics.js";
@@ -52,8 +53,7 @@ export async function dependencyLatency(context: ScenarioContext, monolith: Mono
           rows.push({ ...rows.find((r) => r.mode === mode && r.delayMs === 0)!, delayed: "all" });
           continue;
         }
-        const fault = { latencyMs: delayMs };
-        await context.mesh.setFaults(delayMs === 0 ? {} : delayed === "products" ? { products: fault } : { users: fault, orders: fault, products: fault });
+        await context.mesh.setFaults(delayFaults(delayed, delayMs));
         const added = addedLatencyMs(mode, delayed, delayMs);
         const samples = await runClosedLoop({
           count: perCell,

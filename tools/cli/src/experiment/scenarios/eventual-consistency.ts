@@ -1,23 +1,15 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Client } from "@connectrpc/connect";
-import { Consistency, type UserOrdersService } from "@shopmesh/sdk/userorders/v1";
-import { dependencies, type Dependency } from "../experiment-mesh.js";
+import type { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
+import { waitForProjection as waitForProjectionOf } from "../../mesh/projection-progress.js";
+import { delayFaults, dependencies, onEveryDependency, type Dependency } from "../experiment-mesh.js";
 import type { ScenarioContext } from "../scenario-context.js";
-import { binomialTolerance, countKinds, latencySummary } from "../statistics.js";
+import { countKinds, kindFigures, latencySummary, type KindFigure } from "../statistics.js";
 import { addedLatencyMs, eventualAvailabilityPrediction, flatTolerance } from "../theory.js";
-import { answerKinds, dependencyNames, runClosedLoop, sampleView, streamStates, type AnswerKind, type ViewSample } from "../view-load.js";
-import type { KindFigure } from "./availability.js";
+import { answerKinds, runClosedLoop, sampleView, streamStates, type AnswerKind, type ViewSample } from "../view-load.js";
+import type { LatencyRow } from "./dependency-latency.js";
 
-export interface EventualLatencyRow {
-  delayed: "products" | "all";
-  delayMs: number;
-  n: number;
-  full: number;
-  p50: number;
-  p99: number;
-  /** Flat: the EVENTUAL figures with no delay. */
-  predictedP50: number;
-  predictedP99: number;
+/** A latency row of EVENTUAL views; predicted p50 and p99 are flat: the figures with no delay. */
+export interface EventualLatencyRow extends Omit<LatencyRow, "mode"> {
   /** What the delay adds to a STRONG (parallel) view's critical path, for the tolerance. */
   strongAddedMs: number;
   /** How far p50 may sit from the flat prediction (flatTolerance). */
@@ -57,34 +49,22 @@ export interface EventualResult {
  * view hold everything seeded, and measuring it compares like with like.
  */
 export async function waitForProjection(context: ScenarioContext, timeoutMs = 120_000): Promise<ProjectionCatchUp> {
-  const started = performance.now();
   const heads = await context.mesh.sourceHeads();
-  const client = context.mesh.view(await context.token());
-  const userId = context.dataset.users[0]!.id;
-  let polls = 0;
-  for (;;) {
-    polls++;
-    const response = await client
-      .getUserOrders({ userId, pageSize: 1, consistency: Consistency.EVENTUAL }, { timeoutMs: 2000 })
-      .catch(() => undefined);
-    const caughtUp =
-      response !== undefined &&
-      response.streamLags.length === dependencies.length &&
-      response.streamLags.every((lag) => {
-        const source = dependencyNames[lag.source];
-        return source !== undefined && lag.connected && lag.appliedSequence === lag.headSequence && lag.appliedSequence >= heads[source];
-      });
-    if (caughtUp) break;
-    if (performance.now() - started > timeoutMs) {
-      const state = response ? JSON.stringify(streamStates(response)) : "no answer";
-      throw new Error(`the projection did not catch up with the sources within ${timeoutMs} ms (${state})`);
-    }
-    await sleep(10);
+  const wait = await waitForProjectionOf({
+    target: context.mesh.address("user-orders"),
+    token: await context.token(),
+    userId: context.dataset.users[0]!.id,
+    timeoutMs,
+    heads,
+  });
+  if (!wait.caughtUp) {
+    const state = wait.last ? JSON.stringify(streamStates(wait.last)) : "no answer";
+    throw new Error(`the projection did not catch up with the sources within ${timeoutMs} ms (${state})`);
   }
   return {
-    waitedMs: performance.now() - started,
+    waitedMs: wait.waitedMs,
     heads: Object.fromEntries(dependencies.map((d) => [d, Number(heads[d])])) as Record<Dependency, number>,
-    polls,
+    polls: wait.polls,
   };
 }
 
@@ -125,8 +105,7 @@ export async function eventualConsistency(context: ScenarioContext): Promise<Eve
         latencyRows.push({ ...latencyRows[0]!, delayed });
         continue;
       }
-      const fault = { latencyMs: delayMs };
-      await context.mesh.setFaults(delayMs === 0 ? {} : delayed === "products" ? { products: fault } : { users: fault, orders: fault, products: fault });
+      await context.mesh.setFaults(delayFaults(delayed, delayMs));
       // One at a time: each figure is the view's own time, not a queue behind other calls.
       const samples = await runClosedLoop({
         count: latencyPerCell,
@@ -157,8 +136,7 @@ export async function eventualConsistency(context: ScenarioContext): Promise<Eve
 
   const availabilityRows: EventualAvailabilityRow[] = [];
   for (const q of qs) {
-    const fault = { errorRate: q, errorCode: "UNAVAILABLE" };
-    await context.mesh.setFaults({ users: fault, orders: fault, products: fault });
+    await context.mesh.setFaults(onEveryDependency({ errorRate: q, errorCode: "UNAVAILABLE" }));
     const samples = await runClosedLoop({
       count: availabilityPerCell,
       concurrency: availabilityConcurrency,
@@ -168,14 +146,7 @@ export async function eventualConsistency(context: ScenarioContext): Promise<Eve
     });
     const counts = countKinds(samples);
     const n = samples.length;
-    const kinds = Object.fromEntries(
-      answerKinds.map((kind) => {
-        const measured = counts[kind] / n;
-        const predicted = eventualAvailabilityPrediction[kind];
-        const tolerance = binomialTolerance(predicted, n);
-        return [kind, { measured, predicted, tolerance, within: Math.abs(measured - predicted) <= tolerance }];
-      }),
-    ) as Record<AnswerKind, KindFigure>;
+    const kinds = kindFigures(counts, n, eventualAvailabilityPrediction);
     const summary = latencySummary(samples);
     availabilityRows.push({
       q,

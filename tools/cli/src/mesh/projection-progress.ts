@@ -1,0 +1,95 @@
+// How far user-orders' projection has got: each source's own head, and a
+// wait until the projection reports having applied it. Used by npm start,
+// the bench, the experiment and the integration tests.
+import { createClient, createTransport } from "@shopmesh/sdk";
+import { OrdersService } from "@shopmesh/sdk/orders/v1";
+import { ProductsService } from "@shopmesh/sdk/products/v1";
+import { Consistency, Dependency, UserOrdersService, type GetUserOrdersResponse } from "@shopmesh/sdk/userorders/v1";
+import { UsersService } from "@shopmesh/sdk/users/v1";
+
+/** The services whose event streams feed the projection. */
+export type SourceName = "users" | "products" | "orders";
+const sources: SourceName[] = ["users", "products", "orders"];
+const sourceOf: Partial<Record<Dependency, SourceName>> = {
+  [Dependency.USERS]: "users",
+  [Dependency.PRODUCTS]: "products",
+  [Dependency.ORDERS]: "orders",
+};
+
+/**
+ * The newest sequence number of each source's outbox, asked of the source
+ * itself: the first message of StreamEvents is a heartbeat carrying it. Needs
+ * an admin or service token.
+ */
+export async function sourceHeads(address: (source: SourceName) => string, token: string): Promise<Record<SourceName, bigint>> {
+  const services = { users: UsersService, products: ProductsService, orders: OrdersService } as const;
+  const head = async (source: SourceName): Promise<bigint> => {
+    const transport = createTransport({ target: address(source), token });
+    const abort = new AbortController();
+    try {
+      const client = createClient(services[source] as typeof UsersService, transport);
+      for await (const message of client.streamEvents({ afterSequence: 0n }, { signal: abort.signal, timeoutMs: 5000 })) {
+        return message.headSequence;
+      }
+      throw new Error(`${source} ended its event stream without a heartbeat`);
+    } finally {
+      abort.abort();
+      transport.close();
+    }
+  };
+  const [users, products, orders] = await Promise.all(sources.map(head));
+  return { users: users!, products: products!, orders: orders! };
+}
+
+/** What {@link waitForProjection} found. */
+export interface ProjectionWait {
+  caughtUp: boolean;
+  waitedMs: number;
+  polls: number;
+  /** The last EVENTUAL answer, if any (its stream_lags say where the projection stood). */
+  last: GetUserOrdersResponse | undefined;
+}
+
+/**
+ * Polls an EVENTUAL view of `userId` (with a token allowed to read it) until
+ * the projection reports every stream connected and applied up to the head
+ * it last heard of, and, when `heads` is given, at least those sequence
+ * numbers (a source's own head, so that "caught up" cannot mean "caught up
+ * with a stale head"). Gives up after `timeoutMs`.
+ */
+export async function waitForProjection(options: {
+  target: string;
+  token: string;
+  userId: string;
+  timeoutMs: number;
+  heads?: Record<SourceName, bigint>;
+  intervalMs?: number;
+}): Promise<ProjectionWait> {
+  const started = performance.now();
+  const transport = createTransport({ target: options.target, token: options.token });
+  try {
+    const views = createClient(UserOrdersService, transport);
+    let polls = 0;
+    let last: GetUserOrdersResponse | undefined;
+    for (;;) {
+      polls++;
+      const answer = await views
+        .getUserOrders({ userId: options.userId, pageSize: 1, consistency: Consistency.EVENTUAL }, { timeoutMs: 2000 })
+        .catch(() => undefined);
+      last = answer ?? last;
+      const caughtUp =
+        answer !== undefined &&
+        answer.streamLags.length === sources.length &&
+        answer.streamLags.every((lag) => {
+          const source = sourceOf[lag.source];
+          const atLeast = source && options.heads ? options.heads[source] : 0n;
+          return source !== undefined && lag.connected && lag.appliedSequence >= lag.headSequence && lag.appliedSequence >= atLeast;
+        });
+      const waitedMs = performance.now() - started;
+      if (caughtUp || waitedMs > options.timeoutMs) return { caughtUp, waitedMs, polls, last };
+      await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 10));
+    }
+  } finally {
+    transport.close();
+  }
+}
