@@ -47,7 +47,6 @@ export class ProjectionStore {
   readonly #pageBefore;
   readonly #linesOf;
   readonly #productsOf;
-  readonly #counts;
 
   constructor(sqlite: Database.Database) {
     this.#sqlite = sqlite;
@@ -88,10 +87,6 @@ export class ProjectionStore {
     this.#productsOf = sqlite.prepare<[productIds: string], ProjectedProduct>(
       `SELECT id, name, description, price_minor AS priceMinor, currency
          FROM products WHERE id IN (SELECT value FROM json_each(?))`,
-    );
-    this.#counts = sqlite.prepare<[], { users: number; products: number; orders: number; lines: number }>(
-      `SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM products) AS products,
-              (SELECT count(*) FROM orders) AS orders, (SELECT count(*) FROM order_lines) AS lines`,
     );
   }
 
@@ -185,10 +180,5 @@ export class ProjectionStore {
   products(ids: readonly string[]): Map<string, ProjectedProduct> {
     if (ids.length === 0) return new Map();
     return new Map(this.#productsOf.all(JSON.stringify(ids)).map((row) => [row.id, row]));
-  }
-
-  /** Row counts, for tests and the experiment to compare with the sources. */
-  counts(): { users: number; products: number; orders: number; lines: number } {
-    return this.#counts.get()!;
   }
 }
