@@ -45,3 +45,4 @@ export {
 // "@shopmesh/chassis/nats-relay" where it is used (runService loads it only
 // when EVENTS_RELAY=nats).
 export type { NatsRelay, NatsRelayOptions, NatsRelayState } from "./events/nats-relay.js";
+export { createDependencyTransport } from "./client/dependency-transport.js";

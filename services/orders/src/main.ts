@@ -2,6 +2,7 @@
 import { fileURLToPath } from "node:url";
 import {
   authInterceptor,
+  createDependencyTransport,
   envReader,
   hosted,
   loadTokenVerifier,
@@ -10,7 +11,7 @@ import {
   readEventStreamOptions,
   runService,
 } from "@shopmesh/chassis";
-import { createClient, createTransport } from "@shopmesh/sdk";
+import { createClient } from "@shopmesh/sdk";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
 import * as schema from "./db/schema.js";
@@ -24,14 +25,7 @@ await runService({
   async setup({ env, logger }) {
     const read = envReader(env);
     const verifier = await loadTokenVerifier(env);
-    // Products coming back should be found within about a second, not after
-    // grpc-js's default reconnect backoff (1 s growing 1.6 times per failed
-    // attempt, up to two minutes): the experiment measured orders refusing
-    // for over 2 s after products was ready again.
-    const productsTransport = createTransport({
-      target: read.string("PRODUCTS_TARGET", "127.0.0.1:50052"),
-      channelOptions: { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 1000 },
-    });
+    const productsTransport = createDependencyTransport(read.string("PRODUCTS_TARGET", "127.0.0.1:50052"));
     const database = openDatabase({
       path: readDatabasePath("orders", env),
       migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),

@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import {
   ConfigError,
   authInterceptor,
+  createDependencyTransport,
   envReader,
   hosted,
   loadTokenVerifier,
@@ -12,7 +13,7 @@ import {
   readDatabasePath,
   runService,
 } from "@shopmesh/chassis";
-import { createClient, createTransport, type CreateTransportOptions } from "@shopmesh/sdk";
+import { createClient } from "@shopmesh/sdk";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
 import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
@@ -32,18 +33,10 @@ await runService({
     const settings = readAggregatorSettings(env);
     const targets = readDependencyTargets(env);
     const verifier = await loadTokenVerifier(env);
-    // One channel per dependency, reused by every call. The caller's token is
-    // forwarded per call, so the transports carry none of their own.
-    // A dependency that comes back should be found within about a second, not
-    // after grpc-js's default reconnect backoff of up to two minutes.
-    const channelOptions: CreateTransportOptions["channelOptions"] = {
-      "grpc.initial_reconnect_backoff_ms": 100,
-      "grpc.max_reconnect_backoff_ms": 1000,
-    };
     const transports = {
-      users: createTransport({ target: targets.users, channelOptions }),
-      orders: createTransport({ target: targets.orders, channelOptions }),
-      products: createTransport({ target: targets.products, channelOptions }),
+      users: createDependencyTransport(targets.users),
+      orders: createDependencyTransport(targets.orders),
+      products: createDependencyTransport(targets.products),
     };
     const aggregator = createUserOrdersAggregator({
       users: createClient(UsersService, transports.users),
