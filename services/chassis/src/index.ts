@@ -28,7 +28,6 @@ export { spawnService, type ServiceProcess, type SpawnServiceOptions } from "./p
 export { FaultRegistry, parseFaultsEnv, toFault, toFaultRule, type FaultRule } from "./faults/fault-registry.js";
 export { createFaultInjectionService } from "./faults/fault-injection-service.js";
 export { readCpuMicros, readRssBytes } from "./process/proc-stats.js";
-export { useFastShortStringEncoding } from "./protobuf/fast-text-encoding.js";
 export { outbox } from "./events/outbox-table.js";
 export { Outbox, type OutboxEntry } from "./events/outbox.js";
 export { EventLog, readEventStreamOptions, type EventStreamMessage, type EventStreamOptions } from "./events/event-log.js";

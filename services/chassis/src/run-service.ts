@@ -6,7 +6,6 @@ import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 import { createFaultInjectionService } from "./faults/fault-injection-service.js";
 import { FaultRegistry, parseFaultsEnv } from "./faults/fault-registry.js";
 import { hosted } from "./server/service-server.js";
-import { useFastShortStringEncoding } from "./protobuf/fast-text-encoding.js";
 import type { DescMessage } from "@bufbuild/protobuf";
 import type { EventLog } from "./events/event-log.js";
 import { readEventsRelayConfig, type EventsRelayConfig } from "./events/nats-settings.js";
@@ -56,7 +55,6 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
     return exitOnStartError(options.name, error);
   }
   const logger = createLogger(options.name, config.logLevel);
-  useFastShortStringEncoding();
   try {
     const setup = await options.setup({ config, logger, env: process.env });
     // The NATS client is loaded only by a service that relays.
