@@ -29,21 +29,23 @@ export function statusName(code: number): string {
  * keeps its code, message and metadata. Anything else becomes INTERNAL with a
  * generic message, so that no stack trace or SQL leaks to callers; the
  * original error is returned as `internal` for the log. When the call was
- * already aborted (deadline or cancellation), the abort reason wins, since
- * whatever the handler threw is a consequence of it.
+ * already aborted (deadline or cancellation: `abortReason`), the abort reason wins, since
+ * whatever the handler threw is a consequence of it. `trailer` is what the
+ * handler set as response trailer, if anything; the error's own metadata is
+ * added to it.
  */
-export function toCallStatus(error: unknown, signal: AbortSignal, trailer: Headers): CallStatus {
+export function toCallStatus(error: unknown, abortReason: unknown, trailer: Metadata | undefined): CallStatus {
   let connectError: ConnectError | undefined;
   let internal: unknown;
   if (error instanceof ConnectError) {
     connectError = error;
-  } else if (signal.aborted && signal.reason instanceof ConnectError) {
-    connectError = signal.reason;
+  } else if (abortReason instanceof ConnectError) {
+    connectError = abortReason;
   } else {
     internal = error;
     connectError = new ConnectError("internal error", Code.Internal);
   }
-  const metadata = headersToMetadata(trailer);
+  const metadata = trailer ?? new Metadata();
   headersToMetadata(connectError.metadata, metadata);
   return {
     code: connectError.code as number as GrpcStatus,
