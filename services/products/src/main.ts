@@ -2,6 +2,7 @@
 import { fileURLToPath } from "node:url";
 import {
   authInterceptor,
+  envReader,
   hosted,
   loadTokenVerifier,
   openDatabase,
@@ -25,7 +26,10 @@ await runService({
       migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
       schema,
     });
-    const store = new ProductStore(database.db, readEventStreamOptions(env));
+    const store = new ProductStore(database.db, {
+      streams: readEventStreamOptions(env),
+      cacheEntries: envReader(env).int("PRODUCT_CACHE_ENTRIES", 10_000, { min: 0, max: 10_000_000 }),
+    });
     const backfilled = store.backfillEvents();
     if (backfilled > 0) logger.info({ events: backfilled }, "recorded ProductCreated for products that predate the outbox");
     const reads = ["GetProduct", "ListProducts", "BatchGetProducts"].map((name) => `${ProductsService.typeName}.${name}`);
