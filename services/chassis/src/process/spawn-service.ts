@@ -20,6 +20,8 @@ export interface ServiceProcess {
 export interface SpawnServiceOptions {
   /** Path of the TypeScript entry point, run with tsx. */
   entry: string;
+  /** Flags for `node` itself, before the entry point (V8 flags included). */
+  nodeArgs?: string[];
   /** Extra environment; PORT defaults to 0 (a free port). */
   env?: Record<string, string>;
   /** How long to wait for the `ready` line. */
@@ -38,7 +40,7 @@ export interface SpawnServiceOptions {
  * process printed, when it exits or stays silent first.
  */
 export async function spawnService(options: SpawnServiceOptions): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", options.entry], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), "--import", "tsx", options.entry], {
     env: { ...process.env, PORT: "0", LOG_LEVEL: "info", ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
