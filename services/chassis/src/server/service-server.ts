@@ -57,6 +57,8 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     if (record.internal !== undefined) {
       logger.error({ err: record.internal, method: record.method }, "handler failed");
     }
+    // Checked first: the line's fields would otherwise be built for every call only to be dropped.
+    if (!logger.isLevelEnabled("debug")) return;
     logger.debug(
       {
         method: record.method,
