@@ -143,8 +143,11 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
             reject(ConnectError.from(req.signal.reason, Code.Canceled));
             return;
           }
-          const responseHeader = new Headers();
-          const responseTrailer = new Headers();
+          // Response metadata becomes Headers only if someone reads it.
+          let headerMetadata: Metadata | undefined;
+          let trailerMetadata: Metadata | undefined;
+          let responseHeader: Headers | undefined;
+          let responseTrailer: Headers | undefined;
           const onAbort = () => call.cancel();
           const call = client.makeUnaryRequest(
             codec.path,
@@ -161,18 +164,25 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
                 reject(req.signal.aborted ? ConnectError.from(req.signal.reason, Code.Canceled) : toConnectError(error));
                 return;
               }
+              // grpc-js emits "status" right after this callback, before
+              // anyone awaiting the promise runs, so the trailer is there
+              // by the time it is read.
               resolve({
                 stream: false,
                 service: method.parent,
                 method,
-                header: responseHeader,
-                trailer: responseTrailer,
+                get header() {
+                  return (responseHeader ??= metadataToHeaders(headerMetadata));
+                },
+                get trailer() {
+                  return (responseTrailer ??= metadataToHeaders(trailerMetadata));
+                },
                 message: value as MessageShape<O>,
               });
             },
           );
-          call.on("metadata", (metadata: Metadata) => metadataToHeaders(metadata, responseHeader));
-          call.on("status", (status: { metadata: Metadata }) => metadataToHeaders(status.metadata, responseTrailer));
+          call.on("metadata", (metadata: Metadata) => (headerMetadata = metadata));
+          call.on("status", (status: { metadata: Metadata }) => (trailerMetadata = status.metadata));
           // The shared never-aborting signal would collect a listener per call in flight.
           if (req.signal !== neverAborted) req.signal.addEventListener("abort", onAbort, { once: true });
         });

@@ -46,7 +46,7 @@ export function metadataToHeaders(metadata: Metadata | undefined, target = new H
  */
 export function headersToMetadata(headers: HeadersLike, target = new Metadata()): Metadata {
   if (!headers) return target;
-  new Headers(headers).forEach((value, key) => {
+  (headers instanceof Headers ? headers : new Headers(headers)).forEach((value, key) => {
     if (isProtocolKey(key)) return;
     if (key.endsWith("-bin")) {
       for (const part of value.split(",")) {
