@@ -46,6 +46,10 @@ describe("shopmesh bench", () => {
       expect(step.callsPerSecond).toBeGreaterThan(0);
       expect(step.ratioToBaseline).toBeGreaterThan(0);
       for (const value of Object.values(step.latencyMs)) expect(value).toBeGreaterThan(0);
+      // CPU is read for every process the call involves, and the parts add up to the total.
+      const parts = Object.values(step.serverCpuMicrosPerCallByProcess);
+      expect(parts.length, step.target).toBe(step.target === "user-orders.GetUserOrders" ? 4 : 1);
+      expect(parts.reduce((sum, micros) => sum + micros, 0)).toBeCloseTo(step.serverCpuMicrosPerCall!, 6);
     }
     expect(report.rss.map((row) => row.process).sort()).toEqual(["bare-baseline", "orders", "products", "user-orders", "users"]);
     for (const row of report.rss) {
@@ -60,6 +64,8 @@ describe("shopmesh bench", () => {
       expect(markdown).toContain(heading);
     }
     expect(markdown).toMatch(/\| (PASS|SHORT) \|/);
+    expect(markdown).toMatch(/By process: user-orders [\d,]+ µs, users [\d,]+ µs, orders [\d,]+ µs, products [\d,]+ µs\./);
+    expect(markdown).toMatch(/would then give at most [\d,]+ calls\/s, [\d.]+ % of the baseline's rate/);
   });
 
   it("refuses to start, naming the port, when one of its ports is busy", async () => {

@@ -20,6 +20,8 @@ export interface StepResult {
   clientCpuMicrosPerCall: number;
   /** CPU the server processes involved spent per call, µs (summed). */
   serverCpuMicrosPerCall: number | null;
+  /** The same, process by process (absent when a process's CPU could not be read). */
+  serverCpuMicrosPerCallByProcess: Partial<Record<BenchProcessName, number>>;
 }
 
 /** Peak RSS of one process during the load. */

@@ -30,7 +30,39 @@ function describeCheck(check: TargetCheck): string {
   return `${shown}`;
 }
 
-function stepParagraph(title: string, steps: StepResult[], isBaseline: boolean): string {
+/** Which process answers each directly loaded read, to set beside its share of a view. */
+const directReads: Partial<Record<string, StepResult["target"]>> = {
+  users: "users.GetUser",
+  orders: "orders.ListOrders",
+};
+
+/**
+ * For a target served by several processes: where its CPU went, what the
+ * same downstream calls cost when the bench loads them directly, and the
+ * most calls/s the machine's cores could give at that CPU per call.
+ */
+function cpuAccount(top: StepResult, report: BenchReport): string[] {
+  const byProcess = Object.entries(top.serverCpuMicrosPerCallByProcess) as [string, number][];
+  if (byProcess.length < 2 || top.serverCpuMicrosPerCall === null) return [];
+  const sentences = [`By process: ${byProcess.map(([name, micros]) => `${name} ${fmt(micros)} µs`).join(", ")}.`];
+  const direct = byProcess.flatMap(([name, micros]) => {
+    const key = directReads[name];
+    const alone = report.steps.find((step) => step.target === key && step.concurrency === top.concurrency);
+    const cpu = alone?.serverCpuMicrosPerCallByProcess[name as keyof StepResult["serverCpuMicrosPerCallByProcess"]];
+    return key && cpu !== undefined ? [`${key} ${fmt(cpu)} µs (${fmt(micros)} µs as part of this call)`] : [];
+  });
+  if (direct.length > 0) sentences.push(`Loaded directly at ${top.concurrency} in flight, the same downstream calls cost ${direct.join(", ")}.`);
+  const total = top.serverCpuMicrosPerCall + top.clientCpuMicrosPerCall;
+  const baseline = report.steps.find((step) => step.target === "bare" && step.concurrency === top.concurrency);
+  const ceiling = (report.machine.cpus * 1_000_000) / total;
+  sentences.push(
+    `With the bench client's share, each call took ${fmt(total)} µs of CPU in all; ${report.machine.cpus} cores busy all the time would then give at most ${fmt(ceiling)} calls/s` +
+      (baseline && baseline.callsPerSecond > 0 ? `, ${pct(ceiling / baseline.callsPerSecond)} of the baseline's rate.` : "."),
+  );
+  return sentences;
+}
+
+function stepParagraph(title: string, steps: StepResult[], isBaseline: boolean, report: BenchReport): string {
   const top = steps[steps.length - 1]!;
   const first = steps[0]!;
   const sentences: string[] = [];
@@ -50,6 +82,7 @@ function stepParagraph(title: string, steps: StepResult[], isBaseline: boolean):
   const cpu = top.serverCpuMicrosPerCall;
   if (cpu !== null) {
     sentences.push(`Server CPU per call at ${top.concurrency} in flight: ${fmt(cpu)} µs${isBaseline ? "" : " (summed over every process that takes part)"}; the bench client spent ${fmt(top.clientCpuMicrosPerCall)} µs per call.`);
+    sentences.push(...cpuAccount(top, report));
   }
   const errors = steps.reduce((sum, step) => sum + step.errors, 0);
   const degraded = steps.reduce((sum, step) => sum + step.degraded, 0);
@@ -113,7 +146,7 @@ export function renderMarkdown(report: BenchReport): string {
         [true, true, true, true, true, true, true, true, true],
       ),
       "",
-      stepParagraph(title, steps, key === "bare"),
+      stepParagraph(title, steps, key === "bare", report),
       "",
     );
   }

@@ -13,6 +13,8 @@ interface Accumulated {
   elapsedMs: number;
   clientCpuMicros: number;
   serverCpuMicros: number | null;
+  /** Per process; a process whose CPU could not be read once is left out. */
+  byProcess: Map<BenchProcessName, number | null>;
   degradedBefore: number;
 }
 
@@ -24,15 +26,14 @@ export interface LevelSettings {
   sliceMs: number;
 }
 
-const sumCpu = (pids: number[]): number | null => {
-  let total = 0;
-  for (const pid of pids) {
-    const cpu = readCpuMicros(pid);
-    if (cpu === undefined) return null;
-    total += cpu;
-  }
-  return total;
-};
+/** CPU time of each process now, µs; null for one whose CPU cannot be read. */
+const readCpus = (names: BenchProcessName[], pids: ReadonlyMap<BenchProcessName, number>): Map<BenchProcessName, number | null> =>
+  new Map(
+    names.map((name) => {
+      const pid = pids.get(name);
+      return [name, pid === undefined ? null : (readCpuMicros(pid) ?? null)];
+    }),
+  );
 
 /**
  * Runs one concurrency level for every target: a warm-up each, then the
@@ -52,7 +53,17 @@ export async function runLevel(
   const accumulated = new Map<BenchTarget, Accumulated>(
     targets.map((target) => [
       target,
-      { histogram: newHistogram(), calls: 0, errors: 0, firstError: undefined, elapsedMs: 0, clientCpuMicros: 0, serverCpuMicros: 0, degradedBefore: target.degraded },
+      {
+        histogram: newHistogram(),
+        calls: 0,
+        errors: 0,
+        firstError: undefined,
+        elapsedMs: 0,
+        clientCpuMicros: 0,
+        serverCpuMicros: 0,
+        byProcess: new Map(target.involves.map((name) => [name, 0])),
+        degradedBefore: target.degraded,
+      },
     ]),
   );
   const slices = Math.max(1, Math.ceil(settings.durationMs / settings.sliceMs));
@@ -61,18 +72,24 @@ export async function runLevel(
     for (let index = 0; index < targets.length; index++) {
       const target = targets[(index + slice) % targets.length]!;
       const into = accumulated.get(target)!;
-      const serverPids = target.involves.map((name) => pids.get(name)).filter((pid): pid is number => pid !== undefined);
-      const serverBefore = sumCpu(serverPids);
+      const serverBefore = readCpus(target.involves, pids);
       const clientBefore = process.cpuUsage();
       const result = await closedLoop(target.call, settings.concurrency, sliceMs, into.histogram);
       const client = process.cpuUsage(clientBefore);
-      const serverAfter = sumCpu(serverPids);
+      const serverAfter = readCpus(target.involves, pids);
       into.calls += result.calls;
       into.errors += result.errors;
       into.firstError ??= result.firstError;
       into.elapsedMs += result.elapsedMs;
       into.clientCpuMicros += client.user + client.system;
-      into.serverCpuMicros = into.serverCpuMicros === null || serverBefore === null || serverAfter === null ? null : into.serverCpuMicros + serverAfter - serverBefore;
+      for (const name of target.involves) {
+        const sofar = into.byProcess.get(name);
+        const before = serverBefore.get(name);
+        const after = serverAfter.get(name);
+        into.byProcess.set(name, sofar == null || before == null || after == null ? null : sofar + after - before);
+      }
+      const used = [...into.byProcess.values()];
+      into.serverCpuMicros = used.includes(null) ? null : used.reduce<number>((sum, micros) => sum + micros!, 0);
     }
     onProgress(`  ${settings.concurrency} in flight: slice ${slice + 1}/${slices}`);
   }
@@ -94,6 +111,9 @@ export async function runLevel(
       ratioToBaseline: 0,
       clientCpuMicrosPerCall: into.clientCpuMicros / calls,
       serverCpuMicrosPerCall: into.serverCpuMicros === null ? null : into.serverCpuMicros / calls,
+      serverCpuMicrosPerCallByProcess: Object.fromEntries(
+        [...into.byProcess].flatMap(([name, micros]) => (micros === null ? [] : [[name, micros / calls]])),
+      ),
     };
     if (into.firstError !== undefined) step.firstError = into.firstError;
     return step;
