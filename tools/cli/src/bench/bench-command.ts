@@ -77,7 +77,7 @@ export async function bench(args: string[]): Promise<number> {
       { products: settings.products, orders: settings.orders },
     );
     say(`  seeded ${data.productIds.length} products and ${data.orderIds.length} orders`);
-    const created = createBenchTargets((name) => running.address(name), data);
+    const created = createBenchTargets((name) => running.address(name), data, settings.connections);
     const { close } = created;
     const targets = created.targets.filter((target) => target.key === "bare" || settings.targets.length === 0 || settings.targets.includes(target.key));
     if (targets.some((target) => target.key === "user-orders.GetUserOrders.eventual")) {
@@ -120,6 +120,7 @@ export async function bench(args: string[]): Promise<number> {
       },
       settings: {
         concurrency: settings.concurrency,
+        connections: settings.connections,
         durationSeconds: settings.durationMs / 1000,
         warmupSeconds: settings.warmupMs / 1000,
         sliceSeconds: settings.sliceMs / 1000,

@@ -6,6 +6,8 @@ import { parseArgs } from "node:util";
 export interface BenchSettings {
   /** Calls kept in flight, one level after the other. */
   concurrency: number[];
+  /** HTTP/2 connections each target's calls are spread over. */
+  connections: number;
   /** Measured time per target per concurrency level, in ms (split into interleaved slices). */
   durationMs: number;
   /** Unmeasured calls per target before each level's measurement, in ms. */
@@ -30,6 +32,7 @@ export interface BenchSettings {
 export const benchUsage = `usage: shopmesh bench [options]
 
   --concurrency 1,16,64   calls in flight, one level after the other
+  --connections 4         HTTP/2 connections per target, used in turn
   --duration 10           measured seconds per target and level (interleaved slices)
   --warmup 2              warm-up seconds per target and level
   --port-base 50151       five ports from here: users, products, orders, user-orders, bare baseline
@@ -49,6 +52,7 @@ export function readBenchSettings(args: string[]): BenchSettings {
     args,
     options: {
       concurrency: { type: "string" },
+      connections: { type: "string" },
       duration: { type: "string" },
       warmup: { type: "string" },
       "port-base": { type: "string" },
@@ -81,6 +85,7 @@ export function readBenchSettings(args: string[]): BenchSettings {
   for (const name of cpuProf) if (!processes.includes(name)) throw new Error(`--cpu-prof: expected some of ${processes.join(", ")}, got ${name}`);
   return {
     concurrency,
+    connections: Math.round(number("connections", values.connections, 4, 1, 64)),
     durationMs,
     warmupMs: number("warmup", values.warmup, quick ? 0.3 : 2, 0) * 1000,
     sliceMs: Math.min(durationMs, 2000),

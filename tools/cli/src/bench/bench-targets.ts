@@ -1,3 +1,5 @@
+import type { DescService } from "@bufbuild/protobuf";
+import type { Client } from "@connectrpc/connect";
 import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
@@ -24,44 +26,55 @@ export interface BenchTarget {
 
 /**
  * The baseline, the four main reads and GetUserOrders with EVENTUAL
- * consistency (from user-orders' projection, no downstream call), each on its
- * own SDK transport (grpc-js-backed, the default of createTransport), with
- * the seeded customer's token where the call needs one.
+ * consistency (from user-orders' projection, no downstream call), each with
+ * its own SDK clients (grpc-js-backed, the default of createTransport) and
+ * the seeded customer's token where the call needs one. Every target spreads
+ * its calls over `connections` HTTP/2 connections, taking them in turn: each
+ * client has its own grpc-js channel and subchannel pool, so its own
+ * connection, as separate callers would.
  */
-export function createBenchTargets(address: (name: BenchProcessName) => string, data: BenchData): { targets: BenchTarget[]; close: () => void } {
+export function createBenchTargets(
+  address: (name: BenchProcessName) => string,
+  data: BenchData,
+  connections = 1,
+): { targets: BenchTarget[]; close: () => void } {
   const transports: GrpcTransport[] = [];
-  const transport = (name: BenchProcessName, token?: string) => {
-    const made = createTransport({ target: address(name), token });
-    transports.push(made);
-    return made;
+  const clients = <S extends DescService>(service: S, name: BenchProcessName, token?: string): (() => Client<S>) => {
+    const made = Array.from({ length: connections }, () => {
+      const transport = createTransport({ target: address(name), token, channelOptions: { "grpc.use_local_subchannel_pool": 1 } });
+      transports.push(transport);
+      return createClient(service, transport);
+    });
+    let turn = 0;
+    return () => made[turn++ % made.length]!;
   };
   const { userId, token } = data.customer;
-  const bare = createClient(EchoService, transport("bare-baseline"));
-  const users = createClient(UsersService, transport("users", token));
-  const products = createClient(ProductsService, transport("products"));
-  const orders = createClient(OrdersService, transport("orders", token));
-  const userOrders = createClient(UserOrdersService, transport("user-orders", token));
-  const eventualUserOrders = createClient(UserOrdersService, transport("user-orders", token));
+  const bare = clients(EchoService, "bare-baseline");
+  const users = clients(UsersService, "users", token);
+  const products = clients(ProductsService, "products");
+  const orders = clients(OrdersService, "orders", token);
+  const userOrders = clients(UserOrdersService, "user-orders", token);
+  const eventualUserOrders = clients(UserOrdersService, "user-orders", token);
   let next = 0;
   const targets: BenchTarget[] = [
-    { key: "bare", title: "bare grpc-js server, empty unary", process: "bare-baseline", involves: ["bare-baseline"], call: () => bare.echo({}), degraded: 0 },
-    { key: "users.GetUser", title: "users.GetUser", process: "users", involves: ["users"], call: () => users.getUser({ userId }), degraded: 0 },
+    { key: "bare", title: "bare grpc-js server, empty unary", process: "bare-baseline", involves: ["bare-baseline"], call: () => bare().echo({}), degraded: 0 },
+    { key: "users.GetUser", title: "users.GetUser", process: "users", involves: ["users"], call: () => users().getUser({ userId }), degraded: 0 },
     {
       key: "products.GetProduct",
       title: "products.GetProduct",
       process: "products",
       involves: ["products"],
-      call: () => products.getProduct({ productId: data.productIds[next++ % data.productIds.length]! }),
+      call: () => products().getProduct({ productId: data.productIds[next++ % data.productIds.length]! }),
       degraded: 0,
     },
-    { key: "orders.ListOrders", title: "orders.ListOrders", process: "orders", involves: ["orders"], call: () => orders.listOrders({ userId }), degraded: 0 },
+    { key: "orders.ListOrders", title: "orders.ListOrders", process: "orders", involves: ["orders"], call: () => orders().listOrders({ userId }), degraded: 0 },
     {
       key: "user-orders.GetUserOrders",
       title: "user-orders.GetUserOrders",
       process: "user-orders",
       involves: ["user-orders", "users", "orders", "products"],
       call: async () => {
-        const response = await userOrders.getUserOrders({ userId });
+        const response = await userOrders().getUserOrders({ userId });
         if (response.degradations.length > 0) userOrdersTarget.degraded++;
         return response;
       },
@@ -72,7 +85,7 @@ export function createBenchTargets(address: (name: BenchProcessName) => string, 
       title: "user-orders.GetUserOrders, EVENTUAL",
       process: "user-orders",
       involves: ["user-orders"],
-      call: () => eventualUserOrders.getUserOrders({ userId, consistency: Consistency.EVENTUAL }),
+      call: () => eventualUserOrders().getUserOrders({ userId, consistency: Consistency.EVENTUAL }),
       degraded: 0,
     },
   ];
