@@ -6,6 +6,7 @@ import { UsersService } from "@shopmesh/sdk/users/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
 import { Consistency } from "@shopmesh/sdk/userorders/v1";
 import { forEachConcurrent } from "../concurrency.js";
+import { waitForProjection } from "../../mesh/projection-progress.js";
 import { crossStreamProbe, type CrossStreamProbe } from "../cross-stream-probe.js";
 import type { ScenarioContext } from "../scenario-context.js";
 import { quantile, spread, type Spread } from "../statistics.js";
@@ -128,6 +129,11 @@ export async function staleness(context: ScenarioContext): Promise<StalenessResu
     }
 
     const token = await context.token();
+    // The stream fault below is meant for an open products stream; after the products outage
+    // before this, the projection's follower may still be waiting to reconnect, so wait until it
+    // reports every stream connected and caught up.
+    const streams = await waitForProjection({ target: context.mesh.address("user-orders"), token, userId: writers[0]!.userId, timeoutMs: 30_000 });
+    if (!streams.caughtUp) throw new Error("user-orders' projection did not report every stream connected within 30 s");
     const adminProducts = createClient(ProductsService, track(transports, createTransport({ target: context.mesh.address("products"), token })));
     const streamFaultAtMs = Math.max(0, killAtMs - 1000);
     const holdMs = quick ? 1000 : 2000;
