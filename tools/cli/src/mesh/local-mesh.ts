@@ -33,8 +33,9 @@ export function entryOf(service: ServiceName): string {
  * last full collection before collecting again; user-orders, whose views are
  * in flight for long enough to be promoted, peaked at 211 MiB in the bench
  * (1.46x the bare server) and at 157 MiB (1.10x) with growth fixed at 2x
- * (--heap-growing-percent=100), its CPU per view unchanged within noise
- * (3,446 vs 3,397 µs).
+ * (--heap-growing-percent=100). Full collections come more often: CPU per
+ * view moved within the bench's noise (3,446 vs 3,397 µs for 20-order views;
+ * 1,094-1,146 vs 959-1,064 µs for one-order views, two runs each).
  */
 export const defaultServiceNodeFlags = ["--max-semi-space-size=4", "--heap-growing-percent=100"];
 
