@@ -168,6 +168,8 @@ class CallContext implements HandlerContext {
   readonly requestHeader: Headers;
   readonly values = createContextValues();
   readonly #deadlineMs: number;
+  /** How close to the deadline a client's cancellation counts as the deadline (see deadlineSlackMs). */
+  readonly #slackMs: number;
   #controller: AbortController | undefined;
   #timer: NodeJS.Timeout | undefined;
   /** Why the call ended before a signal existed to carry it. */
@@ -185,6 +187,8 @@ class CallContext implements HandlerContext {
     this.requestHeader = metadataToHeaders(call.metadata);
     const deadline = call.getDeadline();
     this.#deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+    // From the whole timeout the call arrived with, not from what is left of it.
+    this.#slackMs = this.hasDeadline ? deadlineSlackMs(this.#deadlineMs - Date.now()) : 0;
     call.on("cancelled", () => this.#cancelled());
   }
 
@@ -240,7 +244,7 @@ class CallContext implements HandlerContext {
   #cancelled(): void {
     if (this.#ended) return;
     // See deadlineSlackMs: a cancellation that close to the deadline is the deadline.
-    const nearDeadline = this.hasDeadline && Date.now() >= this.#deadlineMs - deadlineSlackMs(this.#deadlineMs - Date.now());
+    const nearDeadline = this.hasDeadline && Date.now() >= this.#deadlineMs - this.#slackMs;
     this.end(nearDeadline ? deadlinePassed() : new ConnectError("the client cancelled the call", Code.Canceled));
   }
 }
@@ -382,10 +386,13 @@ function serverStreamingHandler(method: DescMethod, impl: AnyImpl, options: Host
       headerSent = true;
       call.sendMetadata(header ?? new Metadata());
     };
+    let response: StreamResponse | undefined;
     const run = async () => {
-      const response = await applyInterceptors(innermost, options.interceptors)(request);
+      response = (await applyInterceptors(innermost, options.interceptors)(request)) as StreamResponse;
       const signal = context.signal;
-      const headerOf = () => (response === own ? context.responseMetadata("header") : headersToMetadata(response.header));
+      const shown = response;
+      // Read at the first message, not before: a generator handler runs (and may set headers) only when iterated.
+      const headerOf = () => responseMetadata(context, shown, own ?? {}).header;
       for await (const message of response.message as AsyncIterable<unknown>) {
         if (signal.aborted) break;
         if (!headerSent) sendHeader(headerOf());
@@ -396,7 +403,7 @@ function serverStreamingHandler(method: DescMethod, impl: AnyImpl, options: Host
       }
       if (signal.aborted) throw signal.reason;
       if (!headerSent) sendHeader(headerOf());
-      call.end(responseMetadata(context, response, own ?? {}).trailer ?? new Metadata());
+      call.end(responseMetadata(context, shown, own ?? {}).trailer ?? new Metadata());
     };
     run().then(
       () => {
@@ -404,8 +411,11 @@ function serverStreamingHandler(method: DescMethod, impl: AnyImpl, options: Host
         report(options, method, started, timeoutMs, { code: GrpcStatus.OK });
       },
       (error: unknown) => {
-        const status = toCallStatus(error, context.abortReason, context.responseMetadata("trailer"));
-        const header = context.responseMetadata("header");
+        // The headers of the response the interceptors returned, if the call got that far.
+        const { header, trailer } = response
+          ? responseMetadata(context, response, own ?? {})
+          : { header: context.responseMetadata("header"), trailer: context.responseMetadata("trailer") };
+        const status = toCallStatus(error, context.abortReason, trailer);
         if (!headerSent && header !== undefined) mergeMetadata(status.metadata, header);
         call.emit("error", { code: status.code, details: status.details, metadata: status.metadata });
         context.end(callFinished);
