@@ -51,7 +51,11 @@ function cpuAccount(top: StepResult, report: BenchReport): string[] {
     const cpu = alone?.serverCpuMicrosPerCallByProcess[name as keyof StepResult["serverCpuMicrosPerCallByProcess"]];
     return key && cpu !== undefined ? [`${key} ${fmt(cpu)} µs (${fmt(micros)} µs as part of this call)`] : [];
   });
-  if (direct.length > 0) sentences.push(`Loaded directly at ${top.concurrency} in flight, the same downstream calls cost ${direct.join(", ")}.`);
+  if (direct.length > 0) {
+    sentences.push(
+      `Loaded directly by the bench at ${top.concurrency} in flight (over its own connections, where user-orders uses one channel per dependency), the same downstream calls cost ${direct.join(", ")}.`,
+    );
+  }
   const total = top.serverCpuMicrosPerCall + top.clientCpuMicrosPerCall;
   const baseline = report.steps.find((step) => step.target === "bare" && step.concurrency === top.concurrency);
   const ceiling = (report.machine.cpus * 1_000_000) / total;
@@ -162,6 +166,7 @@ export function renderMarkdown(report: BenchReport): string {
     "",
     `Resident memory of each process, read from /proc/<pid>/status (VmRSS) every 100 ms for the whole load; "before load" is after start-up and seeding. ` +
       `Every process runs under \`node --import tsx\`, the bare server included, so the loader's share is the same on both sides of the ratio. ` +
+      `The bare server runs with Node's default heap settings; the services with the flags every local mesh gives them (\`--max-semi-space-size=4 --heap-growing-percent=100\` unless SHOPMESH_SERVICE_NODE_FLAGS says otherwise), which is part of what the ratio measures. ` +
       `The target is every service's peak within 1.3 times the bare server's.`,
     "",
   );

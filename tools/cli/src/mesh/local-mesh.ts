@@ -33,9 +33,9 @@ export function entryOf(service: ServiceName): string {
  * last full collection before collecting again; user-orders, whose views are
  * in flight for long enough to be promoted, peaked at 211 MiB in the bench
  * (1.46x the bare server) and at 157 MiB (1.10x) with growth fixed at 2x
- * (--heap-growing-percent=100). Full collections come more often: CPU per
- * view moved within the bench's noise (3,446 vs 3,397 µs for 20-order views;
- * 1,094-1,146 vs 959-1,064 µs for one-order views, two runs each).
+ * (--heap-growing-percent=100). Full collections come more often: about 10 %
+ * more CPU per one-order view (1,094-1,146 vs 959-1,064 µs, two runs each;
+ * 3,446 vs 3,397 µs for one run each of 20-order views).
  */
 export const defaultServiceNodeFlags = ["--max-semi-space-size=4", "--heap-growing-percent=100"];
 
@@ -109,7 +109,8 @@ export class LocalMesh {
       ...this.options.env?.[service],
       ...extraEnv,
     };
-    return spawnService({ ...this.options.spawn?.(service), entry: entryOf(service), env, nodeArgs });
+    const spawnOptions = this.options.spawn?.(service);
+    return spawnService({ ...spawnOptions, entry: entryOf(service), env, nodeArgs: [...nodeArgs, ...(spawnOptions?.nodeArgs ?? [])] });
   }
 
   /** `127.0.0.1:port` of a running service. */

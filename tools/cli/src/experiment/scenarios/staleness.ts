@@ -133,7 +133,7 @@ export async function staleness(context: ScenarioContext): Promise<StalenessResu
     // before this, the projection's follower may still be waiting to reconnect, so wait until it
     // reports every stream connected and caught up.
     const streams = await waitForProjection({ target: context.mesh.address("user-orders"), token, userId: writers[0]!.userId, timeoutMs: 30_000 });
-    if (!streams.caughtUp) throw new Error("user-orders' projection did not report every stream connected within 30 s");
+    if (!streams.caughtUp) throw new Error("user-orders' projection did not report every stream connected and caught up within 30 s");
     const adminProducts = createClient(ProductsService, track(transports, createTransport({ target: context.mesh.address("products"), token })));
     const streamFaultAtMs = Math.max(0, killAtMs - 1000);
     const holdMs = quick ? 1000 : 2000;
