@@ -32,6 +32,7 @@ import {
 import { createMethodUrl, runStreamingCall } from "@connectrpc/connect/protocol";
 import { applyInterceptors } from "./interceptors.js";
 import { headersToMetadata, metadataToHeaders, type HeadersLike } from "./metadata.js";
+import { methodPath } from "./method-path.js";
 
 /** Options for {@link createGrpcTransport}. */
 export interface GrpcTransportOptions {
@@ -105,7 +106,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
     if (!codec) {
       const { input, output } = method;
       codec = {
-        path: `/${method.parent.typeName}/${method.name}`,
+        path: methodPath(method),
         url: createMethodUrl(baseUrl, method),
         serialize: (value) => asBuffer(toBinary(input, value as MessageShape<DescMessage>)),
         deserialize: (bytes) => fromBinary(output, bytes),

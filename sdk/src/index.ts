@@ -22,3 +22,4 @@ export { createConnectNodeTransport, type ConnectNodeTransportOptions } from "./
 export { bearerToken, type TokenSource } from "./bearer-token.js";
 export { applyInterceptors } from "./interceptors.js";
 export { headersToMetadata, metadataToHeaders } from "./metadata.js";
+export { methodPath } from "./method-path.js";

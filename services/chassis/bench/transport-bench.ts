@@ -25,7 +25,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Client as GrpcClient, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
+import { createClient, createTransport, methodPath, type GrpcTransport } from "@shopmesh/sdk";
 import { readCpuMicros, spawnService, type ServiceProcess } from "@shopmesh/chassis";
 import {
   EchoRequestSchema,
@@ -94,7 +94,7 @@ function connectContender(key: Contender["key"], name: string, transport: GrpcTr
 /** grpc-js's own client: no Connect, the same protobuf-es serializers. */
 function grpcJsFloor(target: string): Contender {
   const client = new GrpcClient(target, credentials.createInsecure());
-  const path = `/${EchoService.typeName}/${EchoService.method.echo.name}`;
+  const path = methodPath(EchoService.method.echo);
   const serialize = (value: EchoRequest) => {
     const bytes = toBinary(EchoRequestSchema, value);
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -15,6 +15,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger, EventLog, hosted, startServer, type RunningServer } from "@shopmesh/chassis";
+import { methodPath } from "@shopmesh/sdk";
 import {
   ProductEventSchema,
   ProductsService,
@@ -99,7 +100,7 @@ function appendEvents(from: number, count: number): void {
 async function openPaused(afterSequence: bigint) {
   const method = ProductsService.method.streamEvents;
   const call: ClientReadableStream<StreamEventsResponse> = client.makeServerStreamRequest(
-    `/${ProductsService.typeName}/${method.name}`,
+    methodPath(method),
     (value: StreamEventsRequest) => Buffer.from(toBinary(StreamEventsRequestSchema, value)),
     (bytes: Buffer) => fromBinary(StreamEventsResponseSchema, bytes),
     create(StreamEventsRequestSchema, { afterSequence }),

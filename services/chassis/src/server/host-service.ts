@@ -30,7 +30,7 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import { applyInterceptors, headersToMetadata, metadataToHeaders } from "@shopmesh/sdk";
+import { applyInterceptors, headersToMetadata, metadataToHeaders, methodPath } from "@shopmesh/sdk";
 import { statusName, toCallStatus, type CallStatus } from "./call-status.js";
 
 /** What the adapter reports when a call ends. */
@@ -106,7 +106,7 @@ export function hostService<S extends DescService>(
     const unary = method.methodKind === "unary";
     // grpc-js finds each handler under the same key as its definition.
     definition[method.localName] = {
-      path: `/${service.typeName}/${method.name}`,
+      path: methodPath(method),
       originalName: method.localName,
       requestStream: false,
       responseStream: !unary,
@@ -164,7 +164,6 @@ class CallContext implements HandlerContext {
   readonly service: DescService;
   readonly protocolName = "grpc";
   readonly requestMethod = "POST";
-  readonly url: string;
   readonly requestHeader: Headers;
   readonly values = createContextValues();
   readonly #deadlineMs: number;
@@ -172,7 +171,7 @@ class CallContext implements HandlerContext {
   readonly #slackMs: number;
   #controller: AbortController | undefined;
   #timer: NodeJS.Timeout | undefined;
-  /** Why the call ended before a signal existed to carry it. */
+  /** Why the call ended (deadline, cancellation, or finished), once it has. */
   #endedBy: unknown;
   #ended = false;
   #responseHeader: Headers | undefined;
@@ -180,10 +179,11 @@ class CallContext implements HandlerContext {
 
   constructor(
     readonly method: DescMethod,
+    /** The method's path, "/package.Service/Method", made once per method. */
+    readonly url: string,
     call: CallLike,
   ) {
     this.service = method.parent;
-    this.url = `/${method.parent.typeName}/${method.name}`;
     this.requestHeader = metadataToHeaders(call.metadata);
     const deadline = call.getDeadline();
     this.#deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
@@ -199,7 +199,7 @@ class CallContext implements HandlerContext {
         controller.abort(this.#endedBy);
       } else if (this.hasDeadline) {
         const remaining = this.#deadlineMs - Date.now();
-        if (remaining <= 0) controller.abort(deadlinePassed());
+        if (remaining <= 0) this.end(deadlinePassed());
         else this.#timer = setTimeout(() => this.end(deadlinePassed()), remaining);
       }
     }
@@ -228,7 +228,6 @@ class CallContext implements HandlerContext {
 
   /** The reason the call was aborted (deadline, cancellation), if it was. */
   get abortReason(): unknown {
-    if (this.#controller !== undefined) return this.#controller.signal.aborted ? this.#controller.signal.reason : undefined;
     return this.#endedBy;
   }
 
@@ -274,13 +273,13 @@ function withRequest(context: CallContext, req: UnaryRequest | StreamRequest, or
 
 function report(
   options: HostOptions,
-  method: DescMethod,
+  context: CallContext,
   started: number,
   timeoutMs: number | undefined,
   status: Pick<CallStatus, "code" | "internal">,
 ) {
   options.onCallEnd?.({
-    method: `/${method.parent.typeName}/${method.name}`,
+    method: context.url,
     code: statusName(status.code),
     durationMs: performance.now() - started,
     timeoutMs,
@@ -336,9 +335,10 @@ function hasEntries(metadata: Metadata | undefined): metadata is Metadata {
 }
 
 function unaryHandler(method: DescMethod, impl: AnyImpl, options: HostOptions) {
+  const url = methodPath(method);
   return (call: ServerUnaryCall<MessageShape<DescMessage>, MessageShape<DescMessage>>, callback: sendUnaryData<MessageShape<DescMessage>>) => {
     const started = performance.now();
-    const context = new CallContext(method, call);
+    const context = new CallContext(method, url, call);
     const timeoutMs = context.timeoutMs();
     const request = requestFor(context, false, call.request);
     let own: UnaryResponse | undefined;
@@ -352,7 +352,7 @@ function unaryHandler(method: DescMethod, impl: AnyImpl, options: HostOptions) {
         if (hasEntries(header)) call.sendMetadata(header);
         callback(null, response.message as MessageShape<DescMessage>, trailer);
         context.end(callFinished);
-        report(options, method, started, timeoutMs, { code: GrpcStatus.OK });
+        report(options, context, started, timeoutMs, { code: GrpcStatus.OK });
       },
       (error: unknown) => {
         const status = toCallStatus(error, context.abortReason, context.responseMetadata("trailer"));
@@ -360,16 +360,17 @@ function unaryHandler(method: DescMethod, impl: AnyImpl, options: HostOptions) {
         if (hasEntries(header)) call.sendMetadata(header);
         callback({ code: status.code, details: status.details, metadata: status.metadata });
         context.end(callFinished);
-        report(options, method, started, timeoutMs, status);
+        report(options, context, started, timeoutMs, status);
       },
     );
   };
 }
 
 function serverStreamingHandler(method: DescMethod, impl: AnyImpl, options: HostOptions) {
+  const url = methodPath(method);
   return (call: ServerWritableStream<MessageShape<DescMessage>, MessageShape<DescMessage>>) => {
     const started = performance.now();
-    const context = new CallContext(method, call);
+    const context = new CallContext(method, url, call);
     if (options.stopping) context.values.set(serverStoppingKey, options.stopping);
     const timeoutMs = context.timeoutMs();
     const request = requestFor(context, true, single(call.request));
@@ -408,7 +409,7 @@ function serverStreamingHandler(method: DescMethod, impl: AnyImpl, options: Host
     run().then(
       () => {
         context.end(callFinished);
-        report(options, method, started, timeoutMs, { code: GrpcStatus.OK });
+        report(options, context, started, timeoutMs, { code: GrpcStatus.OK });
       },
       (error: unknown) => {
         // The headers of the response the interceptors returned, if the call got that far.
@@ -419,7 +420,7 @@ function serverStreamingHandler(method: DescMethod, impl: AnyImpl, options: Host
         if (!headerSent && header !== undefined) mergeMetadata(status.metadata, header);
         call.emit("error", { code: status.code, details: status.details, metadata: status.metadata });
         context.end(callFinished);
-        report(options, method, started, timeoutMs, status);
+        report(options, context, started, timeoutMs, status);
       },
     );
   };

@@ -1,0 +1,6 @@
+import type { DescMethod } from "@bufbuild/protobuf";
+
+/** "/package.Service/Method": the HTTP/2 path a gRPC method is called at. */
+export function methodPath(method: DescMethod): string {
+  return `/${method.parent.typeName}/${method.name}`;
+}
