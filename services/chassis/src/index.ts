@@ -28,9 +28,8 @@ export { spawnService, type ServiceProcess, type SpawnServiceOptions } from "./p
 export { FaultRegistry, parseFaultsEnv, toFault, toFaultRule, type FaultRule } from "./faults/fault-registry.js";
 export { createFaultInjectionService } from "./faults/fault-injection-service.js";
 export { readCpuMicros, readRssBytes } from "./process/proc-stats.js";
-export { outbox } from "./events/outbox-table.js";
-export { Outbox, type OutboxEntry } from "./events/outbox.js";
 export { EventLog, readEventStreamOptions, type EventStreamMessage, type EventStreamOptions } from "./events/event-log.js";
+export { streamEventsHandler } from "./events/stream-events.js";
 export {
   natsEventNames,
   outboxSequenceHeader,
@@ -43,5 +42,5 @@ export {
 // The relay itself loads the NATS client: import it from
 // "@shopmesh/chassis/nats-relay" where it is used (runService loads it only
 // when EVENTS_RELAY=nats).
-export type { NatsRelay, NatsRelayOptions, NatsRelayState } from "./events/nats-relay.js";
+export type { NatsRelay, NatsRelayOptions } from "./events/nats-relay.js";
 export { createDependencyTransport } from "./client/dependency-transport.js";

@@ -67,7 +67,11 @@ afterAll(async () => {
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
-/** ProductsService whose StreamEvents is the services' own one-liner over `events`; nothing else is served. */
+/**
+ * ProductsService whose StreamEvents follows `events` as the services' handler
+ * does, without its auth check (this server has no auth interceptor); nothing
+ * else is served.
+ */
 function eventsOnly(events: EventLog<typeof ProductEventSchema>): ServiceImpl<typeof ProductsService> {
   const unimplemented = () => {
     throw new ConnectError("not in this test", Code.Unimplemented);

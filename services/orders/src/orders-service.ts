@@ -10,8 +10,7 @@ import {
   invalidArgument,
   requirePrincipal,
   requireSelfOrAdmin,
-  requireServiceOrAdmin,
-  serverStopping,
+  streamEventsHandler,
   statusName,
 } from "@shopmesh/chassis";
 import type { OrdersService } from "@shopmesh/sdk/orders/v1";
@@ -112,9 +111,6 @@ export function createOrdersService(deps: OrdersServiceDeps): ServiceImpl<typeof
       };
     },
 
-    streamEvents(request, context) {
-      requireServiceOrAdmin(context);
-      return deps.store.events.follow(request.afterSequence, context.signal, serverStopping(context));
-    },
+    streamEvents: streamEventsHandler(deps.store.events),
   };
 }

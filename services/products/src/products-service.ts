@@ -8,8 +8,7 @@ import {
   encodePageToken,
   invalidArgument,
   requireAdmin,
-  requireServiceOrAdmin,
-  serverStopping,
+  streamEventsHandler,
 } from "@shopmesh/chassis";
 import type { ProductsService } from "@shopmesh/sdk/products/v1";
 import type { Money } from "@shopmesh/sdk/type/v1";
@@ -93,9 +92,6 @@ export function createProductsService(store: ProductStore): ServiceImpl<typeof P
       };
     },
 
-    streamEvents(request, context) {
-      requireServiceOrAdmin(context);
-      return store.events.follow(request.afterSequence, context.signal, serverStopping(context));
-    },
+    streamEvents: streamEventsHandler(store.events),
   };
 }

@@ -7,8 +7,7 @@ import {
   invalidArgument,
   requireAdmin,
   requireSelfOrAdmin,
-  requireServiceOrAdmin,
-  serverStopping,
+  streamEventsHandler,
   type TokenSigner,
 } from "@shopmesh/chassis";
 import type { UsersService } from "@shopmesh/sdk/users/v1";
@@ -91,9 +90,6 @@ export function createUsersService(deps: UsersServiceDeps): ServiceImpl<typeof U
       };
     },
 
-    streamEvents(request, context) {
-      requireServiceOrAdmin(context);
-      return deps.store.events.follow(request.afterSequence, context.signal, serverStopping(context));
-    },
+    streamEvents: streamEventsHandler(deps.store.events),
   };
 }

@@ -23,8 +23,12 @@ export class Outbox {
   readonly #head;
   readonly #waiters = new Set<() => void>();
   #wakeQueued = false;
+  #rowsRead = 0;
+
   /** Rows read by every reader together; lets tests see that reading follows demand. */
-  rowsRead = 0;
+  get rowsRead(): number {
+    return this.#rowsRead;
+  }
 
   constructor(sqlite: Database.Database) {
     this.#insert = sqlite.prepare<[kind: string, occurredAt: number, payload: Uint8Array]>(
@@ -52,7 +56,7 @@ export class Outbox {
   /** Up to `limit` events after `sequence`, oldest first. */
   after(sequence: number, limit: number): OutboxEntry[] {
     const rows = this.#after.all(sequence, limit);
-    this.rowsRead += rows.length;
+    this.#rowsRead += rows.length;
     return rows;
   }
 

@@ -1,0 +1,19 @@
+import type { DescMessage } from "@bufbuild/protobuf";
+import type { HandlerContext } from "@connectrpc/connect";
+import { requireServiceOrAdmin } from "../auth/principal.js";
+import { serverStopping } from "../server/host-service.js";
+import type { EventLog, EventStreamMessage } from "./event-log.js";
+
+/**
+ * The StreamEvents handler of a service whose changes go to `log`: for
+ * admins and services only, replaying after the position asked for and then
+ * following new commits, until the caller goes away or the server stops.
+ */
+export function streamEventsHandler<Desc extends DescMessage>(
+  log: EventLog<Desc>,
+): (request: { afterSequence: bigint }, context: HandlerContext) => AsyncIterable<EventStreamMessage<Desc>> {
+  return (request, context) => {
+    requireServiceOrAdmin(context);
+    return log.follow(request.afterSequence, context.signal, serverStopping(context));
+  };
+}
