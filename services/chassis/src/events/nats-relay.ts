@@ -3,7 +3,6 @@ import { toBinary, type DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ExponentialBackoff, type IBackoff } from "cockatiel";
 import {
-  connect,
   DiscardPolicy,
   headers,
   nanos,
@@ -12,6 +11,7 @@ import {
   type JetStreamManager,
 } from "nats";
 import type { Logger } from "../logger.js";
+import { apiErrorCode, connectToNats, jetStreamErrors, lastRelayed } from "./jetstream.js";
 import { natsEventNames, outboxSequenceHeader, type NatsEventNames, type NatsSettings } from "./nats-settings.js";
 import type { EventLog } from "./event-log.js";
 
@@ -135,17 +135,8 @@ interface SessionContext<Desc extends DescMessage> extends NatsRelayOptions<Desc
  */
 async function relaySession<Desc extends DescMessage>(context: SessionContext<Desc>): Promise<void> {
   const { names, state, log, eventLog, signal } = context;
-  // NATS's own reconnect is off: while it reconnects, a publish neither fails
-  // nor succeeds for a while. A fresh session per connection starts again
-  // from JetStream's last message, which is simpler to reason about.
-  const nc = await connect({
-    servers: context.servers,
-    name: `shopmesh-${context.service}-relay`,
-    reconnect: false,
-    timeout: 2000,
-    pingInterval: 10_000,
-    maxPingOut: 2,
-  });
+  // A fresh session per connection starts again from JetStream's last message.
+  const nc = await connectToNats(context.servers, `shopmesh-${context.service}-relay`);
   const session = new AbortController();
   const stop = () => session.abort(signal.reason);
   signal.addEventListener("abort", stop, { once: true });
@@ -164,7 +155,7 @@ async function relaySession<Desc extends DescMessage>(context: SessionContext<De
       if (!following) {
         following = true;
         state.connected = true;
-        state.position = last.outboxSequence;
+        state.position = Number(last.outboxSequence);
         context.onConnected();
         log.info({ subject: names.subject, after: last.outboxSequence }, "relaying events to NATS JetStream");
       }
@@ -192,14 +183,6 @@ async function relaySession<Desc extends DescMessage>(context: SessionContext<De
   }
 }
 
-/** JetStream API error codes this file reacts to. */
-const streamNotFound = 10059;
-const noMessageFound = 10037;
-
-function apiErrorCode(error: unknown): number | undefined {
-  return (error as { api_error?: { err_code?: number } } | undefined)?.api_error?.err_code;
-}
-
 /** Creates the stream when it is missing (file storage, kept without limit like the outbox). */
 async function ensureStream(jsm: JetStreamManager, names: NatsEventNames): Promise<void> {
   try {
@@ -208,7 +191,7 @@ async function ensureStream(jsm: JetStreamManager, names: NatsEventNames): Promi
       throw new Error(`stream ${names.stream} exists but does not take ${names.subject}; is another mesh using this prefix?`);
     }
   } catch (error) {
-    if (apiErrorCode(error) !== streamNotFound) throw error;
+    if (apiErrorCode(error) !== jetStreamErrors.streamNotFound) throw error;
     await jsm.streams.add({
       name: names.stream,
       description: `shopmesh events relayed from the outbox (${names.subject})`,
@@ -219,18 +202,5 @@ async function ensureStream(jsm: JetStreamManager, names: NatsEventNames): Promi
       num_replicas: 1,
       duplicate_window: nanos(duplicateWindowMs),
     });
-  }
-}
-
-/** The last relayed event's outbox sequence and its stream sequence, both 0 when none. */
-async function lastRelayed(jsm: JetStreamManager, names: NatsEventNames): Promise<{ outboxSequence: number; streamSequence: number }> {
-  try {
-    const last = await jsm.streams.getMessage(names.stream, { last_by_subj: names.subject });
-    const text = last.header.get(outboxSequenceHeader);
-    if (!/^\d+$/.test(text)) throw new Error(`the last message on ${names.subject} (stream sequence ${last.seq}) has no ${outboxSequenceHeader} header`);
-    return { outboxSequence: Number(text), streamSequence: last.seq };
-  } catch (error) {
-    if (apiErrorCode(error) === noMessageFound) return { outboxSequence: 0, streamSequence: 0 };
-    throw error;
   }
 }

@@ -3,7 +3,8 @@ import { natsEventNames, outboxSequenceHeader, type NatsEventNames } from "@shop
 import { OrderEventSchema } from "@shopmesh/sdk/orders/v1";
 import { ProductEventSchema } from "@shopmesh/sdk/products/v1";
 import { UserEventSchema } from "@shopmesh/sdk/users/v1";
-import { AckPolicy, connect, DeliverPolicy, nanos, type JetStreamManager, type JsMsg, type NatsConnection } from "nats";
+import { apiErrorCode, connectToNats, jetStreamErrors, lastRelayed, outboxSequenceOf } from "@shopmesh/chassis/jetstream";
+import { AckPolicy, DeliverPolicy, nanos, type JetStreamManager, type JsMsg, type NatsConnection } from "nats";
 import type { EventSource, SourceMessage, StreamEvents, StreamName } from "./event-source.js";
 
 /** Options for {@link natsEventSource}. */
@@ -19,11 +20,6 @@ export interface NatsEventSourceOptions {
 }
 
 const schemas = { users: UserEventSchema, products: ProductEventSchema, orders: OrderEventSchema } as const;
-
-/** A missing stream, message or consumer in a JetStream API answer. */
-const streamNotFound = 10059;
-const noMessageFound = 10037;
-const consumerNotFound = 10014;
 
 /**
  * The projection's source over NATS JetStream, with the same guarantees as
@@ -67,14 +63,7 @@ export function natsEventSource(options: NatsEventSourceOptions): EventSource {
       if (connection !== pending) return connected();
     }
     connection = (async () => {
-      const nc = await connect({
-        servers: options.url,
-        name: "shopmesh-user-orders-events",
-        reconnect: false,
-        timeout: 2000,
-        pingInterval: 10_000,
-        maxPingOut: 2,
-      });
+      const nc = await connectToNats(options.url, "shopmesh-user-orders-events");
       const lost = new AbortController();
       void nc.closed().then((error) => lost.abort(error ?? new Error("NATS connection closed")));
       return { nc, lost: lost.signal };
@@ -118,7 +107,7 @@ async function* readStream<S extends StreamName>(options: ReadOptions<S>): Async
   const { nc, lost } = await options.connected();
   const jsm = await nc.jetstreamManager();
 
-  let head = await headOf(jsm, names);
+  let head = (await lastRelayed(jsm, names)).outboxSequence;
   if (signal.aborted) return;
   if (afterSequence > head) {
     throw new Error(`${names.stream}: after sequence ${afterSequence} is beyond the newest event ${head}; this stream is not the one the reader followed`);
@@ -137,7 +126,7 @@ async function* readStream<S extends StreamName>(options: ReadOptions<S>): Async
       inactive_threshold: nanos(5 * 60_000),
     })
     .catch((error: unknown) => {
-      throw apiErrorCode(error) === streamNotFound
+      throw apiErrorCode(error) === jetStreamErrors.streamNotFound
         ? new Error(`stream ${names.stream} does not exist: is ${stream} running with EVENTS_RELAY=nats and this EVENTS_NATS_PREFIX?`)
         : error;
     });
@@ -188,9 +177,9 @@ async function* readStream<S extends StreamName>(options: ReadOptions<S>): Async
         // idle one: ask for the consumer, so a deleted one fails the reader.
         // Asking for the head also shows that JetStream still answers.
         await consumer.info().catch((error: unknown) => {
-          throw apiErrorCode(error) === consumerNotFound ? new Error(`${names.stream}: the reader's consumer ${info.name} is gone`) : error;
+          throw apiErrorCode(error) === jetStreamErrors.consumerNotFound ? new Error(`${names.stream}: the reader's consumer ${info.name} is gone`) : error;
         });
-        const latest = await headOf(jsm, names);
+        const latest = (await lastRelayed(jsm, names)).outboxSequence;
         if (latest > head) head = latest;
         yield { headSequence: head };
         lastYield = Date.now();
@@ -201,31 +190,8 @@ async function* readStream<S extends StreamName>(options: ReadOptions<S>): Async
   }
 }
 
-/** The outbox sequence of the newest relayed event, 0 when there is none (or no stream yet). */
-async function headOf(jsm: JetStreamManager, names: NatsEventNames): Promise<bigint> {
-  try {
-    const last = await jsm.streams.getMessage(names.stream, { last_by_subj: names.subject });
-    return parseSequence(last.header.get(outboxSequenceHeader), names, last.seq);
-  } catch (error) {
-    const code = apiErrorCode(error);
-    if (code === noMessageFound || code === streamNotFound) return 0n;
-    throw error;
-  }
-}
-
 function outboxSequence(message: JsMsg, names: NatsEventNames): bigint {
-  return parseSequence(message.headers?.get(outboxSequenceHeader) ?? "", names, message.info.streamSequence);
-}
-
-function parseSequence(text: string, names: NatsEventNames, streamSequence: number): bigint {
-  if (!/^\d+$/.test(text)) {
-    throw new Error(`${names.stream}: message at stream sequence ${streamSequence} has no ${outboxSequenceHeader} header; only the relay may publish to ${names.subject}`);
-  }
-  return BigInt(text);
-}
-
-function apiErrorCode(error: unknown): number | undefined {
-  return (error as { api_error?: { err_code?: number } } | undefined)?.api_error?.err_code;
+  return outboxSequenceOf(message.headers?.get(outboxSequenceHeader), names, message.info.streamSequence);
 }
 
 function asError(reason: unknown): Error {
