@@ -5,6 +5,7 @@ import { statusName } from "@shopmesh/chassis";
 import { OrdersService, type ListOrdersResponse } from "@shopmesh/sdk/orders/v1";
 import { ProductsService, type Product } from "@shopmesh/sdk/products/v1";
 import {
+  Consistency,
   Dependency,
   Fallback,
   GetUserOrdersResponseSchema,
@@ -198,6 +199,7 @@ export function createUserOrdersAggregator(deps: AggregatorDeps): UserOrdersAggr
         degradations,
         timings,
         staleOrders: orders.stale,
+        consistency: Consistency.STRONG,
       });
     }
   }

@@ -16,6 +16,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { StreamName } from "./projection/event-source.js";
 import type { Projection } from "./projection/projection.js";
 import type { StreamState } from "./projection/stream-follower.js";
+import { distinctProductIds, toProfile } from "./view-messages.js";
 
 const sourceEnum: Record<StreamName, Dependency> = {
   users: Dependency.USERS,
@@ -68,14 +69,14 @@ export function eventualView(projection: Projection, request: { userId: string; 
     throw new ConnectError("the projection has not caught up with the users stream yet; ask with STRONG consistency", Code.Unavailable);
   }
   const cursor = decodePageToken<{ before: string }>("page_token", request.pageToken, { before: "string" });
-  const rows = store.ordersPage(request.userId, cursor?.before, request.pageSize + 1);
-  const page = rows.slice(0, request.pageSize);
-  const productIds = [...new Set(page.flatMap((order) => order.lines.map((line) => line.productId)))];
+  const { orders: page, more } = store.ordersPage(request.userId, cursor?.before, request.pageSize);
+  const productIds = distinctProductIds(page);
   const products = store.products(productIds);
   const missing = productIds.filter((id) => !products.has(id));
+  const degradation = missing.length > 0 ? missingProducts(missing, projection.state("products")) : undefined;
   const last = page.at(-1);
   return create(GetUserOrdersResponseSchema, {
-    profile: { userId: user.id, email: user.email, displayName: user.displayName },
+    profile: toProfile(user),
     orders: page.map((order) => {
       const money = (minorUnits: number, currency = order.currency) => ({ currencyCode: currency, minorUnits: BigInt(minorUnits) });
       return {
@@ -97,8 +98,8 @@ export function eventualView(projection: Projection, request: { userId: string; 
         }),
       };
     }),
-    nextPageToken: rows.length > request.pageSize && last ? encodePageToken({ before: last.id }) : "",
-    degradations: missing.length === 0 ? [] : [missingProducts(missing, projection.state("products"))].filter((d) => d !== undefined),
+    nextPageToken: more && last ? encodePageToken({ before: last.id }) : "",
+    degradations: degradation ? [degradation] : [],
     consistency: Consistency.EVENTUAL,
     streamLags: toStreamLags(projection.states()),
   });

@@ -10,6 +10,7 @@ import {
   hosted,
   loadTokenVerifier,
   openDatabase,
+  type OpenDatabase,
   readDatabasePath,
   runService,
 } from "@shopmesh/chassis";
@@ -25,7 +26,6 @@ import { Projection } from "./projection/projection.js";
 import { readAggregatorSettings, readDependencyTargets } from "./settings.js";
 import { createUserOrdersService } from "./user-orders-service.js";
 
-
 await runService({
   name: "user-orders",
   defaultPort: 50054,
@@ -38,10 +38,14 @@ await runService({
       orders: createDependencyTransport(targets.orders),
       products: createDependencyTransport(targets.products),
     };
-    const aggregator = createUserOrdersAggregator({
+    // One client per dependency, for the STRONG views and the projection's streams alike.
+    const clients = {
       users: createClient(UsersService, transports.users),
       orders: createClient(OrdersService, transports.orders),
       products: createClient(ProductsService, transports.products),
+    };
+    const aggregator = createUserOrdersAggregator({
+      ...clients,
       settings,
       log: logger,
     });
@@ -54,7 +58,7 @@ await runService({
     const projectionOn = read.oneOf("PROJECTION", ["on", "off"], "on") === "on";
     const sourceConfig = readEventSourceConfig(env);
     let projection: Projection | undefined;
-    let database: ReturnType<typeof openDatabase<typeof schema>> | undefined;
+    let database: OpenDatabase<typeof schema> | undefined;
     let source: EventSource | undefined;
     if (projectionOn) {
       const token = read.optionalString("EVENTS_TOKEN");
@@ -72,14 +76,7 @@ await runService({
         sourceConfig.kind === "nats"
           ? // The NATS client is loaded only when it is used.
             (await import("./projection/nats-event-source.js")).natsEventSource(sourceConfig)
-          : grpcEventSource({
-              clients: {
-                users: createClient(UsersService, transports.users),
-                products: createClient(ProductsService, transports.products),
-                orders: createClient(OrdersService, transports.orders),
-              },
-              token: token!,
-            });
+          : grpcEventSource({ clients, token: token! });
       logger.info({ source: sourceConfig }, "projection event source");
       projection = new Projection(database.sqlite, source, logger, {
         initialBackoffMs: read.durationMs("EVENTS_RECONNECT_MIN", "100ms"),

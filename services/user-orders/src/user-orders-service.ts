@@ -29,7 +29,7 @@ export function createUserOrdersService(aggregator: UserOrdersAggregator, projec
         return eventualView(projection, { userId, pageSize, pageToken: request.pageToken });
       }
       try {
-        const view = await aggregator.view({
+        return await aggregator.view({
           userId,
           pageSize,
           pageToken: request.pageToken,
@@ -37,8 +37,6 @@ export function createUserOrdersService(aggregator: UserOrdersAggregator, projec
           timeoutMs: context.timeoutMs(),
           signal: context.signal,
         });
-        view.consistency = Consistency.STRONG;
-        return view;
       } finally {
         // The contract has no field for breaker state, so a caller sees it
         // in headers, and only when a breaker is not closed: x-breaker-products: open.

@@ -5,7 +5,7 @@ import type { Product } from "@shopmesh/sdk/products/v1";
 import type { OrderViewSchema, UserProfileSchema } from "@shopmesh/sdk/userorders/v1";
 import type { User } from "@shopmesh/sdk/users/v1";
 
-export function toProfile(user: User): MessageInitShape<typeof UserProfileSchema> {
+export function toProfile(user: Pick<User, "id" | "email" | "displayName">): MessageInitShape<typeof UserProfileSchema> {
   return { userId: user.id, email: user.email, displayName: user.displayName };
 }
 
@@ -32,6 +32,6 @@ export function toOrderViews(orders: readonly Order[], products: ReadonlyMap<str
 }
 
 /** Every product the orders mention, each once, in first-seen order. */
-export function distinctProductIds(orders: readonly Order[]): string[] {
+export function distinctProductIds(orders: readonly { lines: readonly { productId: string }[] }[]): string[] {
   return [...new Set(orders.flatMap((order) => order.lines.map((line) => line.productId)))];
 }

@@ -164,17 +164,23 @@ export class ProjectionStore {
     return this.#user.get(id);
   }
 
-  /** Up to `limit` of a user's orders older than `beforeId`, newest first, with their lines. */
-  ordersPage(userId: string, beforeId: string | undefined, limit: number): ProjectedOrderWithLines[] {
-    const rows = beforeId === undefined ? this.#firstPage.all(userId, limit) : this.#pageBefore.all(userId, beforeId, limit);
-    if (rows.length === 0) return [];
+  /**
+   * Up to `pageSize` of a user's orders older than `beforeId`, newest first,
+   * with their lines, and whether older ones remain (one row more is read to
+   * tell; its lines are not).
+   */
+  ordersPage(userId: string, beforeId: string | undefined, pageSize: number): { orders: ProjectedOrderWithLines[]; more: boolean } {
+    const found = beforeId === undefined ? this.#firstPage.all(userId, pageSize + 1) : this.#pageBefore.all(userId, beforeId, pageSize + 1);
+    const more = found.length > pageSize;
+    const rows = more ? found.slice(0, pageSize) : found;
+    if (rows.length === 0) return { orders: [], more };
     const byOrder = new Map<string, ProjectedOrderWithLines["lines"]>();
     for (const { orderId, ...line } of this.#linesOf.all(JSON.stringify(rows.map((row) => row.id)))) {
       const list = byOrder.get(orderId);
       if (list) list.push(line);
       else byOrder.set(orderId, [line]);
     }
-    return rows.map((row) => ({ ...row, lines: byOrder.get(row.id) ?? [] }));
+    return { orders: rows.map((row) => ({ ...row, lines: byOrder.get(row.id) ?? [] })), more };
   }
 
   products(ids: readonly string[]): Map<string, ProjectedProduct> {
