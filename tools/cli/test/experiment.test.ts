@@ -1,7 +1,7 @@
 // Runs `shopmesh experiment --quick` end to end against its own mesh and
 // checks the report it writes.
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -66,7 +66,8 @@ describe("shopmesh experiment --quick", () => {
     // Sections 1 to 4 one each; section 5 one per table (latency, availability); section 6 one per table
     // (steady, reader down, products down, one stream held back).
     expect(report.match(/\*\*What it shows\.\*\*/g)).toHaveLength(10);
-    expect(Object.keys(chartFiles)).toEqual(expect.arrayContaining(["eventual", "staleness"]));
+    // The EVENTUAL and staleness charts are written too, not only the STRONG ones.
+    expect(readdirSync(out)).toEqual(expect.arrayContaining([chartFiles.eventual, chartFiles.staleness]));
     for (const file of Object.values(chartFiles)) {
       expect(report).toContain(`](${file})`);
       const svg = readFileSync(join(out, file), "utf8");
@@ -105,7 +106,6 @@ describe("shopmesh experiment --quick", () => {
   it("measures EVENTUAL views beside STRONG under the same faults: flat latency, every answer full", () => {
     const { catchUp, latency, availability } = results.eventual;
     for (const source of ["users", "products", "orders"] as const) expect(catchUp.heads[source]).toBeGreaterThan(0);
-    expect(catchUp.waitedMs).toBeGreaterThanOrEqual(0);
     expect(latency.rows.length).toBeGreaterThanOrEqual(4);
     for (const row of latency.rows) {
       expect(row.n).toBeGreaterThan(0);
@@ -122,7 +122,6 @@ describe("shopmesh experiment --quick", () => {
         const context = `EVENTUAL, q=${row.q}, ${kind}: measured ${figure.measured} vs ${figure.predicted} (N=${row.n})`;
         expect(Math.abs(figure.measured - figure.predicted), context).toBeLessThanOrEqual(binomialTolerance(figure.predicted, row.n));
       }
-      expect(row.kinds.full.predicted).toBe(1);
     }
     expect(results.outage.eventual.duringOutage.full).toBeGreaterThan(0);
     expect(results.outage.eventual.duringOutage.degraded + results.outage.eventual.duringOutage.failed).toBe(0);
@@ -142,7 +141,8 @@ describe("shopmesh experiment --quick", () => {
     expect(o.staleness.n).toBeGreaterThan(0);
     expect(o.staleness.max).toBeGreaterThan(0.5 * (o.readyAtMs - o.killedAtMs));
     expect(o.staleness.max).toBeGreaterThan(10 * staleness.steady.p99);
-    expect(o.catchUpMs).toBeGreaterThanOrEqual(0);
+    // Nothing written while the reader was down can be visible before it is ready again.
+    expect(o.catchUpMs).toBeGreaterThan(0);
     expect(staleness.unseen).toBe(0);
     expect(staleness.writesFailed).toBe(0);
     // No order can be placed while products is down: orders prices every line from it.
@@ -157,10 +157,11 @@ describe("shopmesh experiment --quick", () => {
     expect(probe.error).toBeUndefined();
     expect(productsConnectedUnderFault).toBe(true);
     expect(probe.orderSeenMs).toBeGreaterThan(0);
-    expect(probe.faultLiftedMs).toBeGreaterThanOrEqual(probe.holdMs);
     expect(probe.detailsSeenMs).toBeGreaterThan(probe.faultLiftedMs!);
     expect(probe.incompleteAnswers).toBeGreaterThan(0);
     expect(probe.incompleteWithProductsDisconnected).toBe(probe.incompleteAnswers);
+    // Each of them says so with a products degradation (NO_PRODUCT_DETAILS), as a STRONG view would.
+    expect(probe.incompleteWithDegradation).toBe(probe.incompleteAnswers);
   });
 
   it("shows tail amplification growing with fan-out", () => {

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Client } from "@connectrpc/connect";
 import type { OrdersService } from "@shopmesh/sdk/orders/v1";
 import type { ProductsService } from "@shopmesh/sdk/products/v1";
-import { Consistency, type UserOrdersService } from "@shopmesh/sdk/userorders/v1";
+import { Consistency, Dependency, Fallback, type UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { streamStates } from "./view-load.js";
 
 /**
@@ -87,7 +87,7 @@ export async function crossStreamProbe(options: {
         detailsSeenMs = performance.now() - ack;
       } else {
         incompleteAnswers++;
-        if (response.degradations.length > 0) incompleteWithDegradation++;
+        if (response.degradations.some((d) => d.dependency === Dependency.PRODUCTS && d.fallback === Fallback.NO_PRODUCT_DETAILS)) incompleteWithDegradation++;
         if (streamStates(response).disconnected.includes("products")) incompleteWithProductsDisconnected++;
       }
     }

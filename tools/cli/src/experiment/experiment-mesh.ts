@@ -65,7 +65,7 @@ const aggregatorBase: Record<string, string> = { STALE_CACHE_SIZE: "0" };
  */
 export class ExperimentMesh {
   /** The settings user-orders runs with now, beyond the base ones (none at start). */
-  #aggregatorEnv = JSON.stringify([]);
+  /** What user-orders runs with on top of the base settings. */
   #aggregatorExtra: Record<string, string> = {};
   readonly #transports: GrpcTransport[] = [];
 
@@ -99,11 +99,10 @@ export class ExperimentMesh {
 
   /** Restarts user-orders with `env` on top of the base settings, unless it already runs with them. */
   async configureAggregator(env: Record<string, string>): Promise<void> {
-    const key = JSON.stringify(Object.entries(env).sort());
-    if (key === this.#aggregatorEnv) return;
+    const key = (settings: Record<string, string>) => JSON.stringify(Object.entries(settings).sort());
+    if (key(env) === key(this.#aggregatorExtra)) return;
     await this.mesh.processes.get("user-orders")?.stop("SIGTERM");
     await this.mesh.startService("user-orders", { ...aggregatorBase, ...env });
-    this.#aggregatorEnv = key;
     this.#aggregatorExtra = { ...env };
   }
 
@@ -117,29 +116,13 @@ export class ExperimentMesh {
   /** Replaces the faults of the three dependencies: each one named in `faults` gets its fault, the others none. */
   async setFaults(faults: Partial<Record<Dependency, FaultSpec>>): Promise<void> {
     await Promise.all(
-      dependencies.map(async (dependency) => {
-        const transport = createTransport({ target: `127.0.0.1:${this.ports[dependency] + adminOffset}` });
-        try {
-          const admin = createClient(FaultInjectionService, transport);
+      dependencies.map((dependency) =>
+        this.#withAdmin(dependency, async (admin) => {
           await admin.clearFaults({}, { timeoutMs: 3000 });
           const spec = faults[dependency];
-          if (!spec) return;
-          await admin.setFault(
-            {
-              fault: {
-                method: dependencyMethods[dependency],
-                latency: durationFromMs(spec.latencyMs ?? 0),
-                slowProbability: spec.slowProbability ?? 0,
-                errorRate: spec.errorRate ?? 0,
-                errorCode: spec.errorCode ?? "",
-              },
-            },
-            { timeoutMs: 3000 },
-          );
-        } finally {
-          transport.close();
-        }
-      }),
+          if (spec) await admin.setFault({ fault: faultOf(dependencyMethods[dependency], spec) }, { timeoutMs: 3000 });
+        }),
+      ),
     );
   }
 
@@ -149,29 +132,22 @@ export class ExperimentMesh {
    * dependency calls, such as StreamEvents.
    */
   async setMethodFault(service: Dependency, method: string, spec?: FaultSpec): Promise<void> {
+    await this.#withAdmin(service, async (admin) => {
+      if (spec) await admin.setFault({ fault: faultOf(method, spec) }, { timeoutMs: 3000 });
+      else await admin.clearFaults({ method }, { timeoutMs: 3000 });
+    });
+  }
+
+  /** Runs `use` with a client of the service's loopback fault-injection listener. */
+  async #withAdmin(service: Dependency, use: (admin: Client<typeof FaultInjectionService>) => Promise<void>): Promise<void> {
     const transport = createTransport({ target: `127.0.0.1:${this.ports[service] + adminOffset}` });
     try {
-      const admin = createClient(FaultInjectionService, transport);
-      if (!spec) {
-        await admin.clearFaults({ method }, { timeoutMs: 3000 });
-        return;
-      }
-      await admin.setFault(
-        {
-          fault: {
-            method,
-            latency: durationFromMs(spec.latencyMs ?? 0),
-            slowProbability: spec.slowProbability ?? 0,
-            errorRate: spec.errorRate ?? 0,
-            errorCode: spec.errorCode ?? "",
-          },
-        },
-        { timeoutMs: 3000 },
-      );
+      await use(createClient(FaultInjectionService, transport));
     } finally {
       transport.close();
     }
   }
+
 
   /** Kills a service at once (no draining), as a crash would. */
   async kill(service: ServiceName): Promise<void> {
@@ -201,3 +177,14 @@ export class ExperimentMesh {
 }
 
 export { serviceNames };
+
+/** The Fault message for `spec` on `method`. */
+function faultOf(method: string, spec: FaultSpec) {
+  return {
+    method,
+    latency: durationFromMs(spec.latencyMs ?? 0),
+    slowProbability: spec.slowProbability ?? 0,
+    errorRate: spec.errorRate ?? 0,
+    errorCode: spec.errorCode ?? "",
+  };
+}

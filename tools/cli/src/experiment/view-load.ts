@@ -39,8 +39,8 @@ export const dependencyNames: Record<number, Dependency> = {
 /**
  * Whether an answer shows everything the view is made of: no degradation
  * listed, a profile, and product details on every line. A STRONG view that
- * lacks a part always lists a degradation; an EVENTUAL view never lists one
- * (it calls nothing that could fail), so its content is checked directly:
+ * lacks a part always lists a degradation; an EVENTUAL view lists one only
+ * while a stream it needs is behind, so its content is checked directly:
  * a line whose product the projection has not seen yet has no details.
  */
 export function isComplete(response: GetUserOrdersResponse): boolean {

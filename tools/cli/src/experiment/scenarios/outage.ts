@@ -79,7 +79,9 @@ export interface OutageResult {
   recoveredAfterReadyMs: number;
   /** Answers during the outage (kill to restart ready) by kind. */
   duringOutage: Record<AnswerKind, number>;
+  /** Scheduled calls not sent because `maxInFlight` were already waiting. */
   skipped: number;
+  maxInFlight: number;
   eventual: EventualThroughOutage;
   signUps: SignUpStaleness;
   orderAttempts: OrderAttempt[];
@@ -144,13 +146,14 @@ export async function outage(context: ScenarioContext): Promise<OutageResult> {
   };
   let ordersBack = undefined as Promise<OrdersBack> | undefined;
   let signUpsFailed = 0;
+  const maxInFlight = 128;
   try {
     const downMs = restartAtMs - killAtMs;
     const [run] = await Promise.all([
       runPaced({
         ratePerSecond: 2 * ratePerSecond,
         durationMs,
-        maxInFlight: 128,
+        maxInFlight,
         runStart,
         send,
         events: [
@@ -217,6 +220,7 @@ export async function outage(context: ScenarioContext): Promise<OutageResult> {
       recoveredAfterReadyMs: lastBad ? lastBad.atMs + lastBad.latencyMs - restartReadyAtMs : 0,
       duringOutage: countKinds(samples.filter(during)),
       skipped: run.skipped,
+      maxInFlight,
       eventual: {
         timeline: perSecond(eventual, durationMs),
         n: eventual.length,
