@@ -8,7 +8,7 @@ export { hosted, startServer, type HostedService, type RunningServer, type Start
 export { statusName } from "./server/call-status.js";
 export { authInterceptor, type AuthOptions } from "./auth/auth-interceptor.js";
 export { defaultKeyFiles, ensureKeyPair, readPem, type KeyPairFiles } from "./auth/keys.js";
-export { principalKey, requireAdmin, requirePrincipal, requireSelfOrAdmin, requireServiceOrAdmin, type Principal } from "./auth/principal.js";
+export { principalKey, requireAdmin, requirePerson, requirePrincipal, requireSelfOrAdmin, requireServiceOrAdmin, type Principal } from "./auth/principal.js";
 export { createTokenSigner, createTokenVerifier, mintServiceToken, tokenAudience, tokenIssuer, type TokenClaims, type TokenSigner, type TokenVerifier } from "./auth/tokens.js";
 export { openDatabase, type OpenDatabase, type OpenDatabaseOptions } from "./db/open-database.js";
 export { isUuid, newId } from "./ids.js";

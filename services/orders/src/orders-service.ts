@@ -8,6 +8,7 @@ import {
   downstreamTimeoutMs,
   encodePageToken,
   invalidArgument,
+  requirePerson,
   requirePrincipal,
   requireSelfOrAdmin,
   streamEventsHandler,
@@ -35,10 +36,7 @@ export interface OrdersServiceDeps {
 export function createOrdersService(deps: OrdersServiceDeps): ServiceImpl<typeof OrdersService> {
   return {
     async createOrder(request, context) {
-      const caller = requirePrincipal(context);
-      // A service token (the one user-orders reads the event streams with)
-      // acts for no person: an order placed with it would belong to no user.
-      if (caller.role === "service") throw new ConnectError("a service may not place orders", Code.PermissionDenied);
+      const caller = requirePerson(context);
       const requestId = checkText("request_id", request.requestId, { max: 100 });
       if (request.items.length === 0) throw invalidArgument("items", "must hold at least one item");
       if (request.items.length > maxOrderItems) throw invalidArgument("items", `must hold at most ${maxOrderItems} items`);

@@ -24,6 +24,18 @@ export function requirePrincipal(context: Pick<HandlerContext, "values">): Princ
   return principal;
 }
 
+/**
+ * The caller, who must act for a person, a customer or an admin
+ * (PERMISSION_DENIED otherwise): a service token (the one user-orders reads
+ * the event streams with) acts for no one, so nothing it did could belong
+ * to a user.
+ */
+export function requirePerson(context: Pick<HandlerContext, "values">): Principal {
+  const principal = requirePrincipal(context);
+  if (principal.role === "service") throw new ConnectError("a service token acts for no person and may not do this", Code.PermissionDenied);
+  return principal;
+}
+
 /** The caller, who must be an admin (PERMISSION_DENIED otherwise). */
 export function requireAdmin(context: Pick<HandlerContext, "values">): Principal {
   const principal = requirePrincipal(context);
@@ -36,7 +48,7 @@ export function requireAdmin(context: Pick<HandlerContext, "values">): Principal
  * their own data.
  */
 export function requireSelfOrAdmin(context: Pick<HandlerContext, "values">, userId: string): Principal {
-  const principal = requirePrincipal(context);
+  const principal = requirePerson(context);
   if (principal.role !== "admin" && principal.userId !== userId) {
     throw new ConnectError("a customer may read only its own data", Code.PermissionDenied);
   }
