@@ -31,7 +31,7 @@ await runService({
       migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
       schema,
     });
-    const store = new OrderStore(database.db, readEventStreamOptions(env));
+    const store = new OrderStore(database, readEventStreamOptions(env));
     const backfilled = store.backfillEvents();
     if (backfilled > 0) logger.info({ events: backfilled }, "recorded OrderPlaced for orders that predate the outbox");
     const service = createOrdersService({

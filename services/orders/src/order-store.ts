@@ -1,8 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { and, asc, eq } from "drizzle-orm";
-import type Database from "better-sqlite3";
 import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
-import { EventLog, newId, type EventStreamOptions } from "@shopmesh/chassis";
+import { EventLog, newId, type EventStreamOptions, type OpenDatabase } from "@shopmesh/chassis";
 import { OrderEventSchema } from "@shopmesh/sdk/orders/v1";
 import { toOrder } from "./order-messages.js";
 import * as schema from "./db/schema.js";
@@ -37,12 +36,11 @@ export class OrderStore {
   /** The lines of any set of orders, their ids passed as one JSON array. */
   readonly #linesOf;
 
-  constructor(
-    private readonly db: OrdersDb,
-    streamOptions: EventStreamOptions = {},
-  ) {
-    // drizzle() keeps its better-sqlite3 handle on $client (its type drops it).
-    const { $client: sqlite } = db as OrdersDb & { $client: Database.Database };
+  private readonly db: OrdersDb;
+
+  constructor(database: OpenDatabase<typeof schema>, streamOptions: EventStreamOptions = {}) {
+    const { db, sqlite } = database;
+    this.db = db;
     this.events = new EventLog(sqlite, OrderEventSchema, streamOptions);
     const orderColumns = "id, user_id AS userId, request_id AS requestId, currency, total_minor AS totalMinor, created_at AS createdAt";
     this.#firstPage = sqlite.prepare<[userId: string, limit: number], OrderRow>(

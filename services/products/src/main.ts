@@ -26,7 +26,7 @@ await runService({
       migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
       schema,
     });
-    const store = new ProductStore(database.db, {
+    const store = new ProductStore(database, {
       streams: readEventStreamOptions(env),
       cacheEntries: envReader(env).int("PRODUCT_CACHE_ENTRIES", 10_000, { min: 0, max: 10_000_000 }),
     });

@@ -1,8 +1,7 @@
 import { asc, eq, gt, inArray } from "drizzle-orm";
 import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
-import type Database from "better-sqlite3";
 import { LRUCache } from "lru-cache";
-import { EventLog, newId, type EventStreamOptions } from "@shopmesh/chassis";
+import { EventLog, newId, type EventStreamOptions, type OpenDatabase } from "@shopmesh/chassis";
 import { ProductEventSchema } from "@shopmesh/sdk/products/v1";
 import * as schema from "./db/schema.js";
 import { products, type ProductRow } from "./db/schema.js";
@@ -41,11 +40,11 @@ export class ProductStore {
   readonly #byId;
   readonly #cache: LRUCache<string, ProductRow> | undefined;
 
-  constructor(
-    private readonly db: ProductsDb,
-    options: ProductStoreOptions = {},
-  ) {
-    const { $client: sqlite } = db as ProductsDb & { $client: Database.Database };
+  private readonly db: ProductsDb;
+
+  constructor(database: OpenDatabase<typeof schema>, options: ProductStoreOptions = {}) {
+    const { db, sqlite } = database;
+    this.db = db;
     this.events = new EventLog(sqlite, ProductEventSchema, options.streams);
     const cacheEntries = options.cacheEntries ?? 10_000;
     this.#cache = cacheEntries > 0 ? new LRUCache({ max: cacheEntries }) : undefined;
@@ -75,8 +74,8 @@ export class ProductStore {
     const updated = this.db.transaction((tx) => {
       const before = tx.select().from(products).where(eq(products.id, id)).get();
       if (!before) return undefined;
-      const after = { ...before, ...change };
-      if (Object.keys(change).every((key) => before[key as keyof ProductChange] === after[key as keyof ProductChange])) return before;
+      const keys = Object.keys(change) as (keyof ProductChange)[];
+      if (keys.every((key) => before[key] === change[key])) return before;
       const row = tx.update(products).set(change).where(eq(products.id, id)).returning().get();
       this.events.append({ kind: { case: "productChanged", value: { product: toProduct(row) } } });
       return row;

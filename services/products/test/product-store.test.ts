@@ -35,7 +35,7 @@ describe.each([
   ["the default cache", undefined],
 ])("ProductStore with %s", (_, cacheEntries) => {
   it("reads what the database holds, by id and by ids, before and after every update", () => {
-    const store = new ProductStore(database.db, { cacheEntries });
+    const store = new ProductStore(database, { cacheEntries });
     const ids = ["A", "B", "C", "D", "E"].map((name) => store.create(product(name)).id);
     const readAll = () => ({
       byId: ids.map((id) => store.byId(id)?.name),
@@ -57,7 +57,7 @@ describe.each([
   });
 
   it("hands out rows that cannot be changed by whoever reads them", () => {
-    const store = new ProductStore(database.db, { cacheEntries });
+    const store = new ProductStore(database, { cacheEntries });
     const { id } = store.create(product("Frozen"));
     const row = store.byId(id)!;
     expect(() => Object.assign(row, { name: "changed" })).toThrow(TypeError);

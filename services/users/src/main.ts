@@ -51,7 +51,7 @@ await runService({
       migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
       schema,
     });
-    const store = new UserStore(database.db, readEventStreamOptions(env));
+    const store = new UserStore(database, readEventStreamOptions(env));
     const backfilled = store.backfillEvents();
     if (backfilled > 0) logger.info({ events: backfilled }, "recorded UserRegistered for accounts that predate the outbox");
     return {

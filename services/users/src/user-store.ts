@@ -1,7 +1,6 @@
 import { asc, eq, inArray, sql } from "drizzle-orm";
 import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
-import type Database from "better-sqlite3";
-import { EventLog, newId, type EventStreamOptions } from "@shopmesh/chassis";
+import { EventLog, newId, type EventStreamOptions, type OpenDatabase } from "@shopmesh/chassis";
 import { UserEventSchema } from "@shopmesh/sdk/users/v1";
 import * as schema from "./db/schema.js";
 import { users, type UserRow } from "./db/schema.js";
@@ -27,11 +26,11 @@ export class UserStore {
   readonly #byId;
   readonly #byEmail;
 
-  constructor(
-    private readonly db: UsersDb,
-    streamOptions: EventStreamOptions = {},
-  ) {
-    const { $client: sqlite } = db as UsersDb & { $client: Database.Database };
+  private readonly db: UsersDb;
+
+  constructor(database: OpenDatabase<typeof schema>, streamOptions: EventStreamOptions = {}) {
+    const { db, sqlite } = database;
+    this.db = db;
     this.events = new EventLog(sqlite, UserEventSchema, streamOptions);
     this.#byId = db.select().from(users).where(eq(users.id, sql.placeholder("id"))).prepare();
     this.#byEmail = db.select().from(users).where(eq(users.email, sql.placeholder("email"))).prepare();
