@@ -73,11 +73,11 @@ export function flatTolerance(strongAddedMs: number): number {
 }
 
 /**
- * Staleness of a write the reader could not see because it was down: the
- * write has to wait for the rest of the outage and the restart (until the
- * reader is ready again, `readyAtMs`), then for the projection to catch up
- * on the events it missed.
+ * Staleness of a write the reader could not see because it was down, before
+ * any catch-up: the write has to wait for the rest of the outage and the
+ * restart, until the reader is ready again (`readyAtMs`). What the
+ * projection then needs to catch up is measured on top of it.
  */
-export function outageStalenessMs(ackAtMs: number, readyAtMs: number, catchUpMs: number): number {
-  return Math.max(0, readyAtMs - ackAtMs) + catchUpMs;
+export function outageStalenessMs(ackAtMs: number, readyAtMs: number): number {
+  return Math.max(0, readyAtMs - ackAtMs);
 }

@@ -32,12 +32,10 @@ export interface Visibility {
   windowMs: number;
 }
 
-export interface WatcherOptions {
-  /** Pause between poll rounds while the reader answers (default 2 ms). */
-  intervalMs?: number;
-  /** Pause after a round in which every poll failed, as while the reader is down (default 10 ms). */
-  failureIntervalMs?: number;
-}
+/** Pause between poll rounds while the reader answers. */
+const pollIntervalMs = 2;
+/** Pause after a round in which every poll failed, as while the reader is down. */
+const failurePauseMs = 10;
 
 /**
  * Polls the EVENTUAL views of the users with pending writes, in rounds (one
@@ -57,9 +55,6 @@ export class VisibilityWatcher {
   #wake: (() => void) | undefined;
   #stopped = false;
   readonly #loop: Promise<void>;
-  /** Poll calls made, and how many failed (user-orders down, deadline). */
-  polls = 0;
-  failedPolls = 0;
   /**
    * Polls answered after one had failed, ms into the run: the reader
    * answering again. `sentMs` shows when the channel had reconnected, and
@@ -73,7 +68,6 @@ export class VisibilityWatcher {
     target: string,
     token: string,
     private readonly runStart: number,
-    options: WatcherOptions = {},
   ) {
     this.#transport = createTransport({
       target,
@@ -81,8 +75,8 @@ export class VisibilityWatcher {
       channelOptions: { "grpc.initial_reconnect_backoff_ms": 10, "grpc.max_reconnect_backoff_ms": 50 },
     });
     this.#client = createClient(UserOrdersService, this.#transport);
-    this.#intervalMs = options.intervalMs ?? 2;
-    this.#failureIntervalMs = options.failureIntervalMs ?? 10;
+    this.#intervalMs = pollIntervalMs;
+    this.#failureIntervalMs = failurePauseMs;
     this.#loop = this.#run();
   }
 
@@ -95,11 +89,6 @@ export class VisibilityWatcher {
   watch(write: WatchedWrite): void {
     this.#pending.set(write.key, { ...write, lowerMs: write.ackAtMs });
     this.#wake?.();
-  }
-
-  /** Writes not seen yet. */
-  get pending(): number {
-    return this.#pending.size;
   }
 
   /** Everything seen so far, in the order seen. */
@@ -140,13 +129,11 @@ export class VisibilityWatcher {
   async #poll(userId: string): Promise<boolean> {
     const sentMs = performance.now() - this.runStart;
     let response: GetUserOrdersResponse | undefined;
-    this.polls++;
     try {
       response = await this.#client.getUserOrders({ userId, pageSize: 50, consistency: Consistency.EVENTUAL }, { timeoutMs: 1000 });
     } catch (error) {
       // NOT_FOUND: the projection has not seen the user yet, which is an answer; anything else is not.
       if (ConnectError.from(error).code !== Code.NotFound) {
-        this.failedPolls++;
         this.#lastFailed = true;
         return false;
       }

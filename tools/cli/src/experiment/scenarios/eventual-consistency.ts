@@ -1,6 +1,6 @@
 import type { Client } from "@connectrpc/connect";
 import type { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
-import { waitForProjection as waitForProjectionOf } from "../../mesh/projection-progress.js";
+import { waitForProjection } from "../../mesh/projection-progress.js";
 import { delayFaults, dependencies, onEveryDependency, type Dependency } from "../experiment-mesh.js";
 import type { ScenarioContext } from "../scenario-context.js";
 import { countKinds, kindFigures, latencySummary, type KindFigure } from "../statistics.js";
@@ -48,9 +48,9 @@ export interface EventualResult {
  * is at least the one the source itself reports: only then does an EVENTUAL
  * view hold everything seeded, and measuring it compares like with like.
  */
-export async function waitForProjection(context: ScenarioContext, timeoutMs = 120_000): Promise<ProjectionCatchUp> {
+async function catchUpAfterSeeding(context: ScenarioContext, timeoutMs = 120_000): Promise<ProjectionCatchUp> {
   const heads = await context.mesh.sourceHeads();
-  const wait = await waitForProjectionOf({
+  const wait = await waitForProjection({
     target: context.mesh.address("user-orders"),
     token: await context.token(),
     userId: context.dataset.users[0]!.id,
@@ -87,7 +87,7 @@ export async function eventualConsistency(context: ScenarioContext): Promise<Eve
   // The aggregator's settings do not matter to EVENTUAL; the defaults are in force after seeding.
   await context.mesh.configureAggregator({});
   await context.mesh.setFaults({});
-  const catchUp = await waitForProjection(context);
+  const catchUp = await catchUpAfterSeeding(context);
   const client = context.mesh.view(await context.token());
   const send = eventualSender(context, client);
   // A far longer warm-up than STRONG's: at about a millisecond a call, EVENTUAL views keep getting

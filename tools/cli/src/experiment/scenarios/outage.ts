@@ -1,8 +1,8 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import { ConnectError, type Client } from "@connectrpc/connect";
 import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";
+import { waitForOrders, type OrdersBack } from "../orders-ready.js";
 import { viewSender, warmUp, type ScenarioContext } from "../scenario-context.js";
 import { countKinds, quantile, spread, type Spread } from "../statistics.js";
 import { answerKinds, codeName, runPaced, sampleView, type AnswerKind, type ViewSample } from "../view-load.js";
@@ -41,19 +41,6 @@ export interface SignUpStaleness {
   /** The others. */
   outside: Spread;
   points: { ackAtMs: number; stalenessMs: number }[];
-}
-
-/**
- * How soon orders could place an order again once products was ready: it
- * prices every line from products, over a channel with its own reconnect
- * backoff.
- */
-export interface OrdersBack {
-  /** From products ready until the first CreateOrder that succeeded was acknowledged (NaN: none within 30 s). */
-  afterReadyMs: number;
-  /** CreateOrder calls refused meanwhile (one every 50 ms), by status and message. */
-  refused: number;
-  firstRefusal: string | undefined;
 }
 
 /** A CreateOrder tried while products was down. */
@@ -164,7 +151,7 @@ export async function outage(context: ScenarioContext): Promise<OutageResult> {
             run: async () => {
               await context.mesh.restart("products");
               const readyAtMs = performance.now() - runStart;
-              ordersBack = waitForOrders(customerOrders, product.id, readyAtMs, runStart);
+              ordersBack = waitForOrders(customerOrders, product.id, runStart + readyAtMs, "after-outage");
             },
           },
         ],
@@ -265,26 +252,4 @@ function perSecond(samples: readonly ViewSample[], durationMs: number): OutageSe
     timeline.push({ second, counts: countKinds(inSecond), p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) });
   }
   return timeline;
-}
-
-/**
- * Tries CreateOrder every 50 ms (up to 30 s) from the moment products is
- * ready until orders accepts one: a readiness wait that also measures how
- * long orders keeps refusing orders after products is back.
- */
-async function waitForOrders(orders: Client<typeof OrdersService>, productId: string, readyAtMs: number, runStart: number): Promise<OrdersBack> {
-  let refused = 0;
-  let firstRefusal: string | undefined;
-  for (let attempt = 0; performance.now() - runStart - readyAtMs < 30_000; attempt++) {
-    try {
-      await orders.createOrder({ requestId: `after-outage-${attempt}`, items: [{ productId, quantity: 1 }] }, { timeoutMs: 5000 });
-      return { afterReadyMs: performance.now() - runStart - readyAtMs, refused, firstRefusal };
-    } catch (error) {
-      refused++;
-      const failure = ConnectError.from(error);
-      firstRefusal ??= `${codeName(failure.code)}: ${failure.rawMessage}`;
-      await sleep(50);
-    }
-  }
-  return { afterReadyMs: Number.NaN, refused, firstRefusal };
 }

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import { ConnectError, type Client } from "@connectrpc/connect";
 import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
@@ -7,6 +6,7 @@ import { ProductsService } from "@shopmesh/sdk/products/v1";
 import { Consistency } from "@shopmesh/sdk/userorders/v1";
 import { forEachConcurrent } from "../concurrency.js";
 import { waitForProjection } from "../../mesh/projection-progress.js";
+import { waitForOrders } from "../orders-ready.js";
 import { crossStreamProbe, type CrossStreamProbe } from "../cross-stream-probe.js";
 import type { ScenarioContext } from "../scenario-context.js";
 import { quantile, spread, type Spread } from "../statistics.js";
@@ -118,15 +118,8 @@ export async function staleness(context: ScenarioContext): Promise<StalenessResu
 
     // Readiness: orders must be able to price an order (after the products outage before this, its
     // channel to products may still be waiting to reconnect), so one order is tried until it goes through.
-    const ordersReady = performance.now();
-    for (let attempt = 0; ; attempt++) {
-      const ok = await writers[0]!.orders
-        .createOrder({ requestId: `staleness-ready-${attempt}`, items: [{ productId: products[0]!.id, quantity: 1 }] }, { timeoutMs: 5000 })
-        .then(() => true, () => false);
-      if (ok) break;
-      if (performance.now() - ordersReady > 30_000) throw new Error("orders did not accept an order within 30 s");
-      await sleep(50);
-    }
+    const ready = await waitForOrders(writers[0]!.orders, products[0]!.id, performance.now(), "staleness-ready");
+    if (Number.isNaN(ready.afterReadyMs)) throw new Error(`orders did not accept an order within 30 s (${ready.firstRefusal})`);
 
     const token = await context.token();
     // The stream fault below is meant for an open products stream; after the products outage
@@ -273,8 +266,8 @@ function summarise(
     outage: {
       staleness: spread(outage.map((w) => w.stalenessMs)),
       // The model without its catch-up term: what the outage and the restart alone explain.
-      remaining: spread(outage.map((w) => outageStalenessMs(w.ackAtMs, times.readyAtMs, 0))),
-      residual: spread(outage.map((w) => w.stalenessMs - outageStalenessMs(w.ackAtMs, times.readyAtMs, 0))),
+      remaining: spread(outage.map((w) => outageStalenessMs(w.ackAtMs, times.readyAtMs))),
+      residual: spread(outage.map((w) => w.stalenessMs - outageStalenessMs(w.ackAtMs, times.readyAtMs))),
       catchUpMs: outage.length ? lastSeen - times.readyAtMs : Number.NaN,
     },
   };
