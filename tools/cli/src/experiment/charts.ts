@@ -22,33 +22,42 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
 const kindColors = { domain: [...answerKinds], range: ["#2e7d32", "#f9a825", "#c62828"] };
 const base = { $schema: "https://vega.github.io/schema/vega-lite/v6.json", background: "white" } as const;
 
-/** Aggregator p50/p99 against the injected delay, measured (solid) and predicted (dashed), per fan-out mode; the monolith flat. */
-export function latencyChart(result: LatencyResult): TopLevelSpec {
-  const values = result.rows.flatMap((r) => [
-    { delayed: r.delayed === "products" ? "products delayed" : "all three delayed", delayMs: r.delayMs, series: `${r.mode} p50`, source: "measured", ms: r.p50 },
-    { delayed: r.delayed === "products" ? "products delayed" : "all three delayed", delayMs: r.delayMs, series: `${r.mode} p99`, source: "measured", ms: r.p99 },
-    { delayed: r.delayed === "products" ? "products delayed" : "all three delayed", delayMs: r.delayMs, series: `${r.mode} p50`, source: "predicted", ms: r.predictedP50 },
-  ]);
-  for (const delayed of ["products delayed", "all three delayed"]) {
-    for (const delayMs of result.delays) values.push({ delayed, delayMs, series: "monolith join p99", source: "measured", ms: result.monolith.p99 });
-  }
+/** The column a delay row is drawn in: products alone delayed, or all three. */
+function delayFacet(delayed: "products" | "all"): string {
+  return delayed === "products" ? "products delayed" : "all three delayed";
+}
+
+/** A line chart of latency against the injected delay, one column per delayed set; `y`, `color` and `strokeDash` vary. */
+function delayLatencyChart(title: TopLevelSpec["title"], values: object[], encoding: Record<string, unknown>): TopLevelSpec {
   return {
     ...base,
-    title: "GetUserOrders latency against injected dependency delay",
+    title,
     data: { values },
-    facet: { column: { field: "delayed", type: "nominal", title: null, sort: ["products delayed", "all three delayed"] } },
+    facet: { column: { field: "delayed", type: "nominal", title: null, sort: [delayFacet("products"), delayFacet("all")] } },
     spec: {
       width: 320,
       height: 260,
       mark: { type: "line", point: true },
-      encoding: {
-        x: { field: "delayMs", type: "quantitative", title: "injected delay per call (ms)" },
-        y: { field: "ms", type: "quantitative", title: "latency (ms)" },
-        color: { field: "series", type: "nominal", title: "series" },
-        strokeDash: { field: "source", type: "nominal", title: "", scale: { domain: ["measured", "predicted"], range: [[1, 0], [5, 4]] } },
-      },
+      encoding: { x: { field: "delayMs", type: "quantitative", title: "injected delay per call (ms)" }, ...encoding },
     },
-  };
+  } as TopLevelSpec;
+}
+
+/** Aggregator p50/p99 against the injected delay, measured (solid) and predicted (dashed), per fan-out mode; the monolith flat. */
+export function latencyChart(result: LatencyResult): TopLevelSpec {
+  const values = result.rows.flatMap((r) => [
+    { delayed: delayFacet(r.delayed), delayMs: r.delayMs, series: `${r.mode} p50`, source: "measured", ms: r.p50 },
+    { delayed: delayFacet(r.delayed), delayMs: r.delayMs, series: `${r.mode} p99`, source: "measured", ms: r.p99 },
+    { delayed: delayFacet(r.delayed), delayMs: r.delayMs, series: `${r.mode} p50`, source: "predicted", ms: r.predictedP50 },
+  ]);
+  for (const delayed of [delayFacet("products"), delayFacet("all")]) {
+    for (const delayMs of result.delays) values.push({ delayed, delayMs, series: "monolith join p99", source: "measured", ms: result.monolith.p99 });
+  }
+  return delayLatencyChart("GetUserOrders latency against injected dependency delay", values, {
+    y: { field: "ms", type: "quantitative", title: "latency (ms)" },
+    color: { field: "series", type: "nominal", title: "series" },
+    strokeDash: { field: "source", type: "nominal", title: "", scale: { domain: ["measured", "predicted"], range: [[1, 0], [5, 4]] } },
+  });
 }
 
 /** Share of full views against q, measured with its tolerance band and predicted, per variant. */
@@ -179,42 +188,29 @@ export function outageChart(result: OutageResult): TopLevelSpec {
  * EVENTUAL and the monolith's join stay flat.
  */
 export function eventualChart(latency: LatencyResult, eventual: EventualResult): TopLevelSpec {
-  const facet = (delayed: "products" | "all") => (delayed === "products" ? "products delayed" : "all three delayed");
   const values = [
     ...latency.rows
       .filter((r) => r.mode === "parallel")
       .flatMap((r) => [
-        { delayed: facet(r.delayed), delayMs: r.delayMs, system: "STRONG (parallel)", quantile: "p50", ms: r.p50 },
-        { delayed: facet(r.delayed), delayMs: r.delayMs, system: "STRONG (parallel)", quantile: "p99", ms: r.p99 },
+        { delayed: delayFacet(r.delayed), delayMs: r.delayMs, system: "STRONG (parallel)", quantile: "p50", ms: r.p50 },
+        { delayed: delayFacet(r.delayed), delayMs: r.delayMs, system: "STRONG (parallel)", quantile: "p99", ms: r.p99 },
       ]),
     ...eventual.latency.rows.flatMap((r) => [
-      { delayed: facet(r.delayed), delayMs: r.delayMs, system: "EVENTUAL", quantile: "p50", ms: r.p50 },
-      { delayed: facet(r.delayed), delayMs: r.delayMs, system: "EVENTUAL", quantile: "p99", ms: r.p99 },
+      { delayed: delayFacet(r.delayed), delayMs: r.delayMs, system: "EVENTUAL", quantile: "p50", ms: r.p50 },
+      { delayed: delayFacet(r.delayed), delayMs: r.delayMs, system: "EVENTUAL", quantile: "p99", ms: r.p99 },
     ]),
     ...(["products", "all"] as const).flatMap((delayed) =>
       latency.delays.flatMap((delayMs) => [
-        { delayed: facet(delayed), delayMs, system: "monolith join", quantile: "p50", ms: latency.monolith.p50 },
-        { delayed: facet(delayed), delayMs, system: "monolith join", quantile: "p99", ms: latency.monolith.p99 },
+        { delayed: delayFacet(delayed), delayMs, system: "monolith join", quantile: "p50", ms: latency.monolith.p50 },
+        { delayed: delayFacet(delayed), delayMs, system: "monolith join", quantile: "p99", ms: latency.monolith.p99 },
       ]),
     ),
   ];
-  return {
-    ...base,
-    title: { text: "GetUserOrders latency against dependency delay: STRONG, EVENTUAL, monolith", subtitle: "solid: p50, dashed: p99" },
-    data: { values },
-    facet: { column: { field: "delayed", type: "nominal", title: null, sort: ["products delayed", "all three delayed"] } },
-    spec: {
-      width: 320,
-      height: 260,
-      mark: { type: "line", point: true },
-      encoding: {
-        x: { field: "delayMs", type: "quantitative", title: "injected delay per call (ms)" },
-        y: { field: "ms", type: "quantitative", title: "latency (ms, log scale)", scale: { type: "log" } },
-        color: { field: "system", type: "nominal", title: "view", scale: { domain: ["STRONG (parallel)", "EVENTUAL", "monolith join"], range: ["#1565c0", "#2e7d32", "#777777"] } },
-        strokeDash: { field: "quantile", type: "nominal", title: "", scale: { domain: ["p50", "p99"], range: [[1, 0], [5, 4]] }, legend: null },
-      },
-    },
-  };
+  return delayLatencyChart({ text: "GetUserOrders latency against dependency delay: STRONG, EVENTUAL, monolith", subtitle: "solid: p50, dashed: p99" }, values, {
+    y: { field: "ms", type: "quantitative", title: "latency (ms, log scale)", scale: { type: "log" } },
+    color: { field: "system", type: "nominal", title: "view", scale: { domain: ["STRONG (parallel)", "EVENTUAL", "monolith join"], range: ["#1565c0", "#2e7d32", "#777777"] } },
+    strokeDash: { field: "quantile", type: "nominal", title: "", scale: { domain: ["p50", "p99"], range: [[1, 0], [5, 4]] }, legend: null },
+  });
 }
 
 /**
