@@ -1,6 +1,7 @@
 // Comparing user-orders' projection with the databases it copies, for tests.
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { vi } from "vitest";
 import { sourceHeads as sourceHeadsOf } from "@shopmesh/cli";
 import type { TestMesh } from "./mesh.js";
 
@@ -22,14 +23,14 @@ export function projectionPositions(path: string): { users: number; products: nu
   }
 }
 
-/** Polls `check` until it returns true, failing after `timeoutMs`. */
+/** Polls `check` (vitest's waitFor, every 25 ms) until it returns true, failing after `timeoutMs` with `what`. */
 export async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+  await vi.waitFor(
+    async () => {
+      if (!(await check())) throw new Error(`timed out waiting until ${what}`);
+    },
+    { timeout: timeoutMs, interval: 25 },
+  );
 }
 
 /** Waits until the projection at `path` has applied everything its sources have committed now. */
@@ -57,25 +58,28 @@ export function projectionAndSources(dataDir: string, projectionPath: string): {
   const orders = open(join(dataDir, "orders.sqlite"));
   const projection = open(projectionPath);
   try {
-    const sources: Snapshot = {
-      users: users.prepare("SELECT id, email, display_name FROM users ORDER BY id").all(),
-      products: products.prepare("SELECT id, name, description, price_minor, currency FROM products ORDER BY id").all(),
-      orders: orders.prepare("SELECT id, user_id, currency, total_minor, created_at FROM orders ORDER BY id").all(),
-      lines: orders.prepare("SELECT order_id, line_no, product_id, quantity, unit_price_minor FROM order_lines ORDER BY order_id, line_no").all(),
+    const read = (source: Record<keyof Snapshot, Database.Database>): Snapshot => ({
+      users: source.users.prepare(snapshotQueries.users).all(),
+      products: source.products.prepare(snapshotQueries.products).all(),
+      orders: source.orders.prepare(snapshotQueries.orders).all(),
+      lines: source.lines.prepare(snapshotQueries.lines).all(),
+    });
+    return {
+      sources: read({ users, products, orders, lines: orders }),
+      projection: read({ users: projection, products: projection, orders: projection, lines: projection }),
     };
-    const projected: Snapshot = {
-      users: projection.prepare("SELECT id, email, display_name FROM users ORDER BY id").all(),
-      products: projection.prepare("SELECT id, name, description, price_minor, currency FROM products ORDER BY id").all(),
-      orders: projection.prepare("SELECT id, user_id, currency, total_minor, created_at FROM orders ORDER BY id").all(),
-      lines: projection
-        .prepare("SELECT order_id, line_no, product_id, quantity, unit_price_minor FROM order_lines ORDER BY order_id, line_no")
-        .all(),
-    };
-    return { projection: projected, sources };
   } finally {
     for (const db of [users, products, orders, projection]) db.close();
   }
 }
+
+/** The columns the projection copies, in the same order from either side. */
+const snapshotQueries: Record<keyof Snapshot, string> = {
+  users: "SELECT id, email, display_name FROM users ORDER BY id",
+  products: "SELECT id, name, description, price_minor, currency FROM products ORDER BY id",
+  orders: "SELECT id, user_id, currency, total_minor, created_at FROM orders ORDER BY id",
+  lines: "SELECT order_id, line_no, product_id, quantity, unit_price_minor FROM order_lines ORDER BY order_id, line_no",
+};
 
 export interface Snapshot {
   users: unknown[];

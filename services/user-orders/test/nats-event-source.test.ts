@@ -266,8 +266,8 @@ describe("the NATS event source's checks", () => {
   it.each([
     // The server ends the waiting pull with "consumer deleted".
     ["while a pull waits for messages", false, /consumer deleted/],
-    // Just after an idle heartbeat no pull is out, and the next one would only expire.
-    ["between pulls", true, /consumer/],
+    // Just after an idle heartbeat no pull is out: the next pull or the consumer check finds it missing.
+    ["between pulls", true, /consumer deleted|consumer not found|consumer .* is gone/],
   ])("fails when its consumer is deleted %s", async (_, afterHeartbeat, error) => {
     const crafted = await craftStream(client, [1]);
     const controller = new AbortController();
