@@ -56,7 +56,8 @@ afterAll(async () => {
 });
 
 function natsSource(options: { prefix?: string; url?: string; heartbeatMs?: number; batchSize?: number } = {}): EventSource {
-  const source = natsEventSource({ url: options.url ?? nats.url, prefix: options.prefix ?? prefix, ...options });
+  const { url, ...rest } = options;
+  const source = natsEventSource({ servers: [url ?? nats.url], prefix: options.prefix ?? prefix, ...rest });
   sources.push(source);
   return source;
 }
@@ -322,7 +323,7 @@ describe("event source settings", () => {
     expect(readEventSourceConfig({})).toEqual({ kind: "grpc" });
     expect(readEventSourceConfig({ EVENTS_SOURCE: "nats", EVENTS_NATS_PREFIX: "mesh-b" })).toEqual({
       kind: "nats",
-      url: ["nats://127.0.0.1:4222"],
+      servers: ["nats://127.0.0.1:4222"],
       prefix: "mesh-b",
     });
   });

@@ -1,5 +1,5 @@
 import type { Client } from "@connectrpc/connect";
-import { envReader, readNatsSettings } from "@shopmesh/chassis";
+import { envReader, readNatsSettings, type NatsSettings } from "@shopmesh/chassis";
 import type { OrderEvent, OrdersService } from "@shopmesh/sdk/orders/v1";
 import type { ProductEvent, ProductsService } from "@shopmesh/sdk/products/v1";
 import type { UserEvent, UsersService } from "@shopmesh/sdk/users/v1";
@@ -53,12 +53,11 @@ export function grpcEventSource(options: {
 }
 
 /** Where the projection reads events from: EVENTS_SOURCE, and for nats NATS_URL and EVENTS_NATS_PREFIX. */
-export type EventSourceConfig = { kind: "grpc" } | { kind: "nats"; url: string[]; prefix: string };
+export type EventSourceConfig = { kind: "grpc" } | ({ kind: "nats" } & NatsSettings);
 
 /** EVENTS_SOURCE = grpc (default: each service's StreamEvents) | nats (JetStream, fed by the services' relays). */
 export function readEventSourceConfig(env: Record<string, string | undefined> = process.env): EventSourceConfig {
   const kind = envReader(env).oneOf("EVENTS_SOURCE", ["grpc", "nats"] as const, "grpc");
   if (kind === "grpc") return { kind };
-  const { servers, prefix } = readNatsSettings(env);
-  return { kind, url: servers, prefix };
+  return { kind, ...readNatsSettings(env) };
 }

@@ -1,5 +1,5 @@
 import { fromBinary } from "@bufbuild/protobuf";
-import { natsEventNames, outboxSequenceHeader, type NatsEventNames } from "@shopmesh/chassis";
+import { natsEventNames, outboxSequenceHeader, type NatsEventNames, type NatsSettings } from "@shopmesh/chassis";
 import { OrderEventSchema } from "@shopmesh/sdk/orders/v1";
 import { ProductEventSchema } from "@shopmesh/sdk/products/v1";
 import { UserEventSchema } from "@shopmesh/sdk/users/v1";
@@ -7,12 +7,8 @@ import { apiErrorCode, connectToNats, jetStreamErrors, lastRelayed, outboxSequen
 import { AckPolicy, DeliverPolicy, nanos, type JetStreamManager, type JsMsg, type NatsConnection } from "nats";
 import type { EventSource, SourceMessage, StreamEvents, StreamName } from "./event-source.js";
 
-/** Options for {@link natsEventSource}. */
-export interface NatsEventSourceOptions {
-  /** One NATS URL or several. */
-  url: string | string[];
-  /** The producers' EVENTS_NATS_PREFIX. */
-  prefix: string;
+/** Options for {@link natsEventSource}: the servers and the producers' prefix (NatsSettings), and how to read. */
+export interface NatsEventSourceOptions extends NatsSettings {
   /** Silence after which a head-only heartbeat is yielded (default 2 s; at least 1 s, nats.js's shortest pull). */
   heartbeatMs?: number;
   /** Most messages pulled at a time, and so the most one open stream holds unread (default 256). */
@@ -63,7 +59,7 @@ export function natsEventSource(options: NatsEventSourceOptions): EventSource {
       if (connection !== pending) return connected();
     }
     connection = (async () => {
-      const nc = await connectToNats(options.url, "shopmesh-user-orders-events");
+      const nc = await connectToNats(options.servers, "shopmesh-user-orders-events");
       const lost = new AbortController();
       void nc.closed().then((error) => lost.abort(error ?? new Error("NATS connection closed")));
       return { nc, lost: lost.signal };
