@@ -21,7 +21,12 @@ import { metadataToHeaders } from "./metadata.js";
  * connection that stays up is the server failing that one call, and stays
  * INTERNAL, as the gRPC HTTP/2 mapping has it.
  */
-const connectionLost = [/triggered by internal client error/, /^Failed to start HTTP\/2 stream/, /Session closed with error code/, /GOAWAY/];
+const connectionLost = [
+  /triggered by internal client error/,
+  /^Failed to start HTTP\/2 stream/,
+  /Session closed with error code/,
+  /GOAWAY/,
+];
 
 /** Whether a grpc-js INTERNAL status is really a connection that was torn down. */
 export function isConnectionLoss(code: number, details: string): boolean {

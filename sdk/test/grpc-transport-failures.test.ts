@@ -77,7 +77,8 @@ describe("a connection torn down mid-call", () => {
 describe("isConnectionLoss", () => {
   it("recognises a call that could not be started on a closed or draining session", () => {
     expect(isConnectionLoss(Code.Internal, "Failed to start HTTP/2 stream with error The session has been destroyed")).toBe(true);
-    expect(isConnectionLoss(Code.Internal, "Failed to start HTTP/2 stream with error New streams cannot be created after receiving a GOAWAY")).toBe(true);
+    const draining = "Failed to start HTTP/2 stream with error New streams cannot be created after receiving a GOAWAY";
+    expect(isConnectionLoss(Code.Internal, draining)).toBe(true);
   });
 
   it("leaves an INTERNAL the server sent alone, even one that mentions a session", () => {

@@ -66,8 +66,11 @@ describe("a dependency's failure, told to callers", () => {
     } finally {
       await mesh.faults("products").clearFaults({});
     }
-    await expect.poll(() => failedCallLogs("orders", "products").map((line) => [line.target, line.code])).toContainEqual([productsAddress, "DEADLINE_EXCEEDED"]);
-    await expect.poll(() => failedCallLogs("user-orders", "products").map((line) => [line.target, line.code])).toContainEqual([productsAddress, "DEADLINE_EXCEEDED"]);
+    for (const service of ["orders", "user-orders"] as const) {
+      await expect
+        .poll(() => failedCallLogs(service, "products").map((line) => [line.target, line.code]))
+        .toContainEqual([productsAddress, "DEADLINE_EXCEEDED"]);
+    }
     expect(failedCallLogs("orders", "products").some((line) => String(line.detail).includes("remote_addr="))).toBe(true);
   });
 
@@ -84,7 +87,11 @@ describe("a dependency's failure, told to callers", () => {
     ]);
     for (const service of ["orders", "user-orders"] as const) {
       await expect
-        .poll(() => failedCallLogs(service, "products").some((line) => line.target === productsAddress && String(line.detail).includes(`ECONNREFUSED ${productsAddress}`)))
+        .poll(() =>
+          failedCallLogs(service, "products").some(
+            (line) => line.target === productsAddress && String(line.detail).includes(`ECONNREFUSED ${productsAddress}`),
+          ),
+        )
         .toBe(true);
     }
   });
@@ -97,7 +104,9 @@ describe("a dependency's failure, told to callers", () => {
     expect(error.rawMessage).toMatch(/^orders failed with UNAVAILABLE \(orders is unavailable \(UNAVAILABLE\)\)/);
     expect(error.rawMessage).not.toMatch(whereItLives);
     await expect
-      .poll(() => failedCallLogs("user-orders", "orders").some((line) => line.target === ordersAddress && String(line.detail).includes("ECONNREFUSED")))
+      .poll(() =>
+        failedCallLogs("user-orders", "orders").some((line) => line.target === ordersAddress && String(line.detail).includes("ECONNREFUSED")),
+      )
       .toBe(true);
   });
 });

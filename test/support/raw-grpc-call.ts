@@ -20,10 +20,12 @@ export async function rawUnaryCall(
   options: { timeoutMs: number; headers?: Record<string, string>; waitMs?: number },
 ): Promise<RawStatus> {
   const session = http2.connect(`http://${address}`);
+  let timer: NodeJS.Timeout | undefined;
   try {
     return await new Promise<RawStatus>((resolve, reject) => {
       session.once("error", reject);
-      const timer = setTimeout(() => reject(new Error(`no status from ${path} within ${options.waitMs ?? 10_000} ms`)), options.waitMs ?? 10_000);
+      const waitMs = options.waitMs ?? 10_000;
+      timer = setTimeout(() => reject(new Error(`no status from ${path} within ${waitMs} ms`)), waitMs);
       const stream = session.request({
         ":method": "POST",
         ":path": path,
@@ -36,7 +38,6 @@ export async function rawUnaryCall(
       stream.once("error", reject);
       const statusFrom = (headers: http2.IncomingHttpHeaders) => {
         if (headers["grpc-status"] === undefined) return;
-        clearTimeout(timer);
         resolve({ code: Number(headers["grpc-status"]), message: decodeURIComponent(String(headers["grpc-message"] ?? "")) });
       };
       // A trailers-only answer carries its status in the headers.
@@ -49,6 +50,7 @@ export async function rawUnaryCall(
       stream.end(frame);
     });
   } finally {
+    clearTimeout(timer);
     session.destroy();
   }
 }

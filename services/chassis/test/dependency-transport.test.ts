@@ -82,7 +82,9 @@ describe("a dependency's outage", () => {
 describe("a dependency's answer", () => {
   it("passes unchanged and is not logged: NOT_FOUND, INVALID_ARGUMENT, ABORTED midway through a stream", async () => {
     const before = lines.length;
-    const missing = await failure(client().echo({ message: "e" }, { headers: { "x-fail-code": String(Code.NotFound), "x-fail-message": "widget 7 not found" } }));
+    const missing = await failure(
+      client().echo({ message: "e" }, { headers: { "x-fail-code": String(Code.NotFound), "x-fail-message": "widget 7 not found" } }),
+    );
     expect([missing.code, missing.rawMessage]).toEqual([Code.NotFound, "widget 7 not found"]);
     const invalid = await failure(
       client().echo({ message: "f" }, { headers: { "x-fail-code": String(Code.InvalidArgument), "x-fail-message": "message: too long" } }),
