@@ -14,7 +14,7 @@ import { statusName } from "../server/call-status.js";
 const outageWords: ReadonlyMap<Code, string> = new Map([
   [Code.Unavailable, "is unavailable"],
   [Code.DeadlineExceeded, "did not answer in time"],
-  [Code.ResourceExhausted, "is overloaded"],
+  [Code.ResourceExhausted, "could not take the call"],
   [Code.Internal, "failed"],
   [Code.Unknown, "failed"],
 ]);
