@@ -80,19 +80,25 @@ export function createOrdersService(deps: OrdersServiceDeps): ServiceImpl<typeof
       const earlier = deps.store.byRequest(caller.userId, requestId);
       if (earlier) return { order: toOrder(sameRequest(earlier, fingerprint)) };
 
-      // Price every item from the catalog, within our own deadline.
+      // Price every item from the catalog, within our own deadline. A caller
+      // whose deadline is spent learns DEADLINE_EXCEEDED, not UNAVAILABLE:
+      // products is not at fault, and UNAVAILABLE invites a retry.
+      const timeoutMs = downstreamTimeoutMs(context, deps.productsTimeoutMs, 20);
       let found;
       try {
         found = await deps.products.batchGetProducts(
           { productIds: items.map((item) => item.productId) },
-          { timeoutMs: downstreamTimeoutMs(context, deps.productsTimeoutMs, 20), signal: context.signal },
+          { timeoutMs, signal: context.signal },
         );
       } catch (error) {
         const cause = ConnectError.from(error);
         if (context.signal.aborted) throw cause;
+        const budgetSpent = cause.code === Code.DeadlineExceeded && timeoutMs < deps.productsTimeoutMs;
         throw new ConnectError(
-          `cannot check products: products answered ${statusName(cause.code)} (${cause.rawMessage}); no order was written`,
-          Code.Unavailable,
+          budgetSpent
+            ? "the call's deadline ran out before products could price the order; no order was written"
+            : `cannot check products: ${cause.rawMessage}; no order was written`,
+          budgetSpent ? Code.DeadlineExceeded : Code.Unavailable,
         );
       }
       const priced = priceOrder(items, new Map(found.products.map((product) => [product.id, product.price])));

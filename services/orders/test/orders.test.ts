@@ -1,11 +1,13 @@
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { createLogger, hosted, int64Max, startServer, type RunningServer } from "@shopmesh/chassis";
-import type { OrdersService } from "@shopmesh/sdk/orders/v1";
+import { CreateOrderRequestSchema, type OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService, type Product } from "@shopmesh/sdk/products/v1";
 import { failure } from "../../../test/support/failure.js";
+import { rawUnaryCall } from "../../../test/support/raw-grpc-call.js";
 import { adminToken, signUpCustomer, TestMesh } from "../../../test/support/mesh.js";
 
 let mesh: TestMesh;
@@ -315,8 +317,11 @@ describe("GetOrder and ListOrders", () => {
 });
 
 describe("CreateOrder when products cannot answer", () => {
-  it("answers UNAVAILABLE within its own deadline when products hangs, and stores nothing", async () => {
-    // A products server that never answers, on a real loopback port.
+  /** A products server that never answers, on a real loopback port, and an orders process that calls it. */
+  async function withHangingProducts(
+    productsTimeout: string,
+    body: (own: { address: string }, c: { userId: string; token: string }) => Promise<void>,
+  ): Promise<void> {
     const hanging: RunningServer = await startServer({
       config: { host: "127.0.0.1", port: 0, shutdownDelayMs: 0, shutdownGraceMs: 100, maxRequestBytes: 1 << 20 },
       logger: createLogger("hanging-products", "silent"),
@@ -331,9 +336,17 @@ describe("CreateOrder when products cannot answer", () => {
         }),
       ],
     });
-    const own = await mesh.startExtra("orders", { PRODUCTS_TARGET: hanging.address, PRODUCTS_TIMEOUT: "300ms" });
+    const own = await mesh.startExtra("orders", { PRODUCTS_TARGET: hanging.address, PRODUCTS_TIMEOUT: productsTimeout });
     try {
-      const c = await signUpCustomer(mesh);
+      await body(own, await signUpCustomer(mesh));
+    } finally {
+      await own.stop("SIGKILL");
+      await hanging.stop();
+    }
+  }
+
+  it("answers UNAVAILABLE within its own deadline when products hangs, and stores nothing", async () => {
+    await withHangingProducts("300ms", async (own, c) => {
       const orders = mesh.clientAt("orders", own.address, c.token);
       const started = performance.now();
       const error = await failure(orders.createOrder({ requestId: requestId(), items: [{ productId: catalog[0]!.id, quantity: 1 }] }));
@@ -343,10 +356,26 @@ describe("CreateOrder when products cannot answer", () => {
       expect(elapsed).toBeGreaterThanOrEqual(250);
       expect(elapsed).toBeLessThan(3000);
       expect((await orders.listOrders({ userId: c.userId })).orders).toHaveLength(0);
-    } finally {
-      await own.stop("SIGKILL");
-      await hanging.stop();
-    }
+    });
+  });
+
+  it("answers DEADLINE_EXCEEDED, not UNAVAILABLE, when the caller's own deadline runs out first", async () => {
+    await withHangingProducts("5s", async (own, c) => {
+      // A bare HTTP/2 call waits for the server's own status, which a gRPC
+      // client would replace with its local DEADLINE_EXCEEDED.
+      const path = "/shopmesh.orders.v1.OrdersService/CreateOrder";
+      const headers = { authorization: `Bearer ${c.token}` };
+      for (const timeoutMs of [5, 300]) {
+        const request = toBinary(
+          CreateOrderRequestSchema,
+          create(CreateOrderRequestSchema, { requestId: requestId(), items: [{ productId: catalog[0]!.id, quantity: 1 }] }),
+        );
+        const status = await rawUnaryCall(own.address, path, request, { timeoutMs, headers });
+        expect([timeoutMs, status.code]).toEqual([timeoutMs, Code.DeadlineExceeded]);
+      }
+      const orders = mesh.clientAt("orders", own.address, c.token);
+      expect((await orders.listOrders({ userId: c.userId })).orders).toHaveLength(0);
+    });
   });
 
   it("answers UNAVAILABLE when products is stopped, stores nothing, and works again once it is back", async () => {
