@@ -10,7 +10,8 @@
 // so the README and this test cannot drift. Its commands run as written with
 // two rewrites: the tarball path becomes the one just packed, and each
 // `npm install` gets --no-audit --no-fund --prefer-offline to stay quick.
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
@@ -31,6 +32,9 @@ let project: string;
 let tarball: string;
 let installOutput = "";
 let mesh: TestMesh | undefined;
+// A test that times out leaves its child running; afterAll ends it before
+// removing the files it may still write.
+const running = new Set<ChildProcess>();
 
 // tsc loads the SDK's declarations, grpc-js' and Node's: seconds alone, far
 // more on a busy machine.
@@ -44,12 +48,19 @@ interface Run {
 function run(command: string, args: string[], cwd: string, extraEnv: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolvePromise, reject) => {
     // The timeout turns a hung child into a failure with its output.
-    const child = spawn(command, args, { cwd, env: { ...env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"], timeout: 90_000 });
+    const child = spawn(command, args, { cwd, env: { ...env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"], timeout: compileTimeout });
+    running.add(child);
     let output = "";
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
-    child.on("error", reject);
-    child.on("close", (status) => resolvePromise({ status, output }));
+    child.on("error", (error) => {
+      running.delete(child);
+      reject(error);
+    });
+    child.on("close", (status) => {
+      running.delete(child);
+      resolvePromise({ status, output });
+    });
   });
 }
 
@@ -216,7 +227,7 @@ beforeAll(async () => {
         strict: true,
         noUncheckedIndexedAccess: true,
         verbatimModuleSyntax: true,
-        // The README's compile above checks the SDK's declarations.
+        // The README's own compile checks the SDK's declarations.
         skipLibCheck: true,
         types: ["node"],
         rootDir: ".",
@@ -230,6 +241,13 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
+  await Promise.all(
+    [...running].map((child) => {
+      const closed = once(child, "close");
+      child.kill("SIGKILL");
+      return closed;
+    }),
+  );
   await mesh?.stop();
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
