@@ -30,7 +30,7 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import { applyInterceptors, headersToMetadata, metadataToHeaders, methodPath } from "@shopmesh/sdk";
+import { applyInterceptors, headersToMetadata, metadataToHeaders, methodPath } from "@shopmesh/sdk/internal";
 import { statusName, toCallStatus, type CallStatus } from "./call-status.js";
 
 /** What the adapter reports when a call ends. */
