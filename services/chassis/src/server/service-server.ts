@@ -43,6 +43,8 @@ export interface RunningServer {
   /** `host:port`, ready for a client's target. */
   readonly address: string;
   readonly health: HealthRegistry;
+  /** Unary calls running and waiting for a slot now; undefined when admission control is off. */
+  readonly admission: { readonly running: number; readonly waiting: number } | undefined;
   /**
    * Drains and stops: health turns NOT_SERVING, and after the shutdown delay
    * the server stops accepting calls and waits up to the grace period for
@@ -149,7 +151,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       logger.info("stopped");
     })());
 
-  return { host: config.host, port, address, health, stop };
+  return { host: config.host, port, address, health, admission: limiter, stop };
 }
 
 function round(ms: number): number {
