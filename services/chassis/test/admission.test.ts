@@ -4,11 +4,13 @@
 // deadline (or MAX_QUEUE_WAIT), without its handler ever running. Health
 // checks and server streams are not held. Real gRPC over loopback, with
 // handlers that block until the test lets them go.
+import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { Code, createClient, createTransport, type Client, type GrpcTransport } from "@shopmesh/sdk";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@shopmesh/sdk/health/v1";
-import { createLogger, hosted, startServer, type RunningServer } from "@shopmesh/chassis";
+import { createLogger, hosted, spawnService, startServer, type RunningServer } from "@shopmesh/chassis";
+import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 import { EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
 import { asConnectError, readAll, settle } from "./support/call-outcome.js";
 
@@ -183,5 +185,40 @@ describe("admission control, calls without a deadline", () => {
     echo.release("block");
     await block;
     expect(echo.started).not.toContain("no deadline");
+  });
+});
+
+describe("admission control in a service process", () => {
+  it("reads its limits from the environment, and leaves health and the admin listener out of it", async () => {
+    const echoMain = fileURLToPath(new URL("./support/echo-main.ts", import.meta.url));
+    const service = await spawnService({ entry: echoMain, env: { MAX_CALLS_IN_FLIGHT: "1", MAX_CALLS_QUEUED: "0", FAULT_INJECTION: "on" } });
+    const transport = createTransport({ target: service.address });
+    const adminTransport = createTransport({ target: `127.0.0.1:${service.adminPort}` });
+    try {
+      const echo = createClient(EchoService, transport);
+      const slow = settle(echo.echo({ message: "slow" }, { headers: { "x-delay-ms": "3000" } }));
+      const refused = await vi.waitFor(
+        async () => {
+          const outcome = await settle(echo.echo({ message: "refused" }));
+          expect(outcome.error).toBeDefined();
+          return asConnectError(outcome.error);
+        },
+        { timeout: 2_500, interval: 20 },
+      );
+      expect(refused.code).toBe(Code.ResourceExhausted);
+      expect(refused.rawMessage).toBe("server overloaded: 1 calls in progress, 0 waiting");
+      // While the only slot is taken: health answers, and so does the admin listener, several calls at once.
+      expect((await createClient(Health, transport).check({})).status).toBe(ServingStatus.SERVING);
+      const admin = createClient(FaultInjectionService, adminTransport);
+      const listed = await Promise.all([admin.listFaults({}), admin.listFaults({}), admin.listFaults({})]);
+      expect(listed.map((response) => response.faults)).toEqual([[], [], []]);
+      expect((await slow).value?.message).toBe("slow");
+      const overloaded = service.logs.find((entry) => entry.msg === "overloaded: refusing calls");
+      expect(overloaded).toMatchObject({ level: "warn", running: 1, waiting: 0 });
+    } finally {
+      transport.close();
+      adminTransport.close();
+      expect(await service.stop()).toBe(0);
+    }
   });
 });

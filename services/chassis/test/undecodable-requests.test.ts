@@ -5,7 +5,7 @@
 // echo process from a grpc-js client whose serializer passes them unchanged.
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Client, credentials, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
+import { Client, credentials, Metadata, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { spawnService, type ServiceProcess } from "@shopmesh/chassis";
 import { EchoRequestSchema, EchoResponseSchema } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
@@ -43,7 +43,7 @@ function unary(client: Client, path: string, body: Buffer): Promise<Ended & { re
 
 function serverStream(client: Client, path: string, body: Buffer): Promise<Ended> {
   return new Promise((resolve) => {
-    const call = client.makeServerStreamRequest(path, same, same, body, undefined, { deadline: Date.now() + 10_000 });
+    const call = client.makeServerStreamRequest(path, same, same, body, new Metadata(), { deadline: Date.now() + 10_000 });
     call.on("data", () => undefined);
     call.on("error", (error: ServiceError) => resolve({ code: error.code, details: error.details }));
     call.on("status", (status: Ended) => {
@@ -54,7 +54,7 @@ function serverStream(client: Client, path: string, body: Buffer): Promise<Ended
 
 function bidiStream(client: Client, path: string, body: Buffer): Promise<Ended> {
   return new Promise((resolve) => {
-    const call = client.makeBidiStreamRequest(path, same, same, undefined, { deadline: Date.now() + 10_000 });
+    const call = client.makeBidiStreamRequest(path, same, same, new Metadata(), { deadline: Date.now() + 10_000 });
     call.on("data", () => undefined);
     call.on("error", (error: ServiceError) => resolve({ code: error.code, details: error.details }));
     call.on("status", (status: Ended) => {

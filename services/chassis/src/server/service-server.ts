@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { Server, type ChannelOptions } from "@grpc/grpc-js";
+import { Server, status as GrpcStatus, type ChannelOptions } from "@grpc/grpc-js";
 import type { DescService } from "@bufbuild/protobuf";
 import type { Interceptor, ServiceImpl } from "@connectrpc/connect";
 import { Health } from "@shopmesh/sdk/health/v1";
@@ -53,6 +53,8 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+const overloadLogIntervalMs = 10_000;
+
 /** Health checks answer however busy the server is: they are how others learn that it is. */
 const healthPath = `/${Health.typeName}/`;
 
@@ -78,11 +80,21 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   const admission = config.admission ?? defaultAdmissionConfig;
   const connections = config.connections ?? defaultConnectionConfig;
   const limiter = admission.maxCallsInFlight > 0 ? new CallLimiter(admission) : undefined;
+  // Overload is logged at most once per interval, with how many calls were refused since the last line.
+  let refusedSinceLog = 0;
+  let overloadLoggedAt = -Infinity;
   const gate = callGate({
     limiter,
     exempt: (path) => path.startsWith(healthPath),
     onRefused: (method, code, details) => {
       if (logger.isLevelEnabled("debug")) logger.debug({ method, code: statusName(code), details }, "call refused");
+      if (code !== GrpcStatus.RESOURCE_EXHAUSTED || limiter === undefined) return;
+      refusedSinceLog++;
+      const now = performance.now();
+      if (now - overloadLoggedAt < overloadLogIntervalMs) return;
+      logger.warn({ refused: refusedSinceLog, running: limiter.running, waiting: limiter.waiting }, "overloaded: refusing calls");
+      refusedSinceLog = 0;
+      overloadLoggedAt = now;
     },
   });
   const server = new Server({
