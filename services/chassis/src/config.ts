@@ -112,6 +112,8 @@ export interface ConnectionConfig {
   maxAgeGraceMs: number;
   /** Calls (HTTP/2 streams) open at once on one connection (MAX_CONCURRENT_STREAMS), default 256. */
   maxConcurrentStreams: number;
+  /** Connections open at once (MAX_CONNECTIONS), default 4096; more are closed as they arrive. */
+  maxConnections: number;
 }
 
 export const defaultAdmissionConfig: AdmissionConfig = Object.freeze({
@@ -126,6 +128,7 @@ export const defaultConnectionConfig: ConnectionConfig = Object.freeze({
   maxAgeMs: 30 * 60_000,
   maxAgeGraceMs: 5 * 60_000,
   maxConcurrentStreams: 256,
+  maxConnections: 4096,
 });
 
 /** Settings every shopmesh server reads. */
@@ -179,6 +182,7 @@ export function readServerConfig(defaultPort: number, env: Env = process.env): S
       maxAgeMs: read.durationMs("MAX_CONNECTION_AGE", defaultConnectionConfig.maxAgeMs),
       maxAgeGraceMs: read.durationMs("MAX_CONNECTION_AGE_GRACE", defaultConnectionConfig.maxAgeGraceMs),
       maxConcurrentStreams: read.int("MAX_CONCURRENT_STREAMS", defaultConnectionConfig.maxConcurrentStreams, { min: 1, max: 2 ** 31 - 1 }),
+      maxConnections: read.int("MAX_CONNECTIONS", defaultConnectionConfig.maxConnections, { min: 1, max: 1_000_000 }),
     },
   };
 }

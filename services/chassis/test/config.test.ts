@@ -132,6 +132,7 @@ describe("readServerConfig", () => {
         maxAgeMs: 1_800_000,
         maxAgeGraceMs: 300_000,
         maxConcurrentStreams: 256,
+        maxConnections: 4096,
       },
     });
   });
@@ -159,6 +160,7 @@ describe("readServerConfig", () => {
         MAX_CONNECTION_AGE: "1h",
         MAX_CONNECTION_AGE_GRACE: "30s",
         MAX_CONCURRENT_STREAMS: "32",
+        MAX_CONNECTIONS: "100",
       }),
     ).toEqual({
       host: "0.0.0.0",
@@ -170,7 +172,7 @@ describe("readServerConfig", () => {
       faultInjection: true,
       adminPort: 7001,
       admission: { maxCallsInFlight: 8, maxCallsQueued: 0, maxQueueWaitMs: 50 },
-      connections: { handshakeTimeoutMs: 2_000, idleTimeoutMs: 0, maxAgeMs: 3_600_000, maxAgeGraceMs: 30_000, maxConcurrentStreams: 32 },
+      connections: { handshakeTimeoutMs: 2_000, idleTimeoutMs: 0, maxAgeMs: 3_600_000, maxAgeGraceMs: 30_000, maxConcurrentStreams: 32, maxConnections: 100 },
     });
   });
 
@@ -193,6 +195,7 @@ describe("readServerConfig", () => {
     ["MAX_CONNECTION_AGE", "forever"],
     ["MAX_CONNECTION_AGE_GRACE", "-1s"],
     ["MAX_CONCURRENT_STREAMS", "0"],
+    ["MAX_CONNECTIONS", "0"],
   ])("rejects %s=%j with a ConfigError naming it", (variable, value) => {
     const error = configError(() => readServerConfig(50051, { [variable]: value }));
     expect(error.variable).toBe(variable);

@@ -1,28 +1,30 @@
 // Connection limits, over real sockets: a connection that does not complete
 // the HTTP/2 handshake in time is closed, while clients that do keep
 // working; the per-connection stream limit is advertised; idle connections
-// are closed, and old ones are asked to go away.
+// are closed, old ones are asked to go away, and connections beyond the cap
+// are closed as they arrive.
 import { once } from "node:events";
 import http2 from "node:http2";
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@shopmesh/sdk/health/v1";
-import { createLogger, hosted, startServer, type RunningServer } from "@shopmesh/chassis";
+import { createLogger, defaultConnectionConfig, hosted, startServer, type ConnectionConfig, type RunningServer } from "@shopmesh/chassis";
 import { EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
 import { createEchoService } from "./support/echo-service.js";
 
 const handshakeTimeoutMs = 300;
 
-async function startWithConnections(connections: {
-  handshakeTimeoutMs: number;
-  idleTimeoutMs: number;
-  maxAgeMs: number;
-  maxAgeGraceMs: number;
-  maxConcurrentStreams: number;
-}): Promise<RunningServer> {
+async function startWithConnections(connections: Partial<ConnectionConfig>): Promise<RunningServer> {
   return startServer({
-    config: { host: "127.0.0.1", port: 0, shutdownDelayMs: 0, shutdownGraceMs: 1_000, maxRequestBytes: 1024 * 1024, connections },
+    config: {
+      host: "127.0.0.1",
+      port: 0,
+      shutdownDelayMs: 0,
+      shutdownGraceMs: 1_000,
+      maxRequestBytes: 1024 * 1024,
+      connections: { ...defaultConnectionConfig, ...connections },
+    },
     logger: createLogger("connections-test", "silent"),
     services: [hosted(EchoService, createEchoService())],
   });
@@ -160,5 +162,36 @@ describe("maximum connection age", () => {
     // The open stream is cut when the grace period is over.
     await closed;
     expect(watch.destroyed).toBe(true);
+  });
+});
+
+describe("maximum connections", () => {
+  let server: RunningServer;
+
+  beforeAll(async () => {
+    server = await startWithConnections({ handshakeTimeoutMs: 1_000, maxConnections: 2 });
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it("closes connections beyond the cap as they arrive, and takes new ones once there is room", async () => {
+    const sockets = [net.connect({ host: "127.0.0.1", port: server.port }), net.connect({ host: "127.0.0.1", port: server.port })];
+    for (const socket of sockets) socket.on("error", () => undefined);
+    await Promise.all(sockets.map((socket) => once(socket, "connect")));
+    try {
+      // The third is closed at once, long before the handshake timeout would.
+      expect(await closedAfterMs(server.port, undefined)).toBeLessThan(1_000);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+    }
+    // Room again: a client gets in.
+    const transport = createTransport({ target: server.address });
+    try {
+      expect((await createClient(EchoService, transport).echo({ message: "in" })).message).toBe("in");
+    } finally {
+      transport.close();
+    }
   });
 });

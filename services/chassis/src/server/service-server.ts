@@ -140,7 +140,22 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   >;
   addReflection(safely, [...options.services.map((entry) => entry.service), Health]);
 
-  const listener = await listenForGrpc(server, config.host, config.port, connections.handshakeTimeoutMs);
+  let droppedSinceLog = 0;
+  let dropLoggedAt = -Infinity;
+  const listener = await listenForGrpc(server, {
+    host: config.host,
+    port: config.port,
+    handshakeTimeoutMs: connections.handshakeTimeoutMs,
+    maxConnections: connections.maxConnections,
+    onDropped: () => {
+      droppedSinceLog++;
+      const now = performance.now();
+      if (now - dropLoggedAt < overloadLogIntervalMs) return;
+      logger.warn({ dropped: droppedSinceLog, maxConnections: connections.maxConnections }, "too many connections: closing new ones");
+      droppedSinceLog = 0;
+      dropLoggedAt = now;
+    },
+  });
   const port = listener.port;
   const address = `${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
 

@@ -31,6 +31,17 @@ function handshakeBytes(received: Buffer): number | undefined {
   return received.length >= total ? total : undefined;
 }
 
+/** Options for {@link listenForGrpc}. */
+export interface ListenOptions {
+  host: string;
+  port: number;
+  handshakeTimeoutMs: number;
+  /** Connections open at once; Node closes the ones beyond it as they arrive. */
+  maxConnections: number;
+  /** Told about each connection closed for being over `maxConnections`. */
+  onDropped?: () => void;
+}
+
 /**
  * Listens on host:port and hands each connection to the grpc-js server once
  * the client has sent the HTTP/2 connection preface and its first SETTINGS
@@ -41,9 +52,13 @@ function handshakeBytes(received: Buffer): number | undefined {
  * service's 20,000). The bytes read are put back, and HTTP/2 reads them
  * first (Node's http2 replays data a socket has buffered), so the connection
  * then runs on grpc-js's own HTTP/2 session exactly as if grpc-js had
- * accepted it (`Server.createConnectionInjector`).
+ * accepted it (`Server.createConnectionInjector`). Owning the listening
+ * socket also caps the connections open at once, so that however many
+ * arrive, the process keeps file descriptors for its database and its own
+ * calls.
  */
-export async function listenForGrpc(server: Server, host: string, port: number, handshakeTimeoutMs: number): Promise<TcpListener> {
+export async function listenForGrpc(server: Server, options: ListenOptions): Promise<TcpListener> {
+  const { host, port, handshakeTimeoutMs } = options;
   const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
   const handshaking = new Set<Socket>();
   const onSocketError = () => undefined; // a reset before the handshake ends is the client's business; 'close' follows
@@ -71,6 +86,9 @@ export async function listenForGrpc(server: Server, host: string, port: number, 
     socket.on("data", onData);
     socket.once("close", forget);
   });
+
+  tcp.maxConnections = options.maxConnections;
+  tcp.on("drop", () => options.onDropped?.());
 
   await new Promise<void>((resolve, reject) => {
     tcp.once("error", reject);
