@@ -53,7 +53,23 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-const overloadLogIntervalMs = 10_000;
+/**
+ * Counts an event that can come thousands of times a second (a refused
+ * call, a dropped connection) and logs it at most every 10 s, with how many
+ * there were since the last line.
+ */
+function throttled(log: (count: number) => void): () => void {
+  let count = 0;
+  let loggedAt = -Infinity;
+  return () => {
+    count++;
+    const now = performance.now();
+    if (now - loggedAt < 10_000) return;
+    log(count);
+    count = 0;
+    loggedAt = now;
+  };
+}
 
 /** Health checks answer however busy the server is: they are how others learn that it is. */
 const healthPath = `/${Health.typeName}/`;
@@ -80,21 +96,15 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   const admission = config.admission ?? defaultAdmissionConfig;
   const connections = config.connections ?? defaultConnectionConfig;
   const limiter = admission.maxCallsInFlight > 0 ? new CallLimiter(admission) : undefined;
-  // Overload is logged at most once per interval, with how many calls were refused since the last line.
-  let refusedSinceLog = 0;
-  let overloadLoggedAt = -Infinity;
+  const refusedForOverload = throttled((refused) =>
+    logger.warn({ refused, running: limiter?.running, waiting: limiter?.waiting }, "overloaded: refusing calls"),
+  );
   const gate = callGate({
     limiter,
     exempt: (path) => path.startsWith(healthPath),
     onRefused: (method, code, details) => {
       if (logger.isLevelEnabled("debug")) logger.debug({ method, code: statusName(code), details }, "call refused");
-      if (code !== GrpcStatus.RESOURCE_EXHAUSTED || limiter === undefined) return;
-      refusedSinceLog++;
-      const now = performance.now();
-      if (now - overloadLoggedAt < overloadLogIntervalMs) return;
-      logger.warn({ refused: refusedSinceLog, running: limiter.running, waiting: limiter.waiting }, "overloaded: refusing calls");
-      refusedSinceLog = 0;
-      overloadLoggedAt = now;
+      if (code === GrpcStatus.RESOURCE_EXHAUSTED) refusedForOverload();
     },
   });
   const server = new Server({
@@ -140,21 +150,14 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   >;
   addReflection(safely, [...options.services.map((entry) => entry.service), Health]);
 
-  let droppedSinceLog = 0;
-  let dropLoggedAt = -Infinity;
   const listener = await listenForGrpc(server, {
     host: config.host,
     port: config.port,
     handshakeTimeoutMs: connections.handshakeTimeoutMs,
     maxConnections: connections.maxConnections,
-    onDropped: () => {
-      droppedSinceLog++;
-      const now = performance.now();
-      if (now - dropLoggedAt < overloadLogIntervalMs) return;
-      logger.warn({ dropped: droppedSinceLog, maxConnections: connections.maxConnections }, "too many connections: closing new ones");
-      droppedSinceLog = 0;
-      dropLoggedAt = now;
-    },
+    onDropped: throttled((dropped) =>
+      logger.warn({ dropped, maxConnections: connections.maxConnections }, "too many connections: closing new ones"),
+    ),
   });
   const port = listener.port;
   const address = `${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
