@@ -362,7 +362,7 @@ describe("EventLog.follow for a caller: open streams are capped", () => {
 
 describe("readEventStreamOptions", () => {
   it("reads EVENTS_BATCH and EVENTS_HEARTBEAT, with defaults", () => {
-    expect(readEventStreamOptions({})).toEqual({ batchSize: 256, heartbeatMs: 2_000, maxStreams: 64, maxStreamsPerCaller: 4 });
+    expect(readEventStreamOptions({})).toEqual({ batchSize: 64, heartbeatMs: 2_000, maxStreams: 64, maxStreamsPerCaller: 4 });
     expect(readEventStreamOptions({ EVENTS_BATCH: "32", EVENTS_HEARTBEAT: "250ms" })).toMatchObject({ batchSize: 32, heartbeatMs: 250 });
     expect(() => readEventStreamOptions({ EVENTS_BATCH: "0" })).toThrow(/EVENTS_BATCH/);
   });
