@@ -12,11 +12,11 @@
 //
 //   node --import tsx tools/cli/src/bench/event-streams-memory.ts \
 //     [--events 5000] [--streams 1000] [--callers 1] [--seconds 15] [--settle 5] \
-//     [--max-streams N] [--max-streams-per-caller N] [--report reports/event-streams-memory.md] [--label text]
+//     [--max-streams N] [--max-streams-per-caller N] [--batch N] [--report reports/event-streams-memory.md] [--label text]
 //
-// `--max-streams` and `--max-streams-per-caller` become orders'
-// EVENTS_MAX_STREAMS and EVENTS_MAX_STREAMS_PER_CALLER; left out, orders runs
-// with its defaults.
+// `--max-streams`, `--max-streams-per-caller` and `--batch` become orders'
+// EVENTS_MAX_STREAMS, EVENTS_MAX_STREAMS_PER_CALLER and EVENTS_BATCH; left
+// out, orders runs with its defaults.
 import { setMaxListeners } from "node:events";
 import { appendFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -45,6 +45,7 @@ interface Settings {
   settleMs: number;
   maxStreams: number | undefined;
   maxStreamsPerCaller: number | undefined;
+  batch: number | undefined;
   report: string | undefined;
   label: string | undefined;
 }
@@ -59,6 +60,7 @@ function readSettings(): Settings {
       settle: { type: "string", default: "5" },
       "max-streams": { type: "string" },
       "max-streams-per-caller": { type: "string" },
+      batch: { type: "string" },
       report: { type: "string" },
       label: { type: "string" },
     },
@@ -78,6 +80,7 @@ function readSettings(): Settings {
     settleMs: whole("settle", values.settle, 0, 600)! * 1000,
     maxStreams: whole("max-streams", values["max-streams"], 1, 100_000),
     maxStreamsPerCaller: whole("max-streams-per-caller", values["max-streams-per-caller"], 1, 100_000),
+    batch: whole("batch", values.batch, 1, 10_000),
     report: values.report,
     label: values.label,
   };
@@ -127,7 +130,10 @@ interface StreamOutcome {
   /** OK when the stream was still open at the cancellation (the reader cancelled it). */
   code: string;
   message?: string;
+  /** Events received (heartbeats not counted). */
   received: number;
+  /** Whether the first message (the head) arrived. */
+  opened: boolean;
 }
 
 async function main(): Promise<void> {
@@ -139,6 +145,7 @@ async function main(): Promise<void> {
   const limits: Record<string, string> = {};
   if (settings.maxStreams !== undefined) limits.EVENTS_MAX_STREAMS = String(settings.maxStreams);
   if (settings.maxStreamsPerCaller !== undefined) limits.EVENTS_MAX_STREAMS_PER_CALLER = String(settings.maxStreamsPerCaller);
+  if (settings.batch !== undefined) limits.EVENTS_BATCH = String(settings.batch);
   const common = { LOG_LEVEL: "warn", ADMIN_PORT: "0", SHUTDOWN_GRACE: "2s" };
   let mesh: LocalMesh | undefined;
   try {
@@ -150,7 +157,8 @@ async function main(): Promise<void> {
         products: { ...common, LOG_LEVEL: "info" },
         orders: { ...common, LOG_LEVEL: "info", ...limits },
       },
-      spawn: () => ({ keepLogs: false }),
+      // A loaded machine can take a while to start three processes.
+      spawn: () => ({ keepLogs: false, readyTimeoutMs: 120_000 }),
     });
     const ordersPid = mesh.processes.get("orders")!.child.pid!;
     const rss = () => readRssBytes(ordersPid);
@@ -193,15 +201,17 @@ async function main(): Promise<void> {
       outcomes.push(
         (async (): Promise<StreamOutcome> => {
           let received = 0;
+          let opened = false;
           try {
             for await (const message of client.streamEvents({ afterSequence: 0n }, { signal: controller.signal })) {
+              opened = true;
               if (message.event) received++;
             }
-            return { code: "ENDED", received };
+            return { code: "ENDED", received, opened };
           } catch (error) {
-            if (controller.signal.aborted) return { code: "OK", received };
+            if (controller.signal.aborted) return { code: "OK", received, opened };
             const failure = ConnectError.from(error);
-            return { code: Code[failure.code], message: failure.rawMessage, received };
+            return { code: Code[failure.code], message: failure.rawMessage, received, opened };
           }
         })(),
       );
@@ -222,13 +232,14 @@ async function main(): Promise<void> {
       byCode.set(outcome.code, entry);
     }
     const events = ended.reduce((sum, outcome) => sum + outcome.received, 0);
+    const opened = ended.filter((outcome) => outcome.opened).length;
     const lines = [
       `orders RSS before: ${mib(before)} MiB`,
       `orders RSS peak: ${mib(peak)} MiB (${(peakAtMs / 1000).toFixed(1)} s after the streams opened)`,
       `orders RSS at cancel: ${mib(atCancel)} MiB`,
       `orders RSS ${settings.settleMs / 1000} s after cancel: ${mib(after)} MiB`,
       `streams: ${[...byCode].map(([code, { streams, message }]) => `${streams} ${code}${message ? ` ("${message}")` : ""}`).join(", ")}`,
-      `events delivered: ${events} in ${(cancelledAtMs / 1000).toFixed(1)} s`,
+      `streams whose first message arrived: ${opened}; events delivered: ${events} in ${(cancelledAtMs / 1000).toFixed(1)} s`,
     ];
     for (const line of lines) console.log(line);
     if (settings.report) writeReport(settings, nodeFlags, limits, { before, peak, atCancel, after, byCode, events });
