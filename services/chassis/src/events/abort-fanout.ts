@@ -37,9 +37,4 @@ export class AbortFanout {
       signal.removeEventListener("abort", listener);
     };
   }
-
-  /** Signals listened to now. */
-  get signals(): number {
-    return this.#subscribers.size;
-  }
 }

@@ -34,7 +34,7 @@ export interface EventStreamOptions {
 /** Who a stream is for, and what else ends it. */
 export interface FollowOptions {
   /**
-   * The hosting server's {@link serverStopping} signal: when it aborts, the
+   * The hosting server's stopping signal (serverStopping): when it aborts, the
    * stream ends with UNAVAILABLE so that the server can drain and the reader
    * reconnects.
    */
