@@ -42,7 +42,8 @@ export { spawnService, type ServiceProcess, type SpawnServiceOptions } from "./p
 export { FaultRegistry, parseFaultsEnv, toFault, toFaultRule, type FaultRule } from "./faults/fault-registry.js";
 export { createFaultInjectionService } from "./faults/fault-injection-service.js";
 export { readCpuMicros, readRssBytes } from "./process/proc-stats.js";
-export { EventLog, readEventStreamOptions, type EventStreamMessage, type EventStreamOptions } from "./events/event-log.js";
+export { EventLog, readEventStreamOptions, type EventStreamMessage, type EventStreamOptions, type FollowOptions } from "./events/event-log.js";
+export { defaultStreamLimits, StreamSlots, type StreamLimits } from "./events/stream-slots.js";
 export { streamEventsHandler } from "./events/stream-events.js";
 export {
   natsEventNames,

@@ -1,7 +1,9 @@
 // The outbox and the event log in one process, on an in-memory SQLite
 // database with the outbox table exactly as the services' migration creates
 // it: sequence numbering, transactions, and follow()'s replay, live delivery,
-// heartbeats and demand-driven reading.
+// heartbeats and demand-driven reading, the caps on open streams, and what a
+// stream leaves behind when it ends.
+import { getEventListeners } from "node:events";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
@@ -235,11 +237,149 @@ describe("EventLog.follow", () => {
   });
 });
 
+/** What a follow() left ended with: its error, or undefined when it ended cleanly. */
+async function endOf(stream: AsyncGenerator<Message>): Promise<unknown> {
+  try {
+    for (;;) if ((await stream.next()).done) return undefined;
+  } catch (error) {
+    return error;
+  }
+}
+
+/** The ConnectError a stream's first message fails with. */
+async function refusal(stream: AsyncGenerator<Message>): Promise<ConnectError> {
+  const error = await stream.next().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ConnectError);
+  return error as ConnectError;
+}
+
+/**
+ * Streams a signal has linked to it with AbortSignal.any. Node keeps them in
+ * an internal set of the source signal and, on Node 20, never removes them:
+ * a server-wide signal linked to every stream would grow with each one.
+ */
+function dependantsOf(source: AbortSignal): number {
+  const key = Object.getOwnPropertySymbols(source).find((symbol) => symbol.description === "kDependantSignals");
+  const dependants = key === undefined ? undefined : (source as unknown as Record<symbol, Set<unknown> | undefined>)[key];
+  return dependants?.size ?? 0;
+}
+
+const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === "Timeout").length;
+
+describe("EventLog.follow for a caller: open streams are capped", () => {
+  it("refuses a caller's stream past its cap with RESOURCE_EXHAUSTED, and serves another caller", async () => {
+    const { log } = openLog({ heartbeatMs: 60_000, maxStreams: 10, maxStreamsPerCaller: 2 });
+    for (let i = 0; i < 2; i++) expect(await next(log.follow(0, signal(), { caller: "reader-a" }))).toEqual({ headSequence: 0n });
+    const refused = await refusal(log.follow(0, signal(), { caller: "reader-a" }));
+    expect(refused.code).toBe(Code.ResourceExhausted);
+    expect(refused.rawMessage).toBe("too many event streams for this caller (limit 2)");
+    expect(await next(log.follow(0, signal(), { caller: "reader-b" }))).toEqual({ headSequence: 0n });
+    expect([log.slots.open, log.slots.openFor("reader-a"), log.slots.openFor("reader-b")]).toEqual([3, 2, 1]);
+  });
+
+  it("refuses any stream past the total cap, whoever asks", async () => {
+    const { log } = openLog({ heartbeatMs: 60_000, maxStreams: 3, maxStreamsPerCaller: 2 });
+    for (const caller of ["a", "a", "b"]) await next(log.follow(0, signal(), { caller }));
+    const refused = await refusal(log.follow(0, signal(), { caller: "c" }));
+    expect(refused.code).toBe(Code.ResourceExhausted);
+    expect(refused.rawMessage).toBe("too many event streams on this server (limit 3)");
+    // An in-process reader (the NATS relay) takes no slot.
+    expect(await next(log.follow(0, signal()))).toEqual({ headSequence: 0n });
+    expect(log.slots.open).toBe(3);
+  });
+
+  it("gives the slot back however the stream ends: cancelled, failed, returned early, or the server stopping", async () => {
+    const { log } = openLog({ heartbeatMs: 60_000, maxStreams: 10, maxStreamsPerCaller: 1 });
+    log.append(created("a"));
+
+    // Cancelled while waiting for the next append.
+    const cancel = new AbortController();
+    const cancelled = log.follow(1, cancel.signal, { caller: "r" });
+    await next(cancelled);
+    const ending = endOf(cancelled);
+    expect(log.slots.openFor("r")).toBe(1);
+    cancel.abort();
+    expect(await ending).toBeUndefined();
+    expect(log.slots.open).toBe(0);
+
+    // Failed: after_sequence beyond the head.
+    const failed = await refusal(log.follow(5, signal(), { caller: "r" }));
+    expect(failed.code).toBe(Code.OutOfRange);
+    expect(log.slots.open).toBe(0);
+
+    // Returned early by its consumer, in the middle of a replay.
+    const returned = log.follow(0, signal(), { caller: "r" });
+    await next(returned);
+    await next(returned);
+    expect(log.slots.open).toBe(1);
+    await returned.return(undefined);
+    expect(log.slots.open).toBe(0);
+
+    // The server stopping: UNAVAILABLE, and the slot is back.
+    const stop = new AbortController();
+    const stopped = log.follow(1, signal(), { caller: "r", stopping: stop.signal });
+    await next(stopped);
+    const stopEnding = endOf(stopped);
+    stop.abort();
+    expect(((await stopEnding) as ConnectError).code).toBe(Code.Unavailable);
+    expect(log.slots.open).toBe(0);
+
+    // After all of that, the caller's one slot is free.
+    expect(await next(log.follow(1, signal(), { caller: "r" }))).toEqual({ headSequence: 1n });
+  });
+
+  it("leaves no listener, timer or registration behind when cancelled streams end", async () => {
+    const { log } = openLog({ heartbeatMs: 60_000, maxStreams: 100, maxStreamsPerCaller: 100 });
+    const stopping = new AbortController();
+    const count = 50;
+    const timersBefore = timers();
+    const cancels = Array.from({ length: count }, () => new AbortController());
+    const streams = cancels.map((cancel) => log.follow(0, cancel.signal, { caller: "reader", stopping: stopping.signal }));
+    for (const stream of streams) await next(stream);
+    // Every stream now waits for the next append: a waiter, a heartbeat timer and a slot each.
+    const endings = streams.map((stream) => endOf(stream));
+    expect(log.outbox.waiting).toBe(count);
+    expect(timers() - timersBefore).toBe(count);
+    expect(log.slots.open).toBe(count);
+    // One listener on the server-wide signal for all of them, not one each (Node warns past ten).
+    expect(getEventListeners(stopping.signal, "abort")).toHaveLength(1);
+
+    for (const cancel of cancels) cancel.abort();
+    for (const ending of await Promise.all(endings)) expect(ending).toBeUndefined();
+
+    expect(log.outbox.waiting).toBe(0);
+    expect(timers()).toBe(timersBefore);
+    expect(log.slots.open).toBe(0);
+    // The server-wide stopping signal outlives every stream: it must hold none of them.
+    expect(getEventListeners(stopping.signal, "abort")).toHaveLength(0);
+    expect(dependantsOf(stopping.signal)).toBe(0);
+    for (const cancel of cancels) expect(getEventListeners(cancel.signal, "abort")).toHaveLength(0);
+  });
+});
+
 describe("readEventStreamOptions", () => {
   it("reads EVENTS_BATCH and EVENTS_HEARTBEAT, with defaults", () => {
-    expect(readEventStreamOptions({})).toEqual({ batchSize: 256, heartbeatMs: 2_000 });
-    expect(readEventStreamOptions({ EVENTS_BATCH: "32", EVENTS_HEARTBEAT: "250ms" })).toEqual({ batchSize: 32, heartbeatMs: 250 });
+    expect(readEventStreamOptions({})).toEqual({ batchSize: 64, heartbeatMs: 2_000, maxStreams: 64, maxStreamsPerCaller: 4 });
+    expect(readEventStreamOptions({ EVENTS_BATCH: "32", EVENTS_HEARTBEAT: "250ms" })).toMatchObject({ batchSize: 32, heartbeatMs: 250 });
     expect(() => readEventStreamOptions({ EVENTS_BATCH: "0" })).toThrow(/EVENTS_BATCH/);
+  });
+
+  it("reads EVENTS_MAX_STREAMS and EVENTS_MAX_STREAMS_PER_CALLER, and refuses caps below 1", () => {
+    expect(readEventStreamOptions({ EVENTS_MAX_STREAMS: "1000", EVENTS_MAX_STREAMS_PER_CALLER: "16" })).toMatchObject({
+      maxStreams: 1000,
+      maxStreamsPerCaller: 16,
+    });
+    for (const [variable, value] of [
+      ["EVENTS_MAX_STREAMS", "0"],
+      ["EVENTS_MAX_STREAMS", "many"],
+      ["EVENTS_MAX_STREAMS_PER_CALLER", "0"],
+      ["EVENTS_MAX_STREAMS_PER_CALLER", "-1"],
+    ] as const) {
+      expect(() => readEventStreamOptions({ [variable]: value }), `${variable}=${value}`).toThrow(new RegExp(variable));
+    }
   });
 
   it("refuses a heartbeat interval that would make idle streams spin", () => {

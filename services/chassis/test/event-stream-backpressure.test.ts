@@ -28,7 +28,7 @@ import {
 const outboxSql = readFileSync(fileURLToPath(new URL("../../products/drizzle/0001_outbox.sql", import.meta.url)), "utf8");
 
 /** Events read from SQLite at a time (EventLog's default). */
-const batchSize = 256;
+const batchSize = 64;
 /**
  * The reader's HTTP/2 stream window: how many bytes the server may send
  * before the reader acknowledges them by reading. 65 535 is the HTTP/2 and

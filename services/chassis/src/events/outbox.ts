@@ -25,6 +25,11 @@ export class Outbox {
   #wakeQueued = false;
   #rowsRead = 0;
 
+  /** Readers waiting for the next append now; lets tests see that a reader that went away left nothing behind. */
+  get waiting(): number {
+    return this.#waiters.size;
+  }
+
   /** Rows read by every reader together; lets tests see that reading follows demand. */
   get rowsRead(): number {
     return this.#rowsRead;
