@@ -191,6 +191,24 @@ const checks: Record<string, () => Promise<Answer[]>> = {
 
   "a request over 1 MiB": async () => [await failed(mesh.client("products").getProduct({ productId: "x".repeat(1_100_000) }))],
 
+  "more event streams open than the caller's or the server's cap": async () => {
+    // The default cap per caller is 4: an admin's fifth stream is refused.
+    const products = mesh.client("products", await adminToken(mesh));
+    const controller = new AbortController();
+    try {
+      const firstMessage = async () => {
+        const stream = products.streamEvents({ afterSequence: 0n }, { signal: controller.signal })[Symbol.asyncIterator]();
+        await stream.next();
+      };
+      for (let i = 0; i < 4; i++) await firstMessage();
+      const refused = await failed(firstMessage());
+      expect(refused.message).toBe("too many event streams for this caller (limit 4)");
+      return [refused];
+    } finally {
+      controller.abort();
+    }
+  },
+
   "a server is at its limit of calls in progress, with no room to wait": async () => {
     // One call runs and none may wait; GetProduct is slowed so that the first holds its slot.
     const products = await mesh.startExtra("products", {
