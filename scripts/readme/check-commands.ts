@@ -38,6 +38,11 @@ const notRun: [RegExp, string][] = [
   [/^npm run generate\b/, "rewrites gen/ in place under the running tests; test/contracts/generated-code.test.ts regenerates into a copy and compares"],
 ];
 
+/** Why a command is never run here, if it is not. */
+export function commandSkipReason(command: string): string | undefined {
+  return notRun.find(([pattern]) => pattern.test(command))?.[1];
+}
+
 /** Sections whose blocks are not run, and why. */
 const sectionsNotRun: Record<string, string> = {
   "Use the SDK from another TypeScript project": "builds and packs the SDK, then installs it in another project (../my-app) outside this checkout",
@@ -84,7 +89,7 @@ export async function checkReadmeCommands(options: Options = {}): Promise<CheckR
           record({ command, status: "skipped", reason: skipBlock });
           continue;
         }
-        const reason = notRun.find(([pattern]) => pattern.test(command))?.[1];
+        const reason = commandSkipReason(command);
         if (reason) {
           record({ command, status: "skipped", reason });
           continue;
@@ -112,7 +117,8 @@ export async function checkReadmeCommands(options: Options = {}): Promise<CheckR
   return { outcomes, problems };
 }
 
-function blockSkipReason(block: ReadmeBlock): string | undefined {
+/** Why a whole block is not run here, if it is not. */
+export function blockSkipReason(block: ReadmeBlock): string | undefined {
   const section = sectionsNotRun[block.heading];
   if (section) return section;
   for (const program of markerValues(block.markers, "needs")) {
@@ -126,18 +132,19 @@ function isStream(block: ReadmeBlock): boolean {
 }
 
 /** Every `npm run NAME` the prose names must be a script of package.json. */
-function inlineScriptProblems(markdown: string): string[] {
+export function inlineScriptProblems(markdown: string): string[] {
   const scripts = (JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts;
   const named = new Set([...markdown.matchAll(/npm run ([a-z][\w:-]*)/g)].map((match) => match[1]!));
   return [...named].filter((name) => !(name in scripts)).map((name) => `README.md names "npm run ${name}", which package.json does not define`);
 }
 
 /** The command with the README's placeholders and ports made this mesh's. */
-function substitute(command: string, mesh: Mesh | undefined): string {
-  const needsMesh = /<alice id>|<product id>|127\.0\.0\.1:\d+/.test(command);
-  if (!needsMesh) return command;
+export function substitute(command: string, mesh: Pick<Mesh, "base" | "aliceId" | "productId"> | undefined): string {
+  const unknown = /<[a-z][a-z ]*[a-z]>/.exec(command.replaceAll("<alice id>", "").replaceAll("<product id>", ""));
+  if (unknown) throw new Error(`unknown placeholder ${unknown[0]}`);
+  if (!/<alice id>|<product id>|127\.0\.0\.1:\d+/.test(command)) return command;
   if (!mesh) throw new Error("the command needs the mesh, but no npm start came before it");
-  const replaced = command
+  return command
     .replaceAll("<alice id>", mesh.aliceId)
     .replaceAll("<product id>", mesh.productId)
     .replace(/127\.0\.0\.1:(\d+)/g, (address, port: string) => {
@@ -145,9 +152,6 @@ function substitute(command: string, mesh: Mesh | undefined): string {
       if (offset < 0) throw new Error(`${address} is none of the README's service ports (${readmePorts.join(", ")})`);
       return `127.0.0.1:${mesh.base + offset}`;
     });
-  const left = /<[a-z][a-z ]*[a-z]>/.exec(replaced);
-  if (left) throw new Error(`unknown placeholder ${left[0]}`);
-  return replaced;
 }
 
 type RunOutcome = { status: "ran"; ms: number; output: string } | { status: "failed"; reason: string; output: string };
