@@ -113,6 +113,12 @@ export async function checkReadmeCommands(options: Options = {}): Promise<CheckR
     await mesh?.stop();
     rmSync(work, { recursive: true, force: true });
   }
+  for (const command of inlineCommands(markdown)) {
+    const why = /experiment|bench/.test(command)
+      ? "takes minutes (experiment, bench); only its npm script is checked to exist"
+      : "quoted in the prose, not in a shell block; npm scripts named there are checked to exist";
+    log(`skipped  ${command}: ${why}`);
+  }
   for (const problem of problems) log(`PROBLEM  ${problem}`);
   return { outcomes, problems };
 }
@@ -129,6 +135,12 @@ export function blockSkipReason(block: ReadmeBlock): string | undefined {
 
 function isStream(block: ReadmeBlock): boolean {
   return markerValues(block.markers, "stream").length > 0;
+}
+
+/** Commands quoted in the prose (`npm run …`, `npx shopmesh …`), outside the shell blocks. */
+export function inlineCommands(markdown: string): string[] {
+  const prose = markdown.replace(/^```[\s\S]*?^```$/gm, "");
+  return [...new Set([...prose.matchAll(/`((?:npm run|npx shopmesh) [^`]+)`/g)].map((match) => match[1]!))];
 }
 
 /** Every `npm run NAME` the prose names must be a script of package.json. */
