@@ -45,7 +45,8 @@ export function commandSkipReason(command: string): string | undefined {
 
 /** Sections whose blocks are not run, and why. */
 const sectionsNotRun: Record<string, string> = {
-  "Use the SDK from another TypeScript project": "builds and packs the SDK, then installs it in another project (../my-app) outside this checkout",
+  "Use the SDK from another TypeScript project":
+    "sets up another project (../my-app) outside this checkout around the packed SDK; sdk/test/sdk-package.test.ts follows that recipe",
 };
 
 interface Mesh {
