@@ -106,7 +106,8 @@ describe("npm start", () => {
     expect(run.stdout).toContain('"consistency": "CONSISTENCY_EVENTUAL"');
     expect(run.stdout).toContain('"streamLags"');
     expect(await countProducts()).toBe(12);
-  });
+    // npm start, then six npx processes one after another: on a loaded two-core machine more than the default 30 s.
+  }, 120_000);
 
   it("keeps the other services serving when one process dies", async () => {
     const users = await launcher!.waitFor(/^✓ users/);
