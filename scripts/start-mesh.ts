@@ -115,7 +115,7 @@ function announce(service: ServiceName, ready: Record<string, unknown>): void {
 function printExamples(record: SeedRecord): void {
   const curl = (port: number, path: string, body: string, token?: string) =>
     [
-      "npx buf curl --protocol grpc --http2-prior-knowledge",
+      "npx @bufbuild/buf curl --protocol grpc --http2-prior-knowledge",
       token ? ` -H "authorization: Bearer ${token}"` : "",
       ` -d '${body}'`,
       ` http://${addressOf(port)}/${path}`,
@@ -131,7 +131,7 @@ function printExamples(record: SeedRecord): void {
   say(`  ${tokenCommand(curl(ports.users, "shopmesh.users.v1.UsersService/SignIn", signIn))}`);
   say();
   say("Then call the services with buf curl (it ships with this project):");
-  say(`  npx buf curl --protocol grpc --http2-prior-knowledge --list-services http://${addressOf(ports.products)}`);
+  say(`  npx @bufbuild/buf curl --protocol grpc --http2-prior-knowledge --list-services http://${addressOf(ports.products)}`);
   say(`  ${curl(ports.products, "shopmesh.products.v1.ProductsService/ListProducts", '{"page_size":5}')}`);
   say(`  ${curl(ports.users, "shopmesh.users.v1.UsersService/GetUser", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
   say(`  ${curl(ports.orders, "shopmesh.orders.v1.OrdersService/ListOrders", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
@@ -147,6 +147,7 @@ function printExamples(record: SeedRecord): void {
   say(`  ${grpcurl(ports.orders, "shopmesh.orders.v1.OrdersService/ListOrders", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
   say();
   say(`Demo accounts: ${Object.values(record.accounts).map((a) => `${a.email} / ${a.password}`).join(", ")}`);
+  say(`For the README's commands: <alice id> is ${alice.userId}, <product id> is ${record.productIds[0] ?? "(none)"}`);
   say("Press Ctrl-C to stop every service.");
 }
 

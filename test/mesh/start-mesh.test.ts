@@ -89,9 +89,10 @@ describe("npm start", () => {
     await launcher.waitFor(/Press Ctrl-C/);
     expect(launcher.lines.filter((line) => /^✓ \S+\s+ready on/.test(line)).length).toBeGreaterThanOrEqual(3);
     expect(launcher.lines).toContain("seeded the demo catalog, users and orders");
+    expect(launcher.lines.some((line) => /^For the README's commands: <alice id> is \S+, <product id> is [0-9a-f-]{36}$/.test(line))).toBe(true);
 
     // Run the printed buf curl commands, in order, in one shell, as a person would.
-    const commands = launcher.lines.map((line) => line.trim()).filter((line) => line.includes("npx buf curl"));
+    const commands = launcher.lines.map((line) => line.trim()).filter((line) => line.includes("npx @bufbuild/buf curl"));
     expect(commands.length).toBeGreaterThanOrEqual(4);
     const script = ["set -e", ...commands.flatMap((command) => [command, 'echo "--- ok"'])].join("\n");
     const run = spawnSync("bash", ["-c", script], { cwd: root, encoding: "utf8", timeout: 60_000 });
@@ -105,7 +106,8 @@ describe("npm start", () => {
     expect(run.stdout).toContain('"consistency": "CONSISTENCY_EVENTUAL"');
     expect(run.stdout).toContain('"streamLags"');
     expect(await countProducts()).toBe(12);
-  });
+    // npm start, then six npx processes one after another: on a loaded two-core machine more than the default 30 s.
+  }, 120_000);
 
   it("keeps the other services serving when one process dies", async () => {
     const users = await launcher!.waitFor(/^✓ users/);

@@ -1,11 +1,21 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { connect } from "nats";
+import { requireProgram, type OptionalProgram } from "./optional-program.js";
+
+/**
+ * Whether nats-server is there, for `describe.skipIf(natsServer().missing)`
+ * around the tests that need it. Where it is missing they are skipped with a
+ * one-line reason; on CI (or with SHOPMESH_REQUIRE=nats-server) this throws.
+ */
+export function natsServer(): OptionalProgram {
+  return requireProgram("nats-server", { debianPackage: "nats-server", envVariable: "NATS_SERVER_BIN", neededFor: "the JetStream tests" });
+}
 
 /** A nats-server with JetStream this test started, on loopback. */
 export interface SpawnedNatsServer {
@@ -142,13 +152,11 @@ export async function waitForNats(url: string, timeoutMs = 10_000): Promise<void
   }
 }
 
-/** NATS_SERVER_BIN, else nats-server from PATH or /usr/sbin (where the Debian package puts it). */
+/** NATS_SERVER_BIN, else nats-server from PATH. */
 function natsServerBinary(): string {
-  if (process.env.NATS_SERVER_BIN) return process.env.NATS_SERVER_BIN;
-  const dirs = [...(process.env.PATH ?? "").split(delimiter), "/usr/sbin", "/usr/local/bin"];
-  const found = dirs.filter(Boolean).map((dir) => join(dir, "nats-server")).find((path) => existsSync(path));
-  if (!found) throw new Error("nats-server is not installed (apt-get install nats-server, or set NATS_SERVER_BIN or NATS_URL)");
-  return found;
+  const program = natsServer();
+  if (!program.path) throw new Error(program.skipReason);
+  return program.path;
 }
 
 function freePort(): Promise<number> {

@@ -8,15 +8,18 @@ import type { Product } from "@shopmesh/sdk/products/v1";
 import { Consistency, Dependency, Fallback } from "@shopmesh/sdk/userorders/v1";
 import { failure } from "../../../test/support/failure.js";
 import { adminToken, signUpCustomer, TestMesh } from "../../../test/support/mesh.js";
-import { natsForTests, uniquePrefix, type TestNats } from "../../../test/support/nats-server.js";
+import { natsForTests, natsServer, uniquePrefix, type TestNats } from "../../../test/support/nats-server.js";
 import { projectionAndSources, projectionPositions, sourceHeads, waitCaughtUp, waitUntil } from "../../../test/support/projection-check.js";
 
 const eventual = { consistency: Consistency.EVENTUAL } as const;
 
 // The same consumer tests for both event sources: each service's own
 // StreamEvents (the default) and NATS JetStream, with the producers relaying
-// their outboxes to a real nats-server.
-describe.each(["grpc", "nats"] as const)("the projection fed through %s", (source) => {
+// their outboxes to a real nats-server (skipped without one).
+describe("the projection fed through grpc", () => projectionTests("grpc"));
+describe.skipIf(natsServer().missing)("the projection fed through nats", () => projectionTests("nats"));
+
+function projectionTests(source: "grpc" | "nats"): void {
   let mesh: TestMesh;
   let admin: string;
   let catalog: Product[];
@@ -238,4 +241,4 @@ describe.each(["grpc", "nats"] as const)("the projection fed through %s", (sourc
       expect(projection).toEqual(sources);
     }, 60_000);
   });
-});
+}
