@@ -3,7 +3,8 @@
 // call's status and latency and each health answer; writes overload.md and
 // overload.json. It measures; it does not judge, except that INTERNAL must
 // not occur.
-import { cpus } from "node:os";
+import { setMaxListeners } from "node:events";
+import { cpus, loadavg } from "node:os";
 import { relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -44,6 +45,10 @@ const defaultBudgetMs = 1_000;
 const healthIntervalMs = 100;
 /** A health check waits this long at most. */
 const healthDeadlineMs = 5_000;
+/** How long after the load's end a call still waiting is given up. */
+const abandonAfterMs = 30_000;
+/** What an abandoned call counts as. */
+const abandoned = "ABANDONED";
 const root = fileURLToPath(new URL("../../../..", import.meta.url));
 
 interface OverloadSettings {
@@ -139,6 +144,8 @@ export async function overload(args: string[]): Promise<number> {
     const views = Array.from({ length: 8 }, () => createClient(UserOrdersService, running.transport("user-orders", customer.token)));
 
     const outcomes: Outcome[] = [];
+    /** The first message of each failing status. */
+    const messages = new Map<string, string>();
     const started = performance.now();
     const end = started + settings.durationMs;
     let polling = true;
@@ -156,7 +163,12 @@ export async function overload(args: string[]): Promise<number> {
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       }
     });
-    const options = settings.deadlineMs === undefined ? {} : { timeoutMs: settings.deadlineMs };
+    // A call with no deadline may wait for ever: whatever is still waiting this long after the end is abandoned and counted as such.
+    const abandon = new AbortController();
+    // Every call listens to it.
+    setMaxListeners(settings.concurrency + 16, abandon.signal);
+    const abandonTimer = setTimeout(() => abandon.abort(), settings.durationMs + abandonAfterMs);
+    const options = { signal: abandon.signal, ...(settings.deadlineMs === undefined ? {} : { timeoutMs: settings.deadlineMs }) };
     // Each worker also stops after a fixed number of calls, so the count is bounded whatever the speed.
     const perWorker = Math.max(100, Math.ceil(settings.durationMs / 5));
     await Promise.all(
@@ -168,16 +180,21 @@ export async function overload(args: string[]): Promise<number> {
             await view.getUserOrders({ userId: customer.userId }, options);
             outcomes.push({ code: "OK", ms: performance.now() - at });
           } catch (error) {
-            outcomes.push({ code: statusName(ConnectError.from(error).code), ms: performance.now() - at });
+            const failure = ConnectError.from(error);
+            const code = abandon.signal.aborted ? abandoned : statusName(failure.code);
+            outcomes.push({ code, ms: performance.now() - at });
+            if (!messages.has(code)) messages.set(code, failure.rawMessage);
           }
         }
       }),
     );
+    clearTimeout(abandonTimer);
     const elapsedMs = performance.now() - started;
     polling = false;
     await Promise.all(pollers);
 
     const report = summarise(settings, budgetMs, elapsedMs, outcomes, health, running.exited());
+    report.messages = Object.fromEntries(messages);
     report.command = ["shopmesh", "overload", ...args].join(" ");
     const paths = writeOverloadReport(report, settings.outDir);
     say("");
@@ -243,7 +260,7 @@ function summarise(
   return {
     generatedAt: new Date().toISOString(),
     command: "",
-    machine: { cpus: cpus().length, node: process.version },
+    machine: { cpus: cpus().length, node: process.version, loadAverageAtEnd: loadavg()[0]! },
     settings: {
       seconds: settings.durationMs / 1000,
       concurrency: settings.concurrency,
@@ -280,6 +297,7 @@ function summarise(
         ...spread(entry.outcomes.map((o) => o.ms)),
       };
     }),
+    messages: {},
     exited,
   };
 }

@@ -13,7 +13,7 @@ export interface Spread {
 export interface OverloadReport {
   generatedAt: string;
   command: string;
-  machine: { cpus: number; node: string };
+  machine: { cpus: number; node: string; /** One-minute load average when the run ended: how busy the machine was. */ loadAverageAtEnd: number };
   settings: {
     seconds: number;
     concurrency: number;
@@ -31,6 +31,8 @@ export interface OverloadReport {
   /** Every status other than OK and RESOURCE_EXHAUSTED, by count. */
   otherCodes: Record<string, number>;
   otherLatency: Record<string, Spread>;
+  /** The first message of each failing status. */
+  messages: Record<string, string>;
   health: (Spread & { service: string; checks: number; serving: number; notServing: number; failures: Record<string, number> })[];
   exited: string[];
 }
@@ -55,7 +57,7 @@ export function renderOverloadMarkdown(report: OverloadReport): string {
   return [
     "# Overload",
     "",
-    `\`${report.command}\`, ${report.generatedAt}, ${report.machine.cpus} CPUs, Node ${report.machine.node}.`,
+    `\`${report.command}\`, ${report.generatedAt}, ${report.machine.cpus} CPUs (load average ${report.machine.loadAverageAtEnd.toFixed(1)} at the end), Node ${report.machine.node}.`,
     "",
     `${n(settings.concurrency)} STRONG GetUserOrders views (20 orders of 2-3 lines each) kept in flight for ${settings.seconds} s by one client process over 8 HTTP/2 connections, ` +
       `${settings.deadlineMs === undefined ? `with no deadline, so user-orders' default budget of ${n(settings.budgetMs)} ms applies` : `each with a ${n(settings.deadlineMs)} ms deadline`}; ` +
@@ -76,7 +78,10 @@ export function renderOverloadMarkdown(report: OverloadReport): string {
       return `| ${code} | ${n(count)} | ${(count / report.elapsedSeconds).toFixed(1)} | ${ms(spread.p50Ms)} | ${ms(spread.p90Ms)} | ${ms(spread.p99Ms)} | ${ms(spread.maxMs)} | ${pct(count / Math.max(1, report.calls))} of calls |`;
     }),
     "",
-    "Latency is measured by the client, from the call's start to its answer, so it includes the time a call waited in the client and on the connections.",
+    "Latency is measured by the client, from the call's start to its answer, so it includes the time a call waited in the client and on the connections. " +
+      "ABANDONED: still unanswered 30 s after the load's end, given up by the client.",
+    "",
+    ...Object.entries(report.messages).map(([code, message]) => `- first ${code}: ${message}`),
     "",
     "## Health",
     "",

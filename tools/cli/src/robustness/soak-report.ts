@@ -31,7 +31,7 @@ export interface WriteCheck {
 export interface SoakReport {
   generatedAt: string;
   command: string;
-  machine: { cpus: number; node: string };
+  machine: { cpus: number; node: string; /** One-minute load average when the run ended: how busy the machine was. */ loadAverageAtEnd: number };
   settings: {
     durationSeconds: number;
     windowSeconds: number;
@@ -93,7 +93,7 @@ export function renderSoakMarkdown(report: SoakReport): string {
   const lines: string[] = [
     "# Soak",
     "",
-    `\`${report.command}\`, ${report.generatedAt}, ${report.machine.cpus} CPUs, Node ${report.machine.node}.`,
+    `\`${report.command}\`, ${report.generatedAt}, ${report.machine.cpus} CPUs (load average ${report.machine.loadAverageAtEnd.toFixed(1)} at the end), Node ${report.machine.node}.`,
     "",
     `**${report.verdict}**: ${n(totals.calls)} calls in ${f(settings.durationSeconds / 60, 1)} min, ` +
       `${n(totals.unexpected)} unexpected errors, ${n(report.lostWrites)} lost writes` +
