@@ -69,6 +69,8 @@ export class LoadMesh {
         // Nothing reads the services' logs; keeping every line would grow without bound.
         spawn: (service) => ({
           keepLogs: false,
+          // A busy shared machine can take longer than the usual 20 s to start four processes.
+          readyTimeoutMs: 60_000,
           onStderr: (text) => {
             const sofar = stderr.get(service) ?? "";
             if (sofar.length < 16 * 1024) stderr.set(service, sofar + text);

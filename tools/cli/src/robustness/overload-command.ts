@@ -165,8 +165,8 @@ export async function overload(args: string[]): Promise<number> {
     });
     // A call with no deadline may wait for ever: whatever is still waiting this long after the end is abandoned and counted as such.
     const abandon = new AbortController();
-    // Every call listens to it.
-    setMaxListeners(settings.concurrency + 16, abandon.signal);
+    // Every call listens to it (Connect and the transport each add a listener): no limit to warn about.
+    setMaxListeners(0, abandon.signal);
     const abandonTimer = setTimeout(() => abandon.abort(), settings.durationMs + abandonAfterMs);
     const options = { signal: abandon.signal, ...(settings.deadlineMs === undefined ? {} : { timeoutMs: settings.deadlineMs }) };
     // Each worker also stops after a fixed number of calls, so the count is bounded whatever the speed.
