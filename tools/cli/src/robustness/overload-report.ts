@@ -71,7 +71,7 @@ export function renderOverloadMarkdown(report: OverloadReport): string {
     "",
     "| outcome | calls | per second | p50 ms | p90 ms | p99 ms | max ms | share |",
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
-    `| answered (OK) | ${n(answered.count)} | ${answered.perSecond.toFixed(1)} | ${ms(answered.p50Ms)} | ${ms(answered.p90Ms)} | ${ms(answered.p99Ms)} | ${ms(answered.maxMs)} | ${pct(answered.withinBudgetPlus50)} within the budget + 50 ms (${n(settings.budgetMs + 50)} ms) |`,
+    `| answered (OK) | ${n(answered.count)} | ${answered.perSecond.toFixed(1)} | ${ms(answered.p50Ms)} | ${ms(answered.p90Ms)} | ${ms(answered.p99Ms)} | ${ms(answered.maxMs)} | ${answered.count === 0 ? "–" : `${pct(answered.withinBudgetPlus50)} within the budget + 50 ms (${n(settings.budgetMs + 50)} ms)`} |`,
     `| refused (RESOURCE_EXHAUSTED) | ${n(refused.count)} | ${(refused.count / report.elapsedSeconds).toFixed(1)} | ${ms(refused.p50Ms)} | ${ms(refused.p90Ms)} | ${ms(refused.p99Ms)} | ${ms(refused.maxMs)} | ${refused.count === 0 ? "–" : `${pct(refused.within10Ms)} within 10 ms`} |`,
     ...others.map(([code, count]) => {
       const spread = report.otherLatency[code]!;
