@@ -1,13 +1,15 @@
 // Builds the publishable SDK: JavaScript and declarations for sdk/src and the
-// generated code it re-exports, a package.json and a README, so that
-// `npm pack sdk/dist` makes an installable tarball.
+// generated code it re-exports, a package.json, a README and the changelog,
+// so that `npm pack sdk/dist` makes an installable tarball (sdk/scripts/pack.mjs
+// does both).
 //
 //   node sdk/scripts/build.mjs [--out-dir <dir>]     (default: sdk/dist)
 //
 // In the repository the SDK's "exports" point at TypeScript sources; the
-// published manifest maps the same entry points to the compiled files.
+// published manifest maps the same entry points to the compiled files, except
+// the chassis' "./internal" entry, which is not part of the public API.
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -31,10 +33,9 @@ const source = JSON.parse(readFileSync(join(sdk, "package.json"), "utf8"));
 /** `./src/users-v1.ts` becomes the compiled `./sdk/src/users-v1` (without extension). */
 const compiledPath = (path) => path.replace(/^\.\/src\//, "./sdk/src/").replace(/\.ts$/, "");
 const exports = Object.fromEntries(
-  Object.entries(source.exports).map(([entry, path]) => [
-    entry,
-    { types: `${compiledPath(path)}.d.ts`, default: `${compiledPath(path)}.js` },
-  ]),
+  Object.entries(source.exports)
+    .filter(([entry]) => entry !== "./internal")
+    .map(([entry, path]) => [entry, { types: `${compiledPath(path)}.d.ts`, default: `${compiledPath(path)}.js` }]),
 );
 const manifest = {
   name: source.name,
@@ -47,12 +48,14 @@ const manifest = {
   sideEffects: false,
   engines: source.engines,
   dependencies: source.dependencies,
+  peerDependencies: source.peerDependencies,
 };
 writeFileSync(join(outDir, "package.json"), `${JSON.stringify(manifest, null, 2)}\n`);
 writeFileSync(join(outDir, "README.md"), readme(manifest));
+copyFileSync(join(sdk, "CHANGELOG.md"), join(outDir, "CHANGELOG.md"));
 console.log(`sdk build: ${manifest.name}@${manifest.version} in ${outDir}`);
 
-function readme({ name, description }) {
+function readme({ name, description, engines }) {
   const entries = Object.keys(exports)
     .filter((entry) => entry !== ".")
     .map((entry) => `- \`${name}${entry.slice(1)}\``)
@@ -60,6 +63,14 @@ function readme({ name, description }) {
   return `# ${name}
 
 ${description}
+
+An ES module for Node.js ${engines.node}. The consuming project needs
+\`"type": "module"\` for the top-level \`await\` below, and TypeScript 5.x with
+\`"module": "nodenext"\` (or \`"moduleResolution": "bundler"\` behind a bundler).
+\`@bufbuild/protobuf\`, \`@connectrpc/connect\` and \`@grpc/grpc-js\` are peer
+dependencies: the application and the SDK must share one copy of each (for
+\`instanceof ConnectError\`, message types and channel credentials); npm 7 or
+later installs them with the SDK.
 
 \`\`\`ts
 import { createClient, createTransport, ConnectError, Code } from "${name}";

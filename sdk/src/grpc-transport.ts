@@ -2,7 +2,6 @@ import {
   Client as GrpcClient,
   credentials as grpcCredentials,
   Metadata,
-  status as GrpcStatus,
   type CallOptions as GrpcCallOptions,
   type ChannelCredentials,
   type ChannelOptions,
@@ -30,6 +29,7 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { createMethodUrl, runStreamingCall } from "@connectrpc/connect/protocol";
+import { toConnectError } from "./grpc-error.js";
 import { applyInterceptors } from "./interceptors.js";
 import { headersToMetadata, metadataToHeaders, type HeadersLike } from "./metadata.js";
 import { methodPath } from "./method-path.js";
@@ -89,7 +89,9 @@ interface MethodCodec {
  * Deadlines (`timeoutMs`) travel as the gRPC deadline, an aborted `signal`
  * cancels the call, headers become metadata and back, and a failed call
  * rejects with a `ConnectError` carrying the gRPC status code, its message
- * and the trailers as `metadata`.
+ * and the trailers as `metadata`. A call whose connection was torn down
+ * under it (the server's GOAWAY with an error code, a failed session)
+ * rejects with UNAVAILABLE, not the INTERNAL grpc-js reports for it.
  */
 export function createGrpcTransport(options: GrpcTransportOptions): GrpcTransport {
   const client = new GrpcClient(
@@ -306,14 +308,6 @@ function callOptions(timeoutMs: number | undefined): GrpcCallOptions {
 
 function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-/** Turns a grpc-js error into a ConnectError with the same code. */
-function toConnectError(error: ServiceError): ConnectError {
-  // gRPC and Connect number their codes alike; OK (0) never arrives as an
-  // error, and anything unknown stays UNKNOWN.
-  const code = error.code > GrpcStatus.OK && error.code <= GrpcStatus.UNAUTHENTICATED ? (error.code as number as Code) : Code.Unknown;
-  return new ConnectError(error.details, code, metadataToHeaders(error.metadata), undefined, error);
 }
 
 async function singleMessage<T>(messages: AsyncIterable<T>): Promise<T> {

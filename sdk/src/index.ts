@@ -20,6 +20,3 @@ export { createTransport, type CreateTransportOptions, type TransportKind } from
 export { createGrpcTransport, type GrpcTransport, type GrpcTransportOptions } from "./grpc-transport.js";
 export { createConnectNodeTransport, type ConnectNodeTransportOptions } from "./connect-node-transport.js";
 export { bearerToken, type TokenSource } from "./bearer-token.js";
-export { applyInterceptors } from "./interceptors.js";
-export { headersToMetadata, metadataToHeaders } from "./metadata.js";
-export { methodPath } from "./method-path.js";

@@ -5,6 +5,8 @@ import type { Interceptor } from "@connectrpc/connect";
  * is the outermost, so it sees the request first and the response last.
  * Used by the grpc-js transport on the client and by the chassis on the
  * server.
+ *
+ * @internal
  */
 export function applyInterceptors<F extends (req: never) => Promise<unknown>>(next: F, interceptors: readonly Interceptor[] | undefined): F {
   if (!interceptors || interceptors.length === 0) return next;

@@ -24,6 +24,8 @@ function isProtocolKey(key: string): boolean {
 /**
  * Converts grpc-js metadata to Fetch API headers as Connect expects them:
  * binary (`-bin`) values are base64-encoded, repeated keys are joined.
+ *
+ * @internal
  */
 export function metadataToHeaders(metadata: Metadata | undefined, target = new Headers()): Headers {
   if (!metadata) return target;
@@ -43,6 +45,8 @@ export function metadataToHeaders(metadata: Metadata | undefined, target = new H
 /**
  * Converts Fetch API headers to grpc-js metadata. Binary (`-bin`) values are
  * decoded from base64; protocol headers are left to the transport.
+ *
+ * @internal
  */
 export function headersToMetadata(headers: HeadersLike, target = new Metadata()): Metadata {
   if (!headers) return target;

@@ -6,7 +6,9 @@
 // outbox gets its history on start.
 //
 // The tests build on each other's writes, in order, like a shop's life.
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { toBinary } from "@bufbuild/protobuf";
 import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
@@ -18,6 +20,7 @@ import { Role, UserEventSchema, UsersService, type User } from "@shopmesh/sdk/us
 import { failure } from "../support/failure.js";
 import { adminEmail, adminToken, TestMesh, type ServiceName } from "../support/mesh.js";
 
+const root = fileURLToPath(new URL("../..", import.meta.url));
 type EventService = Extract<ServiceName, "users" | "products" | "orders">;
 const eventServices: EventService[] = ["users", "products", "orders"];
 
@@ -529,16 +532,20 @@ describe("backfill", () => {
     const orderRows = new Map(logs.orders.events.map((e) => [payload<Order>(e, "order").id, payload<Order>(e, "order")]));
     expect(catalog.size).toBeLessThan(logs.products.events.length); // some products changed
 
-    // Back to the schema before the outbox: no table, no sequence, no record of its migration.
+    // Back to the schema before the outbox: no table, no sequence, no record
+    // of its migration, nor of those after it, whose changes go too.
     await Promise.all(eventServices.map((service) => mesh.processes.get(service)!.stop("SIGKILL")));
+    const afterOutbox: Record<EventService, string> = { users: "", products: "", orders: "ALTER TABLE orders DROP COLUMN request_fingerprint;" };
     for (const service of eventServices) {
+      const journal = JSON.parse(readFileSync(join(root, "services", service, "drizzle", "meta", "_journal.json"), "utf8")) as {
+        entries: { tag: string; when: number }[];
+      };
+      const outboxIndex = journal.entries.findIndex((entry) => entry.tag.endsWith("_outbox"));
       const sqlite = new Database(join(mesh.dataDir, `${service}.sqlite`));
       try {
-        sqlite.exec("DROP TABLE outbox; DELETE FROM sqlite_sequence WHERE name = 'outbox'");
-        const forgotten = sqlite
-          .prepare("DELETE FROM __drizzle_migrations WHERE created_at = (SELECT max(created_at) FROM __drizzle_migrations)")
-          .run();
-        expect(forgotten.changes).toBe(1);
+        sqlite.exec(`${afterOutbox[service]} DROP TABLE outbox; DELETE FROM sqlite_sequence WHERE name = 'outbox'`);
+        const forgotten = sqlite.prepare("DELETE FROM __drizzle_migrations WHERE created_at >= ?").run(journal.entries[outboxIndex]!.when);
+        expect(forgotten.changes).toBe(journal.entries.length - outboxIndex);
       } finally {
         sqlite.close();
       }

@@ -25,7 +25,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Client as GrpcClient, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { createClient, createTransport, methodPath, type GrpcTransport } from "@shopmesh/sdk";
+import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
+import { methodPath } from "@shopmesh/sdk/internal";
 import { readCpuMicros, spawnService, type ServiceProcess } from "@shopmesh/chassis";
 import {
   EchoRequestSchema,

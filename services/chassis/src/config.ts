@@ -90,6 +90,47 @@ export function envReader(env: Env = process.env): EnvReader {
   };
 }
 
+/** Admission control: see server/admission.ts. */
+export interface AdmissionConfig {
+  /** Unary calls running at once (MAX_CALLS_IN_FLIGHT), default 64; 0 turns admission control off. */
+  maxCallsInFlight: number;
+  /** Unary calls waiting for a slot at most (MAX_CALLS_QUEUED), default 64; more are refused at once. */
+  maxCallsQueued: number;
+  /** Longest wait for a slot (MAX_QUEUE_WAIT), default 250 ms, and at most half a call's deadline. */
+  maxQueueWaitMs: number;
+}
+
+/** Limits on client connections. */
+export interface ConnectionConfig {
+  /** Time a new connection has to send the HTTP/2 preface and settings (HANDSHAKE_TIMEOUT), default 10 s. */
+  handshakeTimeoutMs: number;
+  /** A connection without calls for this long is closed (CONNECTION_IDLE_TIMEOUT), default 5 min; 0: never. */
+  idleTimeoutMs: number;
+  /** A connection is asked to go away after this long (MAX_CONNECTION_AGE), default 30 min; 0: never. */
+  maxAgeMs: number;
+  /** Then its calls have this long to finish before it is closed (MAX_CONNECTION_AGE_GRACE), default 5 min. */
+  maxAgeGraceMs: number;
+  /** Calls (HTTP/2 streams) open at once on one connection (MAX_CONCURRENT_STREAMS), default 256. */
+  maxConcurrentStreams: number;
+  /** Connections open at once (MAX_CONNECTIONS), default 4096; more are closed as they arrive. */
+  maxConnections: number;
+}
+
+export const defaultAdmissionConfig: AdmissionConfig = Object.freeze({
+  maxCallsInFlight: 64,
+  maxCallsQueued: 64,
+  maxQueueWaitMs: 250,
+});
+
+export const defaultConnectionConfig: ConnectionConfig = Object.freeze({
+  handshakeTimeoutMs: 10_000,
+  idleTimeoutMs: 5 * 60_000,
+  maxAgeMs: 30 * 60_000,
+  maxAgeGraceMs: 5 * 60_000,
+  maxConcurrentStreams: 256,
+  maxConnections: 4096,
+});
+
 /** Settings every shopmesh server reads. */
 export interface ServerConfig {
   /** Address to listen on (HOST), default 127.0.0.1. */
@@ -111,6 +152,8 @@ export interface ServerConfig {
    * plus 1000 by default, or a free port when PORT is 0.
    */
   adminPort: number;
+  admission: AdmissionConfig;
+  connections: ConnectionConfig;
 }
 
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -128,5 +171,24 @@ export function readServerConfig(defaultPort: number, env: Env = process.env): S
     maxRequestBytes: read.int("MAX_REQUEST_BYTES", 1024 * 1024, { min: 1024, max: 64 * 1024 * 1024 }),
     faultInjection: read.bool("FAULT_INJECTION", false),
     adminPort: read.int("ADMIN_PORT", port === 0 ? 0 : port + 1000, { min: 0, max: 65535 }),
+    admission: {
+      maxCallsInFlight: read.int("MAX_CALLS_IN_FLIGHT", defaultAdmissionConfig.maxCallsInFlight, { min: 0, max: 100_000 }),
+      maxCallsQueued: read.int("MAX_CALLS_QUEUED", defaultAdmissionConfig.maxCallsQueued, { min: 0, max: 100_000 }),
+      maxQueueWaitMs: read.durationMs("MAX_QUEUE_WAIT", defaultAdmissionConfig.maxQueueWaitMs),
+    },
+    connections: {
+      handshakeTimeoutMs: positiveDuration(read, "HANDSHAKE_TIMEOUT", defaultConnectionConfig.handshakeTimeoutMs),
+      idleTimeoutMs: read.durationMs("CONNECTION_IDLE_TIMEOUT", defaultConnectionConfig.idleTimeoutMs),
+      maxAgeMs: read.durationMs("MAX_CONNECTION_AGE", defaultConnectionConfig.maxAgeMs),
+      maxAgeGraceMs: read.durationMs("MAX_CONNECTION_AGE_GRACE", defaultConnectionConfig.maxAgeGraceMs),
+      maxConcurrentStreams: read.int("MAX_CONCURRENT_STREAMS", defaultConnectionConfig.maxConcurrentStreams, { min: 1, max: 2 ** 31 - 1 }),
+      maxConnections: read.int("MAX_CONNECTIONS", defaultConnectionConfig.maxConnections, { min: 1, max: 1_000_000 }),
+    },
   };
+}
+
+function positiveDuration(read: EnvReader, name: string, fallback: number): number {
+  const value = read.durationMs(name, fallback);
+  if (value <= 0) throw new ConfigError(name, read.optionalString(name) ?? "", 'a duration above zero, such as "10s"');
+  return value;
 }

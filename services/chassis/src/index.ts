@@ -1,4 +1,15 @@
-export { ConfigError, envReader, parseDurationMs, readServerConfig, type EnvReader, type ServerConfig } from "./config.js";
+export {
+  ConfigError,
+  defaultAdmissionConfig,
+  defaultConnectionConfig,
+  envReader,
+  parseDurationMs,
+  readServerConfig,
+  type AdmissionConfig,
+  type ConnectionConfig,
+  type EnvReader,
+  type ServerConfig,
+} from "./config.js";
 export { createLogger, type Logger } from "./logger.js";
 export { runService, type RunServiceOptions, type ServiceSetup } from "./run-service.js";
 export { hostService, serverStopping, type CallRecord, type HostOptions } from "./server/host-service.js";
@@ -11,10 +22,13 @@ export { defaultKeyFiles, ensureKeyPair, readPem, type KeyPairFiles } from "./au
 export { principalKey, requireAdmin, requirePerson, requirePrincipal, requireSelfOrAdmin, requireServiceOrAdmin, type Principal } from "./auth/principal.js";
 export { createTokenSigner, createTokenVerifier, mintServiceToken, tokenAudience, tokenIssuer, type TokenClaims, type TokenSigner, type TokenVerifier } from "./auth/tokens.js";
 export { openDatabase, type OpenDatabase, type OpenDatabaseOptions } from "./db/open-database.js";
+export { fitsInt64, int64, int64Max, int64Min } from "./db/int64-column.js";
+export { prepareExactRows, type ExactRows } from "./db/exact-rows.js";
 export { isUuid, newId } from "./ids.js";
 export {
   checkId,
   checkIds,
+  checkKey,
   checkPageSize,
   checkRange,
   checkText,

@@ -69,9 +69,10 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
       // Faults run outermost, so an injected delay or error looks like the service itself.
       interceptors: [...(config.faultInjection ? [faults.interceptor] : []), ...(setup.interceptors ?? [])],
     });
-    // The admin listener is bound to the loopback interface whatever HOST says.
+    // The admin listener is bound to the loopback interface whatever HOST says,
+    // and takes no part in admission control: faults must be clearable while the service is overloaded.
     const admin = await startServer({
-      config: { ...config, host: "127.0.0.1", port: config.adminPort, shutdownDelayMs: 0 },
+      config: { ...config, host: "127.0.0.1", port: config.adminPort, shutdownDelayMs: 0, admission: { ...config.admission, maxCallsInFlight: 0 } },
       logger: logger.child({ listener: "admin" }),
       services: [hosted(FaultInjectionService, createFaultInjectionService(faults))],
     });

@@ -20,6 +20,20 @@ export function checkText(field: string, value: string, limits: { min?: number; 
   return text;
 }
 
+/**
+ * Checks a client-chosen key that is compared exactly, such as an
+ * idempotency key: 1 to `max` characters, returned unchanged. Trimming it
+ * would make "  k  " and "k" one key, and keeping the spaces would make them
+ * two keys a person cannot tell apart, so white space at either end is
+ * refused instead.
+ */
+export function checkKey(field: string, value: string, limits: { max: number }): string {
+  if (value === "") throw invalidArgument(field, "is required");
+  if (value.trim() !== value) throw invalidArgument(field, "must not begin or end with white space");
+  if ([...value].length > limits.max) throw invalidArgument(field, `must be at most ${limits.max} characters`);
+  return value;
+}
+
 /** Checks that a field holds an id as the services issue them (a UUID). */
 export function checkId(field: string, value: string): string {
   if (value === "") throw invalidArgument(field, "is required");

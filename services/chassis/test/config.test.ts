@@ -125,6 +125,15 @@ describe("readServerConfig", () => {
       maxRequestBytes: 1024 * 1024,
       faultInjection: false,
       adminPort: 51051,
+      admission: { maxCallsInFlight: 64, maxCallsQueued: 64, maxQueueWaitMs: 250 },
+      connections: {
+        handshakeTimeoutMs: 10_000,
+        idleTimeoutMs: 300_000,
+        maxAgeMs: 1_800_000,
+        maxAgeGraceMs: 300_000,
+        maxConcurrentStreams: 256,
+        maxConnections: 4096,
+      },
     });
   });
 
@@ -143,6 +152,15 @@ describe("readServerConfig", () => {
         MAX_REQUEST_BYTES: "4096",
         FAULT_INJECTION: "on",
         ADMIN_PORT: "7001",
+        MAX_CALLS_IN_FLIGHT: "8",
+        MAX_CALLS_QUEUED: "0",
+        MAX_QUEUE_WAIT: "50ms",
+        HANDSHAKE_TIMEOUT: "2s",
+        CONNECTION_IDLE_TIMEOUT: "0",
+        MAX_CONNECTION_AGE: "1h",
+        MAX_CONNECTION_AGE_GRACE: "30s",
+        MAX_CONCURRENT_STREAMS: "32",
+        MAX_CONNECTIONS: "100",
       }),
     ).toEqual({
       host: "0.0.0.0",
@@ -153,6 +171,8 @@ describe("readServerConfig", () => {
       maxRequestBytes: 4096,
       faultInjection: true,
       adminPort: 7001,
+      admission: { maxCallsInFlight: 8, maxCallsQueued: 0, maxQueueWaitMs: 50 },
+      connections: { handshakeTimeoutMs: 2_000, idleTimeoutMs: 0, maxAgeMs: 3_600_000, maxAgeGraceMs: 30_000, maxConcurrentStreams: 32, maxConnections: 100 },
     });
   });
 
@@ -167,6 +187,15 @@ describe("readServerConfig", () => {
     ["MAX_REQUEST_BYTES", "1MB"],
     ["FAULT_INJECTION", "sometimes"],
     ["ADMIN_PORT", "admin"],
+    ["MAX_CALLS_IN_FLIGHT", "-1"],
+    ["MAX_CALLS_QUEUED", "many"],
+    ["MAX_QUEUE_WAIT", "a while"],
+    ["HANDSHAKE_TIMEOUT", "0"],
+    ["CONNECTION_IDLE_TIMEOUT", "5 minutes"],
+    ["MAX_CONNECTION_AGE", "forever"],
+    ["MAX_CONNECTION_AGE_GRACE", "-1s"],
+    ["MAX_CONCURRENT_STREAMS", "0"],
+    ["MAX_CONNECTIONS", "0"],
   ])("rejects %s=%j with a ConfigError naming it", (variable, value) => {
     const error = configError(() => readServerConfig(50051, { [variable]: value }));
     expect(error.variable).toBe(variable);

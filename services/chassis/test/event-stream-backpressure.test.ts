@@ -15,7 +15,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger, EventLog, hosted, startServer, type RunningServer } from "@shopmesh/chassis";
-import { methodPath } from "@shopmesh/sdk";
+import { methodPath } from "@shopmesh/sdk/internal";
 import {
   ProductEventSchema,
   ProductsService,

@@ -25,7 +25,7 @@ await runService({
   async setup({ env, logger }) {
     const read = envReader(env);
     const verifier = await loadTokenVerifier(env);
-    const productsTransport = createDependencyTransport(read.string("PRODUCTS_TARGET", "127.0.0.1:50052"));
+    const productsTransport = createDependencyTransport(read.string("PRODUCTS_TARGET", "127.0.0.1:50052"), logger);
     const database = openDatabase({
       path: readDatabasePath("orders", env),
       migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),

@@ -5,7 +5,7 @@ import type { StoredOrder } from "./order-store.js";
 
 /** A stored order as the contract's Order, for answers and events alike. */
 export function toOrder(order: StoredOrder): MessageInitShape<typeof OrderSchema> {
-  const money = (minorUnits: number) => ({ currencyCode: order.currency, minorUnits: BigInt(minorUnits) });
+  const money = (minorUnits: bigint) => ({ currencyCode: order.currency, minorUnits });
   return {
     id: order.id,
     userId: order.userId,

@@ -1,7 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { and, asc, eq } from "drizzle-orm";
 import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
-import { EventLog, newId, type EventStreamOptions, type OpenDatabase } from "@shopmesh/chassis";
+import { EventLog, newId, prepareExactRows, type EventStreamOptions, type OpenDatabase } from "@shopmesh/chassis";
 import { OrderEventSchema } from "@shopmesh/sdk/orders/v1";
 import { toOrder } from "./order-messages.js";
 import * as schema from "./db/schema.js";
@@ -14,25 +13,34 @@ export interface StoredOrder extends OrderRow {
   lines: Omit<OrderLineRow, "orderId">[];
 }
 
-/** An order to write, priced by the caller. */
+/** An order to write, priced and totalled by the caller. */
 export interface NewOrder {
   userId: string;
   requestId: string;
+  /** See request-fingerprint.ts. */
+  requestFingerprint: string;
   currency: string;
-  lines: { productId: string; quantity: number; unitPriceMinor: number }[];
+  totalMinor: bigint;
+  lines: { productId: string; quantity: number; unitPriceMinor: bigint }[];
 }
 
 /**
  * The orders service's data access; the only code that touches orders.sqlite.
  * A placed order appends OrderPlaced to the outbox in the same transaction.
+ * Amounts are int64 minor units held as bigints; every read of them goes
+ * through a statement that returns them exactly, since drizzle's reads would
+ * round any amount past 2^53.
  */
 export class OrderStore {
   readonly events: EventLog<typeof OrderEventSchema>;
-  // ListOrders' statements are prepared once on the better-sqlite3 handle:
-  // drizzle's per-call query building (and, for the lines, per-call
-  // preparing) and row mapping were over a fifth of ListOrders' CPU.
+  // Reads are prepared once on the better-sqlite3 handle: drizzle's per-call
+  // query building (and, for the lines, per-call preparing) and row mapping
+  // were over a fifth of ListOrders' CPU, and its reads are not exact.
   readonly #firstPage;
   readonly #pageBefore;
+  readonly #orderById;
+  readonly #orderByRequest;
+  readonly #everyOrder;
   /** The lines of any set of orders, their ids passed as one JSON array. */
   readonly #linesOf;
 
@@ -42,23 +50,39 @@ export class OrderStore {
     const { db, sqlite } = database;
     this.db = db;
     this.events = new EventLog(sqlite, OrderEventSchema, streamOptions);
-    const orderColumns = "id, user_id AS userId, request_id AS requestId, currency, total_minor AS totalMinor, created_at AS createdAt";
-    this.#firstPage = sqlite.prepare<[userId: string, limit: number], OrderRow>(
-      `SELECT ${orderColumns} FROM orders WHERE user_id = ? ORDER BY id DESC LIMIT ?`,
+    const selectOrders = `SELECT id, user_id AS userId, request_id AS requestId, request_fingerprint AS requestFingerprint,
+      currency, total_minor AS totalMinor, created_at AS createdAt FROM orders`;
+    const amounts = ["totalMinor"] as const;
+    this.#firstPage = prepareExactRows<[userId: string, limit: number], OrderRow>(
+      sqlite,
+      `${selectOrders} WHERE user_id = ? ORDER BY id DESC LIMIT ?`,
+      amounts,
     );
-    this.#pageBefore = sqlite.prepare<[userId: string, before: string, limit: number], OrderRow>(
-      `SELECT ${orderColumns} FROM orders WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?`,
+    this.#pageBefore = prepareExactRows<[userId: string, before: string, limit: number], OrderRow>(
+      sqlite,
+      `${selectOrders} WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?`,
+      amounts,
     );
-    this.#linesOf = sqlite.prepare<[orderIds: string], OrderLineRow>(
+    this.#orderById = prepareExactRows<[id: string], OrderRow>(sqlite, `${selectOrders} WHERE id = ?`, amounts);
+    this.#orderByRequest = prepareExactRows<[userId: string, requestId: string], OrderRow>(
+      sqlite,
+      `${selectOrders} WHERE user_id = ? AND request_id = ?`,
+      amounts,
+    );
+    this.#everyOrder = prepareExactRows<[], OrderRow>(sqlite, `${selectOrders} ORDER BY id`, amounts);
+    this.#linesOf = prepareExactRows<[orderIds: string], OrderLineRow>(
+      sqlite,
       `SELECT order_id AS orderId, line_no AS lineNo, product_id AS productId, quantity, unit_price_minor AS unitPriceMinor
          FROM order_lines WHERE order_id IN (SELECT value FROM json_each(?)) ORDER BY order_id, line_no`,
+      ["unitPriceMinor"],
     );
   }
 
   /**
    * Writes an order and its lines in one transaction. When the user already
    * placed an order with this request id, writes nothing and returns that
-   * order with `created: false`.
+   * order with `created: false`, whatever it holds: telling a retry from a
+   * different request is the caller's (see request-fingerprint.ts).
    */
   place(order: NewOrder): { order: StoredOrder; created: boolean } {
     return this.db.transaction((tx) => {
@@ -66,8 +90,9 @@ export class OrderStore {
         id: newId(),
         userId: order.userId,
         requestId: order.requestId,
+        requestFingerprint: order.requestFingerprint,
         currency: order.currency,
-        totalMinor: order.lines.reduce((sum, line) => sum + line.quantity * line.unitPriceMinor, 0),
+        totalMinor: order.totalMinor,
         createdAt: Date.now(),
       };
       const inserted = tx
@@ -77,7 +102,7 @@ export class OrderStore {
         .returning({ id: orders.id })
         .all();
       if (inserted.length === 0) {
-        const existing = this.#byRequest(tx, order.userId, order.requestId);
+        const existing = this.byRequest(order.userId, order.requestId);
         if (!existing) throw new Error("order vanished inside its own transaction");
         return { order: existing, created: false };
       }
@@ -100,7 +125,7 @@ export class OrderStore {
 
   /** An OrderPlaced per stored order, oldest first; lines read 500 orders at a time. */
   *#placedHistory(): Generator<{ event: MessageInitShape<typeof OrderEventSchema>; occurredAt: number }> {
-    const rows = this.db.select().from(orders).orderBy(asc(orders.id)).all();
+    const rows = this.#everyOrder.all();
     for (let start = 0; start < rows.length; start += 500) {
       for (const order of this.#withLines(rows.slice(start, start + 500))) {
         yield { event: { kind: { case: "orderPlaced", value: { order: toOrder(order) } } }, occurredAt: order.createdAt };
@@ -108,12 +133,14 @@ export class OrderStore {
     }
   }
 
+  /** The user's order placed with this request id (compared exactly), if any. */
   byRequest(userId: string, requestId: string): StoredOrder | undefined {
-    return this.#byRequest(this.db, userId, requestId);
+    const row = this.#orderByRequest.get(userId, requestId);
+    return row ? this.#withLines([row])[0] : undefined;
   }
 
   byId(id: string): StoredOrder | undefined {
-    const row = this.db.select().from(orders).where(eq(orders.id, id)).get();
+    const row = this.#orderById.get(id);
     return row ? this.#withLines([row])[0] : undefined;
   }
 
@@ -124,15 +151,6 @@ export class OrderStore {
         ? this.#firstPage.all(userId, limit)
         : this.#pageBefore.all(userId, beforeId, limit);
     return this.#withLines(rows);
-  }
-
-  #byRequest(db: Pick<OrdersDb, "select">, userId: string, requestId: string): StoredOrder | undefined {
-    const row = db
-      .select()
-      .from(orders)
-      .where(and(eq(orders.userId, userId), eq(orders.requestId, requestId)))
-      .get();
-    return row ? this.#withLines([row])[0] : undefined;
   }
 
   /**

@@ -1,9 +1,9 @@
 import { Code, ConnectError, type Client, type ServiceImpl } from "@connectrpc/connect";
 import {
   checkId,
+  checkKey,
   checkPageSize,
   checkRange,
-  checkText,
   decodePageToken,
   downstreamTimeoutMs,
   encodePageToken,
@@ -17,12 +17,38 @@ import {
 import type { OrdersService } from "@shopmesh/sdk/orders/v1";
 import type { ProductsService } from "@shopmesh/sdk/products/v1";
 import { toOrder } from "./order-messages.js";
-import type { OrderStore } from "./order-store.js";
+import { priceOrder } from "./order-pricing.js";
+import type { OrderStore, StoredOrder } from "./order-store.js";
+import { requestFingerprint } from "./request-fingerprint.js";
 
 /** Most items one order may hold. */
 export const maxOrderItems = 100;
 /** Most of one product one order may hold. */
 export const maxQuantity = 1000;
+
+/**
+ * The order a request_id already placed, when the request asking again is the
+ * same request; otherwise ALREADY_EXISTS naming request_id. Payment APIs
+ * refuse a reused idempotency key with different parameters rather than
+ * answer with the first result (Stripe's idempotency_error, the IETF
+ * Idempotency-Key draft's 422), since the caller would take the old order for
+ * the new one. ALREADY_EXISTS says what happened in gRPC's terms: the order
+ * this request_id names exists already, and no retry of the call will ever
+ * succeed; FAILED_PRECONDITION would suggest a state that may change. An
+ * order written before fingerprints were kept is compared by its lines,
+ * which record the items it was asked for exactly.
+ */
+function sameRequest(order: StoredOrder, fingerprint: string): StoredOrder {
+  const stored = order.requestFingerprint ?? requestFingerprint(order.lines);
+  if (stored !== fingerprint) {
+    throw new ConnectError(
+      `request_id: ${JSON.stringify(order.requestId)} already placed order ${order.id} with different items; ` +
+        "a new order needs a new request_id",
+      Code.AlreadyExists,
+    );
+  }
+  return order;
+}
 
 /** Dependencies of the orders handlers. */
 export interface OrdersServiceDeps {
@@ -37,7 +63,7 @@ export function createOrdersService(deps: OrdersServiceDeps): ServiceImpl<typeof
   return {
     async createOrder(request, context) {
       const caller = requirePerson(context);
-      const requestId = checkText("request_id", request.requestId, { max: 100 });
+      const requestId = checkKey("request_id", request.requestId, { max: 100 });
       if (request.items.length === 0) throw invalidArgument("items", "must hold at least one item");
       if (request.items.length > maxOrderItems) throw invalidArgument("items", `must hold at most ${maxOrderItems} items`);
       const seen = new Set<string>();
@@ -48,42 +74,39 @@ export function createOrdersService(deps: OrdersServiceDeps): ServiceImpl<typeof
         return { productId, quantity: checkRange(`items[${index}].quantity`, item.quantity, 1, maxQuantity) };
       });
 
+      const fingerprint = requestFingerprint(items);
+
       // A retry of an order already placed needs no products call at all.
       const earlier = deps.store.byRequest(caller.userId, requestId);
-      if (earlier) return { order: toOrder(earlier) };
+      if (earlier) return { order: toOrder(sameRequest(earlier, fingerprint)) };
 
-      // Price every item from the catalog, within our own deadline.
+      // Price every item from the catalog, within our own deadline. A caller
+      // whose deadline is spent learns DEADLINE_EXCEEDED, not UNAVAILABLE:
+      // products is not at fault, and UNAVAILABLE invites a retry.
+      const timeoutMs = downstreamTimeoutMs(context, deps.productsTimeoutMs, 20);
       let found;
       try {
         found = await deps.products.batchGetProducts(
           { productIds: items.map((item) => item.productId) },
-          { timeoutMs: downstreamTimeoutMs(context, deps.productsTimeoutMs, 20), signal: context.signal },
+          { timeoutMs, signal: context.signal },
         );
       } catch (error) {
         const cause = ConnectError.from(error);
         if (context.signal.aborted) throw cause;
+        const budgetSpent = cause.code === Code.DeadlineExceeded && timeoutMs < deps.productsTimeoutMs;
         throw new ConnectError(
-          `cannot check products: products answered ${statusName(cause.code)} (${cause.rawMessage}); no order was written`,
-          Code.Unavailable,
+          budgetSpent
+            ? "the call's deadline ran out before products could price the order; no order was written"
+            : `cannot check products: ${cause.rawMessage}; no order was written`,
+          budgetSpent ? Code.DeadlineExceeded : Code.Unavailable,
         );
       }
-      const prices = new Map(found.products.map((product) => [product.id, product.price]));
-      const currencies = new Set<string>();
-      const lines = items.map((item, index) => {
-        const price = prices.get(item.productId);
-        if (!price) throw invalidArgument(`items[${index}].product_id`, `product ${item.productId} does not exist`);
-        currencies.add(price.currencyCode);
-        return { ...item, unitPriceMinor: Number(price.minorUnits) };
-      });
-      if (currencies.size > 1) throw invalidArgument("items", "all products of one order must be priced in one currency");
+      const priced = priceOrder(items, new Map(found.products.map((product) => [product.id, product.price])));
 
-      const { order } = deps.store.place({
-        userId: caller.userId,
-        requestId,
-        currency: [...currencies][0]!,
-        lines,
-      });
-      return { order: toOrder(order) };
+      // A concurrent request with this request_id may have placed its order
+      // since the check above: place() then returns that one, to be compared.
+      const { order } = deps.store.place({ userId: caller.userId, requestId, requestFingerprint: fingerprint, ...priced });
+      return { order: toOrder(sameRequest(order, fingerprint)) };
     },
 
     getOrder(request, context) {

@@ -9,7 +9,7 @@ export function toProduct(row: ProductRow): MessageInitShape<typeof ProductSchem
     id: row.id,
     name: row.name,
     description: row.description,
-    price: { currencyCode: row.currency, minorUnits: BigInt(row.priceMinor) },
+    price: { currencyCode: row.currency, minorUnits: row.priceMinor },
     createTime: timestampFromMs(row.createdAt),
   };
 }

@@ -1,7 +1,7 @@
-import { asc, eq, gt, inArray } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
 import { LRUCache } from "lru-cache";
-import { EventLog, newId, type EventStreamOptions, type OpenDatabase } from "@shopmesh/chassis";
+import { EventLog, newId, prepareExactRows, type EventStreamOptions, type OpenDatabase } from "@shopmesh/chassis";
 import { ProductEventSchema } from "@shopmesh/sdk/products/v1";
 import * as schema from "./db/schema.js";
 import { products, type ProductRow } from "./db/schema.js";
@@ -34,10 +34,16 @@ export interface ProductStoreOptions {
  */
 export class ProductStore {
   readonly events: EventLog<typeof ProductEventSchema>;
-  // Prepared once on the better-sqlite3 handle: drizzle's prepared query
-  // still maps every row through its column list, which showed in
-  // GetProduct's profile; the aliases give the row its schema shape directly.
+  // Reads are prepared once on the better-sqlite3 handle: drizzle's prepared
+  // query still maps every row through its column list, which showed in
+  // GetProduct's profile, and it would round a price past 2^53; the aliases
+  // give the row its schema shape directly, the price as an exact bigint.
   readonly #byId;
+  /** The products whose ids are in one JSON array. */
+  readonly #byIds;
+  readonly #firstPage;
+  readonly #pageAfter;
+  readonly #everyProduct;
   readonly #cache: LRUCache<string, ProductRow> | undefined;
 
   private readonly db: ProductsDb;
@@ -48,18 +54,27 @@ export class ProductStore {
     this.events = new EventLog(sqlite, ProductEventSchema, options.streams);
     const cacheEntries = options.cacheEntries ?? 10_000;
     this.#cache = cacheEntries > 0 ? new LRUCache({ max: cacheEntries }) : undefined;
-    this.#byId = sqlite.prepare<[id: string], ProductRow>(
-      `SELECT id, name, description, price_minor AS priceMinor, currency, created_at AS createdAt FROM products WHERE id = ?`,
+    const selectProducts = "SELECT id, name, description, price_minor AS priceMinor, currency, created_at AS createdAt FROM products";
+    const amounts = ["priceMinor"] as const;
+    this.#byId = prepareExactRows<[id: string], ProductRow>(sqlite, `${selectProducts} WHERE id = ?`, amounts);
+    this.#byIds = prepareExactRows<[ids: string], ProductRow>(
+      sqlite,
+      `${selectProducts} WHERE id IN (SELECT value FROM json_each(?))`,
+      amounts,
     );
+    this.#firstPage = prepareExactRows<[limit: number], ProductRow>(sqlite, `${selectProducts} ORDER BY id LIMIT ?`, amounts);
+    this.#pageAfter = prepareExactRows<[afterId: string, limit: number], ProductRow>(
+      sqlite,
+      `${selectProducts} WHERE id > ? ORDER BY id LIMIT ?`,
+      amounts,
+    );
+    this.#everyProduct = prepareExactRows<[], ProductRow>(sqlite, `${selectProducts} ORDER BY id`, amounts);
   }
 
   create(product: Omit<ProductRow, "id" | "createdAt">): ProductRow {
     const created = this.db.transaction((tx) => {
-      const row = tx
-        .insert(products)
-        .values({ id: newId(), createdAt: Date.now(), ...product })
-        .returning()
-        .get();
+      const row: ProductRow = { id: newId(), createdAt: Date.now(), ...product };
+      tx.insert(products).values(row).run();
       this.events.append({ kind: { case: "productCreated", value: { product: toProduct(row) } } }, row.createdAt);
       return row;
     });
@@ -72,11 +87,12 @@ export class ProductStore {
    */
   update(id: string, change: ProductChange): ProductRow | undefined {
     const updated = this.db.transaction((tx) => {
-      const before = tx.select().from(products).where(eq(products.id, id)).get();
+      const before = this.#byId.get(id);
       if (!before) return undefined;
       const keys = Object.keys(change) as (keyof ProductChange)[];
       if (keys.every((key) => before[key] === change[key])) return before;
-      const row = tx.update(products).set(change).where(eq(products.id, id)).returning().get();
+      tx.update(products).set(change).where(eq(products.id, id)).run();
+      const row: ProductRow = { ...before, ...change };
       this.events.append({ kind: { case: "productChanged", value: { product: toProduct(row) } } });
       return row;
     });
@@ -90,10 +106,7 @@ export class ProductStore {
    */
   backfillEvents(): number {
     return this.events.backfill(() =>
-      this.db
-        .select()
-        .from(products)
-        .orderBy(asc(products.id))
+      this.#everyProduct
         .all()
         .map((row) => ({ event: { kind: { case: "productCreated", value: { product: toProduct(row) } } }, occurredAt: row.createdAt })),
     );
@@ -116,7 +129,7 @@ export class ProductStore {
       else missing.add(id);
     }
     if (missing.size > 0) {
-      for (const row of this.db.select().from(products).where(inArray(products.id, [...missing])).all()) found.push(this.#remember(row));
+      for (const row of this.#byIds.all(JSON.stringify([...missing]))) found.push(this.#remember(row));
     }
     return found;
   }
@@ -130,12 +143,6 @@ export class ProductStore {
 
   /** Up to `limit` products after the given id, oldest first. */
   page(afterId: string | undefined, limit: number): ProductRow[] {
-    return this.db
-      .select()
-      .from(products)
-      .where(afterId === undefined ? undefined : gt(products.id, afterId))
-      .orderBy(asc(products.id))
-      .limit(limit)
-      .all();
+    return afterId === undefined ? this.#firstPage.all(limit) : this.#pageAfter.all(afterId, limit);
   }
 }

@@ -20,7 +20,7 @@ export const maxBatchProducts = 500;
 /** Largest price accepted, in minor units (ten billion in major units). */
 const maxPriceMinor = 1_000_000_000_000n;
 
-function checkPrice(field: string, price: Money | undefined): { currency: string; minor: number } {
+function checkPrice(field: string, price: Money | undefined): { currency: string; minor: bigint } {
   if (!price) throw invalidArgument(field, "is required");
   if (!/^[A-Z]{3}$/.test(price.currencyCode)) {
     throw invalidArgument(`${field}.currency_code`, "must be a three-letter upper-case ISO 4217 code");
@@ -28,7 +28,7 @@ function checkPrice(field: string, price: Money | undefined): { currency: string
   if (price.minorUnits < 0n || price.minorUnits > maxPriceMinor) {
     throw invalidArgument(`${field}.minor_units`, `must be from 0 to ${maxPriceMinor}`);
   }
-  return { currency: price.currencyCode, minor: Number(price.minorUnits) };
+  return { currency: price.currencyCode, minor: price.minorUnits };
 }
 
 /** The ProductsService handlers: validation, authorisation and mapping; data access is in ProductStore. */

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { openDatabase, type OpenDatabase } from "@shopmesh/chassis";
+import { int64Max, openDatabase, type OpenDatabase } from "@shopmesh/chassis";
 import * as schema from "../src/db/schema.js";
 import { ProductStore } from "../src/product-store.js";
 
@@ -26,8 +26,8 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const product = (name: string) => ({ name, description: `${name}, described.`, priceMinor: 100, currency: "EUR" });
-const stored = (id: string) => database.sqlite.prepare("SELECT name, price_minor AS priceMinor FROM products WHERE id = ?").get(id);
+const product = (name: string) => ({ name, description: `${name}, described.`, priceMinor: 100n, currency: "EUR" });
+const stored = (id: string) => database.sqlite.prepare("SELECT name, price_minor AS priceMinor FROM products WHERE id = ?").safeIntegers(true).get(id);
 
 describe.each([
   ["a cache smaller than the catalog", 2],
@@ -46,7 +46,7 @@ describe.each([
     // that each is changed once while cached and once after being evicted.
     for (const [index, id] of ids.entries()) {
       readAll();
-      store.update(id, { name: `renamed ${index}`, priceMinor: 200 + index });
+      store.update(id, { name: `renamed ${index}`, priceMinor: 200n + BigInt(index) });
       const after = readAll();
       expect(after.byId[index]).toBe(`renamed ${index}`);
       expect(after.byIds.get(id)).toBe(`renamed ${index}`);
@@ -54,6 +54,22 @@ describe.each([
     }
     expect(store.byIds([...ids, ids[0]!, "missing"]).map((row) => row.id).sort()).toEqual([...ids].sort());
     expect(store.byId("missing")).toBeUndefined();
+  });
+
+  it("keeps prices up to the int64 maximum exactly, on every read path and in the events", () => {
+    const store = new ProductStore(database, { cacheEntries });
+    const { id } = store.create({ ...product("Dear"), priceMinor: int64Max });
+    const other = store.create({ ...product("Dearer"), priceMinor: 2n ** 53n + 1n }).id;
+    const fresh = new ProductStore(database, { cacheEntries });
+    expect([fresh.byId(id)?.priceMinor, fresh.byIds([other])[0]?.priceMinor]).toEqual([int64Max, 2n ** 53n + 1n]);
+    expect(fresh.page(undefined, 10).map((row) => row.priceMinor)).toEqual([int64Max, 2n ** 53n + 1n]);
+    expect(store.update(id, { priceMinor: int64Max - 1n })?.priceMinor).toBe(int64Max - 1n);
+    expect(new ProductStore(database, { cacheEntries }).byId(id)?.priceMinor).toBe(int64Max - 1n);
+    const prices = database.sqlite
+      .prepare<[], { sequence: number; occurredAt: number; payload: Buffer }>("SELECT sequence, occurred_at AS occurredAt, payload FROM outbox ORDER BY sequence")
+      .all()
+      .map((entry) => store.events.decode(entry).kind.value?.product?.price?.minorUnits);
+    expect(prices).toEqual([int64Max, 2n ** 53n + 1n, int64Max - 1n]);
   });
 
   it("hands out rows that cannot be changed by whoever reads them", () => {

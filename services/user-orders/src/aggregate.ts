@@ -206,8 +206,12 @@ export function createUserOrdersAggregator(deps: AggregatorDeps): UserOrdersAggr
 
   /**
    * The live orders page, kept for later; or, when orders failed, the kept
-   * copy of the same page; or UNAVAILABLE, since a view without orders has
-   * nothing to show.
+   * copy of the same page; or, since a view without orders has nothing to
+   * show, an error: DEADLINE_EXCEEDED when it was the caller's deadline that
+   * ran out (orders' deadline was what was left of the caller's budget, or
+   * too little was left to call it at all), UNAVAILABLE when orders failed
+   * on its own (down, erring, or slower than its own timeout while the
+   * budget lasted), which tells the caller that trying again may help.
    */
   function ordersOrKeptCopy(key: OrdersPageKey, result: GuardedResult<ListOrdersResponse>) {
     if (result.ok) {
@@ -217,6 +221,12 @@ export function createUserOrdersAggregator(deps: AggregatorDeps): UserOrdersAggr
     const failure = result.error;
     const kept = staleOrders.find(key);
     if (!kept) {
+      if (failure.code === Code.DeadlineExceeded && result.budgetLimited) {
+        throw new ConnectError(
+          `the call's deadline ran out before orders answered (${failure.rawMessage}) and no recent copy of this page is kept`,
+          Code.DeadlineExceeded,
+        );
+      }
       throw new ConnectError(
         `orders failed with ${statusName(failure.code)} (${failure.rawMessage}) and no recent copy of this page is kept`,
         Code.Unavailable,

@@ -78,7 +78,7 @@ export function eventualView(projection: Projection, request: { userId: string; 
   return create(GetUserOrdersResponseSchema, {
     profile: toProfile(user),
     orders: page.map((order) => {
-      const money = (minorUnits: number, currency = order.currency) => ({ currencyCode: currency, minorUnits: BigInt(minorUnits) });
+      const money = (minorUnits: bigint, currency = order.currency) => ({ currencyCode: currency, minorUnits });
       return {
         orderId: order.id,
         createTime: timestampFromMs(order.createdAt),

@@ -34,9 +34,9 @@ await runService({
     const targets = readDependencyTargets(env);
     const verifier = await loadTokenVerifier(env);
     const transports = {
-      users: createDependencyTransport(targets.users),
-      orders: createDependencyTransport(targets.orders),
-      products: createDependencyTransport(targets.products),
+      users: createDependencyTransport(targets.users, logger),
+      orders: createDependencyTransport(targets.orders, logger),
+      products: createDependencyTransport(targets.products, logger),
     };
     // One client per dependency, for the STRONG views and the projection's streams alike.
     const clients = {

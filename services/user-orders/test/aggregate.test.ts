@@ -318,13 +318,49 @@ describe("deadlines", () => {
     expect(result.degradations).toMatchObject([{ dependency: Dependency.PRODUCTS, code: "DEADLINE_EXCEEDED" }]);
   });
 
-  it("does not call at all when no time is left, and says so", async () => {
+  it("does not call at all when no time is left, and answers DEADLINE_EXCEEDED, not UNAVAILABLE", async () => {
     const { view, scripts } = setup(world(), testSettings({ reserveMs: 15 }));
-    const error = await failure(view({ timeoutMs: 10 }));
-    expect(error.code).toBe(Code.Unavailable);
-    expect(error.rawMessage).toMatch(/^orders failed with DEADLINE_EXCEEDED \(orders was not called/);
+    for (const timeoutMs of [0.5, 1, 5, 10]) {
+      const error = await failure(view({ timeoutMs }));
+      expect([timeoutMs, error.code]).toEqual([timeoutMs, Code.DeadlineExceeded]);
+      expect(error.rawMessage).toMatch(/^the call's deadline ran out before orders answered \(orders was not called/);
+    }
     expect(scripts.users.calls).toHaveLength(0);
     expect(scripts.orders.calls).toHaveLength(0);
+  });
+
+  it("answers DEADLINE_EXCEEDED when orders was given what was left of the caller's budget and did not answer in it", async () => {
+    const settings = testSettings({
+      reserveMs: 15,
+      dependencies: { users: { timeoutMs: 500 }, orders: { timeoutMs: 500 }, products: { timeoutMs: 500 } },
+    });
+    const { view, scripts } = setup(world(), settings);
+    scripts.orders.always(hang);
+    const error = await failure(view({ timeoutMs: 100 }));
+    expect(error.code).toBe(Code.DeadlineExceeded);
+    expect(error.rawMessage).toMatch(/^the call's deadline ran out before orders answered/);
+    expect(scripts.orders.calls[0]!.timeoutMs).toBeLessThanOrEqual(100 - settings.reserveMs);
+  });
+
+  it("stays UNAVAILABLE when orders ran out its own timeout while the caller's budget lasted", async () => {
+    const settings = testSettings({
+      dependencies: { users: { timeoutMs: 500 }, orders: { timeoutMs: 60 }, products: { timeoutMs: 500 } },
+    });
+    const { view, scripts } = setup(world(), settings);
+    scripts.orders.always(hang);
+    const error = await failure(view({ timeoutMs: 2000 }));
+    expect(error.code).toBe(Code.Unavailable);
+    expect(error.rawMessage).toMatch(/^orders failed with DEADLINE_EXCEEDED/);
+  });
+
+  it("serves the kept copy rather than DEADLINE_EXCEEDED when the caller's budget runs out", async () => {
+    const { view, scripts } = setup(world(), testSettings({ reserveMs: 15, staleOrders: { maxEntries: 10, maxAgeMs: 60_000 } }));
+    const fresh = await view();
+    const stale = await view({ timeoutMs: 5 });
+    expect(stale.orders.map((o) => o.orderId)).toEqual(fresh.orders.map((o) => o.orderId));
+    expect(stale.staleOrders).toBeDefined();
+    expect(stale.degradations).toContainEqual(expect.objectContaining({ dependency: Dependency.ORDERS, code: "DEADLINE_EXCEEDED" }));
+    expect(scripts.orders.calls).toHaveLength(1);
   });
 
   it("leaves products a degradation, not a call, when users and orders used up the budget", async () => {
@@ -409,11 +445,12 @@ describe("circuit breaker", () => {
   it("does not blame a dependency for a timeout that the caller's short deadline caused", async () => {
     const settings = testSettings({
       breaker: { failures: 3, cooldownMs: 5000 },
-      dependencies: { users: { timeoutMs: 60 }, orders: { timeoutMs: 500 }, products: { timeoutMs: 500 } },
+      dependencies: { users: { timeoutMs: 300 }, orders: { timeoutMs: 500 }, products: { timeoutMs: 500 } },
     });
     const { view, scripts, aggregator } = setup(world(), settings);
     scripts.users.always(hang);
-    for (let i = 0; i < 3; i++) await view({ timeoutMs: 50 });
+    // Room enough for orders to answer on a busy machine, but short of users' own timeout.
+    for (let i = 0; i < 3; i++) await view({ timeoutMs: 200 });
     expect(aggregator.breakerStates().users).toBe("closed");
     for (let i = 0; i < 3; i++) await view({ timeoutMs: 1000 });
     expect(aggregator.breakerStates().users).toBe("open");

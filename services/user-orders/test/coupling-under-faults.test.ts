@@ -1,11 +1,13 @@
 // GetUserOrders against real service processes whose faults are injected at
 // run time through their admin listeners, as `shopmesh chaos` does.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, type Client } from "@connectrpc/connect";
-import { Dependency, Fallback, type UserOrdersService } from "@shopmesh/sdk/userorders/v1";
+import { Dependency, Fallback, GetUserOrdersRequestSchema, type UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { failure } from "../../../test/support/failure.js";
 import { adminToken, signUpCustomer, TestMesh, type ServiceName } from "../../../test/support/mesh.js";
+import { rawUnaryCall } from "../../../test/support/raw-grpc-call.js";
 
 const faulty: ServiceName[] = ["users", "products", "orders"];
 let mesh: TestMesh;
@@ -125,5 +127,20 @@ describe("GetUserOrders under injected faults", () => {
     const products = response.timings.find((t) => t.dependency === Dependency.PRODUCTS)!;
     const ms = Number(products.duration!.seconds) * 1000 + products.duration!.nanos / 1e6;
     expect(ms).toBeGreaterThanOrEqual(145);
+  });
+});
+
+describe("GetUserOrders with a deadline too short to call anyone", () => {
+  // A gRPC client gives up at its own deadline and reports DEADLINE_EXCEEDED
+  // whatever the server says, so these calls come from a bare HTTP/2 client
+  // that waits for the server's own answer.
+  it.each([0.5, 1, 5])("answers DEADLINE_EXCEEDED, not UNAVAILABLE, to a %s ms deadline", async (timeoutMs) => {
+    // A page size no other test asks for, so that no kept copy of the page can answer instead.
+    const request = toBinary(GetUserOrdersRequestSchema, create(GetUserOrdersRequestSchema, { userId: customer.userId, pageSize: 7 }));
+    const status = await rawUnaryCall(mesh.address("user-orders"), "/shopmesh.userorders.v1.UserOrdersService/GetUserOrders", request, {
+      timeoutMs,
+      headers: { authorization: `Bearer ${customer.token}` },
+    });
+    expect(status.code, status.message).toBe(Code.DeadlineExceeded);
   });
 });

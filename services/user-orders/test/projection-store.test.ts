@@ -5,12 +5,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { openDatabase, type OpenDatabase } from "@shopmesh/chassis";
+import { int64Max, openDatabase, type OpenDatabase } from "@shopmesh/chassis";
 import { OrderEventSchema, type OrderEvent } from "@shopmesh/sdk/orders/v1";
 import { ProductEventSchema } from "@shopmesh/sdk/products/v1";
+import { GetUserOrdersResponseSchema } from "@shopmesh/sdk/userorders/v1";
+import { UserEventSchema } from "@shopmesh/sdk/users/v1";
 import * as schema from "../src/db/schema.js";
+import { eventualView } from "../src/eventual-view.js";
+import type { EventSource } from "../src/projection/event-source.js";
+import { Projection } from "../src/projection/projection.js";
 import { ProjectionStore } from "../src/projection/projection-store.js";
 
 let dir: string;
@@ -82,10 +87,10 @@ describe("ProjectionStore.applyBatch", () => {
         kind: { case: kind, value: { product: { id: "p1", name: "Tea", description: "", price: { currencyCode: "EUR", minorUnits: price } } } },
       });
     store.applyBatch("products", [product(1, 450n, "productCreated"), product(2, 500n, "productChanged")]);
-    expect(store.products(["p1"]).get("p1")?.priceMinor).toBe(500);
+    expect(store.products(["p1"]).get("p1")?.priceMinor).toBe(500n);
     // A replay of the creation does not bring the old price back.
     store.applyBatch("products", [product(1, 450n, "productCreated")]);
-    expect(store.products(["p1"]).get("p1")?.priceMinor).toBe(500);
+    expect(store.products(["p1"]).get("p1")?.priceMinor).toBe(500n);
   });
 
   it("keeps nothing of a batch that fails part-way, position included", () => {
@@ -101,5 +106,47 @@ describe("ProjectionStore.applyBatch", () => {
 
   it("counts sequence numbers missing between events", () => {
     expect(store.applyBatch("orders", [orderPlaced(1, "o1", [1]), orderPlaced(4, "o4", [1])]).missing).toBe(2);
+  });
+});
+
+describe("amounts in the projection", () => {
+  it("reach an EVENTUAL view exactly, up to the int64 maximum", () => {
+    const eur = (minorUnits: bigint) => ({ currencyCode: "EUR", minorUnits });
+    const product = (sequence: number, id: string, price: bigint) =>
+      create(ProductEventSchema, { sequence: BigInt(sequence), kind: { case: "productCreated", value: { product: { id, name: id, price: eur(price) } } } });
+    store.applyBatch("users", [
+      create(UserEventSchema, { sequence: 1n, kind: { case: "userRegistered", value: { user: { id: "u1", email: "u1@shopmesh.test", displayName: "U" } } } }),
+    ]);
+    store.applyBatch("products", [product(1, "p0", int64Max), product(2, "p1", 2n ** 53n + 1n)]);
+    store.applyBatch("orders", [
+      create(OrderEventSchema, {
+        sequence: 1n,
+        kind: {
+          case: "orderPlaced",
+          value: {
+            order: {
+              id: "o1",
+              userId: "u1",
+              total: eur(int64Max),
+              createTime: timestampFromMs(1_700_000_000_000),
+              lines: [
+                { productId: "p0", quantity: 1, unitPrice: eur(int64Max - 2n ** 53n - 1n) },
+                { productId: "p1", quantity: 1, unitPrice: eur(2n ** 53n + 1n) },
+              ],
+            },
+          },
+        },
+      }),
+    ]);
+
+    // A projection that never starts following: the view reads only the store.
+    const projection = new Projection(database.sqlite, {} as EventSource, { info() {}, warn() {} });
+    const view = fromBinary(GetUserOrdersResponseSchema, toBinary(GetUserOrdersResponseSchema, eventualView(projection, { userId: "u1", pageSize: 10, pageToken: "" })));
+    const order = view.orders[0]!;
+    expect(order.total?.minorUnits).toBe(int64Max);
+    expect(order.lines.map((line) => [line.unitPrice?.minorUnits, line.product?.currentPrice?.minorUnits])).toEqual([
+      [int64Max - 2n ** 53n - 1n, int64Max],
+      [2n ** 53n + 1n, 2n ** 53n + 1n],
+    ]);
   });
 });

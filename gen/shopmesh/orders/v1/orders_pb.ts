@@ -44,7 +44,7 @@ export type Order = Message<"shopmesh.orders.v1.Order"> & {
   lines: OrderLine[];
 
   /**
-   * Sum of quantity times unit price over all lines.
+   * Sum of quantity times unit price over all lines, computed exactly.
    *
    * @generated from field: shopmesh.type.v1.Money total = 4;
    */
@@ -143,7 +143,10 @@ export const OrderItemSchema: GenMessage<OrderItem> = /*@__PURE__*/
 export type CreateOrderRequest = Message<"shopmesh.orders.v1.CreateOrderRequest"> & {
   /**
    * Client-chosen id, 1 to 100 characters, unique per order the client means
-   * to place (a UUID is a good choice). A repeat returns the first order.
+   * to place (a UUID is a good choice). Compared exactly; white space at
+   * either end is INVALID_ARGUMENT. The same request again returns the first
+   * order; the same request_id with different items (other products,
+   * quantities or order) is ALREADY_EXISTS.
    *
    * @generated from field: string request_id = 1;
    */
@@ -151,7 +154,8 @@ export type CreateOrderRequest = Message<"shopmesh.orders.v1.CreateOrderRequest"
 
   /**
    * What to buy, 1 to 100 items, each product at most once, all in one
-   * currency.
+   * currency. Each line (quantity times unit price) and the total must fit
+   * Money's int64 of minor units, or the request is INVALID_ARGUMENT.
    *
    * @generated from field: repeated shopmesh.orders.v1.OrderItem items = 2;
    */
@@ -421,7 +425,9 @@ export const OrdersService: GenService<{
   /**
    * CreateOrder places an order for the caller named in the access token.
    * Repeating a request with the same request_id from the same user returns
-   * the order the first request created, so retrying is safe.
+   * the order the first request created and places nothing, so retrying is
+   * safe. Reusing a request_id for different items is ALREADY_EXISTS: a new
+   * order needs a new request_id.
    *
    * @generated from rpc shopmesh.orders.v1.OrdersService.CreateOrder
    */

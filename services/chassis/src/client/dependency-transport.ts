@@ -1,4 +1,6 @@
 import { createTransport, type GrpcTransport } from "@shopmesh/sdk";
+import type { Logger } from "../logger.js";
+import { hideDependencyErrors } from "./dependency-errors.js";
 
 /**
  * The transport one service uses to call another it depends on: the SDK's
@@ -9,10 +11,16 @@ import { createTransport, type GrpcTransport } from "@shopmesh/sdk";
  * measured orders refusing orders for over 2 s after products was ready.
  * Callers forward their own caller's token per call, so the transport
  * carries none.
+ *
+ * A failed call's address-bearing detail goes to `logger`, and the calling
+ * code gets a message naming only the dependency and the status (see
+ * {@link hideDependencyErrors}), so that no internal address reaches a caller
+ * through a degradation or a wrapped error.
  */
-export function createDependencyTransport(target: string): GrpcTransport {
-  return createTransport({
+export function createDependencyTransport(target: string, logger: Logger): GrpcTransport {
+  const transport = createTransport({
     target,
     channelOptions: { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 1000 },
   });
+  return hideDependencyErrors(transport, logger);
 }

@@ -1,6 +1,6 @@
 import { Metadata, status as GrpcStatus } from "@grpc/grpc-js";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { headersToMetadata } from "@shopmesh/sdk";
+import { headersToMetadata } from "@shopmesh/sdk/internal";
 
 /** The status a call ends with, as grpc-js sends it. */
 export interface CallStatus {

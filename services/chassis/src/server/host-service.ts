@@ -30,8 +30,9 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import { applyInterceptors, headersToMetadata, metadataToHeaders, methodPath } from "@shopmesh/sdk";
+import { applyInterceptors, headersToMetadata, metadataToHeaders, methodPath } from "@shopmesh/sdk/internal";
 import { statusName, toCallStatus, type CallStatus } from "./call-status.js";
+import { safeDeserializer } from "./request-decoding.js";
 
 /** What the adapter reports when a call ends. */
 export interface CallRecord {
@@ -108,7 +109,10 @@ type AnyImpl = (request: unknown, context: HandlerContext) => unknown;
  * `timeoutMs()` and aborts `signal` when it passes, client cancellation aborts
  * `signal`, request metadata becomes `requestHeader`, and `responseHeader` and
  * `responseTrailer` are sent back. A thrown ConnectError ends the call with its
- * code and message; any other error ends it with INTERNAL.
+ * code and message; any other error ends it with INTERNAL. A request that
+ * cannot be decoded reaches grpc-js as an UndecodableRequest, which the call
+ * gate answers with INVALID_ARGUMENT before the handler runs (startServer
+ * installs it; see call-gate.ts).
  *
  * Unary and server-streaming methods are supported.
  */
@@ -137,7 +141,7 @@ export function hostService<S extends DescService>(
       requestStream: false,
       responseStream: !unary,
       requestSerialize: (value: MessageShape<DescMessage>) => asBuffer(toBinary(method.input, value)),
-      requestDeserialize: (bytes: Buffer) => fromBinary(method.input, bytes),
+      requestDeserialize: safeDeserializer(method.input.typeName, (bytes: Buffer) => fromBinary(method.input, bytes)),
       responseSerialize: (value: MessageShape<DescMessage>) => asBuffer(toBinary(method.output, value)),
       responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
     };

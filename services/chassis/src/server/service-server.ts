@@ -1,13 +1,18 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { Server, status as GrpcStatus, type ChannelOptions } from "@grpc/grpc-js";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { Health } from "@shopmesh/sdk/health/v1";
-import type { ServerConfig } from "../config.js";
+import { defaultAdmissionConfig, defaultConnectionConfig, type ConnectionConfig, type ServerConfig } from "../config.js";
 import type { Logger } from "../logger.js";
+import { CallLimiter } from "./admission.js";
+import { statusName } from "./call-status.js";
+import { callGate } from "./call-gate.js";
 import { HealthRegistry, ServingStatus } from "./health.js";
 import { hostService, RunningCalls, type CallRecord } from "./host-service.js";
 import { addReflection } from "./reflection.js";
+import { decodingSafely } from "./request-decoding.js";
+import { listenForGrpc } from "./tcp-listener.js";
 
 /** A service descriptor with its implementation. */
 export interface HostedService {
@@ -22,7 +27,9 @@ export function hosted<S extends DescService>(service: S, impl: ServiceImpl<S>):
 
 /** Options for {@link startServer}. */
 export interface StartServerOptions {
-  config: Pick<ServerConfig, "host" | "port" | "shutdownDelayMs" | "shutdownGraceMs" | "maxRequestBytes">;
+  /** Admission and connection limits not given take their defaults; `maxCallsInFlight: 0` turns admission off. */
+  config: Pick<ServerConfig, "host" | "port" | "shutdownDelayMs" | "shutdownGraceMs" | "maxRequestBytes"> &
+    Partial<Pick<ServerConfig, "admission" | "connections">>;
   logger: Logger;
   services: HostedService[];
   /** Connect interceptors around every call of the hosted services (not health). */
@@ -36,6 +43,8 @@ export interface RunningServer {
   /** `host:port`, ready for a client's target. */
   readonly address: string;
   readonly health: HealthRegistry;
+  /** Unary calls running and waiting for a slot now; undefined when admission control is off. */
+  readonly admission: { readonly running: number; readonly waiting: number } | undefined;
   /**
    * Drains and stops: health turns NOT_SERVING, and after the shutdown delay
    * the server stops accepting calls and waits up to the grace period for
@@ -45,17 +54,67 @@ export interface RunningServer {
 }
 
 /**
+ * Counts an event that can come thousands of times a second (a refused
+ * call, a dropped connection) and logs it at most every 10 s, with how many
+ * there were since the last line.
+ */
+function throttled(log: (count: number) => void): () => void {
+  let count = 0;
+  let loggedAt = -Infinity;
+  return () => {
+    count++;
+    const now = performance.now();
+    if (now - loggedAt < 10_000) return;
+    log(count);
+    count = 0;
+    loggedAt = now;
+  };
+}
+
+/** Health checks answer however busy the server is: they are how others learn that it is. */
+const healthPath = `/${Health.typeName}/`;
+
+/** grpc-js's own connection limits; 0 stands for "never" in the settings, for "at once" in grpc-js. */
+function connectionOptions(connections: ConnectionConfig): ChannelOptions {
+  return {
+    "grpc.max_concurrent_streams": connections.maxConcurrentStreams,
+    ...(connections.idleTimeoutMs > 0 ? { "grpc.max_connection_idle_ms": connections.idleTimeoutMs } : {}),
+    ...(connections.maxAgeMs > 0
+      ? { "grpc.max_connection_age_ms": connections.maxAgeMs, "grpc.max_connection_age_grace_ms": connections.maxAgeGraceMs }
+      : {}),
+  };
+}
+
+/**
  * Starts a grpc-js server hosting the given Connect services plus
  * `grpc.health.v1.Health` and server reflection, all of them SERVING.
+ * Every call passes the call gate first (undecodable requests, admission
+ * control), and every connection the handshake timeout (tcp-listener.ts).
  */
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   const { config, logger } = options;
+  const admission = config.admission ?? defaultAdmissionConfig;
+  const connections = config.connections ?? defaultConnectionConfig;
+  const limiter = admission.maxCallsInFlight > 0 ? new CallLimiter(admission) : undefined;
+  const refusedForOverload = throttled((refused) =>
+    logger.warn({ refused, running: limiter?.running, waiting: limiter?.waiting }, "overloaded: refusing calls"),
+  );
+  const gate = callGate({
+    limiter,
+    exempt: (path) => path.startsWith(healthPath),
+    onRefused: (method, code, details) => {
+      if (logger.isLevelEnabled("debug")) logger.debug({ method, code: statusName(code), details }, "call refused");
+      if (code === GrpcStatus.RESOURCE_EXHAUSTED) refusedForOverload();
+    },
+  });
   const server = new Server({
     "grpc.max_receive_message_length": config.maxRequestBytes,
     // No channelz service is hosted, so nothing would read what grpc-js
     // otherwise records for it on every call (timestamps, counters, a
     // tracker object with four closures).
     "grpc.enable_channelz": 0,
+    ...connectionOptions(connections),
+    interceptors: [gate],
   });
   const onCallEnd = (record: CallRecord) => {
     if (record.internal !== undefined) {
@@ -86,13 +145,23 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     });
   }
   hostService(server, Health, health.service, { onCallEnd });
-  addReflection(server, [...options.services.map((entry) => entry.service), Health]);
+  // Reflection's definitions come from @grpc/proto-loader, whose deserializers throw on bad bytes.
+  const safely = { addService: (definition, implementation) => server.addService(decodingSafely(definition), implementation) } satisfies Pick<
+    Server,
+    "addService"
+  >;
+  addReflection(safely, [...options.services.map((entry) => entry.service), Health]);
 
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${config.host}:${config.port}`, ServerCredentials.createInsecure(), (error, bound) =>
-      error ? reject(error) : resolve(bound),
-    );
+  const listener = await listenForGrpc(server, {
+    host: config.host,
+    port: config.port,
+    handshakeTimeoutMs: connections.handshakeTimeoutMs,
+    maxConnections: connections.maxConnections,
+    onDropped: throttled((dropped) =>
+      logger.warn({ dropped, maxConnections: connections.maxConnections }, "too many connections: closing new ones"),
+    ),
   });
+  const port = listener.port;
   const address = `${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
 
   let stopped: Promise<void> | undefined;
@@ -102,6 +171,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       logger.info({ delayMs: config.shutdownDelayMs, graceMs: config.shutdownGraceMs }, "draining");
       if (config.shutdownDelayMs > 0) await sleep(config.shutdownDelayMs);
       health.close();
+      listener.close();
       // Streams that would never end on their own (event streams) end now.
       stopping.abort();
       const drained = new Promise<boolean>((resolve) => server.tryShutdown(() => resolve(true)));
@@ -116,7 +186,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       logger.info("stopped");
     })());
 
-  return { host: config.host, port, address, health, stop };
+  return { host: config.host, port, address, health, admission: limiter, stop };
 }
 
 /** How long the answers to calls cut off at the end of the grace period get to leave before the connections are closed regardless. */

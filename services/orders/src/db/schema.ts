@@ -1,8 +1,11 @@
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { int64 } from "@shopmesh/chassis/int64-column";
 
 /**
  * Placed orders. `(user_id, request_id)` is unique: a retried CreateOrder finds
- * the order its first attempt wrote instead of writing a second one.
+ * the order its first attempt wrote instead of writing a second one, and
+ * `request_fingerprint` tells a retry from a different request that reuses
+ * the id. Amounts are int64 minor units, read exactly (see OrderStore).
  */
 export const orders = sqliteTable(
   "orders",
@@ -10,8 +13,14 @@ export const orders = sqliteTable(
     id: text("id").primaryKey(),
     userId: text("user_id").notNull(),
     requestId: text("request_id").notNull(),
+    /**
+     * Hash of the request's items (see request-fingerprint.ts). Null in rows
+     * written before it was kept: their lines record the items exactly, so
+     * the fingerprint is computed from them instead.
+     */
+    requestFingerprint: text("request_fingerprint"),
     currency: text("currency").notNull(),
-    totalMinor: integer("total_minor").notNull(),
+    totalMinor: int64("total_minor").notNull(),
     /** Milliseconds since the epoch. */
     createdAt: integer("created_at").notNull(),
   },
@@ -31,7 +40,7 @@ export const orderLines = sqliteTable(
     lineNo: integer("line_no").notNull(),
     productId: text("product_id").notNull(),
     quantity: integer("quantity").notNull(),
-    unitPriceMinor: integer("unit_price_minor").notNull(),
+    unitPriceMinor: int64("unit_price_minor").notNull(),
   },
   (table) => [primaryKey({ columns: [table.orderId, table.lineNo] })],
 );

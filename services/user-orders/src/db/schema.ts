@@ -1,9 +1,11 @@
 import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { int64 } from "@shopmesh/chassis/int64-column";
 
 // The projection: just what the EVENTUAL view needs, copied from the users,
 // products and orders event streams. user-orders owns this database; the
 // services it copies from never see it. Rows from different streams arrive
-// in any order, so no table references another.
+// in any order, so no table references another. Amounts are int64 minor
+// units, read exactly (see ProjectionStore).
 
 /** Profiles, from UserRegistered. */
 export const users = sqliteTable("users", {
@@ -17,7 +19,7 @@ export const products = sqliteTable("products", {
   id: text("id").primaryKey(),
   name: text("name").notNull(),
   description: text("description").notNull(),
-  priceMinor: integer("price_minor").notNull(),
+  priceMinor: int64("price_minor").notNull(),
   currency: text("currency").notNull(),
 });
 
@@ -28,7 +30,7 @@ export const orders = sqliteTable(
     id: text("id").primaryKey(),
     userId: text("user_id").notNull(),
     currency: text("currency").notNull(),
-    totalMinor: integer("total_minor").notNull(),
+    totalMinor: int64("total_minor").notNull(),
     /** Milliseconds since the epoch. */
     createdAt: integer("created_at").notNull(),
   },
@@ -43,7 +45,7 @@ export const orderLines = sqliteTable(
     lineNo: integer("line_no").notNull(),
     productId: text("product_id").notNull(),
     quantity: integer("quantity").notNull(),
-    unitPriceMinor: integer("unit_price_minor").notNull(),
+    unitPriceMinor: int64("unit_price_minor").notNull(),
   },
   (table) => [primaryKey({ columns: [table.orderId, table.lineNo] })],
 );

@@ -1,5 +1,6 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type Database from "better-sqlite3";
+import { prepareExactRows } from "@shopmesh/chassis";
 import type { Order } from "@shopmesh/sdk/orders/v1";
 import type { Product } from "@shopmesh/sdk/products/v1";
 import type { User } from "@shopmesh/sdk/users/v1";
@@ -32,7 +33,9 @@ export interface ProjectedOrderWithLines extends ProjectedOrder {
 
 /**
  * The projection's data access: applying events and reading views. All
- * statements are prepared once on the better-sqlite3 handle.
+ * statements are prepared once on the better-sqlite3 handle. Amounts are
+ * bound as the events' bigints and read back as bigints, so an amount near
+ * the int64 maximum reaches an EVENTUAL view as its source wrote it.
  */
 export class ProjectionStore {
   readonly #sqlite: Database.Database;
@@ -61,32 +64,40 @@ export class ProjectionStore {
       `INSERT INTO users (id, email, display_name) VALUES (?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET email = excluded.email, display_name = excluded.display_name`,
     );
-    this.#upsertProduct = sqlite.prepare<[id: string, name: string, description: string, priceMinor: number, currency: string]>(
+    this.#upsertProduct = sqlite.prepare<[id: string, name: string, description: string, priceMinor: bigint, currency: string]>(
       `INSERT INTO products (id, name, description, price_minor, currency) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description,
          price_minor = excluded.price_minor, currency = excluded.currency`,
     );
-    this.#insertOrder = sqlite.prepare<[id: string, userId: string, currency: string, totalMinor: number, createdAt: number]>(
+    this.#insertOrder = sqlite.prepare<[id: string, userId: string, currency: string, totalMinor: bigint, createdAt: number]>(
       "INSERT OR IGNORE INTO orders (id, user_id, currency, total_minor, created_at) VALUES (?, ?, ?, ?, ?)",
     );
-    this.#insertLine = sqlite.prepare<[orderId: string, lineNo: number, productId: string, quantity: number, unitPriceMinor: number]>(
+    this.#insertLine = sqlite.prepare<[orderId: string, lineNo: number, productId: string, quantity: number, unitPriceMinor: bigint]>(
       "INSERT OR IGNORE INTO order_lines (order_id, line_no, product_id, quantity, unit_price_minor) VALUES (?, ?, ?, ?, ?)",
     );
     this.#user = sqlite.prepare<[id: string], ProjectedUser>("SELECT id, email, display_name AS displayName FROM users WHERE id = ?");
     const orderColumns = "id, user_id AS userId, currency, total_minor AS totalMinor, created_at AS createdAt";
-    this.#firstPage = sqlite.prepare<[userId: string, limit: number], ProjectedOrder>(
+    this.#firstPage = prepareExactRows<[userId: string, limit: number], ProjectedOrder>(
+      sqlite,
       `SELECT ${orderColumns} FROM orders WHERE user_id = ? ORDER BY id DESC LIMIT ?`,
+      ["totalMinor"],
     );
-    this.#pageBefore = sqlite.prepare<[userId: string, before: string, limit: number], ProjectedOrder>(
+    this.#pageBefore = prepareExactRows<[userId: string, before: string, limit: number], ProjectedOrder>(
+      sqlite,
       `SELECT ${orderColumns} FROM orders WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?`,
+      ["totalMinor"],
     );
-    this.#linesOf = sqlite.prepare<[orderIds: string], ProjectedOrderLine>(
+    this.#linesOf = prepareExactRows<[orderIds: string], ProjectedOrderLine>(
+      sqlite,
       `SELECT order_id AS orderId, line_no AS lineNo, product_id AS productId, quantity, unit_price_minor AS unitPriceMinor
          FROM order_lines WHERE order_id IN (SELECT value FROM json_each(?)) ORDER BY order_id, line_no`,
+      ["unitPriceMinor"],
     );
-    this.#productsOf = sqlite.prepare<[productIds: string], ProjectedProduct>(
+    this.#productsOf = prepareExactRows<[productIds: string], ProjectedProduct>(
+      sqlite,
       `SELECT id, name, description, price_minor AS priceMinor, currency
          FROM products WHERE id IN (SELECT value FROM json_each(?))`,
+      ["priceMinor"],
     );
   }
 
@@ -148,15 +159,15 @@ export class ProjectionStore {
   }
 
   #putProduct(product: Product): void {
-    this.#upsertProduct.run(product.id, product.name, product.description, Number(product.price?.minorUnits ?? 0n), product.price?.currencyCode ?? "");
+    this.#upsertProduct.run(product.id, product.name, product.description, product.price?.minorUnits ?? 0n, product.price?.currencyCode ?? "");
   }
 
   #putOrder(order: Order): void {
     const currency = order.total?.currencyCode ?? "";
     const createdAt = order.createTime ? timestampMs(order.createTime) : 0;
-    this.#insertOrder.run(order.id, order.userId, currency, Number(order.total?.minorUnits ?? 0n), createdAt);
+    this.#insertOrder.run(order.id, order.userId, currency, order.total?.minorUnits ?? 0n, createdAt);
     order.lines.forEach((line, lineNo) => {
-      this.#insertLine.run(order.id, lineNo, line.productId, line.quantity, Number(line.unitPrice?.minorUnits ?? 0n));
+      this.#insertLine.run(order.id, lineNo, line.productId, line.quantity, line.unitPrice?.minorUnits ?? 0n);
     });
   }
 

@@ -59,6 +59,12 @@ export type GuardedResult<T> =
       timing: CallTiming;
       /** True when no request was sent: the circuit was open or the budget spent. */
       refused: boolean;
+      /**
+       * True when the caller's budget, not the dependency's own timeout, set
+       * the call's deadline (or left too little to call at all): a
+       * DEADLINE_EXCEEDED then means the caller's time ran out.
+       */
+      budgetLimited: boolean;
     };
 
 /** Where breaker state changes are reported. */
@@ -130,7 +136,7 @@ export class GuardedDependency {
     try {
       timeoutMs = budget.timeoutFor(this.settings.timeoutMs);
     } catch (error) {
-      return this.#refused(`${this.name} was not called: ${ConnectError.from(error).rawMessage}`, Code.DeadlineExceeded);
+      return this.#refused(`${this.name} was not called: ${ConnectError.from(error).rawMessage}`, Code.DeadlineExceeded, true);
     }
     // cockatiel makes every call wait for the half-open probe to finish; a
     // call that fails fast while the probe is out keeps our latency bounded.
@@ -184,7 +190,7 @@ export class GuardedDependency {
         return this.#refused(`circuit breaker for ${this.name} is open; not called`, Code.Unavailable);
       }
       const failure = error instanceof Outage ? error.failure : ConnectError.from(error);
-      return { ok: false, error: failure, timing: timing(statusName(failure.code)), refused: false };
+      return { ok: false, error: failure, timing: timing(statusName(failure.code)), refused: false, budgetLimited: !hadFullTimeout };
     }
   }
 
@@ -201,12 +207,13 @@ export class GuardedDependency {
     return hadFullTimeout || this.#breaker.state === CircuitState.HalfOpen;
   }
 
-  #refused(message: string, code: Code): GuardedResult<never> {
+  #refused(message: string, code: Code, budgetLimited = false): GuardedResult<never> {
     return {
       ok: false,
       error: new ConnectError(message, code),
       timing: { attempts: 0, hedges: 0, durationMs: 0, code: statusName(code), timeoutMs: undefined },
       refused: true,
+      budgetLimited,
     };
   }
 }

@@ -1,0 +1,14 @@
+/**
+ * Plumbing the shopmesh chassis shares with the SDK's grpc-js transport:
+ * header and metadata conversion, interceptor chaining and method paths.
+ *
+ * Not public: this entry point exists only inside the repository (the
+ * published package's "exports" leave it out), and it may change in any
+ * release.
+ *
+ * @internal
+ * @packageDocumentation
+ */
+export { applyInterceptors } from "./interceptors.js";
+export { headersToMetadata, metadataToHeaders, type HeadersLike } from "./metadata.js";
+export { methodPath } from "./method-path.js";

@@ -1,0 +1,88 @@
+// What the SDK's grpc-js transport reports when the connection under a call is
+// torn down, against a bare HTTP/2 server process that breaks calls on
+// request: a lost connection is UNAVAILABLE (safe to retry an idempotent
+// read), never the INTERNAL that grpc-js reports for some of them.
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { spawnService, type ServiceProcess } from "@shopmesh/chassis";
+import { createClient, createGrpcTransport, type GrpcTransport } from "@shopmesh/sdk";
+import { ProductsService } from "@shopmesh/sdk/products/v1";
+import { isConnectionLoss } from "../src/grpc-error.js";
+import { failure } from "../../test/support/failure.js";
+
+const entry = fileURLToPath(new URL("./support/teardown-server.ts", import.meta.url));
+
+let server: ServiceProcess;
+const transports: GrpcTransport[] = [];
+
+beforeAll(async () => {
+  server = await spawnService({ entry });
+});
+
+afterAll(async () => {
+  for (const transport of transports) transport.close();
+  await server?.stop("SIGKILL");
+});
+
+/** A client on a connection of its own, since several of these calls end the connection. */
+function products() {
+  const transport = createGrpcTransport({ target: server.address });
+  transports.push(transport);
+  return createClient(ProductsService, transport);
+}
+
+const teardown = (how: string) => ({ headers: { "x-teardown": how }, timeoutMs: 5000 });
+
+async function unaryFailure(how: string): Promise<ConnectError> {
+  return failure(products().getProduct({ productId: "any" }, teardown(how)));
+}
+
+async function streamFailure(how: string): Promise<ConnectError> {
+  return failure(
+    (async () => {
+      for await (const _ of products().streamEvents({}, teardown(how))) {
+        // No event comes; the call breaks first.
+      }
+    })(),
+  );
+}
+
+describe("a connection torn down mid-call", () => {
+  it("by the server's GOAWAY with INTERNAL_ERROR is UNAVAILABLE, for unary and streaming calls", async () => {
+    const unary = await unaryFailure("session-error");
+    expect([unary.code, unary.rawMessage]).toEqual([Code.Unavailable, expect.stringMatching(/Session closed with error code 2/)]);
+    const streaming = await streamFailure("session-error");
+    expect([streaming.code, streaming.rawMessage]).toEqual([Code.Unavailable, expect.stringMatching(/Session closed with error code 2/)]);
+  });
+
+  it("by a session closed without an error code is UNAVAILABLE", async () => {
+    expect((await unaryFailure("session-destroy")).code).toBe(Code.Unavailable);
+    expect((await streamFailure("session-destroy")).code).toBe(Code.Unavailable);
+  });
+
+  it("by a stream the server refused (REFUSED_STREAM) is UNAVAILABLE", async () => {
+    expect((await unaryFailure("refuse")).code).toBe(Code.Unavailable);
+  });
+
+  it("keeps INTERNAL for one stream reset with INTERNAL_ERROR on a connection that stays up", async () => {
+    const client = products();
+    const reset = await failure(client.getProduct({ productId: "any" }, teardown("stream-internal")));
+    expect([reset.code, reset.rawMessage]).toEqual([Code.Internal, expect.stringMatching(/^Received RST_STREAM with code 2/)]);
+    // The connection is still there and still answers.
+    expect((await failure(client.getProduct({ productId: "any" }, { timeoutMs: 5000 }))).code).toBe(Code.Unimplemented);
+  });
+});
+
+describe("isConnectionLoss", () => {
+  it("recognises a call that could not be started on a closed or draining session", () => {
+    expect(isConnectionLoss(Code.Internal, "Failed to start HTTP/2 stream with error The session has been destroyed")).toBe(true);
+    const draining = "Failed to start HTTP/2 stream with error New streams cannot be created after receiving a GOAWAY";
+    expect(isConnectionLoss(Code.Internal, draining)).toBe(true);
+  });
+
+  it("leaves an INTERNAL the server sent alone, even one that mentions a session", () => {
+    expect(isConnectionLoss(Code.Internal, "database session failed")).toBe(false);
+    expect(isConnectionLoss(Code.Unknown, "Session closed with error code 2")).toBe(false);
+  });
+});

@@ -1,0 +1,42 @@
+// A bare HTTP/2 server that accepts a gRPC call and then breaks it the way
+// the request's `x-teardown` header asks, for tests of what a client makes of
+// a connection torn down under a call. It logs a `ready` line with its port,
+// as a service does.
+import http2 from "node:http2";
+
+const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
+
+/** Each way of breaking a call, after the response headers went out unless it says otherwise. */
+const teardowns: Record<string, (stream: http2.ServerHttp2Stream) => void> = {
+  // The whole session ends with INTERNAL_ERROR: a GOAWAY carrying code 2, then the socket closes.
+  "session-error": (stream) => stream.session?.destroy(new Error("torn down by the test"), NGHTTP2_INTERNAL_ERROR),
+  // The session ends without a GOAWAY error code.
+  "session-destroy": (stream) => stream.session?.destroy(),
+  // This one stream is reset with INTERNAL_ERROR; the session stays up.
+};
+
+const server = http2.createServer();
+server.on("session", (session) => session.on("error", () => undefined));
+server.on("stream", (stream, headers) => {
+  stream.on("error", () => undefined);
+  const how = String(headers["x-teardown"] ?? "");
+  // Reset before any response: refused, as a server that will not take the
+  // stream does, or failed with INTERNAL_ERROR while the session stays up.
+  if (how === "refuse" || how === "stream-internal") {
+    stream.close(how === "refuse" ? NGHTTP2_REFUSED_STREAM : NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  const teardown = teardowns[how];
+  if (!teardown) {
+    stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": "12" }, { endStream: true });
+    return;
+  }
+  stream.respond({ ":status": 200, "content-type": "application/grpc" });
+  // Mid-call: the request has arrived and the headers are out, but no answer.
+  stream.once("data", () => setImmediate(() => teardown(stream)));
+});
+server.listen(0, "127.0.0.1", () => {
+  const { port } = server.address() as { port: number };
+  process.stdout.write(`${JSON.stringify({ msg: "ready", port })}\n`);
+});
+process.on("SIGTERM", () => process.exit(0));

@@ -1,0 +1,110 @@
+import { createServer, type Socket } from "node:net";
+import { ServerCredentials, type Server } from "@grpc/grpc-js";
+
+/** A listening socket that hands connections to a grpc-js server. */
+export interface TcpListener {
+  readonly port: number;
+  /** Stops accepting connections and drops those still in their handshake. */
+  close(): void;
+}
+
+/** The client connection preface (RFC 9113, section 3.4). */
+const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+const frameHeaderBytes = 9;
+const settingsFrameType = 0x4;
+/** The largest frame a peer may send before it has seen our settings (SETTINGS_MAX_FRAME_SIZE's initial value). */
+const initialMaxFrameBytes = 16_384;
+
+/**
+ * How many bytes the handshake takes when `received` starts with the
+ * preface and a SETTINGS frame, or undefined when more bytes are needed to
+ * tell; 0 when what arrived is not an HTTP/2 handshake at all (HTTP/2 then
+ * refuses it with its own error).
+ */
+function handshakeBytes(received: Buffer): number | undefined {
+  const compared = Math.min(received.length, preface.length);
+  if (!received.subarray(0, compared).equals(preface.subarray(0, compared))) return 0;
+  if (received.length < preface.length + frameHeaderBytes) return undefined;
+  const length = received.readUIntBE(preface.length, 3);
+  if (received[preface.length + 3] !== settingsFrameType || length > initialMaxFrameBytes) return 0;
+  const total = preface.length + frameHeaderBytes + length;
+  return received.length >= total ? total : undefined;
+}
+
+/** Options for {@link listenForGrpc}. */
+export interface ListenOptions {
+  host: string;
+  port: number;
+  handshakeTimeoutMs: number;
+  /** Connections open at once; Node closes the ones beyond it as they arrive. */
+  maxConnections: number;
+  /** Told about each connection closed for being over `maxConnections`. */
+  onDropped?: () => void;
+}
+
+/**
+ * Listens on host:port and hands each connection to the grpc-js server once
+ * the client has sent the HTTP/2 connection preface and its first SETTINGS
+ * frame, which a client sends right after connecting. A connection that has
+ * not done so within `handshakeTimeoutMs` is destroyed: grpc-js has no such
+ * timeout, and a socket that sends nothing would otherwise hold a file
+ * descriptor until the client gives up (21,000 of them held 18,304 of a
+ * service's 20,000). The bytes read are put back, and HTTP/2 reads them
+ * first (Node's http2 replays data a socket has buffered), so the connection
+ * then runs on grpc-js's own HTTP/2 session exactly as if grpc-js had
+ * accepted it (`Server.createConnectionInjector`). Owning the listening
+ * socket also caps the connections open at once, so that however many
+ * arrive, the process keeps file descriptors for its database and its own
+ * calls.
+ */
+export async function listenForGrpc(server: Server, options: ListenOptions): Promise<TcpListener> {
+  const { host, port, handshakeTimeoutMs } = options;
+  const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+  const handshaking = new Set<Socket>();
+  const onSocketError = () => undefined; // a reset before the handshake ends is the client's business; 'close' follows
+
+  const tcp = createServer((socket) => {
+    handshaking.add(socket);
+    let received: Buffer = Buffer.alloc(0);
+    const timer = setTimeout(() => socket.destroy(), handshakeTimeoutMs);
+    const forget = () => {
+      clearTimeout(timer);
+      handshaking.delete(socket);
+      socket.off("data", onData);
+      socket.off("close", forget);
+    };
+    const onData = (chunk: Buffer) => {
+      received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
+      if (handshakeBytes(received) === undefined) return;
+      forget();
+      socket.pause();
+      socket.off("error", onSocketError);
+      socket.unshift(received);
+      injector.injectConnection(socket);
+    };
+    socket.on("error", onSocketError);
+    socket.on("data", onData);
+    socket.once("close", forget);
+  });
+
+  tcp.maxConnections = options.maxConnections;
+  tcp.on("drop", () => options.onDropped?.());
+
+  await new Promise<void>((resolve, reject) => {
+    tcp.once("error", reject);
+    tcp.listen({ host, port }, () => {
+      tcp.off("error", reject);
+      resolve();
+    });
+  });
+  const address = tcp.address();
+  if (address === null || typeof address === "string") throw new Error(`unexpected listening address ${String(address)}`);
+  return {
+    port: address.port,
+    close() {
+      tcp.close();
+      for (const socket of handshaking) socket.destroy();
+      handshaking.clear();
+    },
+  };
+}

@@ -1,0 +1,224 @@
+// Admission control: a server runs at most MAX_CALLS_IN_FLIGHT unary calls,
+// lets MAX_CALLS_QUEUED wait, and refuses the rest at once with
+// RESOURCE_EXHAUSTED; a waiting call is refused when it has waited half its
+// deadline (or MAX_QUEUE_WAIT), without its handler ever running. Health
+// checks and server streams are not held. Real gRPC over loopback, with
+// handlers that block until the test lets them go.
+import { fileURLToPath } from "node:url";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, createClient, createTransport, type Client, type GrpcTransport } from "@shopmesh/sdk";
+import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@shopmesh/sdk/health/v1";
+import { createLogger, hosted, spawnService, startServer, type RunningServer } from "@shopmesh/chassis";
+import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
+import { EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
+import { asConnectError, readAll, settle } from "./support/call-outcome.js";
+
+/** An echo service whose calls with a message starting "block" wait until released. */
+function blockingEcho() {
+  const started: string[] = [];
+  const blocked = new Map<string, () => void>();
+  const impl: ServiceImpl<typeof EchoService> = {
+    async echo(request) {
+      started.push(request.message);
+      if (request.message.startsWith("block")) await new Promise<void>((resolve) => blocked.set(request.message, resolve));
+      return { message: request.message };
+    },
+    async *echoStream(request) {
+      started.push(request.message);
+      yield { message: request.message, index: 0 };
+    },
+  };
+  return {
+    impl,
+    started,
+    /** Waits until the handler of `message` is running. */
+    async running(message: string) {
+      await vi.waitFor(() => expect(blocked.has(message)).toBe(true), { timeout: 5_000 });
+    },
+    release(message: string) {
+      const resolve = blocked.get(message);
+      if (resolve === undefined) throw new Error(`${message} is not blocked`);
+      blocked.delete(message);
+      resolve();
+    },
+    releaseAll() {
+      for (const resolve of blocked.values()) resolve();
+      blocked.clear();
+    },
+  };
+}
+
+interface Limited {
+  server: RunningServer;
+  echo: ReturnType<typeof blockingEcho>;
+  client: Client<typeof EchoService>;
+  health: Client<typeof Health>;
+  transport: GrpcTransport;
+}
+
+async function startLimited(admission: { maxCallsInFlight: number; maxCallsQueued: number; maxQueueWaitMs: number }): Promise<Limited> {
+  const echo = blockingEcho();
+  const server = await startServer({
+    config: { host: "127.0.0.1", port: 0, shutdownDelayMs: 0, shutdownGraceMs: 2_000, maxRequestBytes: 1024 * 1024, admission },
+    logger: createLogger("admission-test", "silent"),
+    services: [hosted(EchoService, echo.impl)],
+  });
+  const transport = createTransport({ target: server.address });
+  return { server, echo, transport, client: createClient(EchoService, transport), health: createClient(Health, transport) };
+}
+
+async function stopLimited(limited: Limited | undefined) {
+  if (limited === undefined) return;
+  limited.echo.releaseAll();
+  limited.transport.close();
+  await limited.server.stop();
+}
+
+describe("admission control, 2 calls in flight and 1 waiting", () => {
+  let limited: Limited;
+
+  beforeAll(async () => {
+    limited = await startLimited({ maxCallsInFlight: 2, maxCallsQueued: 1, maxQueueWaitMs: 30_000 });
+  });
+
+  afterEach(() => limited.echo.releaseAll());
+
+  afterAll(() => stopLimited(limited));
+
+  it("refuses a call at once when both slots and the queue are taken, answers health meanwhile, and starts the waiting call when a slot frees", async () => {
+    const { client, health, echo } = limited;
+    const first = settle(client.echo({ message: "block-1" }));
+    const second = settle(client.echo({ message: "block-2" }));
+    await echo.running("block-1");
+    await echo.running("block-2");
+
+    const waiting = settle(client.echo({ message: "waiting" }));
+    await vi.waitFor(() => expect(limited.server.admission?.waiting).toBe(1), { timeout: 5_000 });
+    // The 4th call finds both slots and the only queue place taken.
+    const refused = await settle(client.echo({ message: "refused" }));
+    const error = asConnectError(refused.error);
+    expect(error.code).toBe(Code.ResourceExhausted);
+    expect(error.rawMessage).toBe("server overloaded: 2 calls in progress, 1 waiting");
+    expect(echo.started).not.toContain("refused");
+    expect(echo.started).not.toContain("waiting");
+
+    // Health checks and server streams are not held by admission control.
+    expect((await health.check({})).status).toBe(ServingStatus.SERVING);
+    expect(await readAll(client.echoStream({ message: "stream while full", count: 1 }))).toHaveLength(1);
+
+    echo.release("block-1");
+    expect((await first).value?.message).toBe("block-1");
+    const answered = await waiting;
+    expect(answered.error).toBeUndefined();
+    expect(answered.value?.message).toBe("waiting");
+
+    echo.release("block-2");
+    expect((await second).value?.message).toBe("block-2");
+  });
+
+  it("refuses a waiting call with RESOURCE_EXHAUSTED once it has waited half its deadline, without running its handler", async () => {
+    const { client, echo } = limited;
+    const blocks = [settle(client.echo({ message: "block-3" })), settle(client.echo({ message: "block-4" }))];
+    await echo.running("block-3");
+    await echo.running("block-4");
+
+    const outcome = await settle(client.echo({ message: "too late" }, { timeoutMs: 1_000 }));
+    const error = asConnectError(outcome.error);
+    expect(error.code).toBe(Code.ResourceExhausted);
+    expect(error.rawMessage).toMatch(/^server overloaded: 2 calls in progress; no slot came free within \d+ ms$/);
+    // Refused after waiting, not at once, and before the deadline.
+    expect(outcome.elapsedMs).toBeGreaterThanOrEqual(400);
+
+    echo.releaseAll();
+    await Promise.all(blocks);
+    expect(echo.started).not.toContain("too late");
+  });
+
+  it("frees the queue place of a waiting call whose client gives up", async () => {
+    const { client, echo } = limited;
+    const blocks = [settle(client.echo({ message: "block-5" })), settle(client.echo({ message: "block-6" }))];
+    await echo.running("block-5");
+    await echo.running("block-6");
+
+    const controller = new AbortController();
+    const abandoned = settle(client.echo({ message: "abandoned" }, { signal: controller.signal }));
+    // Waiting, not refused: the queue place is taken until the client cancels.
+    const refusedWhileWaiting = asConnectError((await settle(client.echo({ message: "refused while waiting" }))).error);
+    expect(refusedWhileWaiting.code).toBe(Code.ResourceExhausted);
+    expect(limited.server.admission?.waiting).toBe(1);
+    controller.abort();
+    expect(asConnectError((await abandoned).error).code).toBe(Code.Canceled);
+    await vi.waitFor(() => expect(limited.server.admission?.waiting).toBe(0), { timeout: 5_000 });
+
+    // The place is free again: the next call waits, and runs when a slot frees.
+    const next = settle(client.echo({ message: "after the cancel" }));
+    await vi.waitFor(() => expect(limited.server.admission?.waiting).toBe(1), { timeout: 5_000 });
+    echo.release("block-5");
+    expect((await next).value?.message).toBe("after the cancel");
+    echo.releaseAll();
+    await Promise.all(blocks);
+    expect(echo.started).not.toContain("abandoned");
+  });
+});
+
+describe("admission control, calls without a deadline", () => {
+  let limited: Limited;
+
+  beforeAll(async () => {
+    limited = await startLimited({ maxCallsInFlight: 1, maxCallsQueued: 4, maxQueueWaitMs: 300 });
+  });
+
+  afterAll(() => stopLimited(limited));
+
+  it("refuses a waiting call with RESOURCE_EXHAUSTED after MAX_QUEUE_WAIT", async () => {
+    const { client, echo } = limited;
+    const block = settle(client.echo({ message: "block" }));
+    await echo.running("block");
+
+    const outcome = await settle(client.echo({ message: "no deadline" }));
+    const error = asConnectError(outcome.error);
+    expect(error.code).toBe(Code.ResourceExhausted);
+    expect(error.rawMessage).toBe("server overloaded: 1 calls in progress; no slot came free within 300 ms");
+    expect(outcome.elapsedMs).toBeGreaterThanOrEqual(250);
+
+    echo.release("block");
+    await block;
+    expect(echo.started).not.toContain("no deadline");
+  });
+});
+
+describe("admission control in a service process", () => {
+  it("reads its limits from the environment, and leaves health and the admin listener out of it", async () => {
+    const echoMain = fileURLToPath(new URL("./support/echo-main.ts", import.meta.url));
+    const service = await spawnService({ entry: echoMain, env: { MAX_CALLS_IN_FLIGHT: "1", MAX_CALLS_QUEUED: "0", FAULT_INJECTION: "on" } });
+    const transport = createTransport({ target: service.address });
+    const adminTransport = createTransport({ target: `127.0.0.1:${service.adminPort}` });
+    try {
+      const echo = createClient(EchoService, transport);
+      const slow = settle(echo.echo({ message: "slow" }, { headers: { "x-delay-ms": "3000" } }));
+      const refused = await vi.waitFor(
+        async () => {
+          const outcome = await settle(echo.echo({ message: "refused" }));
+          expect(outcome.error).toBeDefined();
+          return asConnectError(outcome.error);
+        },
+        { timeout: 2_500, interval: 20 },
+      );
+      expect(refused.code).toBe(Code.ResourceExhausted);
+      expect(refused.rawMessage).toBe("server overloaded: 1 calls in progress, 0 waiting");
+      // While the only slot is taken: health answers, and so does the admin listener, several calls at once.
+      expect((await createClient(Health, transport).check({})).status).toBe(ServingStatus.SERVING);
+      const admin = createClient(FaultInjectionService, adminTransport);
+      const listed = await Promise.all([admin.listFaults({}), admin.listFaults({}), admin.listFaults({})]);
+      expect(listed.map((response) => response.faults)).toEqual([[], [], []]);
+      expect((await slow).value?.message).toBe("slow");
+      const overloaded = service.logs.find((entry) => entry.msg === "overloaded: refusing calls");
+      expect(overloaded).toMatchObject({ level: "warn", running: 1, waiting: 0 });
+    } finally {
+      transport.close();
+      adminTransport.close();
+      expect(await service.stop()).toBe(0);
+    }
+  });
+});

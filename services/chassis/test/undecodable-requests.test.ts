@@ -1,0 +1,142 @@
+// Request bodies that are not valid protobuf get INVALID_ARGUMENT naming the
+// type, never INTERNAL, on every method a chassis server hosts: the service's
+// own (unary and server streaming), health, reflection, and the admin
+// listener's fault injection. Raw bytes go over a real socket to a spawned
+// echo process from a grpc-js client whose serializer passes them unchanged.
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Client, credentials, Metadata, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { spawnService, type ServiceProcess } from "@shopmesh/chassis";
+import { EchoRequestSchema, EchoResponseSchema } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
+
+const echoMain = fileURLToPath(new URL("./support/echo-main.ts", import.meta.url));
+
+const same = (bytes: Buffer) => bytes;
+
+/**
+ * Malformed bodies, for request types whose field 1 is a string and which
+ * have no field 15 (every type below).
+ */
+const malformed: Record<string, number[]> = {
+  "random bytes": [0xff, 0xfe, 0x01, 0x99, 0x12, 0x34, 0x56, 0xab],
+  "a truncated varint": [0x78, 0x96],
+  "a wire type that does not exist": [0x0f],
+  "a wrong wire type (fixed64 for a string field)": [0x09, 1, 2, 3, 4, 5, 6, 7, 8],
+  "invalid UTF-8 in a string field": [0x0a, 0x02, 0xc3, 0x28],
+  "very deep nesting (200 groups)": Array.from({ length: 200 }, () => 0x7b),
+};
+
+/** How a call ended: its status code and message. */
+interface Ended {
+  code: GrpcStatus;
+  details: string;
+}
+
+function unary(client: Client, path: string, body: Buffer): Promise<Ended & { response?: Buffer }> {
+  return new Promise((resolve) => {
+    client.makeUnaryRequest(path, same, same, body, { deadline: Date.now() + 10_000 }, (error: ServiceError | null, response?: Buffer) =>
+      resolve(error ? { code: error.code, details: error.details } : { code: GrpcStatus.OK, details: "", response }),
+    );
+  });
+}
+
+function serverStream(client: Client, path: string, body: Buffer): Promise<Ended> {
+  return new Promise((resolve) => {
+    const call = client.makeServerStreamRequest(path, same, same, body, new Metadata(), { deadline: Date.now() + 10_000 });
+    call.on("data", () => undefined);
+    call.on("error", (error: ServiceError) => resolve({ code: error.code, details: error.details }));
+    call.on("status", (status: Ended) => {
+      if (status.code === GrpcStatus.OK) resolve(status);
+    });
+  });
+}
+
+function bidiStream(client: Client, path: string, body: Buffer): Promise<Ended> {
+  return new Promise((resolve) => {
+    const call = client.makeBidiStreamRequest(path, same, same, new Metadata(), { deadline: Date.now() + 10_000 });
+    call.on("data", () => undefined);
+    call.on("error", (error: ServiceError) => resolve({ code: error.code, details: error.details }));
+    call.on("status", (status: Ended) => {
+      if (status.code === GrpcStatus.OK) resolve(status);
+    });
+    call.write(body);
+    call.end();
+  });
+}
+
+describe("undecodable request bodies", () => {
+  let echo: ServiceProcess;
+  let client: Client;
+  let admin: Client;
+
+  beforeAll(async () => {
+    echo = await spawnService({ entry: echoMain, env: { FAULT_INJECTION: "on" } });
+    client = new Client(echo.address, credentials.createInsecure());
+    admin = new Client(`127.0.0.1:${echo.adminPort}`, credentials.createInsecure());
+  });
+
+  afterAll(async () => {
+    client?.close();
+    admin?.close();
+    expect(await echo?.stop()).toBe(0);
+  });
+
+  it("pass a valid body through the same raw client", async () => {
+    const body = Buffer.from(toBinary(EchoRequestSchema, create(EchoRequestSchema, { message: "raw" })));
+    const ended = await unary(client, "/shopmesh.echo.v1.EchoService/Echo", body);
+    expect(ended.code).toBe(GrpcStatus.OK);
+    expect(fromBinary(EchoResponseSchema, ended.response!).message).toBe("raw");
+  });
+
+  describe.each(Object.entries(malformed))("%s", (_kind, bytes) => {
+    const body = Buffer.from(bytes);
+
+    it("gets INVALID_ARGUMENT from a unary method, naming the request type", async () => {
+      const ended = await unary(client, "/shopmesh.echo.v1.EchoService/Echo", body);
+      expect(ended.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+      expect(ended.details).toMatch(/^request: cannot decode shopmesh\.echo\.v1\.EchoRequest: \S/);
+    });
+
+    it("gets INVALID_ARGUMENT from a server-streaming method", async () => {
+      const ended = await serverStream(client, "/shopmesh.echo.v1.EchoService/EchoStream", body);
+      expect(ended.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+      expect(ended.details).toMatch(/^request: cannot decode shopmesh\.echo\.v1\.EchoStreamRequest: \S/);
+    });
+
+    it("gets INVALID_ARGUMENT from health Check and Watch", async () => {
+      for (const ended of [
+        await unary(client, "/grpc.health.v1.Health/Check", body),
+        await serverStream(client, "/grpc.health.v1.Health/Watch", body),
+      ]) {
+        expect(ended.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+        expect(ended.details).toMatch(/^request: cannot decode grpc\.health\.v1\.HealthCheckRequest: \S/);
+      }
+    });
+
+    it("gets INVALID_ARGUMENT from the admin listener's fault injection", async () => {
+      const ended = await unary(admin, "/shopmesh.faults.v1.FaultInjectionService/ClearFaults", body);
+      expect(ended.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+      expect(ended.details).toMatch(/^request: cannot decode shopmesh\.faults\.v1\.ClearFaultsRequest: \S/);
+    });
+  });
+
+  // Reflection decodes with protobuf.js, which takes invalid UTF-8 and reads
+  // the wrong-wire-type body above as valid, so only the bodies it refuses.
+  it.each(["random bytes", "a truncated varint", "a wire type that does not exist", "very deep nesting (200 groups)"])(
+    "%s get INVALID_ARGUMENT from server reflection, v1 and v1alpha",
+    async (kind) => {
+      for (const version of ["v1", "v1alpha"]) {
+        const ended = await bidiStream(client, `/grpc.reflection.${version}.ServerReflection/ServerReflectionInfo`, Buffer.from(malformed[kind]!));
+        expect(ended.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+        expect(ended.details).toMatch(new RegExp(`^request: cannot decode grpc\\.reflection\\.${version}\\.ServerReflectionRequest: \\S`));
+      }
+    },
+  );
+
+  it("keeps serving after all of that", async () => {
+    const body = Buffer.from(toBinary(EchoRequestSchema, create(EchoRequestSchema, { message: "still here" })));
+    const ended = await unary(client, "/shopmesh.echo.v1.EchoService/Echo", body);
+    expect(ended.code).toBe(GrpcStatus.OK);
+  });
+});

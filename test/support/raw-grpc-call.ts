@@ -1,0 +1,56 @@
+import http2 from "node:http2";
+
+/** How a gRPC call ended, as the server's trailers said. */
+export interface RawStatus {
+  code: number;
+  message: string;
+}
+
+/**
+ * One unary gRPC call over a bare HTTP/2 client, which sends `timeoutMs` as
+ * the `grpc-timeout` header but, unlike a gRPC client, does not give up when
+ * it passes: it waits for whatever status the server sends. For seeing what a
+ * server answers to a deadline shorter than the round trip, which a real
+ * client would replace with its own DEADLINE_EXCEEDED.
+ */
+export async function rawUnaryCall(
+  address: string,
+  path: string,
+  request: Uint8Array,
+  options: { timeoutMs: number; headers?: Record<string, string>; waitMs?: number },
+): Promise<RawStatus> {
+  const session = http2.connect(`http://${address}`);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await new Promise<RawStatus>((resolve, reject) => {
+      session.once("error", reject);
+      const waitMs = options.waitMs ?? 10_000;
+      timer = setTimeout(() => reject(new Error(`no status from ${path} within ${waitMs} ms`)), waitMs);
+      const stream = session.request({
+        ":method": "POST",
+        ":path": path,
+        "content-type": "application/grpc",
+        te: "trailers",
+        // Microseconds, so that fractions of a millisecond travel too.
+        "grpc-timeout": `${Math.max(1, Math.round(options.timeoutMs * 1000))}u`,
+        ...options.headers,
+      });
+      stream.once("error", reject);
+      const statusFrom = (headers: http2.IncomingHttpHeaders) => {
+        if (headers["grpc-status"] === undefined) return;
+        resolve({ code: Number(headers["grpc-status"]), message: decodeURIComponent(String(headers["grpc-message"] ?? "")) });
+      };
+      // A trailers-only answer carries its status in the headers.
+      stream.once("response", statusFrom);
+      stream.once("trailers", statusFrom);
+      stream.resume();
+      const frame = Buffer.alloc(5 + request.byteLength);
+      frame.writeUInt32BE(request.byteLength, 1);
+      frame.set(request, 5);
+      stream.end(frame);
+    });
+  } finally {
+    clearTimeout(timer);
+    session.destroy();
+  }
+}
