@@ -3,19 +3,20 @@
 // call's status and latency and each health answer; writes overload.md and
 // overload.json. It measures; it does not judge, except that INTERNAL must
 // not occur.
-import { setMaxListeners } from "node:events";
 import { cpus, loadavg } from "node:os";
 import { relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { ConnectError, createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
+import { ConnectError, createClient, type GrpcTransport } from "@shopmesh/sdk";
 import { statusName } from "@shopmesh/chassis";
-import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@shopmesh/sdk/health/v1";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
 import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";
-import { serviceNames, type ServiceName } from "../mesh/local-mesh.js";
+import { serviceNames } from "../mesh/local-mesh.js";
+import type { HealthSeen } from "./health-poller.js";
+import { startMeasuringProcess } from "./measuring-process.js";
+import type { ViewLoadResult, ViewLoadSettings } from "./view-load-worker.js";
 import { LoadMesh, loadAdmin } from "./load-mesh.js";
 import { quantile, tally } from "./load-statistics.js";
 import { renderOverloadMarkdown, writeOverloadReport, type OverloadReport } from "./overload-report.js";
@@ -33,6 +34,7 @@ service exited.
 
   --seconds 20          how long the load runs
   --concurrency 1000    views kept in flight
+  --clients 2           processes the views come from (each with 2 connections)
   --deadline <ms>       each view's deadline (default: none, so user-orders'
                         default budget of 1 s applies)
   --set NAME=VALUE      an environment setting for every service (repeatable),
@@ -43,17 +45,17 @@ service exited.
 /** user-orders' DEFAULT_BUDGET: the budget of a view sent without a deadline. */
 const defaultBudgetMs = 1_000;
 const healthIntervalMs = 100;
-/** A health check waits this long at most. */
-const healthDeadlineMs = 5_000;
 /** How long after the load's end a call still waiting is given up. */
 const abandonAfterMs = 30_000;
-/** What an abandoned call counts as. */
-const abandoned = "ABANDONED";
+const pollerEntry = fileURLToPath(new URL("./health-poller.ts", import.meta.url));
+const workerEntry = fileURLToPath(new URL("./view-load-worker.ts", import.meta.url));
 const root = fileURLToPath(new URL("../../../..", import.meta.url));
 
 interface OverloadSettings {
   durationMs: number;
   concurrency: number;
+  /** Processes the load comes from. */
+  clients: number;
   deadlineMs: number | undefined;
   env: Record<string, string>;
   outDir: string;
@@ -65,6 +67,7 @@ function readSettings(args: string[]): OverloadSettings | "help" {
     options: {
       seconds: { type: "string" },
       concurrency: { type: "string" },
+      clients: { type: "string" },
       deadline: { type: "string" },
       set: { type: "string", multiple: true },
       out: { type: "string" },
@@ -91,6 +94,7 @@ function readSettings(args: string[]): OverloadSettings | "help" {
   return {
     durationMs,
     concurrency,
+    clients: Math.min(concurrency, Math.round(number("clients", values.clients, 2, 1, 64)!)),
     deadlineMs: number("deadline", values.deadline, undefined, 1, 600_000),
     env,
     outDir: values.out === undefined ? resolve(root, full ? "reports" : "data/overload") : resolve(values.out),
@@ -135,66 +139,44 @@ export async function overload(args: string[]): Promise<number> {
     const customer = await seed(running);
     say(`  mesh up; the customer has 20 orders of 2-3 lines`);
 
-    // Health on connections of its own, as a load balancer's checks would be.
-    const health = serviceNames.map((service) => {
-      const transport = createTransport({ target: running.address(service) });
-      transports.push(transport);
-      return { service, client: createClient(Health, transport), outcomes: [] as Outcome[], notServing: 0 };
-    });
-    const views = Array.from({ length: 8 }, () => createClient(UserOrdersService, running.transport("user-orders", customer.token)));
-
-    const outcomes: Outcome[] = [];
-    /** The first message of each failing status. */
-    const messages = new Map<string, string>();
-    const started = performance.now();
-    const end = started + settings.durationMs;
-    let polling = true;
-    const pollers = health.map(async (entry) => {
-      while (polling) {
-        const at = performance.now();
-        try {
-          const answer = await entry.client.check({ service: "" }, { timeoutMs: healthDeadlineMs });
-          entry.outcomes.push({ code: "OK", ms: performance.now() - at });
-          if (answer.status !== ServingStatus.SERVING) entry.notServing++;
-        } catch (error) {
-          entry.outcomes.push({ code: statusName(ConnectError.from(error).code), ms: performance.now() - at });
-        }
-        const wait = at + healthIntervalMs - performance.now();
-        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-      }
-    });
-    // A call with no deadline may wait for ever: whatever is still waiting this long after the end is abandoned and counted as such.
-    const abandon = new AbortController();
-    // Every call listens to it (Connect and the transport each add a listener): no limit to warn about.
-    setMaxListeners(0, abandon.signal);
-    const abandonTimer = setTimeout(() => abandon.abort(), settings.durationMs + abandonAfterMs);
-    const options = { signal: abandon.signal, ...(settings.deadlineMs === undefined ? {} : { timeoutMs: settings.deadlineMs }) };
-    // Each worker also stops after a fixed number of calls, so the count is bounded whatever the speed.
-    const perWorker = Math.max(100, Math.ceil(settings.durationMs / 5));
-    await Promise.all(
-      Array.from({ length: settings.concurrency }, async (_, index) => {
-        const view = views[index % views.length]!;
-        for (let n = 0; n < perWorker && performance.now() < end; n++) {
-          const at = performance.now();
-          try {
-            await view.getUserOrders({ userId: customer.userId }, options);
-            outcomes.push({ code: "OK", ms: performance.now() - at });
-          } catch (error) {
-            const failure = ConnectError.from(error);
-            const code = abandon.signal.aborted ? abandoned : statusName(failure.code);
-            outcomes.push({ code, ms: performance.now() - at });
-            if (!messages.has(code)) messages.set(code, failure.rawMessage);
-          }
-        }
+    // The load from several processes, and health from one more, as a load balancer's checks would be.
+    const timeoutMs = settings.durationMs + abandonAfterMs + 60_000;
+    const poller = await startMeasuringProcess<HealthSeen[]>(
+      pollerEntry,
+      [String(settings.durationMs), String(healthIntervalMs), ...serviceNames.map((service) => `${service}=${running.address(service)}`)],
+      timeoutMs,
+    );
+    const shares = Array.from({ length: settings.clients }, (_, i) => Math.floor(settings.concurrency / settings.clients) + (i < settings.concurrency % settings.clients ? 1 : 0));
+    const workers = await Promise.all(
+      shares.map((concurrency) => {
+        const workerSettings: ViewLoadSettings = {
+          target: running.address("user-orders"),
+          token: customer.token,
+          userId: customer.userId,
+          concurrency,
+          connections: 2,
+          durationMs: settings.durationMs,
+          deadlineMs: settings.deadlineMs,
+          abandonAfterMs,
+        };
+        return startMeasuringProcess<ViewLoadResult>(workerEntry, [JSON.stringify(workerSettings)], timeoutMs);
       }),
     );
-    clearTimeout(abandonTimer);
+    const started = performance.now();
+    for (const process of [poller, ...workers]) process.go();
+    const results = await Promise.all(workers.map((worker) => worker.result));
     const elapsedMs = performance.now() - started;
-    polling = false;
-    await Promise.all(pollers);
+    const health = await poller.result;
+    const outcomes: Outcome[] = results.flatMap((result) => result.outcomes.map(([code, ms]) => ({ code, ms })));
 
     const report = summarise(settings, budgetMs, elapsedMs, outcomes, health, running.exited());
-    report.messages = Object.fromEntries(messages);
+    report.messages = Object.assign({}, ...results.map((result) => result.messages)) as Record<string, string>;
+    // The worst of the load processes.
+    report.clientLoopDelay = {
+      p50Ms: Math.max(...results.map((result) => result.loopDelay.p50Ms)),
+      p99Ms: Math.max(...results.map((result) => result.loopDelay.p99Ms)),
+      maxMs: Math.max(...results.map((result) => result.loopDelay.maxMs)),
+    };
     report.command = ["shopmesh", "overload", ...args].join(" ");
     const paths = writeOverloadReport(report, settings.outDir);
     say("");
@@ -212,6 +194,8 @@ export async function overload(args: string[]): Promise<number> {
     await mesh?.stop("SIGTERM");
   }
 }
+
+
 
 /** An admin, 20 products and a customer with 20 orders of 2-3 lines: a view the size the bench measures. */
 async function seed(mesh: LoadMesh): Promise<{ userId: string; token: string }> {
@@ -239,7 +223,7 @@ function summarise(
   budgetMs: number,
   elapsedMs: number,
   outcomes: Outcome[],
-  health: { service: ServiceName; outcomes: Outcome[]; notServing: number }[],
+  health: HealthSeen[],
   exited: string[],
 ): OverloadReport {
   const answered = outcomes.filter((o) => o.code === "OK").map((o) => o.ms);
@@ -264,6 +248,7 @@ function summarise(
     settings: {
       seconds: settings.durationMs / 1000,
       concurrency: settings.concurrency,
+      clients: settings.clients,
       deadlineMs: settings.deadlineMs,
       budgetMs,
       env: settings.env,
@@ -298,6 +283,7 @@ function summarise(
       };
     }),
     messages: {},
+    clientLoopDelay: { p50Ms: 0, p99Ms: 0, maxMs: 0 },
     exited,
   };
 }

@@ -17,6 +17,8 @@ export interface OverloadReport {
   settings: {
     seconds: number;
     concurrency: number;
+    /** Processes the load came from. */
+    clients: number;
     /** The deadline each view was sent with; undefined: none. */
     deadlineMs: number | undefined;
     /** What a view may take: its deadline, or user-orders' default budget. */
@@ -33,6 +35,8 @@ export interface OverloadReport {
   otherLatency: Record<string, Spread>;
   /** The first message of each failing status. */
   messages: Record<string, string>;
+  /** Event-loop delay of the load processes themselves (the worst of them): how much of the calls' latency is the client's own. */
+  clientLoopDelay: { p50Ms: number; p99Ms: number; maxMs: number };
   health: (Spread & { service: string; checks: number; serving: number; notServing: number; failures: Record<string, number> })[];
   exited: string[];
 }
@@ -59,7 +63,7 @@ export function renderOverloadMarkdown(report: OverloadReport): string {
     "",
     `\`${report.command}\`, ${report.generatedAt}, ${report.machine.cpus} CPUs (load average ${report.machine.loadAverageAtEnd.toFixed(1)} at the end), Node ${report.machine.node}.`,
     "",
-    `${n(settings.concurrency)} STRONG GetUserOrders views (20 orders of 2-3 lines each) kept in flight for ${settings.seconds} s by one client process over 8 HTTP/2 connections, ` +
+    `${n(settings.concurrency)} STRONG GetUserOrders views (20 orders of 2-3 lines each) kept in flight for ${settings.seconds} s by ${settings.clients} client processes with 2 HTTP/2 connections each, ` +
       `${settings.deadlineMs === undefined ? `with no deadline, so user-orders' default budget of ${n(settings.budgetMs)} ms applies` : `each with a ${n(settings.deadlineMs)} ms deadline`}; ` +
       `grpc.health.v1 Check on every service every ${settings.healthIntervalMs} ms on connections of its own.` +
       (Object.keys(settings.env).length > 0 ? ` Every service ran with ${Object.entries(settings.env).map(([k, v]) => `\`${k}=${v}\``).join(", ")}.` : ""),
@@ -79,7 +83,8 @@ export function renderOverloadMarkdown(report: OverloadReport): string {
     }),
     "",
     "Latency is measured by the client, from the call's start to its answer, so it includes the time a call waited in the client and on the connections. " +
-      "ABANDONED: still unanswered 30 s after the load's end, given up by the client.",
+      "ABANDONED: still unanswered 30 s after the load's end, given up by the client. " +
+      `The busiest load process's own event loop was late by ${ms(report.clientLoopDelay.p50Ms)} ms at the median, ${ms(report.clientLoopDelay.p99Ms)} ms at p99 and ${ms(report.clientLoopDelay.maxMs)} ms at most: that much of any latency above can be the client's.`,
     "",
     ...Object.entries(report.messages).map(([code, message]) => `- first ${code}: ${message}`),
     "",
@@ -92,7 +97,7 @@ export function renderOverloadMarkdown(report: OverloadReport): string {
         `| ${h.service} | ${n(h.checks)} | ${n(h.serving)} | ${n(h.notServing)} | ${Object.entries(h.failures).map(([code, c]) => `${code} ${n(c)}`).join(", ") || "0"} | ${ms(h.p50Ms)} | ${ms(h.p99Ms)} | ${ms(h.maxMs)} |`,
     ),
     "",
-    `A check is sent ${settings.healthIntervalMs} ms after the previous one was sent, or at once when that one took longer; each waits 5 s at most.`,
+    `The checks come from a process of their own, apart from the load: one is sent ${settings.healthIntervalMs} ms after the previous one was sent, or at once when that one took longer; each waits 5 s at most.`,
     "",
   ].join("\n");
 }
