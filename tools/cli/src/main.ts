@@ -22,6 +22,10 @@ switch (command) {
   case "bench":
     process.exitCode = await (await import("./bench/bench-command.js")).bench(args);
     break;
+  case "soak":
+  case "overload":
+    process.exitCode = await (await import("./robustness/robustness-commands.js")).run(command, args);
+    break;
   case "start": {
     const script = fileURLToPath(new URL("../../../scripts/start-mesh.ts", import.meta.url));
     const child = spawn(process.execPath, ["--import", "tsx", script, ...args], { stdio: "inherit" });

@@ -55,6 +55,30 @@ export function serverStopping(context: Pick<HandlerContext, "values">): AbortSi
   return context.values.get(serverStoppingKey);
 }
 
+/**
+ * The unary calls of a server still waiting for their answer, so that a
+ * server whose shutdown grace period is over can answer them itself instead
+ * of resetting their streams (which clients report as INTERNAL).
+ */
+export class RunningCalls {
+  readonly #calls = new Set<(reason: ConnectError) => void>();
+
+  add(cut: (reason: ConnectError) => void): void {
+    this.#calls.add(cut);
+  }
+
+  delete(cut: (reason: ConnectError) => void): void {
+    this.#calls.delete(cut);
+  }
+
+  /** Answers every call still running with `reason`; what their handlers return later is dropped. */
+  cutAll(reason: ConnectError): number {
+    const calls = [...this.#calls];
+    for (const cut of calls) cut(reason);
+    return calls.length;
+  }
+}
+
 /** Options for {@link hostService}. */
 export interface HostOptions {
   /** Connect interceptors, run in order, outermost first, around every call. */
@@ -68,6 +92,8 @@ export interface HostOptions {
   stopping?: AbortSignal;
   /** Called once per call when its status is known. */
   onCallEnd?: (record: CallRecord) => void;
+  /** Where unary calls are kept while they run, so that a stopping server can answer them (see {@link RunningCalls}). */
+  running?: RunningCalls;
 }
 
 type AnyFn = (req: UnaryRequest | StreamRequest) => Promise<UnaryResponse | StreamResponse>;
@@ -350,8 +376,24 @@ function unaryHandler(method: DescMethod, impl: AnyImpl, options: HostOptions) {
       const output = await impl(req.message, withRequest(context, req, request));
       return (own = responseFor(context, false, create(method.output, output as never)) as UnaryResponse);
     };
+    // Answered once: by the handler, or by the server cutting the call off when its shutdown grace is over.
+    let answered = false;
+    const running = options.running;
+    const cut = (reason: ConnectError) => {
+      if (answered) return;
+      answered = true;
+      running?.delete(cut);
+      context.end(reason);
+      const status = toCallStatus(reason, undefined, undefined);
+      callback({ code: status.code, details: status.details, metadata: status.metadata });
+      report(options, context, started, timeoutMs, status);
+    };
+    running?.add(cut);
     applyInterceptors(innermost, options.interceptors)(request).then(
       (response) => {
+        if (answered) return;
+        answered = true;
+        running?.delete(cut);
         const { header, trailer } = responseMetadata(context, response, own ?? {});
         if (hasEntries(header)) call.sendMetadata(header);
         callback(null, response.message as MessageShape<DescMessage>, trailer);
@@ -359,6 +401,9 @@ function unaryHandler(method: DescMethod, impl: AnyImpl, options: HostOptions) {
         report(options, context, started, timeoutMs, { code: GrpcStatus.OK });
       },
       (error: unknown) => {
+        if (answered) return;
+        answered = true;
+        running?.delete(cut);
         const status = toCallStatus(error, context.abortReason, context.responseMetadata("trailer"));
         const header = context.responseMetadata("header");
         if (hasEntries(header)) call.sendMetadata(header);

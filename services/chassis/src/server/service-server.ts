@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { Server, status as GrpcStatus, type ChannelOptions } from "@grpc/grpc-js";
 import type { DescService } from "@bufbuild/protobuf";
-import type { Interceptor, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { Health } from "@shopmesh/sdk/health/v1";
 import { defaultAdmissionConfig, defaultConnectionConfig, type ConnectionConfig, type ServerConfig } from "../config.js";
 import type { Logger } from "../logger.js";
@@ -9,7 +9,7 @@ import { CallLimiter } from "./admission.js";
 import { statusName } from "./call-status.js";
 import { callGate } from "./call-gate.js";
 import { HealthRegistry, ServingStatus } from "./health.js";
-import { hostService, type CallRecord } from "./host-service.js";
+import { hostService, RunningCalls, type CallRecord } from "./host-service.js";
 import { addReflection } from "./reflection.js";
 import { decodingSafely } from "./request-decoding.js";
 import { listenForGrpc } from "./tcp-listener.js";
@@ -135,11 +135,13 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   const serviceNames = options.services.map((entry) => entry.service.typeName);
   const health = new HealthRegistry(serviceNames);
   const stopping = new AbortController();
+  const running = new RunningCalls();
   for (const entry of options.services) {
     hostService(server, entry.service, entry.impl as ServiceImpl<DescService>, {
       interceptors: options.interceptors,
       onCallEnd,
       stopping: stopping.signal,
+      running,
     });
   }
   hostService(server, Health, health.service, { onCallEnd });
@@ -176,13 +178,19 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       const timer = sleep(config.shutdownGraceMs, false, { ref: false });
       if (!(await Promise.race([drained, timer]))) {
         logger.warn("grace period over; cancelling the calls still in flight");
-        server.forceShutdown();
+        // Answered UNAVAILABLE, which a client may retry elsewhere; a reset
+        // stream (forceShutdown) reaches the client as INTERNAL.
+        running.cutAll(new ConnectError("the server is shutting down and the call did not finish within its grace period", Code.Unavailable));
+        if (!(await Promise.race([drained, sleep(answerFlushMs, false, { ref: false })]))) server.forceShutdown();
       }
       logger.info("stopped");
     })());
 
   return { host: config.host, port, address, health, admission: limiter, stop };
 }
+
+/** How long the answers to calls cut off at the end of the grace period get to leave before the connections are closed regardless. */
+const answerFlushMs = 500;
 
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;

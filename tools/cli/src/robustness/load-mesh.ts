@@ -1,0 +1,169 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { readRssBytes } from "@shopmesh/chassis";
+import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
+import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
+import { LocalMesh, serviceNames, type ServiceName } from "../mesh/local-mesh.js";
+
+/** The admin account of a soak or overload mesh. */
+export const loadAdmin = { email: "admin@load.shopmesh.local", password: "load-admin-password", displayName: "Load Admin" };
+
+const heapPreload = pathToFileURL(fileURLToPath(new URL("./heap-report-preload.mjs", import.meta.url))).href;
+
+/** One fault on one method of a service, as the admin API takes it. */
+export interface FaultSpec {
+  method: string;
+  latencyMs?: number;
+  errorRate?: number;
+  errorCode?: string;
+  hang?: boolean;
+}
+
+/** Memory of one service process at one moment. */
+export interface MemorySample {
+  rssBytes: number;
+  /** V8 heap in use, as the process last reported it (about once a second); undefined before its first report. */
+  heapUsedBytes?: number;
+  heapTotalBytes?: number;
+}
+
+/**
+ * A mesh for the load tools (`shopmesh soak`, `shopmesh overload`): the four
+ * services on free loopback ports in a temporary data directory, fault
+ * injection on where asked, and each process reporting its heap through a
+ * preload so that memory can be read per process while it runs.
+ */
+export class LoadMesh {
+  readonly #transports: GrpcTransport[] = [];
+  #stopped = false;
+
+  private constructor(
+    readonly dataDir: string,
+    readonly mesh: LocalMesh,
+    private readonly stderr: Map<ServiceName, string>,
+  ) {}
+
+  static async start(options: { tokenTtl: string; faultInjection: boolean; env?: Partial<Record<ServiceName, Record<string, string>>> }): Promise<LoadMesh> {
+    const dataDir = mkdtempSync(join(tmpdir(), "shopmesh-load-"));
+    const stderr = new Map<ServiceName, string>();
+    try {
+      const common = { LOG_LEVEL: "info", ADMIN_PORT: "0", SHUTDOWN_GRACE: "2s", NODE_OPTIONS: `--import ${heapPreload}` };
+      const faults = options.faultInjection ? { FAULT_INJECTION: "on" } : {};
+      const mesh = await LocalMesh.start({
+        dataDir,
+        env: Object.fromEntries(
+          serviceNames.map((service) => [
+            service,
+            {
+              ...common,
+              ...(service === "user-orders" ? {} : faults),
+              ...(service === "users" ? { ADMIN_EMAILS: loadAdmin.email, PASSWORD_HASH_COST: "1024", TOKEN_TTL: options.tokenTtl } : {}),
+              HEAP_REPORT_FILE: join(dataDir, `${service}.heap.json`),
+              ...options.env?.[service],
+            },
+          ]),
+        ),
+        // Nothing reads the services' logs; keeping every line would grow without bound.
+        spawn: (service) => ({
+          keepLogs: false,
+          // A busy shared machine can take longer than the usual 20 s to start four processes.
+          readyTimeoutMs: 60_000,
+          onStderr: (text) => {
+            const sofar = stderr.get(service) ?? "";
+            if (sofar.length < 16 * 1024) stderr.set(service, sofar + text);
+          },
+        }),
+      });
+      return new LoadMesh(dataDir, mesh, stderr);
+    } catch (error) {
+      rmSync(dataDir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  address(service: ServiceName): string {
+    return this.mesh.address(service);
+  }
+
+  get eventsToken(): string {
+    return this.mesh.eventsToken;
+  }
+
+  /** A transport to a service, closed by {@link stop}. */
+  transport(service: ServiceName, token?: string): GrpcTransport {
+    const transport = createTransport({ target: this.address(service), token, channelOptions: { "grpc.use_local_subchannel_pool": 1 } });
+    this.#transports.push(transport);
+    return transport;
+  }
+
+  /** Replaces the faults of a service with `faults` (none: clears them). */
+  async setFaults(service: Exclude<ServiceName, "user-orders">, faults: FaultSpec[]): Promise<void> {
+    const transport = createTransport({ target: this.mesh.adminAddress(service) });
+    try {
+      const admin = createClient(FaultInjectionService, transport);
+      await admin.clearFaults({}, { timeoutMs: 3000 });
+      for (const fault of faults) {
+        await admin.setFault(
+          {
+            fault: {
+              method: fault.method,
+              latency: durationFromMs(fault.latencyMs ?? 0),
+              errorRate: fault.errorRate ?? 0,
+              errorCode: fault.errorCode ?? "",
+              hang: fault.hang ?? false,
+            },
+          },
+          { timeoutMs: 3000 },
+        );
+      }
+    } finally {
+      transport.close();
+    }
+  }
+
+  /** Every running service's pid. */
+  pids(): Map<ServiceName, number> {
+    const pids = new Map<ServiceName, number>();
+    for (const [service, running] of this.mesh.processes) if (running.child.pid !== undefined) pids.set(service, running.child.pid);
+    return pids;
+  }
+
+  /** RSS now and the heap as last reported, of every running service. */
+  memory(): Map<ServiceName, MemorySample> {
+    const samples = new Map<ServiceName, MemorySample>();
+    for (const [service, pid] of this.pids()) {
+      const rssBytes = readRssBytes(pid);
+      if (rssBytes === undefined) continue;
+      let heap: { heapUsed?: number; heapTotal?: number } = {};
+      try {
+        heap = JSON.parse(readFileSync(join(this.dataDir, `${service}.heap.json`), "utf8")) as typeof heap;
+      } catch {
+        // Not reported yet.
+      }
+      samples.set(service, { rssBytes, heapUsedBytes: heap.heapUsed, heapTotalBytes: heap.heapTotal });
+    }
+    return samples;
+  }
+
+  /** Which services have exited on their own (a crash under load). */
+  exited(): ServiceName[] {
+    return [...this.mesh.processes].filter(([, running]) => running.child.exitCode !== null || running.child.signalCode !== null).map(([service]) => service);
+  }
+
+  /** What a process wrote to standard error (the first 16 KiB). */
+  stderrOf(service: ServiceName): string {
+    return this.stderr.get(service) ?? "";
+  }
+
+  /** Stops every service and removes the data directory; safe to call twice. */
+  async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    for (const transport of this.#transports.splice(0)) transport.close();
+    await this.mesh.stop(signal);
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,103 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+/** A latency spread, in ms. */
+export interface Spread {
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+/** What overload.json holds. */
+export interface OverloadReport {
+  generatedAt: string;
+  command: string;
+  machine: { cpus: number; node: string; /** One-minute load average when the run ended: how busy the machine was. */ loadAverageAtEnd: number };
+  settings: {
+    seconds: number;
+    concurrency: number;
+    /** Processes the load came from. */
+    clients: number;
+    /** The deadline each view was sent with; undefined: none. */
+    deadlineMs: number | undefined;
+    /** What a view may take: its deadline, or user-orders' default budget. */
+    budgetMs: number;
+    env: Record<string, string>;
+    healthIntervalMs: number;
+  };
+  elapsedSeconds: number;
+  calls: number;
+  answered: Spread & { count: number; perSecond: number; /** Share answered within the budget + 50 ms. */ withinBudgetPlus50: number };
+  refused: Spread & { count: number; /** Share refused within 10 ms. */ within10Ms: number };
+  /** Every status other than OK and RESOURCE_EXHAUSTED, by count. */
+  otherCodes: Record<string, number>;
+  otherLatency: Record<string, Spread>;
+  /** The first message of each failing status. */
+  messages: Record<string, string>;
+  /** Event-loop delay of the load processes themselves (the worst of them): how much of the calls' latency is the client's own. */
+  clientLoopDelay: { p50Ms: number; p99Ms: number; maxMs: number };
+  health: (Spread & { service: string; checks: number; serving: number; notServing: number; failures: Record<string, number> })[];
+  exited: string[];
+}
+
+export function writeOverloadReport(report: OverloadReport, outDir: string): { json: string; markdown: string } {
+  mkdirSync(outDir, { recursive: true });
+  const json = join(outDir, "overload.json");
+  const markdown = join(outDir, "overload.md");
+  writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(markdown, renderOverloadMarkdown(report));
+  return { json, markdown };
+}
+
+const n = (value: number) => Math.round(value).toLocaleString("en-US");
+const ms = (value: number) => (value >= 100 ? n(value) : value.toFixed(1));
+const pct = (share: number) => `${(share * 100).toFixed(1)} %`;
+
+export function renderOverloadMarkdown(report: OverloadReport): string {
+  const { settings, answered, refused } = report;
+  const others = Object.entries(report.otherCodes).sort(([, a], [, b]) => b - a);
+  const internal = report.otherCodes.INTERNAL ?? 0;
+  return [
+    "# Overload",
+    "",
+    `\`${report.command}\`, ${report.generatedAt}, ${report.machine.cpus} CPUs (load average ${report.machine.loadAverageAtEnd.toFixed(1)} at the end), Node ${report.machine.node}.`,
+    "",
+    `${n(settings.concurrency)} STRONG GetUserOrders views (20 orders of 2-3 lines each) kept in flight for ${settings.seconds} s by ${settings.clients} client processes with 2 HTTP/2 connections each, ` +
+      `${settings.deadlineMs === undefined ? `with no deadline, so user-orders' default budget of ${n(settings.budgetMs)} ms applies` : `each with a ${n(settings.deadlineMs)} ms deadline`}; ` +
+      `grpc.health.v1 Check on every service every ${settings.healthIntervalMs} ms on connections of its own.` +
+      (Object.keys(settings.env).length > 0 ? ` Every service ran with ${Object.entries(settings.env).map(([k, v]) => `\`${k}=${v}\``).join(", ")}.` : ""),
+    "",
+    `**${n(report.calls)} calls in ${report.elapsedSeconds.toFixed(1)} s: ${n(answered.count)} answered, ${n(refused.count)} refused, ${n(others.reduce((sum, [, c]) => sum + c, 0))} other; INTERNAL ${n(internal)}.**` +
+      (report.exited.length > 0 ? ` **${report.exited.join(", ")} exited during the run.**` : ""),
+    "",
+    "## Calls",
+    "",
+    "| outcome | calls | per second | p50 ms | p90 ms | p99 ms | max ms | share |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    `| answered (OK) | ${n(answered.count)} | ${answered.perSecond.toFixed(1)} | ${ms(answered.p50Ms)} | ${ms(answered.p90Ms)} | ${ms(answered.p99Ms)} | ${ms(answered.maxMs)} | ${answered.count === 0 ? "–" : `${pct(answered.withinBudgetPlus50)} within the budget + 50 ms (${n(settings.budgetMs + 50)} ms)`} |`,
+    `| refused (RESOURCE_EXHAUSTED) | ${n(refused.count)} | ${(refused.count / report.elapsedSeconds).toFixed(1)} | ${ms(refused.p50Ms)} | ${ms(refused.p90Ms)} | ${ms(refused.p99Ms)} | ${ms(refused.maxMs)} | ${refused.count === 0 ? "–" : `${pct(refused.within10Ms)} within 10 ms`} |`,
+    ...others.map(([code, count]) => {
+      const spread = report.otherLatency[code]!;
+      return `| ${code} | ${n(count)} | ${(count / report.elapsedSeconds).toFixed(1)} | ${ms(spread.p50Ms)} | ${ms(spread.p90Ms)} | ${ms(spread.p99Ms)} | ${ms(spread.maxMs)} | ${pct(count / Math.max(1, report.calls))} of calls |`;
+    }),
+    "",
+    "Latency is measured by the client, from the call's start to its answer, so it includes the time a call waited in the client and on the connections. " +
+      "ABANDONED: still unanswered 30 s after the load's end, given up by the client. " +
+      `The busiest load process's own event loop was late by ${ms(report.clientLoopDelay.p50Ms)} ms at the median, ${ms(report.clientLoopDelay.p99Ms)} ms at p99 and ${ms(report.clientLoopDelay.maxMs)} ms at most: that much of any latency above can be the client's.`,
+    "",
+    ...Object.entries(report.messages).map(([code, message]) => `- first ${code}: ${message}`),
+    "",
+    "## Health",
+    "",
+    "| service | checks | SERVING | NOT_SERVING | failed | p50 ms | p99 ms | max ms |",
+    "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+    ...report.health.map(
+      (h) =>
+        `| ${h.service} | ${n(h.checks)} | ${n(h.serving)} | ${n(h.notServing)} | ${Object.entries(h.failures).map(([code, c]) => `${code} ${n(c)}`).join(", ") || "0"} | ${ms(h.p50Ms)} | ${ms(h.p99Ms)} | ${ms(h.maxMs)} |`,
+    ),
+    "",
+    `The checks come from a process of their own, apart from the load: one is sent ${settings.healthIntervalMs} ms after the previous one was sent, or at once when that one took longer; each waits 5 s at most.`,
+    "",
+  ].join("\n");
+}

@@ -1,0 +1,83 @@
+// Run as its own process by `shopmesh overload` (several of them): keeps
+// its share of the STRONG views in flight for the given time and prints
+// every call's status and latency as one JSON line (see measuring-process.ts).
+//
+//   node --import tsx view-load-worker.ts '<ViewLoadSettings as JSON>'
+import { setMaxListeners } from "node:events";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { ConnectError, createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
+import { statusName } from "@shopmesh/chassis";
+import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
+import { readyAndWaitForGo } from "./measuring-process.js";
+
+export interface ViewLoadSettings {
+  target: string;
+  token: string;
+  userId: string;
+  concurrency: number;
+  connections: number;
+  durationMs: number;
+  deadlineMs: number | undefined;
+  /** A call still unanswered this long after the load's end is given up and counted as ABANDONED. */
+  abandonAfterMs: number;
+}
+
+export interface ViewLoadResult {
+  /** [status name, latency ms] of every call. */
+  outcomes: [string, number][];
+  /** The first message of each failing status. */
+  messages: Record<string, string>;
+  /** This process's event-loop delay: how late it was itself. */
+  loopDelay: { p50Ms: number; p99Ms: number; maxMs: number };
+}
+
+export const abandoned = "ABANDONED";
+
+async function load(settings: ViewLoadSettings): Promise<ViewLoadResult> {
+  const transports: GrpcTransport[] = Array.from({ length: settings.connections }, () =>
+    createTransport({ target: settings.target, token: settings.token, channelOptions: { "grpc.use_local_subchannel_pool": 1 } }),
+  );
+  const views = transports.map((transport) => createClient(UserOrdersService, transport));
+  const outcomes: [string, number][] = [];
+  const messages: Record<string, string> = {};
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+  const end = performance.now() + settings.durationMs;
+  const abandon = new AbortController();
+  // Every call listens to it (Connect and the transport each add a listener): no limit to warn about.
+  setMaxListeners(0, abandon.signal);
+  const abandonTimer = setTimeout(() => abandon.abort(), settings.durationMs + settings.abandonAfterMs);
+  const options = { signal: abandon.signal, ...(settings.deadlineMs === undefined ? {} : { timeoutMs: settings.deadlineMs }) };
+  // Each loop also stops after a fixed number of calls, so the count is bounded whatever the speed.
+  const perLoop = Math.max(100, Math.ceil(settings.durationMs / 5));
+  try {
+    await Promise.all(
+      Array.from({ length: settings.concurrency }, async (_, index) => {
+        const view = views[index % views.length]!;
+        for (let n = 0; n < perLoop && performance.now() < end; n++) {
+          const at = performance.now();
+          try {
+            await view.getUserOrders({ userId: settings.userId }, options);
+            outcomes.push(["OK", performance.now() - at]);
+          } catch (error) {
+            const failure = ConnectError.from(error);
+            const code = abandon.signal.aborted ? abandoned : statusName(failure.code);
+            outcomes.push([code, performance.now() - at]);
+            messages[code] ??= failure.rawMessage;
+          }
+        }
+      }),
+    );
+  } finally {
+    clearTimeout(abandonTimer);
+    loopDelay.disable();
+    for (const transport of transports) transport.close();
+  }
+  return { outcomes, messages, loopDelay: { p50Ms: loopDelay.percentile(50) / 1e6, p99Ms: loopDelay.percentile(99) / 1e6, maxMs: loopDelay.max / 1e6 } };
+}
+
+if (process.argv[2] !== undefined) {
+  const settings = JSON.parse(process.argv[2]) as ViewLoadSettings;
+  await readyAndWaitForGo();
+  process.stdout.write(`${JSON.stringify(await load(settings))}\n`);
+}
