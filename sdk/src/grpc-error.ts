@@ -25,7 +25,6 @@ const connectionLost = [
   /triggered by internal client error/,
   /^Failed to start HTTP\/2 stream/,
   /Session closed with error code/,
-  /GOAWAY/,
 ];
 
 /** Whether a grpc-js INTERNAL status is really a connection that was torn down. */

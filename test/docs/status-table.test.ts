@@ -61,7 +61,7 @@ const addressPattern = /\d+\.\d+\.\d+\.\d+:\d+|remote_addr|ECONNREFUSED/;
 let mesh: TestMesh;
 let productId: string;
 beforeAll(async () => {
-  mesh = await TestMesh.start(["users", "products", "orders", "user-orders"]);
+  mesh = await TestMesh.start(["users", "products", "orders", "user-orders"], { orders: { FAULT_INJECTION: "on" } });
   const admin = mesh.client("products", await adminToken(mesh));
   productId = (await admin.createProduct({ name: "Tea", price: { currencyCode: "EUR", minorUnits: 450n } })).product!.id;
 });
@@ -182,11 +182,19 @@ const checks: Record<string, () => Promise<Answer[]>> = {
   },
 
   "the call's own deadline runs out before the view could be built": async () => {
+    // orders hangs, so the view's call to it ends when the caller's 300 ms
+    // (less user-orders' reserve) are spent, just before the server's own
+    // deadline would answer for it.
     const c = await signUpCustomer(mesh);
     const request = toBinary(GetUserOrdersRequestSchema, create(GetUserOrdersRequestSchema, { userId: c.userId }));
     const path = "/shopmesh.userorders.v1.UserOrdersService/GetUserOrders";
-    const status = await rawUnaryCall(mesh.address("user-orders"), path, request, { timeoutMs: 2, headers: { authorization: `Bearer ${c.token}` } });
-    return [{ code: statusName(status.code), message: status.message }];
+    await mesh.faults("orders").setFault({ fault: { method: "ListOrders", hang: true } });
+    try {
+      const status = await rawUnaryCall(mesh.address("user-orders"), path, request, { timeoutMs: 300, headers: { authorization: `Bearer ${c.token}` } });
+      return [{ code: statusName(status.code), message: status.message }];
+    } finally {
+      await mesh.faults("orders").clearFaults({});
+    }
   },
 
   "a request over 1 MiB": async () => [await failed(mesh.client("products").getProduct({ productId: "x".repeat(1_100_000) }))],

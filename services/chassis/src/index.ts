@@ -59,3 +59,4 @@ export {
 // when EVENTS_RELAY=nats).
 export type { NatsRelay, NatsRelayOptions } from "./events/nats-relay.js";
 export { createDependencyTransport } from "./client/dependency-transport.js";
+export { isOutageCode } from "./client/dependency-errors.js";

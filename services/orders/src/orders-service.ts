@@ -8,6 +8,7 @@ import {
   downstreamTimeoutMs,
   encodePageToken,
   invalidArgument,
+  isOutageCode,
   requirePerson,
   requirePrincipal,
   requireSelfOrAdmin,
@@ -93,12 +94,19 @@ export function createOrdersService(deps: OrdersServiceDeps): ServiceImpl<typeof
       } catch (error) {
         const cause = ConnectError.from(error);
         if (context.signal.aborted) throw cause;
-        const budgetSpent = cause.code === Code.DeadlineExceeded && timeoutMs < deps.productsTimeoutMs;
+        if (cause.code === Code.DeadlineExceeded && timeoutMs < deps.productsTimeoutMs) {
+          throw new ConnectError(
+            "the call's deadline ran out before products could price the order; no order was written",
+            Code.DeadlineExceeded,
+          );
+        }
+        // An outage may pass; any other answer from products is a fault of
+        // ours that no retry of the caller's would mend.
         throw new ConnectError(
-          budgetSpent
-            ? "the call's deadline ran out before products could price the order; no order was written"
-            : `cannot check products: ${cause.rawMessage}; no order was written`,
-          budgetSpent ? Code.DeadlineExceeded : Code.Unavailable,
+          isOutageCode(cause.code)
+            ? `cannot check products: ${cause.rawMessage}; no order was written`
+            : `cannot check products: products answered ${statusName(cause.code)} (${cause.rawMessage}); no order was written`,
+          isOutageCode(cause.code) ? Code.Unavailable : Code.Internal,
         );
       }
       const priced = priceOrder(items, new Map(found.products.map((product) => [product.id, product.price])));

@@ -223,7 +223,7 @@ export function createUserOrdersAggregator(deps: AggregatorDeps): UserOrdersAggr
     if (!kept) {
       if (failure.code === Code.DeadlineExceeded && result.budgetLimited) {
         throw new ConnectError(
-          `the call's deadline ran out before orders answered (${failure.rawMessage}) and no recent copy of this page is kept`,
+          `the call's time ran out (its deadline, or the default budget when it set none) before orders answered (${failure.rawMessage}) and no recent copy of this page is kept`,
           Code.DeadlineExceeded,
         );
       }

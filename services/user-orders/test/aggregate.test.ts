@@ -323,7 +323,7 @@ describe("deadlines", () => {
     for (const timeoutMs of [0.5, 1, 5, 10]) {
       const error = await failure(view({ timeoutMs }));
       expect([timeoutMs, error.code]).toEqual([timeoutMs, Code.DeadlineExceeded]);
-      expect(error.rawMessage).toMatch(/^the call's deadline ran out before orders answered \(orders was not called/);
+      expect(error.rawMessage).toMatch(/^the call's time ran out \(its deadline, or the default budget when it set none\) before orders answered \(orders was not called/);
     }
     expect(scripts.users.calls).toHaveLength(0);
     expect(scripts.orders.calls).toHaveLength(0);
@@ -338,7 +338,7 @@ describe("deadlines", () => {
     scripts.orders.always(hang);
     const error = await failure(view({ timeoutMs: 100 }));
     expect(error.code).toBe(Code.DeadlineExceeded);
-    expect(error.rawMessage).toMatch(/^the call's deadline ran out before orders answered/);
+    expect(error.rawMessage).toMatch(/^the call's time ran out \(its deadline, or the default budget when it set none\) before orders answered/);
     expect(scripts.orders.calls[0]!.timeoutMs).toBeLessThanOrEqual(100 - settings.reserveMs);
   });
 

@@ -20,6 +20,17 @@ const outageWords: ReadonlyMap<Code, string> = new Map([
 ]);
 
 /**
+ * Whether a code says a dependency could not do its job (UNAVAILABLE,
+ * DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, INTERNAL, UNKNOWN), as opposed to a
+ * code that answers the request (NOT_FOUND, PERMISSION_DENIED, ...).
+ * ABORTED is left out on purpose: a conflict between writers that a healthy
+ * server detected; and CANCELLED: we or our caller gave up.
+ */
+export function isOutageCode(code: Code): boolean {
+  return outageWords.has(code);
+}
+
+/**
  * The short name of the service a contract belongs to, from its package:
  * `shopmesh.products.v1.ProductsService` is "products".
  */

@@ -1,23 +1,10 @@
 import { Code } from "@connectrpc/connect";
 
 /**
- * Codes that say a dependency could not do its job, as opposed to codes that
- * answer the request (NOT_FOUND, PERMISSION_DENIED, ...). Only these count
- * towards opening a circuit breaker. Left out on purpose: ABORTED (a conflict
- * between writers that a healthy server detected), CANCELLED (we or our caller
- * gave up, or another hedged request won) and every caller-fault code.
+ * Only outage codes (the chassis' isOutageCode) count towards opening a
+ * circuit breaker; codes that answer the request do not.
  */
-const outageCodes: ReadonlySet<Code> = new Set([
-  Code.Unavailable,
-  Code.DeadlineExceeded,
-  Code.ResourceExhausted,
-  Code.Internal,
-  Code.Unknown,
-]);
-
-export function isOutageCode(code: Code): boolean {
-  return outageCodes.has(code);
-}
+export { isOutageCode } from "@shopmesh/chassis";
 
 /**
  * Only UNAVAILABLE is retried: it means the request most likely never reached
