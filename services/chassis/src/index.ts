@@ -1,4 +1,4 @@
-export { ConfigError, envReader, parseDurationMs, readServerConfig, type EnvReader, type ServerConfig } from "./config.js";
+export { ConfigError, defaultAdminPort, envReader, parseDurationMs, readServerConfig, type EnvReader, type ServerConfig } from "./config.js";
 export { createLogger, type Logger } from "./logger.js";
 export { runService, type RunServiceOptions, type ServiceSetup } from "./run-service.js";
 export { hostService, serverStopping, type CallRecord, type HostOptions } from "./server/host-service.js";
