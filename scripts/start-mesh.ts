@@ -148,7 +148,6 @@ async function main(): Promise<number | undefined> {
   restarts = new RestartOnExit(mesh, {
     exited: (service, how, delayMs) =>
       say(`✗ ${service} exited (${how}); the other services keep serving. Starting it again in ${seconds(delayMs)}; see ${logOf(service)}`),
-    restarted: () => undefined,
     failed: (service, error, delayMs) =>
       say(`✗ ${service} did not start (${firstLine(error)}); trying again in ${seconds(delayMs)}; see ${logOf(service)}`),
     gaveUp: (service, times) => say(`✗ ${service} did not start ${times} times in a row: no more tries. See ${logOf(service)}`),

@@ -17,7 +17,6 @@ export const defaultRestartPolicy: RestartPolicy = { firstDelayMs: 1000, maxDela
 /** What the restarter reports, for the launcher to print. */
 export interface RestartEvents {
   exited(service: ServiceName, how: string, delayMs: number): void;
-  restarted(service: ServiceName, started: ServiceProcess): void;
   failed(service: ServiceName, error: unknown, delayMs: number): void;
   gaveUp(service: ServiceName, failedStarts: number): void;
 }
@@ -87,7 +86,6 @@ export class RestartOnExit {
           }
           watched.failedStarts = 0;
           this.#watch(service, started);
-          this.events.restarted(service, started);
         },
         (error: unknown) => {
           if (this.#stopped) return;

@@ -11,8 +11,9 @@ import { chartFiles, type ExperimentResults } from "../src/experiment/report.js"
 import { binomialTolerance } from "../src/experiment/statistics.js";
 
 const cli = fileURLToPath(new URL("../bin/shopmesh.mjs", import.meta.url));
-// Away from npm start (50051..) and the experiment's default (50251..), so that both may run meanwhile.
-const portBase = 50471;
+// Away from npm start (50051.., admin 30051..) and the experiment's default (30251..), so that both may run meanwhile;
+// below the ephemeral range (32768-60999), where an outgoing connection could hold a port.
+const portBase = 31471;
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
