@@ -131,7 +131,7 @@ describe("shopmesh start", { timeout: 60_000 }, () => {
   });
 
   it("names an unknown service and exits 2", async () => {
-    const run = await shopmesh(["start", "prodcts"]);
+    const run = await shopmesh(["start", "prodcts"], { SHOPMESH_PORT_BASE: String(await freeBase()) });
     expect(run.code).toBe(2);
     expect(run.stderr.split("\n")[0]).toBe("shopmesh start: unknown service 'prodcts' (one of users, products, orders, user-orders)");
   });

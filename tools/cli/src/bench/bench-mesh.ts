@@ -55,7 +55,7 @@ export class BenchMesh {
       if (sofar.length < 16 * 1024) stderr.set(name, sofar + text);
     };
     // "info" is quiet under load (each call is logged at debug) and spawnService needs the info-level ready line.
-    // ADMIN_PORT=0: the loopback fault-injection listener takes any free port, not port + 1000.
+    // ADMIN_PORT=0: the loopback fault-injection listener takes any free port, not one that might be taken.
     const common = { LOG_LEVEL: "info", ADMIN_PORT: "0", SHUTDOWN_GRACE: "2s" };
     let mesh: LocalMesh | undefined;
     try {
