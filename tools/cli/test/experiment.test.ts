@@ -1,6 +1,6 @@
 // Runs `shopmesh experiment --quick` end to end against its own mesh and
 // checks the report it writes.
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -15,14 +15,24 @@ const cli = fileURLToPath(new URL("../bin/shopmesh.mjs", import.meta.url));
 // below the ephemeral range (32768-60999), where an outgoing connection could hold a port.
 const portBase = 31471;
 
+/** Experiments still running; a run the hook gave up on is told to stop (it then stops its mesh). */
+const running = new Set<ChildProcess>();
+afterAll(() => {
+  for (const child of running) child.kill("SIGTERM");
+});
+
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [cli, "experiment", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    running.add(child);
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+    child.on("exit", (code) => {
+      running.delete(child);
+      resolve({ code, stdout, stderr });
+    });
   });
 }
 
