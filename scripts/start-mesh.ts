@@ -1,88 +1,183 @@
-// `npm start`: runs every shopmesh service as its own process on its
-// well-known port, seeds a demo data set on the first start, and prints how
-// to call the services. Ctrl-C stops them all.
+// `npm start` (also `shopmesh start`): runs the shopmesh services, each as
+// its own process on its well-known port, seeds a demo data set on the first
+// start, prints how to call the services, and starts again a service that
+// exits. Ctrl-C stops them all.
 import { createWriteStream, existsSync, mkdirSync, type WriteStream } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { envReader } from "@shopmesh/chassis";
+import { ConfigError, defaultAdminPort, envReader } from "@shopmesh/chassis";
 import { createClient, createTransport } from "@shopmesh/sdk";
 import { UsersService } from "@shopmesh/sdk/users/v1";
-import { entryOf, LocalMesh, serviceNames, waitForProjection, type ServiceName } from "@shopmesh/cli";
-import { portIsFree } from "./mesh/ports.js";
+import {
+  busyPortLines,
+  entryOf,
+  findBusyPorts,
+  LocalMesh,
+  parseCommandLine,
+  serviceNames,
+  usageFailure,
+  UsageError,
+  waitForProjection,
+  type ServiceName,
+} from "@shopmesh/cli";
+import { RestartOnExit } from "./mesh/restart-on-exit.js";
 import { seedOnce, type SeedRecord } from "./mesh/seed.js";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
-const read = envReader();
-const dataDir = resolve(read.string("DATA_DIR", join(root, "data")));
-const host = "127.0.0.1";
-const basePort = read.int("SHOPMESH_PORT_BASE", 50051, { min: 1024, max: 65531 });
+const startUsage = `usage: npm start [-- <service>...]    or: npx shopmesh start [<service>...]
 
+Runs the services, each as its own process, on their well-known ports; seeds a
+demo catalog, users and orders on the first start; prints commands to call
+them. A service that exits is started again after 1 s (doubling, up to 30 s,
+while it keeps failing); the others keep serving. Ctrl-C stops them all.
+
+  <service>   run only these (${serviceNames.join(", ")}); the others are
+              expected on their own ports, e.g. from another npm start
+  --help      print this and exit
+
+  SHOPMESH_PORT_BASE  first of the four ports: users, products, orders, user-orders
+                      (default 50051); each admin listener is 20000 below its service
+                      (10000 above for a port below 21024)
+  DATA_DIR            where the databases, keys, seed.json and logs/ go (default: data/
+                      in the repository, wherever the command runs from)`;
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const host = "127.0.0.1";
 const addressOf = (port: number) => `${host}:${port}`;
-const ports = { users: basePort, products: basePort + 1, orders: basePort + 2, "user-orders": basePort + 3 };
-const services = serviceNames.filter((service) => existsSync(entryOf(service)));
+
+interface StartSettings {
+  services: ServiceName[];
+  dataDir: string;
+  ports: Record<ServiceName, number>;
+}
+
+/** Reads the command line and the environment; undefined for --help. */
+function readStartSettings(args: string[]): StartSettings | undefined {
+  const { values, positionals } = parseCommandLine({
+    args,
+    allowPositionals: true,
+    options: { help: { type: "boolean", short: "h", default: false } },
+  });
+  if (values.help) return undefined;
+  for (const name of positionals) {
+    if (!(serviceNames as readonly string[]).includes(name)) throw new UsageError(`unknown service '${name}' (one of ${serviceNames.join(", ")})`);
+  }
+  const read = envReader();
+  const basePort = read.int("SHOPMESH_PORT_BASE", 50051, { min: 1024, max: 65532 });
+  const wanted = positionals.length === 0 ? serviceNames : serviceNames.filter((s) => positionals.includes(s));
+  return {
+    services: wanted.filter((service) => existsSync(entryOf(service))),
+    dataDir: resolve(read.string("DATA_DIR", join(root, "data"))),
+    ports: { users: basePort, products: basePort + 1, orders: basePort + 2, "user-orders": basePort + 3 },
+  };
+}
 
 const say = (line = "") => process.stdout.write(`${line}\n`);
-const logs: WriteStream[] = [];
+const logs = new Map<ServiceName, WriteStream>();
+let settings: StartSettings;
 let mesh: LocalMesh | undefined;
+let restarts: RestartOnExit | undefined;
 let stopping = false;
 
-async function main(): Promise<void> {
-  const busy: ServiceName[] = [];
-  for (const service of services) if (!(await portIsFree(ports[service], host))) busy.push(service);
+async function main(): Promise<number | undefined> {
+  let parsed: StartSettings | undefined;
+  try {
+    parsed = readStartSettings(process.argv.slice(2));
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`shopmesh start: ${error.message}\n`);
+      return 2;
+    }
+    return usageFailure("start", error);
+  }
+  if (parsed === undefined) {
+    say(startUsage);
+    return 0;
+  }
+  settings = parsed;
+  const { services, dataDir, ports } = settings;
+
+  // Every port, the admin listeners' too, before anything starts: a clash found by EADDRINUSE would leave half a mesh.
+  const busy = await findBusyPorts(
+    services.flatMap((service) => [
+      { port: ports[service], what: service },
+      { port: defaultAdminPort(ports[service]), what: `${service} admin` },
+    ]),
+    host,
+  );
   if (busy.length > 0) {
-    for (const service of busy) say(`port ${ports[service]} (${service}) is busy: is shopmesh already running?`);
-    say("Stop what holds the port, or choose other ports with SHOPMESH_PORT_BASE=<first port>.");
-    process.exit(1);
+    for (const line of busyPortLines(busy, "SHOPMESH_PORT_BASE=<first port>")) say(line);
+    return 1;
   }
 
   mkdirSync(join(dataDir, "logs"), { recursive: true });
+  const read = envReader();
   const common = {
     HOST: host,
     LOG_LEVEL: read.string("LOG_LEVEL", "info"),
     // A local mesh is for experiments: `shopmesh chaos` may inject faults.
     FAULT_INJECTION: read.string("FAULT_INJECTION", "on"),
   };
+  const envOf = (service: ServiceName) => ({ ...common, ADMIN_PORT: String(defaultAdminPort(ports[service])) });
   mesh = await LocalMesh.start({
     dataDir,
     services,
     ports,
     env: {
-      users: { ...common, ADMIN_EMAILS: "admin@shopmesh.local" },
-      products: common,
-      orders: common,
-      "user-orders": common,
+      users: { ...envOf("users"), ADMIN_EMAILS: "admin@shopmesh.local" },
+      products: envOf("products"),
+      orders: envOf("orders"),
+      "user-orders": envOf("user-orders"),
     },
     spawn: (service) => {
-      const log = createWriteStream(join(dataDir, "logs", `${service}.log`), { flags: "a" });
-      logs.push(log);
+      let log = logs.get(service);
+      if (!log) {
+        log = createWriteStream(join(dataDir, "logs", `${service}.log`), { flags: "a" });
+        logs.set(service, log);
+      }
+      const open = log;
       return {
         keepLogs: false,
         onLog: (entry) => {
-          log.write(`${JSON.stringify(entry)}\n`);
+          open.write(`${JSON.stringify(entry)}\n`);
           if (entry.msg === "ready") announce(service, entry);
         },
-        onStderr: (text) => log.write(text),
+        onStderr: (text) => open.write(text),
       };
     },
   });
-  for (const [service, child] of mesh.processes) {
-    child.child.once("exit", (code, signal) => {
-      if (!stopping) say(`✗ ${service} exited (${signal ?? `code ${code}`}); the other services keep serving. See its log.`);
-    });
-  }
+  restarts = new RestartOnExit(mesh, {
+    exited: (service, how, delayMs) =>
+      say(`✗ ${service} exited (${how}); the other services keep serving. Starting it again in ${seconds(delayMs)}; see ${logOf(service)}`),
+    failed: (service, error, delayMs) =>
+      say(`✗ ${service} did not start (${firstLine(error)}); trying again in ${seconds(delayMs)}; see ${logOf(service)}`),
+    gaveUp: (service, times) => say(`✗ ${service} did not start ${times} times in a row: no more tries. See ${logOf(service)}`),
+  });
+  restarts.watchAll();
 
+  const running = (service: ServiceName) => mesh?.processes.has(service) ?? false;
+  if (!running("users") || !running("products") || !running("orders")) {
+    const others = serviceNames.filter((service) => !running(service));
+    say(`Running ${services.join(", ")}; the others are expected at ${others.map((s) => `${s} ${addressOf(ports[s])}`).join(", ")}.`);
+    say("Press Ctrl-C to stop.");
+    return undefined;
+  }
   const { seeded, record } = await seedOnce(dataDir, {
     users: addressOf(ports.users),
     products: addressOf(ports.products),
     orders: addressOf(ports.orders),
   });
   say(seeded ? "seeded the demo catalog, users and orders" : "demo data already seeded (delete data/ to start over)");
-  if (mesh.processes.has("user-orders")) {
+  if (running("user-orders")) {
     say((await projectionCaughtUp(record)) ? "user-orders' projection has caught up with the event streams" : "user-orders' projection is still catching up");
   }
   say();
   printExamples(record);
+  return undefined;
 }
+
+const seconds = (ms: number) => `${ms / 1000} s`;
+const logOf = (service: ServiceName) => relative(process.cwd(), join(settings.dataDir, "logs", `${service}.log`));
+const firstLine = (error: unknown) => (error instanceof Error ? error.message : String(error)).split("\n")[0];
 
 /**
  * Waits (up to 15 s) until user-orders' projection has applied every event
@@ -90,12 +185,12 @@ async function main(): Promise<void> {
  * data before the examples are printed.
  */
 async function projectionCaughtUp(record: SeedRecord): Promise<boolean> {
-  const transport = createTransport({ target: addressOf(ports.users) });
+  const transport = createTransport({ target: addressOf(settings.ports.users) });
   try {
     const alice = record.accounts.alice;
     const { session } = await createClient(UsersService, transport).signIn({ email: alice.email, password: alice.password });
     const wait = await waitForProjection({
-      target: addressOf(ports["user-orders"]),
+      target: addressOf(settings.ports["user-orders"]),
       token: session!.accessToken,
       userId: alice.userId,
       timeoutMs: 15_000,
@@ -108,8 +203,7 @@ async function projectionCaughtUp(record: SeedRecord): Promise<boolean> {
 }
 
 function announce(service: ServiceName, ready: Record<string, unknown>): void {
-  const logPath = relative(process.cwd(), join(dataDir, "logs", `${service}.log`));
-  say(`✓ ${service.padEnd(11)} ready on ${host}:${String(ready.port)}  pid ${String(ready.pid)}  log ${logPath}`);
+  say(`✓ ${service.padEnd(11)} ready on ${host}:${String(ready.port)}  pid ${String(ready.pid)}  log ${logOf(service)}`);
 }
 
 function printExamples(record: SeedRecord): void {
@@ -128,23 +222,23 @@ function printExamples(record: SeedRecord): void {
     `export TOKEN=$(${client} | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).session.accessToken))')`;
 
   say("Sign in as a demo customer and keep the token (tokens last 15 minutes):");
-  say(`  ${tokenCommand(curl(ports.users, "shopmesh.users.v1.UsersService/SignIn", signIn))}`);
+  say(`  ${tokenCommand(curl(settings.ports.users, "shopmesh.users.v1.UsersService/SignIn", signIn))}`);
   say();
   say("Then call the services with buf curl (it ships with this project):");
-  say(`  npx @bufbuild/buf curl --protocol grpc --http2-prior-knowledge --list-services http://${addressOf(ports.products)}`);
-  say(`  ${curl(ports.products, "shopmesh.products.v1.ProductsService/ListProducts", '{"page_size":5}')}`);
-  say(`  ${curl(ports.users, "shopmesh.users.v1.UsersService/GetUser", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
-  say(`  ${curl(ports.orders, "shopmesh.orders.v1.OrdersService/ListOrders", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
+  say(`  npx @bufbuild/buf curl --protocol grpc --http2-prior-knowledge --list-services http://${addressOf(settings.ports.products)}`);
+  say(`  ${curl(settings.ports.products, "shopmesh.products.v1.ProductsService/ListProducts", '{"page_size":5}')}`);
+  say(`  ${curl(settings.ports.users, "shopmesh.users.v1.UsersService/GetUser", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
+  say(`  ${curl(settings.ports.orders, "shopmesh.orders.v1.OrdersService/ListOrders", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
   if (mesh?.processes.has("user-orders")) {
-    say(`  ${curl(ports["user-orders"], "shopmesh.userorders.v1.UserOrdersService/GetUserOrders", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
+    say(`  ${curl(settings.ports["user-orders"], "shopmesh.userorders.v1.UserOrdersService/GetUserOrders", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
     const eventual = `{"user_id":"${alice.userId}","consistency":"CONSISTENCY_EVENTUAL"}`;
-    say(`  ${curl(ports["user-orders"], "shopmesh.userorders.v1.UserOrdersService/GetUserOrders", eventual, "$TOKEN")}`);
+    say(`  ${curl(settings.ports["user-orders"], "shopmesh.userorders.v1.UserOrdersService/GetUserOrders", eventual, "$TOKEN")}`);
   }
   say();
   say("or with grpcurl, if you have it:");
-  say(`  ${tokenCommand(grpcurl(ports.users, "shopmesh.users.v1.UsersService/SignIn", signIn))}`);
-  say(`  grpcurl -plaintext ${addressOf(ports.products)} list`);
-  say(`  ${grpcurl(ports.orders, "shopmesh.orders.v1.OrdersService/ListOrders", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
+  say(`  ${tokenCommand(grpcurl(settings.ports.users, "shopmesh.users.v1.UsersService/SignIn", signIn))}`);
+  say(`  grpcurl -plaintext ${addressOf(settings.ports.products)} list`);
+  say(`  ${grpcurl(settings.ports.orders, "shopmesh.orders.v1.OrdersService/ListOrders", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
   say();
   say(`Demo accounts: ${Object.values(record.accounts).map((a) => `${a.email} / ${a.password}`).join(", ")}`);
   say(`For the README's commands: <alice id> is ${alice.userId}, <product id> is ${record.productIds[0] ?? "(none)"}`);
@@ -155,18 +249,25 @@ async function stopAll(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   say(`\n${signal}: stopping ${[...(mesh?.processes.keys() ?? [])].join(", ") || "nothing"}...`);
+  await restarts?.stop();
   await mesh?.stop("SIGTERM");
   say("  every service stopped");
-  for (const log of logs) log.end();
+  for (const log of logs.values()) log.end();
   process.exit(0);
 }
 
 process.on("SIGINT", () => void stopAll("SIGINT"));
 process.on("SIGTERM", () => void stopAll("SIGTERM"));
 
-main().catch(async (error: unknown) => {
-  say(`shopmesh failed to start: ${error instanceof Error ? error.message : String(error)}`);
-  stopping = true;
-  await mesh?.stop("SIGTERM");
-  process.exit(1);
-});
+main().then(
+  (code) => {
+    if (code !== undefined) process.exit(code);
+  },
+  async (error: unknown) => {
+    say(`shopmesh failed to start: ${error instanceof Error ? error.message : String(error)}`);
+    stopping = true;
+    await restarts?.stop();
+    await mesh?.stop("SIGTERM");
+    process.exit(1);
+  },
+);

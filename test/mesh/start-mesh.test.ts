@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -9,15 +9,18 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "@connectrpc/connect";
 import { createTransport } from "@shopmesh/sdk";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
-import { portIsFree } from "../../scripts/mesh/ports.js";
+import { defaultAdminPort } from "@shopmesh/chassis";
+import { portIsFree } from "@shopmesh/cli";
+import { OrdersService } from "@shopmesh/sdk/orders/v1";
+import { UsersService } from "@shopmesh/sdk/users/v1";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const dataDir = mkdtempSync(join(tmpdir(), "shopmesh-start-"));
 
 async function freePortBase(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 30000);
-    const free = await Promise.all([0, 1, 2, 3].map((i) => portIsFree(base + i)));
+    const base = 21100 + Math.floor(Math.random() * 10000);
+    const free = await Promise.all([0, 1, 2, 3].flatMap((i) => [portIsFree(base + i), portIsFree(defaultAdminPort(base + i))]));
     if (free.every(Boolean)) return base;
   }
   throw new Error("no four free ports in a row");
@@ -31,11 +34,13 @@ interface Launcher {
   exited: Promise<number | null>;
 }
 
-function launch(base: number): Launcher {
-  const child = spawn(process.execPath, ["--import", "tsx", join(root, "scripts", "start-mesh.ts")], {
+/** Runs `npm start` (start-mesh.ts) with `args`, or the command given, in its own process group. */
+function launch(base: number, args: string[] = [], command = [process.execPath, "--import", "tsx", join(root, "scripts", "start-mesh.ts")]): Launcher {
+  const child = spawn(command[0]!, [...command.slice(1), ...args], {
     cwd: root,
     env: { ...process.env, DATA_DIR: dataDir, SHOPMESH_PORT_BASE: String(base) },
     stdio: ["ignore", "pipe", "inherit"],
+    detached: true,
   });
   const lines: string[] = [];
   const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
@@ -74,6 +79,17 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
+/** Alice's access token, from the users service of the mesh. */
+const signIn = async () => {
+  const transport = createTransport({ target: `127.0.0.1:${base}` });
+  try {
+    const { session } = await createClient(UsersService, transport).signIn({ email: "alice@shopmesh.local", password: "alice-password" });
+    return session!.accessToken;
+  } finally {
+    transport.close();
+  }
+};
+
 const countProducts = async () => {
   const transport = createTransport({ target: `127.0.0.1:${base + 1}` });
   try {
@@ -83,7 +99,7 @@ const countProducts = async () => {
   }
 };
 
-describe("npm start", () => {
+describe("npm start", { timeout: 120_000 }, () => {
   it("starts every service, seeds once, and prints commands that work as printed", async () => {
     launcher = launch(base);
     await launcher.waitFor(/Press Ctrl-C/);
@@ -109,11 +125,15 @@ describe("npm start", () => {
     // npm start, then six npx processes one after another: on a loaded two-core machine more than the default 30 s.
   }, 120_000);
 
-  it("keeps the other services serving when one process dies", async () => {
+  it("keeps the other services serving when one process dies, and starts it again", async () => {
     const users = await launcher!.waitFor(/^✓ users/);
     const pid = Number(/pid (\d+)/.exec(users)![1]);
     process.kill(pid, "SIGKILL");
-    await launcher!.waitFor(/users exited/);
+    await launcher!.waitFor(/users exited \(SIGKILL\); the other services keep serving\. Starting it again in 1 s/);
+    expect(await countProducts()).toBe(12);
+    const again = await launcher!.waitFor(new RegExp(`^✓ users .* pid (?!${pid}\\b)\\d+`));
+    expect(again).toContain(`ready on 127.0.0.1:${base} `);
+    expect((await signIn()).length).toBeGreaterThan(0);
     expect(await countProducts()).toBe(12);
   });
 
@@ -132,5 +152,36 @@ describe("npm start", () => {
     const second = launch(base);
     expect(await second.exited).toBe(1);
     expect(second.lines.join("\n")).toMatch(new RegExp(`port ${base}\\b.*busy`));
+  });
+
+  it("runs one service from its own workspace against the others: npm start -w @shopmesh/products", async () => {
+    launcher!.child.kill("SIGINT");
+    expect(await launcher!.exited).toBe(0);
+    launcher = launch(base, ["users", "orders", "user-orders"]);
+    await launcher.waitFor(/^Running users, orders, user-orders; the others are expected at products 127\.0\.0\.1:\d+/);
+
+    const products = launch(base, [], ["npm", "start", "-w", "@shopmesh/products"]);
+    try {
+      const ready = await products.waitFor(/^✓ products/);
+      expect(ready).toContain(`ready on 127.0.0.1:${base + 1} `);
+      // The catalog seeded before, from the shared data directory, and orders prices an order through it.
+      expect(await countProducts()).toBe(12);
+      const seed = JSON.parse(readFileSync(join(dataDir, "seed.json"), "utf8")) as { productIds: string[] };
+      const transport = createTransport({ target: `127.0.0.1:${base + 2}`, token: await signIn() });
+      try {
+        const { order } = await createClient(OrdersService, transport).createOrder({
+          requestId: `one-service-${process.pid}`,
+          items: [{ productId: seed.productIds[0]!, quantity: 1 }],
+        });
+        expect(order?.lines[0]?.productId).toBe(seed.productIds[0]);
+      } finally {
+        transport.close();
+      }
+    } finally {
+      // Ctrl-C in its terminal: the whole process group (npm, shopmesh, the launcher, the service).
+      process.kill(-products.child.pid!, "SIGINT");
+      await products.exited;
+    }
+    expect(await portIsFree(base + 1)).toBe(true);
   });
 });

@@ -148,12 +148,24 @@ export interface ServerConfig {
   /** Whether faults may be injected (FAULT_INJECTION=on); off by default. */
   faultInjection: boolean;
   /**
-   * Port of the loopback-only admin listener (ADMIN_PORT): the service's port
-   * plus 1000 by default, or a free port when PORT is 0.
+   * Port of the loopback-only admin listener (ADMIN_PORT): by default
+   * {@link defaultAdminPort} of the service's port, or a free port when PORT is 0.
    */
   adminPort: number;
   admission: AdmissionConfig;
   connections: ConnectionConfig;
+}
+
+/**
+ * Where a service's admin listener goes when ADMIN_PORT is not set: 20000
+ * below its port (50051 → 30051), or 10000 above it for a port below 21024,
+ * so that the usual ports' admin listeners sit below Linux's ephemeral range
+ * (32768-60999), where an outgoing connection could hold them. A service on
+ * port 0 gets a free admin port too (0).
+ */
+export function defaultAdminPort(port: number): number {
+  if (port === 0) return 0;
+  return port - 20_000 >= 1024 ? port - 20_000 : port + 10_000;
 }
 
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -170,7 +182,7 @@ export function readServerConfig(defaultPort: number, env: Env = process.env): S
     shutdownGraceMs: read.durationMs("SHUTDOWN_GRACE", "10s"),
     maxRequestBytes: read.int("MAX_REQUEST_BYTES", 1024 * 1024, { min: 1024, max: 64 * 1024 * 1024 }),
     faultInjection: read.bool("FAULT_INJECTION", false),
-    adminPort: read.int("ADMIN_PORT", port === 0 ? 0 : port + 1000, { min: 0, max: 65535 }),
+    adminPort: read.int("ADMIN_PORT", defaultAdminPort(port), { min: 0, max: 65535 }),
     admission: {
       maxCallsInFlight: read.int("MAX_CALLS_IN_FLIGHT", defaultAdmissionConfig.maxCallsInFlight, { min: 0, max: 100_000 }),
       maxCallsQueued: read.int("MAX_CALLS_QUEUED", defaultAdmissionConfig.maxCallsQueued, { min: 0, max: 100_000 }),

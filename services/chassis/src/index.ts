@@ -1,5 +1,6 @@
 export {
   ConfigError,
+  defaultAdminPort,
   defaultAdmissionConfig,
   defaultConnectionConfig,
   envReader,

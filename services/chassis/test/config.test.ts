@@ -124,7 +124,7 @@ describe("readServerConfig", () => {
       shutdownGraceMs: 10_000,
       maxRequestBytes: 1024 * 1024,
       faultInjection: false,
-      adminPort: 51051,
+      adminPort: 30051,
       admission: { maxCallsInFlight: 64, maxCallsQueued: 64, maxQueueWaitMs: 250 },
       connections: {
         handshakeTimeoutMs: 10_000,
@@ -135,6 +135,13 @@ describe("readServerConfig", () => {
         maxConnections: 4096,
       },
     });
+  });
+
+  it("puts the admin listener below the ephemeral port range by default", () => {
+    expect(readServerConfig(50054, {}).adminPort).toBe(30054);
+    expect(readServerConfig(50051, { PORT: "21024" }).adminPort).toBe(1024);
+    expect(readServerConfig(50051, { PORT: "20000" }).adminPort).toBe(30000);
+    expect(readServerConfig(50051, { PORT: "1024" }).adminPort).toBe(11024);
   });
 
   it("puts the admin port on a free port too when PORT is 0", () => {

@@ -1,9 +1,9 @@
-import { parseArgs } from "node:util";
-import { ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { parseDurationMs } from "@shopmesh/chassis";
+import { defaultAdminPort, envReader } from "@shopmesh/chassis";
 import { createClient, createTransport } from "@shopmesh/sdk";
 import { FaultInjectionService, type Fault } from "@shopmesh/sdk/faults/v1";
+import { durationOption, fractionOption, parseCommandLine, usageFailure, UsageError } from "./command-line.js";
 
 const services = ["users", "products", "orders", "user-orders"] as const;
 
@@ -18,14 +18,15 @@ export const chaosUsage = `usage: shopmesh chaos <service> [--method NAME] [faul
   --hang                  never answer: calls wait for their deadline
   --clear                 remove the fault of --method, or every fault
   --list                  show the faults in force
-  --admin HOST:PORT       the service's admin listener (default 127.0.0.1:<service port + 1000>)
+  --admin HOST:PORT       the service's admin listener (default: npm start's, 127.0.0.1:<service port - 20000>,
+                          with the service ports from SHOPMESH_PORT_BASE)
 
 The services must run with FAULT_INJECTION=on (npm start does that).`;
 
-/** Default admin address of a service of the local mesh. */
+/** Default admin address of a service of the local mesh (`npm start`, moved by SHOPMESH_PORT_BASE). */
 function adminAddress(service: (typeof services)[number]): string {
-  const base = Number(process.env.SHOPMESH_PORT_BASE ?? 50051);
-  return `127.0.0.1:${base + services.indexOf(service) + 1000}`;
+  const base = envReader().int("SHOPMESH_PORT_BASE", 50051, { min: 1024, max: 65532 });
+  return `127.0.0.1:${defaultAdminPort(base + services.indexOf(service))}`;
 }
 
 function describe(fault: Fault): string {
@@ -39,9 +40,23 @@ function describe(fault: Fault): string {
   return `${fault.method === "*" ? "every method" : fault.method}: ${parts.join(", ") || "nothing"}`;
 }
 
-/** Runs `shopmesh chaos`; returns the exit code. */
-export async function chaos(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+/** What one `shopmesh chaos` command line asks for. */
+interface ChaosRequest {
+  service: (typeof services)[number];
+  method: string;
+  latencyMs: number;
+  slowProbability: number;
+  errorRate: number;
+  code: string;
+  hang: boolean;
+  clear: boolean;
+  list: boolean;
+  admin?: string;
+}
+
+/** Reads the command line; undefined for --help; throws a UsageError when it cannot be used. */
+function readChaosRequest(args: string[]): ChaosRequest | undefined {
+  const { values, positionals } = parseCommandLine({
     args,
     allowPositionals: true,
     options: {
@@ -57,36 +72,58 @@ export async function chaos(args: string[]): Promise<number> {
       help: { type: "boolean", short: "h", default: false },
     },
   });
+  if (values.help) return undefined;
   const service = positionals[0] as (typeof services)[number] | undefined;
-  if (values.help || !service || !services.includes(service) || positionals.length > 1) {
-    process.stderr.write(`${chaosUsage}\n`);
-    return values.help ? 0 : 2;
+  if (service === undefined) throw new UsageError(`which service? One of ${services.join(", ")}`);
+  if (!services.includes(service)) throw new UsageError(`unknown service '${service}' (one of ${services.join(", ")})`);
+  if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
+  return {
+    service,
+    method: values.method,
+    latencyMs: durationOption("latency", values.latency, 0),
+    slowProbability: fractionOption("slow-probability", values["slow-probability"], 0),
+    errorRate: fractionOption("error-rate", values["error-rate"], values.code ? 1 : 0),
+    code: values.code ?? "",
+    hang: values.hang,
+    clear: values.clear,
+    list: values.list,
+    admin: values.admin,
+  };
+}
+
+/** Runs `shopmesh chaos`; returns the exit code. */
+export async function chaos(args: string[]): Promise<number> {
+  let request: ChaosRequest | undefined;
+  try {
+    request = readChaosRequest(args);
+  } catch (error) {
+    return usageFailure("chaos", error);
   }
-  const latencyMs = values.latency === undefined ? 0 : parseDurationMs(values.latency);
-  if (latencyMs === undefined) {
-    process.stderr.write(`--latency: "${values.latency}" is not a duration such as 300ms or 2s\n`);
-    return 2;
+  if (request === undefined) {
+    process.stdout.write(`${chaosUsage}\n`);
+    return 0;
   }
-  const address = values.admin ?? adminAddress(service);
+  const { service } = request;
+  const address = request.admin ?? adminAddress(service);
   const transport = createTransport({ target: address });
   const client = createClient(FaultInjectionService, transport);
   try {
     let faults: Fault[];
-    if (values.list) {
+    if (request.list) {
       faults = (await client.listFaults({}, { timeoutMs: 3000 })).faults;
-    } else if (values.clear) {
-      faults = (await client.clearFaults({ method: values.method === "*" ? "" : values.method }, { timeoutMs: 3000 })).faults;
+    } else if (request.clear) {
+      faults = (await client.clearFaults({ method: request.method === "*" ? "" : request.method }, { timeoutMs: 3000 })).faults;
     } else {
       const fault = {
-        method: values.method,
-        latency: durationFromMs(latencyMs),
-        slowProbability: Number(values["slow-probability"] ?? 0),
-        errorRate: Number(values["error-rate"] ?? (values.code ? 1 : 0)),
-        errorCode: values.code ?? "",
-        hang: values.hang,
+        method: request.method,
+        latency: durationFromMs(request.latencyMs),
+        slowProbability: request.slowProbability,
+        errorRate: request.errorRate,
+        errorCode: request.code,
+        hang: request.hang,
       };
-      if (fault.latency.seconds === 0n && fault.latency.nanos === 0 && fault.errorRate === 0 && !fault.hang) {
-        process.stderr.write("nothing to inject: give --latency, --error-rate, --code or --hang (or --clear, --list)\n");
+      if (request.latencyMs === 0 && fault.errorRate === 0 && !fault.hang) {
+        process.stderr.write("shopmesh chaos: nothing to inject: give --latency, --error-rate, --code or --hang (or --clear, --list)\n");
         return 2;
       }
       faults = (await client.setFault({ fault }, { timeoutMs: 3000 })).faults;
@@ -96,7 +133,11 @@ export async function chaos(args: string[]): Promise<number> {
     return 0;
   } catch (error) {
     const e = ConnectError.from(error);
-    process.stderr.write(`${service} (${address}): ${e.rawMessage} [${e.code}]\n`);
+    if (e.code === Code.Unavailable) {
+      process.stderr.write(`shopmesh chaos: cannot reach ${service}' admin listener at ${address}: is \`npm start\` running?\n`);
+    } else {
+      process.stderr.write(`${service} (${address}): ${e.rawMessage} [${Code[e.code]}]\n`);
+    }
     return 1;
   } finally {
     transport.close();

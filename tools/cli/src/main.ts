@@ -1,15 +1,16 @@
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { chaos, chaosUsage } from "./chaos.js";
+import { chaos } from "./chaos.js";
 
 const usage = `usage: shopmesh <command>
 
-  start       run every service on its well-known port (same as npm start)
+  start       run the services on their well-known ports (same as npm start)
   chaos       inject latency, errors or hangs into a running service
   experiment  measure what synchronous coupling costs; writes reports/coupling.md
   bench       load each service and the aggregator; writes reports/bench.md
 
-${chaosUsage}`;
+Run 'shopmesh <command> --help' for a command's options; 'shopmesh --version' for the version.`;
 
 const [command, ...args] = process.argv.slice(2);
 switch (command) {
@@ -29,12 +30,25 @@ switch (command) {
   case "start": {
     const script = fileURLToPath(new URL("../../../scripts/start-mesh.ts", import.meta.url));
     const child = spawn(process.execPath, ["--import", "tsx", script, ...args], { stdio: "inherit" });
-    // Ctrl-C reaches the launcher directly; wait for it to stop its services.
+    // Ctrl-C reaches the launcher directly; wait for it to stop its services. A SIGTERM (from npm) is passed on.
     process.on("SIGINT", () => undefined);
+    process.on("SIGTERM", () => child.kill("SIGTERM"));
     child.on("exit", (code) => (process.exitCode = code ?? 1));
     break;
   }
+  case "--version":
+  case "-v": {
+    const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+    process.stdout.write(`shopmesh ${version}\n`);
+    break;
+  }
+  case undefined:
+  case "help":
+  case "--help":
+  case "-h":
+    process.stdout.write(`${usage}\n`);
+    break;
   default:
-    process.stderr.write(`${usage}\n`);
-    process.exitCode = command === undefined || command === "help" || command === "--help" ? 0 : 2;
+    process.stderr.write(`shopmesh: unknown command '${command}'\nRun 'shopmesh --help' for the commands.\n`);
+    process.exitCode = 2;
 }

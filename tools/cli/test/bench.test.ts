@@ -12,8 +12,8 @@ import type { BenchReport } from "../src/bench/bench-results.js";
 
 const main = fileURLToPath(new URL("../src/main.ts", import.meta.url));
 const outDir = mkdtempSync(join(tmpdir(), "shopmesh-bench-test-"));
-// Away from the default 50151 so a bench running beside the tests is not disturbed.
-const portBase = 52000 + (process.pid % 200) * 5;
+// Away from the default 30151 so a bench running beside the tests is not disturbed; below the ephemeral range.
+const portBase = 31000 + (process.pid % 80) * 5;
 
 function shopmesh(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

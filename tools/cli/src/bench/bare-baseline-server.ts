@@ -7,7 +7,7 @@
 // call it through the same SDK transport as the services: an empty EchoRequest
 // is zero bytes, and zero bytes decode as an empty EchoResponse.
 //
-//   PORT=50155 node --import tsx tools/cli/src/bench/bare-baseline-server.ts
+//   PORT=30155 node --import tsx tools/cli/src/bench/bare-baseline-server.ts
 //
 // Prints one JSON line `{"msg":"ready","port":…}` when it listens (what
 // spawnService waits for) and exits 0 on SIGTERM or SIGINT.

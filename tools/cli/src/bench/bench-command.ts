@@ -7,6 +7,7 @@ import { relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { BenchReport, RssResult, StepResult } from "./bench-results.js";
 import { benchUsage, readBenchSettings, UsageRequested, type BenchSettings } from "./bench-settings.js";
+import { busyPortLines } from "../mesh/port-check.js";
 import { BenchMesh, benchPorts, busyPorts, newBenchDataDir, type BenchProcessName } from "./bench-mesh.js";
 import { waitForProjection } from "../mesh/projection-progress.js";
 import { seedBenchData } from "./bench-seed.js";
@@ -37,8 +38,7 @@ export async function bench(args: string[]): Promise<number> {
   const ports = benchPorts(settings.portBase);
   const busy = await busyPorts(ports);
   if (busy.length > 0) {
-    for (const [name, port] of busy) process.stderr.write(`shopmesh bench: port ${port} (${name}) is busy: is another bench or a mesh running there?\n`);
-    process.stderr.write(`Stop what holds it, or choose five other consecutive ports with --port-base <first port>.\n`);
+    for (const line of busyPortLines(busy, "--port-base <first of five ports>")) process.stderr.write(`shopmesh bench: ${line}\n`);
     return 1;
   }
 

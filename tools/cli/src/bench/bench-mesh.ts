@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { spawnService, type ServiceProcess } from "@shopmesh/chassis";
-import { portIsFree } from "../../../../scripts/mesh/ports.js";
 import { LocalMesh, serviceNames, type ServiceName } from "../mesh/local-mesh.js";
+import { findBusyPorts, type BusyPort } from "../mesh/port-check.js";
 
 /** The admin account of a bench mesh. */
 export const benchAdminEmail = "admin@bench.shopmesh.local";
@@ -17,13 +17,9 @@ export function benchPorts(base: number): Record<BenchProcessName, number> {
   return { users: base, products: base + 1, orders: base + 2, "user-orders": base + 3, "bare-baseline": base + 4 };
 }
 
-/** The ports of `ports` that something already listens on. */
-export async function busyPorts(ports: Record<BenchProcessName, number>): Promise<[BenchProcessName, number][]> {
-  const busy: [BenchProcessName, number][] = [];
-  for (const [name, port] of Object.entries(ports) as [BenchProcessName, number][]) {
-    if (!(await portIsFree(port))) busy.push([name, port]);
-  }
-  return busy;
+/** The ports of `ports` that something already holds (the admin listeners take free ports). */
+export function busyPorts(ports: Record<BenchProcessName, number>): Promise<BusyPort[]> {
+  return findBusyPorts(Object.entries(ports).map(([what, port]) => ({ port, what })));
 }
 
 /** A fresh temporary data directory for a bench mesh. */
@@ -59,7 +55,7 @@ export class BenchMesh {
       if (sofar.length < 16 * 1024) stderr.set(name, sofar + text);
     };
     // "info" is quiet under load (each call is logged at debug) and spawnService needs the info-level ready line.
-    // ADMIN_PORT=0: the loopback fault-injection listener takes any free port, not port + 1000.
+    // ADMIN_PORT=0: the loopback fault-injection listener takes any free port, not one that might be taken.
     const common = { LOG_LEVEL: "info", ADMIN_PORT: "0", SHUTDOWN_GRACE: "2s" };
     let mesh: LocalMesh | undefined;
     try {

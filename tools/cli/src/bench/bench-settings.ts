@@ -1,6 +1,6 @@
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { parseCommandLine } from "../command-line.js";
 
 /** What one `shopmesh bench` run does. */
 export interface BenchSettings {
@@ -35,8 +35,9 @@ export const benchUsage = `usage: shopmesh bench [options]
   --connections 4         HTTP/2 connections per target, used in turn
   --duration 10           measured seconds per target and level (interleaved slices)
   --warmup 2              warm-up seconds per target and level
-  --port-base 50151       five ports from here: users, products, orders, user-orders, bare baseline
-  --out reports           where bench.json and bench.md are written
+  --port-base 30151       five ports from here: users, products, orders, user-orders, bare baseline
+  --out reports           where bench.json and bench.md are written (default: reports/, or
+                          data/bench-quick/ with --quick, never the committed report)
   --products 100          products to seed
   --orders 20             orders to seed for the benchmark customer
   --quick                 one level (16), 1 s per step: a smoke test, not a measurement
@@ -46,9 +47,16 @@ export const benchUsage = `usage: shopmesh bench [options]
 
 const root = fileURLToPath(new URL("../../../..", import.meta.url));
 
+/**
+ * First of the bench's five ports: below Linux's ephemeral range
+ * (32768-60999), where an outgoing connection could hold one, and away from
+ * npm start's and the experiment's.
+ */
+export const defaultBenchPortBase = 30151;
+
 /** Reads the command line; throws an Error with a readable message when it is wrong. */
 export function readBenchSettings(args: string[]): BenchSettings {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine({
     args,
     options: {
       concurrency: { type: "string" },
@@ -89,8 +97,9 @@ export function readBenchSettings(args: string[]): BenchSettings {
     durationMs,
     warmupMs: number("warmup", values.warmup, quick ? 0.3 : 2, 0) * 1000,
     sliceMs: Math.min(durationMs, 2000),
-    portBase: Math.round(number("port-base", values["port-base"], 50151, 1024, 65530)),
-    outDir: values.out === undefined ? resolve(root, "reports") : resolve(values.out),
+    portBase: Math.round(number("port-base", values["port-base"], defaultBenchPortBase, 1024, 65530)),
+    // A quick run is a smoke test: its figures must not replace the measured report that is committed.
+    outDir: resolve(values.out ?? (quick ? join(root, "data", "bench-quick") : join(root, "reports"))),
     products: Math.round(number("products", values.products, quick ? 20 : 100, 1, 10_000)),
     orders: Math.round(number("orders", values.orders, quick ? 5 : 20, 1, 1000)),
     quick,

@@ -1,11 +1,12 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir, totalmem, type } from "node:os";
-import { join, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { join, relative } from "node:path";
 import { availabilityChart, eventualChart, latencyChart, outageChart, renderSvg, stalenessChart, tailChart } from "./charts.js";
 import { adminToken, fullSize, quickSize, seedDataset } from "./dataset.js";
-import { busyPorts, defaultPortBase, ExperimentMesh } from "./experiment-mesh.js";
+import { usageFailure } from "../command-line.js";
+import { busyPortLines } from "../mesh/port-check.js";
+import { busyPorts, ExperimentMesh } from "./experiment-mesh.js";
+import { experimentUsage, readExperimentSettings, type ExperimentSettings } from "./experiment-settings.js";
 import { MonolithDatabase } from "./monolith.js";
 import { Progress } from "./progress.js";
 import { chartFiles, renderReport, summaryLines, type ExperimentResults } from "./report.js";
@@ -17,54 +18,24 @@ import { outage } from "./scenarios/outage.js";
 import { staleness } from "./scenarios/staleness.js";
 import { tailAmplification } from "./scenarios/tail-amplification.js";
 
-export const experimentUsage = `usage: shopmesh experiment [--quick] [--out DIR] [--port-base PORT]
-
-  --quick           small samples, under a minute (for CI)
-  --out DIR         where to write coupling.md and its charts (default: reports/)
-  --port-base PORT  first of the four service ports (default ${defaultPortBase}; admin listeners at +1000)
-
-Starts its own mesh in a temporary directory, seeds it, measures latency,
-availability, tail amplification and an outage, the same for EVENTUAL views
-(answered from user-orders' projection), and their staleness, and writes the
-report.`;
-
-const root = fileURLToPath(new URL("../../../..", import.meta.url));
-
 /** Runs `shopmesh experiment`; returns the exit code. */
 export async function experiment(args: string[]): Promise<number> {
-  let values: { quick: boolean; out?: string; "port-base"?: string; help: boolean };
+  let settings: ExperimentSettings | undefined;
   try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        quick: { type: "boolean", default: false },
-        out: { type: "string" },
-        "port-base": { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
+    settings = readExperimentSettings(args);
   } catch (error) {
-    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n${experimentUsage}\n`);
-    return 2;
+    return usageFailure("experiment", error);
   }
-  if (values.help) {
+  if (settings === undefined) {
     process.stdout.write(`${experimentUsage}\n`);
     return 0;
   }
-  const portBase = Number(values["port-base"] ?? process.env.SHOPMESH_EXPERIMENT_PORT_BASE ?? defaultPortBase);
-  if (!Number.isInteger(portBase) || portBase < 1024 || portBase > 64_000) {
-    process.stderr.write(`--port-base: "${values["port-base"]}" is not a port from 1024 to 64000\n`);
-    return 2;
-  }
-  const outDir = resolve(values.out ?? join(root, "reports"));
-  const quick = values.quick;
+  const { outDir, portBase, quick } = settings;
 
   const busy = await busyPorts(portBase);
   if (busy.length > 0) {
-    for (const { port, what } of busy) process.stderr.write(`port ${port} (${what}) is busy\n`);
-    process.stderr.write(
-      "shopmesh experiment: not started. Stop what holds these ports (another experiment?), or choose others with --port-base <first port>.\n",
-    );
+    for (const line of busyPortLines(busy, "--port-base <first port>")) process.stderr.write(`${line}\n`);
+    process.stderr.write("shopmesh experiment: not started.\n");
     return 1;
   }
 
@@ -94,7 +65,7 @@ export async function experiment(args: string[]): Promise<number> {
   process.on("SIGTERM", onSignal);
 
   try {
-    process.stderr.write(`shopmesh experiment${quick ? " --quick" : ""}: mesh on 127.0.0.1:${portBase}-${portBase + 3}, data in ${dataDir}\n`);
+    process.stderr.write(`shopmesh experiment${quick ? " --quick" : ""}: mesh on 127.0.0.1:${portBase}-${portBase + 3}, data in ${dataDir}, report to ${outDir}\n`);
     progress.begin("starting the mesh", 1);
     mesh = await ExperimentMesh.start(dataDir, portBase);
     progress.end("users, products, orders, user-orders ready");

@@ -3,28 +3,25 @@ import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
-import { portIsFree } from "../../../../scripts/mesh/ports.js";
 import { LocalMesh, serviceNames, type ServiceName } from "../mesh/local-mesh.js";
+import { findBusyPorts, type BusyPort } from "../mesh/port-check.js";
 import { sourceHeads } from "../mesh/projection-progress.js";
 
-/** First port of the experiment's mesh: users, products, orders, user-orders follow. */
-export const defaultPortBase = 50251;
-/** The chassis puts each admin (fault-injection) listener at the service port plus this. */
-const adminOffset = 1000;
+/**
+ * First port of the experiment's mesh: users, products, orders, user-orders
+ * follow. Below Linux's ephemeral range (32768-60999), where an outgoing
+ * connection could hold one, and away from npm start's ports and admin listeners.
+ */
+export const defaultPortBase = 30251;
 
 /** The fixed ports of a mesh starting at `base`. */
 export function portsFrom(base: number): Record<ServiceName, number> {
   return { users: base, products: base + 1, orders: base + 2, "user-orders": base + 3 };
 }
 
-/** Every port the mesh needs (service and admin listeners) that something already holds. */
-export async function busyPorts(base: number): Promise<{ port: number; what: string }[]> {
-  const busy: { port: number; what: string }[] = [];
-  for (const [service, port] of Object.entries(portsFrom(base))) {
-    if (!(await portIsFree(port))) busy.push({ port, what: service });
-    if (!(await portIsFree(port + adminOffset))) busy.push({ port: port + adminOffset, what: `${service} admin` });
-  }
-  return busy;
+/** Every port the mesh needs that something already holds (the admin listeners take free ports). */
+export function busyPorts(base: number): Promise<BusyPort[]> {
+  return findBusyPorts(Object.entries(portsFrom(base)).map(([what, port]) => ({ port, what })));
 }
 
 /** The dependencies the aggregator calls; the experiment injects faults into these methods. */
@@ -75,7 +72,8 @@ export class ExperimentMesh {
   ) {}
 
   static async start(dataDir: string, portBase: number): Promise<ExperimentMesh> {
-    const common = { HOST: "127.0.0.1", LOG_LEVEL: "info", SHUTDOWN_GRACE: "1s" };
+    // ADMIN_PORT=0: each admin listener takes a free port, which the mesh reads from the service's ready line.
+    const common = { HOST: "127.0.0.1", LOG_LEVEL: "info", SHUTDOWN_GRACE: "1s", ADMIN_PORT: "0" };
     const faulty = { ...common, FAULT_INJECTION: "on" };
     const ports = portsFrom(portBase);
     const mesh = await LocalMesh.start({
@@ -140,7 +138,7 @@ export class ExperimentMesh {
 
   /** Runs `use` with a client of the service's loopback fault-injection listener. */
   async #withAdmin(service: Dependency, use: (admin: Client<typeof FaultInjectionService>) => Promise<void>): Promise<void> {
-    const transport = createTransport({ target: `127.0.0.1:${this.ports[service] + adminOffset}` });
+    const transport = createTransport({ target: this.mesh.adminAddress(service) });
     try {
       await use(createClient(FaultInjectionService, transport));
     } finally {

@@ -76,13 +76,15 @@ export class LocalMesh {
     const eventsToken = await mintServiceToken(readPem(keys.privateKeyFile, "token signing key"), "user-orders", serviceTokenTtlSeconds);
     const mesh = new LocalMesh(options, eventsToken);
     const wanted = options.services ?? serviceNames;
-    try {
-      for (const group of startGroups) {
-        await Promise.all(group.filter((s) => wanted.includes(s)).map((s) => mesh.startService(s)));
+    for (const group of startGroups) {
+      // Every start of a group settles before a failure is thrown, so that a service that
+      // became ready beside one that failed is stopped too rather than left running.
+      const starts = await Promise.allSettled(group.filter((s) => wanted.includes(s)).map((s) => mesh.startService(s)));
+      const failed = starts.find((start): start is PromiseRejectedResult => start.status === "rejected");
+      if (failed) {
+        await mesh.stop("SIGKILL");
+        throw failed.reason;
       }
-    } catch (error) {
-      await mesh.stop("SIGKILL");
-      throw error;
     }
     return mesh;
   }
