@@ -9,6 +9,8 @@ const usage = `usage: shopmesh <command>
   chaos       inject latency, errors or hangs into a running service
   experiment  measure what synchronous coupling costs; writes reports/coupling.md
   bench       load each service and the aggregator; writes reports/bench.md
+  soak        mixed load with faults on a schedule; writes reports/soak.md
+  overload    1,000 STRONG views at once, health polled; writes reports/overload.md
 
 Run 'shopmesh <command> --help' for a command's options; 'shopmesh --version' for the version.`;
 
