@@ -4,7 +4,12 @@ import { defineConfig } from "vitest/config";
 // separate worker processes, two at a time on a two-core machine.
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts", "sdk/test/**/*.test.ts", "services/*/test/**/*.test.ts", "tools/*/test/**/*.test.ts"],
+    include: [
+      "test/**/*.test.ts",
+      "sdk/test/**/*.test.ts",
+      "services/*/test/**/*.test.ts",
+      "tools/*/test/**/*.test.ts",
+    ],
     pool: "forks",
     maxWorkers: 2,
     testTimeout: 30_000,

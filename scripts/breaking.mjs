@@ -35,7 +35,10 @@ function gitInput(ref) {
   const top = git(["rev-parse", "--show-toplevel"]);
   const subdir = git(["rev-parse", "--show-prefix"]).replace(/\/$/, "");
   // Fail early, with a hint, instead of with git's message from inside buf.
-  git(["rev-parse", "--verify", "--quiet", `${ref}^{commit}`], `git ref "${ref}" not found; fetch it first (git fetch origin ${ref.replace(/^origin\//, "")}) or set BREAKING_AGAINST`);
+  git(
+    ["rev-parse", "--verify", "--quiet", `${ref}^{commit}`],
+    `git ref "${ref}" not found; fetch it first (git fetch origin ${ref.replace(/^origin\//, "")}) or set BREAKING_AGAINST`,
+  );
   const gitDir = `${relative(process.cwd(), top) || "."}/.git`;
   return `${gitDir}#ref=${ref}${subdir ? `,subdir=${subdir}` : ""}`;
 }

@@ -59,7 +59,8 @@ function readStartSettings(args: string[]): StartSettings | undefined {
   });
   if (values.help) return undefined;
   for (const name of positionals) {
-    if (!(serviceNames as readonly string[]).includes(name)) throw new UsageError(`unknown service '${name}' (one of ${serviceNames.join(", ")})`);
+    if (!(serviceNames as readonly string[]).includes(name))
+      throw new UsageError(`unknown service '${name}' (one of ${serviceNames.join(", ")})`);
   }
   const read = envReader();
   const basePort = read.int("SHOPMESH_PORT_BASE", 50051, { min: 1024, max: 65532 });
@@ -147,17 +148,24 @@ async function main(): Promise<number | undefined> {
   });
   restarts = new RestartOnExit(mesh, {
     exited: (service, how, delayMs) =>
-      say(`✗ ${service} exited (${how}); the other services keep serving. Starting it again in ${seconds(delayMs)}; see ${logOf(service)}`),
+      say(
+        `✗ ${service} exited (${how}); the other services keep serving. Starting it again in ${seconds(delayMs)}; see ${logOf(service)}`,
+      ),
     failed: (service, error, delayMs) =>
-      say(`✗ ${service} did not start (${firstLine(error)}); trying again in ${seconds(delayMs)}; see ${logOf(service)}`),
-    gaveUp: (service, times) => say(`✗ ${service} did not start ${times} times in a row: no more tries. See ${logOf(service)}`),
+      say(
+        `✗ ${service} did not start (${firstLine(error)}); trying again in ${seconds(delayMs)}; see ${logOf(service)}`,
+      ),
+    gaveUp: (service, times) =>
+      say(`✗ ${service} did not start ${times} times in a row: no more tries. See ${logOf(service)}`),
   });
   restarts.watchAll();
 
   const running = (service: ServiceName) => mesh?.processes.has(service) ?? false;
   if (!running("users") || !running("products") || !running("orders")) {
     const others = serviceNames.filter((service) => !running(service));
-    say(`Running ${services.join(", ")}; the others are expected at ${others.map((s) => `${s} ${addressOf(ports[s])}`).join(", ")}.`);
+    say(
+      `Running ${services.join(", ")}; the others are expected at ${others.map((s) => `${s} ${addressOf(ports[s])}`).join(", ")}.`,
+    );
     say("Press Ctrl-C to stop.");
     return undefined;
   }
@@ -168,7 +176,11 @@ async function main(): Promise<number | undefined> {
   });
   say(seeded ? "seeded the demo catalog, users and orders" : "demo data already seeded (delete data/ to start over)");
   if (running("user-orders")) {
-    say((await projectionCaughtUp(record)) ? "user-orders' projection has caught up with the event streams" : "user-orders' projection is still catching up");
+    say(
+      (await projectionCaughtUp(record))
+        ? "user-orders' projection has caught up with the event streams"
+        : "user-orders' projection is still catching up",
+    );
   }
   say();
   printExamples(record);
@@ -188,7 +200,10 @@ async function projectionCaughtUp(record: SeedRecord): Promise<boolean> {
   const transport = createTransport({ target: addressOf(settings.ports.users) });
   try {
     const alice = record.accounts.alice;
-    const { session } = await createClient(UsersService, transport).signIn({ email: alice.email, password: alice.password });
+    const { session } = await createClient(UsersService, transport).signIn({
+      email: alice.email,
+      password: alice.password,
+    });
     const wait = await waitForProjection({
       target: addressOf(settings.ports["user-orders"]),
       token: session!.accessToken,
@@ -203,7 +218,9 @@ async function projectionCaughtUp(record: SeedRecord): Promise<boolean> {
 }
 
 function announce(service: ServiceName, ready: Record<string, unknown>): void {
-  say(`✓ ${service.padEnd(11)} ready on ${host}:${String(ready.port)}  pid ${String(ready.pid)}  log ${logOf(service)}`);
+  say(
+    `✓ ${service.padEnd(11)} ready on ${host}:${String(ready.port)}  pid ${String(ready.pid)}  log ${logOf(service)}`,
+  );
 }
 
 function printExamples(record: SeedRecord): void {
@@ -225,22 +242,38 @@ function printExamples(record: SeedRecord): void {
   say(`  ${tokenCommand(curl(settings.ports.users, "shopmesh.users.v1.UsersService/SignIn", signIn))}`);
   say();
   say("Then call the services with buf curl (it ships with this project):");
-  say(`  npx @bufbuild/buf curl --protocol grpc --http2-prior-knowledge --list-services http://${addressOf(settings.ports.products)}`);
+  say(
+    `  npx @bufbuild/buf curl --protocol grpc --http2-prior-knowledge --list-services http://${addressOf(settings.ports.products)}`,
+  );
   say(`  ${curl(settings.ports.products, "shopmesh.products.v1.ProductsService/ListProducts", '{"page_size":5}')}`);
-  say(`  ${curl(settings.ports.users, "shopmesh.users.v1.UsersService/GetUser", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
-  say(`  ${curl(settings.ports.orders, "shopmesh.orders.v1.OrdersService/ListOrders", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
+  say(
+    `  ${curl(settings.ports.users, "shopmesh.users.v1.UsersService/GetUser", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`,
+  );
+  say(
+    `  ${curl(settings.ports.orders, "shopmesh.orders.v1.OrdersService/ListOrders", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`,
+  );
   if (mesh?.processes.has("user-orders")) {
-    say(`  ${curl(settings.ports["user-orders"], "shopmesh.userorders.v1.UserOrdersService/GetUserOrders", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
+    say(
+      `  ${curl(settings.ports["user-orders"], "shopmesh.userorders.v1.UserOrdersService/GetUserOrders", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`,
+    );
     const eventual = `{"user_id":"${alice.userId}","consistency":"CONSISTENCY_EVENTUAL"}`;
-    say(`  ${curl(settings.ports["user-orders"], "shopmesh.userorders.v1.UserOrdersService/GetUserOrders", eventual, "$TOKEN")}`);
+    say(
+      `  ${curl(settings.ports["user-orders"], "shopmesh.userorders.v1.UserOrdersService/GetUserOrders", eventual, "$TOKEN")}`,
+    );
   }
   say();
   say("or with grpcurl, if you have it:");
   say(`  ${tokenCommand(grpcurl(settings.ports.users, "shopmesh.users.v1.UsersService/SignIn", signIn))}`);
   say(`  grpcurl -plaintext ${addressOf(settings.ports.products)} list`);
-  say(`  ${grpcurl(settings.ports.orders, "shopmesh.orders.v1.OrdersService/ListOrders", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`);
+  say(
+    `  ${grpcurl(settings.ports.orders, "shopmesh.orders.v1.OrdersService/ListOrders", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`,
+  );
   say();
-  say(`Demo accounts: ${Object.values(record.accounts).map((a) => `${a.email} / ${a.password}`).join(", ")}`);
+  say(
+    `Demo accounts: ${Object.values(record.accounts)
+      .map((a) => `${a.email} / ${a.password}`)
+      .join(", ")}`,
+  );
   say(`For the README's commands: <alice id> is ${alice.userId}, <product id> is ${record.productIds[0] ?? "(none)"}`);
   say("Press Ctrl-C to stop every service.");
 }

@@ -12,7 +12,12 @@ export interface RestartPolicy {
   maxFailedStarts: number;
 }
 
-export const defaultRestartPolicy: RestartPolicy = { firstDelayMs: 1000, maxDelayMs: 30_000, stableMs: 30_000, maxFailedStarts: 5 };
+export const defaultRestartPolicy: RestartPolicy = {
+  firstDelayMs: 1000,
+  maxDelayMs: 30_000,
+  stableMs: 30_000,
+  maxFailedStarts: 5,
+};
 
 /** What the restarter reports, for the launcher to print. */
 export interface RestartEvents {

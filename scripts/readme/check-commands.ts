@@ -33,9 +33,15 @@ export interface CheckResult {
 
 /** Commands never run here, and why. Matched against the command's text. */
 const notRun: [RegExp, string][] = [
-  [/^npm install\b/, "the check runs in an installed checkout (CI's .ci/run installs first); reinstalling would rewrite node_modules under the running tests"],
+  [
+    /^npm install\b/,
+    "the check runs in an installed checkout (CI's .ci/run installs first); reinstalling would rewrite node_modules under the running tests",
+  ],
   [/^npm test\b/, "npm test runs this check (test/docs/readme-commands.test.ts)"],
-  [/^npm run generate\b/, "rewrites gen/ in place under the running tests; test/contracts/generated-code.test.ts regenerates into a copy and compares"],
+  [
+    /^npm run generate\b/,
+    "rewrites gen/ in place under the running tests; test/contracts/generated-code.test.ts regenerates into a copy and compares",
+  ],
 ];
 
 /** Why a command is never run here, if it is not. */
@@ -102,12 +108,22 @@ export async function checkReadmeCommands(options: Options = {}): Promise<CheckR
           continue;
         }
         const stream = index === block.commands.length - 1 && isStream(block);
-        const outcome = await runCommand(command, { mesh, stateFile, stream, timeoutMs: options.commandTimeoutMs ?? 60_000 });
+        const outcome = await runCommand(command, {
+          mesh,
+          stateFile,
+          stream,
+          timeoutMs: options.commandTimeoutMs ?? 60_000,
+        });
         output += outcome.output;
-        record(outcome.status === "ran" ? { command, status: "ran", ms: outcome.ms } : { command, status: "failed", reason: outcome.reason, output: outcome.output });
+        record(
+          outcome.status === "ran"
+            ? { command, status: "ran", ms: outcome.ms }
+            : { command, status: "failed", reason: outcome.reason, output: outcome.output },
+        );
       }
       for (const expected of skipBlock ? [] : markerValues(block.markers, "expect")) {
-        if (!output.includes(expected)) problems.push(`README.md:${block.line}: the block's output does not contain ${expected}`);
+        if (!output.includes(expected))
+          problems.push(`README.md:${block.line}: the block's output does not contain ${expected}`);
       }
     }
   } finally {
@@ -129,7 +145,8 @@ export function blockSkipReason(block: ReadmeBlock): string | undefined {
   const section = sectionsNotRun[block.heading];
   if (section) return section;
   for (const program of markerValues(block.markers, "needs")) {
-    if (!findProgram(program)) return `${program} is not installed (not a Debian package here); the buf curl line above each runs instead`;
+    if (!findProgram(program))
+      return `${program} is not installed (not a Debian package here); the buf curl line above each runs instead`;
   }
   return undefined;
 }
@@ -146,9 +163,13 @@ export function inlineCommands(markdown: string): string[] {
 
 /** Every `npm run NAME` the prose names must be a script of package.json. */
 export function inlineScriptProblems(markdown: string): string[] {
-  const scripts = (JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts;
+  const scripts = (
+    JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { scripts: Record<string, string> }
+  ).scripts;
   const named = new Set([...markdown.matchAll(/npm run ([a-z][\w:-]*)/g)].map((match) => match[1]!));
-  return [...named].filter((name) => !(name in scripts)).map((name) => `README.md names "npm run ${name}", which package.json does not define`);
+  return [...named]
+    .filter((name) => !(name in scripts))
+    .map((name) => `README.md names "npm run ${name}", which package.json does not define`);
 }
 
 /** The command with the README's placeholders and ports made this mesh's. */
@@ -192,12 +213,22 @@ async function runCommand(
     text,
     "status=$?",
     `{ export -p; declare -f; } > ${q(context.stateFile)}.next && mv ${q(context.stateFile)}.next ${q(context.stateFile)}`,
-    assigned ? `[ "$status" -eq 0 ] && { [ -n "\${${assigned}}" ] && [ "\${${assigned}}" != undefined ] || { echo "${assigned} is empty" >&2; status=1; }; }` : "",
+    assigned
+      ? `[ "$status" -eq 0 ] && { [ -n "\${${assigned}}" ] && [ "\${${assigned}}" != undefined ] || { echo "${assigned} is empty" >&2; status=1; }; }`
+      : "",
     "exit $status",
   ].join("\n");
-  const env: NodeJS.ProcessEnv = { ...process.env, ...(context.mesh ? { SHOPMESH_PORT_BASE: String(context.mesh.base) } : {}) };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...(context.mesh ? { SHOPMESH_PORT_BASE: String(context.mesh.base) } : {}),
+  };
   const started = Date.now();
-  const child = spawn("bash", ["-c", script], { cwd: repoRoot, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const child = spawn("bash", ["-c", script], {
+    cwd: repoRoot,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
   let output = "";
   // A stream passes once it has printed something and kept running 2 s more.
   let markStreaming: (() => void) | undefined;
@@ -221,7 +252,11 @@ async function runCommand(
     await exited;
     clearTimeout(killer);
     if (first === "streaming") return { status: "ran", ms: Date.now() - started, output };
-    return { status: "failed", reason: `still running after ${context.timeoutMs / 1000} s${context.stream ? " and printed nothing" : ""}`, output };
+    return {
+      status: "failed",
+      reason: `still running after ${context.timeoutMs / 1000} s${context.stream ? " and printed nothing" : ""}`,
+      output,
+    };
   }
   if (first !== 0) return { status: "failed", reason: `exit ${String(first)}`, output };
   return { status: "ran", ms: Date.now() - started, output };
@@ -284,16 +319,21 @@ async function startMesh(work: string, log: (line: string) => void): Promise<Mes
     // Busy ports are another program's; a slow start, a machine under load.
     const retry = first !== "timeout" && /busy|did not become ready in time/.test(printed) && attempt < 3;
     if (retry) {
-      log(`npm start failed (${/busy/.test(printed) ? "a port was busy" : "a service was slow to start"}); trying again on other ports`);
+      log(
+        `npm start failed (${/busy/.test(printed) ? "a port was busy" : "a service was slow to start"}); trying again on other ports`,
+      );
       continue;
     }
-    throw new Error(`npm start did not print the README ids (${first === "timeout" ? "timed out" : `exit ${String(first)}`}):\n${printed}`);
+    throw new Error(
+      `npm start did not print the README ids (${first === "timeout" ? "timed out" : `exit ${String(first)}`}):\n${printed}`,
+    );
   }
 }
 
 function indent(text: string): string {
   const lines = text.trimEnd().split("\n");
-  const shown = lines.length > 40 ? [...lines.slice(0, 20), `... ${lines.length - 40} lines ...`, ...lines.slice(-20)] : lines;
+  const shown =
+    lines.length > 40 ? [...lines.slice(0, 20), `... ${lines.length - 40} lines ...`, ...lines.slice(-20)] : lines;
   return shown.map((line) => `         | ${line}`).join("\n");
 }
 
@@ -302,7 +342,9 @@ async function main(): Promise<void> {
   const { outcomes, problems } = await checkReadmeCommands({ log: (line) => console.log(line) });
   const count = (status: Outcome["status"]) => outcomes.filter((outcome) => outcome.status === status).length;
   const failed = count("failed") + problems.length;
-  console.log(`docs:check: ${count("ran")} commands ran, ${count("skipped")} skipped, ${failed} failed (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+  console.log(
+    `docs:check: ${count("ran")} commands ran, ${count("skipped")} skipped, ${failed} failed (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+  );
   process.exit(failed > 0 ? 1 : 0);
 }
 

@@ -24,7 +24,8 @@ export function readSamples(markdown: string): Map<string, string> {
 export function writeSamples(markdown: string, samples: ReadonlyMap<string, string>): string {
   const present = readSamples(markdown);
   const missing = [...samples.keys()].filter((name) => !present.has(name));
-  if (missing.length > 0) throw new Error(`README.md has no <!-- sample:${missing.join(" -->, <!-- sample:")} --> block`);
+  if (missing.length > 0)
+    throw new Error(`README.md has no <!-- sample:${missing.join(" -->, <!-- sample:")} --> block`);
   return markdown.replace(samplePattern, (block, name: string) => {
     const text = samples.get(name);
     if (text === undefined) return block;

@@ -68,5 +68,7 @@ export function splitCommands(lines: string[]): string[] {
 
 /** The marker's value for `key`, e.g. markerValues(["expect x"], "expect") = ["x"]. */
 export function markerValues(markers: readonly string[], key: string): string[] {
-  return markers.filter((marker) => marker === key || marker.startsWith(`${key} `)).map((marker) => marker.slice(key.length).trim());
+  return markers
+    .filter((marker) => marker === key || marker.startsWith(`${key} `))
+    .map((marker) => marker.slice(key.length).trim());
 }

@@ -47,7 +47,8 @@ async function renameSamples(root: string): Promise<Map<string, string>> {
     const proto = join(copy.dir, "proto/shopmesh/users/v1/users.proto");
     const text = readFileSync(proto, "utf8");
     const field = "string display_name = 3;";
-    if (text.split(field).length !== 3) throw new Error(`users.proto should declare "${field}" twice (User, SignUpRequest)`);
+    if (text.split(field).length !== 3)
+      throw new Error(`users.proto should declare "${field}" twice (User, SignUpRequest)`);
     writeFileSync(proto, text.replaceAll(field, "string first_name = 3;"));
 
     const [breaking, generate] = await Promise.all([
@@ -58,7 +59,8 @@ async function renameSamples(root: string): Promise<Map<string, string>> {
     expectExit("buf generate", generate, [0]);
     const typecheck = await run(join(copy.dir, "node_modules/.bin/tsc"), ["--noEmit", "-p", "tsconfig.json"], copy.dir);
     expectExit("tsc", typecheck, [1, 2]);
-    if (!typecheck.stdout.includes("error TS")) throw new Error(`tsc failed without a type error:\n${typecheck.stdout}${typecheck.stderr}`);
+    if (!typecheck.stdout.includes("error TS"))
+      throw new Error(`tsc failed without a type error:\n${typecheck.stdout}${typecheck.stderr}`);
     return new Map([
       ["breaking-rename", breaking.stdout],
       ["typecheck-rename", typecheck.stdout],

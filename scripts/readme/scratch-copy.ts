@@ -22,7 +22,10 @@ export async function scratchCopy(root: string, exclude: readonly string[] = ["r
   const dir = mkdtempSync(join(tmpdir(), "shopmesh-scratch-"));
   const remove = () => rmSync(dir, { recursive: true, force: true });
   try {
-    const { stdout } = await run("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: root, maxBuffer: 16 * 1024 * 1024 });
+    const { stdout } = await run("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], {
+      cwd: root,
+      maxBuffer: 16 * 1024 * 1024,
+    });
     const files = stdout.split("\0").filter((file) => file && !exclude.includes(file.split("/")[0]!));
     for (const file of files) {
       mkdirSync(dirname(join(dir, file)), { recursive: true });

@@ -1,5 +1,12 @@
 import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient as createConnectClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  createClient as createConnectClient,
+  type CallOptions,
+  type Client,
+  type Transport,
+} from "@connectrpc/connect";
 
 type AnyMethod = (input: unknown, options?: CallOptions) => unknown;
 

@@ -1,7 +1,7 @@
 import {
   Client as GrpcClient,
   credentials as grpcCredentials,
-  Metadata,
+  type Metadata,
   type CallOptions as GrpcCallOptions,
   type ChannelCredentials,
   type ChannelOptions,
@@ -164,7 +164,9 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
               if (error) {
                 // A cancellation we caused keeps the signal's reason (e.g. a
                 // deadline an interceptor saw, or the caller's own error).
-                reject(req.signal.aborted ? ConnectError.from(req.signal.reason, Code.Canceled) : toConnectError(error));
+                reject(
+                  req.signal.aborted ? ConnectError.from(req.signal.reason, Code.Canceled) : toConnectError(error),
+                );
                 return;
               }
               // grpc-js emits "status" right after this callback, before
@@ -175,10 +177,12 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
                 service: method.parent,
                 method,
                 get header() {
-                  return (responseHeader ??= metadataToHeaders(headerMetadata));
+                  responseHeader ??= metadataToHeaders(headerMetadata);
+                  return responseHeader;
                 },
                 get trailer() {
-                  return (responseTrailer ??= metadataToHeaders(trailerMetadata));
+                  responseTrailer ??= metadataToHeaders(trailerMetadata);
+                  return responseTrailer;
                 },
                 message: value as MessageShape<O>,
               });
@@ -196,7 +200,10 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
         const controller = new AbortController();
         if (signal?.aborted) controller.abort(signal.reason);
         else signal?.addEventListener("abort", () => controller.abort(signal.reason), { once: true });
-        timer = setTimeout(() => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeoutMs);
+        timer = setTimeout(
+          () => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)),
+          timeoutMs,
+        );
         requestSignal = controller.signal;
       }
       const next = applyInterceptors(innermost, interceptors);
@@ -267,7 +274,9 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
               metadataToHeaders(metadata, responseHeader);
               resolve();
             });
-            call.once("error", (error: unknown) => reject(isServiceError(error) ? toConnectError(error) : ConnectError.from(error)));
+            call.once("error", (error: unknown) =>
+              reject(isServiceError(error) ? toConnectError(error) : ConnectError.from(error)),
+            );
             call.once("status", () => resolve());
           });
           return {
@@ -317,7 +326,10 @@ async function singleMessage<T>(messages: AsyncIterable<T>): Promise<T> {
     if (count++ === 0) first = message;
   }
   if (count !== 1) {
-    throw new ConnectError(`server streaming calls take exactly one request message, got ${count}`, Code.InvalidArgument);
+    throw new ConnectError(
+      `server streaming calls take exactly one request message, got ${count}`,
+      Code.InvalidArgument,
+    );
   }
   return first as T;
 }

@@ -8,7 +8,10 @@ import type { Interceptor } from "@connectrpc/connect";
  *
  * @internal
  */
-export function applyInterceptors<F extends (req: never) => Promise<unknown>>(next: F, interceptors: readonly Interceptor[] | undefined): F {
+export function applyInterceptors<F extends (req: never) => Promise<unknown>>(
+  next: F,
+  interceptors: readonly Interceptor[] | undefined,
+): F {
   if (!interceptors || interceptors.length === 0) return next;
   return interceptors.reduceRight<F>((inner, interceptor) => interceptor(inner as never) as unknown as F, next);
 }

@@ -4,7 +4,7 @@
 // read), never the INTERNAL that grpc-js reports for some of them.
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import { spawnService, type ServiceProcess } from "@shopmesh/chassis";
 import { createClient, createGrpcTransport, type GrpcTransport } from "@shopmesh/sdk";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
@@ -51,9 +51,15 @@ async function streamFailure(how: string): Promise<ConnectError> {
 describe("a connection torn down mid-call", () => {
   it("by the server's GOAWAY with INTERNAL_ERROR is UNAVAILABLE, for unary and streaming calls", async () => {
     const unary = await unaryFailure("session-error");
-    expect([unary.code, unary.rawMessage]).toEqual([Code.Unavailable, expect.stringMatching(/Session closed with error code 2/)]);
+    expect([unary.code, unary.rawMessage]).toEqual([
+      Code.Unavailable,
+      expect.stringMatching(/Session closed with error code 2/),
+    ]);
     const streaming = await streamFailure("session-error");
-    expect([streaming.code, streaming.rawMessage]).toEqual([Code.Unavailable, expect.stringMatching(/Session closed with error code 2/)]);
+    expect([streaming.code, streaming.rawMessage]).toEqual([
+      Code.Unavailable,
+      expect.stringMatching(/Session closed with error code 2/),
+    ]);
   });
 
   it("by a session closed without an error code is UNAVAILABLE", async () => {
@@ -68,7 +74,10 @@ describe("a connection torn down mid-call", () => {
   it("keeps INTERNAL for one stream reset with INTERNAL_ERROR on a connection that stays up", async () => {
     const client = products();
     const reset = await failure(client.getProduct({ productId: "any" }, teardown("stream-internal")));
-    expect([reset.code, reset.rawMessage]).toEqual([Code.Internal, expect.stringMatching(/^Received RST_STREAM with code 2/)]);
+    expect([reset.code, reset.rawMessage]).toEqual([
+      Code.Internal,
+      expect.stringMatching(/^Received RST_STREAM with code 2/),
+    ]);
     // The connection is still there and still answers.
     expect((await failure(client.getProduct({ productId: "any" }, { timeoutMs: 5000 }))).code).toBe(Code.Unimplemented);
   });
@@ -76,7 +85,9 @@ describe("a connection torn down mid-call", () => {
 
 describe("isConnectionLoss", () => {
   it("recognises a call that could not be started on a closed or draining session", () => {
-    expect(isConnectionLoss(Code.Internal, "Failed to start HTTP/2 stream with error The session has been destroyed")).toBe(true);
+    expect(
+      isConnectionLoss(Code.Internal, "Failed to start HTTP/2 stream with error The session has been destroyed"),
+    ).toBe(true);
     const draining = "Failed to start HTTP/2 stream with error New streams cannot be created after receiving a GOAWAY";
     expect(isConnectionLoss(Code.Internal, draining)).toBe(true);
   });

@@ -48,7 +48,12 @@ interface Run {
 function run(command: string, args: string[], cwd: string, extraEnv: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolvePromise, reject) => {
     // The timeout turns a hung child into a failure with its output.
-    const child = spawn(command, args, { cwd, env: { ...env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"], timeout: compileTimeout });
+    const child = spawn(command, args, {
+      cwd,
+      env: { ...env, ...extraEnv },
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: compileTimeout,
+    });
     running.add(child);
     let output = "";
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
@@ -66,7 +71,8 @@ function run(command: string, args: string[], cwd: string, extraEnv: Record<stri
 
 async function mustRun(command: string, args: string[], cwd: string): Promise<string> {
   const result = await run(command, args, cwd);
-  if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} exited with ${result.status}:\n${result.output}`);
+  if (result.status !== 0)
+    throw new Error(`${command} ${args.join(" ")} exited with ${result.status}:\n${result.output}`);
   return result.output;
 }
 
@@ -76,7 +82,7 @@ function readmeBlock(name: string): string {
   const at = readme.indexOf(marker);
   if (at < 0) throw new Error(`README.md has no block marked "${marker.trim()}"`);
   const block = /^```\w*\n([\s\S]*?)^```$/m.exec(readme.slice(at + marker.length));
-  if (!block || block.index !== 0) throw new Error(`"${marker.trim()}" in README.md is not followed by a fenced block`);
+  if (block?.index !== 0) throw new Error(`"${marker.trim()}" in README.md is not followed by a fenced block`);
   return block[1]!;
 }
 
@@ -99,10 +105,15 @@ function installedPackages(dir: string): { name: string; scripts: Record<string,
   if (!existsSync(modules)) return [];
   const folders = readdirSync(modules)
     .filter((entry) => !entry.startsWith("."))
-    .flatMap((entry) => (entry.startsWith("@") ? readdirSync(join(modules, entry)).map((scoped) => join(entry, scoped)) : [entry]));
+    .flatMap((entry) =>
+      entry.startsWith("@") ? readdirSync(join(modules, entry)).map((scoped) => join(entry, scoped)) : [entry],
+    );
   return folders.flatMap((folder) => {
     const path = join(modules, folder);
-    const manifest = JSON.parse(readFileSync(join(path, "package.json"), "utf8")) as { name: string; scripts?: Record<string, string> };
+    const manifest = JSON.parse(readFileSync(join(path, "package.json"), "utf8")) as {
+      name: string;
+      scripts?: Record<string, string>;
+    };
     return [{ name: manifest.name, scripts: manifest.scripts ?? {} }, ...installedPackages(path)];
   });
 }
@@ -176,7 +187,9 @@ async function startMesh(): Promise<TestMesh> {
   mesh = started;
   // The account the README's example signs in with, as npm start seeds it.
   const { alice } = demoAccounts;
-  await started.client("users").signUp({ email: alice.email, password: alice.password, displayName: alice.displayName });
+  await started
+    .client("users")
+    .signUp({ email: alice.email, password: alice.password, displayName: alice.displayName });
   await started.client("products", await adminToken(started)).createProduct({
     name: "Ceramic mug",
     description: "350 ml, dishwasher safe.",
@@ -252,23 +265,38 @@ afterAll(async () => {
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
-it("passes arethetypeswrong as an ESM-only package", async () => {
-  // esm-only leaves out node10 (ignores "exports", so no subpath resolves) and
-  // require() from CommonJS, which TypeScript and older Node refuse for an ES
-  // module; both are outside what the SDK supports.
-  const attw = join(root, "node_modules/.bin/attw");
-  const result = await run(attw, [tarball, "--profile", "esm-only", "--no-definitely-typed", "--format", "ascii", "--no-color"], scratch);
-  expect(result.status, result.output).toBe(0);
-}, compileTimeout);
+it(
+  "passes arethetypeswrong as an ESM-only package",
+  async () => {
+    // esm-only leaves out node10 (ignores "exports", so no subpath resolves) and
+    // require() from CommonJS, which TypeScript and older Node refuse for an ES
+    // module; both are outside what the SDK supports.
+    const attw = join(root, "node_modules/.bin/attw");
+    const result = await run(
+      attw,
+      [tarball, "--profile", "esm-only", "--no-definitely-typed", "--format", "ascii", "--no-color"],
+      scratch,
+    );
+    expect(result.status, result.output).toBe(0);
+  },
+  compileTimeout,
+);
 
 it("publishes an ES module with its changelog, peer dependencies and no internal entry point", () => {
   const installed = join(project, "node_modules/@shopmesh/sdk");
-  const manifest = JSON.parse(readFileSync(join(installed, "package.json"), "utf8")) as Record<string, Record<string, unknown>>;
+  const manifest = JSON.parse(readFileSync(join(installed, "package.json"), "utf8")) as Record<
+    string,
+    Record<string, unknown>
+  >;
   expect(manifest.type).toBe("module");
   expect(Object.keys(manifest.exports!)).not.toContain("./internal");
   // The application's messages, ConnectError and channel credentials must be
   // the SDK's own copies, so these come from the application.
-  expect(Object.keys(manifest.peerDependencies!).sort()).toEqual(["@bufbuild/protobuf", "@connectrpc/connect", "@grpc/grpc-js"]);
+  expect(Object.keys(manifest.peerDependencies!).sort()).toEqual([
+    "@bufbuild/protobuf",
+    "@connectrpc/connect",
+    "@grpc/grpc-js",
+  ]);
   expect(Object.keys(manifest.dependencies!)).toEqual(["@connectrpc/connect-node"]);
   expect(readFileSync(join(installed, "CHANGELOG.md"), "utf8")).toContain(`## ${String(manifest.version)}`);
 });
@@ -282,18 +310,27 @@ it("installs by the README's commands without install-script warnings, one copy 
   const withScripts = packages.filter(({ scripts }) => scripts.preinstall ?? scripts.install ?? scripts.postinstall);
   expect(withScripts.map(({ name }) => name)).toEqual(["protobufjs"]);
   for (const shared of ["@bufbuild/protobuf", "@connectrpc/connect", "@grpc/grpc-js"]) {
-    expect(packages.filter(({ name }) => name === shared), shared).toHaveLength(1);
+    expect(
+      packages.filter(({ name }) => name === shared),
+      shared,
+    ).toHaveLength(1);
   }
-  const typescript = JSON.parse(readFileSync(join(project, "node_modules/typescript/package.json"), "utf8")) as { version: string };
+  const typescript = JSON.parse(readFileSync(join(project, "node_modules/typescript/package.json"), "utf8")) as {
+    version: string;
+  };
   expect(typescript.version).toMatch(/^5\./);
 });
 
-it("type-checks and compiles the README's example with the README's tsconfig.json", async () => {
-  const [compile] = readmeCommands("run");
-  const result = await run(compile![0]!, compile!.slice(1), project);
-  expect(result.output).toBe("");
-  expect(result.status).toBe(0);
-}, compileTimeout);
+it(
+  "type-checks and compiles the README's example with the README's tsconfig.json",
+  async () => {
+    const [compile] = readmeCommands("run");
+    const result = await run(compile![0]!, compile!.slice(1), project);
+    expect(result.output).toBe("");
+    expect(result.status).toBe(0);
+  },
+  compileTimeout,
+);
 
 it("runs the README's example against live users and products services", async () => {
   const [, start] = readmeCommands("run");
@@ -302,39 +339,67 @@ it("runs the README's example against live users and products services", async (
     PRODUCTS_TARGET: mesh!.address("products"),
   });
   expect(result.status, result.output).toBe(0);
-  expect(result.output.trim().split("\n")).toEqual(["Ceramic mug: 1200 EUR", "InvalidArgument: product_id: is not a valid id"]);
+  expect(result.output.trim().split("\n")).toEqual([
+    "Ceramic mug: 1200 EUR",
+    "InvalidArgument: product_id: is not a valid id",
+  ]);
 });
 
-it("type-checks the README's example under moduleResolution bundler", async () => {
-  const tsconfig = JSON.parse(readmeBlock("tsconfig.json")) as { compilerOptions: Record<string, unknown> };
-  // The declarations were checked by the compile above; here only resolution differs.
-  tsconfig.compilerOptions = { ...tsconfig.compilerOptions, module: "esnext", moduleResolution: "bundler", noEmit: true, skipLibCheck: true };
-  writeFileSync(join(project, "tsconfig.bundler.json"), JSON.stringify(tsconfig));
-  const result = await run(join(project, "node_modules/.bin/tsc"), ["-p", "tsconfig.bundler.json"], project);
-  expect(result.output).toBe("");
-  expect(result.status).toBe(0);
-}, compileTimeout);
+it(
+  "type-checks the README's example under moduleResolution bundler",
+  async () => {
+    const tsconfig = JSON.parse(readmeBlock("tsconfig.json")) as { compilerOptions: Record<string, unknown> };
+    // The declarations were checked by the compile above; here only resolution differs.
+    tsconfig.compilerOptions = {
+      ...tsconfig.compilerOptions,
+      module: "esnext",
+      moduleResolution: "bundler",
+      noEmit: true,
+      skipLibCheck: true,
+    };
+    writeFileSync(join(project, "tsconfig.bundler.json"), JSON.stringify(tsconfig));
+    const result = await run(join(project, "node_modules/.bin/tsc"), ["-p", "tsconfig.bundler.json"], project);
+    expect(result.output).toBe("");
+    expect(result.status).toBe(0);
+  },
+  compileTimeout,
+);
 
-it("refuses the README's example in the CommonJS project npm init -y makes", async () => {
-  // The README's own project, minus `"type": "module"`.
-  const commonjs = join(project, "commonjs");
-  mkdirSync(join(commonjs, "src"), { recursive: true });
-  const { type, ...manifest } = JSON.parse(readFileSync(join(project, "package.json"), "utf8")) as Record<string, unknown>;
-  expect(type).toBe("module");
-  writeFileSync(join(commonjs, "package.json"), JSON.stringify(manifest));
-  writeFileSync(join(commonjs, "tsconfig.json"), readmeBlock("tsconfig.json"));
-  writeFileSync(join(commonjs, "src/index.ts"), readmeBlock("src/index.ts"));
-  const result = await run(join(project, "node_modules/.bin/tsc"), ["-p", "tsconfig.json", "--noEmit", "--skipLibCheck"], commonjs);
-  expect(result.status).not.toBe(0);
-  expect(result.output).toContain("error TS1309");
-}, compileTimeout);
+it(
+  "refuses the README's example in the CommonJS project npm init -y makes",
+  async () => {
+    // The README's own project, minus `"type": "module"`.
+    const commonjs = join(project, "commonjs");
+    mkdirSync(join(commonjs, "src"), { recursive: true });
+    const { type, ...manifest } = JSON.parse(readFileSync(join(project, "package.json"), "utf8")) as Record<
+      string,
+      unknown
+    >;
+    expect(type).toBe("module");
+    writeFileSync(join(commonjs, "package.json"), JSON.stringify(manifest));
+    writeFileSync(join(commonjs, "tsconfig.json"), readmeBlock("tsconfig.json"));
+    writeFileSync(join(commonjs, "src/index.ts"), readmeBlock("src/index.ts"));
+    const result = await run(
+      join(project, "node_modules/.bin/tsc"),
+      ["-p", "tsconfig.json", "--noEmit", "--skipLibCheck"],
+      commonjs,
+    );
+    expect(result.status).not.toBe(0);
+    expect(result.output).toContain("error TS1309");
+  },
+  compileTimeout,
+);
 
-it("type-checks a strict NodeNext consumer against the packed declarations", async () => {
-  // Emits out-strict/ for the next test as well.
-  const result = await run(join(project, "node_modules/.bin/tsc"), ["-p", "strict/tsconfig.json"], project);
-  expect(result.output).toBe("");
-  expect(result.status).toBe(0);
-}, compileTimeout);
+it(
+  "type-checks a strict NodeNext consumer against the packed declarations",
+  async () => {
+    // Emits out-strict/ for the next test as well.
+    const result = await run(join(project, "node_modules/.bin/tsc"), ["-p", "strict/tsconfig.json"], project);
+    expect(result.output).toBe("");
+    expect(result.status).toBe(0);
+  },
+  compileTimeout,
+);
 
 it("runs on plain Node against a live server over both transports", async () => {
   const result = await run(process.execPath, ["out-strict/consumer.js", mesh!.address("products")], project);

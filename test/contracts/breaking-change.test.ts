@@ -31,7 +31,15 @@ function run(command: string, args: string[], env: Record<string, string> = {}):
 }
 
 function git(...args: string[]): void {
-  const result = run("git", ["-c", "user.name=shopmesh", "-c", "user.email=test@shopmesh.invalid", "-c", "commit.gpgsign=false", ...args]);
+  const result = run("git", [
+    "-c",
+    "user.name=shopmesh",
+    "-c",
+    "user.email=test@shopmesh.invalid",
+    "-c",
+    "commit.gpgsign=false",
+    ...args,
+  ]);
   if (result.status !== 0) throw new Error(`git ${args.join(" ")} failed:\n${result.output}`);
 }
 
@@ -87,7 +95,11 @@ describe("buf breaking against the committed contracts", () => {
   });
 
   it("rejects renaming display_name to first_name, the classic run-time break", () => {
-    edit(usersProto, "  string display_name = 3;\n  // What this user may do.", "  string first_name = 3;\n  // What this user may do.");
+    edit(
+      usersProto,
+      "  string display_name = 3;\n  // What this user may do.",
+      "  string first_name = 3;\n  // What this user may do.",
+    );
     const { status, output } = breaking();
     expect(status).not.toBe(0);
     expect(output).toContain('Field "3" on message "User" changed name from "display_name" to "first_name".');
@@ -95,7 +107,11 @@ describe("buf breaking against the committed contracts", () => {
   });
 
   it("accepts additive changes: a new field with a new number and a new RPC", () => {
-    edit(productsProto, "  google.protobuf.Timestamp create_time = 5;\n}", "  google.protobuf.Timestamp create_time = 5;\n  // Stock keeping unit.\n  string sku = 6;\n}");
+    edit(
+      productsProto,
+      "  google.protobuf.Timestamp create_time = 5;\n}",
+      "  google.protobuf.Timestamp create_time = 5;\n  // Stock keeping unit.\n  string sku = 6;\n}",
+    );
     edit(
       productsProto,
       "service ProductsService {\n",
@@ -120,7 +136,9 @@ describe("npm run breaking (scripts/breaking.mjs)", () => {
   });
 
   it("takes the baseline from BREAKING_AGAINST and passes when compatible", () => {
-    const { status, output } = run(process.execPath, [join(root, "scripts/breaking.mjs")], { BREAKING_AGAINST: "HEAD" });
+    const { status, output } = run(process.execPath, [join(root, "scripts/breaking.mjs")], {
+      BREAKING_AGAINST: "HEAD",
+    });
     expect(output).toContain("against ./.git#ref=HEAD");
     expect(status).toBe(0);
   });

@@ -8,7 +8,13 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { blockSkipReason, checkReadmeCommands, commandSkipReason, inlineScriptProblems, substitute } from "../../scripts/readme/check-commands.js";
+import {
+  blockSkipReason,
+  checkReadmeCommands,
+  commandSkipReason,
+  inlineScriptProblems,
+  substitute,
+} from "../../scripts/readme/check-commands.js";
 import { readmeBlocks, splitCommands } from "../../scripts/readme/readme-commands.js";
 
 const root = join(import.meta.dirname, "../..");
@@ -47,11 +53,15 @@ describe("the README's commands", () => {
 describe("filling in a README command", () => {
   it("replaces the placeholders and moves the README's ports to the mesh's", () => {
     const command = `curl -d '{"user_id":"<alice id>","items":[{"product_id":"<product id>"}]}' http://127.0.0.1:50054/x 127.0.0.1:50051`;
-    expect(substitute(command, mesh)).toBe(`curl -d '{"user_id":"alice-1","items":[{"product_id":"product-1"}]}' http://127.0.0.1:40103/x 127.0.0.1:40100`);
+    expect(substitute(command, mesh)).toBe(
+      `curl -d '{"user_id":"alice-1","items":[{"product_id":"product-1"}]}' http://127.0.0.1:40103/x 127.0.0.1:40100`,
+    );
   });
 
   it("refuses a port that is not the README's, an unknown placeholder, and a mesh command before npm start", () => {
-    expect(() => substitute("grpcurl 127.0.0.1:4222 list", mesh)).toThrow("127.0.0.1:4222 is none of the README's service ports");
+    expect(() => substitute("grpcurl 127.0.0.1:4222 list", mesh)).toThrow(
+      "127.0.0.1:4222 is none of the README's service ports",
+    );
     expect(() => substitute(`-d '{"user_id":"<bob id>"}'`, mesh)).toThrow("unknown placeholder <bob id>");
     expect(() => substitute("grpcurl 127.0.0.1:50051 list", undefined)).toThrow("no npm start came before it");
   });
@@ -59,7 +69,17 @@ describe("filling in a README command", () => {
 
 describe("splitting a block into commands", () => {
   it("joins continued lines and function bodies, and drops comments", () => {
-    const lines = ["# a comment", "f() {", "  echo a \\", "    b", "}", "", "f   # trailing comment", "echo x \\", "  y"];
+    const lines = [
+      "# a comment",
+      "f() {",
+      "  echo a \\",
+      "    b",
+      "}",
+      "",
+      "f   # trailing comment",
+      "echo x \\",
+      "  y",
+    ];
     expect(splitCommands(lines)).toEqual(["f() {\n  echo a \\\n    b\n}", "f   # trailing comment", "echo x \\\n  y"]);
   });
 });
@@ -84,7 +104,14 @@ describe("running commands (the check's mechanics)", () => {
   });
 
   it("fails on a non-zero exit, an empty exported value, and a missing expected output", async () => {
-    const markdown = ["<!-- docs-check: expect never printed -->", "```sh", "false", "export TOKEN=$(true)", "echo fine", "```"].join("\n");
+    const markdown = [
+      "<!-- docs-check: expect never printed -->",
+      "```sh",
+      "false",
+      "export TOKEN=$(true)",
+      "echo fine",
+      "```",
+    ].join("\n");
     const { outcomes, problems } = await run(markdown);
     expect(outcomes.map((outcome) => [outcome.status, outcome.status === "failed" ? outcome.reason : ""])).toEqual([
       ["failed", "exit 1"],
@@ -108,6 +135,9 @@ describe("running commands (the check's mechanics)", () => {
     ].join("\n");
     const { outcomes } = await run(markdown);
     expect(outcomes[0]).toMatchObject({ status: "ran" });
-    expect(outcomes[1]).toMatchObject({ status: "skipped", reason: expect.stringContaining("shopmesh-no-such-program is not installed") });
+    expect(outcomes[1]).toMatchObject({
+      status: "skipped",
+      reason: expect.stringContaining("shopmesh-no-such-program is not installed"),
+    });
   });
 });

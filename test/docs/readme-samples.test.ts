@@ -18,10 +18,18 @@ describe("README sample outputs", () => {
   }, 300_000);
 
   it("rewrites only the text between a sample's markers", () => {
-    const readme = "intro\n<!-- sample:a -->\n```text\nold\n```\n<!-- /sample -->\nmiddle\n<!-- sample:b -->\n```text\nkeep\n```\n<!-- /sample -->\n";
+    const readme =
+      "intro\n<!-- sample:a -->\n```text\nold\n```\n<!-- /sample -->\nmiddle\n<!-- sample:b -->\n```text\nkeep\n```\n<!-- /sample -->\n";
     const updated = writeSamples(readme, new Map([["a", "new 1\nnew 2\n"]]));
-    expect(updated).toBe("intro\n<!-- sample:a -->\n```text\nnew 1\nnew 2\n```\n<!-- /sample -->\nmiddle\n<!-- sample:b -->\n```text\nkeep\n```\n<!-- /sample -->\n");
-    expect(readSamples(updated)).toEqual(new Map([["a", "new 1\nnew 2\n"], ["b", "keep\n"]]));
+    expect(updated).toBe(
+      "intro\n<!-- sample:a -->\n```text\nnew 1\nnew 2\n```\n<!-- /sample -->\nmiddle\n<!-- sample:b -->\n```text\nkeep\n```\n<!-- /sample -->\n",
+    );
+    expect(readSamples(updated)).toEqual(
+      new Map([
+        ["a", "new 1\nnew 2\n"],
+        ["b", "keep\n"],
+      ]),
+    );
     expect(() => writeSamples(readme, new Map([["c", "x"]]))).toThrow("<!-- sample:c -->");
   });
 });

@@ -29,7 +29,12 @@ function readStatusTable(): Row[] {
   if (start < 0) throw new Error('README.md has no "What to expect back:" table');
   const lines = readme.slice(start).split("\n").slice(1);
   const table = lines.slice(lines.findIndex((line) => line.startsWith("|")));
-  const rows = table.slice(0, table.findIndex((line) => !line.startsWith("|"))).slice(2);
+  const rows = table
+    .slice(
+      0,
+      table.findIndex((line) => !line.startsWith("|")),
+    )
+    .slice(2);
   return rows.map((line) => {
     const [situation, status] = line.split(" | ").map((cell) => cell.replace(/^\| /, "").replace(/ \|$/, ""));
     const code = /^`([A-Z_]+)`/.exec(status ?? "")?.[1];
@@ -63,7 +68,8 @@ let productId: string;
 beforeAll(async () => {
   mesh = await TestMesh.start(["users", "products", "orders", "user-orders"], { orders: { FAULT_INJECTION: "on" } });
   const admin = mesh.client("products", await adminToken(mesh));
-  productId = (await admin.createProduct({ name: "Tea", price: { currencyCode: "EUR", minorUnits: 450n } })).product!.id;
+  productId = (await admin.createProduct({ name: "Tea", price: { currencyCode: "EUR", minorUnits: 450n } })).product!
+    .id;
 });
 afterAll(() => mesh?.stop());
 
@@ -74,7 +80,12 @@ const requestId = () => `status-table-${++requestCounter}`;
 const checks: Record<string, () => Promise<Answer[]>> = {
   "a field is missing or malformed": async () => {
     const c = await signUpCustomer(mesh);
-    const missing = await failed(mesh.client("orders", c.token).createOrder({ requestId: requestId(), items: [{ productId: "01900000-0000-7000-8000-00000000abcd", quantity: 1 }] }));
+    const missing = await failed(
+      mesh.client("orders", c.token).createOrder({
+        requestId: requestId(),
+        items: [{ productId: "01900000-0000-7000-8000-00000000abcd", quantity: 1 }],
+      }),
+    );
     expect(missing.message).toMatch(/^items\[0\]\.product_id: /);
     const malformed = await failed(mesh.client("products").getProduct({ productId: "not an id" }));
     expect(malformed.message).toMatch(/^product_id: /);
@@ -84,7 +95,11 @@ const checks: Record<string, () => Promise<Answer[]>> = {
   "an undecodable request body (bad bytes, truncated varint, bad wire type, invalid UTF-8, deep nesting)": async () => {
     const path = "/shopmesh.products.v1.ProductsService/GetProduct";
     const answers: Answer[] = [];
-    for (const body of [[0xff, 0xff, 0xff], [0x0a, 0x05, 0x61], [0x0a, 0x02, 0xc3, 0x28]]) {
+    for (const body of [
+      [0xff, 0xff, 0xff],
+      [0x0a, 0x05, 0x61],
+      [0x0a, 0x02, 0xc3, 0x28],
+    ]) {
       const status = await rawUnaryCall(mesh.address("products"), path, Uint8Array.from(body), { timeoutMs: 5000 });
       answers.push({ code: statusName(status.code), message: status.message });
       expect(status.message).toMatch(/^request: cannot decode shopmesh\.products\.v1\.GetProductRequest/);
@@ -105,15 +120,23 @@ const checks: Record<string, () => Promise<Answer[]>> = {
     return [
       await failed(mesh.client("users", a.token).getUser({ userId: b.userId })),
       await failed(mesh.client("user-orders", a.token).getUserOrders({ userId: b.userId })),
-      await failed(mesh.client("products", a.token).createProduct({ name: "Pen", price: { currencyCode: "EUR", minorUnits: 100n } })),
+      await failed(
+        mesh
+          .client("products", a.token)
+          .createProduct({ name: "Pen", price: { currencyCode: "EUR", minorUnits: 100n } }),
+      ),
     ];
   },
 
-  "an id that names nothing": async () => [await failed(mesh.client("products").getProduct({ productId: "01900000-0000-7000-8000-00000000abcd" }))],
+  "an id that names nothing": async () => [
+    await failed(mesh.client("products").getProduct({ productId: "01900000-0000-7000-8000-00000000abcd" })),
+  ],
 
   "signing up twice with one email": async () => {
     const c = await signUpCustomer(mesh);
-    return [await failed(mesh.client("users").signUp({ email: c.email, password: "another password", displayName: "Twice" }))];
+    return [
+      await failed(mesh.client("users").signUp({ email: c.email, password: "another password", displayName: "Twice" })),
+    ];
   },
 
   "the same `request_id` again with different items": async () => {
@@ -131,7 +154,9 @@ const checks: Record<string, () => Promise<Answer[]>> = {
 
   "a `request_id` with white space at either end": async () => {
     const c = await signUpCustomer(mesh);
-    const answer = await failed(mesh.client("orders", c.token).createOrder({ requestId: "  padded  ", items: [{ productId, quantity: 1 }] }));
+    const answer = await failed(
+      mesh.client("orders", c.token).createOrder({ requestId: "  padded  ", items: [{ productId, quantity: 1 }] }),
+    );
     expect(answer.message).toMatch(/^request_id: /);
     return [answer];
   },
@@ -148,7 +173,11 @@ const checks: Record<string, () => Promise<Answer[]>> = {
           getProduct: () => ({}),
           listProducts: () => ({}),
           batchGetProducts: (request) => ({
-            products: request.productIds.map((id) => ({ id, name: "Gold", price: { currencyCode: "EUR", minorUnits: int64Max } })),
+            products: request.productIds.map((id) => ({
+              id,
+              name: "Gold",
+              price: { currencyCode: "EUR", minorUnits: int64Max },
+            })),
           }),
           async *streamEvents() {},
         }),
@@ -157,7 +186,11 @@ const checks: Record<string, () => Promise<Answer[]>> = {
     const orders = await mesh.startExtra("orders", { PRODUCTS_TARGET: pricey.address });
     try {
       const c = await signUpCustomer(mesh);
-      const answer = await failed(mesh.clientAt("orders", orders.address, c.token).createOrder({ requestId: requestId(), items: [{ productId, quantity: 2 }] }));
+      const answer = await failed(
+        mesh
+          .clientAt("orders", orders.address, c.token)
+          .createOrder({ requestId: requestId(), items: [{ productId, quantity: 2 }] }),
+      );
       expect(answer.message).toMatch(/^items\[0\]\.quantity: /);
       return [answer];
     } finally {
@@ -167,7 +200,10 @@ const checks: Record<string, () => Promise<Answer[]>> = {
   },
 
   "orders cannot reach products to price an order": async () => {
-    const orders = await mesh.startExtra("orders", { PRODUCTS_TARGET: `127.0.0.1:${await closedPort()}`, PRODUCTS_TIMEOUT: "500ms" });
+    const orders = await mesh.startExtra("orders", {
+      PRODUCTS_TARGET: `127.0.0.1:${await closedPort()}`,
+      PRODUCTS_TIMEOUT: "500ms",
+    });
     try {
       const c = await signUpCustomer(mesh);
       const client = mesh.clientAt("orders", orders.address, c.token);
@@ -190,14 +226,19 @@ const checks: Record<string, () => Promise<Answer[]>> = {
     const path = "/shopmesh.userorders.v1.UserOrdersService/GetUserOrders";
     await mesh.faults("orders").setFault({ fault: { method: "ListOrders", hang: true } });
     try {
-      const status = await rawUnaryCall(mesh.address("user-orders"), path, request, { timeoutMs: 300, headers: { authorization: `Bearer ${c.token}` } });
+      const status = await rawUnaryCall(mesh.address("user-orders"), path, request, {
+        timeoutMs: 300,
+        headers: { authorization: `Bearer ${c.token}` },
+      });
       return [{ code: statusName(status.code), message: status.message }];
     } finally {
       await mesh.faults("orders").clearFaults({});
     }
   },
 
-  "a request over 1 MiB": async () => [await failed(mesh.client("products").getProduct({ productId: "x".repeat(1_100_000) }))],
+  "a request over 1 MiB": async () => [
+    await failed(mesh.client("products").getProduct({ productId: "x".repeat(1_100_000) })),
+  ],
 
   "more event streams open than the caller's or the server's cap": async () => {
     // The default cap per caller is 4: an admin's fifth stream is refused.
@@ -205,7 +246,9 @@ const checks: Record<string, () => Promise<Answer[]>> = {
     const controller = new AbortController();
     try {
       const firstMessage = async () => {
-        const stream = products.streamEvents({ afterSequence: 0n }, { signal: controller.signal })[Symbol.asyncIterator]();
+        const stream = products
+          .streamEvents({ afterSequence: 0n }, { signal: controller.signal })
+          [Symbol.asyncIterator]();
         await stream.next();
       };
       for (let i = 0; i < 4; i++) await firstMessage();
@@ -228,7 +271,9 @@ const checks: Record<string, () => Promise<Answer[]>> = {
     try {
       const client = mesh.clientAt("products", products.address);
       const outcomes = await Promise.allSettled([client.getProduct({ productId }), client.getProduct({ productId })]);
-      const refused = outcomes.filter((outcome) => outcome.status === "rejected").map((outcome) => fromError(ConnectError.from(outcome.reason)));
+      const refused = outcomes
+        .filter((outcome) => outcome.status === "rejected")
+        .map((outcome) => fromError(ConnectError.from(outcome.reason)));
       expect(refused).toHaveLength(1);
       expect(refused[0]!.message).toMatch(/^server overloaded: /);
       return refused;

@@ -6,7 +6,7 @@
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { defaultKeyFiles, mintServiceToken, readPem } from "@shopmesh/chassis";
-import { ProductsService } from "@shopmesh/sdk/products/v1";
+import type { ProductsService } from "@shopmesh/sdk/products/v1";
 import { TestMesh } from "../support/mesh.js";
 
 const maxStreams = 5;
@@ -46,10 +46,16 @@ afterEach(() => {
 });
 
 /** Opens StreamEvents and waits for its first message; rejects with the call's error when it is refused. */
-async function openStream(client: Client<typeof ProductsService>, options: { afterSequence?: bigint; timeoutMs?: number } = {}): Promise<OpenStream> {
+async function openStream(
+  client: Client<typeof ProductsService>,
+  options: { afterSequence?: bigint; timeoutMs?: number } = {},
+): Promise<OpenStream> {
   const controller = new AbortController();
   const iterator = client
-    .streamEvents({ afterSequence: options.afterSequence ?? 0n }, { signal: controller.signal, timeoutMs: options.timeoutMs })
+    .streamEvents(
+      { afterSequence: options.afterSequence ?? 0n },
+      { signal: controller.signal, timeoutMs: options.timeoutMs },
+    )
     [Symbol.asyncIterator]();
   const first = await iterator.next();
   if (first.done) throw new Error("the stream ended before its first message");
@@ -74,7 +80,10 @@ function openOnceFree(client: Client<typeof ProductsService>): Promise<OpenStrea
   return vi.waitFor(() => openStream(client), { timeout: 10_000, interval: 50 });
 }
 
-async function refusal(client: Client<typeof ProductsService>, options?: { afterSequence?: bigint }): Promise<ConnectError> {
+async function refusal(
+  client: Client<typeof ProductsService>,
+  options?: { afterSequence?: bigint },
+): Promise<ConnectError> {
   try {
     await openStream(client, options);
   } catch (error) {
@@ -122,7 +131,8 @@ describe("StreamEvents: streams in total", () => {
     const callers = await Promise.all(["total-a", "total-b", "total-c", "total-d"].map(caller));
     const streams: OpenStream[] = [];
     // Two callers at their own cap and one more stream: five, the total.
-    for (const client of [callers[0]!, callers[0]!, callers[1]!, callers[1]!, callers[2]!]) streams.push(await openOnceFree(client));
+    for (const client of [callers[0]!, callers[0]!, callers[1]!, callers[1]!, callers[2]!])
+      streams.push(await openOnceFree(client));
 
     // A caller with no stream at all is refused now.
     const refused = await refusal(callers[3]!);

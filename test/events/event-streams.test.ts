@@ -36,7 +36,10 @@ interface Envelope {
 }
 /** The StreamEvents method of any of the three clients. */
 interface EventsClient<E> {
-  streamEvents(request: { afterSequence?: bigint }, options?: { signal?: AbortSignal }): AsyncIterable<StreamMessage<E>>;
+  streamEvents(
+    request: { afterSequence?: bigint },
+    options?: { signal?: AbortSignal },
+  ): AsyncIterable<StreamMessage<E>>;
 }
 
 let mesh: TestMesh;
@@ -47,7 +50,11 @@ const heartbeatMs = 200;
 const usersEnv = { ...streamEnv, PASSWORD_HASH_COST: "1024" };
 
 beforeAll(async () => {
-  mesh = await TestMesh.start(["users", "products", "orders"], { users: usersEnv, products: streamEnv, orders: streamEnv });
+  mesh = await TestMesh.start(["users", "products", "orders"], {
+    users: usersEnv,
+    products: streamEnv,
+    orders: streamEnv,
+  });
   admin = await adminToken(mesh);
 });
 afterAll(() => mesh?.stop());
@@ -59,7 +66,10 @@ const clients = new Map<string, unknown>();
 function client<S extends EventService>(service: S, token?: string): Client<(typeof servicesOf)[S]> {
   const key = `${service} ${mesh.address(service)} ${token ?? ""}`;
   let found = clients.get(key);
-  if (!found) clients.set(key, (found = mesh.client(service, token)));
+  if (!found) {
+    found = mesh.client(service, token);
+    clients.set(key, found);
+  }
   return found as Client<(typeof servicesOf)[S]>;
 }
 /** Clients: users anonymous (SignUp needs no token), products as the admin; `null` for no token. */
@@ -77,7 +87,9 @@ class Follower<E> {
   readonly #iterator: AsyncIterator<StreamMessage<E>>;
 
   constructor(events: EventsClient<E>, afterSequence: bigint) {
-    this.#iterator = events.streamEvents({ afterSequence }, { signal: this.#controller.signal })[Symbol.asyncIterator]();
+    this.#iterator = events
+      .streamEvents({ afterSequence }, { signal: this.#controller.signal })
+      [Symbol.asyncIterator]();
     followers.add(this);
   }
 
@@ -115,7 +127,10 @@ afterEach(() => {
 });
 
 /** The whole log after `afterSequence`, up to the head the stream announced first. */
-async function readLog<E extends Envelope>(events: EventsClient<E>, afterSequence = 0n): Promise<{ head: bigint; events: E[] }> {
+async function readLog<E extends Envelope>(
+  events: EventsClient<E>,
+  afterSequence = 0n,
+): Promise<{ head: bigint; events: E[] }> {
   const follower = new Follower(events, afterSequence);
   try {
     const first = await follower.next();
@@ -124,7 +139,8 @@ async function readLog<E extends Envelope>(events: EventsClient<E>, afterSequenc
     // Heartbeats keep coming, so a missing event shows as a deadline passing.
     const deadline = Date.now() + 10_000;
     while (first.headSequence > (read.at(-1)?.sequence ?? afterSequence)) {
-      if (Date.now() > deadline) throw new Error(`read ${read.length} events, never reached head ${first.headSequence}`);
+      if (Date.now() > deadline)
+        throw new Error(`read ${read.length} events, never reached head ${first.headSequence}`);
       const message = await follower.next();
       expect(message.headSequence).toBeGreaterThanOrEqual(message.event?.sequence ?? 0n);
       if (message.event) read.push(message.event);
@@ -202,7 +218,12 @@ describe("events of writes", () => {
     tea = (await products().createProduct({ name: "Tea", description: "Loose leaf.", price: price(450n) })).product!;
     mug = (await products().createProduct({ name: "Mug", price: price(1200n) })).product!;
     const repriced = (await products().updateProduct({ productId: tea.id, price: price(500n) })).product!;
-    expect(repriced).toMatchObject({ id: tea.id, name: "Tea", description: "Loose leaf.", price: { minorUnits: 500n } });
+    expect(repriced).toMatchObject({
+      id: tea.id,
+      name: "Tea",
+      description: "Loose leaf.",
+      price: { minorUnits: 500n },
+    });
     placed = [
       (
         await orders(alice.token).createOrder({
@@ -290,7 +311,10 @@ describe("events of writes", () => {
     const userEvent = await userFollower.nextEvent();
     expect([userEvent.sequence, payload(userEvent, "user")]).toEqual([4n, carol.user]);
 
-    const { order } = await orders(carol.token).createOrder({ requestId: "carol-1", items: [{ productId: spoon!.id, quantity: 1 }] });
+    const { order } = await orders(carol.token).createOrder({
+      requestId: "carol-1",
+      items: [{ productId: spoon!.id, quantity: 1 }],
+    });
     const orderEvent = await orderFollower.nextEvent();
     expect([orderEvent.sequence, payload(orderEvent, "order")]).toEqual([3n, order]);
   });
@@ -299,7 +323,11 @@ describe("events of writes", () => {
     const before = { users: await headOf(userEvents()), products: await headOf(productEvents()) };
     const [accounts, created] = await Promise.all([
       Promise.all(Array.from({ length: 12 }, (_, i) => signUp(`crowd${i}`))),
-      Promise.all(Array.from({ length: 30 }, (_, i) => products().createProduct({ name: `Crowd ${i}`, price: price(100n + BigInt(i)) }))),
+      Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          products().createProduct({ name: `Crowd ${i}`, price: price(100n + BigInt(i)) }),
+        ),
+      ),
     ]);
     const userLog = await readLog(userEvents(), before.users);
     const productLog = await readLog(productEvents(), before.products);
@@ -331,14 +359,17 @@ describe("events of writes", () => {
 });
 
 describe("StreamEvents access", () => {
-  it.each(eventServices)("%s: no token UNAUTHENTICATED, a customer PERMISSION_DENIED, an admin and the service token allowed", async (service) => {
-    const events = (token?: string) => client(service, token) as unknown as EventsClient<Envelope>;
-    expect((await failure(firstMessage(events()))).code).toBe(Code.Unauthenticated);
-    expect((await failure(firstMessage(events(alice.token)))).code).toBe(Code.PermissionDenied);
-    const head = (await firstMessage(events(admin))).headSequence;
-    expect(head).toBeGreaterThan(0n);
-    expect(await firstMessage(events(mesh.eventsToken))).toEqual(heartbeat(head));
-  });
+  it.each(eventServices)(
+    "%s: no token UNAUTHENTICATED, a customer PERMISSION_DENIED, an admin and the service token allowed",
+    async (service) => {
+      const events = (token?: string) => client(service, token) as unknown as EventsClient<Envelope>;
+      expect((await failure(firstMessage(events()))).code).toBe(Code.Unauthenticated);
+      expect((await failure(firstMessage(events(alice.token)))).code).toBe(Code.PermissionDenied);
+      const head = (await firstMessage(events(admin))).headSequence;
+      expect(head).toBeGreaterThan(0n);
+      expect(await firstMessage(events(mesh.eventsToken))).toEqual(heartbeat(head));
+    },
+  );
 
   it.each(eventServices)("%s: after_sequence beyond the head is OUT_OF_RANGE", async (service) => {
     const events = client(service, mesh.eventsToken) as unknown as EventsClient<Envelope>;
@@ -395,9 +426,13 @@ describe("writes that record no event", () => {
       expect(error.code, field).toBe(Code.InvalidArgument);
       expect(error.rawMessage.startsWith(`${field}:`), error.rawMessage).toBe(true);
     }
-    const missing = await failure(products().updateProduct({ productId: "01900000-0000-7000-8000-00000000abcd", name: "X" }));
+    const missing = await failure(
+      products().updateProduct({ productId: "01900000-0000-7000-8000-00000000abcd", name: "X" }),
+    );
     expect(missing.code).toBe(Code.NotFound);
-    const byCustomer = await failure(products(alice.token).updateProduct({ productId: tea.id, name: "Cheap tea", price: price(1n) }));
+    const byCustomer = await failure(
+      products(alice.token).updateProduct({ productId: tea.id, name: "Cheap tea", price: price(1n) }),
+    );
     expect(byCustomer.code).toBe(Code.PermissionDenied);
     const anonymous = await failure(products(null).updateProduct({ productId: tea.id, name: "Cheap tea" }));
     expect(anonymous.code).toBe(Code.Unauthenticated);
@@ -405,19 +440,24 @@ describe("writes that record no event", () => {
 
     // An order for a product that does not exist.
     const unknown = await failure(
-      orders(bob.token).createOrder({ requestId: "bob-unknown", items: [{ productId: "01900000-0000-7000-8000-00000000abcd", quantity: 1 }] }),
+      orders(bob.token).createOrder({
+        requestId: "bob-unknown",
+        items: [{ productId: "01900000-0000-7000-8000-00000000abcd", quantity: 1 }],
+      }),
     );
     expect(unknown.code).toBe(Code.InvalidArgument);
 
     // The service token reads the streams and nothing else: it acts for no person.
-    const asService = await failure(orders(mesh.eventsToken).createOrder({ requestId: "service-1", items: [{ productId: mug.id, quantity: 1 }] }));
+    const asService = await failure(
+      orders(mesh.eventsToken).createOrder({ requestId: "service-1", items: [{ productId: mug.id, quantity: 1 }] }),
+    );
     expect(asService.code).toBe(Code.PermissionDenied);
-    expect((await failure(products(mesh.eventsToken).updateProduct({ productId: tea.id, name: "Service tea" }))).code).toBe(
-      Code.PermissionDenied,
-    );
-    expect((await failure(products(mesh.eventsToken).createProduct({ name: "Service tea", price: price(1n) }))).code).toBe(
-      Code.PermissionDenied,
-    );
+    expect(
+      (await failure(products(mesh.eventsToken).updateProduct({ productId: tea.id, name: "Service tea" }))).code,
+    ).toBe(Code.PermissionDenied);
+    expect(
+      (await failure(products(mesh.eventsToken).createProduct({ name: "Service tea", price: price(1n) }))).code,
+    ).toBe(Code.PermissionDenied);
 
     expect(await headOf(userEvents())).toBe(before.users);
     expect(await headOf(productEvents())).toBe(before.products);
@@ -444,17 +484,26 @@ describe("durability", () => {
     // Last writes acknowledged just before the crash.
     const dave = await signUp("dave");
     const { product: kettle } = await products().createProduct({ name: "Kettle", price: price(2999n) });
-    const { order } = await orders(dave.token).createOrder({ requestId: "dave-1", items: [{ productId: kettle!.id, quantity: 1 }] });
+    const { order } = await orders(dave.token).createOrder({
+      requestId: "dave-1",
+      items: [{ productId: kettle!.id, quantity: 1 }],
+    });
     await Promise.all(eventServices.map((service) => mesh.processes.get(service)!.stop("SIGKILL")));
     await Promise.all([mesh.startService("users"), mesh.startService("products")]);
     await mesh.startService("orders");
 
     const userLog = await readLog(userEvents());
     expect(userLog.events.slice(0, -1)).toEqual(logs.users.events);
-    expect(userLog.events.at(-1)).toMatchObject({ sequence: logs.users.head + 1n, kind: { value: { user: dave.user } } });
+    expect(userLog.events.at(-1)).toMatchObject({
+      sequence: logs.users.head + 1n,
+      kind: { value: { user: dave.user } },
+    });
     const productLog = await readLog(productEvents());
     expect(productLog.events.slice(0, -1)).toEqual(logs.products.events);
-    expect(productLog.events.at(-1)).toMatchObject({ sequence: logs.products.head + 1n, kind: { value: { product: kettle } } });
+    expect(productLog.events.at(-1)).toMatchObject({
+      sequence: logs.products.head + 1n,
+      kind: { value: { product: kettle } },
+    });
     const orderLog = await readLog(orderEvents());
     expect(orderLog.events.slice(0, -1)).toEqual(logs.orders.events);
     expect(orderLog.events.at(-1)).toMatchObject({ sequence: logs.orders.head + 1n, kind: { value: { order } } });
@@ -462,13 +511,16 @@ describe("durability", () => {
     // New writes after the restart continue the numbering.
     const erin = await signUp("erin");
     const { product: teapot } = await products().createProduct({ name: "Teapot", price: price(3500n) });
-    const { order: next } = await orders(erin.token).createOrder({ requestId: "erin-1", items: [{ productId: teapot!.id, quantity: 1 }] });
+    const { order: next } = await orders(erin.token).createOrder({
+      requestId: "erin-1",
+      items: [{ productId: teapot!.id, quantity: 1 }],
+    });
     expect((await readLog(userEvents(), userLog.head)).events.map((e) => [e.sequence, payload(e, "user")])).toEqual([
       [userLog.head + 1n, erin.user],
     ]);
-    expect((await readLog(productEvents(), productLog.head)).events.map((e) => [e.sequence, payload(e, "product")])).toEqual([
-      [productLog.head + 1n, teapot],
-    ]);
+    expect(
+      (await readLog(productEvents(), productLog.head)).events.map((e) => [e.sequence, payload(e, "product")]),
+    ).toEqual([[productLog.head + 1n, teapot]]);
     expect((await readLog(orderEvents(), orderLog.head)).events.map((e) => [e.sequence, payload(e, "order")])).toEqual([
       [orderLog.head + 1n, next],
     ]);
@@ -499,7 +551,9 @@ describe("products crashing", () => {
     expect(acknowledged.length).toBeGreaterThanOrEqual(20);
 
     // With products down, orders cannot price an order: it fails and records nothing.
-    const down = await failure(orders(bob.token).createOrder({ requestId: "bob-down", items: [{ productId: mug.id, quantity: 1 }] }));
+    const down = await failure(
+      orders(bob.token).createOrder({ requestId: "bob-down", items: [{ productId: mug.id, quantity: 1 }] }),
+    );
     expect(down.code).toBe(Code.Unavailable);
     expect(await headOf(orderEvents())).toBe(ordersBefore);
 
@@ -509,7 +563,9 @@ describe("products crashing", () => {
     expect(sequences(after.events)).toEqual(oneTo(Number(after.head)));
     expect(after.events.slice(0, before.events.length)).toEqual(before.events);
     const catalog = (await allProducts()).map((product) => product.id);
-    const createdIds = after.events.filter((e) => e.kind.case === "productCreated").map((e) => payload<Product>(e, "product").id);
+    const createdIds = after.events
+      .filter((e) => e.kind.case === "productCreated")
+      .map((e) => payload<Product>(e, "product").id);
     expect(createdIds.sort()).toEqual(catalog.sort());
     const burstEvents = after.events.slice(before.events.length).map((e) => payload<Product>(e, "product"));
     expect(burstEvents.length).toBeGreaterThanOrEqual(acknowledged.length);
@@ -528,23 +584,35 @@ describe("backfill", () => {
     };
     // What each service holds now: accounts and orders never change, products as last changed.
     const accounts = new Map(logs.users.events.map((e) => [payload<User>(e, "user").id, payload<User>(e, "user")]));
-    const catalog = new Map(logs.products.events.map((e) => [payload<Product>(e, "product").id, payload<Product>(e, "product")]));
-    const orderRows = new Map(logs.orders.events.map((e) => [payload<Order>(e, "order").id, payload<Order>(e, "order")]));
+    const catalog = new Map(
+      logs.products.events.map((e) => [payload<Product>(e, "product").id, payload<Product>(e, "product")]),
+    );
+    const orderRows = new Map(
+      logs.orders.events.map((e) => [payload<Order>(e, "order").id, payload<Order>(e, "order")]),
+    );
     expect(catalog.size).toBeLessThan(logs.products.events.length); // some products changed
 
     // Back to the schema before the outbox: no table, no sequence, no record
     // of its migration, nor of those after it, whose changes go too.
     await Promise.all(eventServices.map((service) => mesh.processes.get(service)!.stop("SIGKILL")));
-    const afterOutbox: Record<EventService, string> = { users: "", products: "", orders: "ALTER TABLE orders DROP COLUMN request_fingerprint;" };
+    const afterOutbox: Record<EventService, string> = {
+      users: "",
+      products: "",
+      orders: "ALTER TABLE orders DROP COLUMN request_fingerprint;",
+    };
     for (const service of eventServices) {
-      const journal = JSON.parse(readFileSync(join(root, "services", service, "drizzle", "meta", "_journal.json"), "utf8")) as {
+      const journal = JSON.parse(
+        readFileSync(join(root, "services", service, "drizzle", "meta", "_journal.json"), "utf8"),
+      ) as {
         entries: { tag: string; when: number }[];
       };
       const outboxIndex = journal.entries.findIndex((entry) => entry.tag.endsWith("_outbox"));
       const sqlite = new Database(join(mesh.dataDir, `${service}.sqlite`));
       try {
         sqlite.exec(`${afterOutbox[service]} DROP TABLE outbox; DELETE FROM sqlite_sequence WHERE name = 'outbox'`);
-        const forgotten = sqlite.prepare("DELETE FROM __drizzle_migrations WHERE created_at >= ?").run(journal.entries[outboxIndex]!.when);
+        const forgotten = sqlite
+          .prepare("DELETE FROM __drizzle_migrations WHERE created_at >= ?")
+          .run(journal.entries[outboxIndex]!.when);
         expect(forgotten.changes).toBe(journal.entries.length - outboxIndex);
       } finally {
         sqlite.close();
@@ -554,12 +622,14 @@ describe("backfill", () => {
     // now gone, but nothing here places an order.
     await Promise.all(eventServices.map((service) => mesh.startService(service)));
 
-    const byId = <T extends { id: string }>(rows: Iterable<T>) => [...rows].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const byId = <T extends { id: string }>(rows: Iterable<T>) =>
+      [...rows].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     const userLog = await readLog(userEvents());
     expect(sequences(userLog.events)).toEqual(oneTo(accounts.size));
     expect(new Set(kinds(userLog.events))).toEqual(new Set(["userRegistered"]));
     expect(userLog.events.map((e) => payload(e, "user"))).toEqual(byId(accounts.values()));
-    for (const event of userLog.events) expect(occurMs(event)).toBe(timestampMs(payload<User>(event, "user").createTime!));
+    for (const event of userLog.events)
+      expect(occurMs(event)).toBe(timestampMs(payload<User>(event, "user").createTime!));
 
     const productLog = await readLog(productEvents());
     expect(sequences(productLog.events)).toEqual(oneTo(catalog.size));
@@ -578,9 +648,9 @@ describe("backfill", () => {
     // none is what the restarts in the tests above show: their logs came
     // back unchanged.)
     const { product: cup } = await products().createProduct({ name: "Cup", price: price(800n) });
-    expect((await readLog(productEvents(), productLog.head)).events.map((e) => [e.sequence, payload(e, "product")])).toEqual([
-      [BigInt(catalog.size) + 1n, cup],
-    ]);
+    expect(
+      (await readLog(productEvents(), productLog.head)).events.map((e) => [e.sequence, payload(e, "product")]),
+    ).toEqual([[BigInt(catalog.size) + 1n, cup]]);
   });
 });
 

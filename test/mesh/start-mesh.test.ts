@@ -20,7 +20,9 @@ const dataDir = mkdtempSync(join(tmpdir(), "shopmesh-start-"));
 async function freePortBase(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 21100 + Math.floor(Math.random() * 10000);
-    const free = await Promise.all([0, 1, 2, 3].flatMap((i) => [portIsFree(base + i), portIsFree(defaultAdminPort(base + i))]));
+    const free = await Promise.all(
+      [0, 1, 2, 3].flatMap((i) => [portIsFree(base + i), portIsFree(defaultAdminPort(base + i))]),
+    );
     if (free.every(Boolean)) return base;
   }
   throw new Error("no four free ports in a row");
@@ -35,7 +37,11 @@ interface Launcher {
 }
 
 /** Runs `npm start` (start-mesh.ts) with `args`, or the command given, in its own process group. */
-function launch(base: number, args: string[] = [], command = [process.execPath, "--import", "tsx", join(root, "scripts", "start-mesh.ts")]): Launcher {
+function launch(
+  base: number,
+  args: string[] = [],
+  command = [process.execPath, "--import", "tsx", join(root, "scripts", "start-mesh.ts")],
+): Launcher {
   const child = spawn(command[0]!, [...command.slice(1), ...args], {
     cwd: root,
     env: { ...process.env, DATA_DIR: dataDir, SHOPMESH_PORT_BASE: String(base) },
@@ -61,7 +67,9 @@ function launch(base: number, args: string[] = [], command = [process.execPath, 
         const seen = lines.find((line) => pattern.test(line));
         if (seen) return resolve(seen);
         waiters.push({ pattern, resolve });
-        void exited.then((code) => reject(new Error(`launcher exited (${code}) before printing ${pattern}:\n${lines.join("\n")}`)));
+        void exited.then((code) =>
+          reject(new Error(`launcher exited (${code}) before printing ${pattern}:\n${lines.join("\n")}`)),
+        );
       }),
   };
 }
@@ -83,7 +91,10 @@ afterAll(async () => {
 const signIn = async () => {
   const transport = createTransport({ target: `127.0.0.1:${base}` });
   try {
-    const { session } = await createClient(UsersService, transport).signIn({ email: "alice@shopmesh.local", password: "alice-password" });
+    const { session } = await createClient(UsersService, transport).signIn({
+      email: "alice@shopmesh.local",
+      password: "alice-password",
+    });
     return session!.accessToken;
   } finally {
     transport.close();
@@ -105,10 +116,16 @@ describe("npm start", { timeout: 120_000 }, () => {
     await launcher.waitFor(/Press Ctrl-C/);
     expect(launcher.lines.filter((line) => /^✓ \S+\s+ready on/.test(line)).length).toBeGreaterThanOrEqual(3);
     expect(launcher.lines).toContain("seeded the demo catalog, users and orders");
-    expect(launcher.lines.some((line) => /^For the README's commands: <alice id> is \S+, <product id> is [0-9a-f-]{36}$/.test(line))).toBe(true);
+    expect(
+      launcher.lines.some((line) =>
+        /^For the README's commands: <alice id> is \S+, <product id> is [0-9a-f-]{36}$/.test(line),
+      ),
+    ).toBe(true);
 
     // Run the printed buf curl commands, in order, in one shell, as a person would.
-    const commands = launcher.lines.map((line) => line.trim()).filter((line) => line.includes("npx @bufbuild/buf curl"));
+    const commands = launcher.lines
+      .map((line) => line.trim())
+      .filter((line) => line.includes("npx @bufbuild/buf curl"));
     expect(commands.length).toBeGreaterThanOrEqual(4);
     const script = ["set -e", ...commands.flatMap((command) => [command, 'echo "--- ok"'])].join("\n");
     const run = spawnSync("bash", ["-c", script], { cwd: root, encoding: "utf8", timeout: 60_000 });

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { Code, ConnectError, createClient, createTransport, type Client, type GrpcTransport } from "@shopmesh/sdk";
 import { OrdersService, type Order } from "@shopmesh/sdk/orders/v1";
 import type { Product } from "@shopmesh/sdk/products/v1";
-import { Consistency, Dependency, UserOrdersService } from "@shopmesh/sdk/userorders/v1";
+import { Consistency, Dependency, type UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adminToken, signUpCustomer, TestMesh, type ServiceName } from "../support/mesh.js";
 import { projectionPositions, sourceHeads, waitUntil } from "../support/projection-check.js";
@@ -30,8 +30,14 @@ beforeAll(async () => {
   });
   const products = mesh.client("products", await adminToken(mesh));
   catalog = [];
-  for (const [name, minorUnits] of [["Tea", 450n], ["Mug", 1200n], ["Spoon", 199n]] as const) {
-    catalog.push((await products.createProduct({ name, description: "", price: { currencyCode: "EUR", minorUnits } })).product!);
+  for (const [name, minorUnits] of [
+    ["Tea", 450n],
+    ["Mug", 1200n],
+    ["Spoon", 199n],
+  ] as const) {
+    catalog.push(
+      (await products.createProduct({ name, description: "", price: { currencyCode: "EUR", minorUnits } })).product!,
+    );
   }
 }, 60_000);
 
@@ -45,11 +51,19 @@ afterAll(async () => {
  * and more between reconnection attempts by default, which would make a
  * restart look like a long outage.
  */
-function quickClient<S extends typeof OrdersService | typeof UserOrdersService>(service: S, name: ServiceName, token: string): Client<S> {
+function quickClient<S extends typeof OrdersService | typeof UserOrdersService>(
+  service: S,
+  name: ServiceName,
+  token: string,
+): Client<S> {
   const transport = createTransport({
     target: mesh.address(name),
     token,
-    channelOptions: { "grpc.initial_reconnect_backoff_ms": 50, "grpc.max_reconnect_backoff_ms": 250, "grpc.use_local_subchannel_pool": 1 },
+    channelOptions: {
+      "grpc.initial_reconnect_backoff_ms": 50,
+      "grpc.max_reconnect_backoff_ms": 250,
+      "grpc.use_local_subchannel_pool": 1,
+    },
   });
   transports.push(transport);
   return createClient(service, transport);
@@ -74,7 +88,10 @@ interface Request {
  * failed call is retried with the same request_id after 20 ms until it is
  * acknowledged. `acknowledged()` counts the orders answered OK so far.
  */
-function burst(tag: string, customers: Customer[]): { requests: Request[]; acknowledged: () => number; done: Promise<void> } {
+function burst(
+  tag: string,
+  customers: Customer[],
+): { requests: Request[]; acknowledged: () => number; done: Promise<void> } {
   const requests: Request[] = [];
   let acknowledged = 0;
   const run = async (customer: Customer, index: number) => {
@@ -99,7 +116,8 @@ function burst(tag: string, customers: Customer[]): { requests: Request[]; ackno
           acknowledged++;
         } catch (error) {
           request.failedWith.push(ConnectError.from(error).code);
-          if (performance.now() > giveUpAt) throw new Error(`${request.requestId} still fails after ${retryForMs} ms: ${String(error)}`);
+          if (performance.now() > giveUpAt)
+            throw new Error(`${request.requestId} still fails after ${retryForMs} ms: ${String(error)}`);
           await new Promise((resolve) => setTimeout(resolve, 20));
         }
       }
@@ -128,7 +146,12 @@ async function eventualOrderIds(customer: Customer): Promise<string[]> {
   const ids: string[] = [];
   let pageToken = "";
   do {
-    const page = await views.getUserOrders({ userId: customer.userId, pageSize: 100, pageToken, consistency: Consistency.EVENTUAL });
+    const page = await views.getUserOrders({
+      userId: customer.userId,
+      pageSize: 100,
+      pageToken,
+      consistency: Consistency.EVENTUAL,
+    });
     ids.push(...page.orders.map((order) => order.orderId));
     pageToken = page.nextPageToken;
   } while (pageToken !== "");
@@ -140,7 +163,9 @@ async function orderPlacedIds(): Promise<string[]> {
   const abort = new AbortController();
   const ids: string[] = [];
   try {
-    const stream = mesh.client("orders", mesh.eventsToken).streamEvents({ afterSequence: 0n }, { signal: abort.signal, timeoutMs: 20_000 });
+    const stream = mesh
+      .client("orders", mesh.eventsToken)
+      .streamEvents({ afterSequence: 0n }, { signal: abort.signal, timeoutMs: 20_000 });
     let head: bigint | undefined;
     for await (const message of stream) {
       head ??= message.headSequence;
@@ -157,16 +182,27 @@ async function orderPlacedIds(): Promise<string[]> {
 /** Waits until user-orders reports every stream connected and applied up to the sources' own heads. */
 async function waitProjectionAtHead(customer: Customer): Promise<void> {
   const heads = await sourceHeads(mesh);
-  const wanted = { [Dependency.USERS]: heads.users, [Dependency.PRODUCTS]: heads.products, [Dependency.ORDERS]: heads.orders } as Record<number, number>;
+  const wanted = {
+    [Dependency.USERS]: heads.users,
+    [Dependency.PRODUCTS]: heads.products,
+    [Dependency.ORDERS]: heads.orders,
+  } as Record<number, number>;
   const views = mesh.client("user-orders", customer.token);
   await waitUntil(
     `user-orders' projection reaches ${JSON.stringify(heads)}`,
     async () => {
-      const answer = await views.getUserOrders({ userId: customer.userId, pageSize: 1, consistency: Consistency.EVENTUAL }).catch(() => undefined);
+      const answer = await views
+        .getUserOrders({ userId: customer.userId, pageSize: 1, consistency: Consistency.EVENTUAL })
+        .catch(() => undefined);
       return (
         answer !== undefined &&
         answer.streamLags.length === 3 &&
-        answer.streamLags.every((lag) => lag.connected && lag.appliedSequence === lag.headSequence && Number(lag.appliedSequence) >= wanted[lag.source]!)
+        answer.streamLags.every(
+          (lag) =>
+            lag.connected &&
+            lag.appliedSequence === lag.headSequence &&
+            Number(lag.appliedSequence) >= wanted[lag.source]!,
+        )
       );
     },
     30_000,
@@ -196,12 +232,17 @@ async function expectEveryRequestOnceEverywhere(customers: Customer[], requests:
     const mine = requests.filter((request) => request.customer === customer);
     expect(listed.map((order) => order.id).sort()).toEqual(mine.map((request) => request.orderId!).sort());
     expect(duplicates(listed.map((order) => order.requestId))).toEqual({});
-    for (const order of listed) expect(order.requestId).toBe(mine.find((request) => request.orderId === order.id)!.requestId);
+    for (const order of listed)
+      expect(order.requestId).toBe(mine.find((request) => request.orderId === order.id)!.requestId);
   }
   // GetOrder agrees for a few of them, those retried after a failure first.
   const orders = mesh.client("orders", customers[0]!.token);
-  const sample = requests.filter((request) => request.customer === customers[0]).sort((a, b) => b.failedWith.length - a.failedWith.length).slice(0, 5);
-  for (const request of sample) expect((await orders.getOrder({ orderId: request.orderId! })).order?.requestId).toBe(request.requestId);
+  const sample = requests
+    .filter((request) => request.customer === customers[0])
+    .sort((a, b) => b.failedWith.length - a.failedWith.length)
+    .slice(0, 5);
+  for (const request of sample)
+    expect((await orders.getOrder({ orderId: request.orderId! })).order?.requestId).toBe(request.requestId);
 
   // orders' event stream: one OrderPlaced per acknowledged order.
   const placed = await orderPlacedIds();
@@ -222,7 +263,9 @@ async function expectEveryRequestOnceEverywhere(customers: Customer[], requests:
 
 describe("a SIGKILL during a burst of CreateOrder", () => {
   it("of orders loses no acknowledged order, doubles none, and a retried request becomes one order", async () => {
-    const customers = await Promise.all(Array.from({ length: clientsPerBurst }, (_, i) => signUpCustomer(mesh, `orders-crash-${i}`)));
+    const customers = await Promise.all(
+      Array.from({ length: clientsPerBurst }, (_, i) => signUpCustomer(mesh, `orders-crash-${i}`)),
+    );
     const writes = burst("orders-crash", customers);
     await waitUntil("the burst is under way", () => writes.acknowledged() >= 30, 30_000);
     const restart = await mesh.stopService("orders", "SIGKILL");
@@ -242,7 +285,9 @@ describe("a SIGKILL during a burst of CreateOrder", () => {
   }, 120_000);
 
   it("of user-orders: the projection resumes, reaches every source's head, and holds each acknowledged order once", async () => {
-    const customers = await Promise.all(Array.from({ length: clientsPerBurst }, (_, i) => signUpCustomer(mesh, `projection-crash-${i}`)));
+    const customers = await Promise.all(
+      Array.from({ length: clientsPerBurst }, (_, i) => signUpCustomer(mesh, `projection-crash-${i}`)),
+    );
     const writes = burst("projection-crash", customers);
     await waitUntil("the burst is under way", () => writes.acknowledged() >= 30, 30_000);
     const restart = await mesh.stopService("user-orders", "SIGKILL");

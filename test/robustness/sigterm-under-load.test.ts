@@ -45,10 +45,18 @@ interface CallOutcome {
 /** A customer with one order of a product, and products slowed down so that every STRONG view takes at least that long. */
 async function slowViewsOf(): Promise<{ userId: string; token: string }> {
   const products = mesh.client("products", await adminToken(mesh));
-  const { product } = await products.createProduct({ name: "Tea", description: "", price: { currencyCode: "EUR", minorUnits: 450n } });
+  const { product } = await products.createProduct({
+    name: "Tea",
+    description: "",
+    price: { currencyCode: "EUR", minorUnits: 450n },
+  });
   const customer = await signUpCustomer(mesh, "drain");
-  await mesh.client("orders", customer.token).createOrder({ requestId: "drain-1", items: [{ productId: product!.id, quantity: 1 }] });
-  await mesh.faults("products").setFault({ fault: { method: "BatchGetProducts", latency: { seconds: 0n, nanos: productsLatencyMs * 1e6 } } });
+  await mesh
+    .client("orders", customer.token)
+    .createOrder({ requestId: "drain-1", items: [{ productId: product!.id, quantity: 1 }] });
+  await mesh
+    .faults("products")
+    .setFault({ fault: { method: "BatchGetProducts", latency: { seconds: 0n, nanos: productsLatencyMs * 1e6 } } });
   return customer;
 }
 
@@ -63,7 +71,11 @@ async function terminateUnderLoad(userOrders: ServiceProcess, customer: { userId
   const outcomes: CallOutcome[] = [];
   // Several connections, as several callers would have.
   const views = Array.from({ length: 4 }, () => {
-    const transport = createTransport({ target: userOrders.address, token: customer.token, channelOptions: { "grpc.use_local_subchannel_pool": 1 } });
+    const transport = createTransport({
+      target: userOrders.address,
+      token: customer.token,
+      channelOptions: { "grpc.use_local_subchannel_pool": 1 },
+    });
     transports.push(transport);
     return createClient(UserOrdersService, transport);
   });
@@ -84,7 +96,11 @@ async function terminateUnderLoad(userOrders: ServiceProcess, customer: { userId
   };
   const load = Promise.all(Array.from({ length: loops }, (_, index) => loop(index)));
 
-  await waitUntil("the load is under way", () => outcomes.filter((outcome) => outcome.code === "OK").length >= 2 * loops, 30_000);
+  await waitUntil(
+    "the load is under way",
+    () => outcomes.filter((outcome) => outcome.code === "OK").length >= 2 * loops,
+    30_000,
+  );
   const signalledAt = performance.now();
   const exitCode = await userOrders.stop("SIGTERM");
   await load;
@@ -92,12 +108,16 @@ async function terminateUnderLoad(userOrders: ServiceProcess, customer: { userId
   return { exitCode, outcomes, inFlight, exitedAt };
 }
 
-const codes = (list: CallOutcome[]) => [...new Set(list.map((outcome) => (outcome.code === "OK" ? "OK" : Code[outcome.code])))].sort();
+const codes = (list: CallOutcome[]) =>
+  [...new Set(list.map((outcome) => (outcome.code === "OK" ? "OK" : Code[outcome.code])))].sort();
 
 describe("SIGTERM under load", () => {
   it("answers every call in flight before user-orders exits 0", async () => {
     const customer = await slowViewsOf();
-    const { exitCode, outcomes, inFlight, exitedAt } = await terminateUnderLoad(mesh.processes.get("user-orders")!, customer);
+    const { exitCode, outcomes, inFlight, exitedAt } = await terminateUnderLoad(
+      mesh.processes.get("user-orders")!,
+      customer,
+    );
 
     expect(exitCode).toBe(0);
     // Every loop had a call waiting on products when the signal came.

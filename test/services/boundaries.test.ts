@@ -18,7 +18,7 @@ function sourceFiles(dir: string): string[] {
 const specifierPattern = /(?:from\s+|import\s*\(\s*|import\s+)["']([^"']+)["']/g;
 
 /** Which other service's code or database a file reaches into, if any. */
-export function trespasses(file: string, owner: string, text: string): string[] {
+function trespasses(file: string, owner: string, text: string): string[] {
   const found: string[] = [];
   for (const [, specifier] of text.matchAll(specifierPattern)) {
     if (!specifier) continue;
@@ -59,9 +59,19 @@ describe("service boundaries", () => {
     expect(trespasses(file, "orders", 'import { users } from "../../users/src/db/schema.js";')).toHaveLength(1);
     expect(trespasses(file, "orders", 'import { UserStore } from "@shopmesh/users";')).toHaveLength(1);
     expect(trespasses(file, "orders", 'new Database("data/products.sqlite")')).toHaveLength(1);
-    expect(trespasses(join(servicesDir, "user-orders", "src", "example.ts"), "user-orders", 'join(dir, "user-orders.sqlite")')).toEqual([]);
-    expect(trespasses(join(servicesDir, "user-orders", "src", "example.ts"), "user-orders", 'join(dir, "orders.sqlite")')).toHaveLength(1);
+    expect(
+      trespasses(
+        join(servicesDir, "user-orders", "src", "example.ts"),
+        "user-orders",
+        'join(dir, "user-orders.sqlite")',
+      ),
+    ).toEqual([]);
+    expect(
+      trespasses(join(servicesDir, "user-orders", "src", "example.ts"), "user-orders", 'join(dir, "orders.sqlite")'),
+    ).toHaveLength(1);
     expect(trespasses(file, "orders", 'openDatabase({ path: readDatabasePath("users", env) })')).toHaveLength(1);
-    expect(trespasses(file, "orders", 'import { hosted } from "@shopmesh/chassis";\nimport { x } from "./db/schema.js";')).toEqual([]);
+    expect(
+      trespasses(file, "orders", 'import { hosted } from "@shopmesh/chassis";\nimport { x } from "./db/schema.js";'),
+    ).toEqual([]);
   });
 });

@@ -29,7 +29,8 @@ beforeAll(async () => {
   productsAddress = mesh.address("products");
   ordersAddress = mesh.address("orders");
   const admin = mesh.client("products", await adminToken(mesh));
-  productId = (await admin.createProduct({ name: "Tea", price: { currencyCode: "EUR", minorUnits: 450n } })).product!.id;
+  productId = (await admin.createProduct({ name: "Tea", price: { currencyCode: "EUR", minorUnits: 450n } })).product!
+    .id;
   customer = await signUpCustomer(mesh, "asker");
   await mesh.client("orders", customer.token).createOrder({ requestId: "first", items: [{ productId, quantity: 1 }] });
 });
@@ -38,16 +39,22 @@ afterAll(() => mesh?.stop());
 
 async function createOrderFailure() {
   const orders = mesh.client("orders", customer.token);
-  return failure(orders.createOrder({ requestId: `try-${++requests}`, items: [{ productId, quantity: 1 }] }, { timeoutMs: 5000 }));
+  return failure(
+    orders.createOrder({ requestId: `try-${++requests}`, items: [{ productId, quantity: 1 }] }, { timeoutMs: 5000 }),
+  );
 }
 
 async function strongView(pageSize?: number) {
-  return mesh.client("user-orders", customer.token).getUserOrders({ userId: customer.userId, pageSize }, { timeoutMs: 5000 });
+  return mesh
+    .client("user-orders", customer.token)
+    .getUserOrders({ userId: customer.userId, pageSize }, { timeoutMs: 5000 });
 }
 
 /** The log lines of `service` about a failed call to `dependency`. */
 function failedCallLogs(service: "orders" | "user-orders", dependency: string) {
-  return mesh.processes.get(service)!.logs.filter((line) => line.msg === `call to ${dependency} failed` && line.dependency === dependency);
+  return mesh.processes
+    .get(service)!
+    .logs.filter((line) => line.msg === `call to ${dependency} failed` && line.dependency === dependency);
 }
 
 describe("a dependency's failure, told to callers", () => {
@@ -61,7 +68,11 @@ describe("a dependency's failure, told to callers", () => {
 
       const view = await strongView();
       expect(view.degradations).toMatchObject([
-        { dependency: Dependency.PRODUCTS, code: "DEADLINE_EXCEEDED", message: "products did not answer in time (DEADLINE_EXCEEDED)" },
+        {
+          dependency: Dependency.PRODUCTS,
+          code: "DEADLINE_EXCEEDED",
+          message: "products did not answer in time (DEADLINE_EXCEEDED)",
+        },
       ]);
     } finally {
       await mesh.faults("products").clearFaults({});
@@ -71,7 +82,9 @@ describe("a dependency's failure, told to callers", () => {
         .poll(() => failedCallLogs(service, "products").map((line) => [line.target, line.code]))
         .toContainEqual([productsAddress, "DEADLINE_EXCEEDED"]);
     }
-    expect(failedCallLogs("orders", "products").some((line) => String(line.detail).includes("remote_addr="))).toBe(true);
+    expect(failedCallLogs("orders", "products").some((line) => String(line.detail).includes("remote_addr="))).toBe(
+      true,
+    );
   });
 
   it("when products is down: no address or ECONNREFUSED in CreateOrder's error or the view's degradation; the log has them", async () => {
@@ -89,7 +102,8 @@ describe("a dependency's failure, told to callers", () => {
       await expect
         .poll(() =>
           failedCallLogs(service, "products").some(
-            (line) => line.target === productsAddress && String(line.detail).includes(`ECONNREFUSED ${productsAddress}`),
+            (line) =>
+              line.target === productsAddress && String(line.detail).includes(`ECONNREFUSED ${productsAddress}`),
           ),
         )
         .toBe(true);
@@ -105,7 +119,9 @@ describe("a dependency's failure, told to callers", () => {
     expect(error.rawMessage).not.toMatch(whereItLives);
     await expect
       .poll(() =>
-        failedCallLogs("user-orders", "orders").some((line) => line.target === ordersAddress && String(line.detail).includes("ECONNREFUSED")),
+        failedCallLogs("user-orders", "orders").some(
+          (line) => line.target === ordersAddress && String(line.detail).includes("ECONNREFUSED"),
+        ),
       )
       .toBe(true);
   });

@@ -26,15 +26,24 @@ describe.each(Object.entries(schemas))("%s migrations", (service, schema) => {
     const run = spawnSync(
       join(root, "node_modules", ".bin", "drizzle-kit"),
       // drizzle-kit takes paths relative to its working directory.
-      ["generate", "--dialect", "sqlite", "--schema", relative(scratch, join(serviceDir, "src", "db", "schema.ts")), "--out", relative(scratch, out)],
+      [
+        "generate",
+        "--dialect",
+        "sqlite",
+        "--schema",
+        relative(scratch, join(serviceDir, "src", "db", "schema.ts")),
+        "--out",
+        relative(scratch, out),
+      ],
       { cwd: scratch, encoding: "utf8" },
     );
     const printed = `${run.stdout}${run.stderr}`;
     expect(run.status, printed).toBe(0);
     const after = readdirSync(out).sort();
-    expect(after, `services/${service}/drizzle is stale: run drizzle-kit generate in services/${service}\n${printed}`).toEqual(
-      before,
-    );
+    expect(
+      after,
+      `services/${service}/drizzle is stale: run drizzle-kit generate in services/${service}\n${printed}`,
+    ).toEqual(before);
     expect(printed).toMatch(/No schema changes/);
   });
 
@@ -44,7 +53,9 @@ describe.each(Object.entries(schemas))("%s migrations", (service, schema) => {
       const opened = openDatabase({ path, migrationsFolder, schema });
       try {
         return opened.sqlite
-          .prepare("select name from sqlite_master where type = 'table' and name not like '\\_\\_%' escape '\\' order by name")
+          .prepare(
+            "select name from sqlite_master where type = 'table' and name not like '\\_\\_%' escape '\\' order by name",
+          )
           .all()
           .map((row) => (row as { name: string }).name);
       } finally {

@@ -80,7 +80,9 @@ export class TestMesh {
   async startExtra(service: ServiceName, extraEnv: Record<string, string>): Promise<ServiceProcess> {
     // A second user-orders keeps its own projection rather than share the mesh's.
     const ownDatabase: Record<string, string> =
-      service === "user-orders" && !extraEnv.DB_PATH ? { DB_PATH: join(this.dataDir, `user-orders-${++extraCount}.sqlite`) } : {};
+      service === "user-orders" && !extraEnv.DB_PATH
+        ? { DB_PATH: join(this.dataDir, `user-orders-${++extraCount}.sqlite`) }
+        : {};
     const started = await this.mesh.spawn(service, { ...ownDatabase, ...extraEnv });
     this.#extras.push(started);
     return started;
@@ -133,7 +135,10 @@ type ServiceOf<S extends ServiceName> = (typeof services)[S];
 
 let counter = 0;
 /** A fresh customer: signs up and returns its id and token. */
-export async function signUpCustomer(mesh: TestMesh, name = "customer"): Promise<{ userId: string; token: string; email: string }> {
+export async function signUpCustomer(
+  mesh: TestMesh,
+  name = "customer",
+): Promise<{ userId: string; token: string; email: string }> {
   const email = `${name}-${process.pid}-${++counter}@shopmesh.test`;
   const { user, session } = await mesh.client("users").signUp({ email, password: "correct horse", displayName: name });
   return { userId: user!.id, token: session!.accessToken, email };
@@ -143,7 +148,8 @@ export async function signUpCustomer(mesh: TestMesh, name = "customer"): Promise
 export async function adminToken(mesh: TestMesh): Promise<string> {
   const users = mesh.client("users");
   try {
-    return (await users.signUp({ email: adminEmail, password: "admin password", displayName: "Admin" })).session!.accessToken;
+    return (await users.signUp({ email: adminEmail, password: "admin password", displayName: "Admin" })).session!
+      .accessToken;
   } catch {
     return (await users.signIn({ email: adminEmail, password: "admin password" })).session!.accessToken;
   }

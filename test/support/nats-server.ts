@@ -14,7 +14,11 @@ import { requireProgram, type OptionalProgram } from "./optional-program.js";
  * one-line reason; on CI (or with SHOPMESH_REQUIRE=nats-server) this throws.
  */
 export function natsServer(): OptionalProgram {
-  return requireProgram("nats-server", { debianPackage: "nats-server", envVariable: "NATS_SERVER_BIN", neededFor: "the JetStream tests" });
+  return requireProgram("nats-server", {
+    debianPackage: "nats-server",
+    envVariable: "NATS_SERVER_BIN",
+    neededFor: "the JetStream tests",
+  });
 }
 
 /** A nats-server with JetStream this test started, on loopback. */
@@ -53,7 +57,8 @@ export async function natsForTests(): Promise<TestNats> {
 const prefixes: string[] = [];
 /** A stream prefix no other test, test run or mesh uses. */
 export function uniquePrefix(label: string): string {
-  const prefix = `t-${label}-${process.pid}-${prefixes.length + 1}-${Math.random().toString(36).slice(2, 8)}`.toLowerCase();
+  const prefix =
+    `t-${label}-${process.pid}-${prefixes.length + 1}-${Math.random().toString(36).slice(2, 8)}`.toLowerCase();
   prefixes.push(prefix);
   return prefix;
 }
@@ -165,7 +170,9 @@ function freePort(): Promise<number> {
     server.once("error", reject);
     server.listen(0, "127.0.0.1", () => {
       const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+      server.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
+      );
     });
   });
 }

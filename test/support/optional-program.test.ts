@@ -10,12 +10,21 @@ const dir = mkdtempSync(join(tmpdir(), "shopmesh-programs-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const absent = "shopmesh-no-such-program";
-const options = { debianPackage: "shopmesh-pkg", envVariable: "SHOPMESH_TEST_BIN", neededFor: "the frobnication tests" };
+const options = {
+  debianPackage: "shopmesh-pkg",
+  envVariable: "SHOPMESH_TEST_BIN",
+  neededFor: "the frobnication tests",
+};
 
 describe("requireProgram", () => {
   it("finds a program on PATH", () => {
     const program = requireProgram("node", {}, { PATH: dirname(process.execPath) });
-    expect(program).toEqual({ name: "node", path: join(dirname(process.execPath), "node"), missing: false, skipReason: undefined });
+    expect(program).toEqual({
+      name: "node",
+      path: join(dirname(process.execPath), "node"),
+      missing: false,
+      skipReason: undefined,
+    });
   });
 
   it("skips with one printed line naming the package, once per program", () => {
@@ -39,7 +48,9 @@ describe("requireProgram", () => {
     expect(() => requireProgram(absent, options, { PATH: dir, CI: "true" })).toThrow(
       `${absent} is required here (CI=true) but not on PATH, and the frobnication tests may not be skipped. To fix: apt-get install shopmesh-pkg`,
     );
-    expect(() => requireProgram(absent, options, { PATH: dir, SHOPMESH_REQUIRE: `other, ${absent}` })).toThrow(/SHOPMESH_REQUIRE=other, shopmesh-no-such-program/);
+    expect(() => requireProgram(absent, options, { PATH: dir, SHOPMESH_REQUIRE: `other, ${absent}` })).toThrow(
+      /SHOPMESH_REQUIRE=other, shopmesh-no-such-program/,
+    );
   });
 
   it("reads SHOPMESH_REQUIRE before CI", () => {

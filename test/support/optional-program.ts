@@ -36,14 +36,20 @@ const reported = new Set<string>();
  * is missing and required (see {@link isRequired}) this throws, so the test
  * file fails; otherwise it prints the skip reason once and returns it.
  */
-export function requireProgram(name: string, options: ProgramOptions = {}, env: NodeJS.ProcessEnv = process.env): OptionalProgram {
+export function requireProgram(
+  name: string,
+  options: ProgramOptions = {},
+  env: NodeJS.ProcessEnv = process.env,
+): OptionalProgram {
   const path = findProgram(name, options, env);
   if (path) return { name, path, missing: false, skipReason: undefined };
 
   const what = options.neededFor ?? "the tests that need it";
   const remedy = howToGet(name, options);
   if (isRequired(name, env)) {
-    throw new Error(`${name} is required here (${requiredBecause(env)}) but not on PATH, and ${what} may not be skipped. To fix: ${remedy}`);
+    throw new Error(
+      `${name} is required here (${requiredBecause(env)}) but not on PATH, and ${what} may not be skipped. To fix: ${remedy}`,
+    );
   }
   const skipReason = `${name} is not on PATH: skipping ${what}. To run them: ${remedy}`;
   if (!reported.has(name)) {
@@ -71,7 +77,9 @@ export function isRequired(name: string, env: NodeJS.ProcessEnv = process.env): 
 function howToGet(name: string, options: ProgramOptions): string {
   const offPath = sbinDirs.map((dir) => join(dir, name)).find(isExecutable);
   if (offPath) return `add ${dirname(offPath)} to PATH (${name} is installed there).`;
-  const install = options.debianPackage ? `apt-get install ${options.debianPackage} (Debian/Ubuntu)` : `install ${name}`;
+  const install = options.debianPackage
+    ? `apt-get install ${options.debianPackage} (Debian/Ubuntu)`
+    : `install ${name}`;
   return options.envVariable ? `${install}, or set ${options.envVariable} to its path.` : `${install}.`;
 }
 
@@ -85,14 +93,21 @@ function isCi(env: NodeJS.ProcessEnv): boolean {
 }
 
 /** The executable: the environment variable's value, else the first match on PATH. */
-export function findProgram(name: string, options: ProgramOptions = {}, env: NodeJS.ProcessEnv = process.env): string | undefined {
+export function findProgram(
+  name: string,
+  options: ProgramOptions = {},
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
   const named = options.envVariable ? env[options.envVariable]?.trim() : undefined;
   if (named) {
     if (!isExecutable(named)) throw new Error(`${options.envVariable}=${named} is not an executable file`);
     return named;
   }
   return (env.PATH ?? "")
-    .split(delimiter).filter(Boolean).map((dir) => join(dir, name)).find(isExecutable);
+    .split(delimiter)
+    .filter(Boolean)
+    .map((dir) => join(dir, name))
+    .find(isExecutable);
 }
 
 function isExecutable(path: string): boolean {

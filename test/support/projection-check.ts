@@ -15,7 +15,10 @@ export async function sourceHeads(mesh: TestMesh): Promise<{ users: number; prod
 export function projectionPositions(path: string): { users: number; products: number; orders: number } {
   const db = new Database(path, { readonly: true, fileMustExist: true });
   try {
-    const rows = db.prepare("SELECT stream, sequence FROM stream_positions").all() as { stream: string; sequence: number }[];
+    const rows = db.prepare("SELECT stream, sequence FROM stream_positions").all() as {
+      stream: string;
+      sequence: number;
+    }[];
     const at = (stream: string) => rows.find((row) => row.stream === stream)?.sequence ?? 0;
     return { users: at("users"), products: at("products"), orders: at("orders") };
   } finally {
@@ -24,7 +27,11 @@ export function projectionPositions(path: string): { users: number; products: nu
 }
 
 /** Polls `check` (vitest's waitFor, every 25 ms) until it returns true, failing after `timeoutMs` with `what`. */
-export async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+export async function waitUntil(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 15_000,
+): Promise<void> {
   await vi.waitFor(
     async () => {
       if (!(await check())) throw new Error(`timed out waiting until ${what}`);
@@ -51,7 +58,10 @@ export async function waitCaughtUp(mesh: TestMesh, path: string, timeoutMs = 20_
 }
 
 /** Everything the projection should hold, read from the sources' own databases and from the projection, in one comparable shape. */
-export function projectionAndSources(dataDir: string, projectionPath: string): { projection: Snapshot; sources: Snapshot } {
+export function projectionAndSources(
+  dataDir: string,
+  projectionPath: string,
+): { projection: Snapshot; sources: Snapshot } {
   const open = (path: string) => new Database(path, { readonly: true, fileMustExist: true });
   const users = open(join(dataDir, "users.sqlite"));
   const products = open(join(dataDir, "products.sqlite"));

@@ -38,7 +38,10 @@ export async function rawUnaryCall(
       stream.once("error", reject);
       const statusFrom = (headers: http2.IncomingHttpHeaders) => {
         if (headers["grpc-status"] === undefined) return;
-        resolve({ code: Number(headers["grpc-status"]), message: decodeURIComponent(String(headers["grpc-message"] ?? "")) });
+        resolve({
+          code: Number(headers["grpc-status"]),
+          message: decodeURIComponent(String(headers["grpc-message"] ?? "")),
+        });
       };
       // A trailers-only answer carries its status in the headers.
       stream.once("response", statusFrom);

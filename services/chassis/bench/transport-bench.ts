@@ -61,7 +61,8 @@ function readSettings(): Settings {
     const text = flag ?? process.env[variable];
     if (text === undefined || text === "") return fallback;
     const value = Number(text);
-    if (!Number.isFinite(value) || value < min) throw new Error(`${variable} / --${variable.slice(6).toLowerCase()}: expected a number >= ${min}, got ${text}`);
+    if (!Number.isFinite(value) || value < min)
+      throw new Error(`${variable} / --${variable.slice(6).toLowerCase()}: expected a number >= ${min}, got ${text}`);
     return value;
   };
   return {
@@ -129,7 +130,13 @@ interface Sample {
 }
 
 /** Runs `concurrency` loops, each making one call after the other, until `ms` have passed. */
-async function closedLoop(contender: Contender, message: string, concurrency: number, ms: number, record: boolean): Promise<{ calls: number; latencies: number[] }> {
+async function closedLoop(
+  contender: Contender,
+  message: string,
+  concurrency: number,
+  ms: number,
+  record: boolean,
+): Promise<{ calls: number; latencies: number[] }> {
   const end = performance.now() + ms;
   let calls = 0;
   const latencies: number[] = [];
@@ -153,7 +160,13 @@ function processCpuMicros(pid: number | undefined): number | undefined {
 }
 
 /** Measures one slice: `ms` of closed loop, with this process's CPU and the server's. */
-async function measureSlice(contender: Contender, settings: Settings, ms: number, message: string, server: ServiceProcess): Promise<Sample> {
+async function measureSlice(
+  contender: Contender,
+  settings: Settings,
+  ms: number,
+  message: string,
+  server: ServiceProcess,
+): Promise<Sample> {
   const serverBefore = processCpuMicros(server.child.pid);
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
@@ -204,12 +217,18 @@ const cpuPerCall = (sample: Sample) => sample.cpuMicros / sample.calls;
 function table(rows: string[][], rightAligned: boolean[]): string {
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   return rows
-    .map((row) => row.map((cell, column) => (rightAligned[column] ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!))).join("   "))
+    .map((row) =>
+      row
+        .map((cell, column) => (rightAligned[column] ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!)))
+        .join("   "),
+    )
     .join("\n");
 }
 
 const format = (value: number, digits = 0) =>
-  Number.isFinite(value) ? value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) : "-";
+  Number.isFinite(value)
+    ? value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })
+    : "-";
 
 async function main() {
   const settings = readSettings();
@@ -220,8 +239,16 @@ async function main() {
     env: { LOG_LEVEL: "info" },
   });
   const all: Contender[] = [
-    connectContender("grpc-js", "grpc-js transport (SDK)", createTransport({ target: server.address, kind: "grpc-js" })),
-    connectContender("connect-node", "connect-node transport", createTransport({ target: server.address, kind: "connect-node" })),
+    connectContender(
+      "grpc-js",
+      "grpc-js transport (SDK)",
+      createTransport({ target: server.address, kind: "grpc-js" }),
+    ),
+    connectContender(
+      "connect-node",
+      "connect-node transport",
+      createTransport({ target: server.address, kind: "connect-node" }),
+    ),
     grpcJsFloor(server.address),
   ];
   const contenders = all.filter((contender) => settings.only === undefined || contender.key === settings.only);
@@ -254,7 +281,10 @@ async function main() {
       for (const contender of contenders) {
         const sample = mergeSamples(parts.get(contender.name)!);
         samples.get(contender.name)!.push(sample);
-        const serverCpu = sample.serverCpuMicros === undefined ? "" : `, server CPU ${format(sample.serverCpuMicros / sample.calls, 1)} µs/call`;
+        const serverCpu =
+          sample.serverCpuMicros === undefined
+            ? ""
+            : `, server CPU ${format(sample.serverCpuMicros / sample.calls, 1)} µs/call`;
         process.stdout.write(
           `round ${round + 1}  ${contender.name.padEnd(24)} ${format(perSecond(sample)).padStart(8)} calls/s, ` +
             `client CPU ${format(cpuPerCall(sample), 1)} µs/call${serverCpu}\n`,
@@ -270,11 +300,19 @@ async function main() {
     const runs = samples.get(contender.name)!;
     const p50 = median(runs.map((run) => percentile(run.latenciesMs, 50)));
     const p99 = median(runs.map((run) => percentile(run.latenciesMs, 99)));
-    return { name: contender.name, callsPerSecond: median(runs.map(perSecond)), cpuMicrosPerCall: median(runs.map(cpuPerCall)), p50, p99 };
+    return {
+      name: contender.name,
+      callsPerSecond: median(runs.map(perSecond)),
+      cpuMicrosPerCall: median(runs.map(cpuPerCall)),
+      p50,
+      p99,
+    };
   });
   const floor = summary.find((row) => row.name === all[2]!.name);
   if (!floor) {
-    process.stdout.write(`\n${summary.map((row) => `${row.name}: ${format(row.callsPerSecond)} calls/s, ${format(row.cpuMicrosPerCall, 1)} µs CPU/call`).join("\n")}\n`);
+    process.stdout.write(
+      `\n${summary.map((row) => `${row.name}: ${format(row.callsPerSecond)} calls/s, ${format(row.cpuMicrosPerCall, 1)} µs CPU/call`).join("\n")}\n`,
+    );
     return;
   }
   const rows = [
@@ -289,7 +327,9 @@ async function main() {
       format(row.p99, 2),
     ]),
   ];
-  process.stdout.write(`\nmedian of ${settings.rounds} round(s)\n${table(rows, [false, true, true, true, true, true, true])}\n\n`);
+  process.stdout.write(
+    `\nmedian of ${settings.rounds} round(s)\n${table(rows, [false, true, true, true, true, true, true])}\n\n`,
+  );
 
   const grpcJs = summary.find((row) => row.name === all[0]!.name);
   if (!grpcJs) return;

@@ -30,7 +30,11 @@ export interface RunServiceOptions {
   name: string;
   /** Well-known port, used when PORT is not set. */
   defaultPort: number;
-  setup: (context: { config: ServerConfig; logger: Logger; env: NodeJS.ProcessEnv }) => ServiceSetup | Promise<ServiceSetup>;
+  setup: (context: {
+    config: ServerConfig;
+    logger: Logger;
+    env: NodeJS.ProcessEnv;
+  }) => ServiceSetup | Promise<ServiceSetup>;
 }
 
 /**
@@ -60,7 +64,12 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
     // The NATS client is loaded only by a service that relays.
     const relay =
       setup.events && relayConfig.kind === "nats"
-        ? (await import("./events/nats-relay.js")).startNatsRelay({ ...relayConfig, service: options.name, eventLog: setup.events, logger })
+        ? (await import("./events/nats-relay.js")).startNatsRelay({
+            ...relayConfig,
+            service: options.name,
+            eventLog: setup.events,
+            logger,
+          })
         : undefined;
     const server = await startServer({
       config,
@@ -72,7 +81,13 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
     // The admin listener is bound to the loopback interface whatever HOST says,
     // and takes no part in admission control: faults must be clearable while the service is overloaded.
     const admin = await startServer({
-      config: { ...config, host: "127.0.0.1", port: config.adminPort, shutdownDelayMs: 0, admission: { ...config.admission, maxCallsInFlight: 0 } },
+      config: {
+        ...config,
+        host: "127.0.0.1",
+        port: config.adminPort,
+        shutdownDelayMs: 0,
+        admission: { ...config.admission, maxCallsInFlight: 0 },
+      },
       logger: logger.child({ listener: "admin" }),
       services: [hosted(FaultInjectionService, createFaultInjectionService(faults))],
     });

@@ -45,7 +45,7 @@ export function checkId(field: string, value: string): string {
 export function checkIds(field: string, values: readonly string[], limits: { max: number }): string[] {
   if (values.length === 0) throw invalidArgument(field, "must name at least one id");
   if (values.length > limits.max) throw invalidArgument(field, `must name at most ${limits.max} ids`);
-  values.forEach((value, index) => checkId(`${field}[${index}]`, value));
+  for (const [index, value] of values.entries()) checkId(`${field}[${index}]`, value);
   return [...new Set(values)];
 }
 

@@ -28,7 +28,11 @@ class FakeCall extends EventEmitter {
 /** Hosts `echo` and returns grpc-js's handler for it, as the server would call it. */
 function echoHandler(echo: (request: unknown, context: HandlerContext) => Promise<unknown>): UnaryHandler {
   let handlers: Record<string, UnaryHandler> = {};
-  const server = { addService: (_: unknown, implementation: object) => void (handlers = implementation as Record<string, UnaryHandler>) };
+  const server = {
+    addService: (_: unknown, implementation: object) => {
+      handlers = implementation as Record<string, UnaryHandler>;
+    },
+  };
   hostService(server, EchoService, { echo, echoStream: async function* () {} } as never);
   return handlers.echo!;
 }
@@ -36,7 +40,8 @@ function echoHandler(echo: (request: unknown, context: HandlerContext) => Promis
 /** Runs one call that waits for its signal; `cancelAtMs` is when the client cancels. */
 async function cancelledAt(timeoutMs: number, cancelAtMs: number) {
   const handler = echoHandler(
-    (_, context) => new Promise((_, reject) => context.signal.addEventListener("abort", () => reject(context.signal.reason))),
+    (_, context) =>
+      new Promise((_, reject) => context.signal.addEventListener("abort", () => reject(context.signal.reason))),
   );
   const call = new FakeCall({ message: "hi" }, Date.now() + timeoutMs);
   let status: Partial<ServiceError> | null | undefined;

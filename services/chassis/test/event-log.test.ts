@@ -13,7 +13,10 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { EventLog, readEventStreamOptions, type EventStreamMessage, type EventStreamOptions } from "@shopmesh/chassis";
 import { ProductEventSchema, ProductSchema } from "@shopmesh/sdk/products/v1";
 
-const outboxSql = readFileSync(fileURLToPath(new URL("../../products/drizzle/0001_outbox.sql", import.meta.url)), "utf8");
+const outboxSql = readFileSync(
+  fileURLToPath(new URL("../../products/drizzle/0001_outbox.sql", import.meta.url)),
+  "utf8",
+);
 
 const databases: Database.Database[] = [];
 const controllers: AbortController[] = [];
@@ -64,7 +67,9 @@ describe("EventLog.append", () => {
     const { sqlite, log } = openLog();
     expect(log.append(created("a"), 1_000)).toBe(1);
     expect(log.append(created("b"), 2_000)).toBe(2);
-    expect(log.append({ kind: { case: "productChanged", value: { product: { id: "id-a", name: "A2" } } } }, 3_000)).toBe(3);
+    expect(
+      log.append({ kind: { case: "productChanged", value: { product: { id: "id-a", name: "A2" } } } }, 3_000),
+    ).toBe(3);
     expect(log.outbox.head()).toBe(3);
 
     const rows = sqlite.prepare("SELECT sequence, kind, occurred_at AS occurredAt FROM outbox ORDER BY sequence").all();
@@ -263,7 +268,8 @@ async function refusal(stream: AsyncGenerator<Message>): Promise<ConnectError> {
  */
 function dependantsOf(source: AbortSignal): number {
   const key = Object.getOwnPropertySymbols(source).find((symbol) => symbol.description === "kDependantSignals");
-  const dependants = key === undefined ? undefined : (source as unknown as Record<symbol, Set<unknown> | undefined>)[key];
+  const dependants =
+    key === undefined ? undefined : (source as unknown as Record<symbol, Set<unknown> | undefined>)[key];
   return dependants?.size ?? 0;
 }
 
@@ -272,7 +278,8 @@ const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 
 describe("EventLog.follow for a caller: open streams are capped", () => {
   it("refuses a caller's stream past its cap with RESOURCE_EXHAUSTED, and serves another caller", async () => {
     const { log } = openLog({ heartbeatMs: 60_000, maxStreams: 10, maxStreamsPerCaller: 2 });
-    for (let i = 0; i < 2; i++) expect(await next(log.follow(0, signal(), { caller: "reader-a" }))).toEqual({ headSequence: 0n });
+    for (let i = 0; i < 2; i++)
+      expect(await next(log.follow(0, signal(), { caller: "reader-a" }))).toEqual({ headSequence: 0n });
     const refused = await refusal(log.follow(0, signal(), { caller: "reader-a" }));
     expect(refused.code).toBe(Code.ResourceExhausted);
     expect(refused.rawMessage).toBe("too many event streams for this caller (limit 2)");
@@ -337,7 +344,9 @@ describe("EventLog.follow for a caller: open streams are capped", () => {
     const count = 50;
     const timersBefore = timers();
     const cancels = Array.from({ length: count }, () => new AbortController());
-    const streams = cancels.map((cancel) => log.follow(0, cancel.signal, { caller: "reader", stopping: stopping.signal }));
+    const streams = cancels.map((cancel) =>
+      log.follow(0, cancel.signal, { caller: "reader", stopping: stopping.signal }),
+    );
     for (const stream of streams) await next(stream);
     // Every stream now waits for the next append: a waiter, a heartbeat timer and a slot each.
     const endings = streams.map((stream) => endOf(stream));
@@ -362,8 +371,16 @@ describe("EventLog.follow for a caller: open streams are capped", () => {
 
 describe("readEventStreamOptions", () => {
   it("reads EVENTS_BATCH and EVENTS_HEARTBEAT, with defaults", () => {
-    expect(readEventStreamOptions({})).toEqual({ batchSize: 64, heartbeatMs: 2_000, maxStreams: 64, maxStreamsPerCaller: 4 });
-    expect(readEventStreamOptions({ EVENTS_BATCH: "32", EVENTS_HEARTBEAT: "250ms" })).toMatchObject({ batchSize: 32, heartbeatMs: 250 });
+    expect(readEventStreamOptions({})).toEqual({
+      batchSize: 64,
+      heartbeatMs: 2_000,
+      maxStreams: 64,
+      maxStreamsPerCaller: 4,
+    });
+    expect(readEventStreamOptions({ EVENTS_BATCH: "32", EVENTS_HEARTBEAT: "250ms" })).toMatchObject({
+      batchSize: 32,
+      heartbeatMs: 250,
+    });
     expect(() => readEventStreamOptions({ EVENTS_BATCH: "0" })).toThrow(/EVENTS_BATCH/);
   });
 

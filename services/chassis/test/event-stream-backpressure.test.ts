@@ -25,7 +25,10 @@ import {
   type StreamEventsResponse,
 } from "@shopmesh/sdk/products/v1";
 
-const outboxSql = readFileSync(fileURLToPath(new URL("../../products/drizzle/0001_outbox.sql", import.meta.url)), "utf8");
+const outboxSql = readFileSync(
+  fileURLToPath(new URL("../../products/drizzle/0001_outbox.sql", import.meta.url)),
+  "utf8",
+);
 
 /** Events read from SQLite at a time (EventLog's default). */
 const batchSize = 64;
@@ -89,7 +92,9 @@ function eventsOnly(events: EventLog<typeof ProductEventSchema>): ServiceImpl<ty
 function appendEvents(from: number, count: number): void {
   sqlite.transaction(() => {
     for (let i = from; i < from + count; i++) {
-      log.append({ kind: { case: "productCreated", value: { product: { id: `p-${i}`, name: `product ${i}`, description } } } });
+      log.append({
+        kind: { case: "productCreated", value: { product: { id: `p-${i}`, name: `product ${i}`, description } } },
+      });
     }
   })();
 }
@@ -166,7 +171,10 @@ describe("StreamEvents to a reader that stops reading", () => {
   it("reads a bounded number of events while the reader is paused, then delivers all of them in order", async () => {
     // One event on the wire: the response message plus gRPC's 5-byte frame header.
     const sample = create(StreamEventsResponseSchema, {
-      event: { sequence: 19_999n, kind: { case: "productCreated", value: { product: { id: "p-19999", name: "product 19999", description } } } },
+      event: {
+        sequence: 19_999n,
+        kind: { case: "productCreated", value: { product: { id: "p-19999", name: "product 19999", description } } },
+      },
       headSequence: 20_000n,
     });
     const wireBytes = toBinary(StreamEventsResponseSchema, sample).length + 5;
@@ -209,7 +217,9 @@ describe("StreamEvents to a reader that stops reading", () => {
       const events = rest.flatMap((message) => (message.event ? [message.event] : []));
       expect(events).toHaveLength(total);
       expect(events.every((event, i) => event.sequence === BigInt(i + 1))).toBe(true);
-      const names = events.map((event) => (event.kind.case === "productCreated" ? event.kind.value.product?.name : undefined));
+      const names = events.map((event) =>
+        event.kind.case === "productCreated" ? event.kind.value.product?.name : undefined,
+      );
       expect(names.every((name, i) => name === `product ${i}`)).toBe(true);
       // Each row was read from SQLite exactly once.
       expect(log.outbox.rowsRead).toBe(total);

@@ -16,7 +16,15 @@ const echoMain = join(root, "services/chassis/test/support/echo-main.ts");
 const shopmesh = join(root, "node_modules/.bin/shopmesh");
 
 function rule(fault: Partial<Parameters<typeof toFaultRule>[0]>) {
-  return toFaultRule({ $typeName: "shopmesh.faults.v1.Fault", method: "*", slowProbability: 0, errorRate: 0, errorCode: "", hang: false, ...fault });
+  return toFaultRule({
+    $typeName: "shopmesh.faults.v1.Fault",
+    method: "*",
+    slowProbability: 0,
+    errorRate: 0,
+    errorCode: "",
+    hang: false,
+    ...fault,
+  });
 }
 
 /** The echo service in memory, behind a registry's interceptor. */
@@ -41,7 +49,11 @@ describe("FaultRegistry", () => {
 
   it("makes a slow tail: only the fraction of calls the random draw picks is delayed", async () => {
     const draws = [0.05, 0.5, 0.95, 0.09];
-    const registry = new FaultRegistry(true, [rule({ latency: durationFromMs(120), slowProbability: 0.1 })], () => draws.shift()!);
+    const registry = new FaultRegistry(
+      true,
+      [rule({ latency: durationFromMs(120), slowProbability: 0.1 })],
+      () => draws.shift()!,
+    );
     const client = echoWith(registry);
     const slow: boolean[] = [];
     for (let i = 0; i < 4; i++) {
@@ -54,7 +66,11 @@ describe("FaultRegistry", () => {
 
   it("fails the chosen fraction of calls with the chosen code", async () => {
     const draws = [0.1, 0.3, 0.19];
-    const registry = new FaultRegistry(true, [rule({ errorRate: 0.2, errorCode: "RESOURCE_EXHAUSTED" })], () => draws.shift()!);
+    const registry = new FaultRegistry(
+      true,
+      [rule({ errorRate: 0.2, errorCode: "RESOURCE_EXHAUSTED" })],
+      () => draws.shift()!,
+    );
     const client = echoWith(registry);
     expect((await failure(client.echo({ message: "a" }))).code).toBe(Code.ResourceExhausted);
     await expect(client.echo({ message: "b" })).resolves.toBeTruthy();
@@ -70,7 +86,10 @@ describe("FaultRegistry", () => {
   });
 
   it("prefers a method's own fault over the one for every method, and clears", async () => {
-    const registry = new FaultRegistry(true, [rule({ errorRate: 1, errorCode: "INTERNAL" }), rule({ method: "shopmesh.echo.v1.EchoService/Echo", errorRate: 1, errorCode: "ABORTED" })]);
+    const registry = new FaultRegistry(true, [
+      rule({ errorRate: 1, errorCode: "INTERNAL" }),
+      rule({ method: "shopmesh.echo.v1.EchoService/Echo", errorRate: 1, errorCode: "ABORTED" }),
+    ]);
     expect(registry.ruleFor("Echo")!.errorCode).toBe(Code.Aborted);
     expect(registry.ruleFor("EchoStream")!.errorCode).toBe(Code.Internal);
     registry.clear("Echo");
@@ -83,9 +102,13 @@ describe("FaultRegistry", () => {
     expect(() => rule({ errorRate: 1.5 })).toThrow(/error_rate/);
     expect(() => rule({ errorCode: "TEAPOT" })).toThrow(/error_code/);
     expect(() => rule({ errorCode: "OK" })).toThrow(/error_code/);
-    expect(() => parseFaultsEnv("[{\"latency\":\"soon\"}]")).toThrow(/FAULTS\[0\]\.latency/);
+    expect(() => parseFaultsEnv('[{"latency":"soon"}]')).toThrow(/FAULTS\[0\]\.latency/);
     expect(() => parseFaultsEnv("{}")).toThrow(/array/);
-    expect(parseFaultsEnv('[{"method":"Echo","latency":"250ms","slowProbability":0.5}]')[0]).toMatchObject({ method: "Echo", latencyMs: 250, slowProbability: 0.5 });
+    expect(parseFaultsEnv('[{"method":"Echo","latency":"250ms","slowProbability":0.5}]')[0]).toMatchObject({
+      method: "Echo",
+      latencyMs: 250,
+      slowProbability: 0.5,
+    });
   });
 });
 
@@ -98,7 +121,8 @@ describe("fault injection in a service process", () => {
     transports.push(transport);
     return transport;
   };
-  const chaosCli = (...args: string[]) => spawnSync(shopmesh, ["chaos", ...args], { encoding: "utf8", timeout: 20_000 });
+  const chaosCli = (...args: string[]) =>
+    spawnSync(shopmesh, ["chaos", ...args], { encoding: "utf8", timeout: 20_000 });
 
   beforeAll(async () => {
     [enabled, disabled] = await Promise.all([
@@ -147,7 +171,9 @@ describe("fault injection in a service process", () => {
   it("binds the admin listener to 127.0.0.1 only, even when the service listens on every address", async () => {
     // 127.0.0.2 is loopback too, but only a socket bound to 0.0.0.0 answers there.
     const health = createClient(EchoService, clientFor(`127.0.0.2:${enabled.port}`));
-    await expect(health.echo({ message: "reachable" }, { timeoutMs: 5000 })).resolves.toMatchObject({ message: "reachable" });
+    await expect(health.echo({ message: "reachable" }, { timeoutMs: 5000 })).resolves.toMatchObject({
+      message: "reachable",
+    });
     const admin = createClient(FaultInjectionService, clientFor(`127.0.0.2:${enabled.adminPort}`));
     const error = await failure(admin.listFaults({}, { timeoutMs: 5000 }));
     expect(error.code).toBe(Code.Unavailable);
@@ -164,6 +190,8 @@ describe("fault injection in a service process", () => {
     } finally {
       await withFaults.stop();
     }
-    await expect(spawnService({ entry: echoMain, env: { FAULTS: '[{"hang":true}]' } })).rejects.toThrow(/exited with 2[\s\S]*FAULTS/);
+    await expect(spawnService({ entry: echoMain, env: { FAULTS: '[{"hang":true}]' } })).rejects.toThrow(
+      /exited with 2[\s\S]*FAULTS/,
+    );
   });
 });

@@ -58,10 +58,13 @@ describe("grpc.health.v1.Health", () => {
   it("streams SERVICE_UNKNOWN from Watch for a service it does not host", async () => {
     const controller = new AbortController();
     const outcome = settle(
-      readAll(echo.health.watch({ service: "shopmesh.nothing.v1.NothingService" }, { signal: controller.signal }), (response) => {
-        expect(response.status).toBe(ServingStatus.SERVICE_UNKNOWN);
-        controller.abort();
-      }),
+      readAll(
+        echo.health.watch({ service: "shopmesh.nothing.v1.NothingService" }, { signal: controller.signal }),
+        (response) => {
+          expect(response.status).toBe(ServingStatus.SERVICE_UNKNOWN);
+          controller.abort();
+        },
+      ),
     );
     expect(asConnectError((await outcome).error).code).toBe(Code.Canceled);
     expect(controller.signal.aborted).toBe(true);
@@ -90,7 +93,9 @@ describe("draining on SIGTERM", () => {
     // Two calls in flight when the signal arrives: a stream that takes about
     // a second and a unary call that answers after 1.2 s.
     const firstMessage = signalled();
-    const streaming = settle(readAll(echo.echoStream({ message: "drain", count: 5, intervalMs: 250 }), () => firstMessage.resolve()));
+    const streaming = settle(
+      readAll(echo.echoStream({ message: "drain", count: 5, intervalMs: 250 }), () => firstMessage.resolve()),
+    );
     const unary = settle(echo.echo({ message: "slow" }, { headers: { "x-delay-ms": "1200" } }));
     await firstMessage.promise;
 
@@ -124,7 +129,9 @@ describe("draining on SIGTERM", () => {
     expect(unaryOutcome.value?.message).toBe("slow");
 
     expect(await exited).toBe(0);
-    expect(service.logs.some((entry) => entry.msg === "grace period over; cancelling the calls still in flight")).toBe(false);
+    expect(service.logs.some((entry) => entry.msg === "grace period over; cancelling the calls still in flight")).toBe(
+      false,
+    );
   });
 
   it("cancels calls still running after the grace period and still exits 0", async () => {
@@ -136,7 +143,9 @@ describe("draining on SIGTERM", () => {
     const unary = settle(echo.echo({ message: "forever" }, { headers: { "x-wait-for-abort": "1" } }));
     const firstMessage = signalled();
     const streaming = settle(
-      readAll(echo.echoStream({ message: "forever", count: 1 }, { headers: { "x-wait-for-abort": "1" } }), () => firstMessage.resolve()),
+      readAll(echo.echoStream({ message: "forever", count: 1 }, { headers: { "x-wait-for-abort": "1" } }), () =>
+        firstMessage.resolve(),
+      ),
     );
     await firstMessage.promise;
 
@@ -147,7 +156,9 @@ describe("draining on SIGTERM", () => {
     expect(exitCode).toBe(0);
     expect(exitedAfterMs).toBeGreaterThanOrEqual(250);
     expect(exitedAfterMs).toBeLessThan(5_000);
-    expect(service.logs.some((entry) => entry.msg === "grace period over; cancelling the calls still in flight")).toBe(true);
+    expect(service.logs.some((entry) => entry.msg === "grace period over; cancelling the calls still in flight")).toBe(
+      true,
+    );
 
     const streamOutcome = await streaming;
     expect(streamOutcome.value).toBeUndefined();
@@ -167,6 +178,8 @@ describe("draining on SIGTERM", () => {
   it("drains on SIGINT as on SIGTERM", async () => {
     const { service } = await startEcho();
     expect(await service.stop("SIGINT")).toBe(0);
-    await vi.waitFor(() => expect(service.logs.some((entry) => entry.msg === "shutting down" && entry.signal === "SIGINT")).toBe(true));
+    await vi.waitFor(() =>
+      expect(service.logs.some((entry) => entry.msg === "shutting down" && entry.signal === "SIGINT")).toBe(true),
+    );
   });
 });

@@ -32,14 +32,20 @@ describe("int64 columns", () => {
       ["minor"],
     );
     expect(read.all()).toEqual(values.map((minor, i) => ({ id: `a${i}`, minor, createdAt: 1_700_000_000_000 + i })));
-    expect(sqlite.prepare("SELECT typeof(minor) AS type FROM amounts WHERE id = 'a0'").get()).toEqual({ type: "integer" });
+    expect(sqlite.prepare("SELECT typeof(minor) AS type FROM amounts WHERE id = 'a0'").get()).toEqual({
+      type: "integer",
+    });
   });
 
   it("refuse a drizzle read that would be rounded, and allow one that would not", () => {
     const db = drizzle(sqlite);
-    db.insert(amounts).values({ id: "small", minor: 2n ** 53n - 1n, createdAt: 1 }).run();
+    db.insert(amounts)
+      .values({ id: "small", minor: 2n ** 53n - 1n, createdAt: 1 })
+      .run();
     expect(db.select().from(amounts).all()).toEqual([{ id: "small", minor: 2n ** 53n - 1n, createdAt: 1 }]);
-    db.insert(amounts).values({ id: "large", minor: 2n ** 53n + 1n, createdAt: 2 }).run();
+    db.insert(amounts)
+      .values({ id: "large", minor: 2n ** 53n + 1n, createdAt: 2 })
+      .run();
     expect(() => db.select().from(amounts).all()).toThrow(RangeError);
   });
 });

@@ -28,7 +28,12 @@ describe("call logs at LOG_LEVEL=debug", () => {
 
   it("writes the ready line with the port", () => {
     const ready = service.logs.find((entry) => entry.msg === "ready");
-    expect(ready).toMatchObject({ level: "info", service: "echo", port: service.port, services: [EchoService.typeName] });
+    expect(ready).toMatchObject({
+      level: "info",
+      service: "echo",
+      port: service.port,
+      services: [EchoService.typeName],
+    });
     expect(typeof ready?.time).toBe("string");
   });
 
@@ -66,12 +71,16 @@ describe("call logs at LOG_LEVEL=debug", () => {
     const echo = createClient(EchoService, transport);
     const outcome = await settle(echo.echo({ message: "throws" }, { headers: { "x-throw": "1" } }));
     expect((outcome.error as { code?: Code }).code).toBe(Code.Internal);
-    await vi.waitFor(() => expect(service.logs.some((entry) => entry.msg === "handler failed")).toBe(true), { timeout: 5_000 });
+    await vi.waitFor(() => expect(service.logs.some((entry) => entry.msg === "handler failed")).toBe(true), {
+      timeout: 5_000,
+    });
     const failure = service.logs.find((entry) => entry.msg === "handler failed")!;
     expect(failure).toMatchObject({ level: "error", method: "/shopmesh.echo.v1.EchoService/Echo" });
     expect(JSON.stringify(failure.err)).toContain("hunter2");
     await vi.waitFor(() =>
-      expect(callLines().some((line) => line.method === "/shopmesh.echo.v1.EchoService/Echo" && line.code === "INTERNAL")).toBe(true),
+      expect(
+        callLines().some((line) => line.method === "/shopmesh.echo.v1.EchoService/Echo" && line.code === "INTERNAL"),
+      ).toBe(true),
     );
   });
 });

@@ -23,7 +23,13 @@ import {
 } from "@shopmesh/chassis";
 import { startNatsRelay } from "@shopmesh/chassis/nats-relay";
 import { UserEventSchema } from "@shopmesh/sdk/users/v1";
-import { natsForTests, natsServer, spawnNatsServer, uniquePrefix, type TestNats } from "../../../test/support/nats-server.js";
+import {
+  natsForTests,
+  natsServer,
+  spawnNatsServer,
+  uniquePrefix,
+  type TestNats,
+} from "../../../test/support/nats-server.js";
 
 const outboxSql = readFileSync(fileURLToPath(new URL("../../users/drizzle/0001_outbox.sql", import.meta.url)), "utf8");
 
@@ -60,7 +66,12 @@ function openLog() {
   const append = (count: number) => {
     for (let i = 0; i < count; i++) {
       const n = log.outbox.head() + 1;
-      log.append({ kind: { case: "userRegistered", value: { user: { id: `user-${n}`, email: `u${n}@example.com`, displayName: `U${n}` } } } });
+      log.append({
+        kind: {
+          case: "userRegistered",
+          value: { user: { id: `user-${n}`, email: `u${n}@example.com`, displayName: `U${n}` } },
+        },
+      });
     }
   };
   return { log, append };
@@ -69,15 +80,26 @@ function openLog() {
 /** Log lines the relay wrote. */
 function captureLogs() {
   const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const logger = pino(
+    { level: "info" },
+    { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+  );
   return { logger, lines };
 }
 
-type RelayOptions = Pick<NatsRelayOptions<typeof UserEventSchema>, "eventLog" | "servers" | "prefix"> & { logger?: NatsRelayOptions<typeof UserEventSchema>["logger"] };
+type RelayOptions = Pick<NatsRelayOptions<typeof UserEventSchema>, "eventLog" | "servers" | "prefix"> & {
+  logger?: NatsRelayOptions<typeof UserEventSchema>["logger"];
+};
 
 /** A relay for "users" with short backoffs, closed after the test. */
 function relay(options: RelayOptions) {
-  const started = startNatsRelay({ service: "users", logger: captureLogs().logger, initialBackoffMs: 50, maxBackoffMs: 300, ...options });
+  const started = startNatsRelay({
+    service: "users",
+    logger: captureLogs().logger,
+    initialBackoffMs: 50,
+    maxBackoffMs: 300,
+    ...options,
+  });
   cleanups.push(() => started.close());
   return started;
 }
@@ -154,7 +176,9 @@ describe.skipIf(natsMissing)("the NATS relay", () => {
     const third = relay({ eventLog: log, servers: [nats.url], prefix, logger: logs.logger });
     await waitFor("all 1015 events", caughtUp(third, 1015));
 
-    expect(logs.lines.find((line) => line.msg === "relaying events to NATS JetStream")).toMatchObject({ after: stoppedAt });
+    expect(logs.lines.find((line) => line.msg === "relaying events to NATS JetStream")).toMatchObject({
+      after: stoppedAt,
+    });
     // A relay that started from the beginning would find its first messages
     // deduplicated (Nats-Msg-Id) rather than stored twice: count those too.
     expect([second.state().duplicates, third.state().duplicates]).toEqual([0, 0]);
@@ -204,7 +228,9 @@ describe.skipIf(natsMissing)("the NATS relay", () => {
     await server.kill("SIGKILL");
     append(7); // committed while NATS is down
     await waitFor("the relay to notice", () => !running.state().connected && running.state().failures >= 2);
-    expect(logs.lines.some((line) => line.level === 40 && line.msg === "event relay to NATS failed; retrying")).toBe(true);
+    expect(logs.lines.some((line) => line.level === 40 && line.msg === "event relay to NATS failed; retrying")).toBe(
+      true,
+    );
 
     await server.restart();
     await waitFor("the relay to catch up", caughtUp(running, 12));
@@ -236,7 +262,9 @@ describe.skipIf(natsMissing)("the NATS relay", () => {
     await waitFor("two refusals", () => second.state().failures >= 2);
     await second.close();
     expect(second.state()).toMatchObject({ connected: false, published: 0 });
-    expect(logs.lines.find((line) => line.level === 50)?.msg).toMatch(/JetStream holds events this outbox does not have/);
+    expect(logs.lines.find((line) => line.level === 50)?.msg).toMatch(
+      /JetStream holds events this outbox does not have/,
+    );
     const { messages } = await streamContents(client, natsEventNames("users", prefix).stream);
     expect(messages.map((m) => m.outboxSequence)).toEqual(oneTo(5));
   });
@@ -256,9 +284,17 @@ describe.skipIf(natsMissing)("the NATS relay", () => {
 describe("relay settings", () => {
   it("is off unless EVENTS_RELAY=nats, with local defaults", () => {
     expect(readEventsRelayConfig({})).toEqual({ kind: "none" });
-    expect(readEventsRelayConfig({ EVENTS_RELAY: "nats" })).toEqual({ kind: "nats", servers: ["nats://127.0.0.1:4222"], prefix: "shopmesh" });
+    expect(readEventsRelayConfig({ EVENTS_RELAY: "nats" })).toEqual({
+      kind: "nats",
+      servers: ["nats://127.0.0.1:4222"],
+      prefix: "shopmesh",
+    });
     expect(
-      readEventsRelayConfig({ EVENTS_RELAY: "nats", NATS_URL: "nats://10.0.0.1:4222, nats://10.0.0.2:4222", EVENTS_NATS_PREFIX: "mesh-b" }),
+      readEventsRelayConfig({
+        EVENTS_RELAY: "nats",
+        NATS_URL: "nats://10.0.0.1:4222, nats://10.0.0.2:4222",
+        EVENTS_NATS_PREFIX: "mesh-b",
+      }),
     ).toEqual({ kind: "nats", servers: ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"], prefix: "mesh-b" });
   });
 
@@ -280,7 +316,10 @@ describe("relay settings", () => {
   });
 
   it("derives a stream and a subject per service from the prefix", () => {
-    expect(natsEventNames("users", "shopmesh")).toEqual({ stream: "SHOPMESH_USERS", subject: "shopmesh.users.v1.events" });
+    expect(natsEventNames("users", "shopmesh")).toEqual({
+      stream: "SHOPMESH_USERS",
+      subject: "shopmesh.users.v1.events",
+    });
     expect(natsEventNames("orders", "mesh-b")).toEqual({ stream: "MESH-B_ORDERS", subject: "mesh-b.orders.v1.events" });
   });
 });

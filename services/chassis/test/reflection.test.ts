@@ -59,7 +59,9 @@ describe("server reflection with buf curl", () => {
     const result = await bufCurl(["--list-services", base]);
     expect(result.stderr).toBe("");
     expect(result.exitCode).toBe(0);
-    expect(lines(result.stdout)).toEqual(expect.arrayContaining(["shopmesh.echo.v1.EchoService", "grpc.health.v1.Health"]));
+    expect(lines(result.stdout)).toEqual(
+      expect.arrayContaining(["shopmesh.echo.v1.EchoService", "grpc.health.v1.Health"]),
+    );
   });
 
   it("lists the methods", async () => {
@@ -78,7 +80,9 @@ describe("server reflection with buf curl", () => {
   it("serves the older v1alpha reflection protocol too", async () => {
     const result = await bufCurl(["--reflect-protocol", "grpc-v1alpha", "--list-services", base]);
     expect(result.exitCode).toBe(0);
-    expect(lines(result.stdout)).toEqual(expect.arrayContaining(["shopmesh.echo.v1.EchoService", "grpc.health.v1.Health"]));
+    expect(lines(result.stdout)).toEqual(
+      expect.arrayContaining(["shopmesh.echo.v1.EchoService", "grpc.health.v1.Health"]),
+    );
   });
 
   it("serves the v1 reflection protocol when asked for it alone", async () => {
@@ -95,9 +99,17 @@ describe("server reflection with buf curl", () => {
   });
 
   it("calls a server-streaming method, using field names only the schema knows", async () => {
-    const result = await bufCurl(["-d", '{"message":"s","count":3,"intervalMs":1}', `${base}/shopmesh.echo.v1.EchoService/EchoStream`]);
+    const result = await bufCurl([
+      "-d",
+      '{"message":"s","count":3,"intervalMs":1}',
+      `${base}/shopmesh.echo.v1.EchoService/EchoStream`,
+    ]);
     expect(result.exitCode).toBe(0);
-    expect(jsonDocuments(result.stdout)).toEqual([{ message: "s" }, { message: "s", index: 1 }, { message: "s", index: 2 }]);
+    expect(jsonDocuments(result.stdout)).toEqual([
+      { message: "s" },
+      { message: "s", index: 1 },
+      { message: "s", index: 2 },
+    ]);
   });
 
   it("rejects a field the schema does not have", async () => {
@@ -107,7 +119,11 @@ describe("server reflection with buf curl", () => {
   });
 
   it("checks health", async () => {
-    const result = await bufCurl(["-d", '{"service":"shopmesh.echo.v1.EchoService"}', `${base}/grpc.health.v1.Health/Check`]);
+    const result = await bufCurl([
+      "-d",
+      '{"service":"shopmesh.echo.v1.EchoService"}',
+      `${base}/grpc.health.v1.Health/Check`,
+    ]);
     expect(result.exitCode).toBe(0);
     expect(jsonDocuments(result.stdout)).toEqual([{ status: "SERVING" }]);
   });

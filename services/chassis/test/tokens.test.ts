@@ -31,7 +31,10 @@ describe("access tokens", () => {
   });
 
   it("refuse a token signed with another key, every time", async () => {
-    const { token } = await (await createTokenSigner(keyPair().privateKey, 60)).sign({ userId: "u1", role: "customer" });
+    const { token } = await (await createTokenSigner(keyPair().privateKey, 60)).sign({
+      userId: "u1",
+      role: "customer",
+    });
     const verifier = await createTokenVerifier(keyPair().publicKey);
     for (let i = 0; i < 2; i++) expect((await rejection(verifier.verify(token))).code).toBe(Code.Unauthenticated);
   });

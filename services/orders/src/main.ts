@@ -18,7 +18,6 @@ import * as schema from "./db/schema.js";
 import { OrderStore } from "./order-store.js";
 import { createOrdersService } from "./orders-service.js";
 
-
 await runService({
   name: "orders",
   defaultPort: 50053,

@@ -40,7 +40,10 @@ export function priceOrder(items: readonly OrderItem[], prices: ReadonlyMap<stri
   });
   if (currencies.size > 1) throw invalidArgument("items", "all products of one order must be priced in one currency");
   if (!fitsInt64(totalMinor)) {
-    throw invalidArgument("items", `the order's total would be ${totalMinor} minor units, more than an amount can hold (${int64Max})`);
+    throw invalidArgument(
+      "items",
+      `the order's total would be ${totalMinor} minor units, more than an amount can hold (${int64Max})`,
+    );
   }
   return { currency: [...currencies][0]!, lines, totalMinor };
 }

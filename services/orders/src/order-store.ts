@@ -3,7 +3,7 @@ import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
 import { EventLog, newId, prepareExactRows, type EventStreamOptions, type OpenDatabase } from "@shopmesh/chassis";
 import { OrderEventSchema } from "@shopmesh/sdk/orders/v1";
 import { toOrder } from "./order-messages.js";
-import * as schema from "./db/schema.js";
+import type * as schema from "./db/schema.js";
 import { orderLines, orders, type OrderLineRow, type OrderRow } from "./db/schema.js";
 
 export type OrdersDb = BetterSQLite3Database<typeof schema>;
@@ -128,7 +128,10 @@ export class OrderStore {
     const rows = this.#everyOrder.all();
     for (let start = 0; start < rows.length; start += 500) {
       for (const order of this.#withLines(rows.slice(start, start + 500))) {
-        yield { event: { kind: { case: "orderPlaced", value: { order: toOrder(order) } } }, occurredAt: order.createdAt };
+        yield {
+          event: { kind: { case: "orderPlaced", value: { order: toOrder(order) } } },
+          occurredAt: order.createdAt,
+        };
       }
     }
   }
@@ -147,9 +150,7 @@ export class OrderStore {
   /** Up to `limit` of a user's orders older than `beforeId`, newest first. */
   pageForUser(userId: string, beforeId: string | undefined, limit: number): StoredOrder[] {
     const rows =
-      beforeId === undefined
-        ? this.#firstPage.all(userId, limit)
-        : this.#pageBefore.all(userId, beforeId, limit);
+      beforeId === undefined ? this.#firstPage.all(userId, limit) : this.#pageBefore.all(userId, beforeId, limit);
     return this.#withLines(rows);
   }
 
@@ -163,7 +164,12 @@ export class OrderStore {
     const byOrder = new Map<string, StoredOrder["lines"]>();
     for (const line of lines) {
       const { orderId } = line;
-      const entry = { lineNo: line.lineNo, productId: line.productId, quantity: line.quantity, unitPriceMinor: line.unitPriceMinor };
+      const entry = {
+        lineNo: line.lineNo,
+        productId: line.productId,
+        quantity: line.quantity,
+        unitPriceMinor: line.unitPriceMinor,
+      };
       const list = byOrder.get(orderId);
       if (list) list.push(entry);
       else byOrder.set(orderId, [entry]);

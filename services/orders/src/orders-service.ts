@@ -66,11 +66,13 @@ export function createOrdersService(deps: OrdersServiceDeps): ServiceImpl<typeof
       const caller = requirePerson(context);
       const requestId = checkKey("request_id", request.requestId, { max: 100 });
       if (request.items.length === 0) throw invalidArgument("items", "must hold at least one item");
-      if (request.items.length > maxOrderItems) throw invalidArgument("items", `must hold at most ${maxOrderItems} items`);
+      if (request.items.length > maxOrderItems)
+        throw invalidArgument("items", `must hold at most ${maxOrderItems} items`);
       const seen = new Set<string>();
       const items = request.items.map((item, index) => {
         const productId = checkId(`items[${index}].product_id`, item.productId);
-        if (seen.has(productId)) throw invalidArgument(`items[${index}].product_id`, `names product ${productId} twice`);
+        if (seen.has(productId))
+          throw invalidArgument(`items[${index}].product_id`, `names product ${productId} twice`);
         seen.add(productId);
         return { productId, quantity: checkRange(`items[${index}].quantity`, item.quantity, 1, maxQuantity) };
       });
@@ -113,7 +115,12 @@ export function createOrdersService(deps: OrdersServiceDeps): ServiceImpl<typeof
 
       // A concurrent request with this request_id may have placed its order
       // since the check above: place() then returns that one, to be compared.
-      const { order } = deps.store.place({ userId: caller.userId, requestId, requestFingerprint: fingerprint, ...priced });
+      const { order } = deps.store.place({
+        userId: caller.userId,
+        requestId,
+        requestFingerprint: fingerprint,
+        ...priced,
+      });
       return { order: toOrder(sameRequest(order, fingerprint)) };
     },
 

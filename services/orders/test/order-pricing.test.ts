@@ -26,7 +26,9 @@ describe("priceOrder", () => {
   });
 
   it("reaches the int64 maximum exactly, and refuses one minor unit more, naming the line or the total", () => {
-    expect(priceOrder([{ productId: id(1), quantity: 1 }], new Map([[id(1), eur(int64Max)]])).totalMinor).toBe(int64Max);
+    expect(priceOrder([{ productId: id(1), quantity: 1 }], new Map([[id(1), eur(int64Max)]])).totalMinor).toBe(
+      int64Max,
+    );
     const half = int64Max / 2n + 1n;
     expect(refusal(() => priceOrder([{ productId: id(1), quantity: 2 }], new Map([[id(1), eur(half)]])))).toEqual([
       Code.InvalidArgument,
@@ -45,17 +47,31 @@ describe("priceOrder", () => {
   });
 
   it("names a product the catalog lacks and a mix of currencies", () => {
-    expect(refusal(() => priceOrder([{ productId: id(1), quantity: 1 }, { productId: id(2), quantity: 1 }], new Map([[id(1), eur(5n)]])))).toEqual([
-      Code.InvalidArgument,
-      "items[1].product_id",
-    ]);
+    expect(
+      refusal(() =>
+        priceOrder(
+          [
+            { productId: id(1), quantity: 1 },
+            { productId: id(2), quantity: 1 },
+          ],
+          new Map([[id(1), eur(5n)]]),
+        ),
+      ),
+    ).toEqual([Code.InvalidArgument, "items[1].product_id"]);
     const mixed = new Map([
       [id(1), eur(5n)],
       [id(2), { ...eur(5n), currencyCode: "USD" }],
     ]);
-    expect(refusal(() => priceOrder([{ productId: id(1), quantity: 1 }, { productId: id(2), quantity: 1 }], mixed))).toEqual([
-      Code.InvalidArgument,
-      "items",
-    ]);
+    expect(
+      refusal(() =>
+        priceOrder(
+          [
+            { productId: id(1), quantity: 1 },
+            { productId: id(2), quantity: 1 },
+          ],
+          mixed,
+        ),
+      ),
+    ).toEqual([Code.InvalidArgument, "items"]);
   });
 });

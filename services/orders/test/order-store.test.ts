@@ -41,14 +41,30 @@ describe("OrderStore", () => {
       { ...items[0]!, unitPriceMinor: int64Max - 1n },
       { ...items[1]!, unitPriceMinor: 1n },
     ];
-    const { order } = store.place({ userId, requestId: "r", requestFingerprint: requestFingerprint(items), currency: "EUR", totalMinor: int64Max, lines });
-    const amounts = (o: { totalMinor: bigint; lines: { unitPriceMinor: bigint }[] } | undefined) => [o?.totalMinor, o?.lines.map((l) => l.unitPriceMinor)];
+    const { order } = store.place({
+      userId,
+      requestId: "r",
+      requestFingerprint: requestFingerprint(items),
+      currency: "EUR",
+      totalMinor: int64Max,
+      lines,
+    });
+    const amounts = (o: { totalMinor: bigint; lines: { unitPriceMinor: bigint }[] } | undefined) => [
+      o?.totalMinor,
+      o?.lines.map((l) => l.unitPriceMinor),
+    ];
     const expected = [int64Max, [int64Max - 1n, 1n]];
     expect(amounts(order)).toEqual(expected);
     expect(amounts(store.byId(order.id))).toEqual(expected);
     expect(amounts(store.byRequest(userId, "r"))).toEqual(expected);
     expect(amounts(store.pageForUser(userId, undefined, 10)[0])).toEqual(expected);
-    expect(store.byId(order.id)).toMatchObject({ createdAt: order.createdAt, lines: [{ lineNo: 0, quantity: 1 }, { lineNo: 1, quantity: 1 }] });
+    expect(store.byId(order.id)).toMatchObject({
+      createdAt: order.createdAt,
+      lines: [
+        { lineNo: 0, quantity: 1 },
+        { lineNo: 1, quantity: 1 },
+      ],
+    });
     expect(typeof store.byId(order.id)!.createdAt).toBe("number");
     const controller = new AbortController();
     const stream = store.events.follow(0, controller.signal);
@@ -56,7 +72,9 @@ describe("OrderStore", () => {
       await stream.next(); // the heartbeat with the head
       const { value } = await stream.next();
       const placed = value?.event?.kind.case === "orderPlaced" ? value.event.kind.value.order : undefined;
-      expect([placed?.total?.minorUnits, placed?.lines.map((l: OrderLine) => l.unitPrice?.minorUnits)]).toEqual(expected);
+      expect([placed?.total?.minorUnits, placed?.lines.map((l: OrderLine) => l.unitPrice?.minorUnits)]).toEqual(
+        expected,
+      );
     } finally {
       controller.abort();
       await stream.return(undefined);
@@ -67,8 +85,22 @@ describe("OrderStore", () => {
     const store = new OrderStore(database);
     const fingerprint = requestFingerprint(items);
     const lines = items.map((item) => ({ ...item, unitPriceMinor: 5n }));
-    const first = store.place({ userId, requestId: "r", requestFingerprint: fingerprint, currency: "EUR", totalMinor: 10n, lines });
-    const second = store.place({ userId, requestId: "r", requestFingerprint: "other", currency: "EUR", totalMinor: 5n, lines: lines.slice(0, 1) });
+    const first = store.place({
+      userId,
+      requestId: "r",
+      requestFingerprint: fingerprint,
+      currency: "EUR",
+      totalMinor: 10n,
+      lines,
+    });
+    const second = store.place({
+      userId,
+      requestId: "r",
+      requestFingerprint: "other",
+      currency: "EUR",
+      totalMinor: 5n,
+      lines: lines.slice(0, 1),
+    });
     expect([first.created, second.created, second.order.id]).toEqual([true, false, first.order.id]);
     expect(second.order.requestFingerprint).toBe(fingerprint);
     expect(requestFingerprint(second.order.lines)).toBe(fingerprint);

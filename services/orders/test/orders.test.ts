@@ -16,7 +16,11 @@ beforeAll(async () => {
   mesh = await TestMesh.start(["users", "products", "orders"]);
   const admin = mesh.client("products", await adminToken(mesh));
   catalog = [];
-  for (const [name, minorUnits] of [["Tea", 450n], ["Mug", 1200n], ["Spoon", 199n]] as const) {
+  for (const [name, minorUnits] of [
+    ["Tea", 450n],
+    ["Mug", 1200n],
+    ["Spoon", 199n],
+  ] as const) {
     catalog.push((await admin.createProduct({ name, price: { currencyCode: "EUR", minorUnits } })).product!);
   }
 });
@@ -85,7 +89,10 @@ describe("CreateOrder", () => {
     ["request_id", { requestId: "r\n", items: [{ productId: unknownProduct, quantity: 1 }] }],
     ["request_id", { requestId: " ", items: [{ productId: unknownProduct, quantity: 1 }] }],
     ["items", { requestId: "r", items: [] }],
-    ["items", { requestId: "r", items: Array.from({ length: 101 }, () => ({ productId: unknownProduct, quantity: 1 })) }],
+    [
+      "items",
+      { requestId: "r", items: Array.from({ length: 101 }, () => ({ productId: unknownProduct, quantity: 1 })) },
+    ],
     ["items[0].product_id", { requestId: "r", items: [{ productId: "", quantity: 1 }] }],
     ["items[0].quantity", { requestId: "r", items: [{ productId: unknownProduct, quantity: 0 }] }],
     ["items[0].quantity", { requestId: "r", items: [{ productId: unknownProduct, quantity: 1001 }] }],
@@ -127,7 +134,9 @@ function fixedCatalog(prices: Record<string, bigint>): Promise<RunningServer> {
         getProduct: () => ({}),
         listProducts: () => ({}),
         batchGetProducts: ({ productIds }) => ({
-          products: productIds.filter(known).map((id) => ({ id, name: id, price: { currencyCode: "EUR", minorUnits: prices[id]! } })),
+          products: productIds
+            .filter(known)
+            .map((id) => ({ id, name: id, price: { currencyCode: "EUR", minorUnits: prices[id]! } })),
           missingProductIds: productIds.filter((id) => !known(id)),
         }),
         async *streamEvents() {},
@@ -146,7 +155,8 @@ async function placedEvents(): Promise<{ id: string; total: bigint | undefined }
     for await (const message of events.streamEvents({}, { signal: controller.signal, timeoutMs: 10_000 })) {
       head ??= message.headSequence;
       const kind = message.event?.kind;
-      if (kind?.case === "orderPlaced") placed.push({ id: kind.value.order!.id, total: kind.value.order!.total?.minorUnits });
+      if (kind?.case === "orderPlaced")
+        placed.push({ id: kind.value.order!.id, total: kind.value.order!.total?.minorUnits });
       if ((message.event?.sequence ?? 0n) >= head) break;
     }
   } finally {
@@ -161,16 +171,24 @@ describe("CreateOrder adds money exactly", () => {
     const dear: Product[] = [];
     for (let start = 0; start < 100; start += 20) {
       const batch = Array.from({ length: 20 }, (_, i) =>
-        admin.createProduct({ name: `Dear ${start + i}`, price: { currencyCode: "EUR", minorUnits: 999_999_999_999n } }),
+        admin.createProduct({
+          name: `Dear ${start + i}`,
+          price: { currencyCode: "EUR", minorUnits: 999_999_999_999n },
+        }),
       );
       dear.push(...(await Promise.all(batch)).map((created) => created.product!));
     }
     const { userId, orders } = await customer();
-    const { order } = await orders.createOrder({ requestId: requestId(), items: dear.map((p) => ({ productId: p.id, quantity: 999 })) });
+    const { order } = await orders.createOrder({
+      requestId: requestId(),
+      items: dear.map((p) => ({ productId: p.id, quantity: 999 })),
+    });
 
     const exactSum = 100n * 999n * 999_999_999_999n;
     expect(exactSum).toBe(99_899_999_999_900_100n);
-    expect(order!.lines.map((l) => [l.quantity, l.unitPrice?.minorUnits])).toEqual(dear.map(() => [999, 999_999_999_999n]));
+    expect(order!.lines.map((l) => [l.quantity, l.unitPrice?.minorUnits])).toEqual(
+      dear.map(() => [999, 999_999_999_999n]),
+    );
     expect(order!.lines.reduce((sum, l) => sum + BigInt(l.quantity) * l.unitPrice!.minorUnits, 0n)).toBe(exactSum);
     expect(order!.total).toMatchObject({ currencyCode: "EUR", minorUnits: exactSum });
     // Read back from SQLite, and as its event carries it.
@@ -187,13 +205,18 @@ describe("CreateOrder adds money exactly", () => {
     try {
       const c = await signUpCustomer(mesh);
       const orders = mesh.clientAt("orders", own.address, c.token);
-      const { order } = await orders.createOrder({ requestId: requestId(), items: [{ productId: dearest, quantity: 1 }] });
+      const { order } = await orders.createOrder({
+        requestId: requestId(),
+        items: [{ productId: dearest, quantity: 1 }],
+      });
       expect(order!.total?.minorUnits).toBe(int64Max);
       // The mesh's own orders process reads the same SQLite file.
       const stored = (await mesh.client("orders", c.token).getOrder({ orderId: order!.id })).order!;
       expect([stored.total?.minorUnits, stored.lines[0]!.unitPrice?.minorUnits]).toEqual([int64Max, int64Max]);
 
-      const line = await failure(orders.createOrder({ requestId: requestId(), items: [{ productId: dearest, quantity: 2 }] }));
+      const line = await failure(
+        orders.createOrder({ requestId: requestId(), items: [{ productId: dearest, quantity: 2 }] }),
+      );
       expect([line.code, line.rawMessage.split(":")[0]]).toEqual([Code.InvalidArgument, "items[0].quantity"]);
       const total = await failure(
         orders.createOrder({
@@ -246,7 +269,9 @@ describe("CreateOrder with a request_id used before", () => {
       orders.createOrder({ requestId: id, items: [{ productId: catalog[1]!.id, quantity: 1 }] }),
     ]);
     const placed = results.flatMap((result) => (result.status === "fulfilled" ? [result.value.order!.id] : []));
-    const refused = results.flatMap((result) => (result.status === "rejected" ? [ConnectError.from(result.reason).code] : []));
+    const refused = results.flatMap((result) =>
+      result.status === "rejected" ? [ConnectError.from(result.reason).code] : [],
+    );
     expect([placed.length, refused]).toEqual([1, [Code.AlreadyExists]]);
     expect((await orders.listOrders({ userId })).orders.map((o) => o.id)).toEqual(placed);
   });
@@ -264,7 +289,9 @@ describe("CreateOrder with a request_id used before", () => {
     const { order } = await orders.createOrder(request);
     const sqlite = new Database(join(mesh.dataDir, "orders.sqlite"));
     try {
-      expect(sqlite.prepare("UPDATE orders SET request_fingerprint = NULL WHERE id = ?").run(order!.id).changes).toBe(1);
+      expect(sqlite.prepare("UPDATE orders SET request_fingerprint = NULL WHERE id = ?").run(order!.id).changes).toBe(
+        1,
+      );
     } finally {
       sqlite.close();
     }
@@ -278,7 +305,10 @@ describe("GetOrder and ListOrders", () => {
   it("keep customers to their own orders (PERMISSION_DENIED) and let admins read all", async () => {
     const alice = await customer();
     const bob = await customer();
-    const { order } = await alice.orders.createOrder({ requestId: requestId(), items: [{ productId: catalog[1]!.id, quantity: 3 }] });
+    const { order } = await alice.orders.createOrder({
+      requestId: requestId(),
+      items: [{ productId: catalog[1]!.id, quantity: 3 }],
+    });
     expect((await failure(bob.orders.getOrder({ orderId: order!.id }))).code).toBe(Code.PermissionDenied);
     expect((await failure(bob.orders.listOrders({ userId: alice.userId }))).code).toBe(Code.PermissionDenied);
     const admin = mesh.client("orders", await adminToken(mesh));
@@ -301,7 +331,10 @@ describe("GetOrder and ListOrders", () => {
     const { userId, orders } = await customer();
     const placed: string[] = [];
     for (let i = 0; i < 5; i++) {
-      placed.push((await orders.createOrder({ requestId: requestId(), items: [{ productId: catalog[2]!.id, quantity: i + 1 }] })).order!.id);
+      placed.push(
+        (await orders.createOrder({ requestId: requestId(), items: [{ productId: catalog[2]!.id, quantity: i + 1 }] }))
+          .order!.id,
+      );
     }
     const seen: string[] = [];
     let pageToken = "";
@@ -331,12 +364,16 @@ describe("CreateOrder when products cannot answer", () => {
           updateProduct: () => ({}),
           getProduct: () => ({}),
           listProducts: () => ({}),
-          batchGetProducts: (_, context) => new Promise((_, reject) => context.signal.addEventListener("abort", () => reject(context.signal.reason))),
+          batchGetProducts: (_, context) =>
+            new Promise((_, reject) => context.signal.addEventListener("abort", () => reject(context.signal.reason))),
           async *streamEvents() {},
         }),
       ],
     });
-    const own = await mesh.startExtra("orders", { PRODUCTS_TARGET: hanging.address, PRODUCTS_TIMEOUT: productsTimeout });
+    const own = await mesh.startExtra("orders", {
+      PRODUCTS_TARGET: hanging.address,
+      PRODUCTS_TIMEOUT: productsTimeout,
+    });
     try {
       await body(own, await signUpCustomer(mesh));
     } finally {
@@ -349,7 +386,9 @@ describe("CreateOrder when products cannot answer", () => {
     await withHangingProducts("300ms", async (own, c) => {
       const orders = mesh.clientAt("orders", own.address, c.token);
       const started = performance.now();
-      const error = await failure(orders.createOrder({ requestId: requestId(), items: [{ productId: catalog[0]!.id, quantity: 1 }] }));
+      const error = await failure(
+        orders.createOrder({ requestId: requestId(), items: [{ productId: catalog[0]!.id, quantity: 1 }] }),
+      );
       const elapsed = performance.now() - started;
       expect(error.code).toBe(Code.Unavailable);
       expect(error.rawMessage).toContain("DEADLINE_EXCEEDED");
@@ -368,7 +407,10 @@ describe("CreateOrder when products cannot answer", () => {
       for (const timeoutMs of [5, 300]) {
         const request = toBinary(
           CreateOrderRequestSchema,
-          create(CreateOrderRequestSchema, { requestId: requestId(), items: [{ productId: catalog[0]!.id, quantity: 1 }] }),
+          create(CreateOrderRequestSchema, {
+            requestId: requestId(),
+            items: [{ productId: catalog[0]!.id, quantity: 1 }],
+          }),
         );
         const status = await rawUnaryCall(own.address, path, request, { timeoutMs, headers });
         expect([timeoutMs, status.code]).toEqual([timeoutMs, Code.DeadlineExceeded]);

@@ -15,7 +15,6 @@ import * as schema from "./db/schema.js";
 import { ProductStore } from "./product-store.js";
 import { createProductsService } from "./products-service.js";
 
-
 await runService({
   name: "products",
   defaultPort: 50052,
@@ -31,8 +30,11 @@ await runService({
       cacheEntries: envReader(env).int("PRODUCT_CACHE_ENTRIES", 10_000, { min: 0, max: 10_000_000 }),
     });
     const backfilled = store.backfillEvents();
-    if (backfilled > 0) logger.info({ events: backfilled }, "recorded ProductCreated for products that predate the outbox");
-    const reads = ["GetProduct", "ListProducts", "BatchGetProducts"].map((name) => `${ProductsService.typeName}.${name}`);
+    if (backfilled > 0)
+      logger.info({ events: backfilled }, "recorded ProductCreated for products that predate the outbox");
+    const reads = ["GetProduct", "ListProducts", "BatchGetProducts"].map(
+      (name) => `${ProductsService.typeName}.${name}`,
+    );
     return {
       services: [hosted(ProductsService, createProductsService(store))],
       events: store.events,

@@ -3,7 +3,7 @@ import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
 import { LRUCache } from "lru-cache";
 import { EventLog, newId, prepareExactRows, type EventStreamOptions, type OpenDatabase } from "@shopmesh/chassis";
 import { ProductEventSchema } from "@shopmesh/sdk/products/v1";
-import * as schema from "./db/schema.js";
+import type * as schema from "./db/schema.js";
 import { products, type ProductRow } from "./db/schema.js";
 import { toProduct } from "./product-messages.js";
 
@@ -54,7 +54,8 @@ export class ProductStore {
     this.events = new EventLog(sqlite, ProductEventSchema, options.streams);
     const cacheEntries = options.cacheEntries ?? 10_000;
     this.#cache = cacheEntries > 0 ? new LRUCache({ max: cacheEntries }) : undefined;
-    const selectProducts = "SELECT id, name, description, price_minor AS priceMinor, currency, created_at AS createdAt FROM products";
+    const selectProducts =
+      "SELECT id, name, description, price_minor AS priceMinor, currency, created_at AS createdAt FROM products";
     const amounts = ["priceMinor"] as const;
     this.#byId = prepareExactRows<[id: string], ProductRow>(sqlite, `${selectProducts} WHERE id = ?`, amounts);
     this.#byIds = prepareExactRows<[ids: string], ProductRow>(
@@ -62,7 +63,11 @@ export class ProductStore {
       `${selectProducts} WHERE id IN (SELECT value FROM json_each(?))`,
       amounts,
     );
-    this.#firstPage = prepareExactRows<[limit: number], ProductRow>(sqlite, `${selectProducts} ORDER BY id LIMIT ?`, amounts);
+    this.#firstPage = prepareExactRows<[limit: number], ProductRow>(
+      sqlite,
+      `${selectProducts} ORDER BY id LIMIT ?`,
+      amounts,
+    );
     this.#pageAfter = prepareExactRows<[afterId: string, limit: number], ProductRow>(
       sqlite,
       `${selectProducts} WHERE id > ? ORDER BY id LIMIT ?`,
@@ -106,9 +111,10 @@ export class ProductStore {
    */
   backfillEvents(): number {
     return this.events.backfill(() =>
-      this.#everyProduct
-        .all()
-        .map((row) => ({ event: { kind: { case: "productCreated", value: { product: toProduct(row) } } }, occurredAt: row.createdAt })),
+      this.#everyProduct.all().map((row) => ({
+        event: { kind: { case: "productCreated", value: { product: toProduct(row) } } },
+        occurredAt: row.createdAt,
+      })),
     );
   }
 

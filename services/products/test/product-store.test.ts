@@ -27,7 +27,11 @@ afterEach(() => {
 });
 
 const product = (name: string) => ({ name, description: `${name}, described.`, priceMinor: 100n, currency: "EUR" });
-const stored = (id: string) => database.sqlite.prepare("SELECT name, price_minor AS priceMinor FROM products WHERE id = ?").safeIntegers(true).get(id);
+const stored = (id: string) =>
+  database.sqlite
+    .prepare("SELECT name, price_minor AS priceMinor FROM products WHERE id = ?")
+    .safeIntegers(true)
+    .get(id);
 
 describe.each([
   ["a cache smaller than the catalog", 2],
@@ -52,7 +56,12 @@ describe.each([
       expect(after.byIds.get(id)).toBe(`renamed ${index}`);
       expect(store.byId(id)).toMatchObject(stored(id) as object);
     }
-    expect(store.byIds([...ids, ids[0]!, "missing"]).map((row) => row.id).sort()).toEqual([...ids].sort());
+    expect(
+      store
+        .byIds([...ids, ids[0]!, "missing"])
+        .map((row) => row.id)
+        .sort(),
+    ).toEqual([...ids].sort());
     expect(store.byId("missing")).toBeUndefined();
   });
 
@@ -66,7 +75,9 @@ describe.each([
     expect(store.update(id, { priceMinor: int64Max - 1n })?.priceMinor).toBe(int64Max - 1n);
     expect(new ProductStore(database, { cacheEntries }).byId(id)?.priceMinor).toBe(int64Max - 1n);
     const prices = database.sqlite
-      .prepare<[], { sequence: number; occurredAt: number; payload: Buffer }>("SELECT sequence, occurred_at AS occurredAt, payload FROM outbox ORDER BY sequence")
+      .prepare<[], { sequence: number; occurredAt: number; payload: Buffer }>(
+        "SELECT sequence, occurred_at AS occurredAt, payload FROM outbox ORDER BY sequence",
+      )
       .all()
       .map((entry) => store.events.decode(entry).kind.value?.product?.price?.minorUnits);
     expect(prices).toEqual([int64Max, 2n ** 53n + 1n, int64Max - 1n]);

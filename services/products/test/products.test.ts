@@ -16,8 +16,16 @@ const price = (minorUnits: bigint, currencyCode = "EUR") => ({ currencyCode, min
 
 describe("CreateProduct", () => {
   it("adds a product for an admin and returns it as stored", async () => {
-    const { product } = await admin.createProduct({ name: " Kettle ", description: "Boils water.", price: price(2999n) });
-    expect(product).toMatchObject({ name: "Kettle", description: "Boils water.", price: { currencyCode: "EUR", minorUnits: 2999n } });
+    const { product } = await admin.createProduct({
+      name: " Kettle ",
+      description: "Boils water.",
+      price: price(2999n),
+    });
+    expect(product).toMatchObject({
+      name: "Kettle",
+      description: "Boils water.",
+      price: { currencyCode: "EUR", minorUnits: 2999n },
+    });
     const { product: read } = await mesh.client("products").getProduct({ productId: product!.id });
     expect(read).toEqual(product);
   });
@@ -25,7 +33,9 @@ describe("CreateProduct", () => {
   it("is refused to a customer (PERMISSION_DENIED) and to an anonymous caller (UNAUTHENTICATED)", async () => {
     const customer = await signUpCustomer(mesh);
     const request = { name: "Nope", price: price(1n) };
-    expect((await failure(mesh.client("products", customer.token).createProduct(request))).code).toBe(Code.PermissionDenied);
+    expect((await failure(mesh.client("products", customer.token).createProduct(request))).code).toBe(
+      Code.PermissionDenied,
+    );
     expect((await failure(mesh.client("products").createProduct(request))).code).toBe(Code.Unauthenticated);
   });
 
@@ -46,7 +56,9 @@ describe("CreateProduct", () => {
 describe("GetProduct", () => {
   it("answers NOT_FOUND for an unknown id and INVALID_ARGUMENT for a malformed one", async () => {
     const products = mesh.client("products");
-    expect((await failure(products.getProduct({ productId: "01900000-0000-7000-8000-000000000000" }))).code).toBe(Code.NotFound);
+    expect((await failure(products.getProduct({ productId: "01900000-0000-7000-8000-000000000000" }))).code).toBe(
+      Code.NotFound,
+    );
     const malformed = await failure(products.getProduct({ productId: "x" }));
     expect(malformed.code).toBe(Code.InvalidArgument);
     expect(malformed.rawMessage).toMatch(/^product_id:/);

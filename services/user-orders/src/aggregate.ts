@@ -160,7 +160,12 @@ export function createUserOrdersAggregator(deps: AggregatorDeps): UserOrdersAggr
           .then((result) => throwCallerFault("users", result));
       const askOrders = () =>
         guards.orders
-          .call(OrdersService.method.listOrders, (call) => deps.orders.listOrders(pageKey, { ...call, headers }), budget, signal)
+          .call(
+            OrdersService.method.listOrders,
+            (call) => deps.orders.listOrders(pageKey, { ...call, headers }),
+            budget,
+            signal,
+          )
           .then((result) => throwCallerFault("orders", result));
       try {
         if (settings.fanOut === "sequential") {
@@ -175,7 +180,12 @@ export function createUserOrdersAggregator(deps: AggregatorDeps): UserOrdersAggr
       }
       const degradations: MessageInitShape<typeof DegradationSchema>[] = [];
       const degrade = (dependency: DependencyName, error: ConnectError, fallback: Fallback) =>
-        degradations.push({ dependency: dependencyEnum[dependency], code: statusName(error.code), fallback, message: error.rawMessage });
+        degradations.push({
+          dependency: dependencyEnum[dependency],
+          code: statusName(error.code),
+          fallback,
+          message: error.rawMessage,
+        });
       const timings = [toTiming("users", userResult.timing), toTiming("orders", ordersResult.timing)];
 
       if (!userResult.ok) degrade("users", userResult.error, Fallback.NO_PROFILE);
@@ -185,7 +195,8 @@ export function createUserOrdersAggregator(deps: AggregatorDeps): UserOrdersAggr
       const products = new Map<string, Product>();
       const productIds = distinctProductIds(orders.page.orders);
       if (productIds.length > 0) {
-        const batchGet = (ids: string[], call: DownstreamCall) => deps.products.batchGetProducts({ productIds: ids }, { ...call, headers });
+        const batchGet = (ids: string[], call: DownstreamCall) =>
+          deps.products.batchGetProducts({ productIds: ids }, { ...call, headers });
         const found = await productDetails(productIds, batchGet, budget, signal);
         for (const product of found.products) products.set(product.id, product);
         if (found.failure) degrade("products", found.failure, Fallback.NO_PRODUCT_DETAILS);
@@ -251,13 +262,21 @@ export function createUserOrdersAggregator(deps: AggregatorDeps): UserOrdersAggr
     const shards = Math.min(settings.productsShards ?? 1, ids.length);
     if (shards > 1 && ids.length <= shards * maxBatchProducts) {
       // productsShards calls (at most one per id), the ids spread evenly.
-      for (let i = 0; i < shards; i++) chunks.push(ids.slice(Math.floor((i * ids.length) / shards), Math.floor(((i + 1) * ids.length) / shards)));
+      for (let i = 0; i < shards; i++)
+        chunks.push(ids.slice(Math.floor((i * ids.length) / shards), Math.floor(((i + 1) * ids.length) / shards)));
     } else {
       for (let i = 0; i < ids.length; i += maxBatchProducts) chunks.push(ids.slice(i, i + maxBatchProducts));
     }
     const results = (
       await Promise.all(
-        chunks.map((chunk) => guards.products.call(ProductsService.method.batchGetProducts, (call) => batchGet(chunk, call), budget, signal)),
+        chunks.map((chunk) =>
+          guards.products.call(
+            ProductsService.method.batchGetProducts,
+            (call) => batchGet(chunk, call),
+            budget,
+            signal,
+          ),
+        ),
       )
     ).map((result) => throwCallerFault("products", result));
     return {

@@ -25,13 +25,17 @@ const sourceEnum: Record<StreamName, Dependency> = {
 };
 
 /** How far the projection is behind each source, as the response reports it. */
-export function toStreamLags(states: readonly StreamState[], now = Date.now()): MessageInitShape<typeof StreamLagSchema>[] {
+export function toStreamLags(
+  states: readonly StreamState[],
+  now = Date.now(),
+): MessageInitShape<typeof StreamLagSchema>[] {
   return states.map((state) => ({
     source: sourceEnum[state.stream],
     appliedSequence: BigInt(state.position.sequence),
     headSequence: BigInt(state.headSequence),
     connected: state.connected,
-    lastContactAge: state.lastContactAt === undefined ? undefined : durationFromMs(Math.max(0, now - state.lastContactAt)),
+    lastContactAge:
+      state.lastContactAt === undefined ? undefined : durationFromMs(Math.max(0, now - state.lastContactAt)),
   }));
 }
 
@@ -44,7 +48,10 @@ export function toStreamLags(states: readonly StreamState[], now = Date.now()): 
  * stream has caught up, a product it never carried is simply unknown, and
  * the line lacks details without a degradation, as in a STRONG view.
  */
-function missingProducts(ids: readonly string[], products: StreamState): MessageInitShape<typeof DegradationSchema> | undefined {
+function missingProducts(
+  ids: readonly string[],
+  products: StreamState,
+): MessageInitShape<typeof DegradationSchema> | undefined {
   const behind = !products.connected || products.position.sequence < products.headSequence || !products.caughtUpOnce;
   if (!behind) return undefined;
   const state = `products stream ${products.connected ? "connected" : "disconnected"}, applied ${products.position.sequence} of ${products.headSequence}`;
@@ -61,12 +68,19 @@ function missingProducts(ids: readonly string[], products: StreamState): Message
  * NOT_FOUND only once the users stream has caught up with its source since
  * start; before that the projection cannot tell, and answers UNAVAILABLE.
  */
-export function eventualView(projection: Projection, request: { userId: string; pageSize: number; pageToken: string }): GetUserOrdersResponse {
+export function eventualView(
+  projection: Projection,
+  request: { userId: string; pageSize: number; pageToken: string },
+): GetUserOrdersResponse {
   const store = projection.store;
   const user = store.user(request.userId);
   if (!user) {
-    if (projection.state("users").caughtUpOnce) throw new ConnectError(`user ${request.userId} not found`, Code.NotFound);
-    throw new ConnectError("the projection has not caught up with the users stream yet; ask with STRONG consistency", Code.Unavailable);
+    if (projection.state("users").caughtUpOnce)
+      throw new ConnectError(`user ${request.userId} not found`, Code.NotFound);
+    throw new ConnectError(
+      "the projection has not caught up with the users stream yet; ask with STRONG consistency",
+      Code.Unavailable,
+    );
   }
   const cursor = decodePageToken<{ before: string }>("page_token", request.pageToken, { before: "string" });
   const { orders: page, more } = store.ordersPage(request.userId, cursor?.before, request.pageSize);

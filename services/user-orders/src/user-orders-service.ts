@@ -13,19 +13,27 @@ export const maxPageTokenLength = 1024;
  * of consistency. A STRONG view is built by the aggregator; an EVENTUAL one
  * from the projection (undefined when the projection is turned off).
  */
-export function createUserOrdersService(aggregator: UserOrdersAggregator, projection?: Projection): ServiceImpl<typeof UserOrdersService> {
+export function createUserOrdersService(
+  aggregator: UserOrdersAggregator,
+  projection?: Projection,
+): ServiceImpl<typeof UserOrdersService> {
   return {
     async getUserOrders(request, context) {
       const userId = checkId("user_id", request.userId);
       const pageSize = checkPageSize("page_size", request.pageSize, { fallback: 20, max: 100 });
-      if (request.pageToken.length > maxPageTokenLength) throw invalidArgument("page_token", "is not a token this service issued");
+      if (request.pageToken.length > maxPageTokenLength)
+        throw invalidArgument("page_token", "is not a token this service issued");
       const consistency = request.consistency === Consistency.UNSPECIFIED ? Consistency.STRONG : request.consistency;
       if (consistency !== Consistency.STRONG && consistency !== Consistency.EVENTUAL) {
-        throw invalidArgument("consistency", `must be CONSISTENCY_STRONG or CONSISTENCY_EVENTUAL, not ${request.consistency}`);
+        throw invalidArgument(
+          "consistency",
+          `must be CONSISTENCY_STRONG or CONSISTENCY_EVENTUAL, not ${request.consistency}`,
+        );
       }
       requireSelfOrAdmin(context, userId);
       if (consistency === Consistency.EVENTUAL) {
-        if (!projection) throw new ConnectError("EVENTUAL views are turned off here (PROJECTION=off)", Code.FailedPrecondition);
+        if (!projection)
+          throw new ConnectError("EVENTUAL views are turned off here (PROJECTION=off)", Code.FailedPrecondition);
         return eventualView(projection, { userId, pageSize, pageToken: request.pageToken });
       }
       try {

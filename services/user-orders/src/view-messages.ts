@@ -5,7 +5,9 @@ import type { Product } from "@shopmesh/sdk/products/v1";
 import type { OrderViewSchema, UserProfileSchema } from "@shopmesh/sdk/userorders/v1";
 import type { User } from "@shopmesh/sdk/users/v1";
 
-export function toProfile(user: Pick<User, "id" | "email" | "displayName">): MessageInitShape<typeof UserProfileSchema> {
+export function toProfile(
+  user: Pick<User, "id" | "email" | "displayName">,
+): MessageInitShape<typeof UserProfileSchema> {
   return { userId: user.id, email: user.email, displayName: user.displayName };
 }
 
@@ -14,7 +16,10 @@ export function toProfile(user: Pick<User, "id" | "email" | "displayName">): Mes
  * not in `products` (products failed, or the product is gone) keeps what the
  * order itself says: id, quantity and the unit price paid.
  */
-export function toOrderViews(orders: readonly Order[], products: ReadonlyMap<string, Product>): MessageInitShape<typeof OrderViewSchema>[] {
+export function toOrderViews(
+  orders: readonly Order[],
+  products: ReadonlyMap<string, Product>,
+): MessageInitShape<typeof OrderViewSchema>[] {
   return orders.map((order) => ({
     orderId: order.id,
     createTime: order.createTime,

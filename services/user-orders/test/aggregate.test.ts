@@ -64,7 +64,8 @@ function setup(data: World = world(), settings: AggregatorSettings = testSetting
  */
 const slackMs = 100;
 
-const timingOf = (view: GetUserOrdersResponse, dependency: Dependency) => view.timings.find((t) => t.dependency === dependency)!;
+const timingOf = (view: GetUserOrdersResponse, dependency: Dependency) =>
+  view.timings.find((t) => t.dependency === dependency)!;
 const ms = (duration: Duration | undefined) => durationMs(duration!);
 
 describe("a full view", () => {
@@ -89,13 +90,14 @@ describe("a full view", () => {
       expect(ms(timing.timeout)).toBeGreaterThan(0);
       expect(ms(timing.timeout)).toBeLessThanOrEqual(500);
     }
-    for (const script of Object.values(scripts)) expect(script.calls.map((c) => c.authorization)).toEqual(["Bearer caller-token"]);
+    for (const script of Object.values(scripts))
+      expect(script.calls.map((c) => c.authorization)).toEqual(["Bearer caller-token"]);
   });
 
   it("calls users and orders in parallel, then products", async () => {
     const { view, scripts } = setup();
-    scripts.users.then(delay(100));
-    scripts.orders.then(delay(100));
+    scripts.users.andThen(delay(100));
+    scripts.orders.andThen(delay(100));
     await view();
     const [user, orders, products] = [scripts.users.calls[0]!, scripts.orders.calls[0]!, scripts.products.calls[0]!];
     expect(Math.abs(user.at - orders.at)).toBeLessThan(50);
@@ -123,18 +125,25 @@ describe("a full view", () => {
   it("asks for more than 500 products in parallel batches of at most 500, reported as one timing", async () => {
     const user = makeUser();
     const many = Array.from({ length: 750 }, (_, i) => makeProduct(`P${i}`, 100n));
-    const orders = [0, 1, 2].map((o) => makeOrder(user.id, many.slice(o * 250, o * 250 + 250).map((product) => ({ product, quantity: 1 }))));
+    const orders = [0, 1, 2].map((o) =>
+      makeOrder(
+        user.id,
+        many.slice(o * 250, o * 250 + 250).map((product) => ({ product, quantity: 1 })),
+      ),
+    );
     const { view, scripts } = setup({ users: [user], orders, products: many });
     const result = await view();
-    expect(scripts.products.calls.map((c) => (c.request as { productIds: string[] }).productIds.length)).toEqual([500, 250]);
+    expect(scripts.products.calls.map((c) => (c.request as { productIds: string[] }).productIds.length)).toEqual([
+      500, 250,
+    ]);
     expect(result.orders.flatMap((o) => o.lines).every((l) => l.product?.name.startsWith("P") === true)).toBe(true);
     expect(result.timings.filter((t) => t.dependency === Dependency.PRODUCTS).map((t) => t.attempts)).toEqual([2]);
   });
 
   it("with FAN_OUT=sequential calls users, then orders, then products, one after another", async () => {
     const { view, scripts } = setup(world(), { ...testSettings(), fanOut: "sequential" });
-    scripts.users.then(delay(100));
-    scripts.orders.then(delay(100));
+    scripts.users.andThen(delay(100));
+    scripts.orders.andThen(delay(100));
     const result = await view();
     const [user, orders, products] = [scripts.users.calls[0]!, scripts.orders.calls[0]!, scripts.products.calls[0]!];
     expect(orders.at).toBeGreaterThanOrEqual(user.at + 95);
@@ -183,7 +192,12 @@ describe("fallbacks", () => {
     const result = await view();
     expect(result.profile).toBeUndefined();
     expect(result.degradations).toMatchObject([
-      { dependency: Dependency.USERS, code: "UNAVAILABLE", fallback: Fallback.NO_PROFILE, message: "scripted Unavailable" },
+      {
+        dependency: Dependency.USERS,
+        code: "UNAVAILABLE",
+        fallback: Fallback.NO_PROFILE,
+        message: "scripted Unavailable",
+      },
     ]);
     expect(result.orders).toHaveLength(2);
     expect(result.orders[0]!.lines[0]!.product?.name).toBe("Tea");
@@ -198,7 +212,9 @@ describe("fallbacks", () => {
     expect(result.orders[0]!.lines.map((l) => [l.productId, l.quantity, l.unitPrice, l.product])).toEqual(
       data.orders[0]!.lines.map((l) => [l.productId, l.quantity, l.unitPrice, undefined]),
     );
-    expect(result.degradations).toMatchObject([{ dependency: Dependency.PRODUCTS, code: "INTERNAL", fallback: Fallback.NO_PRODUCT_DETAILS }]);
+    expect(result.degradations).toMatchObject([
+      { dependency: Dependency.PRODUCTS, code: "INTERNAL", fallback: Fallback.NO_PRODUCT_DETAILS },
+    ]);
   });
 
   it("without orders and no kept copy: UNAVAILABLE naming orders and its code", async () => {
@@ -219,7 +235,9 @@ describe("fallbacks", () => {
     const stale = await view();
     expect(stale.orders).toEqual(fresh.orders);
     expect(stale.profile).toEqual(fresh.profile);
-    expect(stale.degradations).toMatchObject([{ dependency: Dependency.ORDERS, code: "UNAVAILABLE", fallback: Fallback.STALE_ORDERS }]);
+    expect(stale.degradations).toMatchObject([
+      { dependency: Dependency.ORDERS, code: "UNAVAILABLE", fallback: Fallback.STALE_ORDERS },
+    ]);
     const fetched = timestampMs(stale.staleOrders!.fetchTime!);
     expect(fetched).toBeGreaterThanOrEqual(before);
     expect(fetched).toBeLessThanOrEqual(before + 45);
@@ -238,7 +256,7 @@ describe("fallbacks", () => {
 
   it("answers NOT_FOUND for an unknown user and cancels the orders call still in flight", async () => {
     const { view, scripts } = setup({ users: [], orders: [], products: catalog });
-    scripts.orders.then(hang);
+    scripts.orders.andThen(hang);
     const started = performance.now();
     const error = await failure(view({ userId: makeUser().id }));
     expect(error.code).toBe(Code.NotFound);
@@ -247,7 +265,10 @@ describe("fallbacks", () => {
   });
 
   it("passes PERMISSION_DENIED from a dependency on, serves no kept copy for it, and does not count it as an outage", async () => {
-    const settings = testSettings({ staleOrders: { maxEntries: 10, maxAgeMs: 60_000 }, breaker: { failures: 2, cooldownMs: 5000 } });
+    const settings = testSettings({
+      staleOrders: { maxEntries: 10, maxAgeMs: 60_000 },
+      breaker: { failures: 2, cooldownMs: 5000 },
+    });
     const { view, scripts, aggregator } = setup(world(), settings);
     await view();
     scripts.orders.always(fail(Code.PermissionDenied));
@@ -272,8 +293,8 @@ describe("deadlines", () => {
       dependencies: { users: { timeoutMs: 5000 }, orders: { timeoutMs: 5000 }, products: { timeoutMs: 5000 } },
     });
     const { view, scripts } = setup(world(), settings);
-    scripts.users.then(delay(100));
-    scripts.orders.then(delay(100));
+    scripts.users.andThen(delay(100));
+    scripts.orders.andThen(delay(100));
     scripts.products.always(hang);
     const started = performance.now();
     const result = await view({ timeoutMs: 400 });
@@ -323,7 +344,9 @@ describe("deadlines", () => {
     for (const timeoutMs of [0.5, 1, 5, 10]) {
       const error = await failure(view({ timeoutMs }));
       expect([timeoutMs, error.code]).toEqual([timeoutMs, Code.DeadlineExceeded]);
-      expect(error.rawMessage).toMatch(/^the call's time ran out \(its deadline, or the default budget when it set none\) before orders answered \(orders was not called/);
+      expect(error.rawMessage).toMatch(
+        /^the call's time ran out \(its deadline, or the default budget when it set none\) before orders answered \(orders was not called/,
+      );
     }
     expect(scripts.users.calls).toHaveLength(0);
     expect(scripts.orders.calls).toHaveLength(0);
@@ -338,7 +361,9 @@ describe("deadlines", () => {
     scripts.orders.always(hang);
     const error = await failure(view({ timeoutMs: 100 }));
     expect(error.code).toBe(Code.DeadlineExceeded);
-    expect(error.rawMessage).toMatch(/^the call's time ran out \(its deadline, or the default budget when it set none\) before orders answered/);
+    expect(error.rawMessage).toMatch(
+      /^the call's time ran out \(its deadline, or the default budget when it set none\) before orders answered/,
+    );
     expect(scripts.orders.calls[0]!.timeoutMs).toBeLessThanOrEqual(100 - settings.reserveMs);
   });
 
@@ -354,12 +379,17 @@ describe("deadlines", () => {
   });
 
   it("serves the kept copy rather than DEADLINE_EXCEEDED when the caller's budget runs out", async () => {
-    const { view, scripts } = setup(world(), testSettings({ reserveMs: 15, staleOrders: { maxEntries: 10, maxAgeMs: 60_000 } }));
+    const { view, scripts } = setup(
+      world(),
+      testSettings({ reserveMs: 15, staleOrders: { maxEntries: 10, maxAgeMs: 60_000 } }),
+    );
     const fresh = await view();
     const stale = await view({ timeoutMs: 5 });
     expect(stale.orders.map((o) => o.orderId)).toEqual(fresh.orders.map((o) => o.orderId));
     expect(stale.staleOrders).toBeDefined();
-    expect(stale.degradations).toContainEqual(expect.objectContaining({ dependency: Dependency.ORDERS, code: "DEADLINE_EXCEEDED" }));
+    expect(stale.degradations).toContainEqual(
+      expect.objectContaining({ dependency: Dependency.ORDERS, code: "DEADLINE_EXCEEDED" }),
+    );
     expect(scripts.orders.calls).toHaveLength(1);
   });
 
@@ -375,7 +405,11 @@ describe("deadlines", () => {
     expect(scripts.products.calls).toHaveLength(0);
     expect(result.degradations).toMatchObject([
       { dependency: Dependency.USERS, code: "DEADLINE_EXCEEDED" },
-      { dependency: Dependency.PRODUCTS, code: "DEADLINE_EXCEEDED", message: expect.stringMatching(/^products was not called/) },
+      {
+        dependency: Dependency.PRODUCTS,
+        code: "DEADLINE_EXCEEDED",
+        message: expect.stringMatching(/^products was not called/),
+      },
     ]);
     expect(timingOf(result, Dependency.PRODUCTS)).toMatchObject({ attempts: 0, code: "DEADLINE_EXCEEDED" });
     expect(timingOf(result, Dependency.PRODUCTS).timeout).toBeUndefined();
@@ -397,7 +431,9 @@ describe("circuit breaker", () => {
     const refused = await view();
     expect(performance.now() - started).toBeLessThan(500 - slackMs);
     expect(scripts.users.calls).toHaveLength(3);
-    expect(refused.degradations).toMatchObject([{ dependency: Dependency.USERS, code: "UNAVAILABLE", fallback: Fallback.NO_PROFILE }]);
+    expect(refused.degradations).toMatchObject([
+      { dependency: Dependency.USERS, code: "UNAVAILABLE", fallback: Fallback.NO_PROFILE },
+    ]);
     expect(refused.degradations[0]!.message).toMatch(/circuit breaker for users is open/);
     expect(timingOf(refused, Dependency.USERS)).toMatchObject({ attempts: 0, code: "UNAVAILABLE" });
     expect(timingOf(refused, Dependency.USERS).timeout).toBeUndefined();
@@ -463,7 +499,7 @@ describe("retries", () => {
 
   it("recover a dependency that fails once with UNAVAILABLE", async () => {
     const { view, scripts } = setup(world(), retrySettings());
-    scripts.users.then(fail(Code.Unavailable));
+    scripts.users.andThen(fail(Code.Unavailable));
     const result = await view();
     expect(result.degradations).toEqual([]);
     expect(result.profile).toBeDefined();
@@ -474,7 +510,7 @@ describe("retries", () => {
 
   it("are not made for INTERNAL", async () => {
     const { view, scripts } = setup(world(), retrySettings());
-    scripts.users.then(fail(Code.Internal));
+    scripts.users.andThen(fail(Code.Internal));
     const result = await view();
     expect(scripts.users.calls).toHaveLength(1);
     expect(result.degradations).toMatchObject([{ dependency: Dependency.USERS, code: "INTERNAL" }]);
@@ -492,19 +528,24 @@ describe("retries", () => {
     expect(attempts).toBeGreaterThanOrEqual(2);
     expect(attempts).toBeLessThan(11);
     expect(timingOf(result, Dependency.USERS)).toMatchObject({ attempts, code: "UNAVAILABLE" });
-    for (const call of scripts.users.calls) expect(call.at - started + call.timeoutMs!).toBeLessThanOrEqual(250 - settings.reserveMs + slackMs);
+    for (const call of scripts.users.calls)
+      expect(call.at - started + call.timeoutMs!).toBeLessThanOrEqual(250 - settings.reserveMs + slackMs);
   });
 });
 
 describe("hedging", () => {
   const hedgeSettings = () =>
     testSettings({
-      dependencies: { users: { timeoutMs: 500 }, orders: { timeoutMs: 500 }, products: { timeoutMs: 500, hedgeDelayMs: 40 } },
+      dependencies: {
+        users: { timeoutMs: 500 },
+        orders: { timeoutMs: 500 },
+        products: { timeoutMs: 500, hedgeDelayMs: 40 },
+      },
     });
 
   it("sends a second request after the delay, takes its answer and cancels the slow one", async () => {
     const { view, scripts } = setup(world(), hedgeSettings());
-    scripts.products.then(hang, answer);
+    scripts.products.andThen(hang, answer);
     const started = performance.now();
     const result = await view();
     expect(performance.now() - started).toBeLessThan(500 - slackMs);
@@ -527,7 +568,7 @@ describe("hedging", () => {
 
   it("is off unless configured", async () => {
     const { view, scripts } = setup();
-    scripts.products.then(delay(100));
+    scripts.products.andThen(delay(100));
     const result = await view();
     expect(scripts.products.calls).toHaveLength(1);
     expect(timingOf(result, Dependency.PRODUCTS).hedges).toBe(0);

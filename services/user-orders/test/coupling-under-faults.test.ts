@@ -21,7 +21,12 @@ beforeAll(async () => {
     products: env,
     orders: env,
     // Keep the breakers out of the way of these tests: they need many failures to open.
-    "user-orders": { BREAKER_FAILURES: "50", USERS_TIMEOUT: "300ms", PRODUCTS_TIMEOUT: "300ms", ORDERS_TIMEOUT: "400ms" },
+    "user-orders": {
+      BREAKER_FAILURES: "50",
+      USERS_TIMEOUT: "300ms",
+      PRODUCTS_TIMEOUT: "300ms",
+      ORDERS_TIMEOUT: "400ms",
+    },
   });
   const admin = mesh.client("products", await adminToken(mesh));
   const ids: string[] = [];
@@ -31,7 +36,13 @@ beforeAll(async () => {
   customer = await signUpCustomer(mesh, "viewer");
   const orders = mesh.client("orders", customer.token);
   for (let i = 0; i < 3; i++) {
-    await orders.createOrder({ requestId: `view-${i}`, items: [{ productId: ids[i]!, quantity: 1 }, { productId: ids[(i + 1) % 3]!, quantity: 2 }] });
+    await orders.createOrder({
+      requestId: `view-${i}`,
+      items: [
+        { productId: ids[i]!, quantity: 1 },
+        { productId: ids[(i + 1) % 3]!, quantity: 2 },
+      ],
+    });
   }
   view = mesh.client("user-orders", customer.token);
 });
@@ -57,7 +68,11 @@ describe("GetUserOrders under injected faults", () => {
     const elapsed = performance.now() - started;
     expect(elapsed).toBeLessThan(callerTimeoutMs);
     expect(response.degradations).toEqual([
-      expect.objectContaining({ dependency: Dependency.PRODUCTS, code: "DEADLINE_EXCEEDED", fallback: Fallback.NO_PRODUCT_DETAILS }),
+      expect.objectContaining({
+        dependency: Dependency.PRODUCTS,
+        code: "DEADLINE_EXCEEDED",
+        fallback: Fallback.NO_PRODUCT_DETAILS,
+      }),
     ]);
     const lines = response.orders.flatMap((o) => o.lines);
     expect(lines.length).toBe(6);
@@ -136,11 +151,19 @@ describe("GetUserOrders with a deadline too short to call anyone", () => {
   // that waits for the server's own answer.
   it.each([0.5, 1, 5])("answers DEADLINE_EXCEEDED, not UNAVAILABLE, to a %s ms deadline", async (timeoutMs) => {
     // A page size no other test asks for, so that no kept copy of the page can answer instead.
-    const request = toBinary(GetUserOrdersRequestSchema, create(GetUserOrdersRequestSchema, { userId: customer.userId, pageSize: 7 }));
-    const status = await rawUnaryCall(mesh.address("user-orders"), "/shopmesh.userorders.v1.UserOrdersService/GetUserOrders", request, {
-      timeoutMs,
-      headers: { authorization: `Bearer ${customer.token}` },
-    });
+    const request = toBinary(
+      GetUserOrdersRequestSchema,
+      create(GetUserOrdersRequestSchema, { userId: customer.userId, pageSize: 7 }),
+    );
+    const status = await rawUnaryCall(
+      mesh.address("user-orders"),
+      "/shopmesh.userorders.v1.UserOrdersService/GetUserOrders",
+      request,
+      {
+        timeoutMs,
+        headers: { authorization: `Bearer ${customer.token}` },
+      },
+    );
     expect(status.code, status.message).toBe(Code.DeadlineExceeded);
   });
 });

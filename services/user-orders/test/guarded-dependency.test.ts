@@ -48,12 +48,20 @@ describe("GuardedDependency", () => {
     const guard = new GuardedDependency("users", settings, recordingLog());
     const { sent, send } = failingSend(30);
     const result = await guard.call(UsersService.method.signUp, send, new CallBudget(1000, 0), signal);
-    expect(result).toMatchObject({ ok: false, refused: false, timing: { attempts: 1, hedges: 0, code: "UNAVAILABLE" } });
+    expect(result).toMatchObject({
+      ok: false,
+      refused: false,
+      timing: { attempts: 1, hedges: 0, code: "UNAVAILABLE" },
+    });
     expect(sent).toHaveLength(1);
   });
 
   it("stops retrying when the caller goes away", async () => {
-    const guard = new GuardedDependency("users", { ...settings, hedgeDelayMs: undefined, retryBaseDelayMs: 100 }, recordingLog());
+    const guard = new GuardedDependency(
+      "users",
+      { ...settings, hedgeDelayMs: undefined, retryBaseDelayMs: 100 },
+      recordingLog(),
+    );
     const caller = new AbortController();
     const { sent, send } = failingSend(1);
     setTimeout(() => caller.abort(new ConnectError("gone", Code.Canceled)), 30);

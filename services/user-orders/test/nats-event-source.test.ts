@@ -11,11 +11,22 @@ import { OrderEventSchema } from "@shopmesh/sdk/orders/v1";
 import { ProductEventSchema } from "@shopmesh/sdk/products/v1";
 import { UserEventSchema } from "@shopmesh/sdk/users/v1";
 import { connect, headers, StorageType, type NatsConnection } from "nats";
-import { grpcEventSource, type EventSource, type SourceMessage, type StreamName } from "../src/projection/event-source.js";
+import {
+  grpcEventSource,
+  type EventSource,
+  type SourceMessage,
+  type StreamName,
+} from "../src/projection/event-source.js";
 import { readEventSourceConfig } from "../src/projection/event-source.js";
 import { natsEventSource } from "../src/projection/nats-event-source.js";
 import { adminToken, signUpCustomer, TestMesh } from "../../../test/support/mesh.js";
-import { natsForTests, natsServer, spawnNatsServer, uniquePrefix, type TestNats } from "../../../test/support/nats-server.js";
+import {
+  natsForTests,
+  natsServer,
+  spawnNatsServer,
+  uniquePrefix,
+  type TestNats,
+} from "../../../test/support/nats-server.js";
 
 // Without nats-server the JetStream tests are skipped (the settings tests run).
 const natsMissing = natsServer().missing;
@@ -40,7 +51,8 @@ beforeAll(async () => {
   const admin = await adminToken(mesh);
   const catalog = mesh.client("products", admin);
   const tea = (await catalog.createProduct({ name: "Tea", price: { currencyCode: "EUR", minorUnits: 450n } })).product!;
-  const mug = (await catalog.createProduct({ name: "Mug", price: { currencyCode: "EUR", minorUnits: 1200n } })).product!;
+  const mug = (await catalog.createProduct({ name: "Mug", price: { currencyCode: "EUR", minorUnits: 1200n } }))
+    .product!;
   await catalog.updateProduct({ productId: tea.id, price: { currencyCode: "EUR", minorUnits: 480n } });
   for (let i = 0; i < 5; i++) {
     const customer = await signUpCustomer(mesh, `nats-${i}`);
@@ -58,7 +70,9 @@ afterAll(async () => {
   await nats?.stop();
 });
 
-function natsSource(options: { prefix?: string; url?: string; heartbeatMs?: number; batchSize?: number } = {}): EventSource {
+function natsSource(
+  options: { prefix?: string; url?: string; heartbeatMs?: number; batchSize?: number } = {},
+): EventSource {
   const { url, ...rest } = options;
   const source = natsEventSource({ servers: [url ?? nats.url], prefix: options.prefix ?? prefix, ...rest });
   sources.push(source);
@@ -79,9 +93,18 @@ function grpcSource(): EventSource {
  * Everything `source` yields for `stream` after `after`, up to the event with
  * sequence `until`; fails after `timeoutMs` instead of hanging.
  */
-async function readUntil<S extends StreamName>(source: EventSource, stream: S, after: bigint, until: bigint, timeoutMs = 15_000) {
+async function readUntil<S extends StreamName>(
+  source: EventSource,
+  stream: S,
+  after: bigint,
+  until: bigint,
+  timeoutMs = 15_000,
+) {
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new Error(`no event ${until} on ${stream} within ${timeoutMs} ms`)), timeoutMs);
+  const timer = setTimeout(
+    () => controller.abort(new Error(`no event ${until} on ${stream} within ${timeoutMs} ms`)),
+    timeoutMs,
+  );
   const messages: SourceMessage<S>[] = [];
   try {
     if (until > after) {
@@ -128,7 +151,11 @@ const sequences = (events: { sequence: bigint }[]) => events.map((e) => Number(e
 const oneTo = (n: number | bigint) => Array.from({ length: Number(n) }, (_, i) => i + 1);
 
 /** A hand-made stream where a relay's would be, holding envelopes with the given outbox sequences. */
-async function craftStream(nc: NatsConnection, outboxSequences: number[], storage = StorageType.Memory): Promise<string> {
+async function craftStream(
+  nc: NatsConnection,
+  outboxSequences: number[],
+  storage = StorageType.Memory,
+): Promise<string> {
   const craftedPrefix = uniquePrefix("crafted");
   const names = natsEventNames("users", craftedPrefix);
   const jsm = await nc.jetstreamManager();
@@ -147,18 +174,22 @@ async function craftStream(nc: NatsConnection, outboxSequences: number[], storag
 }
 
 describe.skipIf(natsMissing)("the NATS event source over relayed streams", () => {
-  it.each(["users", "products", "orders"] as const)("yields %s's events as StreamEvents does: every sequence, in order, same envelopes", async (stream) => {
-    const head = await headOf(stream);
-    expect(head).toBeGreaterThanOrEqual(3n);
-    const direct = await readUntil(grpcSource(), stream, 0n, head);
-    const relayed = await readUntil(natsSource(), stream, 0n, head);
+  it.each(["users", "products", "orders"] as const)(
+    "yields %s's events as StreamEvents does: every sequence, in order, same envelopes",
+    async (stream) => {
+      const head = await headOf(stream);
+      expect(head).toBeGreaterThanOrEqual(3n);
+      const direct = await readUntil(grpcSource(), stream, 0n, head);
+      const relayed = await readUntil(natsSource(), stream, 0n, head);
 
-    expect(relayed.messages[0]!.event).toBeUndefined(); // the first message is a heartbeat, as with StreamEvents
-    expect(sequences(relayed.events)).toEqual(oneTo(head));
-    const bytes = (events: typeof direct.events) => events.map((e) => Buffer.from(toBinary(schemaOf(stream), e as Message)));
-    expect(bytes(relayed.events)).toEqual(bytes(direct.events));
-    expect(relayed.messages.at(-1)!.headSequence).toBe(head);
-  });
+      expect(relayed.messages[0]!.event).toBeUndefined(); // the first message is a heartbeat, as with StreamEvents
+      expect(sequences(relayed.events)).toEqual(oneTo(head));
+      const bytes = (events: typeof direct.events) =>
+        events.map((e) => Buffer.from(toBinary(schemaOf(stream), e as Message)));
+      expect(bytes(relayed.events)).toEqual(bytes(direct.events));
+      expect(relayed.messages.at(-1)!.headSequence).toBe(head);
+    },
+  );
 
   it("starts just after the sequence asked for", async () => {
     const head = await headOf("users");
@@ -233,8 +264,12 @@ describe.skipIf(natsMissing)("the NATS event source's checks", () => {
 
   it("refuses a position beyond the stream's newest event, and a stream nobody relays", async () => {
     const crafted = await craftStream(client, [1, 2]);
-    await expect(readUntil(natsSource({ prefix: crafted }), "users", 5n, 6n)).rejects.toThrow(/beyond the newest event 2/);
-    await expect(readUntil(natsSource({ prefix: uniquePrefix("nobody") }), "users", 0n, 1n)).rejects.toThrow(/does not exist/);
+    await expect(readUntil(natsSource({ prefix: crafted }), "users", 5n, 6n)).rejects.toThrow(
+      /beyond the newest event 2/,
+    );
+    await expect(readUntil(natsSource({ prefix: uniquePrefix("nobody") }), "users", 0n, 1n)).rejects.toThrow(
+      /does not exist/,
+    );
   });
 
   it("sends a reader that stops reading one batch, and pulls the next only when it reads on", async () => {

@@ -49,7 +49,11 @@ function orderPlaced(sequence: number, orderId: string, quantities: number[]): O
           userId: "u1",
           total: { currencyCode: "EUR", minorUnits: BigInt(quantities.reduce((a, b) => a + b, 0) * 100) },
           createTime: timestampFromMs(1_700_000_000_000),
-          lines: quantities.map((quantity, i) => ({ productId: `p${i}`, quantity, unitPrice: { currencyCode: "EUR", minorUnits: 100n } })),
+          lines: quantities.map((quantity, i) => ({
+            productId: `p${i}`,
+            quantity,
+            unitPrice: { currencyCode: "EUR", minorUnits: 100n },
+          })),
         },
       },
     },
@@ -67,14 +71,23 @@ function tables() {
 describe("ProjectionStore.applyBatch", () => {
   it("applies events in order, stores the position, and skips every event it already has", () => {
     const events = [orderPlaced(1, "o1", [1, 2]), orderPlaced(2, "o2", [3])];
-    expect(store.applyBatch("orders", events)).toMatchObject({ applied: 2, skipped: 0, missing: 0, position: { sequence: 2 } });
+    expect(store.applyBatch("orders", events)).toMatchObject({
+      applied: 2,
+      skipped: 0,
+      missing: 0,
+      position: { sequence: 2 },
+    });
     const before = tables();
     expect(before.lines).toHaveLength(3);
 
     // The same events again, and an overlap with one new event.
     expect(store.applyBatch("orders", events)).toMatchObject({ applied: 0, skipped: 2 });
     expect(tables()).toEqual(before);
-    expect(store.applyBatch("orders", [events[1]!, orderPlaced(3, "o3", [4])])).toMatchObject({ applied: 1, skipped: 1, position: { sequence: 3 } });
+    expect(store.applyBatch("orders", [events[1]!, orderPlaced(3, "o3", [4])])).toMatchObject({
+      applied: 1,
+      skipped: 1,
+      position: { sequence: 3 },
+    });
     expect(store.position("orders").sequence).toBe(3);
     expect(store.position("orders").eventTime).toBe(1_700_000_000_003);
     expect(store.position("products").sequence).toBe(0);
@@ -84,7 +97,12 @@ describe("ProjectionStore.applyBatch", () => {
     const product = (sequence: number, price: bigint, kind: "productCreated" | "productChanged") =>
       create(ProductEventSchema, {
         sequence: BigInt(sequence),
-        kind: { case: kind, value: { product: { id: "p1", name: "Tea", description: "", price: { currencyCode: "EUR", minorUnits: price } } } },
+        kind: {
+          case: kind,
+          value: {
+            product: { id: "p1", name: "Tea", description: "", price: { currencyCode: "EUR", minorUnits: price } },
+          },
+        },
       });
     store.applyBatch("products", [product(1, 450n, "productCreated"), product(2, 500n, "productChanged")]);
     expect(store.products(["p1"]).get("p1")?.priceMinor).toBe(500n);
@@ -113,9 +131,15 @@ describe("amounts in the projection", () => {
   it("reach an EVENTUAL view exactly, up to the int64 maximum", () => {
     const eur = (minorUnits: bigint) => ({ currencyCode: "EUR", minorUnits });
     const product = (sequence: number, id: string, price: bigint) =>
-      create(ProductEventSchema, { sequence: BigInt(sequence), kind: { case: "productCreated", value: { product: { id, name: id, price: eur(price) } } } });
+      create(ProductEventSchema, {
+        sequence: BigInt(sequence),
+        kind: { case: "productCreated", value: { product: { id, name: id, price: eur(price) } } },
+      });
     store.applyBatch("users", [
-      create(UserEventSchema, { sequence: 1n, kind: { case: "userRegistered", value: { user: { id: "u1", email: "u1@shopmesh.test", displayName: "U" } } } }),
+      create(UserEventSchema, {
+        sequence: 1n,
+        kind: { case: "userRegistered", value: { user: { id: "u1", email: "u1@shopmesh.test", displayName: "U" } } },
+      }),
     ]);
     store.applyBatch("products", [product(1, "p0", int64Max), product(2, "p1", 2n ** 53n + 1n)]);
     store.applyBatch("orders", [
@@ -141,7 +165,10 @@ describe("amounts in the projection", () => {
 
     // A projection that never starts following: the view reads only the store.
     const projection = new Projection(database.sqlite, {} as EventSource, { info() {}, warn() {} });
-    const view = fromBinary(GetUserOrdersResponseSchema, toBinary(GetUserOrdersResponseSchema, eventualView(projection, { userId: "u1", pageSize: 10, pageToken: "" })));
+    const view = fromBinary(
+      GetUserOrdersResponseSchema,
+      toBinary(GetUserOrdersResponseSchema, eventualView(projection, { userId: "u1", pageSize: 10, pageToken: "" })),
+    );
     const order = view.orders[0]!;
     expect(order.total?.minorUnits).toBe(int64Max);
     expect(order.lines.map((line) => [line.unitPrice?.minorUnits, line.product?.currentPrice?.minorUnits])).toEqual([

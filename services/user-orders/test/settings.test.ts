@@ -4,7 +4,11 @@ import { readAggregatorSettings, readDependencyTargets } from "../src/settings.j
 
 describe("settings", () => {
   it("has documented defaults", () => {
-    expect(readDependencyTargets({})).toEqual({ users: "127.0.0.1:50051", orders: "127.0.0.1:50053", products: "127.0.0.1:50052" });
+    expect(readDependencyTargets({})).toEqual({
+      users: "127.0.0.1:50051",
+      orders: "127.0.0.1:50053",
+      products: "127.0.0.1:50052",
+    });
     expect(readAggregatorSettings({})).toEqual({
       defaultBudgetMs: 1000,
       reserveMs: 15,

@@ -3,13 +3,29 @@
 import { generateKeyPairSync } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Code, createClient, createRouterTransport, type Client } from "@connectrpc/connect";
-import { authInterceptor, createTokenSigner, createTokenVerifier, newId, type TokenSigner, type TokenVerifier } from "@shopmesh/chassis";
+import {
+  authInterceptor,
+  createTokenSigner,
+  createTokenVerifier,
+  newId,
+  type TokenSigner,
+  type TokenVerifier,
+} from "@shopmesh/chassis";
 import { bearerToken } from "@shopmesh/sdk";
 import { Dependency, UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { createUserOrdersAggregator, type AggregatorSettings } from "../src/aggregate.js";
 import { createUserOrdersService } from "../src/user-orders-service.js";
 import { failure } from "../../../test/support/failure.js";
-import { fail, fakeDependencies, hang, makeOrder, makeProduct, makeUser, recordingLog, testSettings } from "./support/fake-dependencies.js";
+import {
+  fail,
+  fakeDependencies,
+  hang,
+  makeOrder,
+  makeProduct,
+  makeUser,
+  recordingLog,
+  testSettings,
+} from "./support/fake-dependencies.js";
 
 let signer: TokenSigner;
 let verifier: TokenVerifier;
@@ -35,7 +51,10 @@ async function setup(settings: AggregatorSettings = testSettings()) {
   const aggregator = createUserOrdersAggregator({ ...fakes.clients, settings, log: recordingLog() });
   const service = createUserOrdersService(aggregator);
   // One router per client, all hosting the same handlers (and breakers).
-  const clientFor = async (userId: string | undefined, role: "customer" | "admin" = "customer"): Promise<Client<typeof UserOrdersService>> => {
+  const clientFor = async (
+    userId: string | undefined,
+    role: "customer" | "admin" = "customer",
+  ): Promise<Client<typeof UserOrdersService>> => {
     const token = userId === undefined ? undefined : (await signer.sign({ userId, role })).token;
     const transport = createRouterTransport(({ service: host }) => host(UserOrdersService, service), {
       router: { interceptors: [authInterceptor({ verifier })] },
@@ -80,7 +99,9 @@ describe("GetUserOrders", () => {
 
   it("needs a token: UNAUTHENTICATED", async () => {
     const { clientFor } = await setup();
-    expect((await failure((await clientFor(undefined)).getUserOrders({ userId: alice.id }))).code).toBe(Code.Unauthenticated);
+    expect((await failure((await clientFor(undefined)).getUserOrders({ userId: alice.id }))).code).toBe(
+      Code.Unauthenticated,
+    );
   });
 
   it("answers within the caller's deadline when products hangs", async () => {
@@ -109,7 +130,9 @@ describe("GetUserOrders", () => {
       await call((h) => (header = h)).catch(() => undefined);
       return header;
     };
-    expect((await headersOf((onHeader) => client.getUserOrders({ userId: alice.id }, { onHeader }))).has("x-breaker-users")).toBe(false);
+    expect(
+      (await headersOf((onHeader) => client.getUserOrders({ userId: alice.id }, { onHeader }))).has("x-breaker-users"),
+    ).toBe(false);
     scripts.users.always(fail(Code.Unavailable));
     for (let i = 0; i < 2; i++) await client.getUserOrders({ userId: alice.id });
     const open = await headersOf((onHeader) => client.getUserOrders({ userId: alice.id }, { onHeader }));

@@ -57,14 +57,33 @@ beforeAll(async () => {
   admin = await adminToken(mesh);
   const catalogAdmin = mesh.client("products", admin);
   catalog = [];
-  for (const [name, minorUnits] of [["Tea", 450n], ["Mug", 1200n], ["Spoon", 199n]] as const) {
-    catalog.push((await catalogAdmin.createProduct({ name, description: `A ${name}`, price: { currencyCode: "EUR", minorUnits } })).product!);
+  for (const [name, minorUnits] of [
+    ["Tea", 450n],
+    ["Mug", 1200n],
+    ["Spoon", 199n],
+  ] as const) {
+    catalog.push(
+      (await catalogAdmin.createProduct({ name, description: `A ${name}`, price: { currencyCode: "EUR", minorUnits } }))
+        .product!,
+    );
   }
   alice = await signUpCustomer(mesh, "alice");
   bob = await signUpCustomer(mesh, "bob");
   const orders = mesh.client("orders", alice.token);
-  await orders.createOrder({ requestId: "a-1", items: [{ productId: catalog[0]!.id, quantity: 2 }, { productId: catalog[1]!.id, quantity: 1 }] });
-  await orders.createOrder({ requestId: "a-2", items: [{ productId: catalog[1]!.id, quantity: 3 }, { productId: catalog[2]!.id, quantity: 1 }] });
+  await orders.createOrder({
+    requestId: "a-1",
+    items: [
+      { productId: catalog[0]!.id, quantity: 2 },
+      { productId: catalog[1]!.id, quantity: 1 },
+    ],
+  });
+  await orders.createOrder({
+    requestId: "a-2",
+    items: [
+      { productId: catalog[1]!.id, quantity: 3 },
+      { productId: catalog[2]!.id, quantity: 1 },
+    ],
+  });
 });
 
 afterAll(() => mesh?.stop());
@@ -120,7 +139,9 @@ describe("user-orders when products goes down", () => {
         { dependency: Dependency.PRODUCTS, code: "UNAVAILABLE", fallback: Fallback.NO_PRODUCT_DETAILS },
       ]);
       expect(degraded.profile?.userId).toBe(alice.userId);
-      expect(degraded.orders[0]!.lines.map((l) => [l.productId, l.quantity, l.unitPrice?.minorUnits, l.product])).toEqual([
+      expect(
+        degraded.orders[0]!.lines.map((l) => [l.productId, l.quantity, l.unitPrice?.minorUnits, l.product]),
+      ).toEqual([
         [catalog[1]!.id, 3, 1200n, undefined],
         [catalog[2]!.id, 1, 199n, undefined],
       ]);
@@ -133,10 +154,14 @@ describe("user-orders when products goes down", () => {
     expect(elapsed).toBeLessThan(productsTimeoutMs / 2);
     expect(fast.degradations).toMatchObject([{ dependency: Dependency.PRODUCTS, code: "UNAVAILABLE" }]);
     expect(fast.degradations[0]!.message).toMatch(/circuit breaker for products is open/);
-    expect(fast.timings.find((t) => t.dependency === Dependency.PRODUCTS)).toMatchObject({ attempts: 0, code: "UNAVAILABLE" });
+    expect(fast.timings.find((t) => t.dependency === Dependency.PRODUCTS)).toMatchObject({
+      attempts: 0,
+      code: "UNAVAILABLE",
+    });
     expect(header.get("x-breaker-products")).toBe("open");
     // Log lines come through a pipe and may trail the answer a little.
-    const logged = (state: string) => userOrders.logs.some((line) => line.dependency === "products" && line.state === state);
+    const logged = (state: string) =>
+      userOrders.logs.some((line) => line.dependency === "products" && line.state === state);
     await vi.waitFor(() => expect(logged("open")).toBe(true));
 
     products = await startProducts();

@@ -45,7 +45,8 @@ await runService({
         .filter(Boolean),
     );
     const passwordCost = read.int("PASSWORD_HASH_COST", 16384, { min: 1024, max: 1 << 20 });
-    if ((passwordCost & (passwordCost - 1)) !== 0) throw new ConfigError("PASSWORD_HASH_COST", String(passwordCost), "a power of two");
+    if ((passwordCost & (passwordCost - 1)) !== 0)
+      throw new ConfigError("PASSWORD_HASH_COST", String(passwordCost), "a power of two");
     const database = openDatabase({
       path: readDatabasePath("users", env),
       migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
@@ -53,7 +54,8 @@ await runService({
     });
     const store = new UserStore(database, readEventStreamOptions(env));
     const backfilled = store.backfillEvents();
-    if (backfilled > 0) logger.info({ events: backfilled }, "recorded UserRegistered for accounts that predate the outbox");
+    if (backfilled > 0)
+      logger.info({ events: backfilled }, "recorded UserRegistered for accounts that predate the outbox");
     return {
       services: [hosted(UsersService, createUsersService({ store, signer, adminEmails, passwordCost }))],
       events: store.events,

@@ -2,7 +2,7 @@ import { asc, eq, inArray, sql } from "drizzle-orm";
 import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
 import { EventLog, newId, type EventStreamOptions, type OpenDatabase } from "@shopmesh/chassis";
 import { UserEventSchema } from "@shopmesh/sdk/users/v1";
-import * as schema from "./db/schema.js";
+import type * as schema from "./db/schema.js";
 import { users, type UserRow } from "./db/schema.js";
 import { toUser } from "./user-messages.js";
 
@@ -32,8 +32,16 @@ export class UserStore {
     const { db, sqlite } = database;
     this.db = db;
     this.events = new EventLog(sqlite, UserEventSchema, streamOptions);
-    this.#byId = db.select().from(users).where(eq(users.id, sql.placeholder("id"))).prepare();
-    this.#byEmail = db.select().from(users).where(eq(users.email, sql.placeholder("email"))).prepare();
+    this.#byId = db
+      .select()
+      .from(users)
+      .where(eq(users.id, sql.placeholder("id")))
+      .prepare();
+    this.#byEmail = db
+      .select()
+      .from(users)
+      .where(eq(users.email, sql.placeholder("email")))
+      .prepare();
   }
 
   /** Inserts an account; returns undefined when the email is taken. */
@@ -41,7 +49,8 @@ export class UserStore {
     const row: UserRow = { id: newId(), createdAt: Date.now(), ...user };
     return this.db.transaction((tx) => {
       const inserted = tx.insert(users).values(row).onConflictDoNothing({ target: users.email }).returning().get();
-      if (inserted) this.events.append({ kind: { case: "userRegistered", value: { user: toUser(inserted) } } }, inserted.createdAt);
+      if (inserted)
+        this.events.append({ kind: { case: "userRegistered", value: { user: toUser(inserted) } } }, inserted.createdAt);
       return inserted;
     });
   }
@@ -58,7 +67,10 @@ export class UserStore {
         .from(users)
         .orderBy(asc(users.id))
         .all()
-        .map((row) => ({ event: { kind: { case: "userRegistered", value: { user: toUser(row) } } }, occurredAt: row.createdAt })),
+        .map((row) => ({
+          event: { kind: { case: "userRegistered", value: { user: toUser(row) } } },
+          occurredAt: row.createdAt,
+        })),
     );
   }
 
@@ -72,6 +84,10 @@ export class UserStore {
 
   byIds(ids: readonly string[]): UserRow[] {
     if (ids.length === 0) return [];
-    return this.db.select().from(users).where(inArray(users.id, [...ids])).all();
+    return this.db
+      .select()
+      .from(users)
+      .where(inArray(users.id, [...ids]))
+      .all();
   }
 }

@@ -28,7 +28,9 @@ describe("SignUp", () => {
   it("refuses a second account for the same email, whatever its case: ALREADY_EXISTS", async () => {
     const users = mesh.client("users");
     await users.signUp({ email: "twice@example.com", password: "password1", displayName: "One" });
-    const error = await failure(users.signUp({ email: "TWICE@example.com ", password: "password2", displayName: "Two" }));
+    const error = await failure(
+      users.signUp({ email: "TWICE@example.com ", password: "password2", displayName: "Two" }),
+    );
     expect(error.code).toBe(Code.AlreadyExists);
   });
 
@@ -56,7 +58,9 @@ describe("SignUp", () => {
 describe("SignIn", () => {
   it("signs in with the right password, with any email case", async () => {
     const customer = await signUpCustomer(mesh, "signin");
-    const { user, session } = await mesh.client("users").signIn({ email: customer.email.toUpperCase(), password: "correct horse" });
+    const { user, session } = await mesh
+      .client("users")
+      .signIn({ email: customer.email.toUpperCase(), password: "correct horse" });
     expect(user!.id).toBe(customer.userId);
     expect(session!.accessToken).not.toBe("");
   });
@@ -84,8 +88,12 @@ describe("GetUser", () => {
     expect((await failure(mesh.client("users").getUser({ userId: customer.userId }))).code).toBe(Code.Unauthenticated);
     const [header, payload] = customer.token.split(".");
     const forged = `${header}.${payload}.${Buffer.from("not the signature").toString("base64url")}`;
-    expect((await failure(mesh.client("users", forged).getUser({ userId: customer.userId }))).code).toBe(Code.Unauthenticated);
-    expect((await failure(mesh.client("users", "garbage").getUser({ userId: customer.userId }))).code).toBe(Code.Unauthenticated);
+    expect((await failure(mesh.client("users", forged).getUser({ userId: customer.userId }))).code).toBe(
+      Code.Unauthenticated,
+    );
+    expect((await failure(mesh.client("users", "garbage").getUser({ userId: customer.userId }))).code).toBe(
+      Code.Unauthenticated,
+    );
   });
 
   it("lets a customer read itself but not another customer: PERMISSION_DENIED", async () => {

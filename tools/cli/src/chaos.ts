@@ -112,7 +112,8 @@ export async function chaos(args: string[]): Promise<number> {
     if (request.list) {
       faults = (await client.listFaults({}, { timeoutMs: 3000 })).faults;
     } else if (request.clear) {
-      faults = (await client.clearFaults({ method: request.method === "*" ? "" : request.method }, { timeoutMs: 3000 })).faults;
+      faults = (await client.clearFaults({ method: request.method === "*" ? "" : request.method }, { timeoutMs: 3000 }))
+        .faults;
     } else {
       const fault = {
         method: request.method,
@@ -123,7 +124,9 @@ export async function chaos(args: string[]): Promise<number> {
         hang: request.hang,
       };
       if (request.latencyMs === 0 && fault.errorRate === 0 && !fault.hang) {
-        process.stderr.write("shopmesh chaos: nothing to inject: give --latency, --error-rate, --code or --hang (or --clear, --list)\n");
+        process.stderr.write(
+          "shopmesh chaos: nothing to inject: give --latency, --error-rate, --code or --hang (or --clear, --list)\n",
+        );
         return 2;
       }
       faults = (await client.setFault({ fault }, { timeoutMs: 3000 })).faults;
@@ -134,7 +137,9 @@ export async function chaos(args: string[]): Promise<number> {
   } catch (error) {
     const e = ConnectError.from(error);
     if (e.code === Code.Unavailable) {
-      process.stderr.write(`shopmesh chaos: cannot reach ${service}' admin listener at ${address}: is \`npm start\` running?\n`);
+      process.stderr.write(
+        `shopmesh chaos: cannot reach ${service}' admin listener at ${address}: is \`npm start\` running?\n`,
+      );
     } else {
       process.stderr.write(`${service} (${address}): ${e.rawMessage} [${Code[e.code]}]\n`);
     }

@@ -15,7 +15,8 @@ export function parseCommandLine<const T extends ParseArgsConfig>(config: T): Re
   try {
     return parseArgs<T>({ strict: true, ...config });
   } catch (error) {
-    if (!(error instanceof Error) || !("code" in error) || !String(error.code).startsWith("ERR_PARSE_ARGS")) throw error;
+    if (!(error instanceof Error) || !("code" in error) || !String(error.code).startsWith("ERR_PARSE_ARGS"))
+      throw error;
     // Node's messages go on with advice about "--" after the first sentence.
     const first = error.message.split(/\.\s/)[0]!;
     throw new UsageError(first.charAt(0).toLowerCase() + first.slice(1));
@@ -52,6 +53,7 @@ export function portOption(flag: string, text: string | undefined, fallback: num
   if (text === undefined) return fallback;
   const value = Number(text);
   const max = 65_535 - room;
-  if (!/^\d+$/.test(text.trim()) || value < 1024 || value > max) throw new UsageError(`--${flag}: "${text}" is not a port from 1024 to ${max}`);
+  if (!/^\d+$/.test(text.trim()) || value < 1024 || value > max)
+    throw new UsageError(`--${flag}: "${text}" is not a port from 1024 to ${max}`);
   return value;
 }

@@ -40,7 +40,9 @@ switch (command) {
   }
   case "--version":
   case "-v": {
-    const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+    const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+      version: string;
+    };
     process.stdout.write(`shopmesh ${version}\n`);
     break;
   }

@@ -37,7 +37,14 @@ describe("shopmesh bench", () => {
     expect(report.settings.quick).toBe(true);
     expect(report.machine.cpus).toBeGreaterThan(0);
     expect(report.command).toContain("bench --quick");
-    const keys = ["bare", "users.GetUser", "products.GetProduct", "orders.ListOrders", "user-orders.GetUserOrders", "user-orders.GetUserOrders.eventual"];
+    const keys = [
+      "bare",
+      "users.GetUser",
+      "products.GetProduct",
+      "orders.ListOrders",
+      "user-orders.GetUserOrders",
+      "user-orders.GetUserOrders.eventual",
+    ];
     expect(report.steps.map((step) => step.target).sort()).toEqual([...keys].sort());
     for (const step of report.steps) {
       expect(step.concurrency).toBe(report.settings.concurrency[0]);
@@ -51,7 +58,13 @@ describe("shopmesh bench", () => {
       expect(parts.length, step.target).toBe(step.target === "user-orders.GetUserOrders" ? 4 : 1);
       expect(parts.reduce((sum, micros) => sum + micros, 0)).toBeCloseTo(step.serverCpuMicrosPerCall!, 6);
     }
-    expect(report.rss.map((row) => row.process).sort()).toEqual(["bare-baseline", "orders", "products", "user-orders", "users"]);
+    expect(report.rss.map((row) => row.process).sort()).toEqual([
+      "bare-baseline",
+      "orders",
+      "products",
+      "user-orders",
+      "users",
+    ]);
     for (const row of report.rss) {
       expect(row.peakMiB).toBeGreaterThan(0);
       expect(row.ratioToBaseline).toBeGreaterThan(0);
@@ -60,11 +73,22 @@ describe("shopmesh bench", () => {
     for (const check of report.checks) expect(check.measured).toBeGreaterThan(0);
 
     const markdown = readFileSync(join(outDir, "bench.md"), "utf8");
-    for (const heading of ["## Targets", "## bare grpc-js server, empty unary", "## users.GetUser", "## products.GetProduct", "## orders.ListOrders", "## user-orders.GetUserOrders", "## user-orders.GetUserOrders, EVENTUAL", "## Memory (RSS)"]) {
+    for (const heading of [
+      "## Targets",
+      "## bare grpc-js server, empty unary",
+      "## users.GetUser",
+      "## products.GetProduct",
+      "## orders.ListOrders",
+      "## user-orders.GetUserOrders",
+      "## user-orders.GetUserOrders, EVENTUAL",
+      "## Memory (RSS)",
+    ]) {
       expect(markdown).toContain(heading);
     }
     expect(markdown).toMatch(/\| (PASS|SHORT) \|/);
-    expect(markdown).toMatch(/By process: user-orders [\d,]+ µs, users [\d,]+ µs, orders [\d,]+ µs, products [\d,]+ µs\./);
+    expect(markdown).toMatch(
+      /By process: user-orders [\d,]+ µs, users [\d,]+ µs, orders [\d,]+ µs, products [\d,]+ µs\./,
+    );
     expect(markdown).toMatch(/would then give at most [\d,]+ calls\/s, [\d.]+ % of the baseline's rate/);
   });
 

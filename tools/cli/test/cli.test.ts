@@ -15,7 +15,9 @@ import { defaultAdminPort } from "@shopmesh/chassis";
 import { portIsFree } from "../src/mesh/port-check.js";
 
 const bin = fileURLToPath(new URL("../bin/shopmesh.mjs", import.meta.url));
-const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+  version: string;
+};
 const dataDir = mkdtempSync(join(tmpdir(), "shopmesh-cli-test-"));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
@@ -111,7 +113,9 @@ describe("shopmesh chaos", { timeout: 60_000 }, () => {
     const port = await closedPort();
     const run = await shopmesh(["chaos", "products", "--hang", "--admin", `127.0.0.1:${port}`]);
     expect(run.code).toBe(1);
-    expect(run.stderr).toBe(`shopmesh chaos: cannot reach products' admin listener at 127.0.0.1:${port}: is \`npm start\` running?\n`);
+    expect(run.stderr).toBe(
+      `shopmesh chaos: cannot reach products' admin listener at 127.0.0.1:${port}: is \`npm start\` running?\n`,
+    );
   });
 
   it("looks for npm start's admin listener below the ephemeral range, moved by SHOPMESH_PORT_BASE", async () => {
@@ -133,7 +137,9 @@ describe("shopmesh start", { timeout: 60_000 }, () => {
   it("names an unknown service and exits 2", async () => {
     const run = await shopmesh(["start", "prodcts"], { SHOPMESH_PORT_BASE: String(await freeBase()) });
     expect(run.code).toBe(2);
-    expect(run.stderr.split("\n")[0]).toBe("shopmesh start: unknown service 'prodcts' (one of users, products, orders, user-orders)");
+    expect(run.stderr.split("\n")[0]).toBe(
+      "shopmesh start: unknown service 'prodcts' (one of users, products, orders, user-orders)",
+    );
   });
 
   it("finds a taken admin port before it starts any service", async () => {
@@ -143,7 +149,9 @@ describe("shopmesh start", { timeout: 60_000 }, () => {
     try {
       const run = await shopmesh(["start"], { SHOPMESH_PORT_BASE: String(base) });
       expect(run.code).toBe(1);
-      expect(run.stdout).toContain(`port ${admin} (users admin) is busy: a server listens on it (is shopmesh already running?)`);
+      expect(run.stdout).toContain(
+        `port ${admin} (users admin) is busy: a server listens on it (is shopmesh already running?)`,
+      );
       expect(run.stdout).not.toContain("ready on");
     } finally {
       await close(holder);
@@ -162,14 +170,21 @@ describe("shopmesh start", { timeout: 60_000 }, () => {
       sockets.push(client);
       await once(client, "connect");
       held = client.localPort!;
-      const others = [held - 1, held + 1, held + 2].flatMap((port) => [port, defaultAdminPort(port)]).concat(defaultAdminPort(held));
-      if (held - 1 <= 65_532 && (await Promise.all(others.map((port) => portIsFree(port)))).every(Boolean)) base = held - 1;
+      const others = [held - 1, held + 1, held + 2]
+        .flatMap((port) => [port, defaultAdminPort(port)])
+        .concat(defaultAdminPort(held));
+      if (held - 1 <= 65_532 && (await Promise.all(others.map((port) => portIsFree(port)))).every(Boolean))
+        base = held - 1;
     }
     try {
       expect(base).toBeGreaterThan(0);
       const run = await shopmesh(["start"], { SHOPMESH_PORT_BASE: String(base) });
       expect(run.code).toBe(1);
-      expect(run.stdout).toMatch(new RegExp(`port ${held} \\(products\\) is busy: an outgoing connection \\(ESTABLISHED\\) holds it, not a server`));
+      expect(run.stdout).toMatch(
+        new RegExp(
+          `port ${held} \\(products\\) is busy: an outgoing connection \\(ESTABLISHED\\) holds it, not a server`,
+        ),
+      );
       expect(run.stdout).toMatch(/choose ports below \d+ with SHOPMESH_PORT_BASE=<first port>/);
       expect(run.stdout).not.toContain("already running");
     } finally {

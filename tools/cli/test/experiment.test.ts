@@ -54,7 +54,8 @@ describe("shopmesh experiment --quick", () => {
 
   it("prints where the report is and a short summary", () => {
     expect(result.stdout).toContain(`Report: ${join(out, "coupling.md")}`);
-    for (const topic of ["latency:", "availability:", "tail:", "outage:", "eventual:", "staleness:"]) expect(result.stdout).toContain(topic);
+    for (const topic of ["latency:", "availability:", "tail:", "outage:", "eventual:", "staleness:"])
+      expect(result.stdout).toContain(topic);
   });
 
   it("names the command and the machine, and has every scenario with a chart", () => {
@@ -107,7 +108,9 @@ describe("shopmesh experiment --quick", () => {
       for (const [kind, figure] of Object.entries(row.kinds)) {
         const context = `${row.variant}, q=${row.q}, ${kind}: measured ${figure.measured} vs ${figure.predicted} ± ${figure.tolerance} (N=${row.n})`;
         // The report's own tolerance (binomial standard errors plus 3 / N), so that test and report agree on "within".
-        expect(Math.abs(figure.measured - figure.predicted), context).toBeLessThanOrEqual(binomialTolerance(figure.predicted, row.n));
+        expect(Math.abs(figure.measured - figure.predicted), context).toBeLessThanOrEqual(
+          binomialTolerance(figure.predicted, row.n),
+        );
       }
     }
     expect(report).toContain("3 * sqrt(p (1 - p) / N)");
@@ -120,17 +123,27 @@ describe("shopmesh experiment --quick", () => {
     for (const row of latency.rows) {
       expect(row.n).toBeGreaterThan(0);
       expect(row.full).toBe(row.n);
-      expect(row.within, `EVENTUAL p50 ${row.p50} ms at ${row.delayed} +${row.delayMs} ms vs ${row.predictedP50} ± ${row.tolerance}`).toBe(true);
+      expect(
+        row.within,
+        `EVENTUAL p50 ${row.p50} ms at ${row.delayed} +${row.delayMs} ms vs ${row.predictedP50} ± ${row.tolerance}`,
+      ).toBe(true);
     }
     // The same delays as the STRONG sweep, so that every EVENTUAL row has a STRONG row beside it.
-    for (const row of latency.rows) expect(results.latency.rows.some((r) => r.mode === "parallel" && r.delayed === row.delayed && r.delayMs === row.delayMs)).toBe(true);
+    for (const row of latency.rows)
+      expect(
+        results.latency.rows.some(
+          (r) => r.mode === "parallel" && r.delayed === row.delayed && r.delayMs === row.delayMs,
+        ),
+      ).toBe(true);
     expect(availability.rows.length).toBeGreaterThanOrEqual(2);
     for (const row of availability.rows) {
       expect(row.n).toBeGreaterThan(0);
       expect(row.streamsConnected).toBe(row.n);
       for (const [kind, figure] of Object.entries(row.kinds)) {
         const context = `EVENTUAL, q=${row.q}, ${kind}: measured ${figure.measured} vs ${figure.predicted} (N=${row.n})`;
-        expect(Math.abs(figure.measured - figure.predicted), context).toBeLessThanOrEqual(binomialTolerance(figure.predicted, row.n));
+        expect(Math.abs(figure.measured - figure.predicted), context).toBeLessThanOrEqual(
+          binomialTolerance(figure.predicted, row.n),
+        );
       }
     }
     expect(results.outage.eventual.duringOutage.full).toBeGreaterThan(0);

@@ -10,15 +10,34 @@ describe("leastSquaresSlope", () => {
   it("finds the slope of points on a line, and of noisy points around it", () => {
     expect(leastSquaresSlope([0, 1, 2, 3].map((x) => ({ x, y: 2 * x + 1 })))).toBeCloseTo(2, 12);
     // Symmetric noise leaves the slope alone.
-    expect(leastSquaresSlope([{ x: 0, y: 1 }, { x: 1, y: 4 }, { x: 2, y: 4 }, { x: 3, y: 7 }])).toBeCloseTo(1.8, 12);
-    expect(leastSquaresSlope([0, 1, 2, 3, 4].map((x) => ({ x, y: 100 - 0.5 * x + (x % 2 === 0 ? 0.1 : -0.1) })))).toBeCloseTo(-0.5, 1);
-    expect(leastSquaresSlope([{ x: 0, y: 5 }, { x: 10, y: 5 }])).toBe(0);
+    expect(
+      leastSquaresSlope([
+        { x: 0, y: 1 },
+        { x: 1, y: 4 },
+        { x: 2, y: 4 },
+        { x: 3, y: 7 },
+      ]),
+    ).toBeCloseTo(1.8, 12);
+    expect(
+      leastSquaresSlope([0, 1, 2, 3, 4].map((x) => ({ x, y: 100 - 0.5 * x + (x % 2 === 0 ? 0.1 : -0.1) }))),
+    ).toBeCloseTo(-0.5, 1);
+    expect(
+      leastSquaresSlope([
+        { x: 0, y: 5 },
+        { x: 10, y: 5 },
+      ]),
+    ).toBe(0);
   });
 
   it("has no slope with fewer than two distinct x", () => {
     expect(leastSquaresSlope([])).toBeUndefined();
     expect(leastSquaresSlope([{ x: 1, y: 1 }])).toBeUndefined();
-    expect(leastSquaresSlope([{ x: 1, y: 1 }, { x: 1, y: 3 }])).toBeUndefined();
+    expect(
+      leastSquaresSlope([
+        { x: 1, y: 1 },
+        { x: 1, y: 3 },
+      ]),
+    ).toBeUndefined();
   });
 });
 
@@ -38,7 +57,11 @@ describe("quantile and tallies", () => {
     tally(a, "UNAVAILABLE", 2);
     tally(a, "INTERNAL");
     expect(a).toEqual({ UNAVAILABLE: 3, INTERNAL: 1 });
-    expect(sumTallies([a, { UNAVAILABLE: 1, DEADLINE_EXCEEDED: 4 }])).toEqual({ UNAVAILABLE: 4, INTERNAL: 1, DEADLINE_EXCEEDED: 4 });
+    expect(sumTallies([a, { UNAVAILABLE: 1, DEADLINE_EXCEEDED: 4 }])).toEqual({
+      UNAVAILABLE: 4,
+      INTERNAL: 1,
+      DEADLINE_EXCEEDED: 4,
+    });
   });
 });
 
@@ -88,7 +111,9 @@ describe("the soak's fault schedule", () => {
       if (index > 0) expect(phase.fromMs).toBeGreaterThan(tenMinutes[index - 1]!.toMs);
     }
     // A short run still sees every fault.
-    expect(new Set(soakSchedule(15_000).map((phase) => phase.kind))).toEqual(new Set(["products-latency", "users-errors", "products-hang"]));
+    expect(new Set(soakSchedule(15_000).map((phase) => phase.kind))).toEqual(
+      new Set(["products-latency", "users-errors", "products-hang"]),
+    );
   });
 
   it("explains only the failures a fault in force can cause; INTERNAL and UNKNOWN never", () => {
@@ -101,7 +126,8 @@ describe("the soak's fault schedule", () => {
     // A STRONG view degrades when a dependency fails; it does not fail.
     expect(isExplained("GetUserOrders STRONG", "UNAVAILABLE", ["users-errors", "products-hang"])).toBe(false);
     for (const operation of operations) {
-      for (const code of ["INTERNAL", "UNKNOWN"]) expect(isExplained(operation, code, ["products-latency", "users-errors", "products-hang"])).toBe(false);
+      for (const code of ["INTERNAL", "UNKNOWN"])
+        expect(isExplained(operation, code, ["products-latency", "users-errors", "products-hang"])).toBe(false);
     }
   });
 

@@ -25,29 +25,59 @@ afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
 describe("shopmesh overload", () => {
   it("accounts for every call and every health check, with no INTERNAL", { timeout: 180_000 }, async () => {
-    const run = await shopmesh(["overload", "--seconds", "2", "--concurrency", "50", "--deadline", "3000", "--set", "LOG_LEVEL=info", "--out", outDir]);
+    const run = await shopmesh([
+      "overload",
+      "--seconds",
+      "2",
+      "--concurrency",
+      "50",
+      "--deadline",
+      "3000",
+      "--set",
+      "LOG_LEVEL=info",
+      "--out",
+      outDir,
+    ]);
     expect(run.stderr).toBe("");
     expect(run.code, run.stdout).toBe(0);
     expect(run.stdout).toContain(join(outDir, "overload.md"));
 
     const report = JSON.parse(readFileSync(join(outDir, "overload.json"), "utf8")) as OverloadReport;
-    expect(report.settings).toMatchObject({ seconds: 2, concurrency: 50, deadlineMs: 3000, budgetMs: 3000, env: { LOG_LEVEL: "info" }, healthIntervalMs: 100 });
+    expect(report.settings).toMatchObject({
+      seconds: 2,
+      concurrency: 50,
+      deadlineMs: 3000,
+      budgetMs: 3000,
+      env: { LOG_LEVEL: "info" },
+      healthIntervalMs: 100,
+    });
     expect(report.calls).toBeGreaterThanOrEqual(50);
     const others = Object.values(report.otherCodes).reduce((sum, count) => sum + count, 0);
     expect(report.answered.count + report.refused.count + others).toBe(report.calls);
     expect(report.otherCodes.INTERNAL).toBeUndefined();
     // How many are answered depends on the machine; the shares are shares either way.
     expect(report.answered.p99Ms).toBeGreaterThanOrEqual(report.answered.p50Ms);
-    for (const share of [report.answered.withinBudgetPlus50, report.refused.within10Ms]) expect(share >= 0 && share <= 1).toBe(true);
+    for (const share of [report.answered.withinBudgetPlus50, report.refused.within10Ms])
+      expect(share >= 0 && share <= 1).toBe(true);
     expect(report.health.map((row) => row.service)).toEqual(["users", "products", "orders", "user-orders"]);
     for (const row of report.health) {
       expect(row.checks).toBeGreaterThan(0);
-      expect(row.serving + row.notServing + Object.values(row.failures).reduce((sum, count) => sum + count, 0)).toBe(row.checks);
+      expect(row.serving + row.notServing + Object.values(row.failures).reduce((sum, count) => sum + count, 0)).toBe(
+        row.checks,
+      );
     }
     expect(report.exited).toEqual([]);
 
     const markdown = readFileSync(join(outDir, "overload.md"), "utf8");
-    for (const text of ["# Overload", "## Calls", "## Health", "| answered (OK) |", "| refused (RESOURCE_EXHAUSTED) |", "| user-orders |"]) expect(markdown).toContain(text);
+    for (const text of [
+      "# Overload",
+      "## Calls",
+      "## Health",
+      "| answered (OK) |",
+      "| refused (RESOURCE_EXHAUSTED) |",
+      "| user-orders |",
+    ])
+      expect(markdown).toContain(text);
   });
 
   it("refuses a malformed setting, naming the option", async () => {

@@ -22,7 +22,9 @@ describe("shopmesh experiment", () => {
     const { portBase } = readExperimentSettings([], {})!;
     expect(portBase + 3).toBeLessThan(ephemeralStart);
     expect(readExperimentSettings(["--port-base", "20000"], {})?.portBase).toBe(20000);
-    expect(() => readExperimentSettings(["--port-base", "65534"], {})).toThrow(/--port-base: "65534" is not a port from 1024 to 65532/);
+    expect(() => readExperimentSettings(["--port-base", "65534"], {})).toThrow(
+      /--port-base: "65534" is not a port from 1024 to 65532/,
+    );
   });
 });
 

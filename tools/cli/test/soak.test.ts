@@ -24,7 +24,9 @@ function shopmesh(args: string[]): Promise<{ code: number; stdout: string; stder
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
 describe("shopmesh soak", () => {
-  it("runs a short soak and reports every window, process and write, with nothing lost and nothing unexpected", { timeout: 180_000 }, async () => {
+  it("runs a short soak and reports every window, process and write, with nothing lost and nothing unexpected", {
+    timeout: 180_000,
+  }, async () => {
     const run = await shopmesh(["soak", "--seconds", "15", "--out", outDir]);
     expect(run.stderr).toBe("");
     expect(run.code, run.stdout).toBe(0);
@@ -45,7 +47,9 @@ describe("shopmesh soak", () => {
     }
     expect(report.totals.calls).toBe(report.windows.reduce((sum, window) => sum + window.calls, 0));
     // Every fault of the cycle was switched on and off again.
-    expect(new Set(report.schedule.map((phase) => phase.kind))).toEqual(new Set(["products-latency", "users-errors", "products-hang"]));
+    expect(new Set(report.schedule.map((phase) => phase.kind))).toEqual(
+      new Set(["products-latency", "users-errors", "products-hang"]),
+    );
     for (const phase of report.schedule) expect(phase.toSeconds).toBeGreaterThan(phase.fromSeconds);
 
     expect(report.totals.unexpected).toBe(0);
@@ -53,7 +57,12 @@ describe("shopmesh soak", () => {
     expect(report.totals.errors.INTERNAL).toBeUndefined();
     expect(report.totals.errors.UNKNOWN).toBeUndefined();
     expect(report.writes.acknowledged).toBeGreaterThan(8 * 2);
-    expect(report.writes).toMatchObject({ projectionCaughtUp: true, missingFromOrders: 0, missingFromView: 0, duplicatedInView: 0 });
+    expect(report.writes).toMatchObject({
+      projectionCaughtUp: true,
+      missingFromOrders: 0,
+      missingFromView: 0,
+      duplicatedInView: 0,
+    });
     expect(report.lostWrites).toBe(0);
     expect(report.exited).toEqual([]);
     for (const service of ["users", "products", "orders", "user-orders"]) {
@@ -65,7 +74,15 @@ describe("shopmesh soak", () => {
     }
 
     const markdown = readFileSync(join(outDir, "soak.md"), "utf8");
-    for (const heading of ["# Soak", "## Load", "## Faults", "## Per window (3 s)", "## By operation, whole run", "## Memory per process", "## Writes"]) {
+    for (const heading of [
+      "# Soak",
+      "## Load",
+      "## Faults",
+      "## Per window (3 s)",
+      "## By operation, whole run",
+      "## Memory per process",
+      "## Writes",
+    ]) {
       expect(markdown).toContain(heading);
     }
     expect(markdown).toContain("**PASS**");

@@ -24,6 +24,11 @@ export function readDatabasePath(service: string, env: Record<string, string | u
 export async function loadTokenVerifier(env: Record<string, string | undefined> = process.env): Promise<TokenVerifier> {
   const read = envReader(env);
   const inline = read.optionalString("AUTH_PUBLIC_KEY");
-  const pem = inline ?? readPem(read.string("AUTH_PUBLIC_KEY_FILE", defaultKeyFiles(readDataDir(env)).publicKeyFile), "token verifying key");
+  const pem =
+    inline ??
+    readPem(
+      read.string("AUTH_PUBLIC_KEY_FILE", defaultKeyFiles(readDataDir(env)).publicKeyFile),
+      "token verifying key",
+    );
   return createTokenVerifier(pem);
 }

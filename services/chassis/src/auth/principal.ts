@@ -32,7 +32,8 @@ export function requirePrincipal(context: Pick<HandlerContext, "values">): Princ
  */
 export function requirePerson(context: Pick<HandlerContext, "values">): Principal {
   const principal = requirePrincipal(context);
-  if (principal.role === "service") throw new ConnectError("a service token acts for no person and may not do this", Code.PermissionDenied);
+  if (principal.role === "service")
+    throw new ConnectError("a service token acts for no person and may not do this", Code.PermissionDenied);
   return principal;
 }
 

@@ -88,7 +88,10 @@ export function hideDependencyErrors(transport: GrpcTransport, logger: Logger): 
   };
 }
 
-async function* hideStreamErrors<T>(messages: AsyncIterable<T>, hide: (error: unknown) => ConnectError): AsyncIterable<T> {
+async function* hideStreamErrors<T>(
+  messages: AsyncIterable<T>,
+  hide: (error: unknown) => ConnectError,
+): AsyncIterable<T> {
   try {
     yield* messages;
   } catch (error) {

@@ -25,9 +25,10 @@ export const int64 = customType<{ data: bigint; driverData: bigint | number }>({
   fromDriver: (value) => {
     if (typeof value === "bigint") return value;
     if (!Number.isSafeInteger(value)) {
-      throw new RangeError(`int64 column read as the number ${value}, which may be rounded; read it with prepareExactRows`);
+      throw new RangeError(
+        `int64 column read as the number ${value}, which may be rounded; read it with prepareExactRows`,
+      );
     }
     return BigInt(value);
   },
 });
-

@@ -34,13 +34,20 @@ export function outboxSequenceOf(header: string | undefined, names: NatsEventNam
 }
 
 /** The newest relayed event: its outbox and stream sequences, both 0 when there is none (or no stream yet). */
-export async function lastRelayed(jsm: JetStreamManager, names: NatsEventNames): Promise<{ outboxSequence: bigint; streamSequence: number }> {
+export async function lastRelayed(
+  jsm: JetStreamManager,
+  names: NatsEventNames,
+): Promise<{ outboxSequence: bigint; streamSequence: number }> {
   try {
     const last = await jsm.streams.getMessage(names.stream, { last_by_subj: names.subject });
-    return { outboxSequence: outboxSequenceOf(last.header.get(outboxSequenceHeader), names, last.seq), streamSequence: last.seq };
+    return {
+      outboxSequence: outboxSequenceOf(last.header.get(outboxSequenceHeader), names, last.seq),
+      streamSequence: last.seq,
+    };
   } catch (error) {
     const code = apiErrorCode(error);
-    if (code === jetStreamErrors.noMessageFound || code === jetStreamErrors.streamNotFound) return { outboxSequence: 0n, streamSequence: 0 };
+    if (code === jetStreamErrors.noMessageFound || code === jetStreamErrors.streamNotFound)
+      return { outboxSequence: 0n, streamSequence: 0 };
     throw error;
   }
 }

@@ -2,14 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { toBinary, type DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ExponentialBackoff, type IBackoff } from "cockatiel";
-import {
-  DiscardPolicy,
-  headers,
-  nanos,
-  RetentionPolicy,
-  StorageType,
-  type JetStreamManager,
-} from "nats";
+import { DiscardPolicy, headers, nanos, RetentionPolicy, StorageType, type JetStreamManager } from "nats";
 import type { Logger } from "../logger.js";
 import { apiErrorCode, connectToNats, jetStreamErrors, lastRelayed } from "./jetstream.js";
 import { natsEventNames, outboxSequenceHeader, type NatsEventNames, type NatsSettings } from "./nats-settings.js";
@@ -74,7 +67,10 @@ export function startNatsRelay<Desc extends DescMessage>(options: NatsRelayOptio
   const log = options.logger.child({ component: "nats-relay", stream: names.stream });
   const abort = new AbortController();
   const state: NatsRelayState = { connected: false, position: 0, published: 0, duplicates: 0, failures: 0 };
-  const factory = new ExponentialBackoff({ initialDelay: options.initialBackoffMs ?? 200, maxDelay: options.maxBackoffMs ?? 5000 });
+  const factory = new ExponentialBackoff({
+    initialDelay: options.initialBackoffMs ?? 200,
+    maxDelay: options.maxBackoffMs ?? 5000,
+  });
 
   const running = (async () => {
     let backoff: IBackoff<unknown> | undefined;
@@ -188,7 +184,9 @@ async function ensureStream(jsm: JetStreamManager, names: NatsEventNames): Promi
   try {
     const info = await jsm.streams.info(names.stream);
     if (!info.config.subjects?.includes(names.subject)) {
-      throw new Error(`stream ${names.stream} exists but does not take ${names.subject}; is another mesh using this prefix?`);
+      throw new Error(
+        `stream ${names.stream} exists but does not take ${names.subject}; is another mesh using this prefix?`,
+      );
     }
   } catch (error) {
     if (apiErrorCode(error) !== jetStreamErrors.streamNotFound) throw error;

@@ -27,7 +27,8 @@ const prefixPattern = /^[a-z0-9][a-z0-9_-]{0,63}$/;
  * lower case, so upper-casing it for the stream name loses nothing.
  */
 export function natsEventNames(service: string, prefix: string): NatsEventNames {
-  if (!prefixPattern.test(prefix)) throw new Error(`NATS prefix ${JSON.stringify(prefix)} is not lower-case letters, digits, "_" or "-"`);
+  if (!prefixPattern.test(prefix))
+    throw new Error(`NATS prefix ${JSON.stringify(prefix)} is not lower-case letters, digits, "_" or "-"`);
   return {
     stream: `${prefix}_${service}`.toUpperCase(),
     subject: `${prefix}.${service}.v1.events`,

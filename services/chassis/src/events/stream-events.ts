@@ -17,6 +17,9 @@ export function streamEventsHandler<Desc extends DescMessage>(
 ): (request: { afterSequence: bigint }, context: HandlerContext) => AsyncIterable<EventStreamMessage<Desc>> {
   return (request, context) => {
     const caller = requireServiceOrAdmin(context);
-    return log.follow(request.afterSequence, context.signal, { stopping: serverStopping(context), caller: caller.userId });
+    return log.follow(request.afterSequence, context.signal, {
+      stopping: serverStopping(context),
+      caller: caller.userId,
+    });
   };
 }

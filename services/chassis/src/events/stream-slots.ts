@@ -41,10 +41,16 @@ export class StreamSlots {
   acquire(caller: string): () => void {
     const held = this.openFor(caller);
     if (held >= this.limits.maxStreamsPerCaller) {
-      throw new ConnectError(`too many event streams for this caller (limit ${this.limits.maxStreamsPerCaller})`, Code.ResourceExhausted);
+      throw new ConnectError(
+        `too many event streams for this caller (limit ${this.limits.maxStreamsPerCaller})`,
+        Code.ResourceExhausted,
+      );
     }
     if (this.#open >= this.limits.maxStreams) {
-      throw new ConnectError(`too many event streams on this server (limit ${this.limits.maxStreams})`, Code.ResourceExhausted);
+      throw new ConnectError(
+        `too many event streams on this server (limit ${this.limits.maxStreams})`,
+        Code.ResourceExhausted,
+      );
     }
     this.#perCaller.set(caller, held + 1);
     this.#open++;

@@ -1,12 +1,15 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
+import type { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 import { toFault, toFaultRule, type FaultRegistry } from "./fault-registry.js";
 
 /** The admin RPC that changes a registry's faults; refused unless fault injection is enabled. */
 export function createFaultInjectionService(registry: FaultRegistry): ServiceImpl<typeof FaultInjectionService> {
   const requireEnabled = () => {
     if (!registry.enabled) {
-      throw new ConnectError("fault injection is disabled; start the service with FAULT_INJECTION=on", Code.FailedPrecondition);
+      throw new ConnectError(
+        "fault injection is disabled; start the service with FAULT_INJECTION=on",
+        Code.FailedPrecondition,
+      );
     }
   };
   const faults = () => registry.list().map(toFault);

@@ -38,9 +38,14 @@ function fraction(field: string, value: number): number {
 export function toFaultRule(fault: Fault): FaultRule {
   const codeName = fault.errorCode.trim().toUpperCase() || "UNAVAILABLE";
   const errorCode = statusNames.indexOf(codeName);
-  if (errorCode <= 0) throw new ConnectError(`error_code: "${fault.errorCode}" is not a gRPC status code name other than OK`, Code.InvalidArgument);
+  if (errorCode <= 0)
+    throw new ConnectError(
+      `error_code: "${fault.errorCode}" is not a gRPC status code name other than OK`,
+      Code.InvalidArgument,
+    );
   const latencyMs = fault.latency ? Number(fault.latency.seconds) * 1000 + fault.latency.nanos / 1e6 : 0;
-  if (latencyMs < 0 || latencyMs > 600_000) throw new ConnectError("latency: must be from 0 to 10 minutes", Code.InvalidArgument);
+  if (latencyMs < 0 || latencyMs > 600_000)
+    throw new ConnectError("latency: must be from 0 to 10 minutes", Code.InvalidArgument);
   return {
     method: methodKey(fault.method),
     latencyMs,

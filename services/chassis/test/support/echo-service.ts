@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { EchoService } from "../../../../gen/shopmesh/echo/v1/echo_pb.js";
+import type { EchoService } from "../../../../gen/shopmesh/echo/v1/echo_pb.js";
 
 /** What the echo handler saw of one call. */
 export interface Observation {

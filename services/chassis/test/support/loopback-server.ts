@@ -43,7 +43,8 @@ export async function startEchoServer(options: EchoServerOptions = {}): Promise<
     observations,
     observed(message) {
       const found = observations.filter((observation) => observation.message === message);
-      if (found.length !== 1) throw new Error(`expected one call with message ${JSON.stringify(message)}, saw ${found.length}`);
+      if (found.length !== 1)
+        throw new Error(`expected one call with message ${JSON.stringify(message)}, saw ${found.length}`);
       return found[0]!;
     },
   };

@@ -38,7 +38,11 @@ export interface EventSource {
 
 /** The default source: each service's own StreamEvents RPC, read with a service token. */
 export function grpcEventSource(options: {
-  clients: { users: Client<typeof UsersService>; products: Client<typeof ProductsService>; orders: Client<typeof OrdersService> };
+  clients: {
+    users: Client<typeof UsersService>;
+    products: Client<typeof ProductsService>;
+    orders: Client<typeof OrdersService>;
+  };
   token: string;
 }): EventSource {
   const headers = { authorization: `Bearer ${options.token}` };

@@ -3,8 +3,14 @@ import { natsEventNames, outboxSequenceHeader, type NatsEventNames, type NatsSet
 import { OrderEventSchema } from "@shopmesh/sdk/orders/v1";
 import { ProductEventSchema } from "@shopmesh/sdk/products/v1";
 import { UserEventSchema } from "@shopmesh/sdk/users/v1";
-import { apiErrorCode, connectToNats, jetStreamErrors, lastRelayed, outboxSequenceOf } from "@shopmesh/chassis/jetstream";
-import { AckPolicy, DeliverPolicy, nanos, type JetStreamManager, type JsMsg, type NatsConnection } from "nats";
+import {
+  apiErrorCode,
+  connectToNats,
+  jetStreamErrors,
+  lastRelayed,
+  outboxSequenceOf,
+} from "@shopmesh/chassis/jetstream";
+import { AckPolicy, DeliverPolicy, nanos, type JsMsg, type NatsConnection } from "nats";
 import type { EventSource, SourceMessage, StreamEvents, StreamName } from "./event-source.js";
 
 /** Options for {@link natsEventSource}: the servers and the producers' prefix (NatsSettings), and how to read. */
@@ -70,7 +76,15 @@ export function natsEventSource(options: NatsEventSourceOptions): EventSource {
   return {
     kind: "nats",
     open<S extends StreamName>(stream: S, afterSequence: bigint, signal: AbortSignal): AsyncIterable<SourceMessage<S>> {
-      return readStream({ stream, afterSequence, signal, heartbeatMs, batchSize, names: natsEventNames(stream, options.prefix), connected });
+      return readStream({
+        stream,
+        afterSequence,
+        signal,
+        heartbeatMs,
+        batchSize,
+        names: natsEventNames(stream, options.prefix),
+        connected,
+      });
     },
     close() {
       closed = true;
@@ -106,7 +120,9 @@ async function* readStream<S extends StreamName>(options: ReadOptions<S>): Async
   let head = (await lastRelayed(jsm, names)).outboxSequence;
   if (signal.aborted) return;
   if (afterSequence > head) {
-    throw new Error(`${names.stream}: after sequence ${afterSequence} is beyond the newest event ${head}; this stream is not the one the reader followed`);
+    throw new Error(
+      `${names.stream}: after sequence ${afterSequence} is beyond the newest event ${head}; this stream is not the one the reader followed`,
+    );
   }
   // Like StreamEvents: the first message says "connected" and how far behind the reader is.
   yield { headSequence: head };
@@ -123,7 +139,9 @@ async function* readStream<S extends StreamName>(options: ReadOptions<S>): Async
     })
     .catch((error: unknown) => {
       throw apiErrorCode(error) === jetStreamErrors.streamNotFound
-        ? new Error(`stream ${names.stream} does not exist: is ${stream} running with EVENTS_RELAY=nats and this EVENTS_NATS_PREFIX?`)
+        ? new Error(
+            `stream ${names.stream} does not exist: is ${stream} running with EVENTS_RELAY=nats and this EVENTS_NATS_PREFIX?`,
+          )
         : error;
     });
   const consumer = nc.jetstream().consumers.getPullConsumerFor(info);
@@ -150,7 +168,8 @@ async function* readStream<S extends StreamName>(options: ReadOptions<S>): Async
           // The envelope type of this stream; TypeScript cannot follow S through the schema lookup.
           const event = fromBinary(schema, message.data) as unknown as StreamEvents[S];
           if (event.sequence !== sequence) {
-            if (event.sequence !== 0n) throw new Error(`${names.stream}: envelope sequence ${event.sequence} differs from header ${sequence}`);
+            if (event.sequence !== 0n)
+              throw new Error(`${names.stream}: envelope sequence ${event.sequence} differs from header ${sequence}`);
             event.sequence = sequence;
           }
           expected = sequence + 1n;
@@ -173,7 +192,9 @@ async function* readStream<S extends StreamName>(options: ReadOptions<S>): Async
         // idle one: ask for the consumer, so a deleted one fails the reader.
         // Asking for the head also shows that JetStream still answers.
         await consumer.info().catch((error: unknown) => {
-          throw apiErrorCode(error) === jetStreamErrors.consumerNotFound ? new Error(`${names.stream}: the reader's consumer ${info.name} is gone`) : error;
+          throw apiErrorCode(error) === jetStreamErrors.consumerNotFound
+            ? new Error(`${names.stream}: the reader's consumer ${info.name} is gone`)
+            : error;
         });
         const latest = (await lastRelayed(jsm, names)).outboxSequence;
         if (latest > head) head = latest;

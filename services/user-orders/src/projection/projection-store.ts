@@ -64,18 +64,24 @@ export class ProjectionStore {
       `INSERT INTO users (id, email, display_name) VALUES (?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET email = excluded.email, display_name = excluded.display_name`,
     );
-    this.#upsertProduct = sqlite.prepare<[id: string, name: string, description: string, priceMinor: bigint, currency: string]>(
+    this.#upsertProduct = sqlite.prepare<
+      [id: string, name: string, description: string, priceMinor: bigint, currency: string]
+    >(
       `INSERT INTO products (id, name, description, price_minor, currency) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description,
          price_minor = excluded.price_minor, currency = excluded.currency`,
     );
-    this.#insertOrder = sqlite.prepare<[id: string, userId: string, currency: string, totalMinor: bigint, createdAt: number]>(
-      "INSERT OR IGNORE INTO orders (id, user_id, currency, total_minor, created_at) VALUES (?, ?, ?, ?, ?)",
-    );
-    this.#insertLine = sqlite.prepare<[orderId: string, lineNo: number, productId: string, quantity: number, unitPriceMinor: bigint]>(
+    this.#insertOrder = sqlite.prepare<
+      [id: string, userId: string, currency: string, totalMinor: bigint, createdAt: number]
+    >("INSERT OR IGNORE INTO orders (id, user_id, currency, total_minor, created_at) VALUES (?, ?, ?, ?, ?)");
+    this.#insertLine = sqlite.prepare<
+      [orderId: string, lineNo: number, productId: string, quantity: number, unitPriceMinor: bigint]
+    >(
       "INSERT OR IGNORE INTO order_lines (order_id, line_no, product_id, quantity, unit_price_minor) VALUES (?, ?, ?, ?, ?)",
     );
-    this.#user = sqlite.prepare<[id: string], ProjectedUser>("SELECT id, email, display_name AS displayName FROM users WHERE id = ?");
+    this.#user = sqlite.prepare<[id: string], ProjectedUser>(
+      "SELECT id, email, display_name AS displayName FROM users WHERE id = ?",
+    );
     const orderColumns = "id, user_id AS userId, currency, total_minor AS totalMinor, created_at AS createdAt";
     this.#firstPage = prepareExactRows<[userId: string, limit: number], ProjectedOrder>(
       sqlite,
@@ -134,7 +140,7 @@ export class ProjectionStore {
     })();
   }
 
-  #apply<S extends StreamName>(stream: S, event: StreamEvents[S]): void {
+  #apply<S extends StreamName>(_stream: S, event: StreamEvents[S]): void {
     const kind = event.kind;
     switch (kind.case) {
       case "userRegistered":
@@ -159,7 +165,13 @@ export class ProjectionStore {
   }
 
   #putProduct(product: Product): void {
-    this.#upsertProduct.run(product.id, product.name, product.description, product.price?.minorUnits ?? 0n, product.price?.currencyCode ?? "");
+    this.#upsertProduct.run(
+      product.id,
+      product.name,
+      product.description,
+      product.price?.minorUnits ?? 0n,
+      product.price?.currencyCode ?? "",
+    );
   }
 
   #putOrder(order: Order): void {
@@ -180,8 +192,15 @@ export class ProjectionStore {
    * with their lines, and whether older ones remain (one row more is read to
    * tell; its lines are not).
    */
-  ordersPage(userId: string, beforeId: string | undefined, pageSize: number): { orders: ProjectedOrderWithLines[]; more: boolean } {
-    const found = beforeId === undefined ? this.#firstPage.all(userId, pageSize + 1) : this.#pageBefore.all(userId, beforeId, pageSize + 1);
+  ordersPage(
+    userId: string,
+    beforeId: string | undefined,
+    pageSize: number,
+  ): { orders: ProjectedOrderWithLines[]; more: boolean } {
+    const found =
+      beforeId === undefined
+        ? this.#firstPage.all(userId, pageSize + 1)
+        : this.#pageBefore.all(userId, beforeId, pageSize + 1);
     const more = found.length > pageSize;
     const rows = more ? found.slice(0, pageSize) : found;
     if (rows.length === 0) return { orders: [], more };

@@ -75,7 +75,15 @@ export class StreamFollower<S extends StreamName> {
     });
     this.#maxBatch = options.maxBatch ?? 500;
     const position = store.position(stream);
-    this.#state = { stream, position, headSequence: position.sequence, connected: false, lastContactAt: undefined, failures: 0, caughtUpOnce: false };
+    this.#state = {
+      stream,
+      position,
+      headSequence: position.sequence,
+      connected: false,
+      lastContactAt: undefined,
+      failures: 0,
+      caughtUpOnce: false,
+    };
   }
 
   state(): StreamState {
@@ -120,7 +128,10 @@ export class StreamFollower<S extends StreamName> {
         if (signal.aborted) break;
         this.#state.failures++;
         const level = this.#state.failures === 1 ? "warn" : "info";
-        this.log[level]({ stream: this.stream, failures: this.#state.failures, err: String(error) }, "event stream failed; reconnecting");
+        this.log[level](
+          { stream: this.stream, failures: this.#state.failures, err: String(error) },
+          "event stream failed; reconnecting",
+        );
       } finally {
         signal.removeEventListener("abort", stopConnection);
       }
@@ -150,12 +161,18 @@ export class StreamFollower<S extends StreamName> {
     } catch (error) {
       // Nothing of the batch was kept (one transaction). Start over from the
       // stored position rather than apply later events past a hole.
-      this.log.warn({ stream: this.stream, err: String(error) }, "could not apply events; reconnecting from the stored position");
+      this.log.warn(
+        { stream: this.stream, err: String(error) },
+        "could not apply events; reconnecting from the stored position",
+      );
       this.#connection?.abort();
       return;
     }
     if (result.missing > 0) {
-      this.log.warn({ stream: this.stream, missing: result.missing, position: result.position.sequence }, "event stream skipped sequence numbers");
+      this.log.warn(
+        { stream: this.stream, missing: result.missing, position: result.position.sequence },
+        "event stream skipped sequence numbers",
+      );
     }
     this.#state.position = result.position;
     this.#state.headSequence = Math.max(this.#state.headSequence, result.position.sequence);
@@ -163,6 +180,7 @@ export class StreamFollower<S extends StreamName> {
   }
 
   #noteCaughtUp(): void {
-    if (this.#state.lastContactAt !== undefined && this.#state.position.sequence >= this.#state.headSequence) this.#state.caughtUpOnce = true;
+    if (this.#state.lastContactAt !== undefined && this.#state.position.sequence >= this.#state.headSequence)
+      this.#state.caughtUpOnce = true;
   }
 }

@@ -136,12 +136,19 @@ export class GuardedDependency {
     try {
       timeoutMs = budget.timeoutFor(this.settings.timeoutMs);
     } catch (error) {
-      return this.#refused(`${this.name} was not called: ${ConnectError.from(error).rawMessage}`, Code.DeadlineExceeded, true);
+      return this.#refused(
+        `${this.name} was not called: ${ConnectError.from(error).rawMessage}`,
+        Code.DeadlineExceeded,
+        true,
+      );
     }
     // cockatiel makes every call wait for the half-open probe to finish; a
     // call that fails fast while the probe is out keeps our latency bounded.
     if (this.#breaker.state === CircuitState.HalfOpen) {
-      return this.#refused(`circuit breaker for ${this.name} is half-open and already probing; not called`, Code.Unavailable);
+      return this.#refused(
+        `circuit breaker for ${this.name} is half-open and already probing; not called`,
+        Code.Unavailable,
+      );
     }
     const deadline = started + timeoutMs;
     const hadFullTimeout = timeoutMs >= this.settings.timeoutMs;
@@ -190,7 +197,13 @@ export class GuardedDependency {
         return this.#refused(`circuit breaker for ${this.name} is open; not called`, Code.Unavailable);
       }
       const failure = error instanceof Outage ? error.failure : ConnectError.from(error);
-      return { ok: false, error: failure, timing: timing(statusName(failure.code)), refused: false, budgetLimited: !hadFullTimeout };
+      return {
+        ok: false,
+        error: failure,
+        timing: timing(statusName(failure.code)),
+        refused: false,
+        budgetLimited: !hadFullTimeout,
+      };
     }
   }
 

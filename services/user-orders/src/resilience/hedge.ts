@@ -36,7 +36,8 @@ export function hedged<T>(send: Send<T>, options: HedgeOptions): Promise<T> {
     const finish = () => {
       done = true;
       clearTimeout(timer);
-      for (const controller of inFlight) controller.abort(new ConnectError("another request answered first", Code.Canceled));
+      for (const controller of inFlight)
+        controller.abort(new ConnectError("another request answered first", Code.Canceled));
     };
     const launch = () => {
       const timeoutMs = Math.max(1, Math.floor(options.deadline - performance.now()));

@@ -41,7 +41,7 @@ export class Script {
   #otherwise: Step = answer;
 
   /** The next calls play these steps, in order; after them, `always`'s step. */
-  then(...steps: Step[]): this {
+  andThen(...steps: Step[]): this {
     this.#next.push(...steps);
     return this;
   }
@@ -106,7 +106,8 @@ export function fakeDependencies(world: World) {
         await scripts.orders.play("ListOrders", request, context);
         const mine = world.orders.filter((o) => o.userId === request.userId);
         const start = request.pageToken === "" ? 0 : Number(request.pageToken);
-        if (!Number.isInteger(start)) throw new ConnectError("page_token: is not a token this service issued", Code.InvalidArgument);
+        if (!Number.isInteger(start))
+          throw new ConnectError("page_token: is not a token this service issued", Code.InvalidArgument);
         const size = request.pageSize || 20;
         const end = start + size;
         return { orders: mine.slice(start, end), nextPageToken: end < mine.length ? String(end) : "" };
@@ -138,7 +139,13 @@ export function fakeDependencies(world: World) {
 
 export function makeUser(displayName = "Ada"): User {
   const id = newId();
-  return create(UserSchema, { id, email: `${id}@shopmesh.test`, displayName, role: Role.CUSTOMER, createTime: timestampNow() });
+  return create(UserSchema, {
+    id,
+    email: `${id}@shopmesh.test`,
+    displayName,
+    role: Role.CUSTOMER,
+    createTime: timestampNow(),
+  });
 }
 
 export function makeProduct(name: string, minorUnits: bigint): Product {
@@ -159,7 +166,11 @@ export function makeOrder(userId: string, lines: { product: Product; quantity: n
     requestId: newId(),
     createTime: timestampNow(),
     total: { currencyCode: "EUR", minorUnits: total },
-    lines: lines.map((line) => ({ productId: line.product.id, quantity: line.quantity, unitPrice: line.product.price })),
+    lines: lines.map((line) => ({
+      productId: line.product.id,
+      quantity: line.quantity,
+      unitPrice: line.product.price,
+    })),
   });
 }
 

@@ -11,7 +11,13 @@
 //
 // Prints one JSON line `{"msg":"ready","port":…}` when it listens (what
 // spawnService waits for) and exits 0 on SIGTERM or SIGINT.
-import { Server, ServerCredentials, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import {
+  Server,
+  ServerCredentials,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 
 /** The method the baseline answers; the bench calls it with the echo contract. */
 const bareMethodPath = "/shopmesh.echo.v1.EchoService/Echo";

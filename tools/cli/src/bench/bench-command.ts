@@ -31,20 +31,23 @@ export async function bench(args: string[]): Promise<number> {
       say(benchUsage);
       return 0;
     }
-    process.stderr.write(`shopmesh bench: ${error instanceof Error ? error.message : String(error)}\n\n${benchUsage}\n`);
+    process.stderr.write(
+      `shopmesh bench: ${error instanceof Error ? error.message : String(error)}\n\n${benchUsage}\n`,
+    );
     return 2;
   }
 
   const ports = benchPorts(settings.portBase);
   const busy = await busyPorts(ports);
   if (busy.length > 0) {
-    for (const line of busyPortLines(busy, "--port-base <first of five ports>")) process.stderr.write(`shopmesh bench: ${line}\n`);
+    for (const line of busyPortLines(busy, "--port-base <first of five ports>"))
+      process.stderr.write(`shopmesh bench: ${line}\n`);
     return 1;
   }
 
   const dataDir = newBenchDataDir();
   let mesh: BenchMesh | undefined;
-  let closeTargets = () => undefined as void;
+  let closeTargets = (): void => {};
   const cleanUp = async (signal: NodeJS.Signals) => {
     closeTargets();
     await mesh?.stop(signal);
@@ -59,19 +62,33 @@ export async function bench(args: string[]): Promise<number> {
 
   try {
     const levels = settings.concurrency.length;
-    const estimate = Math.round((levels * (settings.targets.length === 0 ? 6 : settings.targets.length + 1) * (settings.durationMs + settings.warmupMs)) / 1000);
-    say(`shopmesh bench: ${levels} level(s) (${settings.concurrency.join(", ")} in flight) × ${settings.targets.length === 0 ? 6 : settings.targets.length + 1} targets, about ${estimate} s of load after start-up`);
+    const estimate = Math.round(
+      (levels *
+        (settings.targets.length === 0 ? 6 : settings.targets.length + 1) *
+        (settings.durationMs + settings.warmupMs)) /
+        1000,
+    );
+    say(
+      `shopmesh bench: ${levels} level(s) (${settings.concurrency.join(", ")} in flight) × ${settings.targets.length === 0 ? 6 : settings.targets.length + 1} targets, about ${estimate} s of load after start-up`,
+    );
     const profiled = Object.fromEntries(
       settings.cpuProf.map((name) => [
         name,
         // Node 20 refuses --cpu-prof in NODE_OPTIONS; the preload starts the same profiler through node:inspector.
-        { NODE_OPTIONS: `--import ${pathToFileURL(cpuProfilePreload).href}`, CPU_PROFILE_DIR: settings.cpuProfDir, CPU_PROFILE_NAME: name },
+        {
+          NODE_OPTIONS: `--import ${pathToFileURL(cpuProfilePreload).href}`,
+          CPU_PROFILE_DIR: settings.cpuProfDir,
+          CPU_PROFILE_NAME: name,
+        },
       ]),
     ) as Partial<Record<BenchProcessName, Record<string, string>>>;
-    if (settings.cpuProf.length > 0) say(`  CPU profiles of ${settings.cpuProf.join(", ")} go to ${settings.cpuProfDir} when they stop`);
+    if (settings.cpuProf.length > 0)
+      say(`  CPU profiles of ${settings.cpuProf.join(", ")} go to ${settings.cpuProfDir} when they stop`);
     mesh = await BenchMesh.start(ports, dataDir, profiled);
     const running = mesh;
-    say(`  mesh up: users ${ports.users}, products ${ports.products}, orders ${ports.orders}, user-orders ${ports["user-orders"]}, bare baseline ${ports["bare-baseline"]}`);
+    say(
+      `  mesh up: users ${ports.users}, products ${ports.products}, orders ${ports.orders}, user-orders ${ports["user-orders"]}, bare baseline ${ports["bare-baseline"]}`,
+    );
     const data = await seedBenchData(
       { users: running.address("users"), products: running.address("products"), orders: running.address("orders") },
       { products: settings.products, orders: settings.orders },
@@ -79,10 +96,18 @@ export async function bench(args: string[]): Promise<number> {
     say(`  seeded ${data.productIds.length} products and ${data.orderIds.length} orders`);
     const created = createBenchTargets((name) => running.address(name), data, settings.connections);
     const { close } = created;
-    const targets = created.targets.filter((target) => target.key === "bare" || settings.targets.length === 0 || settings.targets.includes(target.key));
+    const targets = created.targets.filter(
+      (target) => target.key === "bare" || settings.targets.length === 0 || settings.targets.includes(target.key),
+    );
     if (targets.some((target) => target.key === "user-orders.GetUserOrders.eventual")) {
       // Measured on the same rows as STRONG: wait until the projection holds everything seeded.
-      const wait = await waitForProjection({ target: running.address("user-orders"), token: data.customer.token, userId: data.customer.userId, timeoutMs: 60_000, intervalMs: 50 });
+      const wait = await waitForProjection({
+        target: running.address("user-orders"),
+        token: data.customer.token,
+        userId: data.customer.userId,
+        timeoutMs: 60_000,
+        intervalMs: 50,
+      });
       if (!wait.caughtUp) throw new Error("user-orders' projection did not catch up with the seeded data within 60 s");
       say("  user-orders' projection has caught up");
     }
@@ -93,9 +118,16 @@ export async function bench(args: string[]): Promise<number> {
     sampler.start();
     const steps: StepResult[] = [];
     for (const concurrency of settings.concurrency) {
-      const results = await runLevel(targets, pids, { concurrency, warmupMs: settings.warmupMs, durationMs: settings.durationMs, sliceMs: settings.sliceMs });
+      const results = await runLevel(targets, pids, {
+        concurrency,
+        warmupMs: settings.warmupMs,
+        durationMs: settings.durationMs,
+        sliceMs: settings.sliceMs,
+      });
       steps.push(...results);
-      say(`  ${String(concurrency).padStart(4)} in flight: ${results.map((step) => `${step.target} ${Math.round(step.callsPerSecond)}/s`).join(", ")}`);
+      say(
+        `  ${String(concurrency).padStart(4)} in flight: ${results.map((step) => `${step.target} ${Math.round(step.callsPerSecond)}/s`).join(", ")}`,
+      );
     }
     const peaks = sampler.stop();
 
@@ -104,7 +136,14 @@ export async function bench(args: string[]): Promise<number> {
     const rss: RssResult[] = order.flatMap((name) => {
       const peak = peaks.get(name);
       if (!peak) return [];
-      return [{ process: name, startMiB: mib(peak.startBytes), peakMiB: mib(peak.peakBytes), ratioToBaseline: barePeak > 0 ? peak.peakBytes / barePeak : 0 }];
+      return [
+        {
+          process: name,
+          startMiB: mib(peak.startBytes),
+          peakMiB: mib(peak.peakBytes),
+          ratioToBaseline: barePeak > 0 ? peak.peakBytes / barePeak : 0,
+        },
+      ];
     });
     const cpu = cpus();
     const report: BenchReport = {
@@ -133,7 +172,8 @@ export async function bench(args: string[]): Promise<number> {
       checks: checkTargets(steps, rss),
     };
     const paths = writeReport(report, settings.outDir);
-    const nearby = (path: string) => (relative(process.cwd(), path).startsWith("..") ? path : relative(process.cwd(), path));
+    const nearby = (path: string) =>
+      relative(process.cwd(), path).startsWith("..") ? path : relative(process.cwd(), path);
     const shown = { json: nearby(paths.json), markdown: nearby(paths.markdown) };
     say("");
     process.stdout.write(renderSummary(report, shown));

@@ -61,13 +61,20 @@ export class BenchMesh {
     try {
       mesh = await LocalMesh.start({
         dataDir,
-        ports: { users: ports.users, products: ports.products, orders: ports.orders, "user-orders": ports["user-orders"] },
+        ports: {
+          users: ports.users,
+          products: ports.products,
+          orders: ports.orders,
+          "user-orders": ports["user-orders"],
+        },
         env: Object.fromEntries(
           serviceNames.map((service) => [
             service,
             {
               ...common,
-              ...(service === "users" ? { ADMIN_EMAILS: benchAdminEmail, PASSWORD_HASH_COST: "1024", TOKEN_TTL: "2h" } : {}),
+              ...(service === "users"
+                ? { ADMIN_EMAILS: benchAdminEmail, PASSWORD_HASH_COST: "1024", TOKEN_TTL: "2h" }
+                : {}),
               ...extraEnv[service],
             },
           ]),
@@ -90,7 +97,8 @@ export class BenchMesh {
   /** Every process's pid, by name. */
   pids(): Map<BenchProcessName, number> {
     const pids = new Map<BenchProcessName, number>();
-    for (const [service, process] of this.mesh.processes) if (process.child.pid !== undefined) pids.set(service, process.child.pid);
+    for (const [service, process] of this.mesh.processes)
+      if (process.child.pid !== undefined) pids.set(service, process.child.pid);
     if (this.bare.child.pid !== undefined) pids.set("bare-baseline", this.bare.child.pid);
     return pids;
   }

@@ -50,7 +50,15 @@ export interface BenchReport {
   generatedAt: string;
   command: string;
   machine: { cpuModel: string; cpus: number; totalMemoryGiB: number; platform: string; release: string; node: string };
-  settings: { concurrency: number[]; connections: number; durationSeconds: number; warmupSeconds: number; sliceSeconds: number; quick: boolean; portBase: number };
+  settings: {
+    concurrency: number[];
+    connections: number;
+    durationSeconds: number;
+    warmupSeconds: number;
+    sliceSeconds: number;
+    quick: boolean;
+    portBase: number;
+  };
   seeded: { products: number; orders: number; linesPerOrder: string };
   steps: StepResult[];
   rss: RssResult[];

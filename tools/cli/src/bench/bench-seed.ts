@@ -12,14 +12,28 @@ export interface BenchData {
 }
 
 const adjectives = ["Dark", "Light", "Ceramic", "Steel", "Walnut", "Travel", "Cold", "Loose-leaf", "Glass", "Copper"];
-const things = ["espresso beans", "kettle", "mug", "grinder", "filters", "milk jug", "scale", "tamper", "bottle", "tea tin"];
+const things = [
+  "espresso beans",
+  "kettle",
+  "mug",
+  "grinder",
+  "filters",
+  "milk jug",
+  "scale",
+  "tamper",
+  "bottle",
+  "tea tin",
+];
 
 /**
  * Seeds a small, realistic data set through the services' own contracts: an
  * admin, one customer, `products` products and `orders` orders of 2-3 lines
  * for the customer.
  */
-export async function seedBenchData(addresses: { users: string; products: string; orders: string }, counts: { products: number; orders: number }): Promise<BenchData> {
+export async function seedBenchData(
+  addresses: { users: string; products: string; orders: string },
+  counts: { products: number; orders: number },
+): Promise<BenchData> {
   const transports: GrpcTransport[] = [];
   const transport = (target: string, token?: string) => {
     const made = createTransport({ target, token });
@@ -28,8 +42,16 @@ export async function seedBenchData(addresses: { users: string; products: string
   };
   try {
     const users = createClient(UsersService, transport(addresses.users));
-    const admin = await users.signUp({ email: benchAdminEmail, password: "bench-admin-password", displayName: "Bench Admin" });
-    const customer = await users.signUp({ email: "customer@bench.shopmesh.local", password: "bench-customer-password", displayName: "Bench Customer" });
+    const admin = await users.signUp({
+      email: benchAdminEmail,
+      password: "bench-admin-password",
+      displayName: "Bench Admin",
+    });
+    const customer = await users.signUp({
+      email: "customer@bench.shopmesh.local",
+      password: "bench-customer-password",
+      displayName: "Bench Customer",
+    });
 
     const products = createClient(ProductsService, transport(addresses.products, admin.session!.accessToken));
     const productIds: string[] = [];

@@ -77,20 +77,37 @@ export function readBenchSettings(args: string[]): BenchSettings {
   });
   if (values.help) throw new UsageRequested();
   const quick = values.quick === true;
-  const number = (flag: string, text: string | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) => {
+  const number = (
+    flag: string,
+    text: string | undefined,
+    fallback: number,
+    min: number,
+    max = Number.MAX_SAFE_INTEGER,
+  ) => {
     if (text === undefined) return fallback;
     const value = Number(text);
-    if (!Number.isFinite(value) || value < min || value > max) throw new Error(`--${flag}: expected a number from ${min} to ${max}, got ${text}`);
+    if (!Number.isFinite(value) || value < min || value > max)
+      throw new Error(`--${flag}: expected a number from ${min} to ${max}, got ${text}`);
     return value;
   };
-  const concurrency = (values.concurrency ?? (quick ? "16" : "1,16,64")).split(",").map((part) => Math.round(number("concurrency", part.trim(), 1, 1, 4096)));
+  const concurrency = (values.concurrency ?? (quick ? "16" : "1,16,64"))
+    .split(",")
+    .map((part) => Math.round(number("concurrency", part.trim(), 1, 1, 4096)));
   const durationMs = number("duration", values.duration, quick ? 1 : 10, 0.1) * 1000;
   const targets = list(values.targets);
-  const known = ["users.GetUser", "products.GetProduct", "orders.ListOrders", "user-orders.GetUserOrders", "user-orders.GetUserOrders.eventual"];
-  for (const target of targets) if (!known.includes(target)) throw new Error(`--targets: expected some of ${known.join(", ")}, got ${target}`);
+  const known = [
+    "users.GetUser",
+    "products.GetProduct",
+    "orders.ListOrders",
+    "user-orders.GetUserOrders",
+    "user-orders.GetUserOrders.eventual",
+  ];
+  for (const target of targets)
+    if (!known.includes(target)) throw new Error(`--targets: expected some of ${known.join(", ")}, got ${target}`);
   const cpuProf = list(values["cpu-prof"]);
   const processes = ["users", "products", "orders", "user-orders", "bare-baseline"];
-  for (const name of cpuProf) if (!processes.includes(name)) throw new Error(`--cpu-prof: expected some of ${processes.join(", ")}, got ${name}`);
+  for (const name of cpuProf)
+    if (!processes.includes(name)) throw new Error(`--cpu-prof: expected some of ${processes.join(", ")}, got ${name}`);
   return {
     concurrency,
     connections: Math.round(number("connections", values.connections, 4, 1, 64)),
@@ -109,7 +126,11 @@ export function readBenchSettings(args: string[]): BenchSettings {
   };
 }
 
-const list = (text: string | undefined) => (text ?? "").split(",").map((part) => part.trim()).filter(Boolean);
+const list = (text: string | undefined) =>
+  (text ?? "")
+    .split(",")
+    .map((part) => part.trim())
+    .filter(Boolean);
 
 /** Thrown for `--help`. */
 export class UsageRequested extends Error {}

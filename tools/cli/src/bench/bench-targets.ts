@@ -12,7 +12,13 @@ import type { BenchData } from "./bench-seed.js";
 /** Something the bench loads: one RPC of one process. */
 export interface BenchTarget {
   /** Stable key used in the JSON report. */
-  key: "bare" | "users.GetUser" | "products.GetProduct" | "orders.ListOrders" | "user-orders.GetUserOrders" | "user-orders.GetUserOrders.eventual";
+  key:
+    | "bare"
+    | "users.GetUser"
+    | "products.GetProduct"
+    | "orders.ListOrders"
+    | "user-orders.GetUserOrders"
+    | "user-orders.GetUserOrders.eventual";
   /** What the report calls it. */
   title: string;
   /** The process that answers it. */
@@ -41,7 +47,11 @@ export function createBenchTargets(
   const transports: GrpcTransport[] = [];
   const clients = <S extends DescService>(service: S, name: BenchProcessName, token?: string): (() => Client<S>) => {
     const made = Array.from({ length: connections }, () => {
-      const transport = createTransport({ target: address(name), token, channelOptions: { "grpc.use_local_subchannel_pool": 1 } });
+      const transport = createTransport({
+        target: address(name),
+        token,
+        channelOptions: { "grpc.use_local_subchannel_pool": 1 },
+      });
       transports.push(transport);
       return createClient(service, transport);
     });
@@ -57,8 +67,22 @@ export function createBenchTargets(
   const eventualUserOrders = clients(UserOrdersService, "user-orders", token);
   let next = 0;
   const targets: BenchTarget[] = [
-    { key: "bare", title: "bare grpc-js server, empty unary", process: "bare-baseline", involves: ["bare-baseline"], call: () => bare().echo({}), degraded: 0 },
-    { key: "users.GetUser", title: "users.GetUser", process: "users", involves: ["users"], call: () => users().getUser({ userId }), degraded: 0 },
+    {
+      key: "bare",
+      title: "bare grpc-js server, empty unary",
+      process: "bare-baseline",
+      involves: ["bare-baseline"],
+      call: () => bare().echo({}),
+      degraded: 0,
+    },
+    {
+      key: "users.GetUser",
+      title: "users.GetUser",
+      process: "users",
+      involves: ["users"],
+      call: () => users().getUser({ userId }),
+      degraded: 0,
+    },
     {
       key: "products.GetProduct",
       title: "products.GetProduct",
@@ -67,7 +91,14 @@ export function createBenchTargets(
       call: () => products().getProduct({ productId: data.productIds[next++ % data.productIds.length]! }),
       degraded: 0,
     },
-    { key: "orders.ListOrders", title: "orders.ListOrders", process: "orders", involves: ["orders"], call: () => orders().listOrders({ userId }), degraded: 0 },
+    {
+      key: "orders.ListOrders",
+      title: "orders.ListOrders",
+      process: "orders",
+      involves: ["orders"],
+      call: () => orders().listOrders({ userId }),
+      degraded: 0,
+    },
     {
       key: "user-orders.GetUserOrders",
       title: "user-orders.GetUserOrders",
@@ -90,5 +121,10 @@ export function createBenchTargets(
     },
   ];
   const userOrdersTarget = targets.find((target) => target.key === "user-orders.GetUserOrders")!;
-  return { targets, close: () => transports.forEach((made) => made.close()) };
+  return {
+    targets,
+    close: () => {
+      for (const made of transports) made.close();
+    },
+  };
 }

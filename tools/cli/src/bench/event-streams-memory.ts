@@ -69,7 +69,8 @@ function readSettings(): Settings {
   const whole = (name: string, text: string | undefined, min: number, max: number): number | undefined => {
     if (text === undefined) return undefined;
     const value = Number(text);
-    if (!Number.isInteger(value) || value < min || value > max) throw new Error(`--${name} ${text}: expected a whole number from ${min} to ${max}`);
+    if (!Number.isInteger(value) || value < min || value > max)
+      throw new Error(`--${name} ${text}: expected a whole number from ${min} to ${max}`);
     return value;
   };
   return {
@@ -97,7 +98,11 @@ async function seedOrders(mesh: LocalMesh, count: number, transports: GrpcTransp
   };
   const users = createClient(UsersService, transport(mesh.address("users")));
   const admin = await users.signUp({ email: adminEmail, password: "streams-bench-admin", displayName: "Admin" });
-  const customer = await users.signUp({ email: "customer@streams-bench.shopmesh.local", password: "streams-bench-customer", displayName: "Customer" });
+  const customer = await users.signUp({
+    email: "customer@streams-bench.shopmesh.local",
+    password: "streams-bench-customer",
+    displayName: "Customer",
+  });
   const products = createClient(ProductsService, transport(mesh.address("products"), admin.session!.accessToken));
   const productIds: string[] = [];
   for (let index = 0; index < 20; index++) {
@@ -144,7 +149,8 @@ async function main(): Promise<void> {
   const nodeFlags = flags === undefined ? defaultServiceNodeFlags : flags.split(/\s+/).filter(Boolean);
   const limits: Record<string, string> = {};
   if (settings.maxStreams !== undefined) limits.EVENTS_MAX_STREAMS = String(settings.maxStreams);
-  if (settings.maxStreamsPerCaller !== undefined) limits.EVENTS_MAX_STREAMS_PER_CALLER = String(settings.maxStreamsPerCaller);
+  if (settings.maxStreamsPerCaller !== undefined)
+    limits.EVENTS_MAX_STREAMS_PER_CALLER = String(settings.maxStreamsPerCaller);
   if (settings.batch !== undefined) limits.EVENTS_BATCH = String(settings.batch);
   const common = { LOG_LEVEL: "warn", ADMIN_PORT: "0", SHUTDOWN_GRACE: "2s" };
   let mesh: LocalMesh | undefined;
@@ -166,12 +172,16 @@ async function main(): Promise<void> {
 
     const seedStarted = performance.now();
     await seedOrders(mesh, settings.events, transports);
-    console.log(`seeded ${settings.events} orders (one event each) in ${((performance.now() - seedStarted) / 1000).toFixed(1)} s`);
+    console.log(
+      `seeded ${settings.events} orders (one event each) in ${((performance.now() - seedStarted) / 1000).toFixed(1)} s`,
+    );
     await sleep(1_000);
     const before = rss();
 
     const signingKey = readPem(defaultKeyFiles(dataDir).privateKeyFile, "token signing key");
-    const tokens = await Promise.all(Array.from({ length: settings.callers }, (_, i) => mintServiceToken(signingKey, `streams-bench-${i + 1}`, 3600)));
+    const tokens = await Promise.all(
+      Array.from({ length: settings.callers }, (_, i) => mintServiceToken(signingKey, `streams-bench-${i + 1}`, 3600)),
+    );
     const clients = tokens.map((token) =>
       Array.from({ length: connections }, () => {
         const transport = createTransport({ target: mesh!.address("orders"), token });
@@ -282,7 +292,12 @@ function writeReport(
     );
   }
   const ended = [...figures.byCode].map(([code, { streams }]) => `${streams} ${code}`).join(", ");
-  const limitText = Object.keys(limits).length === 0 ? "defaults" : Object.entries(limits).map(([k, v]) => `${k}=${v}`).join(" ");
+  const limitText =
+    Object.keys(limits).length === 0
+      ? "defaults"
+      : Object.entries(limits)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(" ");
   appendFileSync(
     path,
     `| ${settings.label ?? ""} | \`${nodeFlags.join(" ")}\` | ${limitText} | ${settings.streams} (${settings.callers}) | ${mib(figures.before)} | ${mib(figures.peak)} | ${mib(figures.atCancel)} | ${mib(figures.after)} (${settings.settleMs / 1000}) | ${ended} | ${figures.events} |\n`,

@@ -22,7 +22,12 @@ export interface LoopResult {
  * the load adapts to what the server sustains). Successful calls' latencies go
  * into `histogram` (µs) when one is given; failed calls are counted, not timed.
  */
-export async function closedLoop(call: () => Promise<unknown>, concurrency: number, ms: number, histogram?: LatencyHistogram): Promise<LoopResult> {
+export async function closedLoop(
+  call: () => Promise<unknown>,
+  concurrency: number,
+  ms: number,
+  histogram?: LatencyHistogram,
+): Promise<LoopResult> {
   const started = performance.now();
   const end = started + ms;
   let calls = 0;

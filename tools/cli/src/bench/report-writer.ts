@@ -26,7 +26,10 @@ function verdict(check: TargetCheck): string {
 }
 
 function describeCheck(check: TargetCheck): string {
-  const shown = check.unit === "share of baseline calls/s" ? `${pct(check.measured)} of baseline (target ≥ ${pct(check.target)})` : `${fmt(check.measured, 2)}x baseline (target ≤ ${fmt(check.target, 2)}x)`;
+  const shown =
+    check.unit === "share of baseline calls/s"
+      ? `${pct(check.measured)} of baseline (target ≥ ${pct(check.target)})`
+      : `${fmt(check.measured, 2)}x baseline (target ≤ ${fmt(check.target, 2)}x)`;
   return `${shown}`;
 }
 
@@ -61,7 +64,9 @@ function cpuAccount(top: StepResult, report: BenchReport): string[] {
   const ceiling = (report.machine.cpus * 1_000_000) / total;
   sentences.push(
     `With the bench client's share, each call took ${fmt(total)} µs of CPU in all; ${report.machine.cpus} cores busy all the time would then give at most ${fmt(ceiling)} calls/s` +
-      (baseline && baseline.callsPerSecond > 0 ? `, ${pct(ceiling / baseline.callsPerSecond)} of the baseline's rate.` : "."),
+      (baseline && baseline.callsPerSecond > 0
+        ? `, ${pct(ceiling / baseline.callsPerSecond)} of the baseline's rate.`
+        : "."),
   );
   return sentences;
 }
@@ -80,17 +85,24 @@ function stepParagraph(title: string, steps: StepResult[], isBaseline: boolean, 
       `At ${top.concurrency} in flight ${title} did ${fmt(top.callsPerSecond)} calls/s, ${pct(top.ratioToBaseline)} of the bare server's rate; half its calls took under ${ms(top.latencyMs.p50)} ms and one in a thousand took over ${ms(top.latencyMs.p999)} ms.`,
     );
     if (steps.length > 1) {
-      sentences.push(`With ${first.concurrency} in flight a call took ${ms(first.latencyMs.p50)} ms at the median (${pct(first.ratioToBaseline)} of the baseline's rate at that level).`);
+      sentences.push(
+        `With ${first.concurrency} in flight a call took ${ms(first.latencyMs.p50)} ms at the median (${pct(first.ratioToBaseline)} of the baseline's rate at that level).`,
+      );
     }
   }
   const cpu = top.serverCpuMicrosPerCall;
   if (cpu !== null) {
-    sentences.push(`Server CPU per call at ${top.concurrency} in flight: ${fmt(cpu)} µs${isBaseline ? "" : " (summed over every process that takes part)"}; the bench client spent ${fmt(top.clientCpuMicrosPerCall)} µs per call.`);
+    sentences.push(
+      `Server CPU per call at ${top.concurrency} in flight: ${fmt(cpu)} µs${isBaseline ? "" : " (summed over every process that takes part)"}; the bench client spent ${fmt(top.clientCpuMicrosPerCall)} µs per call.`,
+    );
     sentences.push(...cpuAccount(top, report));
   }
   const errors = steps.reduce((sum, step) => sum + step.errors, 0);
   const degraded = steps.reduce((sum, step) => sum + step.degraded, 0);
-  if (errors > 0) sentences.push(`${fmt(errors)} calls failed (first: ${steps.find((step) => step.firstError)?.firstError ?? "?"}); they are not in the latencies.`);
+  if (errors > 0)
+    sentences.push(
+      `${fmt(errors)} calls failed (first: ${steps.find((step) => step.firstError)?.firstError ?? "?"}); they are not in the latencies.`,
+    );
   if (degraded > 0) sentences.push(`${fmt(degraded)} answers came back degraded (a fallback was used).`);
   return sentences.join(" ");
 }
@@ -125,7 +137,10 @@ export function renderMarkdown(report: BenchReport): string {
     "",
     report.checks.every((check) => check.pass)
       ? "Every target is met."
-      : `Short of target: ${report.checks.filter((check) => !check.pass).map((check) => check.name).join("; ")}.`,
+      : `Short of target: ${report.checks
+          .filter((check) => !check.pass)
+          .map((check) => check.name)
+          .join("; ")}.`,
     "",
   );
   const keys = [...new Set(report.steps.map((step) => step.target))];
@@ -136,7 +151,17 @@ export function renderMarkdown(report: BenchReport): string {
       `## ${title}`,
       "",
       table(
-        ["in flight", "calls/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "vs baseline", "server CPU µs/call", "errors"],
+        [
+          "in flight",
+          "calls/s",
+          "p50 ms",
+          "p90 ms",
+          "p99 ms",
+          "p99.9 ms",
+          "vs baseline",
+          "server CPU µs/call",
+          "errors",
+        ],
         steps.map((step) => [
           String(step.concurrency),
           fmt(step.callsPerSecond),
@@ -184,9 +209,12 @@ export function renderSummary(report: BenchReport, paths: { json: string; markdo
       `  ${step.title.padEnd(34)} ${fmt(step.callsPerSecond).padStart(8)}  ${pct(step.ratioToBaseline).padStart(8)}  p99 ${ms(step.latencyMs.p99)} ms${step.errors > 0 ? `  ${fmt(step.errors)} errors` : ""}`,
     );
   }
-  lines.push(`peak RSS: ${report.rss.map((row) => `${row.process} ${fmt(row.peakMiB)} MiB (${fmt(row.ratioToBaseline, 2)}x)`).join(", ")}`);
+  lines.push(
+    `peak RSS: ${report.rss.map((row) => `${row.process} ${fmt(row.peakMiB)} MiB (${fmt(row.ratioToBaseline, 2)}x)`).join(", ")}`,
+  );
   lines.push("targets:");
-  for (const check of report.checks) lines.push(`  ${verdict(check).padEnd(5)}  ${check.name}: ${describeCheck(check)}`);
+  for (const check of report.checks)
+    lines.push(`  ${verdict(check).padEnd(5)}  ${check.name}: ${describeCheck(check)}`);
   lines.push(`report: ${paths.markdown}`, `        ${paths.json}`);
   return `${lines.join("\n")}\n`;
 }

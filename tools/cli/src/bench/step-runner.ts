@@ -27,7 +27,10 @@ export interface LevelSettings {
 }
 
 /** CPU time of each process now, µs; null for one whose CPU cannot be read. */
-const readCpus = (names: BenchProcessName[], pids: ReadonlyMap<BenchProcessName, number>): Map<BenchProcessName, number | null> =>
+const readCpus = (
+  names: BenchProcessName[],
+  pids: ReadonlyMap<BenchProcessName, number>,
+): Map<BenchProcessName, number | null> =>
   new Map(
     names.map((name) => {
       const pid = pids.get(name);

@@ -27,7 +27,10 @@ export function checkTargets(steps: StepResult[], rss: RssResult[]): TargetCheck
     };
   };
   const services = rss.filter((row) => row.process !== "bare-baseline");
-  const worst = services.reduce<RssResult | undefined>((top, row) => (top === undefined || row.ratioToBaseline > top.ratioToBaseline ? row : top), undefined);
+  const worst = services.reduce<RssResult | undefined>(
+    (top, row) => (top === undefined || row.ratioToBaseline > top.ratioToBaseline ? row : top),
+    undefined,
+  );
   const bare = rss.find((row) => row.process === "bare-baseline");
   return [
     throughput("products.GetProduct", "products.GetProduct throughput at 64 in flight", 0.85),
@@ -44,4 +47,6 @@ export function checkTargets(steps: StepResult[], rss: RssResult[]): TargetCheck
 }
 
 export const fmt = (value: number, digits = 0) =>
-  Number.isFinite(value) ? value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) : "-";
+  Number.isFinite(value)
+    ? value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })
+    : "-";

@@ -28,12 +28,18 @@ function delayFacet(delayed: "products" | "all"): string {
 }
 
 /** A line chart of latency against the injected delay, one column per delayed set; `y`, `color` and `strokeDash` vary. */
-function delayLatencyChart(title: TopLevelSpec["title"], values: object[], encoding: Record<string, unknown>): TopLevelSpec {
+function delayLatencyChart(
+  title: TopLevelSpec["title"],
+  values: object[],
+  encoding: Record<string, unknown>,
+): TopLevelSpec {
   return {
     ...base,
     title,
     data: { values },
-    facet: { column: { field: "delayed", type: "nominal", title: null, sort: [delayFacet("products"), delayFacet("all")] } },
+    facet: {
+      column: { field: "delayed", type: "nominal", title: null, sort: [delayFacet("products"), delayFacet("all")] },
+    },
     spec: {
       width: 320,
       height: 260,
@@ -48,15 +54,33 @@ export function latencyChart(result: LatencyResult): TopLevelSpec {
   const values = result.rows.flatMap((r) => [
     { delayed: delayFacet(r.delayed), delayMs: r.delayMs, series: `${r.mode} p50`, source: "measured", ms: r.p50 },
     { delayed: delayFacet(r.delayed), delayMs: r.delayMs, series: `${r.mode} p99`, source: "measured", ms: r.p99 },
-    { delayed: delayFacet(r.delayed), delayMs: r.delayMs, series: `${r.mode} p50`, source: "predicted", ms: r.predictedP50 },
+    {
+      delayed: delayFacet(r.delayed),
+      delayMs: r.delayMs,
+      series: `${r.mode} p50`,
+      source: "predicted",
+      ms: r.predictedP50,
+    },
   ]);
   for (const delayed of [delayFacet("products"), delayFacet("all")]) {
-    for (const delayMs of result.delays) values.push({ delayed, delayMs, series: "monolith join p99", source: "measured", ms: result.monolith.p99 });
+    for (const delayMs of result.delays)
+      values.push({ delayed, delayMs, series: "monolith join p99", source: "measured", ms: result.monolith.p99 });
   }
   return delayLatencyChart("GetUserOrders latency against injected dependency delay", values, {
     y: { field: "ms", type: "quantitative", title: "latency (ms)" },
     color: { field: "series", type: "nominal", title: "series" },
-    strokeDash: { field: "source", type: "nominal", title: "", scale: { domain: ["measured", "predicted"], range: [[1, 0], [5, 4]] } },
+    strokeDash: {
+      field: "source",
+      type: "nominal",
+      title: "",
+      scale: {
+        domain: ["measured", "predicted"],
+        range: [
+          [1, 0],
+          [5, 4],
+        ],
+      },
+    },
   });
 }
 
@@ -79,9 +103,19 @@ export function availabilityChart(result: AvailabilityResult): TopLevelSpec {
     height: 300,
     data: { values },
     layer: [
-      { mark: { type: "line", strokeDash: [5, 4] }, encoding: { x, y: { field: "predicted", type: "quantitative", title: "share of full answers", scale: { domain: [0, 1] } }, color } },
+      {
+        mark: { type: "line", strokeDash: [5, 4] },
+        encoding: {
+          x,
+          y: { field: "predicted", type: "quantitative", title: "share of full answers", scale: { domain: [0, 1] } },
+          color,
+        },
+      },
       { mark: "errorbar", encoding: { x, y: { field: "low", type: "quantitative" }, y2: { field: "high" }, color } },
-      { mark: { type: "point", filled: true, size: 60 }, encoding: { x, y: { field: "measured", type: "quantitative" }, color } },
+      {
+        mark: { type: "point", filled: true, size: 60 },
+        encoding: { x, y: { field: "measured", type: "quantitative" }, color },
+      },
     ],
   };
 }
@@ -89,21 +123,52 @@ export function availabilityChart(result: AvailabilityResult): TopLevelSpec {
 /** Share of slow views against fan-out n: the 1 - (1 - p)^n curve, measured points, and hedged points. */
 export function tailChart(result: TailResult): TopLevelSpec {
   const maxN = Math.max(12, ...result.rows.map((r) => r.fanOut));
-  const curve = Array.from({ length: maxN }, (_, i) => ({ n: i + 1, share: slowFraction(result.p, i + 1), series: `theory 1 - (1 - ${result.p})^n` }));
+  const curve = Array.from({ length: maxN }, (_, i) => ({
+    n: i + 1,
+    share: slowFraction(result.p, i + 1),
+    series: `theory 1 - (1 - ${result.p})^n`,
+  }));
   const points = result.rows
     .filter((r) => r.p > 0)
-    .map((r) => ({ n: r.fanOut, share: r.measured, low: Math.max(0, r.measured - r.tolerance), high: r.measured + r.tolerance, series: r.hedged ? "measured, hedged" : "measured" }));
+    .map((r) => ({
+      n: r.fanOut,
+      share: r.measured,
+      low: Math.max(0, r.measured - r.tolerance),
+      high: r.measured + r.tolerance,
+      series: r.hedged ? "measured, hedged" : "measured",
+    }));
   const x = { field: "n", type: "quantitative", title: "fan-out n (calls per view)" } as const;
-  const color = { field: "series", type: "nominal", title: "", scale: { range: ["#1565c0", "#ef6c00", "#555555"] } } as const;
+  const color = {
+    field: "series",
+    type: "nominal",
+    title: "",
+    scale: { range: ["#1565c0", "#ef6c00", "#555555"] },
+  } as const;
   return {
     ...base,
     title: `Slow views (> ${result.thresholdMs} ms) with each call slow (+${result.slowLatencyMs} ms) with p = ${result.p}`,
     width: 480,
     height: 300,
     layer: [
-      { data: { values: curve }, mark: { type: "line", strokeDash: [5, 4] }, encoding: { x, y: { field: "share", type: "quantitative", title: "share of slow views", axis: { format: "%" } }, color } },
-      { data: { values: points }, mark: "errorbar", encoding: { x, y: { field: "low", type: "quantitative" }, y2: { field: "high" }, color } },
-      { data: { values: points }, mark: { type: "point", filled: true, size: 70 }, encoding: { x, y: { field: "share", type: "quantitative" }, color } },
+      {
+        data: { values: curve },
+        mark: { type: "line", strokeDash: [5, 4] },
+        encoding: {
+          x,
+          y: { field: "share", type: "quantitative", title: "share of slow views", axis: { format: "%" } },
+          color,
+        },
+      },
+      {
+        data: { values: points },
+        mark: "errorbar",
+        encoding: { x, y: { field: "low", type: "quantitative" }, y2: { field: "high" }, color },
+      },
+      {
+        data: { values: points },
+        mark: { type: "point", filled: true, size: 70 },
+        encoding: { x, y: { field: "share", type: "quantitative" }, color },
+      },
     ],
   };
 }
@@ -115,7 +180,14 @@ export function outageChart(result: OutageResult): TopLevelSpec {
     timeline.flatMap((s) => {
       let below = 0;
       return answerKinds.map((kind) => {
-        const bar = { second: s.second, end: s.second + 1, kind, answers: s.counts[kind], low: below, high: below + s.counts[kind] };
+        const bar = {
+          second: s.second,
+          end: s.second + 1,
+          kind,
+          answers: s.counts[kind],
+          low: below,
+          high: below + s.counts[kind],
+        };
         below += s.counts[kind];
         return bar;
       });
@@ -124,16 +196,32 @@ export function outageChart(result: OutageResult): TopLevelSpec {
   const eventualCounts = stacked(result.eventual.timeline);
   const latency = [
     ...result.timeline.flatMap((s) =>
-      Number.isNaN(s.p50) ? [] : [{ second: s.second + 0.5, series: "STRONG p50", ms: s.p50 }, { second: s.second + 0.5, series: "STRONG p99", ms: s.p99 }],
+      Number.isNaN(s.p50)
+        ? []
+        : [
+            { second: s.second + 0.5, series: "STRONG p50", ms: s.p50 },
+            { second: s.second + 0.5, series: "STRONG p99", ms: s.p99 },
+          ],
     ),
-    ...result.eventual.timeline.flatMap((s) => (Number.isNaN(s.p50) ? [] : [{ second: s.second + 0.5, series: "EVENTUAL p50", ms: s.p50 }])),
+    ...result.eventual.timeline.flatMap((s) =>
+      Number.isNaN(s.p50) ? [] : [{ second: s.second + 0.5, series: "EVENTUAL p50", ms: s.p50 }],
+    ),
   ];
   const events = [
     { second: result.killedAtMs / 1000, event: "products killed" },
     { second: result.restartReadyAtMs / 1000, event: "products ready again" },
   ];
-  const x = { field: "second", type: "quantitative" as const, title: "seconds into the run", scale: { domain: [0, result.durationMs / 1000] } };
-  const rules = { data: { values: events }, mark: { type: "rule" as const, strokeDash: [4, 3], color: "#333" }, encoding: { x } };
+  const x = {
+    field: "second",
+    type: "quantitative" as const,
+    title: "seconds into the run",
+    scale: { domain: [0, result.durationMs / 1000] },
+  };
+  const rules = {
+    data: { values: events },
+    mark: { type: "rule" as const, strokeDash: [4, 3], color: "#333" },
+    encoding: { x },
+  };
   const bars = (values: typeof counts, title: string) => ({
     width: 560,
     height: 160,
@@ -171,11 +259,23 @@ export function outageChart(result: OutageResult): TopLevelSpec {
             encoding: {
               x,
               y: { field: "ms", type: "quantitative", title: "latency (ms)" },
-              color: { field: "series", type: "nominal", title: "latency", scale: { domain: ["STRONG p50", "STRONG p99", "EVENTUAL p50"], range: ["#1565c0", "#90caf9", "#2e7d32"] } },
+              color: {
+                field: "series",
+                type: "nominal",
+                title: "latency",
+                scale: {
+                  domain: ["STRONG p50", "STRONG p99", "EVENTUAL p50"],
+                  range: ["#1565c0", "#90caf9", "#2e7d32"],
+                },
+              },
             },
           },
           rules,
-          { data: { values: events }, mark: { type: "text", align: "left", dx: 3, dy: -4, baseline: "bottom" }, encoding: { x, y: { value: 0 }, text: { field: "event" } } },
+          {
+            data: { values: events },
+            mark: { type: "text", align: "left", dx: 3, dy: -4, baseline: "bottom" },
+            encoding: { x, y: { value: 0 }, text: { field: "event" } },
+          },
         ],
       },
     ],
@@ -206,11 +306,35 @@ export function eventualChart(latency: LatencyResult, eventual: EventualResult):
       ]),
     ),
   ];
-  return delayLatencyChart({ text: "GetUserOrders latency against dependency delay: STRONG, EVENTUAL, monolith", subtitle: "solid: p50, dashed: p99" }, values, {
-    y: { field: "ms", type: "quantitative", title: "latency (ms, log scale)", scale: { type: "log" } },
-    color: { field: "system", type: "nominal", title: "view", scale: { domain: ["STRONG (parallel)", "EVENTUAL", "monolith join"], range: ["#1565c0", "#2e7d32", "#777777"] } },
-    strokeDash: { field: "quantile", type: "nominal", title: "", scale: { domain: ["p50", "p99"], range: [[1, 0], [5, 4]] }, legend: null },
-  });
+  return delayLatencyChart(
+    {
+      text: "GetUserOrders latency against dependency delay: STRONG, EVENTUAL, monolith",
+      subtitle: "solid: p50, dashed: p99",
+    },
+    values,
+    {
+      y: { field: "ms", type: "quantitative", title: "latency (ms, log scale)", scale: { type: "log" } },
+      color: {
+        field: "system",
+        type: "nominal",
+        title: "view",
+        scale: { domain: ["STRONG (parallel)", "EVENTUAL", "monolith join"], range: ["#1565c0", "#2e7d32", "#777777"] },
+      },
+      strokeDash: {
+        field: "quantile",
+        type: "nominal",
+        title: "",
+        scale: {
+          domain: ["p50", "p99"],
+          range: [
+            [1, 0],
+            [5, 4],
+          ],
+        },
+        legend: null,
+      },
+    },
+  );
 }
 
 /**
@@ -229,11 +353,25 @@ export function stalenessChart(staleness: StalenessResult, outage: OutageResult)
   const steady = staleness.writes.filter((w) => w.phase === "steady").map((w) => w.stalenessMs);
   const cdfValues = [
     ...cdf(`orders, steady (N = ${steady.length})`, steady),
-    ...cdf(`sign-ups, products up (N = ${outage.signUps.outside.n})`, outage.signUps.points.filter((p) => !during(p.ackAtMs)).map((p) => p.stalenessMs)),
-    ...cdf(`sign-ups, products down (N = ${outage.signUps.duringOutage.n})`, outage.signUps.points.filter((p) => during(p.ackAtMs)).map((p) => p.stalenessMs)),
+    ...cdf(
+      `sign-ups, products up (N = ${outage.signUps.outside.n})`,
+      outage.signUps.points.filter((p) => !during(p.ackAtMs)).map((p) => p.stalenessMs),
+    ),
+    ...cdf(
+      `sign-ups, products down (N = ${outage.signUps.duringOutage.n})`,
+      outage.signUps.points.filter((p) => during(p.ackAtMs)).map((p) => p.stalenessMs),
+    ),
   ];
-  const phaseNames = { steady: "before the kill", outage: "made while user-orders was down", after: "after it was back" } as const;
-  const points = staleness.writes.map((w) => ({ second: w.ackAtMs / 1000, ms: Math.max(0.1, w.stalenessMs), phase: phaseNames[w.phase] }));
+  const phaseNames = {
+    steady: "before the kill",
+    outage: "made while user-orders was down",
+    after: "after it was back",
+  } as const;
+  const points = staleness.writes.map((w) => ({
+    second: w.ackAtMs / 1000,
+    ms: Math.max(0.1, w.stalenessMs),
+    phase: phaseNames[w.phase],
+  }));
   const o = staleness.outage;
   // The kill's label to the left of its line and the restart's to the right, so that they never overlap.
   const events = [
@@ -242,7 +380,10 @@ export function stalenessChart(staleness: StalenessResult, outage: OutageResult)
   ];
   return {
     ...base,
-    title: { text: "Staleness of the EVENTUAL view: time from a write's acknowledgement until a view shows it", offset: 16 },
+    title: {
+      text: "Staleness of the EVENTUAL view: time from a write's acknowledgement until a view shows it",
+      offset: 16,
+    },
     // The distribution's series and the timeline's phases each have their own colours.
     resolve: { scale: { color: "independent" }, legend: { color: "independent" } },
     hconcat: [
@@ -255,7 +396,12 @@ export function stalenessChart(staleness: StalenessResult, outage: OutageResult)
         encoding: {
           x: { field: "ms", type: "quantitative", title: "staleness (ms, log scale)", scale: { type: "log" } },
           y: { field: "share", type: "quantitative", title: "share of writes seen by then", axis: { format: "%" } },
-          color: { field: "series", type: "nominal", title: "writes", legend: { orient: "bottom", direction: "vertical", labelLimit: 320 } },
+          color: {
+            field: "series",
+            type: "nominal",
+            title: "writes",
+            legend: { orient: "bottom", direction: "vertical", labelLimit: 320 },
+          },
         },
       },
       {
@@ -269,14 +415,34 @@ export function stalenessChart(staleness: StalenessResult, outage: OutageResult)
             encoding: {
               x: { field: "second", type: "quantitative", title: "acknowledged at (s into the run)" },
               y: { field: "ms", type: "quantitative", title: "staleness (ms, log scale)", scale: { type: "log" } },
-              color: { field: "phase", type: "nominal", title: "order", scale: { domain: Object.values(phaseNames), range: ["#2e7d32", "#c62828", "#1565c0"] }, legend: { orient: "bottom", direction: "vertical", labelLimit: 320 } },
+              color: {
+                field: "phase",
+                type: "nominal",
+                title: "order",
+                scale: { domain: Object.values(phaseNames), range: ["#2e7d32", "#c62828", "#1565c0"] },
+                legend: { orient: "bottom", direction: "vertical", labelLimit: 320 },
+              },
             },
           },
-          { data: { values: events }, mark: { type: "rule", strokeDash: [4, 3], color: "#333" }, encoding: { x: { field: "second", type: "quantitative" } } },
+          {
+            data: { values: events },
+            mark: { type: "rule", strokeDash: [4, 3], color: "#333" },
+            encoding: { x: { field: "second", type: "quantitative" } },
+          },
           ...events.map((e) => ({
             data: { values: [e] },
-            mark: { type: "text" as const, align: e.align as "left" | "right", dx: e.dx, dy: 4, baseline: "top" as const },
-            encoding: { x: { field: "second", type: "quantitative" as const }, y: { value: 0 }, text: { field: "event" } },
+            mark: {
+              type: "text" as const,
+              align: e.align as "left" | "right",
+              dx: e.dx,
+              dy: 4,
+              baseline: "top" as const,
+            },
+            encoding: {
+              x: { field: "second", type: "quantitative" as const },
+              y: { value: 0 },
+              text: { field: "event" },
+            },
           })),
         ],
       },

@@ -51,13 +51,23 @@ export async function crossStreamProbe(options: {
   for (let fast = 0; fast < 5 && performance.now() - settling < 5000; ) {
     const sent = performance.now();
     const ok = await options.view
-      .getUserOrders({ userId: options.customerId, pageSize: 1, consistency: Consistency.EVENTUAL }, { timeoutMs: 1000 })
-      .then(() => true, () => false);
+      .getUserOrders(
+        { userId: options.customerId, pageSize: 1, consistency: Consistency.EVENTUAL },
+        { timeoutMs: 1000 },
+      )
+      .then(
+        () => true,
+        () => false,
+      );
     fast = ok && performance.now() - sent < 20 ? fast + 1 : 0;
     await sleep(ok ? 2 : 10);
   }
   const { product } = await options.products.createProduct(
-    { name: "Fresh product, stream held back", description: "Created and ordered while the products stream was refused.", price: { currencyCode: "EUR", minorUnits: 1234n } },
+    {
+      name: "Fresh product, stream held back",
+      description: "Created and ordered while the products stream was refused.",
+      price: { currencyCode: "EUR", minorUnits: 1234n },
+    },
     { timeoutMs: 5000 },
   );
   const { order } = await options.orders.createOrder(
@@ -78,7 +88,10 @@ export async function crossStreamProbe(options: {
       faultLiftedMs = performance.now() - ack;
     }
     const response = await options.view
-      .getUserOrders({ userId: options.customerId, pageSize: 50, consistency: Consistency.EVENTUAL }, { timeoutMs: 1000 })
+      .getUserOrders(
+        { userId: options.customerId, pageSize: 50, consistency: Consistency.EVENTUAL },
+        { timeoutMs: 1000 },
+      )
       .catch(() => undefined);
     const listed = response?.orders.find((o) => o.orderId === orderId);
     if (response && listed) {
@@ -87,11 +100,24 @@ export async function crossStreamProbe(options: {
         detailsSeenMs = performance.now() - ack;
       } else {
         incompleteAnswers++;
-        if (response.degradations.some((d) => d.dependency === Dependency.PRODUCTS && d.fallback === Fallback.NO_PRODUCT_DETAILS)) incompleteWithDegradation++;
+        if (
+          response.degradations.some(
+            (d) => d.dependency === Dependency.PRODUCTS && d.fallback === Fallback.NO_PRODUCT_DETAILS,
+          )
+        )
+          incompleteWithDegradation++;
         if (streamStates(response).disconnected.includes("products")) incompleteWithProductsDisconnected++;
       }
     }
     await sleep(2);
   }
-  return { holdMs: options.holdMs, orderSeenMs, faultLiftedMs, detailsSeenMs, incompleteAnswers, incompleteWithDegradation, incompleteWithProductsDisconnected };
+  return {
+    holdMs: options.holdMs,
+    orderSeenMs,
+    faultLiftedMs,
+    detailsSeenMs,
+    incompleteAnswers,
+    incompleteWithDegradation,
+    incompleteWithProductsDisconnected,
+  };
 }

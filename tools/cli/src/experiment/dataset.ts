@@ -47,8 +47,36 @@ export interface Dataset {
   seconds: number;
 }
 
-const adjectives = ["Dark", "Light", "Steel", "Walnut", "Ceramic", "Travel", "Compact", "Classic", "Glass", "Copper", "Bamboo", "Matte"];
-const nouns = ["kettle", "mug", "grinder", "scale", "tamper", "jug", "filter", "bottle", "cup", "tray", "spoon", "canister", "dripper", "press"];
+const adjectives = [
+  "Dark",
+  "Light",
+  "Steel",
+  "Walnut",
+  "Ceramic",
+  "Travel",
+  "Compact",
+  "Classic",
+  "Glass",
+  "Copper",
+  "Bamboo",
+  "Matte",
+];
+const nouns = [
+  "kettle",
+  "mug",
+  "grinder",
+  "scale",
+  "tamper",
+  "jug",
+  "filter",
+  "bottle",
+  "cup",
+  "tray",
+  "spoon",
+  "canister",
+  "dripper",
+  "press",
+];
 
 /**
  * Seeds a fresh mesh through the services' own contracts: an admin, the
@@ -57,7 +85,11 @@ const nouns = ["kettle", "mug", "grinder", "scale", "tamper", "jug", "filter", "
  * orders name distinct products, so that a view has ordersPerUser *
  * linesPerOrder products to fetch (enough for the fan-out sweep's shards).
  */
-export async function seedDataset(mesh: ExperimentMesh, size: DatasetSize, onStep: (done: number, total: number) => void): Promise<Dataset> {
+export async function seedDataset(
+  mesh: ExperimentMesh,
+  size: DatasetSize,
+  onStep: (done: number, total: number) => void,
+): Promise<Dataset> {
   const started = performance.now();
   const random = seededRandom(20130201);
   const transports: GrpcTransport[] = [];
@@ -86,7 +118,13 @@ export async function seedDataset(mesh: ExperimentMesh, size: DatasetSize, onSte
           description: `Seeded product ${i + 1} of ${size.products}.`,
           price: { currencyCode: "EUR", minorUnits: BigInt(priceMinor) },
         });
-        catalog[i] = { id: product!.id, name: product!.name, description: product!.description, priceMinor, currency: "EUR" };
+        catalog[i] = {
+          id: product!.id,
+          name: product!.name,
+          description: product!.description,
+          priceMinor,
+          currency: "EUR",
+        };
         step();
       },
     );
@@ -95,7 +133,9 @@ export async function seedDataset(mesh: ExperimentMesh, size: DatasetSize, onSte
     const orders: SeededOrder[] = [];
     const ordersTarget = mesh.address("orders");
     // Products per customer are picked up front, from one seeded generator, so that runs repeat.
-    const picks = Array.from({ length: size.users }, () => pickDistinct(random, size.products, size.ordersPerUser * size.linesPerOrder));
+    const picks = Array.from({ length: size.users }, () =>
+      pickDistinct(random, size.products, size.ordersPerUser * size.linesPerOrder),
+    );
     await forEachConcurrent(
       Array.from({ length: size.users }, (_, i) => i),
       8,
@@ -120,7 +160,11 @@ export async function seedDataset(mesh: ExperimentMesh, size: DatasetSize, onSte
               createTimeMs: order!.createTime ? timestampMs(order!.createTime) : 0,
               totalMinor: Number(order!.total?.minorUnits ?? 0n),
               currency: order!.total?.currencyCode ?? "EUR",
-              lines: order!.lines.map((l) => ({ productId: l.productId, quantity: l.quantity, unitPriceMinor: Number(l.unitPrice?.minorUnits ?? 0n) })),
+              lines: order!.lines.map((l) => ({
+                productId: l.productId,
+                quantity: l.quantity,
+                unitPriceMinor: Number(l.unitPrice?.minorUnits ?? 0n),
+              })),
             });
             step();
           }
@@ -146,7 +190,10 @@ function pickDistinct(random: () => number, below: number, count: number): numbe
 export async function adminToken(mesh: ExperimentMesh): Promise<string> {
   const transport = createTransport({ target: mesh.address("users") });
   try {
-    const { session } = await createClient(UsersService, transport).signIn({ email: adminAccount.email, password: adminAccount.password });
+    const { session } = await createClient(UsersService, transport).signIn({
+      email: adminAccount.email,
+      password: adminAccount.password,
+    });
     return session!.accessToken;
   } finally {
     transport.close();

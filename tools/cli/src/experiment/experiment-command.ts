@@ -1,7 +1,15 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir, totalmem, type } from "node:os";
 import { join, relative } from "node:path";
-import { availabilityChart, eventualChart, latencyChart, outageChart, renderSvg, stalenessChart, tailChart } from "./charts.js";
+import {
+  availabilityChart,
+  eventualChart,
+  latencyChart,
+  outageChart,
+  renderSvg,
+  stalenessChart,
+  tailChart,
+} from "./charts.js";
 import { adminToken, fullSize, quickSize, seedDataset } from "./dataset.js";
 import { usageFailure } from "../command-line.js";
 import { busyPortLines } from "../mesh/port-check.js";
@@ -65,7 +73,9 @@ export async function experiment(args: string[]): Promise<number> {
   process.on("SIGTERM", onSignal);
 
   try {
-    process.stderr.write(`shopmesh experiment${quick ? " --quick" : ""}: mesh on 127.0.0.1:${portBase}-${portBase + 3}, data in ${dataDir}, report to ${outDir}\n`);
+    process.stderr.write(
+      `shopmesh experiment${quick ? " --quick" : ""}: mesh on 127.0.0.1:${portBase}-${portBase + 3}, data in ${dataDir}, report to ${outDir}\n`,
+    );
     progress.begin("starting the mesh", 1);
     mesh = await ExperimentMesh.start(dataDir, portBase);
     progress.end("users, products, orders, user-orders ready");
@@ -137,13 +147,17 @@ export async function experiment(args: string[]): Promise<number> {
     progress.end(`${Object.keys(charts).length} charts`);
 
     const shown = relative(process.cwd(), reportPath) || reportPath;
-    process.stdout.write(`\nReport: ${shown.startsWith("..") ? reportPath : shown} (charts beside it), ${Math.round(results.run.seconds)} s\n`);
+    process.stdout.write(
+      `\nReport: ${shown.startsWith("..") ? reportPath : shown} (charts beside it), ${Math.round(results.run.seconds)} s\n`,
+    );
     for (const line of summaryLines(results)) process.stdout.write(`  ${line}\n`);
     return 0;
   } catch (error) {
     progress.end();
     if (interrupted) return 130;
-    process.stderr.write(`shopmesh experiment failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(
+      `shopmesh experiment failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
     return 1;
   } finally {
     if (!interrupted) await cleanUp("SIGTERM");

@@ -50,7 +50,11 @@ export function delayFaults(delayed: "products" | "all", delayMs: number): Parti
 }
 
 /** The admin account of the experiment's mesh. */
-export const adminAccount = { email: "admin@experiment.shopmesh.local", password: "experiment-admin", displayName: "Experiment Admin" };
+export const adminAccount = {
+  email: "admin@experiment.shopmesh.local",
+  password: "experiment-admin",
+  displayName: "Experiment Admin",
+};
 
 /** Settings every user-orders variant starts from: no stale copies, so that "failed" means failed. */
 const aggregatorBase: Record<string, string> = { STALE_CACHE_SIZE: "0" };
@@ -137,7 +141,10 @@ export class ExperimentMesh {
   }
 
   /** Runs `use` with a client of the service's loopback fault-injection listener. */
-  async #withAdmin(service: Dependency, use: (admin: Client<typeof FaultInjectionService>) => Promise<void>): Promise<void> {
+  async #withAdmin(
+    service: Dependency,
+    use: (admin: Client<typeof FaultInjectionService>) => Promise<void>,
+  ): Promise<void> {
     const transport = createTransport({ target: this.mesh.adminAddress(service) });
     try {
       await use(createClient(FaultInjectionService, transport));
@@ -145,7 +152,6 @@ export class ExperimentMesh {
       transport.close();
     }
   }
-
 
   /** Kills a service at once (no draining), as a crash would. */
   async kill(service: ServiceName): Promise<void> {
@@ -155,7 +161,10 @@ export class ExperimentMesh {
 
   /** Starts a killed service again on its port (user-orders with the settings it had). */
   async restart(service: ServiceName): Promise<void> {
-    await this.mesh.startService(service, service === "user-orders" ? { ...aggregatorBase, ...this.#aggregatorExtra } : {});
+    await this.mesh.startService(
+      service,
+      service === "user-orders" ? { ...aggregatorBase, ...this.#aggregatorExtra } : {},
+    );
   }
 
   /**

@@ -28,7 +28,10 @@ export interface ExperimentSettings {
 }
 
 /** Reads the command line; undefined for --help; throws a UsageError when it cannot be used. */
-export function readExperimentSettings(args: string[], env: Record<string, string | undefined> = process.env): ExperimentSettings | undefined {
+export function readExperimentSettings(
+  args: string[],
+  env: Record<string, string | undefined> = process.env,
+): ExperimentSettings | undefined {
   const { values } = parseCommandLine({
     args,
     options: {

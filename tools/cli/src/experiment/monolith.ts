@@ -42,7 +42,7 @@ export class MonolithDatabase {
       const line = this.#db.prepare("INSERT INTO order_lines VALUES (?, ?, ?, ?, ?)");
       for (const o of dataset.orders) {
         order.run(o.id, o.userId, o.createTimeMs, o.totalMinor, o.currency);
-        o.lines.forEach((l, i) => line.run(o.id, i, l.productId, l.quantity, l.unitPriceMinor));
+        for (const [i, l] of o.lines.entries()) line.run(o.id, i, l.productId, l.quantity, l.unitPriceMinor);
       }
     });
     load();
@@ -66,7 +66,12 @@ export class MonolithDatabase {
 
   counts(): Record<"users" | "products" | "orders" | "order_lines", number> {
     const count = (table: string) => (this.#db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
-    return { users: count("users"), products: count("products"), orders: count("orders"), order_lines: count("order_lines") };
+    return {
+      users: count("users"),
+      products: count("products"),
+      orders: count("orders"),
+      order_lines: count("order_lines"),
+    };
   }
 
   close(): void {

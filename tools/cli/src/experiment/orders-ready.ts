@@ -24,12 +24,20 @@ export interface OrdersBack {
  * also measures how long orders kept refusing. Request ids start with
  * `requestPrefix`.
  */
-export async function waitForOrders(orders: Client<typeof OrdersService>, productId: string, since: number, requestPrefix: string): Promise<OrdersBack> {
+export async function waitForOrders(
+  orders: Client<typeof OrdersService>,
+  productId: string,
+  since: number,
+  requestPrefix: string,
+): Promise<OrdersBack> {
   let refused = 0;
   let firstRefusal: string | undefined;
   for (let attempt = 0; performance.now() - since < 30_000; attempt++) {
     try {
-      await orders.createOrder({ requestId: `${requestPrefix}-${attempt}`, items: [{ productId, quantity: 1 }] }, { timeoutMs: 5000 });
+      await orders.createOrder(
+        { requestId: `${requestPrefix}-${attempt}`, items: [{ productId, quantity: 1 }] },
+        { timeoutMs: 5000 },
+      );
       return { afterReadyMs: performance.now() - since, refused, firstRefusal };
     } catch (error) {
       refused++;

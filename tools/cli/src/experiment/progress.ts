@@ -21,7 +21,12 @@ export class Progress {
     this.#started = performance.now();
     if (!this.#interactive) return;
     this.#bar = new cliProgress.SingleBar(
-      { format: `${label.padEnd(34)} [{bar}] {percentage}% | {value}/{total} | {detail}`, hideCursor: true, clearOnComplete: false, stream: process.stderr },
+      {
+        format: `${label.padEnd(34)} [{bar}] {percentage}% | {value}/{total} | {detail}`,
+        hideCursor: true,
+        clearOnComplete: false,
+        stream: process.stderr,
+      },
       cliProgress.Presets.shades_classic,
     );
     this.#bar.start(Math.max(1, total), 0, { detail: "" });
@@ -44,6 +49,7 @@ export class Progress {
       this.#bar.stop();
       this.#bar = undefined;
     }
-    if (result !== undefined) process.stderr.write(`${this.#interactive ? "  " : ""}✓ ${this.#label} (${seconds}s): ${result}\n`);
+    if (result !== undefined)
+      process.stderr.write(`${this.#interactive ? "  " : ""}✓ ${this.#label} (${seconds}s): ${result}\n`);
   }
 }

@@ -14,7 +14,14 @@ export interface RunInfo {
   quick: boolean;
   startedAt: string;
   seconds: number;
-  machine: { cpu: string; cores: number; memoryGiB: number; node: string; os: string; loadAverage: { start: number; end: number } };
+  machine: {
+    cpu: string;
+    cores: number;
+    memoryGiB: number;
+    node: string;
+    os: string;
+    loadAverage: { start: number; end: number };
+  };
   monolithCounts: Record<string, number>;
 }
 
@@ -42,7 +49,11 @@ export const chartFiles = {
 const pct = (x: number, digits = 1) => `${(x * 100).toFixed(digits)}%`;
 const ms = (x: number) => (Number.isNaN(x) ? "–" : x < 1 ? x.toFixed(3) : x.toFixed(1));
 const table = (header: string[], rows: (string | number)[][]) =>
-  [`| ${header.join(" | ")} |`, `| ${header.map(() => "---").join(" | ")} |`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+  [
+    `| ${header.join(" | ")} |`,
+    `| ${header.map(() => "---").join(" | ")} |`,
+    ...rows.map((r) => `| ${r.join(" | ")} |`),
+  ].join("\n");
 
 /** The report as Markdown. */
 export function renderReport(results: ExperimentResults): string {
@@ -61,7 +72,11 @@ export function renderReport(results: ExperimentResults): string {
     "## Set-up",
     "",
     `The experiment starts its own mesh (users, products, orders, user-orders as separate processes on loopback, fault injection on) in a temporary directory and seeds it through the services' own contracts: ${size.users} customers (SignUp), ${size.products} products (CreateProduct), ${orders} orders of ${size.linesPerOrder} lines each (${size.ordersPerUser} per customer, CreateOrder with the customer's token; every customer's ${size.ordersPerUser * size.linesPerOrder} lines name distinct products). Seeding took ${dataset.seconds.toFixed(0)} s.`,
-    `The monolith is one SQLite database in the experiment's process holding the same rows (${Object.entries(run.monolithCounts).map(([t, n]) => `${n} ${t}`).join(", ")}) and answering the same question with one JOIN.`,
+    `The monolith is one SQLite database in the experiment's process holding the same rows (${Object.entries(
+      run.monolithCounts,
+    )
+      .map(([t, n]) => `${n} ${t}`)
+      .join(", ")}) and answering the same question with one JOIN.`,
     "",
     "Every call is GetUserOrders for one customer (cycling through all of them), and every answer is one of:",
     "- **full**: no degradation listed;",
@@ -83,17 +98,47 @@ export function renderReport(results: ExperimentResults): string {
   );
   out.push(
     table(
-      ["delayed", "fan-out", "delay (ms)", "N", "full", "p50 measured (ms)", "p50 predicted (ms)", "p99 measured (ms)", "p99 predicted (ms)"],
-      latency.rows.map((r) => [r.delayed === "all" ? "all three" : "products", r.mode, r.delayMs, r.n, r.full, ms(r.p50), ms(r.predictedP50), ms(r.p99), ms(r.predictedP99)]),
+      [
+        "delayed",
+        "fan-out",
+        "delay (ms)",
+        "N",
+        "full",
+        "p50 measured (ms)",
+        "p50 predicted (ms)",
+        "p99 measured (ms)",
+        "p99 predicted (ms)",
+      ],
+      latency.rows.map((r) => [
+        r.delayed === "all" ? "all three" : "products",
+        r.mode,
+        r.delayMs,
+        r.n,
+        r.full,
+        ms(r.p50),
+        ms(r.predictedP50),
+        ms(r.p99),
+        ms(r.predictedP99),
+      ]),
     ),
     "",
     table(
       ["monolith (one process, one SQLite file, one JOIN)", "N", "p50 (ms)", "p99 (ms)", "mean (ms)", "predicted"],
-      [["the same view, any delay", latency.monolith.n, ms(latency.monolith.p50), ms(latency.monolith.p99), ms(latency.monolith.mean), "independent of any service's delay"]],
+      [
+        [
+          "the same view, any delay",
+          latency.monolith.n,
+          ms(latency.monolith.p50),
+          ms(latency.monolith.p99),
+          ms(latency.monolith.mean),
+          "independent of any service's delay",
+        ],
+      ],
     ),
     "",
   );
-  const row = (mode: string, delayed: string, d: number) => latency.rows.find((r) => r.mode === mode && r.delayed === delayed && r.delayMs === d);
+  const row = (mode: string, delayed: string, d: number) =>
+    latency.rows.find((r) => r.mode === mode && r.delayed === delayed && r.delayMs === d);
   const maxD = Math.max(...latency.delays);
   const pp0 = row("parallel", "products", 0);
   const ppMax = row("parallel", "products", maxD);
@@ -118,7 +163,17 @@ export function renderReport(results: ExperimentResults): string {
     `${pct(f.measured)} / ${pct(f.predicted)} ± ${pct(f.tolerance)}${f.within ? "" : " ✗"}`;
   out.push(
     table(
-      ["aggregator", "q", "q_eff", "N", "full", "degraded", "failed", "within tolerance", "downstream requests per answer"],
+      [
+        "aggregator",
+        "q",
+        "q_eff",
+        "N",
+        "full",
+        "degraded",
+        "failed",
+        "within tolerance",
+        "downstream requests per answer",
+      ],
       availability.rows.map((r) => [
         r.variant,
         r.q,
@@ -127,7 +182,9 @@ export function renderReport(results: ExperimentResults): string {
         cell(r.kinds.full),
         cell(r.kinds.degraded),
         cell(r.kinds.failed),
-        answerKinds.every((k) => r.kinds[k].within) ? "yes" : `no (${answerKinds.filter((k) => !r.kinds[k].within).join(", ")})`,
+        answerKinds.every((k) => r.kinds[k].within)
+          ? "yes"
+          : `no (${answerKinds.filter((k) => !r.kinds[k].within).join(", ")})`,
         r.requestsPerView.toFixed(2),
       ]),
     ),
@@ -147,12 +204,31 @@ export function renderReport(results: ExperimentResults): string {
   // 3. Tail
   out.push("## 3. Tail amplification (Dean & Barroso, The Tail at Scale, 2013)", "");
   out.push(
-    `Every dependency call gets +${tail.slowLatencyMs} ms with probability p = ${tail.p}; a view is slow when it takes more than ${tail.thresholdMs} ms. With n calls per view, a view is slow when any of them is: predicted 1 - (1 - p)^n. The fan-out sweep splits the products lookup into k parallel BatchGetProducts shards (PRODUCTS_SHARDS=k, n = 2 + k; n is read from the answers' timings). Hedged rows send a second request when the first has not answered after about the dependency's p95 for one call, taken from the unhedged k = 1 row (${Object.entries(tail.hedgeDelaysMs).map(([d, v]) => `${d} ${v} ms`).join(", ")}); then a call is slow only when both requests are, predicted 1 - (1 - p^2)^n, and about 5% of calls are sent twice. ${tail.perCell} calls per row (half that in the row without injected slowness), ${tail.concurrency} at a time.`,
+    `Every dependency call gets +${tail.slowLatencyMs} ms with probability p = ${tail.p}; a view is slow when it takes more than ${tail.thresholdMs} ms. With n calls per view, a view is slow when any of them is: predicted 1 - (1 - p)^n. The fan-out sweep splits the products lookup into k parallel BatchGetProducts shards (PRODUCTS_SHARDS=k, n = 2 + k; n is read from the answers' timings). Hedged rows send a second request when the first has not answered after about the dependency's p95 for one call, taken from the unhedged k = 1 row (${Object.entries(
+      tail.hedgeDelaysMs,
+    )
+      .map(([d, v]) => `${d} ${v} ms`)
+      .join(
+        ", ",
+      )}); then a call is slow only when both requests are, predicted 1 - (1 - p^2)^n, and about 5% of calls are sent twice. ${tail.perCell} calls per row (half that in the row without injected slowness), ${tail.concurrency} at a time.`,
     "",
   );
   out.push(
     table(
-      ["shards k", "fan-out n", "p", "hedged", "N", "slow", "slow measured", "slow predicted ± tolerance", "within", "p50 (ms)", "p99 (ms)", "extra requests measured / predicted"],
+      [
+        "shards k",
+        "fan-out n",
+        "p",
+        "hedged",
+        "N",
+        "slow",
+        "slow measured",
+        "slow predicted ± tolerance",
+        "within",
+        "p50 (ms)",
+        "p99 (ms)",
+        "extra requests measured / predicted",
+      ],
       tail.rows.map((r) => [
         r.shards,
         r.fanOut,
@@ -193,17 +269,56 @@ export function renderReport(results: ExperimentResults): string {
       ["period", "N", "full", "degraded", "failed", "predicted"],
       [
         ["whole run", outage.n, outage.counts.full, outage.counts.degraded, outage.counts.failed, "–"],
-        ["products down (kill to ready)", answerKinds.reduce((s, k) => s + outage.duringOutage[k], 0), outage.duringOutage.full, outage.duringOutage.degraded, outage.duringOutage.failed, "all degraded, none failed"],
-        ["EVENTUAL, whole run", outage.eventual.n, outage.eventual.counts.full, outage.eventual.counts.degraded, outage.eventual.counts.failed, "–"],
-        ["EVENTUAL, products down", answerKinds.reduce((s, k) => s + outage.eventual.duringOutage[k], 0), outage.eventual.duringOutage.full, outage.eventual.duringOutage.degraded, outage.eventual.duringOutage.failed, "all full, none failed"],
+        [
+          "products down (kill to ready)",
+          answerKinds.reduce((s, k) => s + outage.duringOutage[k], 0),
+          outage.duringOutage.full,
+          outage.duringOutage.degraded,
+          outage.duringOutage.failed,
+          "all degraded, none failed",
+        ],
+        [
+          "EVENTUAL, whole run",
+          outage.eventual.n,
+          outage.eventual.counts.full,
+          outage.eventual.counts.degraded,
+          outage.eventual.counts.failed,
+          "–",
+        ],
+        [
+          "EVENTUAL, products down",
+          answerKinds.reduce((s, k) => s + outage.eventual.duringOutage[k], 0),
+          outage.eventual.duringOutage.full,
+          outage.eventual.duringOutage.degraded,
+          outage.eventual.duringOutage.failed,
+          "all full, none failed",
+        ],
       ],
     ),
     "",
     table(
-      ["second", "full", "degraded", "failed", "p50 (ms)", "p99 (ms)", "EVENTUAL full / degraded / failed", "EVENTUAL p50 (ms)"],
+      [
+        "second",
+        "full",
+        "degraded",
+        "failed",
+        "p50 (ms)",
+        "p99 (ms)",
+        "EVENTUAL full / degraded / failed",
+        "EVENTUAL p50 (ms)",
+      ],
       outage.timeline.map((s) => {
         const e = outage.eventual.timeline[s.second];
-        return [s.second, s.counts.full, s.counts.degraded, s.counts.failed, ms(s.p50), ms(s.p99), e ? answerKinds.map((k) => e.counts[k]).join(" / ") : "–", ms(e?.p50 ?? Number.NaN)];
+        return [
+          s.second,
+          s.counts.full,
+          s.counts.degraded,
+          s.counts.failed,
+          ms(s.p50),
+          ms(s.p99),
+          e ? answerKinds.map((k) => e.counts[k]).join(" / ") : "–",
+          ms(e?.p50 ?? Number.NaN),
+        ];
       }),
     ),
     "",
@@ -235,10 +350,22 @@ function eventualSection(results: ExperimentResults): string[] {
     `${eventual.latency.perCell} EVENTUAL calls per row, one at a time. Predicted: flat, the same as with no delay (no downstream call is made, so no delay can reach it). A p50 counts as flat when it is within a tenth of what the delay adds to a STRONG view's critical path (+d for products, +2d for all three in parallel), plus 1 ms for the noise of two busy cores: any real dependence on the delay would fall outside. STRONG is the parallel fan-out of section 1 (${latency.perCell} calls per row).`,
     "",
   );
-  const strongRow = (delayed: string, d: number) => latency.rows.find((r) => r.mode === "parallel" && r.delayed === delayed && r.delayMs === d);
+  const strongRow = (delayed: string, d: number) =>
+    latency.rows.find((r) => r.mode === "parallel" && r.delayed === delayed && r.delayMs === d);
   out.push(
     table(
-      ["delayed", "delay (ms)", "N", "full", "EVENTUAL p50 measured / predicted ± tolerance (ms)", "flat", "EVENTUAL p99 measured / predicted (ms)", "STRONG p50 (ms)", "STRONG p99 (ms)", "monolith p50 (ms)"],
+      [
+        "delayed",
+        "delay (ms)",
+        "N",
+        "full",
+        "EVENTUAL p50 measured / predicted ± tolerance (ms)",
+        "flat",
+        "EVENTUAL p99 measured / predicted (ms)",
+        "STRONG p50 (ms)",
+        "STRONG p99 (ms)",
+        "monolith p50 (ms)",
+      ],
       eventual.latency.rows.map((r) => {
         const strong = strongRow(r.delayed, r.delayMs);
         return [
@@ -267,7 +394,7 @@ function eventualSection(results: ExperimentResults): string[] {
   const flat = delayedRows.filter((r) => r.within).length;
   if (e0 && eMax && s0 && sMax) {
     out.push(
-      `**What it shows.** Asked for an EVENTUAL view, user-orders no longer passes its dependencies' latency on: with all three ${maxD} ms slower the median EVENTUAL view takes ${ms(eMax.p50)} ms, against ${ms(e0.p50)} ms with no delay, while the STRONG view went from ${ms(s0.p50)} to ${ms(sMax.p50)} ms. ${flat} of ${delayedRows.length} rows with a delay are flat within the tolerance. It is ${Math.round(e0.p50 / Math.max(s0.p50, 0.001) * 100)}% of the healthy STRONG view, since one local SQLite read replaces three network calls, and still ${Math.round(e0.p50 / Math.max(latency.monolith.p50, 0.001))} times the monolith's join: the caller still makes one gRPC call to another process, with its token checked and the answer serialised.`,
+      `**What it shows.** Asked for an EVENTUAL view, user-orders no longer passes its dependencies' latency on: with all three ${maxD} ms slower the median EVENTUAL view takes ${ms(eMax.p50)} ms, against ${ms(e0.p50)} ms with no delay, while the STRONG view went from ${ms(s0.p50)} to ${ms(sMax.p50)} ms. ${flat} of ${delayedRows.length} rows with a delay are flat within the tolerance. It is ${Math.round((e0.p50 / Math.max(s0.p50, 0.001)) * 100)}% of the healthy STRONG view, since one local SQLite read replaces three network calls, and still ${Math.round(e0.p50 / Math.max(latency.monolith.p50, 0.001))} times the monolith's join: the caller still makes one gRPC call to another process, with its token checked and the answer serialised.`,
       "",
       `![latency against delay: STRONG, EVENTUAL, monolith](${chartFiles.eventual})`,
       "",
@@ -280,14 +407,26 @@ function eventualSection(results: ExperimentResults): string[] {
     `Each dependency fails every request with probability q (UNAVAILABLE), as in section 2. ${eventual.availability.perCell} EVENTUAL calls per row, ${eventual.availability.concurrency} at a time. Predicted: every answer full, none degraded or failed, whatever q is. The tolerance is section 2's, 3 * sqrt(p (1 - p) / N) + 3 / N + ${toleranceEpsilon}, which for p = 1 or 0 is 3 / N + ${toleranceEpsilon}. STRONG is section 2's measurement with the same q (${availability.perCell} calls per row).`,
     "",
   );
-  const cell = (f: { measured: number; predicted: number; tolerance: number; within: boolean }) => `${pct(f.measured)} / ${pct(f.predicted)} ± ${pct(f.tolerance)}${f.within ? "" : " ✗"}`;
+  const cell = (f: { measured: number; predicted: number; tolerance: number; within: boolean }) =>
+    `${pct(f.measured)} / ${pct(f.predicted)} ± ${pct(f.tolerance)}${f.within ? "" : " ✗"}`;
   const strongFull = (variantRetries: boolean, q: number) => {
-    const r = availability.rows.find((row) => row.q === q && (row.retries > 0) === variantRetries);
+    const r = availability.rows.find((row) => row.q === q && row.retries > 0 === variantRetries);
     return r ? pct(r.kinds.full.measured) : "–";
   };
   out.push(
     table(
-      ["q", "N", "full", "degraded", "failed", "within tolerance", "streams connected", "EVENTUAL p50 / p99 (ms)", "STRONG full, no retries", "STRONG full, 2 retries + breaker"],
+      [
+        "q",
+        "N",
+        "full",
+        "degraded",
+        "failed",
+        "within tolerance",
+        "streams connected",
+        "EVENTUAL p50 / p99 (ms)",
+        "STRONG full, no retries",
+        "STRONG full, 2 retries + breaker",
+      ],
       eventual.availability.rows.map((r) => [
         r.q,
         r.n,
@@ -336,11 +475,21 @@ function stalenessSection(results: ExperimentResults): string[] {
         row("orders, steady (before the reader was killed)", st.steady, `p50 ${underResolution}`),
         row("orders, after the reader was back", st.after, `p50 ${underResolution}`),
         row("sign-ups (section 4's run), products up", outage.signUps.outside, `p50 ${underResolution}`),
-        row("sign-ups, while products was down", outage.signUps.duringOutage, "as with products up: the users stream is not involved"),
+        row(
+          "sign-ups, while products was down",
+          outage.signUps.duringOutage,
+          "as with products up: the users stream is not involved",
+        ),
       ],
     ),
     "",
-    `**What it shows.** In steady operation an order appears in the EVENTUAL view ${ms(st.steady.p50)} ms after CreateOrder returned at the median and ${ms(st.steady.p99)} ms at the p99 (N = ${st.steady.n}, worst ${ms(st.steady.max)} ms), with a resolution of ${ms(st.resolutionMs)} ms: a customer who places an order and then looks at their orders will practically always see it, but a view read in the same moment as the write can miss it, which a STRONG view never does. The staleness is the price of not calling users, orders and products on every read; it stays this small only while the streams are connected, as the outages below show (after the reader was back the p99 was ${ms(st.after.p99)} ms).${st.writesFailed > 0 ? ` ${st.writesFailed} writes failed (${Object.entries(st.writeFailures).map(([why, n]) => `${n} × ${why}`).join("; ")}).` : ""}${st.unseen > 0 ? ` ${st.unseen} acknowledged writes never appeared within 30 s.` : ""}`,
+    `**What it shows.** In steady operation an order appears in the EVENTUAL view ${ms(st.steady.p50)} ms after CreateOrder returned at the median and ${ms(st.steady.p99)} ms at the p99 (N = ${st.steady.n}, worst ${ms(st.steady.max)} ms), with a resolution of ${ms(st.resolutionMs)} ms: a customer who places an order and then looks at their orders will practically always see it, but a view read in the same moment as the write can miss it, which a STRONG view never does. The staleness is the price of not calling users, orders and products on every read; it stays this small only while the streams are connected, as the outages below show (after the reader was back the p99 was ${ms(st.after.p99)} ms).${
+      st.writesFailed > 0
+        ? ` ${st.writesFailed} writes failed (${Object.entries(st.writeFailures)
+            .map(([why, n]) => `${n} × ${why}`)
+            .join("; ")}).`
+        : ""
+    }${st.unseen > 0 ? ` ${st.unseen} acknowledged writes never appeared within 30 s.` : ""}`,
     "",
   );
 
@@ -354,8 +503,20 @@ function stalenessSection(results: ExperimentResults): string[] {
       ["writes acknowledged while user-orders was down or restarting", "N", "min (ms)", "p50 (ms)", "max (ms)"],
       [
         ["staleness measured", o.staleness.n, ms(o.staleness.min), ms(o.staleness.p50), ms(o.staleness.max)],
-        ["predicted without catch-up: ready - t", o.remaining.n, ms(o.remaining.min), ms(o.remaining.p50), ms(o.remaining.max)],
-        ["difference: measured - (ready - t)", o.residual.n, ms(o.residual.min), ms(o.residual.p50), ms(o.residual.max)],
+        [
+          "predicted without catch-up: ready - t",
+          o.remaining.n,
+          ms(o.remaining.min),
+          ms(o.remaining.p50),
+          ms(o.remaining.max),
+        ],
+        [
+          "difference: measured - (ready - t)",
+          o.residual.n,
+          ms(o.residual.min),
+          ms(o.residual.p50),
+          ms(o.residual.max),
+        ],
       ],
     ),
     "",
@@ -376,24 +537,63 @@ function stalenessSection(results: ExperimentResults): string[] {
     table(
       ["while products was down", "measured", "predicted"],
       [
-        ["STRONG views full / degraded / failed", `${outage.duringOutage.full} / ${outage.duringOutage.degraded} / ${outage.duringOutage.failed} of ${strongDown}`, "all degraded"],
-        ["EVENTUAL views full / degraded / failed", `${outage.eventual.duringOutage.full} / ${outage.eventual.duringOutage.degraded} / ${outage.eventual.duringOutage.failed} of ${down}`, "all full"],
-        ["EVENTUAL p50 / p99 (ms)", `${ms(outage.eventual.latencyDuringOutage.p50)} / ${ms(outage.eventual.latencyDuringOutage.p99)}`, "as with products up"],
-        ["sign-up staleness p50 / p99 / max (ms), N", `${ms(outage.signUps.duringOutage.p50)} / ${ms(outage.signUps.duringOutage.p99)} / ${ms(outage.signUps.duringOutage.max)}, N = ${outage.signUps.duringOutage.n}`, `as with products up (${ms(outage.signUps.outside.p50)} / ${ms(outage.signUps.outside.p99)} / ${ms(outage.signUps.outside.max)}, N = ${outage.signUps.outside.n})`],
-        ["CreateOrder while products was down", `${attempts.length} tried: ${codes.map((c) => `${attempts.filter((a) => a.code === c).length} ${c}`).join(", ")}`, "UNAVAILABLE, nothing written"],
+        [
+          "STRONG views full / degraded / failed",
+          `${outage.duringOutage.full} / ${outage.duringOutage.degraded} / ${outage.duringOutage.failed} of ${strongDown}`,
+          "all degraded",
+        ],
+        [
+          "EVENTUAL views full / degraded / failed",
+          `${outage.eventual.duringOutage.full} / ${outage.eventual.duringOutage.degraded} / ${outage.eventual.duringOutage.failed} of ${down}`,
+          "all full",
+        ],
+        [
+          "EVENTUAL p50 / p99 (ms)",
+          `${ms(outage.eventual.latencyDuringOutage.p50)} / ${ms(outage.eventual.latencyDuringOutage.p99)}`,
+          "as with products up",
+        ],
+        [
+          "sign-up staleness p50 / p99 / max (ms), N",
+          `${ms(outage.signUps.duringOutage.p50)} / ${ms(outage.signUps.duringOutage.p99)} / ${ms(outage.signUps.duringOutage.max)}, N = ${outage.signUps.duringOutage.n}`,
+          `as with products up (${ms(outage.signUps.outside.p50)} / ${ms(outage.signUps.outside.p99)} / ${ms(outage.signUps.outside.max)}, N = ${outage.signUps.outside.n})`,
+        ],
+        [
+          "CreateOrder while products was down",
+          `${attempts.length} tried: ${codes.map((c) => `${attempts.filter((a) => a.code === c).length} ${c}`).join(", ")}`,
+          "UNAVAILABLE, nothing written",
+        ],
         [
           "orders accepted an order again, after products was ready",
-          back === undefined ? "–" : Number.isNaN(back.afterReadyMs) ? `not within 30 s (${back.refused} refused)` : `${ms(back.afterReadyMs)} ms (${back.refused} tries refused before, one every 50 ms)`,
+          back === undefined
+            ? "–"
+            : Number.isNaN(back.afterReadyMs)
+              ? `not within 30 s (${back.refused} refused)`
+              : `${ms(back.afterReadyMs)} ms (${back.refused} tries refused before, one every 50 ms)`,
           "within orders' reconnect backoff to products (100 ms, growing to at most 1 s)",
         ],
-        ["products stream reported disconnected, after the kill", outage.eventual.productsStreamLostAfterKillMs === undefined ? "never" : `${ms(outage.eventual.productsStreamLostAfterKillMs)} ms`, "at once (the connection breaks)"],
-        ["products stream reported connected again, after products was ready", outage.eventual.productsStreamBackAfterReadyMs === undefined ? "not within the run" : `${ms(outage.eventual.productsStreamBackAfterReadyMs)} ms`, "within the follower's backoff (100 ms doubling, at most 5 s)"],
+        [
+          "products stream reported disconnected, after the kill",
+          outage.eventual.productsStreamLostAfterKillMs === undefined
+            ? "never"
+            : `${ms(outage.eventual.productsStreamLostAfterKillMs)} ms`,
+          "at once (the connection breaks)",
+        ],
+        [
+          "products stream reported connected again, after products was ready",
+          outage.eventual.productsStreamBackAfterReadyMs === undefined
+            ? "not within the run"
+            : `${ms(outage.eventual.productsStreamBackAfterReadyMs)} ms`,
+          "within the follower's backoff (100 ms doubling, at most 5 s)",
+        ],
       ],
     ),
     "",
   );
   const slowSignUps = outage.signUps.points.filter(
-    (p) => p.ackAtMs >= outage.killedAtMs && p.ackAtMs < outage.restartReadyAtMs && p.stalenessMs > outage.signUps.outside.p99,
+    (p) =>
+      p.ackAtMs >= outage.killedAtMs &&
+      p.ackAtMs < outage.restartReadyAtMs &&
+      p.stalenessMs > outage.signUps.outside.p99,
   );
   const duringRestart = slowSignUps.filter((p) => p.ackAtMs >= outage.restartedAtMs).length;
   // Said only when the restart explains part of a slower tail, so that the p99s are not compared blindly.
@@ -423,7 +623,12 @@ function stalenessSection(results: ExperimentResults): string[] {
 function streamFaultSection(st: StalenessResult): string[] {
   const { probe, productsConnectedUnderFault } = st.streamFault;
   const o = st.outage;
-  const connectedText = productsConnectedUnderFault === undefined ? "no view answered to tell" : productsConnectedUnderFault ? "connected" : "disconnected";
+  const connectedText =
+    productsConnectedUnderFault === undefined
+      ? "no view answered to tell"
+      : productsConnectedUnderFault
+        ? "connected"
+        : "disconnected";
   const out: string[] = [
     "### One stream held back: an order without its product",
     "",
@@ -438,13 +643,41 @@ function streamFaultSection(st: StalenessResult): string[] {
     table(
       ["probe", "measured", "predicted"],
       [
-        ["products stream just before the kill, under the fault", connectedText, "connected (an open stream is not affected)"],
-        ["order listed in the EVENTUAL view, after its acknowledgement", probe.orderSeenMs === undefined ? "never" : `${ms(probe.orderSeenMs)} ms`, `about the steady staleness (p50 ${ms(st.steady.p50)} ms)`],
-        ["fault lifted, after the acknowledgement", probe.faultLiftedMs === undefined ? "–" : `${ms(probe.faultLiftedMs)} ms`, `${ms(probe.holdMs)} ms`],
-        ["product details on the line, after the acknowledgement", probe.detailsSeenMs === undefined ? "not within 20 s" : `${ms(probe.detailsSeenMs)} ms`, "after the fault is lifted, within the follower's backoff (at most 5 s)"],
-        ["answers listing the order without product details", String(probe.incompleteAnswers), "every answer until the details arrive"],
-        ["of those, listing a products degradation (NO_PRODUCT_DETAILS)", String(probe.incompleteWithDegradation), "all"],
-        ["of those, reporting the products stream disconnected", String(probe.incompleteWithProductsDisconnected), "all"],
+        [
+          "products stream just before the kill, under the fault",
+          connectedText,
+          "connected (an open stream is not affected)",
+        ],
+        [
+          "order listed in the EVENTUAL view, after its acknowledgement",
+          probe.orderSeenMs === undefined ? "never" : `${ms(probe.orderSeenMs)} ms`,
+          `about the steady staleness (p50 ${ms(st.steady.p50)} ms)`,
+        ],
+        [
+          "fault lifted, after the acknowledgement",
+          probe.faultLiftedMs === undefined ? "–" : `${ms(probe.faultLiftedMs)} ms`,
+          `${ms(probe.holdMs)} ms`,
+        ],
+        [
+          "product details on the line, after the acknowledgement",
+          probe.detailsSeenMs === undefined ? "not within 20 s" : `${ms(probe.detailsSeenMs)} ms`,
+          "after the fault is lifted, within the follower's backoff (at most 5 s)",
+        ],
+        [
+          "answers listing the order without product details",
+          String(probe.incompleteAnswers),
+          "every answer until the details arrive",
+        ],
+        [
+          "of those, listing a products degradation (NO_PRODUCT_DETAILS)",
+          String(probe.incompleteWithDegradation),
+          "all",
+        ],
+        [
+          "of those, reporting the products stream disconnected",
+          String(probe.incompleteWithProductsDisconnected),
+          "all",
+        ],
       ],
     ),
     "",
@@ -460,7 +693,10 @@ function hedgingSentence(tail: TailResult): string {
     .filter((r) => r.hedged)
     .map((h) => {
       const plain = tail.rows.find((r) => !r.hedged && r.p === h.p && r.shards === h.shards);
-      const load = h.extraLoad <= 2 * h.predictedExtraLoad ? "close to the ~5% the p95 rule predicts" : `well above the ~5% the p95 rule predicts`;
+      const load =
+        h.extraLoad <= 2 * h.predictedExtraLoad
+          ? "close to the ~5% the p95 rule predicts"
+          : `well above the ~5% the p95 rule predicts`;
       return `at n = ${h.fanOut} from ${plain ? pct(plain.measured, 2) : "–"} to ${pct(h.measured, 2)} (predicted ${pct(h.predicted, 2)}) for ${pct(h.extraLoad)} more downstream requests, ${load}`;
     });
   const costly = tail.rows.filter((r) => r.hedged && r.extraLoad > 2 * r.predictedExtraLoad);

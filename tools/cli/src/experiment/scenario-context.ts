@@ -17,7 +17,10 @@ export interface ScenarioContext {
  * A sender of GetUserOrders calls for the current user-orders process,
  * cycling through the seeded customers.
  */
-export async function viewSender(context: ScenarioContext, timeoutMs: number): Promise<(index: number, runStart: number) => Promise<ViewSample>> {
+export async function viewSender(
+  context: ScenarioContext,
+  timeoutMs: number,
+): Promise<(index: number, runStart: number) => Promise<ViewSample>> {
   const client = context.mesh.view(await context.token());
   const users = context.dataset.users;
   let offset = 0;
@@ -25,9 +28,14 @@ export async function viewSender(context: ScenarioContext, timeoutMs: number): P
 }
 
 /** A few calls that open the channels of a freshly started user-orders; their results are thrown away. */
-export async function warmUp(send: (index: number, runStart: number) => Promise<ViewSample>, calls = 20): Promise<void> {
+export async function warmUp(
+  send: (index: number, runStart: number) => Promise<ViewSample>,
+  calls = 20,
+): Promise<void> {
   const start = performance.now();
-  await Promise.all(Array.from({ length: 4 }, async () => {
-    for (let i = 0; i < calls / 4; i++) await send(i, start);
-  }));
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      for (let i = 0; i < calls / 4; i++) await send(i, start);
+    }),
+  );
 }

@@ -18,7 +18,12 @@ export function countKinds(samples: readonly ViewSample[]): Record<AnswerKind, n
 /** Latency summary of a set of calls. */
 export function latencySummary(samples: readonly ViewSample[]): { n: number; p50: number; p95: number; p99: number } {
   const latencies = samples.map((s) => s.latencyMs);
-  return { n: samples.length, p50: quantile(latencies, 0.5), p95: quantile(latencies, 0.95), p99: quantile(latencies, 0.99) };
+  return {
+    n: samples.length,
+    p50: quantile(latencies, 0.5),
+    p95: quantile(latencies, 0.95),
+    p99: quantile(latencies, 0.99),
+  };
 }
 
 /**
@@ -46,7 +51,11 @@ export interface KindFigure {
 }
 
 /** Each kind's measured share of `n` answers beside the predicted probability, with the binomial tolerance for that N. */
-export function kindFigures(counts: Record<AnswerKind, number>, n: number, prediction: Record<AnswerKind, number>): Record<AnswerKind, KindFigure> {
+export function kindFigures(
+  counts: Record<AnswerKind, number>,
+  n: number,
+  prediction: Record<AnswerKind, number>,
+): Record<AnswerKind, KindFigure> {
   const figure = (kind: AnswerKind): KindFigure => {
     const measured = counts[kind] / n;
     const predicted = prediction[kind];

@@ -28,7 +28,10 @@ export function effectiveFailure(q: number, retries: number): number {
  *   stale copy is off), q;
  * - degraded: orders answered but users or products did not, the rest.
  */
-export function availabilityPrediction(q: number, retries: number): { full: number; degraded: number; failed: number; qEffective: number } {
+export function availabilityPrediction(
+  q: number,
+  retries: number,
+): { full: number; degraded: number; failed: number; qEffective: number } {
   const qe = effectiveFailure(q, retries);
   const full = (1 - qe) ** 3;
   const failed = qe;

@@ -1,5 +1,10 @@
 import { ConnectError, type Client } from "@connectrpc/connect";
-import { Consistency, Dependency as DependencyEnum, type GetUserOrdersResponse, type UserOrdersService } from "@shopmesh/sdk/userorders/v1";
+import {
+  Consistency,
+  Dependency as DependencyEnum,
+  type GetUserOrdersResponse,
+  type UserOrdersService,
+} from "@shopmesh/sdk/userorders/v1";
 import type { Dependency } from "./experiment-mesh.js";
 
 /** How a GetUserOrders call ended: every part present, some left out, or no answer. */
@@ -44,7 +49,11 @@ export const dependencyNames: Record<number, Dependency> = {
  * a line whose product the projection has not seen yet has no details.
  */
 export function isComplete(response: GetUserOrdersResponse): boolean {
-  return response.degradations.length === 0 && response.profile !== undefined && response.orders.every((o) => o.lines.every((l) => l.product !== undefined));
+  return (
+    response.degradations.length === 0 &&
+    response.profile !== undefined &&
+    response.orders.every((o) => o.lines.every((l) => l.product !== undefined))
+  );
 }
 
 /** The names of the streams an EVENTUAL answer reports disconnected, and behind their source. */
@@ -82,7 +91,8 @@ export async function sampleView(
       attempts += timing.attempts;
       hedges += timing.hedges;
       const name = dependencyNames[timing.dependency];
-      if (name && timing.duration) durations[name] = Number(timing.duration.seconds) * 1000 + timing.duration.nanos / 1e6;
+      if (name && timing.duration)
+        durations[name] = Number(timing.duration.seconds) * 1000 + timing.duration.nanos / 1e6;
     }
     return {
       atMs: sent - runStart,
@@ -110,7 +120,27 @@ export async function sampleView(
 
 /** The canonical name of a gRPC status code. */
 export function codeName(code: number): string {
-  return ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"][code] ?? String(code);
+  return (
+    [
+      "OK",
+      "CANCELLED",
+      "UNKNOWN",
+      "INVALID_ARGUMENT",
+      "DEADLINE_EXCEEDED",
+      "NOT_FOUND",
+      "ALREADY_EXISTS",
+      "PERMISSION_DENIED",
+      "RESOURCE_EXHAUSTED",
+      "FAILED_PRECONDITION",
+      "ABORTED",
+      "OUT_OF_RANGE",
+      "UNIMPLEMENTED",
+      "INTERNAL",
+      "UNAVAILABLE",
+      "DATA_LOSS",
+      "UNAUTHENTICATED",
+    ][code] ?? String(code)
+  );
 }
 
 /** A closed-loop run: `count` calls, `concurrency` at a time, stopping early after `maxMs`. */

@@ -130,7 +130,10 @@ export class VisibilityWatcher {
     const sentMs = performance.now() - this.runStart;
     let response: GetUserOrdersResponse | undefined;
     try {
-      response = await this.#client.getUserOrders({ userId, pageSize: 50, consistency: Consistency.EVENTUAL }, { timeoutMs: 1000 });
+      response = await this.#client.getUserOrders(
+        { userId, pageSize: 50, consistency: Consistency.EVENTUAL },
+        { timeoutMs: 1000 },
+      );
     } catch (error) {
       // NOT_FOUND: the projection has not seen the user yet, which is an answer; anything else is not.
       if (ConnectError.from(error).code !== Code.NotFound) {

@@ -73,7 +73,11 @@ export class LocalMesh {
   static async start(options: LocalMeshOptions): Promise<LocalMesh> {
     const keys = defaultKeyFiles(options.dataDir);
     ensureKeyPair(keys);
-    const eventsToken = await mintServiceToken(readPem(keys.privateKeyFile, "token signing key"), "user-orders", serviceTokenTtlSeconds);
+    const eventsToken = await mintServiceToken(
+      readPem(keys.privateKeyFile, "token signing key"),
+      "user-orders",
+      serviceTokenTtlSeconds,
+    );
     const mesh = new LocalMesh(options, eventsToken);
     const wanted = options.services ?? serviceNames;
     for (const group of startGroups) {
@@ -112,7 +116,12 @@ export class LocalMesh {
       ...extraEnv,
     };
     const spawnOptions = this.options.spawn?.(service);
-    return spawnService({ ...spawnOptions, entry: entryOf(service), env, nodeArgs: [...nodeArgs, ...(spawnOptions?.nodeArgs ?? [])] });
+    return spawnService({
+      ...spawnOptions,
+      entry: entryOf(service),
+      env,
+      nodeArgs: [...nodeArgs, ...(spawnOptions?.nodeArgs ?? [])],
+    });
   }
 
   /** `127.0.0.1:port` of a running service. */

@@ -65,7 +65,8 @@ export function portHolder(port: number, tables: readonly string[] = ["/proc/net
       // "  sl  local_address rem_address   st ...": local_address is HEXIP:HEXPORT.
       const [, local, , state] = line.trim().split(/\s+/);
       if (!local || !state) continue;
-      if (Number.parseInt(local.slice(local.lastIndexOf(":") + 1), 16) === port) states.push(tcpStates[state.toUpperCase()] ?? state);
+      if (Number.parseInt(local.slice(local.lastIndexOf(":") + 1), 16) === port)
+        states.push(tcpStates[state.toUpperCase()] ?? state);
     }
   }
   if (states.includes("LISTEN")) return { kind: "listener" };

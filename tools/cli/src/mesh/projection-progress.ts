@@ -21,14 +21,20 @@ const sourceOf: Partial<Record<Dependency, SourceName>> = {
  * itself: the first message of StreamEvents is a heartbeat carrying it. Needs
  * an admin or service token.
  */
-export async function sourceHeads(address: (source: SourceName) => string, token: string): Promise<Record<SourceName, bigint>> {
+export async function sourceHeads(
+  address: (source: SourceName) => string,
+  token: string,
+): Promise<Record<SourceName, bigint>> {
   const services = { users: UsersService, products: ProductsService, orders: OrdersService } as const;
   const head = async (source: SourceName): Promise<bigint> => {
     const transport = createTransport({ target: address(source), token });
     const abort = new AbortController();
     try {
       const client = createClient(services[source] as typeof UsersService, transport);
-      for await (const message of client.streamEvents({ afterSequence: 0n }, { signal: abort.signal, timeoutMs: 5000 })) {
+      for await (const message of client.streamEvents(
+        { afterSequence: 0n },
+        { signal: abort.signal, timeoutMs: 5000 },
+      )) {
         return message.headSequence;
       }
       throw new Error(`${source} ended its event stream without a heartbeat`);
@@ -83,7 +89,12 @@ export async function waitForProjection(options: {
         answer.streamLags.every((lag) => {
           const source = sourceOf[lag.source];
           const atLeast = source && options.heads ? options.heads[source] : 0n;
-          return source !== undefined && lag.connected && lag.appliedSequence >= lag.headSequence && lag.appliedSequence >= atLeast;
+          return (
+            source !== undefined &&
+            lag.connected &&
+            lag.appliedSequence >= lag.headSequence &&
+            lag.appliedSequence >= atLeast
+          );
         });
       const waitedMs = performance.now() - started;
       if (caughtUp || waitedMs > options.timeoutMs) return { caughtUp, waitedMs, polls, last };

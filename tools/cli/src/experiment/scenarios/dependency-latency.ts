@@ -98,7 +98,12 @@ export async function dependencyLatency(context: ScenarioContext, monolith: Mono
     rows,
     delays,
     perCell,
-    monolith: { n: times.length, p50: quantile(times, 0.5), p99: quantile(times, 0.99), mean: times.reduce((a, b) => a + b, 0) / times.length },
+    monolith: {
+      n: times.length,
+      p50: quantile(times, 0.5),
+      p99: quantile(times, 0.99),
+      mean: times.reduce((a, b) => a + b, 0) / times.length,
+    },
     agreement,
   };
 }
@@ -114,7 +119,11 @@ export function concurrencyFor(addedMs: number): number {
 }
 
 /** Asks both systems for the same views and checks they list the same lines with the same product names. */
-async function compareAnswers(context: ScenarioContext, monolith: MonolithDatabase, count: number): Promise<{ checked: number; agreed: number }> {
+async function compareAnswers(
+  context: ScenarioContext,
+  monolith: MonolithDatabase,
+  count: number,
+): Promise<{ checked: number; agreed: number }> {
   const transport = createTransport({ target: context.mesh.address("user-orders"), token: await context.token() });
   try {
     const client = createClient(UserOrdersService, transport);
@@ -123,9 +132,17 @@ async function compareAnswers(context: ScenarioContext, monolith: MonolithDataba
     for (let i = 0; i < count; i++) {
       const userId = users[(i * 37) % users.length]!.id;
       const response = await client.getUserOrders({ userId, pageSize: 20 }, { timeoutMs: 5000 });
-      const fromServices = response.orders.flatMap((o) => o.lines.map((l) => `${o.orderId}|${l.productId}|${l.quantity}|${l.unitPrice?.minorUnits}|${l.product?.name}`));
-      const fromMonolith = monolith.view(userId).map((l) => `${l.orderId}|${l.productId}|${l.quantity}|${l.unitPriceMinor}|${l.productName}`);
-      if (response.degradations.length === 0 && JSON.stringify(fromServices.sort()) === JSON.stringify(fromMonolith.sort())) agreed++;
+      const fromServices = response.orders.flatMap((o) =>
+        o.lines.map((l) => `${o.orderId}|${l.productId}|${l.quantity}|${l.unitPrice?.minorUnits}|${l.product?.name}`),
+      );
+      const fromMonolith = monolith
+        .view(userId)
+        .map((l) => `${l.orderId}|${l.productId}|${l.quantity}|${l.unitPriceMinor}|${l.productName}`);
+      if (
+        response.degradations.length === 0 &&
+        JSON.stringify(fromServices.sort()) === JSON.stringify(fromMonolith.sort())
+      )
+        agreed++;
     }
     return { checked: count, agreed };
   } finally {

@@ -5,7 +5,14 @@ import { delayFaults, dependencies, onEveryDependency, type Dependency } from ".
 import type { ScenarioContext } from "../scenario-context.js";
 import { countKinds, kindFigures, latencySummary, type KindFigure } from "../statistics.js";
 import { addedLatencyMs, eventualAvailabilityPrediction, flatTolerance } from "../theory.js";
-import { answerKinds, runClosedLoop, sampleView, streamStates, type AnswerKind, type ViewSample } from "../view-load.js";
+import {
+  answerKinds,
+  runClosedLoop,
+  sampleView,
+  streamStates,
+  type AnswerKind,
+  type ViewSample,
+} from "../view-load.js";
 import type { LatencyRow } from "./dependency-latency.js";
 
 /** A latency row of EVENTUAL views; predicted p50 and p99 are flat: the figures with no delay. */
@@ -159,7 +166,9 @@ export async function eventualConsistency(context: ScenarioContext): Promise<Eve
     });
   }
   await context.mesh.setFaults({});
-  const outside = latencyRows.filter((r) => !r.within).length + availabilityRows.flatMap((r) => answerKinds.filter((k) => !r.kinds[k].within)).length;
+  const outside =
+    latencyRows.filter((r) => !r.within).length +
+    availabilityRows.flatMap((r) => answerKinds.filter((k) => !r.kinds[k].within)).length;
   context.progress.end(
     `caught up ${(catchUp.waitedMs / 1000).toFixed(1)} s after seeding; p50 ${latencyRows[0]!.p50.toFixed(1)} ms; ${outside} figure(s) outside tolerance`,
   );
@@ -171,7 +180,10 @@ export async function eventualConsistency(context: ScenarioContext): Promise<Eve
 }
 
 /** EVENTUAL GetUserOrders for the seeded customers in turn. */
-function eventualSender(context: ScenarioContext, client: Client<typeof UserOrdersService>): (index: number, runStart: number) => Promise<ViewSample> {
+function eventualSender(
+  context: ScenarioContext,
+  client: Client<typeof UserOrdersService>,
+): (index: number, runStart: number) => Promise<ViewSample> {
   const users = context.dataset.users;
   let offset = 0;
   return (_index, runStart) => sampleView(client, users[offset++ % users.length]!.id, 3000, runStart, "eventual");

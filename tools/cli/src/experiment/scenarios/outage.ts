@@ -1,4 +1,4 @@
-import { ConnectError, type Client } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
 import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";
@@ -97,9 +97,11 @@ export async function outage(context: ScenarioContext): Promise<OutageResult> {
   const eventualClient = context.mesh.view(token);
   const users = context.dataset.users;
   let eventualOffset = Math.floor(users.length / 2);
-  const eventualSend = (_index: number, runStart: number) => sampleView(eventualClient, users[eventualOffset++ % users.length]!.id, 2000, runStart, "eventual");
+  const eventualSend = (_index: number, runStart: number) =>
+    sampleView(eventualClient, users[eventualOffset++ % users.length]!.id, 2000, runStart, "eventual");
   // Every even call is STRONG, every odd one EVENTUAL: both at `ratePerSecond`, interleaved.
-  const send = (index: number, runStart: number) => (index % 2 === 0 ? strongSend(index, runStart) : eventualSend(index, runStart));
+  const send = (index: number, runStart: number) =>
+    index % 2 === 0 ? strongSend(index, runStart) : eventualSend(index, runStart);
   await warmUp(strongSend);
   await warmUp(eventualSend);
 
@@ -124,7 +126,10 @@ export async function outage(context: ScenarioContext): Promise<OutageResult> {
   const tryOrder = async (label: string) => {
     const sent = performance.now();
     const code = await customerOrders
-      .createOrder({ requestId: `outage-${label}`, items: [{ productId: product.id, quantity: 1 }] }, { timeoutMs: 5000 })
+      .createOrder(
+        { requestId: `outage-${label}`, items: [{ productId: product.id, quantity: 1 }] },
+        { timeoutMs: 5000 },
+      )
       .then(
         () => "OK",
         (error: unknown) => codeName(ConnectError.from(error).code),
@@ -156,7 +161,11 @@ export async function outage(context: ScenarioContext): Promise<OutageResult> {
           },
         ],
         onSample: (s) => {
-          if (s.consistency === "strong") context.progress.update(++done, s.atMs < killAtMs ? "before" : s.atMs < restartAtMs ? "products down" : "after restart");
+          if (s.consistency === "strong")
+            context.progress.update(
+              ++done,
+              s.atMs < killAtMs ? "before" : s.atMs < restartAtMs ? "products down" : "after restart",
+            );
         },
       }),
       runPaced<undefined>({
@@ -168,9 +177,17 @@ export async function outage(context: ScenarioContext): Promise<OutageResult> {
         send: async (index) => {
           const email = `signup-${index}@outage.experiment.shopmesh.local`;
           try {
-            const { user } = await usersClient.signUp({ email, password: `signup-password-${index}`, displayName: `Sign-up ${index}` }, { timeoutMs: 5000 });
+            const { user } = await usersClient.signUp(
+              { email, password: `signup-password-${index}`, displayName: `Sign-up ${index}` },
+              { timeoutMs: 5000 },
+            );
             const userId = user!.id;
-            watcher.watch({ key: userId, userId, ackAtMs: performance.now() - runStart, shows: (r) => r.profile?.userId === userId });
+            watcher.watch({
+              key: userId,
+              userId,
+              ackAtMs: performance.now() - runStart,
+              shows: (r) => r.profile?.userId === userId,
+            });
           } catch {
             signUpsFailed++;
           }
@@ -191,7 +208,9 @@ export async function outage(context: ScenarioContext): Promise<OutageResult> {
     const firstDegraded = samples.find((s) => s.atMs >= killed.atMs && s.kind !== "full");
     const lastBad = samples.filter((s) => s.atMs >= restartReadyAtMs && s.kind !== "full").at(-1);
     const lost = eventual.find((s) => s.atMs >= killed.atMs && s.streams?.disconnected.includes("products"));
-    const back = eventual.find((s) => s.atMs >= restartReadyAtMs && s.streams !== undefined && !s.streams.disconnected.includes("products"));
+    const back = eventual.find(
+      (s) => s.atMs >= restartReadyAtMs && s.streams !== undefined && !s.streams.disconnected.includes("products"),
+    );
     const eventualDuring = eventual.filter(during);
     const signUps = watcher.seen.map((v) => ({ ackAtMs: v.ackAtMs, stalenessMs: v.stalenessMs }));
     const result: OutageResult = {
@@ -213,7 +232,16 @@ export async function outage(context: ScenarioContext): Promise<OutageResult> {
         n: eventual.length,
         counts: countKinds(eventual),
         duringOutage: countKinds(eventualDuring),
-        latencyDuringOutage: { p50: quantile(eventualDuring.map((s) => s.latencyMs), 0.5), p99: quantile(eventualDuring.map((s) => s.latencyMs), 0.99) },
+        latencyDuringOutage: {
+          p50: quantile(
+            eventualDuring.map((s) => s.latencyMs),
+            0.5,
+          ),
+          p99: quantile(
+            eventualDuring.map((s) => s.latencyMs),
+            0.99,
+          ),
+        },
         productsStreamLostAfterKillMs: lost ? lost.atMs + lost.latencyMs - killed.atMs : undefined,
         productsStreamBackAfterReadyMs: back ? back.atMs + back.latencyMs - restartReadyAtMs : undefined,
       },
@@ -249,7 +277,12 @@ function perSecond(samples: readonly ViewSample[], durationMs: number): OutageSe
   for (let second = 0; second < Math.ceil(durationMs / 1000); second++) {
     const inSecond = samples.filter((s) => Math.floor(s.atMs / 1000) === second);
     const latencies = inSecond.map((s) => s.latencyMs);
-    timeline.push({ second, counts: countKinds(inSecond), p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) });
+    timeline.push({
+      second,
+      counts: countKinds(inSecond),
+      p50: quantile(latencies, 0.5),
+      p99: quantile(latencies, 0.99),
+    });
   }
   return timeline;
 }

@@ -103,7 +103,10 @@ export async function staleness(context: ScenarioContext): Promise<StalenessResu
   let watcher: VisibilityWatcher | undefined;
   const liftStreamFault = () => context.mesh.setMethodFault("products", "StreamEvents");
   try {
-    const signIn = createClient(UsersService, track(transports, createTransport({ target: context.mesh.address("users") })));
+    const signIn = createClient(
+      UsersService,
+      track(transports, createTransport({ target: context.mesh.address("users") })),
+    );
     const writers: { userId: string; orders: Client<typeof OrdersService> }[] = new Array(customers);
     await forEachConcurrent(
       Array.from({ length: customers }, (_, i) => i),
@@ -111,7 +114,10 @@ export async function staleness(context: ScenarioContext): Promise<StalenessResu
       async (i) => {
         const user = context.dataset.users[i]!;
         const { session } = await signIn.signIn({ email: user.email, password: `password-${i + 1}` });
-        const transport = track(transports, createTransport({ target: context.mesh.address("orders"), token: session!.accessToken }));
+        const transport = track(
+          transports,
+          createTransport({ target: context.mesh.address("orders"), token: session!.accessToken }),
+        );
         writers[i] = { userId: user.id, orders: createClient(OrdersService, transport) };
       },
     );
@@ -119,15 +125,25 @@ export async function staleness(context: ScenarioContext): Promise<StalenessResu
     // Readiness: orders must be able to price an order (after the products outage before this, its
     // channel to products may still be waiting to reconnect), so one order is tried until it goes through.
     const ready = await waitForOrders(writers[0]!.orders, products[0]!.id, performance.now(), "staleness-ready");
-    if (Number.isNaN(ready.afterReadyMs)) throw new Error(`orders did not accept an order within 30 s (${ready.firstRefusal})`);
+    if (Number.isNaN(ready.afterReadyMs))
+      throw new Error(`orders did not accept an order within 30 s (${ready.firstRefusal})`);
 
     const token = await context.token();
     // The stream fault below is meant for an open products stream; after the products outage
     // before this, the projection's follower may still be waiting to reconnect, so wait until it
     // reports every stream connected and caught up.
-    const streams = await waitForProjection({ target: context.mesh.address("user-orders"), token, userId: writers[0]!.userId, timeoutMs: 30_000 });
-    if (!streams.caughtUp) throw new Error("user-orders' projection did not report every stream connected and caught up within 30 s");
-    const adminProducts = createClient(ProductsService, track(transports, createTransport({ target: context.mesh.address("products"), token })));
+    const streams = await waitForProjection({
+      target: context.mesh.address("user-orders"),
+      token,
+      userId: writers[0]!.userId,
+      timeoutMs: 30_000,
+    });
+    if (!streams.caughtUp)
+      throw new Error("user-orders' projection did not report every stream connected and caught up within 30 s");
+    const adminProducts = createClient(
+      ProductsService,
+      track(transports, createTransport({ target: context.mesh.address("products"), token })),
+    );
     const streamFaultAtMs = Math.max(0, killAtMs - 1000);
     const holdMs = quick ? 1000 : 2000;
     let productsConnectedUnderFault: boolean | undefined;
@@ -148,12 +164,23 @@ export async function staleness(context: ScenarioContext): Promise<StalenessResu
       runStart,
       send: async (index) => {
         const writer = writers[index % customers]!;
-        const items = [0, 1].map((line) => ({ productId: products[(index * 7 + line * 13) % products.length]!.id, quantity: 1 + line }));
+        const items = [0, 1].map((line) => ({
+          productId: products[(index * 7 + line * 13) % products.length]!.id,
+          quantity: 1 + line,
+        }));
         try {
-          const { order } = await writer.orders.createOrder({ requestId: `staleness-${index}`, items }, { timeoutMs: 5000 });
+          const { order } = await writer.orders.createOrder(
+            { requestId: `staleness-${index}`, items },
+            { timeoutMs: 5000 },
+          );
           const ackAtMs = performance.now() - runStart;
           const orderId = order!.id;
-          visibility.watch({ key: orderId, userId: writer.userId, ackAtMs, shows: (r) => r.orders.some((o) => o.orderId === orderId) });
+          visibility.watch({
+            key: orderId,
+            userId: writer.userId,
+            ackAtMs,
+            shows: (r) => r.orders.some((o) => o.orderId === orderId),
+          });
           return { ackAtMs };
         } catch (error) {
           writesFailed++;
@@ -165,13 +192,20 @@ export async function staleness(context: ScenarioContext): Promise<StalenessResu
       },
       events: [
         // A fault on products' StreamEvents while the projection's stream is open: only a new stream would meet it.
-        { atMs: streamFaultAtMs, run: () => context.mesh.setMethodFault("products", "StreamEvents", { errorRate: 1, errorCode: "UNAVAILABLE" }) },
+        {
+          atMs: streamFaultAtMs,
+          run: () =>
+            context.mesh.setMethodFault("products", "StreamEvents", { errorRate: 1, errorCode: "UNAVAILABLE" }),
+        },
         {
           atMs: killAtMs - 100,
           run: async () => {
             const view = await context.mesh
               .view(token)
-              .getUserOrders({ userId: writers[0]!.userId, pageSize: 1, consistency: Consistency.EVENTUAL }, { timeoutMs: 1000 })
+              .getUserOrders(
+                { userId: writers[0]!.userId, pageSize: 1, consistency: Consistency.EVENTUAL },
+                { timeoutMs: 1000 },
+              )
               .catch(() => undefined);
             productsConnectedUnderFault = view ? !streamStates(view).disconnected.includes("products") : undefined;
           },
@@ -204,7 +238,10 @@ export async function staleness(context: ScenarioContext): Promise<StalenessResu
       ],
       onSample: (sample) => {
         const at = sample?.ackAtMs ?? 0;
-        context.progress.update(++done, at < killAtMs ? "steady" : at < restartAtMs ? "user-orders down" : "after restart");
+        context.progress.update(
+          ++done,
+          at < killAtMs ? "steady" : at < restartAtMs ? "user-orders down" : "after restart",
+        );
       },
     });
     const unseen = await visibility.drain(30_000);
@@ -230,7 +267,12 @@ export async function staleness(context: ScenarioContext): Promise<StalenessResu
       writeFailures,
       unseen,
       streamFault: { setAtMs: streamFaultAtMs, productsConnectedUnderFault, probe: probeResult },
-      outage: { ...result.outage, killedAtMs, restartedAtMs: restarted.atMs, readyAtMs, firstAnswerMs: firstAnswer === undefined ? Number.NaN : firstAnswer.receivedMs - readyAtMs,
+      outage: {
+        ...result.outage,
+        killedAtMs,
+        restartedAtMs: restarted.atMs,
+        readyAtMs,
+        firstAnswerMs: firstAnswer === undefined ? Number.NaN : firstAnswer.receivedMs - readyAtMs,
         firstAnswerSentMs: firstAnswer === undefined ? Number.NaN : firstAnswer.sentMs - readyAtMs,
       },
     };
@@ -249,13 +291,20 @@ export async function staleness(context: ScenarioContext): Promise<StalenessResu
 function summarise(
   seen: readonly Visibility[],
   times: { killedAtMs: number; restartedAtMs: number; readyAtMs: number },
-): Pick<StalenessResult, "steady" | "after" | "writes"> & { outage: Omit<StalenessResult["outage"], "killedAtMs" | "restartedAtMs" | "readyAtMs" | "firstAnswerMs" | "firstAnswerSentMs"> } {
+): Pick<StalenessResult, "steady" | "after" | "writes"> & {
+  outage: Omit<
+    StalenessResult["outage"],
+    "killedAtMs" | "restartedAtMs" | "readyAtMs" | "firstAnswerMs" | "firstAnswerSentMs"
+  >;
+} {
   const phaseOf = (v: Visibility): WritePhase => {
     if (v.ackAtMs < times.killedAtMs && v.seenAtMs < times.killedAtMs) return "steady";
     if (v.ackAtMs < times.readyAtMs) return "outage";
     return "after";
   };
-  const writes = seen.map((v) => ({ ackAtMs: v.ackAtMs, stalenessMs: v.stalenessMs, phase: phaseOf(v) })).sort((a, b) => a.ackAtMs - b.ackAtMs);
+  const writes = seen
+    .map((v) => ({ ackAtMs: v.ackAtMs, stalenessMs: v.stalenessMs, phase: phaseOf(v) }))
+    .sort((a, b) => a.ackAtMs - b.ackAtMs);
   const inPhase = (phase: WritePhase) => writes.filter((w) => w.phase === phase);
   const outage = inPhase("outage");
   const lastSeen = Math.max(...seen.filter((v) => phaseOf(v) === "outage").map((v) => v.seenAtMs));

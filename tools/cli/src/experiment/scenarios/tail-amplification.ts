@@ -68,10 +68,21 @@ export async function tailAmplification(context: ScenarioContext): Promise<TailR
     await warmUp(send);
     if (probability > 0) await context.mesh.setFaults({ users: slowFault, orders: slowFault, products: slowFault });
     const label = `k=${shards}, p=${probability}${hedge ? ", hedged" : ""}`;
-    const samples = await runClosedLoop({ count, concurrency, maxMs: 120_000, send, onSample: () => context.progress.update(++done, label) });
+    const samples = await runClosedLoop({
+      count,
+      concurrency,
+      maxMs: 120_000,
+      send,
+      onSample: () => context.progress.update(++done, label),
+    });
     const answered = samples.filter((s) => s.kind !== "failed");
     // Requests sent per view: one each to users and orders, one per products shard (no retries happen here).
-    const fanOut = Math.round(quantile(answered.map((s) => s.attempts), 0.5));
+    const fanOut = Math.round(
+      quantile(
+        answered.map((s) => s.attempts),
+        0.5,
+      ),
+    );
     const slow = samples.filter((s) => s.latencyMs > thresholdMs).length;
     const predicted = hedge ? hedgedSlowFraction(probability, fanOut) : slowFraction(probability, fanOut);
     const tolerance = binomialTolerance(predicted, samples.length);
@@ -107,7 +118,9 @@ export async function tailAmplification(context: ScenarioContext): Promise<TailR
   for (const shards of hedgedShards) await measure(shards, p, hedgeDelaysMs);
   await context.mesh.setFaults({});
   const last = rows.filter((r) => !r.hedged).at(-1)!;
-  context.progress.end(`fan-out ${last.fanOut}: ${(last.measured * 100).toFixed(1)}% slow (theory ${(last.predicted * 100).toFixed(1)}%)`);
+  context.progress.end(
+    `fan-out ${last.fanOut}: ${(last.measured * 100).toFixed(1)}% slow (theory ${(last.predicted * 100).toFixed(1)}%)`,
+  );
   return { rows, slowLatencyMs, thresholdMs, p, perCell, concurrency, hedgeDelaysMs: hedgeDelaysMs! };
 }
 
