@@ -2,10 +2,10 @@ import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
-import { createLogger, hosted, int64Max, startServer, statusName } from "@shopmesh/chassis";
-import { ProductsService } from "@shopmesh/sdk/products/v1";
+import { int64Max, statusName } from "@shopmesh/chassis";
 import { GetUserOrdersRequestSchema } from "@shopmesh/sdk/userorders/v1";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startFakeProducts } from "../support/fake-products.js";
 import { failure } from "../support/failure.js";
 import { adminToken, signUpCustomer, TestMesh } from "../support/mesh.js";
 import { rawUnaryCall } from "../support/raw-grpc-call.js";
@@ -163,26 +163,13 @@ const checks: Record<string, () => Promise<Answer[]>> = {
 
   "an order line or total beyond int64": async () => {
     // Real products cannot price that high; a products server that does, on a real socket.
-    const pricey = await startServer({
-      config: { host: "127.0.0.1", port: 0, shutdownDelayMs: 0, shutdownGraceMs: 100, maxRequestBytes: 1 << 20 },
-      logger: createLogger("pricey-products", "silent"),
-      services: [
-        hosted(ProductsService, {
-          createProduct: () => ({}),
-          updateProduct: () => ({}),
-          getProduct: () => ({}),
-          listProducts: () => ({}),
-          batchGetProducts: (request) => ({
-            products: request.productIds.map((id) => ({
-              id,
-              name: "Gold",
-              price: { currencyCode: "EUR", minorUnits: int64Max },
-            })),
-          }),
-          async *streamEvents() {},
-        }),
-      ],
-    });
+    const pricey = await startFakeProducts("pricey-products", (request) => ({
+      products: request.productIds.map((id) => ({
+        id,
+        name: "Gold",
+        price: { currencyCode: "EUR", minorUnits: int64Max },
+      })),
+    }));
     const orders = await mesh.startExtra("orders", { PRODUCTS_TARGET: pricey.address });
     try {
       const c = await signUpCustomer(mesh);

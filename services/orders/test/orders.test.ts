@@ -3,9 +3,10 @@ import Database from "better-sqlite3";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
-import { createLogger, hosted, int64Max, startServer, type RunningServer } from "@shopmesh/chassis";
+import { int64Max, type RunningServer } from "@shopmesh/chassis";
 import { CreateOrderRequestSchema, type OrdersService } from "@shopmesh/sdk/orders/v1";
-import { ProductsService, type Product } from "@shopmesh/sdk/products/v1";
+import type { Product } from "@shopmesh/sdk/products/v1";
+import { startFakeProducts } from "../../../test/support/fake-products.js";
 import { failure } from "../../../test/support/failure.js";
 import { rawUnaryCall } from "../../../test/support/raw-grpc-call.js";
 import { adminToken, signUpCustomer, TestMesh } from "../../../test/support/mesh.js";
@@ -124,25 +125,12 @@ describe("CreateOrder", () => {
 /** A products server in this process that prices from a fixed catalog, on a real loopback port. */
 function fixedCatalog(prices: Record<string, bigint>): Promise<RunningServer> {
   const known = (id: string) => Object.hasOwn(prices, id);
-  return startServer({
-    config: { host: "127.0.0.1", port: 0, shutdownDelayMs: 0, shutdownGraceMs: 100, maxRequestBytes: 1 << 20 },
-    logger: createLogger("fixed-products", "silent"),
-    services: [
-      hosted(ProductsService, {
-        createProduct: () => ({}),
-        updateProduct: () => ({}),
-        getProduct: () => ({}),
-        listProducts: () => ({}),
-        batchGetProducts: ({ productIds }) => ({
-          products: productIds
-            .filter(known)
-            .map((id) => ({ id, name: id, price: { currencyCode: "EUR", minorUnits: prices[id]! } })),
-          missingProductIds: productIds.filter((id) => !known(id)),
-        }),
-        async *streamEvents() {},
-      }),
-    ],
-  });
+  return startFakeProducts("fixed-products", ({ productIds }) => ({
+    products: productIds
+      .filter(known)
+      .map((id) => ({ id, name: id, price: { currencyCode: "EUR", minorUnits: prices[id]! } })),
+    missingProductIds: productIds.filter((id) => !known(id)),
+  }));
 }
 
 /** Every order the orders service has recorded an OrderPlaced for, from its event stream up to the head it announced. */
@@ -355,21 +343,11 @@ describe("CreateOrder when products cannot answer", () => {
     productsTimeout: string,
     body: (own: { address: string }, c: { userId: string; token: string }) => Promise<void>,
   ): Promise<void> {
-    const hanging: RunningServer = await startServer({
-      config: { host: "127.0.0.1", port: 0, shutdownDelayMs: 0, shutdownGraceMs: 100, maxRequestBytes: 1 << 20 },
-      logger: createLogger("hanging-products", "silent"),
-      services: [
-        hosted(ProductsService, {
-          createProduct: () => ({}),
-          updateProduct: () => ({}),
-          getProduct: () => ({}),
-          listProducts: () => ({}),
-          batchGetProducts: (_, context) =>
-            new Promise((_, reject) => context.signal.addEventListener("abort", () => reject(context.signal.reason))),
-          async *streamEvents() {},
-        }),
-      ],
-    });
+    const hanging = await startFakeProducts(
+      "hanging-products",
+      (_, context) =>
+        new Promise((_, reject) => context.signal.addEventListener("abort", () => reject(context.signal.reason))),
+    );
     const own = await mesh.startExtra("orders", {
       PRODUCTS_TARGET: hanging.address,
       PRODUCTS_TIMEOUT: productsTimeout,
