@@ -140,5 +140,9 @@ describe("the soak's fault schedule", () => {
     expect(faultsBetween(phases, 150, 160)).toEqual(new Set(["products-latency"]));
     expect(faultsBetween(phases, 190, 310)).toEqual(new Set(["products-latency", "users-errors"]));
     expect(faultsBetween(phases, 201, 299)).toEqual(new Set());
+    // A hang is felt until the calls it caught reach their deadlines.
+    const hang = [{ kind: "products-hang" as const, fromMs: 100, toMs: 200 }];
+    expect(faultsBetween(hang, 250, 260, { "products-hang": 100 })).toEqual(new Set(["products-hang"]));
+    expect(faultsBetween(hang, 301, 310, { "products-hang": 100 })).toEqual(new Set());
   });
 });

@@ -6,7 +6,13 @@ export type FaultKind = "products-latency" | "users-errors" | "products-hang";
 
 /** The calls of a soak's mixed load. */
 export type Operation = "SignIn" | "GetProduct" | "CreateOrder" | "GetUserOrders STRONG" | "GetUserOrders EVENTUAL";
-export const operations: readonly Operation[] = ["SignIn", "GetProduct", "CreateOrder", "GetUserOrders STRONG", "GetUserOrders EVENTUAL"];
+export const operations: readonly Operation[] = [
+  "SignIn",
+  "GetProduct",
+  "CreateOrder",
+  "GetUserOrders STRONG",
+  "GetUserOrders EVENTUAL",
+];
 
 /** One fault in force from `fromMs` to `toMs` after the load started. */
 export interface FaultPhase {
@@ -43,7 +49,11 @@ export function soakSchedule(durationMs: number): FaultPhase[] {
   const phases: FaultPhase[] = [];
   for (let start = 0; start < durationMs; start += length) {
     for (const part of cycle) {
-      const phase = { kind: part.kind, fromMs: Math.round(start + part.from * length), toMs: Math.round(start + part.to * length) };
+      const phase = {
+        kind: part.kind,
+        fromMs: Math.round(start + part.from * length),
+        toMs: Math.round(start + part.to * length),
+      };
       if (phase.toMs <= durationMs * 0.9) phases.push(phase);
     }
   }
@@ -72,9 +82,21 @@ export function isExplained(operation: Operation, code: string, faults: Iterable
   return false;
 }
 
-/** The kinds of fault in force at some time between `fromMs` and `toMs`. */
-export function faultsBetween(phases: readonly FaultPhase[], fromMs: number, toMs: number): Set<FaultKind> {
+/**
+ * The kinds of fault in force, or still felt, at some time between `fromMs`
+ * and `toMs`. A fault is felt for `lingerMs` after it is switched off: calls
+ * that a hang caught keep their server's slots until their deadlines pass,
+ * so the server refuses newcomers for that long after the hang ends.
+ */
+export function faultsBetween(
+  phases: readonly FaultPhase[],
+  fromMs: number,
+  toMs: number,
+  lingerMs: Partial<Record<FaultKind, number>> = {},
+): Set<FaultKind> {
   const kinds = new Set<FaultKind>();
-  for (const phase of phases) if (phase.fromMs <= toMs && phase.toMs >= fromMs) kinds.add(phase.kind);
+  for (const phase of phases) {
+    if (phase.fromMs <= toMs && phase.toMs + (lingerMs[phase.kind] ?? 0) >= fromMs) kinds.add(phase.kind);
+  }
   return kinds;
 }

@@ -216,7 +216,9 @@ async function runLoad(mesh: LoadMesh, mix: SoakMix, settings: SoakSettings, rat
   }, 100);
 
   const faultKindsIn = (fromMs: number, toMs: number): FaultKind[] => {
-    const kinds = faultsBetween(applied, fromMs - faultMarginMs, toMs + faultMarginMs);
+    const kinds = faultsBetween(applied, fromMs - faultMarginMs, toMs + faultMarginMs, {
+      "products-hang": callDeadlineMs,
+    });
     for (const [kind, since] of active) if (since <= toMs + faultMarginMs) kinds.add(kind);
     return [...kinds];
   };
