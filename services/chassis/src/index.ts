@@ -3,6 +3,7 @@ export {
   defaultAdmissionConfig,
   defaultConnectionConfig,
   envReader,
+  maxTimerMs,
   parseDurationMs,
   readServerConfig,
   type AdmissionConfig,
@@ -12,7 +13,7 @@ export {
 } from "./config.js";
 export { createLogger, type Logger } from "./logger.js";
 export { runService, type RunServiceOptions, type ServiceSetup } from "./run-service.js";
-export { hostService, serverStopping, type CallRecord, type HostOptions } from "./server/host-service.js";
+export { admissionWaitMs, hostService, serverStopping, type CallRecord, type HostOptions } from "./server/host-service.js";
 export { HealthRegistry, ServingStatus } from "./server/health.js";
 export { addReflection } from "./server/reflection.js";
 export { hosted, startServer, type HostedService, type RunningServer, type StartServerOptions } from "./server/service-server.js";

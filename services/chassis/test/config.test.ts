@@ -191,6 +191,11 @@ describe("readServerConfig", () => {
     ["MAX_CALLS_QUEUED", "many"],
     ["MAX_QUEUE_WAIT", "a while"],
     ["HANDSHAKE_TIMEOUT", "0"],
+    // Longer than setTimeout's 2^31 - 1 ms, which Node fires after 1 ms.
+    ["HANDSHAKE_TIMEOUT", "1000h"],
+    ["SHUTDOWN_GRACE", "1000h"],
+    ["MAX_QUEUE_WAIT", "1000h"],
+    ["MAX_CONNECTION_AGE", "1000h"],
     ["CONNECTION_IDLE_TIMEOUT", "5 minutes"],
     ["MAX_CONNECTION_AGE", "forever"],
     ["MAX_CONNECTION_AGE_GRACE", "-1s"],

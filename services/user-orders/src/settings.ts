@@ -1,4 +1,4 @@
-import { ConfigError, envReader, type EnvReader } from "@shopmesh/chassis";
+import { ConfigError, envReader, maxTimerMs, type EnvReader } from "@shopmesh/chassis";
 import type { AggregatorSettings, DependencyName } from "./aggregate.js";
 
 type Env = Record<string, string | undefined>;
@@ -73,10 +73,9 @@ function fanOut(read: EnvReader): "sequential" | undefined {
   throw new ConfigError("FAN_OUT", value, "parallel or sequential");
 }
 
+/** A duration above zero that becomes a timer. */
 function positiveDuration(read: EnvReader, name: string, fallback: string): number {
-  const value = read.durationMs(name, fallback);
-  if (value <= 0) throw new ConfigError(name, read.optionalString(name) ?? fallback, "a duration above zero");
-  return value;
+  return read.durationMs(name, fallback, { min: 1, max: maxTimerMs });
 }
 
 function hedgeDelay(read: EnvReader, name: string): number | undefined {

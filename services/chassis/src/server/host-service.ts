@@ -32,7 +32,9 @@ import {
 } from "@connectrpc/connect";
 import { applyInterceptors, headersToMetadata, metadataToHeaders, methodPath } from "@shopmesh/sdk/internal";
 import { statusName, toCallStatus, type CallStatus } from "./call-status.js";
-import { safeDeserializer } from "./request-decoding.js";
+import { admittedCall, type AdmittedCall } from "./call-gate.js";
+import { deadlineMs } from "./deadline-ms.js";
+import { safeDeserializer, UndecodableRequest } from "./request-decoding.js";
 
 /** What the adapter reports when a call ends. */
 export interface CallRecord {
@@ -49,10 +51,21 @@ export interface CallRecord {
 
 const neverStopping = new AbortController().signal;
 const serverStoppingKey = createContextKey<AbortSignal>(neverStopping, { description: "server stopping" });
+const admissionWaitKey = createContextKey<number>(0, { description: "time waited for admission" });
 
 /** Aborted when the server hosting this streaming call starts to stop (never, outside such a server). */
 export function serverStopping(context: Pick<HandlerContext, "values">): AbortSignal {
   return context.values.get(serverStoppingKey);
+}
+
+/**
+ * How long this call waited for a slot before its handler ran (0 when one
+ * was free, or outside admission control). A handler that gives a call
+ * without a deadline a default budget takes this off, so that the budget
+ * counts from the call's arrival, as a deadline does.
+ */
+export function admissionWaitMs(context: Pick<HandlerContext, "values">): number {
+  return context.values.get(admissionWaitKey);
 }
 
 /**
@@ -110,9 +123,9 @@ type AnyImpl = (request: unknown, context: HandlerContext) => unknown;
  * `signal`, request metadata becomes `requestHeader`, and `responseHeader` and
  * `responseTrailer` are sent back. A thrown ConnectError ends the call with its
  * code and message; any other error ends it with INTERNAL. A request that
- * cannot be decoded reaches grpc-js as an UndecodableRequest, which the call
- * gate answers with INVALID_ARGUMENT before the handler runs (startServer
- * installs it; see call-gate.ts).
+ * cannot be decoded reaches the handler as an UndecodableRequest from the
+ * deserializer, and is answered with INVALID_ARGUMENT without running the
+ * implementation.
  *
  * Unary and server-streaming methods are supported.
  */
@@ -212,11 +225,12 @@ class CallContext implements HandlerContext {
     /** The method's path, "/package.Service/Method", made once per method. */
     readonly url: string,
     call: CallLike,
+    admitted?: AdmittedCall,
   ) {
     this.service = method.parent;
+    if (admitted !== undefined && admitted.waitedMs > 0) this.values.set(admissionWaitKey, admitted.waitedMs);
     this.requestHeader = metadataToHeaders(call.metadata);
-    const deadline = call.getDeadline();
-    this.#deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+    this.#deadlineMs = deadlineMs(call.getDeadline());
     // From the whole timeout the call arrived with, not from what is left of it.
     this.#slackMs = this.hasDeadline ? deadlineSlackMs(this.#deadlineMs - Date.now()) : 0;
     call.on("cancelled", () => this.#cancelled());
@@ -317,6 +331,10 @@ function report(
   });
 }
 
+function reportUndecodable(options: HostOptions, url: string, started: number) {
+  options.onCallEnd?.({ method: url, code: statusName(GrpcStatus.INVALID_ARGUMENT), durationMs: performance.now() - started });
+}
+
 /** The request the interceptors see, its signal made only if someone reads it. */
 function requestFor(context: CallContext, stream: boolean, message: unknown): UnaryRequest | StreamRequest {
   return {
@@ -368,7 +386,13 @@ function unaryHandler(method: DescMethod, impl: AnyImpl, options: HostOptions) {
   const url = methodPath(method);
   return (call: ServerUnaryCall<MessageShape<DescMessage>, MessageShape<DescMessage>>, callback: sendUnaryData<MessageShape<DescMessage>>) => {
     const started = performance.now();
-    const context = new CallContext(method, url, call);
+    if (call.request instanceof UndecodableRequest) {
+      callback({ code: GrpcStatus.INVALID_ARGUMENT, details: call.request.details, metadata: new Metadata() });
+      reportUndecodable(options, url, started);
+      return;
+    }
+    const admitted = admittedCall(call.metadata);
+    const context = new CallContext(method, url, call, admitted);
     const timeoutMs = context.timeoutMs();
     const request = requestFor(context, false, call.request);
     let own: UnaryResponse | undefined;
@@ -389,8 +413,10 @@ function unaryHandler(method: DescMethod, impl: AnyImpl, options: HostOptions) {
       report(options, context, started, timeoutMs, status);
     };
     running?.add(cut);
+    admitted?.handlerStarted();
     applyInterceptors(innermost, options.interceptors)(request).then(
       (response) => {
+        admitted?.handlerSettled();
         if (answered) return;
         answered = true;
         running?.delete(cut);
@@ -401,6 +427,7 @@ function unaryHandler(method: DescMethod, impl: AnyImpl, options: HostOptions) {
         report(options, context, started, timeoutMs, { code: GrpcStatus.OK });
       },
       (error: unknown) => {
+        admitted?.handlerSettled();
         if (answered) return;
         answered = true;
         running?.delete(cut);
@@ -419,6 +446,11 @@ function serverStreamingHandler(method: DescMethod, impl: AnyImpl, options: Host
   const url = methodPath(method);
   return (call: ServerWritableStream<MessageShape<DescMessage>, MessageShape<DescMessage>>) => {
     const started = performance.now();
+    if (call.request instanceof UndecodableRequest) {
+      call.emit("error", { code: GrpcStatus.INVALID_ARGUMENT, details: call.request.details, metadata: new Metadata() });
+      reportUndecodable(options, url, started);
+      return;
+    }
     const context = new CallContext(method, url, call);
     if (options.stopping) context.values.set(serverStoppingKey, options.stopping);
     const timeoutMs = context.timeoutMs();

@@ -12,6 +12,7 @@ import { HealthRegistry, ServingStatus } from "./health.js";
 import { hostService, RunningCalls, type CallRecord } from "./host-service.js";
 import { addReflection } from "./reflection.js";
 import { decodingSafely } from "./request-decoding.js";
+import { RefusalTimes } from "./refusal-times.js";
 import { listenForGrpc } from "./tcp-listener.js";
 
 /** A service descriptor with its implementation. */
@@ -43,8 +44,12 @@ export interface RunningServer {
   /** `host:port`, ready for a client's target. */
   readonly address: string;
   readonly health: HealthRegistry;
-  /** Unary calls running and waiting for a slot now; undefined when admission control is off. */
-  readonly admission: { readonly running: number; readonly waiting: number } | undefined;
+  /**
+   * Unary calls running and waiting for a slot now, and how soon after
+   * arriving the refused ones were refused; undefined when admission control
+   * is off.
+   */
+  readonly admission: { readonly running: number; readonly waiting: number; readonly refusals: RefusalTimes } | undefined;
   /**
    * Drains and stops: health turns NOT_SERVING, and after the shutdown delay
    * the server stops accepting calls and waits up to the grace period for
@@ -99,12 +104,16 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   const refusedForOverload = throttled((refused) =>
     logger.warn({ refused, running: limiter?.running, waiting: limiter?.waiting }, "overloaded: refusing calls"),
   );
+  const refusals = new RefusalTimes();
   const gate = callGate({
     limiter,
     exempt: (path) => path.startsWith(healthPath),
-    onRefused: (method, code, details) => {
+    onRefused: (method, code, details, afterMs) => {
       if (logger.isLevelEnabled("debug")) logger.debug({ method, code: statusName(code), details }, "call refused");
-      if (code === GrpcStatus.RESOURCE_EXHAUSTED) refusedForOverload();
+      if (code === GrpcStatus.RESOURCE_EXHAUSTED) {
+        refusals.record(afterMs);
+        refusedForOverload();
+      }
     },
   });
   const server = new Server({
@@ -183,10 +192,11 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
         running.cutAll(new ConnectError("the server is shutting down and the call did not finish within its grace period", Code.Unavailable));
         if (!(await Promise.race([drained, sleep(answerFlushMs, false, { ref: false })]))) server.forceShutdown();
       }
+      if (refusals.count > 0) logger.info({ ...refusals.summary(), meanHoldMs: Math.round(limiter?.meanHoldMs ?? 0) }, "refused for overload, ms after arrival");
       logger.info("stopped");
     })());
 
-  return { host: config.host, port, address, health, admission: limiter, stop };
+  return { host: config.host, port, address, health, admission: limiter === undefined ? undefined : { get running() { return limiter.running; }, get waiting() { return limiter.waiting; }, refusals }, stop };
 }
 
 /** How long the answers to calls cut off at the end of the grace period get to leave before the connections are closed regardless. */
