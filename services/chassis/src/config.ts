@@ -118,7 +118,10 @@ export interface AdmissionConfig {
   maxCallsInFlight: number;
   /** Unary calls waiting for a slot at most (MAX_CALLS_QUEUED), default 64; more are refused at once. */
   maxCallsQueued: number;
-  /** Longest wait for a slot (MAX_QUEUE_WAIT), default 250 ms, and at most half a call's deadline. */
+  /**
+   * Longest wait for a slot (MAX_QUEUE_WAIT), default 250 ms, and at most
+   * half a call's deadline; a call expected to wait longer is refused at once.
+   */
   maxQueueWaitMs: number;
 }
 
@@ -183,9 +186,14 @@ const timer = { max: maxTimerMs };
 
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
-/** Reads the common server settings; `defaultPort` is the service's well-known port. */
-export function readServerConfig(defaultPort: number, env: Env = process.env): ServerConfig {
+/**
+ * Reads the common server settings; `defaultPort` is the service's
+ * well-known port, and `admissionDefaults` its own admission defaults where
+ * they differ from {@link defaultAdmissionConfig}.
+ */
+export function readServerConfig(defaultPort: number, env: Env = process.env, admissionDefaults: Partial<AdmissionConfig> = {}): ServerConfig {
   const read = envReader(env);
+  const admission = { ...defaultAdmissionConfig, ...admissionDefaults };
   const port = read.int("PORT", defaultPort, { min: 0, max: 65535 });
   return {
     host: read.string("HOST", "127.0.0.1"),
@@ -197,9 +205,9 @@ export function readServerConfig(defaultPort: number, env: Env = process.env): S
     faultInjection: read.bool("FAULT_INJECTION", false),
     adminPort: read.int("ADMIN_PORT", port === 0 ? 0 : port + 1000, { min: 0, max: 65535 }),
     admission: {
-      maxCallsInFlight: read.int("MAX_CALLS_IN_FLIGHT", defaultAdmissionConfig.maxCallsInFlight, { min: 0, max: 100_000 }),
-      maxCallsQueued: read.int("MAX_CALLS_QUEUED", defaultAdmissionConfig.maxCallsQueued, { min: 0, max: 100_000 }),
-      maxQueueWaitMs: read.durationMs("MAX_QUEUE_WAIT", defaultAdmissionConfig.maxQueueWaitMs, timer),
+      maxCallsInFlight: read.int("MAX_CALLS_IN_FLIGHT", admission.maxCallsInFlight, { min: 0, max: 100_000 }),
+      maxCallsQueued: read.int("MAX_CALLS_QUEUED", admission.maxCallsQueued, { min: 0, max: 100_000 }),
+      maxQueueWaitMs: read.durationMs("MAX_QUEUE_WAIT", admission.maxQueueWaitMs, timer),
     },
     connections: {
       handshakeTimeoutMs: read.durationMs("HANDSHAKE_TIMEOUT", defaultConnectionConfig.handshakeTimeoutMs, { min: 1, max: maxTimerMs }),

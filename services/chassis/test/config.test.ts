@@ -176,6 +176,11 @@ describe("readServerConfig", () => {
     });
   });
 
+  it("takes a service's own admission defaults, which the environment still overrides", () => {
+    expect(readServerConfig(50054, {}, { maxCallsInFlight: 16 }).admission).toEqual({ maxCallsInFlight: 16, maxCallsQueued: 64, maxQueueWaitMs: 250 });
+    expect(readServerConfig(50054, { MAX_CALLS_IN_FLIGHT: "32" }, { maxCallsInFlight: 16 }).admission.maxCallsInFlight).toBe(32);
+  });
+
   it.each([
     ["PORT", "notaport"],
     ["PORT", "65536"],

@@ -35,10 +35,14 @@ service exited.
   --seconds 20          how long the load runs
   --concurrency 1000    views kept in flight
   --clients 2           processes the views come from (each with 2 connections)
+  --backoff <ms>        how long a caller pauses after a refusal before its
+                        next call, jittered ±50 % (default 0: at once, so
+                        1,000 calls stay in flight)
   --deadline <ms>       each view's deadline (default: none, so user-orders'
                         default budget of 1 s applies)
   --set NAME=VALUE      an environment setting for every service (repeatable),
-                        e.g. --set MAX_CALLS_IN_FLIGHT=64
+                        e.g. --set MAX_CALLS_IN_FLIGHT=64; SERVICE:NAME=VALUE
+                        for one service, e.g. user-orders:MAX_CALLS_IN_FLIGHT=8
   --out <dir>           where overload.md and overload.json go (default reports/
                         for a full run of 20 s and 1000 views, data/overload/ otherwise)`;
 
@@ -57,6 +61,8 @@ interface OverloadSettings {
   /** Processes the load comes from. */
   clients: number;
   deadlineMs: number | undefined;
+  /** How long a caller pauses after a refusal, ms. */
+  backoffMs: number;
   env: Record<string, string>;
   outDir: string;
 }
@@ -69,6 +75,7 @@ function readSettings(args: string[]): OverloadSettings | "help" {
       concurrency: { type: "string" },
       clients: { type: "string" },
       deadline: { type: "string" },
+      backoff: { type: "string" },
       set: { type: "string", multiple: true },
       out: { type: "string" },
       help: { type: "boolean", default: false },
@@ -84,8 +91,10 @@ function readSettings(args: string[]): OverloadSettings | "help" {
   };
   const env: Record<string, string> = {};
   for (const entry of values.set ?? []) {
-    const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(entry);
-    if (!match) throw new Error(`--set: expected NAME=VALUE with an upper-case name, got ${entry}`);
+    const match = /^((?:[a-z][a-z-]*:)?[A-Z][A-Z0-9_]*)=(.*)$/.exec(entry);
+    if (!match) throw new Error(`--set: expected NAME=VALUE or SERVICE:NAME=VALUE with an upper-case name, got ${entry}`);
+    const service = match[1]!.split(":")[0]!;
+    if (match[1]!.includes(":") && !(serviceNames as readonly string[]).includes(service)) throw new Error(`--set: no service named ${service}`);
     env[match[1]!] = match[2]!;
   }
   const durationMs = number("seconds", values.seconds, 20, 1, 600)! * 1000;
@@ -96,6 +105,7 @@ function readSettings(args: string[]): OverloadSettings | "help" {
     concurrency,
     clients: Math.min(concurrency, Math.round(number("clients", values.clients, 2, 1, 64)!)),
     deadlineMs: number("deadline", values.deadline, undefined, 1, 600_000),
+    backoffMs: number("backoff", values.backoff, 0, 0, 60_000)!,
     env,
     outDir: values.out === undefined ? resolve(root, full ? "reports" : "data/overload") : resolve(values.out),
   };
@@ -133,7 +143,18 @@ export async function overload(args: string[]): Promise<number> {
   try {
     const budgetMs = settings.deadlineMs ?? defaultBudgetMs;
     say(`shopmesh overload: ${settings.concurrency} STRONG views in flight for ${settings.durationMs / 1000} s, ${settings.deadlineMs === undefined ? "no deadline (1 s default budget)" : `deadline ${settings.deadlineMs} ms`}${Object.keys(settings.env).length > 0 ? `, services with ${Object.entries(settings.env).map(([k, v]) => `${k}=${v}`).join(" ")}` : ""}`);
-    const env = Object.fromEntries(serviceNames.map((service) => [service, settings.env]));
+    // NAME=VALUE for every service, SERVICE:NAME=VALUE for one (it wins).
+    const env = Object.fromEntries(
+      serviceNames.map((service) => [
+        service,
+        Object.fromEntries(
+          Object.entries(settings.env)
+            .filter(([key]) => !key.includes(":") || key.startsWith(`${service}:`))
+            .sort(([a], [b]) => Number(a.includes(":")) - Number(b.includes(":")))
+            .map(([key, value]) => [key.slice(key.indexOf(":") + 1), value]),
+        ),
+      ]),
+    );
     mesh = await LoadMesh.start({ tokenTtl: "2h", faultInjection: false, env });
     const running = mesh;
     const customer = await seed(running);
@@ -158,6 +179,7 @@ export async function overload(args: string[]): Promise<number> {
           durationMs: settings.durationMs,
           deadlineMs: settings.deadlineMs,
           abandonAfterMs,
+          backoffMs: settings.backoffMs,
         };
         return startMeasuringProcess<ViewLoadResult>(workerEntry, [JSON.stringify(workerSettings)], timeoutMs);
       }),
@@ -170,6 +192,9 @@ export async function overload(args: string[]): Promise<number> {
     const outcomes: Outcome[] = results.flatMap((result) => result.outcomes.map(([code, ms]) => ({ code, ms })));
 
     const report = summarise(settings, budgetMs, elapsedMs, outcomes, health, running.exited());
+    // The servers log their refusal times as they stop.
+    await running.stop("SIGTERM");
+    report.serverRefusals = running.serverRefusals();
     report.messages = Object.assign({}, ...results.map((result) => result.messages)) as Record<string, string>;
     // The worst of the load processes.
     report.clientLoopDelay = {
@@ -250,6 +275,7 @@ function summarise(
       concurrency: settings.concurrency,
       clients: settings.clients,
       deadlineMs: settings.deadlineMs,
+      backoffMs: settings.backoffMs,
       budgetMs,
       env: settings.env,
       healthIntervalMs,

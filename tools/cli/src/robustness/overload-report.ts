@@ -21,6 +21,8 @@ export interface OverloadReport {
     clients: number;
     /** The deadline each view was sent with; undefined: none. */
     deadlineMs: number | undefined;
+    /** How long a caller paused after a refusal, ms (absent in older reports: 0). */
+    backoffMs?: number;
     /** What a view may take: its deadline, or user-orders' default budget. */
     budgetMs: number;
     env: Record<string, string>;
@@ -39,6 +41,8 @@ export interface OverloadReport {
   clientLoopDelay: { p50Ms: number; p99Ms: number; maxMs: number };
   health: (Spread & { service: string; checks: number; serving: number; notServing: number; failures: Record<string, number> })[];
   exited: string[];
+  /** Per service, how soon after arriving it refused calls, measured in the server (RefusalTimes' buckets). */
+  serverRefusals?: Record<string, { refused: number; p50Ms: number; p99Ms: number; maxMs: number; within10Ms: number; meanHoldMs: number }>;
 }
 
 export function writeOverloadReport(report: OverloadReport, outDir: string): { json: string; markdown: string } {
@@ -54,6 +58,22 @@ const n = (value: number) => Math.round(value).toLocaleString("en-US");
 const ms = (value: number) => (value >= 100 ? n(value) : value.toFixed(1));
 const pct = (share: number) => `${(share * 100).toFixed(1)} %`;
 
+function serverRefusalLines(report: OverloadReport): string[] {
+  const entries = Object.entries(report.serverRefusals ?? {});
+  if (entries.length === 0) return [];
+  const bound = (value: number | null) => (value === null || !Number.isFinite(value) ? "> 1,000" : `≤ ${ms(value)}`);
+  return [
+    "## Refusals in the servers",
+    "",
+    "| service | refused | p50 ms | p99 ms | max ms | within 10 ms | mean slot hold ms |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...entries.map(([service, r]) => `| ${service} | ${n(r.refused)} | ${bound(r.p50Ms)} | ${bound(r.p99Ms)} | ${ms(r.maxMs)} | ${pct(r.within10Ms)} | ${ms(r.meanHoldMs)} |`),
+    "",
+    "Measured by each server from the moment grpc-js handed it the call's headers to the refusal, in buckets (0.5, 1, 2, 5, 10, 25 ... 1,000 ms): the difference from the client's figure above is time on the connections and in both processes' event-loop queues. Calls to the services behind user-orders come from user-orders itself.",
+    "",
+  ];
+}
+
 export function renderOverloadMarkdown(report: OverloadReport): string {
   const { settings, answered, refused } = report;
   const others = Object.entries(report.otherCodes).sort(([, a], [, b]) => b - a);
@@ -65,6 +85,7 @@ export function renderOverloadMarkdown(report: OverloadReport): string {
     "",
     `${n(settings.concurrency)} STRONG GetUserOrders views (20 orders of 2-3 lines each) kept in flight for ${settings.seconds} s by ${settings.clients} client processes with 2 HTTP/2 connections each, ` +
       `${settings.deadlineMs === undefined ? `with no deadline, so user-orders' default budget of ${n(settings.budgetMs)} ms applies` : `each with a ${n(settings.deadlineMs)} ms deadline`}; ` +
+      (settings.backoffMs ? `a caller refused pauses ${n(settings.backoffMs)} ms (±50 %) before its next call; ` : "a caller sends its next call as soon as one ends, refused or not; ") +
       `grpc.health.v1 Check on every service every ${settings.healthIntervalMs} ms on connections of its own.` +
       (Object.keys(settings.env).length > 0 ? ` Every service ran with ${Object.entries(settings.env).map(([k, v]) => `\`${k}=${v}\``).join(", ")}.` : ""),
     "",
@@ -88,6 +109,7 @@ export function renderOverloadMarkdown(report: OverloadReport): string {
     "",
     ...Object.entries(report.messages).map(([code, message]) => `- first ${code}: ${message}`),
     "",
+    ...serverRefusalLines(report),
     "## Health",
     "",
     "| service | checks | SERVING | NOT_SERVING | failed | p50 ms | p99 ms | max ms |",

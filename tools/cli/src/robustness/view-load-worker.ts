@@ -20,6 +20,8 @@ export interface ViewLoadSettings {
   deadlineMs: number | undefined;
   /** A call still unanswered this long after the load's end is given up and counted as ABANDONED. */
   abandonAfterMs: number;
+  /** How long a caller pauses after a refusal (RESOURCE_EXHAUSTED) before its next call, ms; 0: not at all. */
+  backoffMs?: number;
 }
 
 export interface ViewLoadResult {
@@ -64,6 +66,10 @@ async function load(settings: ViewLoadSettings): Promise<ViewLoadResult> {
             const code = abandon.signal.aborted ? abandoned : statusName(failure.code);
             outcomes.push([code, performance.now() - at]);
             messages[code] ??= failure.rawMessage;
+            if (settings.backoffMs && code === "RESOURCE_EXHAUSTED" && performance.now() < end) {
+              // Jittered, so that the callers refused together do not come back together.
+              await new Promise((resolve) => setTimeout(resolve, settings.backoffMs! * (0.5 + Math.random())));
+            }
           }
         }
       }),
