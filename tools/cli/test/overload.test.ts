@@ -25,13 +25,17 @@ afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
 describe("shopmesh overload", () => {
   it("accounts for every call and every health check, with no INTERNAL", { timeout: 180_000 }, async () => {
-    const run = await shopmesh(["overload", "--seconds", "2", "--concurrency", "50", "--deadline", "3000", "--set", "LOG_LEVEL=info", "--out", outDir]);
+    const run = await shopmesh(["overload", "--seconds", "2", "--concurrency", "50", "--deadline", "3000", "--set", "LOG_LEVEL=info", "--set", "user-orders:MAX_CALLS_IN_FLIGHT=1", "--backoff", "20", "--out", outDir]);
     expect(run.stderr).toBe("");
     expect(run.code, run.stdout).toBe(0);
     expect(run.stdout).toContain(join(outDir, "overload.md"));
 
     const report = JSON.parse(readFileSync(join(outDir, "overload.json"), "utf8")) as OverloadReport;
-    expect(report.settings).toMatchObject({ seconds: 2, concurrency: 50, deadlineMs: 3000, budgetMs: 3000, env: { LOG_LEVEL: "info" }, healthIntervalMs: 100 });
+    expect(report.settings).toMatchObject({ seconds: 2, concurrency: 50, deadlineMs: 3000, budgetMs: 3000, env: { LOG_LEVEL: "info", "user-orders:MAX_CALLS_IN_FLIGHT": "1" }, backoffMs: 20, healthIntervalMs: 100 });
+    // One slot in user-orders for 50 callers: it refuses, and says how soon after each call's arrival.
+    expect(report.refused.count).toBeGreaterThan(0);
+    expect(Object.keys(report.serverRefusals ?? {})).toEqual(["user-orders"]);
+    expect(report.serverRefusals!["user-orders"]!.refused).toBe(report.refused.count);
     expect(report.calls).toBeGreaterThanOrEqual(50);
     const others = Object.values(report.otherCodes).reduce((sum, count) => sum + count, 0);
     expect(report.answered.count + report.refused.count + others).toBe(report.calls);
@@ -48,6 +52,12 @@ describe("shopmesh overload", () => {
 
     const markdown = readFileSync(join(outDir, "overload.md"), "utf8");
     for (const text of ["# Overload", "## Calls", "## Health", "| answered (OK) |", "| refused (RESOURCE_EXHAUSTED) |", "| user-orders |"]) expect(markdown).toContain(text);
+  });
+
+  it("refuses a setting for a service that does not exist", async () => {
+    const run = await shopmesh(["overload", "--set", "nosuch:MAX_CALLS_IN_FLIGHT=5"]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("--set: no service named nosuch");
   });
 
   it("refuses a malformed setting, naming the option", async () => {
