@@ -25,13 +25,32 @@ export interface EnvReader {
   int(name: string, fallback: number, range?: { min?: number; max?: number }): number;
   number(name: string, fallback: number, range?: { min?: number; max?: number }): number;
   bool(name: string, fallback: boolean): boolean;
-  /** A duration such as "250ms", "10s", "2m" or a bare number of milliseconds; returns milliseconds. */
-  durationMs(name: string, fallback: string | number): number;
+  /**
+   * A duration such as "250ms", "10s", "2m" or a bare number of milliseconds;
+   * returns milliseconds. `range` bounds it, in ms: a duration that becomes a
+   * timer needs `max: maxTimerMs`.
+   */
+  durationMs(name: string, fallback: string | number, range?: { min?: number; max?: number }): number;
   oneOf<T extends string>(name: string, choices: readonly T[], fallback: T): T;
 }
 
 const durationPattern = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
 const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * The longest delay setTimeout keeps (2^31 - 1 ms, about 24.8 days): Node
+ * fires a timer set for longer after 1 ms instead, so a 30-day handshake
+ * timeout would close every connection at once.
+ */
+export const maxTimerMs = 2 ** 31 - 1;
+
+/** A duration in the largest unit that states it exactly: 250 → "250ms", 86400000 → "24h". */
+function durationText(ms: number): string {
+  for (const unit of ["h", "m", "s"] as const) {
+    if (ms >= durationUnits[unit]! && ms % durationUnits[unit]! === 0) return `${ms / durationUnits[unit]!}${unit}`;
+  }
+  return `${ms}ms`;
+}
 
 /** Parses "250ms", "1.5s", "2m", "1h" or "300" (milliseconds). Returns undefined when malformed. */
 export function parseDurationMs(text: string): number | undefined {
@@ -74,17 +93,25 @@ export function envReader(env: Env = process.env): EnvReader {
       if (["0", "false", "no", "off"].includes(text)) return false;
       throw new ConfigError(name, text, "true or false");
     },
-    durationMs(name, fallback) {
+    durationMs(name, fallback, range) {
       const text = raw(name);
       if (text === undefined) return typeof fallback === "number" ? fallback : parseDurationMs(fallback)!;
       const value = parseDurationMs(text);
       if (value === undefined) throw new ConfigError(name, text, 'a duration such as "250ms", "10s" or "2m"');
+      if ((range?.min !== undefined && value < range.min) || (range?.max !== undefined && value > range.max)) {
+        throw new ConfigError(
+          name,
+          text,
+          `a duration from "${durationText(range?.min ?? 0)}" to ${range?.max === undefined ? "any length" : `"${durationText(range.max)}"`}`,
+        );
+      }
       return value;
     },
     oneOf(name, choices, fallback) {
       const text = raw(name);
       if (text === undefined) return fallback;
-      if (!(choices as readonly string[]).includes(text)) throw new ConfigError(name, text, `one of ${choices.join(", ")}`);
+      if (!(choices as readonly string[]).includes(text))
+        throw new ConfigError(name, text, `one of ${choices.join(", ")}`);
       return text as (typeof choices)[number];
     },
   };
@@ -96,7 +123,10 @@ export interface AdmissionConfig {
   maxCallsInFlight: number;
   /** Unary calls waiting for a slot at most (MAX_CALLS_QUEUED), default 64; more are refused at once. */
   maxCallsQueued: number;
-  /** Longest wait for a slot (MAX_QUEUE_WAIT), default 250 ms, and at most half a call's deadline. */
+  /**
+   * Longest wait for a slot (MAX_QUEUE_WAIT), default 250 ms, and at most
+   * half a call's deadline; a call expected to wait longer is refused at once.
+   */
   maxQueueWaitMs: number;
 }
 
@@ -168,39 +198,51 @@ export function defaultAdminPort(port: number): number {
   return port - 20_000 >= 1024 ? port - 20_000 : port + 10_000;
 }
 
+/** The range of a duration that becomes a timer. */
+const timer = { max: maxTimerMs };
+
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
-/** Reads the common server settings; `defaultPort` is the service's well-known port. */
-export function readServerConfig(defaultPort: number, env: Env = process.env): ServerConfig {
+/**
+ * Reads the common server settings; `defaultPort` is the service's
+ * well-known port, and `admissionDefaults` its own admission defaults where
+ * they differ from {@link defaultAdmissionConfig}.
+ */
+export function readServerConfig(
+  defaultPort: number,
+  env: Env = process.env,
+  admissionDefaults: Partial<AdmissionConfig> = {},
+): ServerConfig {
   const read = envReader(env);
+  const admission = { ...defaultAdmissionConfig, ...admissionDefaults };
   const port = read.int("PORT", defaultPort, { min: 0, max: 65535 });
   return {
     host: read.string("HOST", "127.0.0.1"),
     port,
     logLevel: read.oneOf("LOG_LEVEL", logLevels, "info"),
-    shutdownDelayMs: read.durationMs("SHUTDOWN_DELAY", 0),
-    shutdownGraceMs: read.durationMs("SHUTDOWN_GRACE", "10s"),
+    shutdownDelayMs: read.durationMs("SHUTDOWN_DELAY", 0, timer),
+    shutdownGraceMs: read.durationMs("SHUTDOWN_GRACE", "10s", timer),
     maxRequestBytes: read.int("MAX_REQUEST_BYTES", 1024 * 1024, { min: 1024, max: 64 * 1024 * 1024 }),
     faultInjection: read.bool("FAULT_INJECTION", false),
     adminPort: read.int("ADMIN_PORT", defaultAdminPort(port), { min: 0, max: 65535 }),
     admission: {
-      maxCallsInFlight: read.int("MAX_CALLS_IN_FLIGHT", defaultAdmissionConfig.maxCallsInFlight, { min: 0, max: 100_000 }),
-      maxCallsQueued: read.int("MAX_CALLS_QUEUED", defaultAdmissionConfig.maxCallsQueued, { min: 0, max: 100_000 }),
-      maxQueueWaitMs: read.durationMs("MAX_QUEUE_WAIT", defaultAdmissionConfig.maxQueueWaitMs),
+      maxCallsInFlight: read.int("MAX_CALLS_IN_FLIGHT", admission.maxCallsInFlight, { min: 0, max: 100_000 }),
+      maxCallsQueued: read.int("MAX_CALLS_QUEUED", admission.maxCallsQueued, { min: 0, max: 100_000 }),
+      maxQueueWaitMs: read.durationMs("MAX_QUEUE_WAIT", admission.maxQueueWaitMs, timer),
     },
     connections: {
-      handshakeTimeoutMs: positiveDuration(read, "HANDSHAKE_TIMEOUT", defaultConnectionConfig.handshakeTimeoutMs),
-      idleTimeoutMs: read.durationMs("CONNECTION_IDLE_TIMEOUT", defaultConnectionConfig.idleTimeoutMs),
-      maxAgeMs: read.durationMs("MAX_CONNECTION_AGE", defaultConnectionConfig.maxAgeMs),
-      maxAgeGraceMs: read.durationMs("MAX_CONNECTION_AGE_GRACE", defaultConnectionConfig.maxAgeGraceMs),
-      maxConcurrentStreams: read.int("MAX_CONCURRENT_STREAMS", defaultConnectionConfig.maxConcurrentStreams, { min: 1, max: 2 ** 31 - 1 }),
+      handshakeTimeoutMs: read.durationMs("HANDSHAKE_TIMEOUT", defaultConnectionConfig.handshakeTimeoutMs, {
+        min: 1,
+        max: maxTimerMs,
+      }),
+      idleTimeoutMs: read.durationMs("CONNECTION_IDLE_TIMEOUT", defaultConnectionConfig.idleTimeoutMs, timer),
+      maxAgeMs: read.durationMs("MAX_CONNECTION_AGE", defaultConnectionConfig.maxAgeMs, timer),
+      maxAgeGraceMs: read.durationMs("MAX_CONNECTION_AGE_GRACE", defaultConnectionConfig.maxAgeGraceMs, timer),
+      maxConcurrentStreams: read.int("MAX_CONCURRENT_STREAMS", defaultConnectionConfig.maxConcurrentStreams, {
+        min: 1,
+        max: 2 ** 31 - 1,
+      }),
       maxConnections: read.int("MAX_CONNECTIONS", defaultConnectionConfig.maxConnections, { min: 1, max: 1_000_000 }),
     },
   };
-}
-
-function positiveDuration(read: EnvReader, name: string, fallback: number): number {
-  const value = read.durationMs(name, fallback);
-  if (value <= 0) throw new ConfigError(name, read.optionalString(name) ?? "", 'a duration above zero, such as "10s"');
-  return value;
 }

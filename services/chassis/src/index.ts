@@ -4,6 +4,7 @@ export {
   defaultAdmissionConfig,
   defaultConnectionConfig,
   envReader,
+  maxTimerMs,
   parseDurationMs,
   readServerConfig,
   type AdmissionConfig,
@@ -13,15 +14,44 @@ export {
 } from "./config.js";
 export { createLogger, type Logger } from "./logger.js";
 export { runService, type RunServiceOptions, type ServiceSetup } from "./run-service.js";
-export { hostService, serverStopping, type CallRecord, type HostOptions } from "./server/host-service.js";
+export {
+  admissionWaitMs,
+  hostService,
+  serverStopping,
+  type CallRecord,
+  type HostOptions,
+} from "./server/host-service.js";
 export { HealthRegistry, ServingStatus } from "./server/health.js";
 export { addReflection } from "./server/reflection.js";
-export { hosted, startServer, type HostedService, type RunningServer, type StartServerOptions } from "./server/service-server.js";
+export {
+  hosted,
+  startServer,
+  type HostedService,
+  type RunningServer,
+  type StartServerOptions,
+} from "./server/service-server.js";
 export { statusName } from "./server/call-status.js";
 export { authInterceptor, type AuthOptions } from "./auth/auth-interceptor.js";
 export { defaultKeyFiles, ensureKeyPair, readPem, type KeyPairFiles } from "./auth/keys.js";
-export { principalKey, requireAdmin, requirePerson, requirePrincipal, requireSelfOrAdmin, requireServiceOrAdmin, type Principal } from "./auth/principal.js";
-export { createTokenSigner, createTokenVerifier, mintServiceToken, tokenAudience, tokenIssuer, type TokenClaims, type TokenSigner, type TokenVerifier } from "./auth/tokens.js";
+export {
+  principalKey,
+  requireAdmin,
+  requirePerson,
+  requirePrincipal,
+  requireSelfOrAdmin,
+  requireServiceOrAdmin,
+  type Principal,
+} from "./auth/principal.js";
+export {
+  createTokenSigner,
+  createTokenVerifier,
+  mintServiceToken,
+  tokenAudience,
+  tokenIssuer,
+  type TokenClaims,
+  type TokenSigner,
+  type TokenVerifier,
+} from "./auth/tokens.js";
 export { openDatabase, type OpenDatabase, type OpenDatabaseOptions } from "./db/open-database.js";
 export { fitsInt64, int64, int64Max, int64Min } from "./db/int64-column.js";
 export { prepareExactRows, type ExactRows } from "./db/exact-rows.js";
@@ -43,7 +73,13 @@ export { spawnService, type ServiceProcess, type SpawnServiceOptions } from "./p
 export { FaultRegistry, parseFaultsEnv, toFault, toFaultRule, type FaultRule } from "./faults/fault-registry.js";
 export { createFaultInjectionService } from "./faults/fault-injection-service.js";
 export { readCpuMicros, readRssBytes } from "./process/proc-stats.js";
-export { EventLog, readEventStreamOptions, type EventStreamMessage, type EventStreamOptions, type FollowOptions } from "./events/event-log.js";
+export {
+  EventLog,
+  readEventStreamOptions,
+  type EventStreamMessage,
+  type EventStreamOptions,
+  type FollowOptions,
+} from "./events/event-log.js";
 export { defaultStreamLimits, StreamSlots, type StreamLimits } from "./events/stream-slots.js";
 export { streamEventsHandler } from "./events/stream-events.js";
 export {

@@ -1,4 +1,4 @@
-import { ConfigError, readServerConfig, type ServerConfig } from "./config.js";
+import { ConfigError, readServerConfig, type AdmissionConfig, type ServerConfig } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
 import { startServer, type HostedService, type RunningServer } from "./server/service-server.js";
 import type { Interceptor } from "@connectrpc/connect";
@@ -30,6 +30,8 @@ export interface RunServiceOptions {
   name: string;
   /** Well-known port, used when PORT is not set. */
   defaultPort: number;
+  /** This service's own admission defaults, where they differ from every service's (see readServerConfig). */
+  admissionDefaults?: Partial<AdmissionConfig>;
   setup: (context: {
     config: ServerConfig;
     logger: Logger;
@@ -48,7 +50,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
   let faults: FaultRegistry;
   let relayConfig: EventsRelayConfig;
   try {
-    config = readServerConfig(options.defaultPort);
+    config = readServerConfig(options.defaultPort, process.env, options.admissionDefaults);
     relayConfig = readEventsRelayConfig();
     const initialFaults = process.env.FAULTS?.trim() ? parseFaultsEnv(process.env.FAULTS) : [];
     if (initialFaults.length > 0 && !config.faultInjection) {

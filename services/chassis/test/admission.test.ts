@@ -5,23 +5,41 @@
 // checks and server streams are not held. Real gRPC over loopback, with
 // handlers that block until the test lets them go.
 import { fileURLToPath } from "node:url";
+import { Client as RawClient, credentials, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { Code, createClient, createTransport, type Client, type GrpcTransport } from "@shopmesh/sdk";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@shopmesh/sdk/health/v1";
-import { createLogger, hosted, spawnService, startServer, type RunningServer } from "@shopmesh/chassis";
+import {
+  admissionWaitMs,
+  createLogger,
+  hosted,
+  spawnService,
+  startServer,
+  type RunningServer,
+} from "@shopmesh/chassis";
 import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 import { EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
 import { asConnectError, readAll, settle } from "./support/call-outcome.js";
 
-/** An echo service whose calls with a message starting "block" wait until released. */
+/**
+ * An echo service whose calls with a message starting "block" wait until
+ * released (whatever happens to the call meanwhile), "fail" throws, and
+ * "follow" waits until the call's signal is aborted.
+ */
 function blockingEcho() {
   const started: string[] = [];
   const blocked = new Map<string, () => void>();
   const impl: ServiceImpl<typeof EchoService> = {
-    async echo(request) {
+    async echo(request, context) {
       started.push(request.message);
-      if (request.message.startsWith("block")) await new Promise<void>((resolve) => blocked.set(request.message, resolve));
+      if (request.message === "fail") throw new Error("the handler failed");
+      if (request.message === "follow") {
+        await new Promise((resolve) => context.signal.addEventListener("abort", resolve, { once: true }));
+        throw context.signal.reason;
+      }
+      if (request.message.startsWith("block"))
+        await new Promise<void>((resolve) => blocked.set(request.message, resolve));
       return { message: request.message };
     },
     async *echoStream(request) {
@@ -57,15 +75,32 @@ interface Limited {
   transport: GrpcTransport;
 }
 
-async function startLimited(admission: { maxCallsInFlight: number; maxCallsQueued: number; maxQueueWaitMs: number }): Promise<Limited> {
+async function startLimited(admission: {
+  maxCallsInFlight: number;
+  maxCallsQueued: number;
+  maxQueueWaitMs: number;
+}): Promise<Limited> {
   const echo = blockingEcho();
   const server = await startServer({
-    config: { host: "127.0.0.1", port: 0, shutdownDelayMs: 0, shutdownGraceMs: 2_000, maxRequestBytes: 1024 * 1024, admission },
+    config: {
+      host: "127.0.0.1",
+      port: 0,
+      shutdownDelayMs: 0,
+      shutdownGraceMs: 2_000,
+      maxRequestBytes: 1024 * 1024,
+      admission,
+    },
     logger: createLogger("admission-test", "silent"),
     services: [hosted(EchoService, echo.impl)],
   });
   const transport = createTransport({ target: server.address });
-  return { server, echo, transport, client: createClient(EchoService, transport), health: createClient(Health, transport) };
+  return {
+    server,
+    echo,
+    transport,
+    client: createClient(EchoService, transport),
+    health: createClient(Health, transport),
+  };
 }
 
 async function stopLimited(limited: Limited | undefined) {
@@ -191,7 +226,10 @@ describe("admission control, calls without a deadline", () => {
 describe("admission control in a service process", () => {
   it("reads its limits from the environment, and leaves health and the admin listener out of it", async () => {
     const echoMain = fileURLToPath(new URL("./support/echo-main.ts", import.meta.url));
-    const service = await spawnService({ entry: echoMain, env: { MAX_CALLS_IN_FLIGHT: "1", MAX_CALLS_QUEUED: "0", FAULT_INJECTION: "on" } });
+    const service = await spawnService({
+      entry: echoMain,
+      env: { MAX_CALLS_IN_FLIGHT: "1", MAX_CALLS_QUEUED: "0", FAULT_INJECTION: "on" },
+    });
     const transport = createTransport({ target: service.address });
     const adminTransport = createTransport({ target: `127.0.0.1:${service.adminPort}` });
     try {
@@ -219,6 +257,127 @@ describe("admission control in a service process", () => {
       transport.close();
       adminTransport.close();
       expect(await service.stop()).toBe(0);
+    }
+  });
+});
+
+describe("admission control, the slot of a call that ends", () => {
+  let limited: Limited;
+
+  beforeAll(async () => {
+    limited = await startLimited({ maxCallsInFlight: 1, maxCallsQueued: 0, maxQueueWaitMs: 300 });
+  });
+
+  afterEach(() => limited.echo.releaseAll());
+
+  afterAll(() => stopLimited(limited));
+
+  const running = () => limited.server.admission?.running;
+
+  it("is free again after the handler fails", async () => {
+    const outcome = await settle(limited.client.echo({ message: "fail" }));
+    expect(asConnectError(outcome.error).code).toBe(Code.Internal);
+    await vi.waitFor(() => expect(running()).toBe(0), { timeout: 5_000 });
+  });
+
+  it("is free again after the client cancels a handler that follows its signal", async () => {
+    const controller = new AbortController();
+    const call = settle(limited.client.echo({ message: "follow" }, { signal: controller.signal }));
+    await vi.waitFor(() => expect(limited.echo.started).toContain("follow"), { timeout: 5_000 });
+    expect(running()).toBe(1);
+    controller.abort();
+    expect(asConnectError((await call).error).code).toBe(Code.Canceled);
+    await vi.waitFor(() => expect(running()).toBe(0), { timeout: 5_000 });
+  });
+
+  it("is free again after a body that cannot be decoded, without running the handler", async () => {
+    const raw = new RawClient(limited.server.address, credentials.createInsecure());
+    try {
+      const ended = await new Promise<{ code: GrpcStatus; details: string }>((resolve) => {
+        const same = (bytes: Buffer) => bytes;
+        raw.makeUnaryRequest(
+          "/shopmesh.echo.v1.EchoService/Echo",
+          same,
+          same,
+          Buffer.from([0xff, 0xfe]),
+          { deadline: Date.now() + 10_000 },
+          (error: ServiceError | null) =>
+            resolve(error ? { code: error.code, details: error.details } : { code: GrpcStatus.OK, details: "" }),
+        );
+      });
+      expect(ended.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+      await vi.waitFor(() => expect(running()).toBe(0), { timeout: 5_000 });
+    } finally {
+      raw.close();
+    }
+  });
+
+  it("stays taken past the deadline while the handler still runs, and is free once it returns", async () => {
+    const late = await settle(limited.client.echo({ message: "block-late" }, { timeoutMs: 200 }));
+    expect(asConnectError(late.error).code).toBe(Code.DeadlineExceeded);
+    // The handler ignores its deadline and still uses the process: it still counts.
+    expect(running()).toBe(1);
+    const refused = await settle(limited.client.echo({ message: "while the late one runs" }));
+    expect(asConnectError(refused.error).code).toBe(Code.ResourceExhausted);
+    limited.echo.release("block-late");
+    await vi.waitFor(() => expect(running()).toBe(0), { timeout: 5_000 });
+    expect((await limited.client.echo({ message: "after" })).message).toBe("after");
+  });
+
+  it("is free again when a client cancels a handler that ignores it, once the handler returns", async () => {
+    const controller = new AbortController();
+    const call = settle(limited.client.echo({ message: "block-cancelled" }, { signal: controller.signal }));
+    await limited.echo.running("block-cancelled");
+    controller.abort();
+    expect(asConnectError((await call).error).code).toBe(Code.Canceled);
+    expect(running()).toBe(1);
+    limited.echo.release("block-cancelled");
+    await vi.waitFor(() => expect(running()).toBe(0), { timeout: 5_000 });
+  });
+});
+
+describe("admission control, the time a call waited", () => {
+  it("tells the handler how long its call waited for a slot, and the server how soon it refused", async () => {
+    const waited: number[] = [];
+    const blocked: (() => void)[] = [];
+    const impl: ServiceImpl<typeof EchoService> = {
+      async echo(request, context) {
+        waited.push(admissionWaitMs(context));
+        if (request.message === "block") await new Promise<void>((resolve) => blocked.push(resolve));
+        return { message: request.message };
+      },
+      async *echoStream() {},
+    };
+    const server = await startServer({
+      config: {
+        host: "127.0.0.1",
+        port: 0,
+        shutdownDelayMs: 0,
+        shutdownGraceMs: 2_000,
+        maxRequestBytes: 1024 * 1024,
+        admission: { maxCallsInFlight: 1, maxCallsQueued: 1, maxQueueWaitMs: 5_000 },
+      },
+      logger: createLogger("admission-test", "silent"),
+      services: [hosted(EchoService, impl)],
+    });
+    const transport = createTransport({ target: server.address });
+    try {
+      const client = createClient(EchoService, transport);
+      const first = client.echo({ message: "block" });
+      await vi.waitFor(() => expect(blocked).toHaveLength(1), { timeout: 5_000 });
+      const second = client.echo({ message: "second" });
+      await vi.waitFor(() => expect(server.admission?.waiting).toBe(1), { timeout: 5_000 });
+      expect(asConnectError((await settle(client.echo({ message: "third" }))).error).code).toBe(Code.ResourceExhausted);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      blocked[0]!();
+      await Promise.all([first, second]);
+      expect(waited[0]).toBe(0);
+      expect(waited[1]).toBeGreaterThanOrEqual(90);
+      expect(server.admission?.refusals.count).toBe(1);
+      expect(server.admission?.refusals.quantileMs(1)).toBeLessThanOrEqual(10);
+    } finally {
+      transport.close();
+      await server.stop();
     }
   });
 });

@@ -146,7 +146,9 @@ describe.each(kinds)("chassis over the %s transport", (kind) => {
         }),
       );
       for (const outcome of outcomes) expect(asConnectError(outcome.error).code).toBe(Code.DeadlineExceeded);
-      await vi.waitFor(() => expect(messages.every((message) => echo.observed(message).aborted)).toBe(true), { timeout: 3_000 });
+      await vi.waitFor(() => expect(messages.every((message) => echo.observed(message).aborted)).toBe(true), {
+        timeout: 3_000,
+      });
       const seen = messages.map((message) => {
         const { timeoutMs, aborted } = echo.observed(message);
         return `${Code[aborted!.code!]} after ${aborted!.afterMs.toFixed(1)} of ${timeoutMs} ms`;
@@ -171,7 +173,9 @@ describe.each(kinds)("chassis over the %s transport", (kind) => {
       expect(asConnectError(outcome.error).code).toBe(Code.DeadlineExceeded);
       expect(outcome.elapsedMs).toBeGreaterThanOrEqual(250);
       expect(outcome.elapsedMs).toBeLessThan(1_500);
-      await vi.waitFor(() => expect(echo.observed(message).aborted?.code).toBe(Code.DeadlineExceeded), { timeout: 3_000 });
+      await vi.waitFor(() => expect(echo.observed(message).aborted?.code).toBe(Code.DeadlineExceeded), {
+        timeout: 3_000,
+      });
     });
   });
 
@@ -179,7 +183,9 @@ describe.each(kinds)("chassis over the %s transport", (kind) => {
     it("aborts the handler with CANCELED when the client aborts a unary call", async () => {
       const message = unique("cancel");
       const controller = new AbortController();
-      const outcome = settle(client.echo({ message }, { signal: controller.signal, headers: { "x-wait-for-abort": "1" } }));
+      const outcome = settle(
+        client.echo({ message }, { signal: controller.signal, headers: { "x-wait-for-abort": "1" } }),
+      );
       await vi.waitFor(() => echo.observed(message), { timeout: 3_000 });
       controller.abort();
       const error = asConnectError((await outcome).error);
@@ -231,7 +237,10 @@ describe.each(kinds)("chassis over the %s transport", (kind) => {
       // that the text can hold what a header value cannot.
       const text = `${unique(`code ${code} (${Code[code]})`)}: Bestellung für Zoë ungültig ✓ 100% "quoted"\ttab, newline\nend`;
       const outcome = await settle(
-        client.echo({ message: text }, { headers: { "x-fail-code": String(code), "x-fail-with-request-message": "1" } }),
+        client.echo(
+          { message: text },
+          { headers: { "x-fail-code": String(code), "x-fail-with-request-message": "1" } },
+        ),
       );
       const error = asConnectError(outcome.error);
       expect(error.code).toBe(code);
@@ -242,7 +251,12 @@ describe.each(kinds)("chassis over the %s transport", (kind) => {
       const outcome = await settle(
         client.echo(
           { message: unique("header-message") },
-          { headers: { "x-fail-code": String(Code.InvalidArgument), "x-fail-message": "quantity must be > 0 (got -1); 100% sure" } },
+          {
+            headers: {
+              "x-fail-code": String(Code.InvalidArgument),
+              "x-fail-message": "quantity must be > 0 (got -1); 100% sure",
+            },
+          },
         ),
       );
       const error = asConnectError(outcome.error);
@@ -265,7 +279,10 @@ describe.each(kinds)("chassis over the %s transport", (kind) => {
       const received: number[] = [];
       const outcome = await settle(
         (async () => {
-          for await (const response of client.echoStream({ message, count: 10 }, { headers: { "x-fail-after": "3" } })) {
+          for await (const response of client.echoStream(
+            { message, count: 10 },
+            { headers: { "x-fail-after": "3" } },
+          )) {
             received.push(response.index);
           }
         })(),
@@ -374,7 +391,11 @@ describe.each(kinds)("chassis over the %s transport", (kind) => {
           trace.push(`${name}:after`);
           return res;
         };
-      const traced = createTransport({ target: echo.server.address, kind, interceptors: [recording("a"), recording("b")] });
+      const traced = createTransport({
+        target: echo.server.address,
+        kind,
+        interceptors: [recording("a"), recording("b")],
+      });
       extraTransports.push(traced);
       const message = unique("client-interceptors");
       await createClient(EchoService, traced).echo({ message });
@@ -405,7 +426,10 @@ describe.each(kinds)("chassis over the %s transport", (kind) => {
       const error = asConnectError(outcome.error);
       expect(error.code).toBe(Code.PermissionDenied);
       expect(error.rawMessage).toBe("rejected by the second interceptor");
-      expect(serverTrace.filter((entry) => entry.endsWith(`:${trace}`))).toEqual([`first:before:${trace}`, `second:before:${trace}`]);
+      expect(serverTrace.filter((entry) => entry.endsWith(`:${trace}`))).toEqual([
+        `first:before:${trace}`,
+        `second:before:${trace}`,
+      ]);
       expect(echo.observations.some((observation) => observation.message === trace)).toBe(false);
     });
 
@@ -413,7 +437,10 @@ describe.each(kinds)("chassis over the %s transport", (kind) => {
       const trace = unique("stream-interceptors");
       const outcome = await settle(
         (async () => {
-          for await (const _ of client.echoStream({ message: trace, count: 1 }, { headers: { "x-trace": trace, "x-reject": "1" } })) {
+          for await (const _ of client.echoStream(
+            { message: trace, count: 1 },
+            { headers: { "x-trace": trace, "x-reject": "1" } },
+          )) {
             // no message is expected
           }
         })(),

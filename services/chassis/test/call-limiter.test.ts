@@ -1,24 +1,44 @@
 // The admission limiter on its own: slots, a first-come-first-served queue,
-// and the wait limit (MAX_QUEUE_WAIT, or half the deadline), on fake time.
+// the wait limit (MAX_QUEUE_WAIT, or half the deadline), and the refusal at
+// once of a call whose expected wait is longer than that, on fake time.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { CallLimiter } from "../src/server/admission.js";
 
 interface Recorded {
   events: string[];
-  /** Asks for a slot for call `name`; returns the function that ends it. */
-  call(name: string, timeLeftMs?: number): () => void;
+  /** Asks for a slot for call `name`; returns the function that ends it, after `heldMs` in its slot if it ran. */
+  call(name: string, timeLeftMs?: number): (heldMs?: number) => void;
 }
 
+/** Drives the limiter as the call gate does: a free slot first, else the queue. */
 function recorder(limiter: CallLimiter): Recorded {
   const events: string[] = [];
   return {
     events,
-    call: (name, timeLeftMs) =>
-      limiter.request(
-        timeLeftMs,
-        () => events.push(`${name} runs`),
-        (details) => events.push(`${name} refused: ${details}`),
-      ),
+    call(name, timeLeftMs) {
+      let running = false;
+      if (limiter.tryAcquire()) {
+        running = true;
+        events.push(`${name} runs`);
+      }
+      const waiter = running
+        ? undefined
+        : limiter.wait(
+            timeLeftMs,
+            () => {
+              running = true;
+              events.push(`${name} runs`);
+            },
+            (details) => events.push(`${name} refused: ${details}`),
+          );
+      let ended = false;
+      return (heldMs = 10) => {
+        if (ended) return;
+        ended = true;
+        if (running) limiter.release(heldMs);
+        else if (waiter !== undefined) limiter.leave(waiter);
+      };
+    },
   };
 }
 
@@ -67,7 +87,9 @@ describe("CallLimiter", () => {
     vi.advanceTimersByTime(99);
     expect(events).toEqual(["running runs"]);
     vi.advanceTimersByTime(1);
-    expect(events.at(-1)).toBe("short deadline refused: server overloaded: 1 calls in progress; no slot came free within 100 ms");
+    expect(events.at(-1)).toBe(
+      "short deadline refused: server overloaded: 1 calls in progress; no slot came free within 100 ms",
+    );
     vi.advanceTimersByTime(200);
     expect(events.slice(2)).toEqual([
       "no deadline refused: server overloaded: 1 calls in progress; no slot came free within 300 ms",
@@ -98,15 +120,39 @@ describe("CallLimiter", () => {
     call("c");
     expect(events).toEqual([
       "a runs",
-      "expired refused: server overloaded: 1 calls in progress, 0 waiting",
+      "expired refused: server overloaded: 1 calls in progress, a wait of about 0 ms expected, 0 ms affordable",
       "c refused: server overloaded: 1 calls in progress, 1 waiting",
     ]);
   });
 
-  it("admits everything when MAX_CALLS_IN_FLIGHT is 0", () => {
-    const limiter = new CallLimiter({ maxCallsInFlight: 0, maxCallsQueued: 0, maxQueueWaitMs: 0 });
+  it("refuses at once a call whose expected wait (its queue place × the mean hold time ÷ slots) is longer than it can afford", () => {
+    const limiter = new CallLimiter({ maxCallsInFlight: 2, maxCallsQueued: 100, maxQueueWaitMs: 250 });
     const { events, call } = recorder(limiter);
-    for (const name of ["a", "b", "c"]) call(name);
-    expect(events).toEqual(["a runs", "b runs", "c runs"]);
+    // Calls that held their slot 100 ms each: slots free at 2 per 100 ms, one every 50 ms.
+    for (let n = 0; n < 4; n++) call(`warm-up ${n}`)(100);
+    expect(limiter.meanHoldMs).toBe(100);
+    call("a");
+    call("b");
+    for (const name of ["w1", "w2", "w3", "w4", "w5", "w6"]) call(name);
+    // w1 to w5 expect 50 to 250 ms; w6 expects 300 ms, more than MAX_QUEUE_WAIT, and is refused without waiting.
+    expect(limiter.waiting).toBe(5);
+    expect(events.at(-1)).toBe(
+      "w6 refused: server overloaded: 2 calls in progress, a wait of about 300 ms expected, 250 ms affordable",
+    );
+    // A deadline of 300 ms affords 150 ms of waiting: the 6th place (300 ms expected) is too far back.
+    call("deadline", 300);
+    expect(events.at(-1)).toBe(
+      "deadline refused: server overloaded: 2 calls in progress, a wait of about 300 ms expected, 150 ms affordable",
+    );
+    expect(limiter.waiting).toBe(5);
+  });
+
+  it("keeps a running mean of the hold times, so that the estimate follows a change", () => {
+    const limiter = new CallLimiter({ maxCallsInFlight: 1, maxCallsQueued: 10, maxQueueWaitMs: 250 });
+    const { call } = recorder(limiter);
+    call("slow")(1_000);
+    expect(limiter.meanHoldMs).toBe(1_000);
+    for (let n = 0; n < 100; n++) call(`fast ${n}`)(10);
+    expect(limiter.meanHoldMs).toBeLessThan(20);
   });
 });

@@ -179,8 +179,26 @@ describe("readServerConfig", () => {
       faultInjection: true,
       adminPort: 7001,
       admission: { maxCallsInFlight: 8, maxCallsQueued: 0, maxQueueWaitMs: 50 },
-      connections: { handshakeTimeoutMs: 2_000, idleTimeoutMs: 0, maxAgeMs: 3_600_000, maxAgeGraceMs: 30_000, maxConcurrentStreams: 32, maxConnections: 100 },
+      connections: {
+        handshakeTimeoutMs: 2_000,
+        idleTimeoutMs: 0,
+        maxAgeMs: 3_600_000,
+        maxAgeGraceMs: 30_000,
+        maxConcurrentStreams: 32,
+        maxConnections: 100,
+      },
     });
+  });
+
+  it("takes a service's own admission defaults, which the environment still overrides", () => {
+    expect(readServerConfig(50054, {}, { maxCallsInFlight: 16 }).admission).toEqual({
+      maxCallsInFlight: 16,
+      maxCallsQueued: 64,
+      maxQueueWaitMs: 250,
+    });
+    expect(
+      readServerConfig(50054, { MAX_CALLS_IN_FLIGHT: "32" }, { maxCallsInFlight: 16 }).admission.maxCallsInFlight,
+    ).toBe(32);
   });
 
   it.each([
@@ -198,6 +216,11 @@ describe("readServerConfig", () => {
     ["MAX_CALLS_QUEUED", "many"],
     ["MAX_QUEUE_WAIT", "a while"],
     ["HANDSHAKE_TIMEOUT", "0"],
+    // Longer than setTimeout's 2^31 - 1 ms, which Node fires after 1 ms.
+    ["HANDSHAKE_TIMEOUT", "1000h"],
+    ["SHUTDOWN_GRACE", "1000h"],
+    ["MAX_QUEUE_WAIT", "1000h"],
+    ["MAX_CONNECTION_AGE", "1000h"],
     ["CONNECTION_IDLE_TIMEOUT", "5 minutes"],
     ["MAX_CONNECTION_AGE", "forever"],
     ["MAX_CONNECTION_AGE_GRACE", "-1s"],

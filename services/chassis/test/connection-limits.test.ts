@@ -9,7 +9,14 @@ import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@shopmesh/sdk/health/v1";
-import { createLogger, defaultConnectionConfig, hosted, startServer, type ConnectionConfig, type RunningServer } from "@shopmesh/chassis";
+import {
+  createLogger,
+  defaultConnectionConfig,
+  hosted,
+  startServer,
+  type ConnectionConfig,
+  type RunningServer,
+} from "@shopmesh/chassis";
 import { EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
 import { createEchoService } from "./support/echo-service.js";
 
@@ -70,7 +77,13 @@ describe("handshake timeout, idle timeout and stream limit", () => {
   let transport: GrpcTransport;
 
   beforeAll(async () => {
-    server = await startWithConnections({ handshakeTimeoutMs, idleTimeoutMs: 1_500, maxAgeMs: 0, maxAgeGraceMs: 0, maxConcurrentStreams: 7 });
+    server = await startWithConnections({
+      handshakeTimeoutMs,
+      idleTimeoutMs: 1_500,
+      maxAgeMs: 0,
+      maxAgeGraceMs: 0,
+      maxConcurrentStreams: 7,
+    });
     transport = createTransport({ target: server.address });
   });
 
@@ -80,7 +93,11 @@ describe("handshake timeout, idle timeout and stream limit", () => {
   });
 
   it("closes sockets that send nothing, or half the preface, after the handshake timeout", async () => {
-    const silent = [closedAfterMs(server.port, undefined), closedAfterMs(server.port, undefined), closedAfterMs(server.port, undefined)];
+    const silent = [
+      closedAfterMs(server.port, undefined),
+      closedAfterMs(server.port, undefined),
+      closedAfterMs(server.port, undefined),
+    ];
     const halfPreface = closedAfterMs(server.port, Buffer.from("PRI * HTTP/2.0\r\n", "latin1"));
     // A normal client is served while they wait.
     const health = createClient(Health, transport);
@@ -121,7 +138,10 @@ describe("handshake timeout, idle timeout and stream limit", () => {
       await Promise.all(watches.map((watch) => once(watch, "response")));
       const eighth = openWatch(session);
       const answered = once(eighth, "response").then(() => "answered");
-      const first = await Promise.race([answered, new Promise<string>((resolve) => setTimeout(() => resolve("waiting"), 500))]);
+      const first = await Promise.race([
+        answered,
+        new Promise<string>((resolve) => setTimeout(() => resolve("waiting"), 500)),
+      ]);
       expect(first).toBe("waiting");
       watches[0]!.close(http2.constants.NGHTTP2_CANCEL);
       expect(await answered).toBe("answered");
@@ -142,7 +162,13 @@ describe("maximum connection age", () => {
   let server: RunningServer;
 
   beforeAll(async () => {
-    server = await startWithConnections({ handshakeTimeoutMs: 10_000, idleTimeoutMs: 0, maxAgeMs: 500, maxAgeGraceMs: 300, maxConcurrentStreams: 100 });
+    server = await startWithConnections({
+      handshakeTimeoutMs: 10_000,
+      idleTimeoutMs: 0,
+      maxAgeMs: 500,
+      maxAgeGraceMs: 300,
+      maxConcurrentStreams: 100,
+    });
   });
 
   afterAll(async () => {
@@ -177,7 +203,10 @@ describe("maximum connections", () => {
   });
 
   it("closes connections beyond the cap as they arrive, and takes new ones once there is room", async () => {
-    const sockets = [net.connect({ host: "127.0.0.1", port: server.port }), net.connect({ host: "127.0.0.1", port: server.port })];
+    const sockets = [
+      net.connect({ host: "127.0.0.1", port: server.port }),
+      net.connect({ host: "127.0.0.1", port: server.port }),
+    ];
     for (const socket of sockets) socket.on("error", () => undefined);
     await Promise.all(sockets.map((socket) => once(socket, "connect")));
     try {

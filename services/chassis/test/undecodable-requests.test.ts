@@ -5,10 +5,18 @@
 // echo process from a grpc-js client whose serializer passes them unchanged.
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Client, credentials, Metadata, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
+import {
+  Client,
+  credentials,
+  Metadata,
+  Server,
+  ServerCredentials,
+  status as GrpcStatus,
+  type ServiceError,
+} from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { spawnService, type ServiceProcess } from "@shopmesh/chassis";
-import { EchoRequestSchema, EchoResponseSchema } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
+import { hostService, spawnService, type ServiceProcess } from "@shopmesh/chassis";
+import { EchoRequestSchema, EchoResponseSchema, EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
 
 const echoMain = fileURLToPath(new URL("./support/echo-main.ts", import.meta.url));
 
@@ -35,15 +43,23 @@ interface Ended {
 
 function unary(client: Client, path: string, body: Buffer): Promise<Ended & { response?: Buffer }> {
   return new Promise((resolve) => {
-    client.makeUnaryRequest(path, same, same, body, { deadline: Date.now() + 10_000 }, (error: ServiceError | null, response?: Buffer) =>
-      resolve(error ? { code: error.code, details: error.details } : { code: GrpcStatus.OK, details: "", response }),
+    client.makeUnaryRequest(
+      path,
+      same,
+      same,
+      body,
+      { deadline: Date.now() + 10_000 },
+      (error: ServiceError | null, response?: Buffer) =>
+        resolve(error ? { code: error.code, details: error.details } : { code: GrpcStatus.OK, details: "", response }),
     );
   });
 }
 
 function serverStream(client: Client, path: string, body: Buffer): Promise<Ended> {
   return new Promise((resolve) => {
-    const call = client.makeServerStreamRequest(path, same, same, body, new Metadata(), { deadline: Date.now() + 10_000 });
+    const call = client.makeServerStreamRequest(path, same, same, body, new Metadata(), {
+      deadline: Date.now() + 10_000,
+    });
     call.on("data", () => undefined);
     call.on("error", (error: ServiceError) => resolve({ code: error.code, details: error.details }));
     call.on("status", (status: Ended) => {
@@ -127,9 +143,15 @@ describe("undecodable request bodies", () => {
     "%s get INVALID_ARGUMENT from server reflection, v1 and v1alpha",
     async (kind) => {
       for (const version of ["v1", "v1alpha"]) {
-        const ended = await bidiStream(client, `/grpc.reflection.${version}.ServerReflection/ServerReflectionInfo`, Buffer.from(malformed[kind]!));
+        const ended = await bidiStream(
+          client,
+          `/grpc.reflection.${version}.ServerReflection/ServerReflectionInfo`,
+          Buffer.from(malformed[kind]!),
+        );
         expect(ended.code).toBe(GrpcStatus.INVALID_ARGUMENT);
-        expect(ended.details).toMatch(new RegExp(`^request: cannot decode grpc\\.reflection\\.${version}\\.ServerReflectionRequest: \\S`));
+        expect(ended.details).toMatch(
+          new RegExp(`^request: cannot decode grpc\\.reflection\\.${version}\\.ServerReflectionRequest: \\S`),
+        );
       }
     },
   );
@@ -138,5 +160,41 @@ describe("undecodable request bodies", () => {
     const body = Buffer.from(toBinary(EchoRequestSchema, create(EchoRequestSchema, { message: "still here" })));
     const ended = await unary(client, "/shopmesh.echo.v1.EchoService/Echo", body);
     expect(ended.code).toBe(GrpcStatus.OK);
+  });
+});
+
+describe("undecodable request bodies to a service hosted without the call gate", () => {
+  it("get INVALID_ARGUMENT from hostService itself, and the implementation never runs", async () => {
+    const seen: unknown[] = [];
+    const server = new Server();
+    hostService(server, EchoService, {
+      async echo(request) {
+        seen.push(request);
+        return { message: request.message };
+      },
+      async *echoStream(request) {
+        seen.push(request);
+        yield { message: request.message, index: 0 };
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (error, bound) =>
+        error ? reject(error) : resolve(bound),
+      ),
+    );
+    const client = new Client(`127.0.0.1:${port}`, credentials.createInsecure());
+    try {
+      const body = Buffer.from(malformed["random bytes"]!);
+      const unaryEnded = await unary(client, "/shopmesh.echo.v1.EchoService/Echo", body);
+      expect(unaryEnded.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+      expect(unaryEnded.details).toMatch(/^request: cannot decode shopmesh\.echo\.v1\.EchoRequest: \S/);
+      const streamEnded = await serverStream(client, "/shopmesh.echo.v1.EchoService/EchoStream", body);
+      expect(streamEnded.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+      expect(streamEnded.details).toMatch(/^request: cannot decode shopmesh\.echo\.v1\.EchoStreamRequest: \S/);
+      expect(seen).toEqual([]);
+    } finally {
+      client.close();
+      server.forceShutdown();
+    }
   });
 });

@@ -85,6 +85,12 @@ export interface ViewRequest {
   authorization: string | undefined;
   /** What is left of the caller's deadline; undefined when it set none. */
   timeoutMs: number | undefined;
+  /**
+   * How long the call waited for admission before the view began (0 when
+   * not at all): taken off the default budget of a call without a deadline,
+   * so that the budget counts from the call's arrival.
+   */
+  waitedMs?: number;
   /** Aborted when the caller goes away. */
   signal: AbortSignal;
 }
@@ -128,7 +134,11 @@ export function createUserOrdersAggregator(deps: AggregatorDeps): UserOrdersAggr
   const staleOrders = new StaleOrdersCache(settings.staleOrders.maxEntries, settings.staleOrders.maxAgeMs);
 
   async function view(request: ViewRequest): Promise<GetUserOrdersResponse> {
-    const budget = CallBudget.of(request.timeoutMs, settings.defaultBudgetMs, settings.reserveMs);
+    const budget = CallBudget.of(
+      request.timeoutMs,
+      settings.defaultBudgetMs - (request.waitedMs ?? 0),
+      settings.reserveMs,
+    );
     // Aborted when the view fails early, so that a call still in flight stops.
     // Linked by hand rather than with AbortSignal.any, which costs more per
     // call and keeps every dependent signal registered on its sources.

@@ -23,12 +23,13 @@ import { createUserOrdersAggregator } from "./aggregate.js";
 import * as schema from "./db/schema.js";
 import { grpcEventSource, readEventSourceConfig, type EventSource } from "./projection/event-source.js";
 import { Projection } from "./projection/projection.js";
-import { readAggregatorSettings, readDependencyTargets } from "./settings.js";
+import { readAggregatorSettings, readDependencyTargets, userOrdersAdmission } from "./settings.js";
 import { createUserOrdersService } from "./user-orders-service.js";
 
 await runService({
   name: "user-orders",
   defaultPort: 50054,
+  admissionDefaults: userOrdersAdmission,
   async setup({ env, logger }) {
     const settings = readAggregatorSettings(env);
     const targets = readDependencyTargets(env);

@@ -1,5 +1,5 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { checkId, checkPageSize, invalidArgument, requireSelfOrAdmin } from "@shopmesh/chassis";
+import { admissionWaitMs, checkId, checkPageSize, invalidArgument, requireSelfOrAdmin } from "@shopmesh/chassis";
 import { Consistency, type UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { dependencyNames, type UserOrdersAggregator } from "./aggregate.js";
 import { eventualView } from "./eventual-view.js";
@@ -43,6 +43,7 @@ export function createUserOrdersService(
           pageToken: request.pageToken,
           authorization: context.requestHeader.get("authorization") ?? undefined,
           timeoutMs: context.timeoutMs(),
+          waitedMs: admissionWaitMs(context),
           signal: context.signal,
         });
       } finally {

@@ -339,6 +339,18 @@ describe("deadlines", () => {
     expect(result.degradations).toMatchObject([{ dependency: Dependency.PRODUCTS, code: "DEADLINE_EXCEEDED" }]);
   });
 
+  it("counts the default budget from the call's arrival: the time it waited for admission is taken off", async () => {
+    const settings = testSettings({
+      defaultBudgetMs: 1000,
+      dependencies: { users: { timeoutMs: 5000 }, orders: { timeoutMs: 5000 }, products: { timeoutMs: 5000 } },
+    });
+    const { view, scripts } = setup(world(), settings);
+    await view({ timeoutMs: undefined, waitedMs: 700 });
+    for (const dependency of ["users", "orders", "products"] as const) {
+      expect(scripts[dependency].calls[0]!.timeoutMs).toBeLessThanOrEqual(300 - settings.reserveMs);
+    }
+  });
+
   it("does not call at all when no time is left, and answers DEADLINE_EXCEEDED, not UNAVAILABLE", async () => {
     const { view, scripts } = setup(world(), testSettings({ reserveMs: 15 }));
     for (const timeoutMs of [0.5, 1, 5, 10]) {

@@ -35,6 +35,10 @@ describe("shopmesh overload", () => {
       "3000",
       "--set",
       "LOG_LEVEL=info",
+      "--set",
+      "user-orders:MAX_CALLS_IN_FLIGHT=1",
+      "--backoff",
+      "20",
       "--out",
       outDir,
     ]);
@@ -48,9 +52,14 @@ describe("shopmesh overload", () => {
       concurrency: 50,
       deadlineMs: 3000,
       budgetMs: 3000,
-      env: { LOG_LEVEL: "info" },
+      env: { LOG_LEVEL: "info", "user-orders:MAX_CALLS_IN_FLIGHT": "1" },
+      backoffMs: 20,
       healthIntervalMs: 100,
     });
+    // One slot in user-orders for 50 callers: it refuses, and says how soon after each call's arrival.
+    expect(report.refused.count).toBeGreaterThan(0);
+    expect(Object.keys(report.serverRefusals ?? {})).toEqual(["user-orders"]);
+    expect(report.serverRefusals!["user-orders"]!.refused).toBe(report.refused.count);
     expect(report.calls).toBeGreaterThanOrEqual(50);
     const others = Object.values(report.otherCodes).reduce((sum, count) => sum + count, 0);
     expect(report.answered.count + report.refused.count + others).toBe(report.calls);
@@ -78,6 +87,12 @@ describe("shopmesh overload", () => {
       "| user-orders |",
     ])
       expect(markdown).toContain(text);
+  });
+
+  it("refuses a setting for a service that does not exist", async () => {
+    const run = await shopmesh(["overload", "--set", "nosuch:MAX_CALLS_IN_FLIGHT=5"]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("--set: no service named nosuch");
   });
 
   it("refuses a malformed setting, naming the option", async () => {

@@ -5,36 +5,47 @@ export interface AdmissionSettings {
   /** Calls waiting for a slot at most (MAX_CALLS_QUEUED); more are refused at once. */
   maxCallsQueued: number;
   /**
-   * Longest wait for a slot (MAX_QUEUE_WAIT). A call with a deadline waits at
-   * most half of the time it arrived with, whichever is shorter.
+   * Longest wait for a slot (MAX_QUEUE_WAIT). A call with a deadline may wait
+   * at most half of the time it arrived with, whichever is shorter.
    */
   maxQueueWaitMs: number;
 }
 
-interface Waiter {
-  admit: () => void;
+/** A call waiting for a slot. */
+export interface Waiter {
+  readonly admit: () => void;
+  readonly refuse: (details: string) => void;
   timer: NodeJS.Timeout | undefined;
-  state: "waiting" | "running" | "done";
 }
 
-const nothing = () => undefined;
+/** Weight of the newest hold time in the running mean: about the last 20 calls count. */
+const holdWeight = 0.05;
 
 /**
  * Admission control: at most `maxCallsInFlight` calls run at once, at most
- * `maxCallsQueued` wait, first come first served, and a waiting call is
- * refused once it has waited `maxQueueWaitMs` or half of the time its
- * deadline gave it, whichever comes first. Past that point it would start
- * with too little time to finish, and a refusal while the caller still
- * listens (RESOURCE_EXHAUSTED: try elsewhere, or later) is more use to it
- * than a DEADLINE_EXCEEDED that looks like a slow server.
+ * `maxCallsQueued` wait, first come first served.
  *
- * cockatiel's bulkhead has the same slots and queue, but a waiting call that
- * gives up keeps its queue place until it reaches the head, and it has no
- * per-call wait limit; refusing at the right time would need a timer and an
- * AbortSignal per waiting call around it anyway. This is the whole of it.
+ * A call that finds every slot taken may wait only as long as it can afford
+ * (`maxQueueWaitMs`, or half the time its deadline gave it when that is
+ * shorter): past that it would start with too little time to finish. It is
+ * refused at once, not after waiting that long, when its wait is expected to
+ * be longer: slots come free at about `maxCallsInFlight` per mean hold time
+ * (a running mean of how long admitted calls held their slot), so the n-th
+ * in the queue expects to wait n × mean hold ÷ slots. A refusal while the
+ * caller still listens (RESOURCE_EXHAUSTED: try elsewhere, or later) is more
+ * use to it than a wait that ends in a refusal anyway, or in a
+ * DEADLINE_EXCEEDED that looks like a slow server. A call that was expected
+ * to start in time but has not is still refused when its affordable wait is
+ * over.
+ *
+ * The common case, a free slot and nobody waiting, is {@link tryAcquire} and
+ * {@link release}: a counter, no objects. cockatiel's bulkhead has the same
+ * slots and queue, but a waiting call that gives up keeps its queue place,
+ * and it has neither a per-call wait limit nor an estimate of the wait.
  */
 export class CallLimiter {
   #running = 0;
+  #meanHoldMs = 0;
   readonly #queue: Waiter[] = [];
 
   constructor(readonly settings: AdmissionSettings) {}
@@ -49,65 +60,66 @@ export class CallLimiter {
     return this.#queue.length;
   }
 
-  /**
-   * Asks for a slot for a call with `timeLeftMs` until its deadline
-   * (undefined: no deadline). Calls `admit` when the call may run, now or
-   * later, or `refuse` with the status message when it may not; exactly one
-   * of them, at most once. Returns the function to call when the call ends
-   * (however it ends, also while it waits): it frees the slot or the place
-   * in the queue, once.
-   */
-  request(timeLeftMs: number | undefined, admit: () => void, refuse: (details: string) => void): () => void {
-    const { maxCallsInFlight, maxCallsQueued, maxQueueWaitMs } = this.settings;
-    if (maxCallsInFlight === 0) {
-      admit();
-      return nothing;
-    }
-    if (this.#running < maxCallsInFlight && this.#queue.length === 0) {
-      this.#running++;
-      admit();
-      return this.#releaser({ admit, timer: undefined, state: "running" });
-    }
-    const waitMs = Math.min(maxQueueWaitMs, timeLeftMs === undefined ? Infinity : timeLeftMs / 2);
-    if (this.#queue.length >= maxCallsQueued || waitMs <= 0) {
-      refuse(`server overloaded: ${this.#running} calls in progress, ${this.#queue.length} waiting`);
-      return nothing;
-    }
-    const waiter: Waiter = { admit, timer: undefined, state: "waiting" };
-    waiter.timer = setTimeout(() => {
-      this.#remove(waiter);
-      waiter.state = "done";
-      refuse(`server overloaded: ${this.#running} calls in progress; no slot came free within ${Math.round(waitMs)} ms`);
-    }, waitMs);
-    this.#queue.push(waiter);
-    return this.#releaser(waiter);
+  /** Running mean of how long an admitted call held its slot, in ms (0 before the first). */
+  get meanHoldMs(): number {
+    return this.#meanHoldMs;
   }
 
-  #releaser(waiter: Waiter): () => void {
-    return () => {
-      if (waiter.state === "waiting") {
-        clearTimeout(waiter.timer);
-        this.#remove(waiter);
-      } else if (waiter.state === "running") {
-        this.#running--;
-        this.#startWaiting();
-      }
-      waiter.state = "done";
-    };
+  /** Takes a slot when one is free and nobody waits for one; then {@link release} must follow. */
+  tryAcquire(): boolean {
+    if (this.#running >= this.settings.maxCallsInFlight || this.#queue.length > 0) return false;
+    this.#running++;
+    return true;
   }
 
-  #remove(waiter: Waiter): void {
-    const index = this.#queue.indexOf(waiter);
-    if (index >= 0) this.#queue.splice(index, 1);
-  }
-
-  #startWaiting(): void {
+  /** Frees the slot of a call admitted `heldMs` ago, and starts the next waiting call. */
+  release(heldMs: number): void {
+    this.#running--;
+    this.#meanHoldMs = this.#meanHoldMs === 0 ? heldMs : this.#meanHoldMs + holdWeight * (heldMs - this.#meanHoldMs);
     while (this.#running < this.settings.maxCallsInFlight && this.#queue.length > 0) {
       const next = this.#queue.shift()!;
       clearTimeout(next.timer);
-      next.state = "running";
       this.#running++;
       next.admit();
     }
+  }
+
+  /**
+   * Queues a call that {@link tryAcquire} did not admit, with `timeLeftMs`
+   * until its deadline (undefined: none). Calls `admit` when it holds a slot
+   * (then {@link release} must follow) or `refuse` with the status message;
+   * exactly one of them, at most once, and `refuse` maybe before this
+   * returns. Returns the waiter, for {@link leave}, or undefined when refused
+   * at once.
+   */
+  wait(timeLeftMs: number | undefined, admit: () => void, refuse: (details: string) => void): Waiter | undefined {
+    const { maxCallsInFlight, maxCallsQueued, maxQueueWaitMs } = this.settings;
+    const affordableMs = Math.min(maxQueueWaitMs, timeLeftMs === undefined ? Infinity : timeLeftMs / 2);
+    const position = this.#queue.length + 1;
+    const expectedMs = (position * this.#meanHoldMs) / maxCallsInFlight;
+    if (position > maxCallsQueued || affordableMs <= 0 || expectedMs > affordableMs) {
+      const why =
+        position > maxCallsQueued
+          ? `${this.#queue.length} waiting`
+          : `a wait of about ${Math.round(expectedMs)} ms expected, ${Math.max(0, Math.round(affordableMs))} ms affordable`;
+      refuse(`server overloaded: ${this.#running} calls in progress, ${why}`);
+      return undefined;
+    }
+    const waiter: Waiter = { admit, refuse, timer: undefined };
+    waiter.timer = setTimeout(() => {
+      this.leave(waiter);
+      refuse(
+        `server overloaded: ${this.#running} calls in progress; no slot came free within ${Math.round(affordableMs)} ms`,
+      );
+    }, affordableMs);
+    this.#queue.push(waiter);
+    return waiter;
+  }
+
+  /** Gives up the queue place of a call that ended while waiting. */
+  leave(waiter: Waiter): void {
+    clearTimeout(waiter.timer);
+    const index = this.#queue.indexOf(waiter);
+    if (index >= 0) this.#queue.splice(index, 1);
   }
 }

@@ -1,5 +1,13 @@
-import { Metadata, ServerInterceptingCall, status as GrpcStatus, type ServerInterceptor, type ServerListener } from "@grpc/grpc-js";
-import type { CallLimiter } from "./admission.js";
+import {
+  Metadata,
+  ServerInterceptingCall,
+  status as GrpcStatus,
+  type ServerInterceptingCallInterface,
+  type ServerInterceptor,
+  type ServerListener,
+} from "@grpc/grpc-js";
+import type { CallLimiter, Waiter } from "./admission.js";
+import { deadlineMs } from "./deadline-ms.js";
 import { UndecodableRequest } from "./request-decoding.js";
 
 /** Options for {@link callGate}. */
@@ -8,52 +16,212 @@ export interface CallGateOptions {
   limiter?: CallLimiter;
   /** Methods that bypass admission control, by path (health checks). */
   exempt?: (path: string) => boolean;
-  /** Told about every call the gate ends itself, before a handler ran. */
-  onRefused?: (path: string, code: GrpcStatus, details: string) => void;
+  /** Told about every call the gate ends itself, before a handler ran, `afterMs` after the call arrived. */
+  onRefused?: (path: string, code: GrpcStatus, details: string, afterMs: number) => void;
+}
+
+/**
+ * What the host of an admitted call's handler tells the gate, found by the
+ * call's request metadata (the object grpc-js hands to the handler).
+ */
+export interface AdmittedCall {
+  /** Time the call waited for its slot, ms; 0 when one was free. */
+  readonly waitedMs: number;
+  /** The handler has started; the slot is held until {@link handlerSettled}, even past the call's end. */
+  handlerStarted(): void;
+  handlerSettled(): void;
+}
+
+type InterceptingServerListener = Parameters<ServerInterceptingCallInterface["start"]>[0];
+type PartialStatusObject = Parameters<ServerInterceptingCallInterface["sendStatus"]>[0];
+
+const admittedCalls = new WeakMap<Metadata, AdmittedCall>();
+
+/** The gate's record of the call whose request metadata this is, if admission control admitted it. */
+export function admittedCall(metadata: Metadata): AdmittedCall | undefined {
+  return admittedCalls.get(metadata);
+}
+
+/**
+ * One unary call under admission control: the call grpc-js's handler talks
+ * to, and the listener of the call beneath, in one object with its methods
+ * on the prototype (grpc-js's ServerInterceptingCall copies a listener's
+ * methods unbound, so it would need closures per call).
+ *
+ * Its slot is freed when the call has ended (status sent, client gone,
+ * deadline passed: grpc-js's onCancel) and its handler has settled: a
+ * handler that is still running after its deadline still uses the process,
+ * and counts until it returns.
+ */
+class GatedCall implements ServerInterceptingCallInterface, InterceptingServerListener, AdmittedCall {
+  #listener: InterceptingServerListener | undefined;
+  readonly #arrivedAt = performance.now();
+  #admittedAt = -1;
+  waitedMs = 0;
+  #waiter: Waiter | undefined;
+  #ended = false;
+  #handlerRunning = false;
+  /** What arrived while the call waited for its slot. */
+  #held: { metadata: Metadata; message?: unknown; hasMessage: boolean; halfClosed: boolean } | undefined;
+
+  constructor(
+    readonly inner: ServerInterceptingCallInterface,
+    readonly limiter: CallLimiter,
+    readonly path: string,
+    readonly onRefused: CallGateOptions["onRefused"],
+  ) {}
+
+  start(listener: InterceptingServerListener): void {
+    this.#listener = listener;
+    this.inner.start(this);
+  }
+
+  onReceiveMetadata(metadata: Metadata): void {
+    if (this.limiter.tryAcquire()) {
+      this.#admittedAt = this.#arrivedAt;
+      admittedCalls.set(metadata, this);
+      this.#listener!.onReceiveMetadata(metadata);
+      return;
+    }
+    this.#held = { metadata, hasMessage: false, halfClosed: false };
+    this.#waiter = this.limiter.wait(
+      deadlineMs(this.inner.getDeadline()) - Date.now(),
+      () => this.#admitted(),
+      (details) => this.#refuse(details),
+    );
+  }
+
+  #admitted(): void {
+    this.#waiter = undefined;
+    this.#admittedAt = performance.now();
+    this.waitedMs = this.#admittedAt - this.#arrivedAt;
+    const held = this.#held!;
+    this.#held = undefined;
+    if (this.#ended) {
+      this.#maybeRelease();
+      return;
+    }
+    admittedCalls.set(held.metadata, this);
+    const listener = this.#listener!;
+    listener.onReceiveMetadata(held.metadata);
+    if (held.hasMessage) listener.onReceiveMessage(held.message);
+    if (held.halfClosed) listener.onReceiveHalfClose();
+  }
+
+  #refuse(details: string): void {
+    this.#waiter = undefined;
+    this.#held = undefined;
+    this.onRefused?.(this.path, GrpcStatus.RESOURCE_EXHAUSTED, details, performance.now() - this.#arrivedAt);
+    this.inner.sendStatus({ code: GrpcStatus.RESOURCE_EXHAUSTED, details, metadata: new Metadata() });
+  }
+
+  onReceiveMessage(message: unknown): void {
+    if (this.#held !== undefined) {
+      this.#held.message = message;
+      this.#held.hasMessage = true;
+    } else if (this.#admittedAt >= 0) this.#listener!.onReceiveMessage(message);
+  }
+
+  onReceiveHalfClose(): void {
+    if (this.#held !== undefined) this.#held.halfClosed = true;
+    else if (this.#admittedAt >= 0) this.#listener!.onReceiveHalfClose();
+  }
+
+  onCancel(): void {
+    this.#ended = true;
+    if (this.#waiter !== undefined) {
+      this.limiter.leave(this.#waiter);
+      this.#waiter = undefined;
+    }
+    this.#maybeRelease();
+    this.#listener!.onCancel();
+  }
+
+  handlerStarted(): void {
+    this.#handlerRunning = true;
+  }
+
+  handlerSettled(): void {
+    this.#handlerRunning = false;
+    this.#maybeRelease();
+  }
+
+  #maybeRelease(): void {
+    if (this.#admittedAt < 0 || !this.#ended || this.#handlerRunning) return;
+    const heldMs = performance.now() - this.#admittedAt;
+    this.#admittedAt = -1;
+    this.limiter.release(heldMs);
+  }
+
+  sendMetadata(metadata: Metadata): void {
+    this.inner.sendMetadata(metadata);
+  }
+  sendMessage(message: unknown, callback: () => void): void {
+    this.inner.sendMessage(message, callback);
+  }
+  sendStatus(status: PartialStatusObject): void {
+    this.inner.sendStatus(status);
+  }
+  startRead(): void {
+    this.inner.startRead();
+  }
+  getPeer() {
+    return this.inner.getPeer();
+  }
+  getDeadline() {
+    return this.inner.getDeadline();
+  }
+  getHost() {
+    return this.inner.getHost();
+  }
+  getAuthContext() {
+    return this.inner.getAuthContext();
+  }
+  getConnectionInfo() {
+    return this.inner.getConnectionInfo();
+  }
+  getMetricsRecorder() {
+    return this.inner.getMetricsRecorder();
+  }
 }
 
 /**
  * The grpc-js server interceptor every call passes before its handler, on
  * every method the server hosts (reflection's and health's included):
  *
- * - A request message that could not be decoded (an {@link UndecodableRequest}
- *   from the deserializer) ends the call with INVALID_ARGUMENT.
- * - A unary call that is not exempt waits for admission (see CallLimiter)
- *   before its handler is told about it, and so before its body is read; a
- *   refused call ends with RESOURCE_EXHAUSTED. Streaming calls do not count:
- *   they are long-lived (event streams, health watches, reflection), and a
- *   slot held for hours would shrink the limit for everything else; they are
- *   bounded per connection by MAX_CONCURRENT_STREAMS instead.
+ * - A unary call that is not exempt needs a slot (see CallLimiter) before its
+ *   handler is told about it, and so before its body is read; a refused call
+ *   ends with RESOURCE_EXHAUSTED. Streaming calls do not count: they are
+ *   long-lived (event streams, health watches, reflection), and a slot held
+ *   for hours would shrink the limit for everything else; they are bounded
+ *   per connection by MAX_CONCURRENT_STREAMS instead.
+ * - A method with a streaming request (only server reflection's, from
+ *   @grpc/proto-loader) gets a request message that could not be decoded
+ *   (an {@link UndecodableRequest}) answered with INVALID_ARGUMENT;
+ *   hostService answers it itself for the methods it hosts.
  */
 export function callGate(options: CallGateOptions): ServerInterceptor {
   const { limiter, exempt, onRefused } = options;
   return (method, call) => {
-    const refuse = (code: GrpcStatus, details: string) => {
-      onRefused?.(method.path, code, details);
-      call.sendStatus({ code, details, metadata: new Metadata() });
-    };
-    const admitted = limiter !== undefined && !method.requestStream && !method.responseStream && !exempt?.(method.path);
-    let ended: (() => void) | undefined;
-    const listener: ServerListener = {
-      onReceiveMessage(message, next) {
-        if (message instanceof UndecodableRequest) refuse(GrpcStatus.INVALID_ARGUMENT, message.details);
-        else next(message);
-      },
-    };
-    if (admitted) {
-      listener.onReceiveMetadata = (metadata, next) => {
-        const deadline = call.getDeadline();
-        const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
-        const timeLeftMs = Number.isFinite(deadlineMs) ? deadlineMs - Date.now() : undefined;
-        ended = limiter.request(
-          timeLeftMs,
-          () => next(metadata),
-          (details) => refuse(GrpcStatus.RESOURCE_EXHAUSTED, details),
-        );
-      };
-      // grpc-js reports every call's end here: status sent, client gone, deadline passed.
-      listener.onCancel = () => ended?.();
-    }
-    return new ServerInterceptingCall(call, { start: (next) => next(listener) });
+    if (method.requestStream) return undecodableRefused(method.path, call, onRefused);
+    // Typed as the class, but grpc-js only uses the interface of what an interceptor returns.
+    if (limiter === undefined || method.responseStream || exempt?.(method.path)) return call as ServerInterceptingCall;
+    return new GatedCall(call, limiter, method.path, onRefused) as unknown as ServerInterceptingCall;
   };
+}
+
+function undecodableRefused(
+  path: string,
+  call: ServerInterceptingCallInterface,
+  onRefused: CallGateOptions["onRefused"],
+) {
+  const arrivedAt = performance.now();
+  const listener: ServerListener = {
+    onReceiveMessage(message, next) {
+      if (!(message instanceof UndecodableRequest)) return next(message);
+      onRefused?.(path, GrpcStatus.INVALID_ARGUMENT, message.details, performance.now() - arrivedAt);
+      call.sendStatus({ code: GrpcStatus.INVALID_ARGUMENT, details: message.details, metadata: new Metadata() });
+    },
+  };
+  return new ServerInterceptingCall(call, { start: (next) => next(listener) });
 }

@@ -32,7 +32,9 @@ import {
 } from "@connectrpc/connect";
 import { applyInterceptors, headersToMetadata, metadataToHeaders, methodPath } from "@shopmesh/sdk/internal";
 import { statusName, toCallStatus, type CallStatus } from "./call-status.js";
-import { safeDeserializer } from "./request-decoding.js";
+import { admittedCall, type AdmittedCall } from "./call-gate.js";
+import { deadlineMs } from "./deadline-ms.js";
+import { safeDeserializer, UndecodableRequest } from "./request-decoding.js";
 
 /** What the adapter reports when a call ends. */
 export interface CallRecord {
@@ -49,10 +51,21 @@ export interface CallRecord {
 
 const neverStopping = new AbortController().signal;
 const serverStoppingKey = createContextKey<AbortSignal>(neverStopping, { description: "server stopping" });
+const admissionWaitKey = createContextKey<number>(0, { description: "time waited for admission" });
 
 /** Aborted when the server hosting this streaming call starts to stop (never, outside such a server). */
 export function serverStopping(context: Pick<HandlerContext, "values">): AbortSignal {
   return context.values.get(serverStoppingKey);
+}
+
+/**
+ * How long this call waited for a slot before its handler ran (0 when one
+ * was free, or outside admission control). A handler that gives a call
+ * without a deadline a default budget takes this off, so that the budget
+ * counts from the call's arrival, as a deadline does.
+ */
+export function admissionWaitMs(context: Pick<HandlerContext, "values">): number {
+  return context.values.get(admissionWaitKey);
 }
 
 /**
@@ -110,9 +123,9 @@ type AnyImpl = (request: unknown, context: HandlerContext) => unknown;
  * `signal`, request metadata becomes `requestHeader`, and `responseHeader` and
  * `responseTrailer` are sent back. A thrown ConnectError ends the call with its
  * code and message; any other error ends it with INTERNAL. A request that
- * cannot be decoded reaches grpc-js as an UndecodableRequest, which the call
- * gate answers with INVALID_ARGUMENT before the handler runs (startServer
- * installs it; see call-gate.ts).
+ * cannot be decoded reaches the handler as an UndecodableRequest from the
+ * deserializer, and is answered with INVALID_ARGUMENT without running the
+ * implementation.
  *
  * Unary and server-streaming methods are supported.
  */
@@ -146,7 +159,9 @@ export function hostService<S extends DescService>(
       responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
     };
     const bound = fn.bind(impl);
-    handlers[method.localName] = unary ? unaryHandler(method, bound, options) : serverStreamingHandler(method, bound, options);
+    handlers[method.localName] = unary
+      ? unaryHandler(method, bound, options)
+      : serverStreamingHandler(method, bound, options);
   }
   server.addService(definition, handlers as never);
 }
@@ -212,11 +227,12 @@ class CallContext implements HandlerContext {
     /** The method's path, "/package.Service/Method", made once per method. */
     readonly url: string,
     call: CallLike,
+    admitted?: AdmittedCall,
   ) {
     this.service = method.parent;
+    if (admitted !== undefined && admitted.waitedMs > 0) this.values.set(admissionWaitKey, admitted.waitedMs);
     this.requestHeader = metadataToHeaders(call.metadata);
-    const deadline = call.getDeadline();
-    this.#deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+    this.#deadlineMs = deadlineMs(call.getDeadline());
     // From the whole timeout the call arrived with, not from what is left of it.
     this.#slackMs = this.hasDeadline ? deadlineSlackMs(this.#deadlineMs - Date.now()) : 0;
     call.on("cancelled", () => this.#cancelled());
@@ -224,7 +240,8 @@ class CallContext implements HandlerContext {
 
   get signal(): AbortSignal {
     if (this.#controller === undefined) {
-      const controller = (this.#controller = new AbortController());
+      const controller = new AbortController();
+      this.#controller = controller;
       if (this.#ended) {
         controller.abort(this.#endedBy);
       } else if (this.hasDeadline) {
@@ -243,11 +260,13 @@ class CallContext implements HandlerContext {
   readonly timeoutMs = (): number | undefined => (this.hasDeadline ? this.#deadlineMs - Date.now() : undefined);
 
   get responseHeader(): Headers {
-    return (this.#responseHeader ??= new Headers());
+    this.#responseHeader ??= new Headers();
+    return this.#responseHeader;
   }
 
   get responseTrailer(): Headers {
-    return (this.#responseTrailer ??= new Headers());
+    this.#responseTrailer ??= new Headers();
+    return this.#responseTrailer;
   }
 
   /** Response headers as grpc-js metadata, or undefined when the handler set none. */
@@ -284,7 +303,11 @@ const deadlinePassed = () => new ConnectError("the deadline passed", Code.Deadli
  * The context a handler sees: the call's own, unless an interceptor passed on
  * a request with other headers, signal or context values.
  */
-function withRequest(context: CallContext, req: UnaryRequest | StreamRequest, original: UnaryRequest | StreamRequest): HandlerContext {
+function withRequest(
+  context: CallContext,
+  req: UnaryRequest | StreamRequest,
+  original: UnaryRequest | StreamRequest,
+): HandlerContext {
   if (req === original) return context;
   return {
     service: context.service,
@@ -314,6 +337,14 @@ function report(
     durationMs: performance.now() - started,
     timeoutMs,
     internal: status.internal,
+  });
+}
+
+function reportUndecodable(options: HostOptions, url: string, started: number) {
+  options.onCallEnd?.({
+    method: url,
+    code: statusName(GrpcStatus.INVALID_ARGUMENT),
+    durationMs: performance.now() - started,
   });
 }
 
@@ -356,7 +387,8 @@ function responseFor(context: CallContext, stream: boolean, message: unknown): U
  * response an interceptor put in its place.
  */
 function responseMetadata(context: CallContext, response: UnaryResponse | StreamResponse, own: object) {
-  if (response === own) return { header: context.responseMetadata("header"), trailer: context.responseMetadata("trailer") };
+  if (response === own)
+    return { header: context.responseMetadata("header"), trailer: context.responseMetadata("trailer") };
   return { header: headersToMetadata(response.header), trailer: headersToMetadata(response.trailer) };
 }
 
@@ -366,15 +398,25 @@ function hasEntries(metadata: Metadata | undefined): metadata is Metadata {
 
 function unaryHandler(method: DescMethod, impl: AnyImpl, options: HostOptions) {
   const url = methodPath(method);
-  return (call: ServerUnaryCall<MessageShape<DescMessage>, MessageShape<DescMessage>>, callback: sendUnaryData<MessageShape<DescMessage>>) => {
+  return (
+    call: ServerUnaryCall<MessageShape<DescMessage>, MessageShape<DescMessage>>,
+    callback: sendUnaryData<MessageShape<DescMessage>>,
+  ) => {
     const started = performance.now();
-    const context = new CallContext(method, url, call);
+    if (call.request instanceof UndecodableRequest) {
+      callback({ code: GrpcStatus.INVALID_ARGUMENT, details: call.request.details, metadata: new Metadata() });
+      reportUndecodable(options, url, started);
+      return;
+    }
+    const admitted = admittedCall(call.metadata);
+    const context = new CallContext(method, url, call, admitted);
     const timeoutMs = context.timeoutMs();
     const request = requestFor(context, false, call.request);
     let own: UnaryResponse | undefined;
     const innermost: AnyFn = async (req) => {
       const output = await impl(req.message, withRequest(context, req, request));
-      return (own = responseFor(context, false, create(method.output, output as never)) as UnaryResponse);
+      own = responseFor(context, false, create(method.output, output as never)) as UnaryResponse;
+      return own;
     };
     // Answered once: by the handler, or by the server cutting the call off when its shutdown grace is over.
     let answered = false;
@@ -389,8 +431,13 @@ function unaryHandler(method: DescMethod, impl: AnyImpl, options: HostOptions) {
       report(options, context, started, timeoutMs, status);
     };
     running?.add(cut);
-    applyInterceptors(innermost, options.interceptors)(request).then(
+    admitted?.handlerStarted();
+    applyInterceptors(
+      innermost,
+      options.interceptors,
+    )(request).then(
       (response) => {
+        admitted?.handlerSettled();
         if (answered) return;
         answered = true;
         running?.delete(cut);
@@ -401,6 +448,7 @@ function unaryHandler(method: DescMethod, impl: AnyImpl, options: HostOptions) {
         report(options, context, started, timeoutMs, { code: GrpcStatus.OK });
       },
       (error: unknown) => {
+        admitted?.handlerSettled();
         if (answered) return;
         answered = true;
         running?.delete(cut);
@@ -419,6 +467,15 @@ function serverStreamingHandler(method: DescMethod, impl: AnyImpl, options: Host
   const url = methodPath(method);
   return (call: ServerWritableStream<MessageShape<DescMessage>, MessageShape<DescMessage>>) => {
     const started = performance.now();
+    if (call.request instanceof UndecodableRequest) {
+      call.emit("error", {
+        code: GrpcStatus.INVALID_ARGUMENT,
+        details: call.request.details,
+        metadata: new Metadata(),
+      });
+      reportUndecodable(options, url, started);
+      return;
+    }
     const context = new CallContext(method, url, call);
     if (options.stopping) context.values.set(serverStoppingKey, options.stopping);
     const timeoutMs = context.timeoutMs();
@@ -428,7 +485,8 @@ function serverStreamingHandler(method: DescMethod, impl: AnyImpl, options: Host
       let input: unknown;
       for await (const message of req.message as AsyncIterable<unknown>) input = message;
       const output = impl(input, withRequest(context, req, request)) as AsyncIterable<unknown>;
-      return (own = responseFor(context, true, output) as StreamResponse);
+      own = responseFor(context, true, output) as StreamResponse;
+      return own;
     };
     let headerSent = false;
     const sendHeader = (header: Metadata | undefined) => {

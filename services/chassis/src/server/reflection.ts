@@ -17,9 +17,8 @@ export function addReflection(server: Pick<Server, "addService">, services: read
   };
   for (const service of services) visit(service.file);
   const fileDescriptorProtos = [...files.values()].map((file) => toBinary(FileDescriptorProtoSchema, file.proto));
-  const reflection = new ReflectionService(
-    { descriptors: { fileDescriptorProtos } } as never,
-    { services: services.map((service) => service.typeName) },
-  );
+  const reflection = new ReflectionService({ descriptors: { fileDescriptorProtos } } as never, {
+    services: services.map((service) => service.typeName),
+  });
   reflection.addToServer(server);
 }

@@ -18,7 +18,10 @@ export class UndecodableRequest {
 const repeatedPrefix = /^cannot decode (message )?\S+ from binary: /;
 
 /** Wraps `decode` so that undecodable bytes give an {@link UndecodableRequest} naming `typeName`. */
-export function safeDeserializer<T>(typeName: string, decode: (bytes: Buffer) => T): (bytes: Buffer) => T | UndecodableRequest {
+export function safeDeserializer<T>(
+  typeName: string,
+  decode: (bytes: Buffer) => T,
+): (bytes: Buffer) => T | UndecodableRequest {
   return (bytes) => {
     try {
       return decode(bytes);
@@ -52,7 +55,10 @@ function requestTypeName(method: ProtoLoaderMethod): string {
 export function decodingSafely(definition: ServiceDefinition): ServiceDefinition {
   const safe: Record<string, ServiceDefinition[string]> = {};
   for (const [name, method] of Object.entries(definition)) {
-    safe[name] = { ...method, requestDeserialize: safeDeserializer(requestTypeName(method), method.requestDeserialize) };
+    safe[name] = {
+      ...method,
+      requestDeserialize: safeDeserializer(requestTypeName(method), method.requestDeserialize),
+    };
   }
   return safe;
 }

@@ -3,7 +3,12 @@ import { Server, status as GrpcStatus, type ChannelOptions } from "@grpc/grpc-js
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { Health } from "@shopmesh/sdk/health/v1";
-import { defaultAdmissionConfig, defaultConnectionConfig, type ConnectionConfig, type ServerConfig } from "../config.js";
+import {
+  defaultAdmissionConfig,
+  defaultConnectionConfig,
+  type ConnectionConfig,
+  type ServerConfig,
+} from "../config.js";
 import type { Logger } from "../logger.js";
 import { CallLimiter } from "./admission.js";
 import { statusName } from "./call-status.js";
@@ -12,6 +17,7 @@ import { HealthRegistry, ServingStatus } from "./health.js";
 import { hostService, RunningCalls, type CallRecord } from "./host-service.js";
 import { addReflection } from "./reflection.js";
 import { decodingSafely } from "./request-decoding.js";
+import { RefusalTimes } from "./refusal-times.js";
 import { listenForGrpc } from "./tcp-listener.js";
 
 /** A service descriptor with its implementation. */
@@ -43,8 +49,14 @@ export interface RunningServer {
   /** `host:port`, ready for a client's target. */
   readonly address: string;
   readonly health: HealthRegistry;
-  /** Unary calls running and waiting for a slot now; undefined when admission control is off. */
-  readonly admission: { readonly running: number; readonly waiting: number } | undefined;
+  /**
+   * Unary calls running and waiting for a slot now, and how soon after
+   * arriving the refused ones were refused; undefined when admission control
+   * is off.
+   */
+  readonly admission:
+    | { readonly running: number; readonly waiting: number; readonly refusals: RefusalTimes }
+    | undefined;
   /**
    * Drains and stops: health turns NOT_SERVING, and after the shutdown delay
    * the server stops accepting calls and waits up to the grace period for
@@ -80,7 +92,10 @@ function connectionOptions(connections: ConnectionConfig): ChannelOptions {
     "grpc.max_concurrent_streams": connections.maxConcurrentStreams,
     ...(connections.idleTimeoutMs > 0 ? { "grpc.max_connection_idle_ms": connections.idleTimeoutMs } : {}),
     ...(connections.maxAgeMs > 0
-      ? { "grpc.max_connection_age_ms": connections.maxAgeMs, "grpc.max_connection_age_grace_ms": connections.maxAgeGraceMs }
+      ? {
+          "grpc.max_connection_age_ms": connections.maxAgeMs,
+          "grpc.max_connection_age_grace_ms": connections.maxAgeGraceMs,
+        }
       : {}),
   };
 }
@@ -99,12 +114,16 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   const refusedForOverload = throttled((refused) =>
     logger.warn({ refused, running: limiter?.running, waiting: limiter?.waiting }, "overloaded: refusing calls"),
   );
+  const refusals = new RefusalTimes();
   const gate = callGate({
     limiter,
     exempt: (path) => path.startsWith(healthPath),
-    onRefused: (method, code, details) => {
+    onRefused: (method, code, details, afterMs) => {
       if (logger.isLevelEnabled("debug")) logger.debug({ method, code: statusName(code), details }, "call refused");
-      if (code === GrpcStatus.RESOURCE_EXHAUSTED) refusedForOverload();
+      if (code === GrpcStatus.RESOURCE_EXHAUSTED) {
+        refusals.record(afterMs);
+        refusedForOverload();
+      }
     },
   });
   const server = new Server({
@@ -146,10 +165,9 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   }
   hostService(server, Health, health.service, { onCallEnd });
   // Reflection's definitions come from @grpc/proto-loader, whose deserializers throw on bad bytes.
-  const safely = { addService: (definition, implementation) => server.addService(decodingSafely(definition), implementation) } satisfies Pick<
-    Server,
-    "addService"
-  >;
+  const safely = {
+    addService: (definition, implementation) => server.addService(decodingSafely(definition), implementation),
+  } satisfies Pick<Server, "addService">;
   addReflection(safely, [...options.services.map((entry) => entry.service), Health]);
 
   const listener = await listenForGrpc(server, {
@@ -180,13 +198,41 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
         logger.warn("grace period over; cancelling the calls still in flight");
         // Answered UNAVAILABLE, which a client may retry elsewhere; a reset
         // stream (forceShutdown) reaches the client as INTERNAL.
-        running.cutAll(new ConnectError("the server is shutting down and the call did not finish within its grace period", Code.Unavailable));
+        running.cutAll(
+          new ConnectError(
+            "the server is shutting down and the call did not finish within its grace period",
+            Code.Unavailable,
+          ),
+        );
         if (!(await Promise.race([drained, sleep(answerFlushMs, false, { ref: false })]))) server.forceShutdown();
       }
+      if (refusals.count > 0)
+        logger.info(
+          { ...refusals.summary(), meanHoldMs: Math.round(limiter?.meanHoldMs ?? 0) },
+          "refused for overload, ms after arrival",
+        );
       logger.info("stopped");
     })());
 
-  return { host: config.host, port, address, health, admission: limiter, stop };
+  return {
+    host: config.host,
+    port,
+    address,
+    health,
+    admission:
+      limiter === undefined
+        ? undefined
+        : {
+            get running() {
+              return limiter.running;
+            },
+            get waiting() {
+              return limiter.waiting;
+            },
+            refusals,
+          },
+    stop,
+  };
 }
 
 /** How long the answers to calls cut off at the end of the grace period get to leave before the connections are closed regardless. */

@@ -65,7 +65,11 @@ export async function listenForGrpc(server: Server, options: ListenOptions): Pro
 
   const tcp = createServer((socket) => {
     handshaking.add(socket);
-    let received: Buffer = Buffer.alloc(0);
+    // Chunks kept apart until enough bytes have come to tell: concatenating
+    // on every chunk would copy quadratically when they come a byte at a time.
+    const chunks: Buffer[] = [];
+    let receivedBytes = 0;
+    let neededBytes = frameHeaderBytes + preface.length;
     const timer = setTimeout(() => socket.destroy(), handshakeTimeoutMs);
     const forget = () => {
       clearTimeout(timer);
@@ -74,8 +78,25 @@ export async function listenForGrpc(server: Server, options: ListenOptions): Pro
       socket.off("close", forget);
     };
     const onData = (chunk: Buffer) => {
-      received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
-      if (handshakeBytes(received) === undefined) return;
+      const offset = receivedBytes;
+      chunks.push(chunk);
+      receivedBytes += chunk.length;
+      // Bytes that are not the preface are known at once; otherwise wait for the preface and frame header, then the frame.
+      const prefaceBytes = Math.max(0, Math.min(chunk.length, preface.length - offset));
+      const notPreface =
+        prefaceBytes > 0 && !chunk.subarray(0, prefaceBytes).equals(preface.subarray(offset, offset + prefaceBytes));
+      if (!notPreface && receivedBytes < neededBytes) return;
+      const received = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, receivedBytes);
+      chunks.length = 0;
+      chunks.push(received);
+      const handshake = handshakeBytes(received);
+      if (handshake === undefined) {
+        neededBytes =
+          received.length >= preface.length + frameHeaderBytes
+            ? preface.length + frameHeaderBytes + received.readUIntBE(preface.length, 3)
+            : neededBytes;
+        return;
+      }
       forget();
       socket.pause();
       socket.off("error", onSocketError);
@@ -98,7 +119,8 @@ export async function listenForGrpc(server: Server, options: ListenOptions): Pro
     });
   });
   const address = tcp.address();
-  if (address === null || typeof address === "string") throw new Error(`unexpected listening address ${String(address)}`);
+  if (address === null || typeof address === "string")
+    throw new Error(`unexpected listening address ${String(address)}`);
   return {
     port: address.port,
     close() {

@@ -9,7 +9,11 @@ import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 import { LocalMesh, serviceNames, type ServiceName } from "../mesh/local-mesh.js";
 
 /** The admin account of a soak or overload mesh. */
-export const loadAdmin = { email: "admin@load.shopmesh.local", password: "load-admin-password", displayName: "Load Admin" };
+export const loadAdmin = {
+  email: "admin@load.shopmesh.local",
+  password: "load-admin-password",
+  displayName: "Load Admin",
+};
 
 const heapPreload = pathToFileURL(fileURLToPath(new URL("./heap-report-preload.mjs", import.meta.url))).href;
 
@@ -36,6 +40,20 @@ export interface MemorySample {
  * injection on where asked, and each process reporting its heap through a
  * preload so that memory can be read per process while it runs.
  */
+/** The line a chassis server logs at its stop when it refused calls for overload (see RefusalTimes). */
+const serverRefusalsLine = "refused for overload, ms after arrival";
+
+/** That line's figures: bucket bounds in ms, except maxMs. */
+export interface ServerRefusals {
+  refused: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  within10Ms: number;
+  /** Mean time an admitted call held its slot, ms. */
+  meanHoldMs: number;
+}
+
 export class LoadMesh {
   readonly #transports: GrpcTransport[] = [];
   #stopped = false;
@@ -44,13 +62,24 @@ export class LoadMesh {
     readonly dataDir: string,
     readonly mesh: LocalMesh,
     private readonly stderr: Map<ServiceName, string>,
+    private readonly refusals: Map<ServiceName, ServerRefusals>,
   ) {}
 
-  static async start(options: { tokenTtl: string; faultInjection: boolean; env?: Partial<Record<ServiceName, Record<string, string>>> }): Promise<LoadMesh> {
+  static async start(options: {
+    tokenTtl: string;
+    faultInjection: boolean;
+    env?: Partial<Record<ServiceName, Record<string, string>>>;
+  }): Promise<LoadMesh> {
     const dataDir = mkdtempSync(join(tmpdir(), "shopmesh-load-"));
     const stderr = new Map<ServiceName, string>();
+    const refusals = new Map<ServiceName, ServerRefusals>();
     try {
-      const common = { LOG_LEVEL: "info", ADMIN_PORT: "0", SHUTDOWN_GRACE: "2s", NODE_OPTIONS: `--import ${heapPreload}` };
+      const common = {
+        LOG_LEVEL: "info",
+        ADMIN_PORT: "0",
+        SHUTDOWN_GRACE: "2s",
+        NODE_OPTIONS: `--import ${heapPreload}`,
+      };
       const faults = options.faultInjection ? { FAULT_INJECTION: "on" } : {};
       const mesh = await LocalMesh.start({
         dataDir,
@@ -60,7 +89,9 @@ export class LoadMesh {
             {
               ...common,
               ...(service === "user-orders" ? {} : faults),
-              ...(service === "users" ? { ADMIN_EMAILS: loadAdmin.email, PASSWORD_HASH_COST: "1024", TOKEN_TTL: options.tokenTtl } : {}),
+              ...(service === "users"
+                ? { ADMIN_EMAILS: loadAdmin.email, PASSWORD_HASH_COST: "1024", TOKEN_TTL: options.tokenTtl }
+                : {}),
               HEAP_REPORT_FILE: join(dataDir, `${service}.heap.json`),
               ...options.env?.[service],
             },
@@ -69,6 +100,9 @@ export class LoadMesh {
         // Nothing reads the services' logs; keeping every line would grow without bound.
         spawn: (service) => ({
           keepLogs: false,
+          onLog: (entry) => {
+            if (entry.msg === serverRefusalsLine) refusals.set(service, entry as unknown as ServerRefusals);
+          },
           // A busy shared machine can take longer than the usual 20 s to start four processes.
           readyTimeoutMs: 60_000,
           onStderr: (text) => {
@@ -77,7 +111,7 @@ export class LoadMesh {
           },
         }),
       });
-      return new LoadMesh(dataDir, mesh, stderr);
+      return new LoadMesh(dataDir, mesh, stderr, refusals);
     } catch (error) {
       rmSync(dataDir, { recursive: true, force: true });
       throw error;
@@ -94,7 +128,11 @@ export class LoadMesh {
 
   /** A transport to a service, closed by {@link stop}. */
   transport(service: ServiceName, token?: string): GrpcTransport {
-    const transport = createTransport({ target: this.address(service), token, channelOptions: { "grpc.use_local_subchannel_pool": 1 } });
+    const transport = createTransport({
+      target: this.address(service),
+      token,
+      channelOptions: { "grpc.use_local_subchannel_pool": 1 },
+    });
     this.#transports.push(transport);
     return transport;
   }
@@ -127,7 +165,8 @@ export class LoadMesh {
   /** Every running service's pid. */
   pids(): Map<ServiceName, number> {
     const pids = new Map<ServiceName, number>();
-    for (const [service, running] of this.mesh.processes) if (running.child.pid !== undefined) pids.set(service, running.child.pid);
+    for (const [service, running] of this.mesh.processes)
+      if (running.child.pid !== undefined) pids.set(service, running.child.pid);
     return pids;
   }
 
@@ -150,7 +189,14 @@ export class LoadMesh {
 
   /** Which services have exited on their own (a crash under load). */
   exited(): ServiceName[] {
-    return [...this.mesh.processes].filter(([, running]) => running.child.exitCode !== null || running.child.signalCode !== null).map(([service]) => service);
+    return [...this.mesh.processes]
+      .filter(([, running]) => running.child.exitCode !== null || running.child.signalCode !== null)
+      .map(([service]) => service);
+  }
+
+  /** How soon after arriving each service refused the calls it refused for overload, as it logged at its stop. */
+  serverRefusals(): Partial<Record<ServiceName, ServerRefusals>> {
+    return Object.fromEntries(this.refusals);
   }
 
   /** What a process wrote to standard error (the first 16 KiB). */

@@ -29,8 +29,11 @@ export function tally<K extends string>(counts: Partial<Record<K, number>>, key:
 }
 
 /** Sum of several tallies. */
-export function sumTallies<K extends string>(tallies: readonly Partial<Record<K, number>>[]): Partial<Record<K, number>> {
+export function sumTallies<K extends string>(
+  tallies: readonly Partial<Record<K, number>>[],
+): Partial<Record<K, number>> {
   const total: Partial<Record<K, number>> = {};
-  for (const counts of tallies) for (const [key, count] of Object.entries(counts) as [K, number][]) tally(total, key, count);
+  for (const counts of tallies)
+    for (const [key, count] of Object.entries(counts) as [K, number][]) tally(total, key, count);
   return total;
 }

@@ -14,7 +14,11 @@ export interface MeasuringProcess<T> {
 }
 
 /** Starts `entry` (TypeScript, through tsx) with `args`; resolves once it is ready. It is killed if it runs past `timeoutMs`. */
-export async function startMeasuringProcess<T>(entry: string, args: string[], timeoutMs: number): Promise<MeasuringProcess<T>> {
+export async function startMeasuringProcess<T>(
+  entry: string,
+  args: string[],
+  timeoutMs: number,
+): Promise<MeasuringProcess<T>> {
   const child = spawn(process.execPath, ["--import", "tsx", entry, ...args], { stdio: ["pipe", "pipe", "pipe"] });
   const killer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
   let stderr = "";

@@ -11,7 +11,12 @@ export interface OpenLoopResult {
  * `maxInFlight` waiting at once; resolves when the last call has ended. At
  * most rate × duration calls are made.
  */
-export async function openLoop(options: { rate: number; durationMs: number; maxInFlight: number; call: () => Promise<void> }): Promise<OpenLoopResult> {
+export async function openLoop(options: {
+  rate: number;
+  durationMs: number;
+  maxInFlight: number;
+  call: () => Promise<void>;
+}): Promise<OpenLoopResult> {
   const { rate, durationMs, maxInFlight, call } = options;
   const started = performance.now();
   const total = Math.floor((rate * durationMs) / 1000);

@@ -7,11 +7,9 @@ import { cpus, loadavg } from "node:os";
 import { relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { ConnectError, createClient, type GrpcTransport } from "@shopmesh/sdk";
-import { statusName } from "@shopmesh/chassis";
+import { createClient, type GrpcTransport } from "@shopmesh/sdk";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
-import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";
 import { serviceNames } from "../mesh/local-mesh.js";
 import type { HealthSeen } from "./health-poller.js";
@@ -35,10 +33,14 @@ service exited.
   --seconds 20          how long the load runs
   --concurrency 1000    views kept in flight
   --clients 2           processes the views come from (each with 2 connections)
+  --backoff <ms>        how long a caller pauses after a refusal before its
+                        next call, jittered ±50 % (default 0: at once, so
+                        1,000 calls stay in flight)
   --deadline <ms>       each view's deadline (default: none, so user-orders'
                         default budget of 1 s applies)
   --set NAME=VALUE      an environment setting for every service (repeatable),
-                        e.g. --set MAX_CALLS_IN_FLIGHT=64
+                        e.g. --set MAX_CALLS_IN_FLIGHT=64; SERVICE:NAME=VALUE
+                        for one service, e.g. user-orders:MAX_CALLS_IN_FLIGHT=8
   --out <dir>           where overload.md and overload.json go (default reports/
                         for a full run of 20 s and 1000 views, data/overload/ otherwise)`;
 
@@ -57,6 +59,8 @@ interface OverloadSettings {
   /** Processes the load comes from. */
   clients: number;
   deadlineMs: number | undefined;
+  /** How long a caller pauses after a refusal, ms. */
+  backoffMs: number;
   env: Record<string, string>;
   outDir: string;
 }
@@ -69,6 +73,7 @@ function readSettings(args: string[]): OverloadSettings | "help" {
       concurrency: { type: "string" },
       clients: { type: "string" },
       deadline: { type: "string" },
+      backoff: { type: "string" },
       set: { type: "string", multiple: true },
       out: { type: "string" },
       help: { type: "boolean", default: false },
@@ -79,13 +84,18 @@ function readSettings(args: string[]): OverloadSettings | "help" {
   const number = (flag: string, text: string | undefined, fallback: number | undefined, min: number, max: number) => {
     if (text === undefined) return fallback;
     const value = Number(text);
-    if (!Number.isFinite(value) || value < min || value > max) throw new Error(`--${flag}: expected a number from ${min} to ${max}, got ${text}`);
+    if (!Number.isFinite(value) || value < min || value > max)
+      throw new Error(`--${flag}: expected a number from ${min} to ${max}, got ${text}`);
     return value;
   };
   const env: Record<string, string> = {};
   for (const entry of values.set ?? []) {
-    const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(entry);
-    if (!match) throw new Error(`--set: expected NAME=VALUE with an upper-case name, got ${entry}`);
+    const match = /^((?:[a-z][a-z-]*:)?[A-Z][A-Z0-9_]*)=(.*)$/.exec(entry);
+    if (!match)
+      throw new Error(`--set: expected NAME=VALUE or SERVICE:NAME=VALUE with an upper-case name, got ${entry}`);
+    const service = match[1]!.split(":")[0]!;
+    if (match[1]!.includes(":") && !(serviceNames as readonly string[]).includes(service))
+      throw new Error(`--set: no service named ${service}`);
     env[match[1]!] = match[2]!;
   }
   const durationMs = number("seconds", values.seconds, 20, 1, 600)! * 1000;
@@ -96,6 +106,7 @@ function readSettings(args: string[]): OverloadSettings | "help" {
     concurrency,
     clients: Math.min(concurrency, Math.round(number("clients", values.clients, 2, 1, 64)!)),
     deadlineMs: number("deadline", values.deadline, undefined, 1, 600_000),
+    backoffMs: number("backoff", values.backoff, 0, 0, 60_000)!,
     env,
     outDir: values.out === undefined ? resolve(root, full ? "reports" : "data/overload") : resolve(values.out),
   };
@@ -118,7 +129,9 @@ export async function overload(args: string[]): Promise<number> {
     }
     settings = read;
   } catch (error) {
-    process.stderr.write(`shopmesh overload: ${error instanceof Error ? error.message : String(error)}\n\n${overloadUsage}\n`);
+    process.stderr.write(
+      `shopmesh overload: ${error instanceof Error ? error.message : String(error)}\n\n${overloadUsage}\n`,
+    );
     return 2;
   }
 
@@ -132,8 +145,27 @@ export async function overload(args: string[]): Promise<number> {
   process.once("SIGTERM", onInterrupt);
   try {
     const budgetMs = settings.deadlineMs ?? defaultBudgetMs;
-    say(`shopmesh overload: ${settings.concurrency} STRONG views in flight for ${settings.durationMs / 1000} s, ${settings.deadlineMs === undefined ? "no deadline (1 s default budget)" : `deadline ${settings.deadlineMs} ms`}${Object.keys(settings.env).length > 0 ? `, services with ${Object.entries(settings.env).map(([k, v]) => `${k}=${v}`).join(" ")}` : ""}`);
-    const env = Object.fromEntries(serviceNames.map((service) => [service, settings.env]));
+    say(
+      `shopmesh overload: ${settings.concurrency} STRONG views in flight for ${settings.durationMs / 1000} s, ${settings.deadlineMs === undefined ? "no deadline (1 s default budget)" : `deadline ${settings.deadlineMs} ms`}${
+        Object.keys(settings.env).length > 0
+          ? `, services with ${Object.entries(settings.env)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(" ")}`
+          : ""
+      }`,
+    );
+    // NAME=VALUE for every service, SERVICE:NAME=VALUE for one (it wins).
+    const env = Object.fromEntries(
+      serviceNames.map((service) => [
+        service,
+        Object.fromEntries(
+          Object.entries(settings.env)
+            .filter(([key]) => !key.includes(":") || key.startsWith(`${service}:`))
+            .sort(([a], [b]) => Number(a.includes(":")) - Number(b.includes(":")))
+            .map(([key, value]) => [key.slice(key.indexOf(":") + 1), value]),
+        ),
+      ]),
+    );
     mesh = await LoadMesh.start({ tokenTtl: "2h", faultInjection: false, env });
     const running = mesh;
     const customer = await seed(running);
@@ -143,10 +175,18 @@ export async function overload(args: string[]): Promise<number> {
     const timeoutMs = settings.durationMs + abandonAfterMs + 60_000;
     const poller = await startMeasuringProcess<HealthSeen[]>(
       pollerEntry,
-      [String(settings.durationMs), String(healthIntervalMs), ...serviceNames.map((service) => `${service}=${running.address(service)}`)],
+      [
+        String(settings.durationMs),
+        String(healthIntervalMs),
+        ...serviceNames.map((service) => `${service}=${running.address(service)}`),
+      ],
       timeoutMs,
     );
-    const shares = Array.from({ length: settings.clients }, (_, i) => Math.floor(settings.concurrency / settings.clients) + (i < settings.concurrency % settings.clients ? 1 : 0));
+    const shares = Array.from(
+      { length: settings.clients },
+      (_, i) =>
+        Math.floor(settings.concurrency / settings.clients) + (i < settings.concurrency % settings.clients ? 1 : 0),
+    );
     const workers = await Promise.all(
       shares.map((concurrency) => {
         const workerSettings: ViewLoadSettings = {
@@ -158,6 +198,7 @@ export async function overload(args: string[]): Promise<number> {
           durationMs: settings.durationMs,
           deadlineMs: settings.deadlineMs,
           abandonAfterMs,
+          backoffMs: settings.backoffMs,
         };
         return startMeasuringProcess<ViewLoadResult>(workerEntry, [JSON.stringify(workerSettings)], timeoutMs);
       }),
@@ -170,6 +211,9 @@ export async function overload(args: string[]): Promise<number> {
     const outcomes: Outcome[] = results.flatMap((result) => result.outcomes.map(([code, ms]) => ({ code, ms })));
 
     const report = summarise(settings, budgetMs, elapsedMs, outcomes, health, running.exited());
+    // The servers log their refusal times as they stop.
+    await running.stop("SIGTERM");
+    report.serverRefusals = running.serverRefusals();
     report.messages = Object.assign({}, ...results.map((result) => result.messages)) as Record<string, string>;
     // The worst of the load processes.
     report.clientLoopDelay = {
@@ -180,8 +224,14 @@ export async function overload(args: string[]): Promise<number> {
     report.command = ["shopmesh", "overload", ...args].join(" ");
     const paths = writeOverloadReport(report, settings.outDir);
     say("");
-    say(renderOverloadMarkdown(report).split("\n").filter((line) => line.startsWith("|") || line.startsWith("**")).join("\n"));
-    const nearby = (path: string) => (relative(process.cwd(), path).startsWith("..") ? path : relative(process.cwd(), path));
+    say(
+      renderOverloadMarkdown(report)
+        .split("\n")
+        .filter((line) => line.startsWith("|") || line.startsWith("**"))
+        .join("\n"),
+    );
+    const nearby = (path: string) =>
+      relative(process.cwd(), path).startsWith("..") ? path : relative(process.cwd(), path);
     say(`\nreports: ${nearby(paths.markdown)}, ${nearby(paths.json)}`);
     return report.otherCodes.INTERNAL || report.exited.length > 0 ? 1 : 0;
   } catch (error) {
@@ -195,8 +245,6 @@ export async function overload(args: string[]): Promise<number> {
   }
 }
 
-
-
 /** An admin, 20 products and a customer with 20 orders of 2-3 lines: a view the size the bench measures. */
 async function seed(mesh: LoadMesh): Promise<{ userId: string; token: string }> {
   const users = createClient(UsersService, mesh.transport("users"));
@@ -204,15 +252,26 @@ async function seed(mesh: LoadMesh): Promise<{ userId: string; token: string }> 
   const catalog = createClient(ProductsService, mesh.transport("products", admin.session!.accessToken));
   const productIds: string[] = [];
   for (let index = 0; index < 20; index++) {
-    const { product } = await catalog.createProduct({ name: `Overload product ${index + 1}`, description: "", price: { currencyCode: "EUR", minorUnits: BigInt(500 + index) } });
+    const { product } = await catalog.createProduct({
+      name: `Overload product ${index + 1}`,
+      description: "",
+      price: { currencyCode: "EUR", minorUnits: BigInt(500 + index) },
+    });
     productIds.push(product!.id);
   }
-  const { user, session } = await users.signUp({ email: "customer@overload.shopmesh.local", password: "overload-customer", displayName: "Overload Customer" });
+  const { user, session } = await users.signUp({
+    email: "customer@overload.shopmesh.local",
+    password: "overload-customer",
+    displayName: "Overload Customer",
+  });
   const orders = createClient(OrdersService, mesh.transport("orders", session!.accessToken));
   for (let index = 0; index < 20; index++) {
     await orders.createOrder({
       requestId: `overload-${index}`,
-      items: Array.from({ length: 2 + (index % 2) }, (_, line) => ({ productId: productIds[(index * 3 + line * 7) % productIds.length]!, quantity: 1 + line })),
+      items: Array.from({ length: 2 + (index % 2) }, (_, line) => ({
+        productId: productIds[(index * 3 + line * 7) % productIds.length]!,
+        quantity: 1 + line,
+      })),
     });
   }
   return { userId: user!.id, token: session!.accessToken };
@@ -233,7 +292,8 @@ function summarise(
   for (const o of outcomes) {
     if (o.code === "OK" || o.code === "RESOURCE_EXHAUSTED") continue;
     tally(otherCodes, o.code);
-    (otherLatency[o.code] ??= []).push(o.ms);
+    otherLatency[o.code] ??= [];
+    otherLatency[o.code]!.push(o.ms);
   }
   const spread = (values: number[]) => ({
     p50Ms: quantile(values, 0.5) ?? 0,
@@ -250,6 +310,7 @@ function summarise(
       concurrency: settings.concurrency,
       clients: settings.clients,
       deadlineMs: settings.deadlineMs,
+      backoffMs: settings.backoffMs,
       budgetMs,
       env: settings.env,
       healthIntervalMs,
@@ -260,7 +321,8 @@ function summarise(
       count: answered.length,
       perSecond: answered.length / (elapsedMs / 1000),
       ...spread(answered),
-      withinBudgetPlus50: answered.length === 0 ? 0 : answered.filter((ms) => ms <= budgetMs + 50).length / answered.length,
+      withinBudgetPlus50:
+        answered.length === 0 ? 0 : answered.filter((ms) => ms <= budgetMs + 50).length / answered.length,
     },
     refused: {
       count: refused.length,

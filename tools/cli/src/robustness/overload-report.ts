@@ -13,7 +13,11 @@ export interface Spread {
 export interface OverloadReport {
   generatedAt: string;
   command: string;
-  machine: { cpus: number; node: string; /** One-minute load average when the run ended: how busy the machine was. */ loadAverageAtEnd: number };
+  machine: {
+    cpus: number;
+    node: string /** One-minute load average when the run ended: how busy the machine was. */;
+    loadAverageAtEnd: number;
+  };
   settings: {
     seconds: number;
     concurrency: number;
@@ -21,6 +25,8 @@ export interface OverloadReport {
     clients: number;
     /** The deadline each view was sent with; undefined: none. */
     deadlineMs: number | undefined;
+    /** How long a caller paused after a refusal, ms (absent in older reports: 0). */
+    backoffMs?: number;
     /** What a view may take: its deadline, or user-orders' default budget. */
     budgetMs: number;
     env: Record<string, string>;
@@ -28,8 +34,12 @@ export interface OverloadReport {
   };
   elapsedSeconds: number;
   calls: number;
-  answered: Spread & { count: number; perSecond: number; /** Share answered within the budget + 50 ms. */ withinBudgetPlus50: number };
-  refused: Spread & { count: number; /** Share refused within 10 ms. */ within10Ms: number };
+  answered: Spread & {
+    count: number;
+    perSecond: number /** Share answered within the budget + 50 ms. */;
+    withinBudgetPlus50: number;
+  };
+  refused: Spread & { count: number /** Share refused within 10 ms. */; within10Ms: number };
   /** Every status other than OK and RESOURCE_EXHAUSTED, by count. */
   otherCodes: Record<string, number>;
   otherLatency: Record<string, Spread>;
@@ -37,8 +47,19 @@ export interface OverloadReport {
   messages: Record<string, string>;
   /** Event-loop delay of the load processes themselves (the worst of them): how much of the calls' latency is the client's own. */
   clientLoopDelay: { p50Ms: number; p99Ms: number; maxMs: number };
-  health: (Spread & { service: string; checks: number; serving: number; notServing: number; failures: Record<string, number> })[];
+  health: (Spread & {
+    service: string;
+    checks: number;
+    serving: number;
+    notServing: number;
+    failures: Record<string, number>;
+  })[];
   exited: string[];
+  /** Per service, how soon after arriving it refused calls, measured in the server (RefusalTimes' buckets). */
+  serverRefusals?: Record<
+    string,
+    { refused: number; p50Ms: number; p99Ms: number; maxMs: number; within10Ms: number; meanHoldMs: number }
+  >;
 }
 
 export function writeOverloadReport(report: OverloadReport, outDir: string): { json: string; markdown: string } {
@@ -54,6 +75,25 @@ const n = (value: number) => Math.round(value).toLocaleString("en-US");
 const ms = (value: number) => (value >= 100 ? n(value) : value.toFixed(1));
 const pct = (share: number) => `${(share * 100).toFixed(1)} %`;
 
+function serverRefusalLines(report: OverloadReport): string[] {
+  const entries = Object.entries(report.serverRefusals ?? {});
+  if (entries.length === 0) return [];
+  const bound = (value: number | null) => (value === null || !Number.isFinite(value) ? "> 1,000" : `≤ ${ms(value)}`);
+  return [
+    "## Refusals in the servers",
+    "",
+    "| service | refused | p50 ms | p99 ms | max ms | within 10 ms | mean slot hold ms |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...entries.map(
+      ([service, r]) =>
+        `| ${service} | ${n(r.refused)} | ${bound(r.p50Ms)} | ${bound(r.p99Ms)} | ${ms(r.maxMs)} | ${pct(r.within10Ms)} | ${ms(r.meanHoldMs)} |`,
+    ),
+    "",
+    "Measured by each server from the moment grpc-js handed it the call's headers to the refusal, in buckets (0.5, 1, 2, 5, 10, 25 ... 1,000 ms): the difference from the client's figure above is time on the connections and in both processes' event-loop queues. Calls to the services behind user-orders come from user-orders itself.",
+    "",
+  ];
+}
+
 export function renderOverloadMarkdown(report: OverloadReport): string {
   const { settings, answered, refused } = report;
   const others = Object.entries(report.otherCodes).sort(([, a], [, b]) => b - a);
@@ -65,8 +105,15 @@ export function renderOverloadMarkdown(report: OverloadReport): string {
     "",
     `${n(settings.concurrency)} STRONG GetUserOrders views (20 orders of 2-3 lines each) kept in flight for ${settings.seconds} s by ${settings.clients} client processes with 2 HTTP/2 connections each, ` +
       `${settings.deadlineMs === undefined ? `with no deadline, so user-orders' default budget of ${n(settings.budgetMs)} ms applies` : `each with a ${n(settings.deadlineMs)} ms deadline`}; ` +
+      (settings.backoffMs
+        ? `a caller refused pauses ${n(settings.backoffMs)} ms (±50 %) before its next call; `
+        : "a caller sends its next call as soon as one ends, refused or not; ") +
       `grpc.health.v1 Check on every service every ${settings.healthIntervalMs} ms on connections of its own.` +
-      (Object.keys(settings.env).length > 0 ? ` Every service ran with ${Object.entries(settings.env).map(([k, v]) => `\`${k}=${v}\``).join(", ")}.` : ""),
+      (Object.keys(settings.env).length > 0
+        ? ` Every service ran with ${Object.entries(settings.env)
+            .map(([k, v]) => `\`${k}=${v}\``)
+            .join(", ")}.`
+        : ""),
     "",
     `**${n(report.calls)} calls in ${report.elapsedSeconds.toFixed(1)} s: ${n(answered.count)} answered, ${n(refused.count)} refused, ${n(others.reduce((sum, [, c]) => sum + c, 0))} other; INTERNAL ${n(internal)}.**` +
       (report.exited.length > 0 ? ` **${report.exited.join(", ")} exited during the run.**` : ""),
@@ -88,13 +135,18 @@ export function renderOverloadMarkdown(report: OverloadReport): string {
     "",
     ...Object.entries(report.messages).map(([code, message]) => `- first ${code}: ${message}`),
     "",
+    ...serverRefusalLines(report),
     "## Health",
     "",
     "| service | checks | SERVING | NOT_SERVING | failed | p50 ms | p99 ms | max ms |",
     "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
     ...report.health.map(
       (h) =>
-        `| ${h.service} | ${n(h.checks)} | ${n(h.serving)} | ${n(h.notServing)} | ${Object.entries(h.failures).map(([code, c]) => `${code} ${n(c)}`).join(", ") || "0"} | ${ms(h.p50Ms)} | ${ms(h.p99Ms)} | ${ms(h.maxMs)} |`,
+        `| ${h.service} | ${n(h.checks)} | ${n(h.serving)} | ${n(h.notServing)} | ${
+          Object.entries(h.failures)
+            .map(([code, c]) => `${code} ${n(c)}`)
+            .join(", ") || "0"
+        } | ${ms(h.p50Ms)} | ${ms(h.p99Ms)} | ${ms(h.maxMs)} |`,
     ),
     "",
     `The checks come from a process of their own, apart from the load: one is sent ${settings.healthIntervalMs} ms after the previous one was sent, or at once when that one took longer; each waits 5 s at most.`,

@@ -6,7 +6,14 @@ import { relative } from "node:path";
 import type { ServiceName } from "../mesh/local-mesh.js";
 import { sourceHeads, waitForProjection } from "../mesh/projection-progress.js";
 import { closedLoop } from "../bench/load-loop.js";
-import { faultDescriptions, faultsBetween, isExplained, soakSchedule, type FaultKind, type FaultPhase } from "./fault-schedule.js";
+import {
+  faultDescriptions,
+  faultsBetween,
+  isExplained,
+  soakSchedule,
+  type FaultKind,
+  type FaultPhase,
+} from "./fault-schedule.js";
 import { LoadMesh, type FaultSpec } from "./load-mesh.js";
 import { leastSquaresSlope, sumTallies } from "./load-statistics.js";
 import { openLoop } from "./open-loop.js";
@@ -61,15 +68,26 @@ export async function soak(args: string[]): Promise<number> {
   process.once("SIGTERM", onInterrupt);
   const runStarted = performance.now();
   try {
-    say(`shopmesh soak: ${formatDuration(settings.durationMs)} of mixed load, a report line every ${formatDuration(settings.windowMs)}`);
+    say(
+      `shopmesh soak: ${formatDuration(settings.durationMs)} of mixed load, a report line every ${formatDuration(settings.windowMs)}`,
+    );
     mesh = await LoadMesh.start({ tokenTtl: `${Math.ceil(settings.durationMs / 60_000) + 60}m`, faultInjection: true });
     const running = mesh;
     const mix = await SoakMix.seed(running, { products: settings.products, customers: settings.customers });
     const first = mix.customers[0]!;
     const heads = await sourceHeads((source) => running.address(source), running.eventsToken);
-    const caughtUp = await waitForProjection({ target: running.address("user-orders"), token: first.token, userId: first.userId, timeoutMs: 30_000, heads });
-    if (!caughtUp.caughtUp) throw new Error("user-orders' projection did not catch up with the seeded data within 30 s");
-    say(`  mesh up and seeded in ${formatDuration(Math.round(performance.now() - runStarted))}: ${settings.products} products, ${settings.customers} customers with 2 orders each`);
+    const caughtUp = await waitForProjection({
+      target: running.address("user-orders"),
+      token: first.token,
+      userId: first.userId,
+      timeoutMs: 30_000,
+      heads,
+    });
+    if (!caughtUp.caughtUp)
+      throw new Error("user-orders' projection did not catch up with the seeded data within 30 s");
+    say(
+      `  mesh up and seeded in ${formatDuration(Math.round(performance.now() - runStarted))}: ${settings.products} products, ${settings.customers} customers with 2 orders each`,
+    );
 
     let rate = settings.rate;
     let capacity: number | undefined;
@@ -79,14 +97,18 @@ export async function soak(args: string[]): Promise<number> {
       const probe = await closedLoop(probeCall, 16, settings.probeMs);
       capacity = (probe.calls / probe.elapsedMs) * 1000;
       rate = Math.max(2, Math.round(capacity / 2));
-      say(`  capacity probe: ${Math.round(capacity)} calls/s with 16 in flight for ${formatDuration(settings.probeMs)}; load at ${rate} calls/s`);
+      say(
+        `  capacity probe: ${Math.round(capacity)} calls/s with 16 in flight for ${formatDuration(settings.probeMs)}; load at ${rate} calls/s`,
+      );
     } else {
       say(`  load at ${rate} calls/s (--rate)`);
     }
 
     const result = await runLoad(running, mix, settings, rate);
     const writes = await checkWrites(running, mix);
-    say(`  writes: ${writes.acknowledged} acknowledged, ${writes.missingFromOrders} missing from orders, ${writes.missingFromView} missing from the EVENTUAL view, ${writes.duplicatedInView} there twice`);
+    say(
+      `  writes: ${writes.acknowledged} acknowledged, ${writes.missingFromOrders} missing from orders, ${writes.missingFromView} missing from the EVENTUAL view, ${writes.duplicatedInView} there twice`,
+    );
 
     const report: SoakReport = {
       generatedAt: new Date().toISOString(),
@@ -102,7 +124,12 @@ export async function soak(args: string[]): Promise<number> {
         products: settings.products,
         customers: settings.customers,
       },
-      schedule: result.applied.map((phase) => ({ kind: phase.kind, description: faultDescriptions[phase.kind], fromSeconds: phase.fromMs / 1000, toSeconds: phase.toMs / 1000 })),
+      schedule: result.applied.map((phase) => ({
+        kind: phase.kind,
+        description: faultDescriptions[phase.kind],
+        fromSeconds: phase.fromMs / 1000,
+        toSeconds: phase.toMs / 1000,
+      })),
       windows: result.windows,
       totals: {
         calls: result.windows.reduce((sum, window) => sum + window.calls, 0),
@@ -155,7 +182,12 @@ async function runLoad(mesh: LoadMesh, mix: SoakMix, settings: SoakSettings, rat
   const windowCount = Math.max(1, Math.round(settings.durationMs / settings.windowMs));
   const accumulators = Array.from(
     { length: windowCount },
-    (_, i) => new WindowAccumulator(i, i * settings.windowMs, i === windowCount - 1 ? settings.durationMs : (i + 1) * settings.windowMs),
+    (_, i) =>
+      new WindowAccumulator(
+        i,
+        i * settings.windowMs,
+        i === windowCount - 1 ? settings.durationMs : (i + 1) * settings.windowMs,
+      ),
   );
   const windows: WindowSummary[] = [];
   const unexpected = new Map<string, number>();
@@ -171,7 +203,11 @@ async function runLoad(mesh: LoadMesh, mix: SoakMix, settings: SoakSettings, rat
     const memory = mesh.memory();
     for (const [service, value] of memory) {
       const list = samples.get(service) ?? [];
-      list.push({ t: now() / 1000, rss: mib(value.rssBytes), heap: value.heapUsedBytes === undefined ? undefined : mib(value.heapUsedBytes) });
+      list.push({
+        t: now() / 1000,
+        rss: mib(value.rssBytes),
+        heap: value.heapUsedBytes === undefined ? undefined : mib(value.heapUsedBytes),
+      });
       samples.set(service, list);
     }
     return memory;
@@ -187,7 +223,11 @@ async function runLoad(mesh: LoadMesh, mix: SoakMix, settings: SoakSettings, rat
     faultTimers.push(
       setTimeout(() => {
         active.set(phase.kind, now());
-        switching.push(mesh.setFaults(setting.service, setting.faults).catch((error: unknown) => say(`  could not set ${phase.kind}: ${String(error)}`)));
+        switching.push(
+          mesh
+            .setFaults(setting.service, setting.faults)
+            .catch((error: unknown) => say(`  could not set ${phase.kind}: ${String(error)}`)),
+        );
       }, phase.fromMs),
       setTimeout(() => {
         switching.push(
@@ -237,11 +277,21 @@ async function runLoad(mesh: LoadMesh, mix: SoakMix, settings: SoakSettings, rat
         surprising = true;
         const key = `${operation} ${outcome.code}`;
         unexpected.set(key, (unexpected.get(key) ?? 0) + 1);
-        if (!unexpectedExamples.has(key)) unexpectedExamples.set(key, `${outcome.message ?? ""} (after ${Math.round(ended - callStarted)} ms, at ${(callStarted / 1000).toFixed(1)} s)`);
+        if (!unexpectedExamples.has(key))
+          unexpectedExamples.set(
+            key,
+            `${outcome.message ?? ""} (after ${Math.round(ended - callStarted)} ms, at ${(callStarted / 1000).toFixed(1)} s)`,
+          );
       }
       const index = Math.min(windowCount - 1, Math.floor(ended / settings.windowMs));
       // A window already closed gets nothing more: such a late call counts in the next open one.
-      accumulators[Math.max(index, nextWindow)]!.add(operation, outcome.code, ended - callStarted, surprising, outcome.degraded);
+      accumulators[Math.max(index, nextWindow)]!.add(
+        operation,
+        outcome.code,
+        ended - callStarted,
+        surprising,
+        outcome.degraded,
+      );
     },
   });
   clearInterval(windowTimer);
@@ -266,13 +316,22 @@ async function runLoad(mesh: LoadMesh, mix: SoakMix, settings: SoakSettings, rat
       firstRssMiB: list[0]!.rss,
       lastRssMiB: list.at(-1)!.rss,
       peakRssMiB: Math.max(...list.map((point) => point.rss)),
-      rssSlopeMiBPerMinute: (leastSquaresSlope(steady.map((point) => ({ x: point.t / 60, y: point.rss }))) ?? 0),
+      rssSlopeMiBPerMinute: leastSquaresSlope(steady.map((point) => ({ x: point.t / 60, y: point.rss }))) ?? 0,
       lastHeapUsedMiB: list.at(-1)!.heap,
       heapSlopeMiBPerMinute: leastSquaresSlope(heaps.map((point) => ({ x: point.t / 60, y: point.heap! }))),
       samples: list.length,
     };
   }
-  return { windows, skipped: loop.skipped, unexpected, unexpectedExamples, applied, memory, slopeFromSeconds, exited: mesh.exited() };
+  return {
+    windows,
+    skipped: loop.skipped,
+    unexpected,
+    unexpectedExamples,
+    applied,
+    memory,
+    slopeFromSeconds,
+    exited: mesh.exited(),
+  };
 }
 
 /**
@@ -282,7 +341,14 @@ async function runLoad(mesh: LoadMesh, mix: SoakMix, settings: SoakSettings, rat
  */
 async function checkWrites(mesh: LoadMesh, mix: SoakMix): Promise<WriteCheck> {
   const heads = await sourceHeads((source) => mesh.address(source), mesh.eventsToken);
-  const wait = await waitForProjection({ target: mesh.address("user-orders"), token: mix.customers[0]!.token, userId: mix.customers[0]!.userId, timeoutMs: 60_000, heads, intervalMs: 50 });
+  const wait = await waitForProjection({
+    target: mesh.address("user-orders"),
+    token: mix.customers[0]!.token,
+    userId: mix.customers[0]!.userId,
+    timeoutMs: 60_000,
+    heads,
+    intervalMs: 50,
+  });
   let missingFromOrders = 0;
   let missingFromView = 0;
   let duplicatedInView = 0;
@@ -311,14 +377,31 @@ async function checkWrites(mesh: LoadMesh, mix: SoakMix): Promise<WriteCheck> {
       }
     }
   }
-  return { acknowledged: mix.acknowledged.length, projectionCaughtUp: wait.caughtUp, projectionWaitMs: wait.waitedMs, missingFromOrders, missingFromView, duplicatedInView, examples };
+  return {
+    acknowledged: mix.acknowledged.length,
+    projectionCaughtUp: wait.caughtUp,
+    projectionWaitMs: wait.waitedMs,
+    missingFromOrders,
+    missingFromView,
+    duplicatedInView,
+    examples,
+  };
 }
 
 function windowLine(window: WindowSummary, windowMs: number): string {
-  const label = windowMs % 60_000 === 0 ? `minute ${window.toSeconds / 60}` : `${Math.round(window.fromSeconds)}-${Math.round(window.toSeconds)} s`;
-  const errors = Object.entries(window.errors).map(([code, n]) => `${code} ${n}`).join(", ") || "none";
+  const label =
+    windowMs % 60_000 === 0
+      ? `minute ${window.toSeconds / 60}`
+      : `${Math.round(window.fromSeconds)}-${Math.round(window.toSeconds)} s`;
+  const errors =
+    Object.entries(window.errors)
+      .map(([code, n]) => `${code} ${n}`)
+      .join(", ") || "none";
   const memory = Object.entries(window.memory)
-    .map(([service, m]) => `${service} ${Math.round(m!.rssMiB)}${m!.heapUsedMiB === undefined ? "" : `/${Math.round(m!.heapUsedMiB)}`}`)
+    .map(
+      ([service, m]) =>
+        `${service} ${Math.round(m!.rssMiB)}${m!.heapUsedMiB === undefined ? "" : `/${Math.round(m!.heapUsedMiB)}`}`,
+    )
     .join(", ");
   return (
     `  ${label}: ${window.calls} calls (${window.callsPerSecond.toFixed(1)}/s), errors ${errors}${window.unexpected > 0 ? ` (${window.unexpected} UNEXPECTED)` : ""}, ` +
@@ -327,11 +410,14 @@ function windowLine(window: WindowSummary, windowMs: number): string {
 }
 
 function summaryLines(report: SoakReport, paths: { json: string; markdown: string }): string[] {
-  const nearby = (path: string) => (relative(process.cwd(), path).startsWith("..") ? path : relative(process.cwd(), path));
+  const nearby = (path: string) =>
+    relative(process.cwd(), path).startsWith("..") ? path : relative(process.cwd(), path);
   return [
     `soak ${report.verdict}: ${report.totals.calls} calls, ${report.totals.unexpected} unexpected errors, ${report.lostWrites} lost writes${report.exited.length > 0 ? `, exited: ${report.exited.join(", ")}` : ""}`,
     ...Object.entries(report.totals.unexpectedExamples).map(([call, example]) => `  unexpected ${call}: ${example}`),
-    `RSS slope (MiB/min, from ${report.slopeFromSeconds} s): ${Object.entries(report.memory).map(([service, m]) => `${service} ${m.rssSlopeMiBPerMinute.toFixed(2)}`).join(", ")}`,
+    `RSS slope (MiB/min, from ${report.slopeFromSeconds} s): ${Object.entries(report.memory)
+      .map(([service, m]) => `${service} ${m.rssSlopeMiBPerMinute.toFixed(2)}`)
+      .join(", ")}`,
     `reports: ${nearby(paths.markdown)}, ${nearby(paths.json)}`,
   ];
 }

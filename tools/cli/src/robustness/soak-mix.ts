@@ -117,7 +117,10 @@ export class SoakMix {
     const ids: string[] = [];
     let pageToken = "";
     do {
-      const page = await customer.orders.listOrders({ userId: customer.userId, pageSize: 100, pageToken }, { timeoutMs: 10_000 });
+      const page = await customer.orders.listOrders(
+        { userId: customer.userId, pageSize: 100, pageToken },
+        { timeoutMs: 10_000 },
+      );
       ids.push(...page.orders.map((order) => order.id));
       pageToken = page.nextPageToken;
     } while (pageToken !== "");
@@ -166,7 +169,10 @@ export class SoakMix {
           await this.users[this.#turn % 2]!.signIn({ email: customer.email, password: customer.password }, options);
           break;
         case "GetProduct":
-          await this.products[this.#turn % 2]!.getProduct({ productId: this.productIds[this.#turn % this.productIds.length]! }, options);
+          await this.products[this.#turn % 2]!.getProduct(
+            { productId: this.productIds[this.#turn % this.productIds.length]! },
+            options,
+          );
           break;
         case "CreateOrder": {
           const n = ++this.#requests;
@@ -184,10 +190,15 @@ export class SoakMix {
           break;
         }
         case "GetUserOrders STRONG":
-          degraded = (await customer.views.getUserOrders({ userId: customer.userId, pageSize: 10 }, options)).degradations.length > 0;
+          degraded =
+            (await customer.views.getUserOrders({ userId: customer.userId, pageSize: 10 }, options)).degradations
+              .length > 0;
           break;
         case "GetUserOrders EVENTUAL":
-          await customer.views.getUserOrders({ userId: customer.userId, pageSize: 10, consistency: Consistency.EVENTUAL }, options);
+          await customer.views.getUserOrders(
+            { userId: customer.userId, pageSize: 10, consistency: Consistency.EVENTUAL },
+            options,
+          );
           break;
       }
       return { operation, code: "OK", degraded };

@@ -31,7 +31,11 @@ export interface WriteCheck {
 export interface SoakReport {
   generatedAt: string;
   command: string;
-  machine: { cpus: number; node: string; /** One-minute load average when the run ended: how busy the machine was. */ loadAverageAtEnd: number };
+  machine: {
+    cpus: number;
+    node: string /** One-minute load average when the run ended: how busy the machine was. */;
+    loadAverageAtEnd: number;
+  };
   settings: {
     durationSeconds: number;
     windowSeconds: number;
@@ -126,7 +130,12 @@ export function renderSoakMarkdown(report: SoakReport): string {
     ...report.windows.map(
       (w) =>
         `| ${f(w.fromSeconds, 0)}-${f(w.toSeconds, 0)} | ${n(w.calls)} | ${f(w.callsPerSecond)} | ${codes(w.errors)} | ${n(w.unexpected)} | ${n(w.degraded)} | ${f(w.p50Ms, 2)} | ${f(w.p99Ms, 2)} | ${w.faults.join(", ") || "none"} | ` +
-        services.map((s) => `${f(w.memory[s as keyof typeof w.memory]?.rssMiB)} / ${f(w.memory[s as keyof typeof w.memory]?.heapUsedMiB)}`).join(" | ") +
+        services
+          .map(
+            (s) =>
+              `${f(w.memory[s as keyof typeof w.memory]?.rssMiB)} / ${f(w.memory[s as keyof typeof w.memory]?.heapUsedMiB)}`,
+          )
+          .join(" | ") +
         " |",
     ),
     "",

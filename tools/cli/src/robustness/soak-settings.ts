@@ -54,14 +54,17 @@ export function readSoakSettings(args: string[]): SoakSettings {
   const number = (flag: string, text: string | undefined, min: number, max: number): number | undefined => {
     if (text === undefined) return undefined;
     const value = Number(text);
-    if (!Number.isFinite(value) || value < min || value > max) throw new Error(`--${flag}: expected a number from ${min} to ${max}, got ${text}`);
+    if (!Number.isFinite(value) || value < min || value > max)
+      throw new Error(`--${flag}: expected a number from ${min} to ${max}, got ${text}`);
     return value;
   };
   const seconds = number("seconds", values.seconds, 5, 24 * 3600);
   const minutes = number("minutes", values.minutes, 0.1, 24 * 60);
   const durationMs = Math.round((seconds ?? (minutes ?? 10) * 60) * 1000);
   // A minute, or whole seconds giving about six windows in a shorter run.
-  const windowMs = Math.round(number("window", values.window, 1, 3600) ?? Math.min(60, Math.max(1, Math.round(durationMs / 6000)))) * 1000;
+  const windowMs =
+    Math.round(number("window", values.window, 1, 3600) ?? Math.min(60, Math.max(1, Math.round(durationMs / 6000)))) *
+    1000;
   const full = durationMs >= 10 * 60_000;
   return {
     durationMs,

@@ -27,7 +27,8 @@ export interface WindowSummary {
 }
 
 const mib = (bytes: number) => bytes / (1024 * 1024);
-const ms = (histogram: LatencyHistogram, percentile: number) => (histogram.totalCount === 0 ? 0 : histogram.getValueAtPercentile(percentile) / 1000);
+const ms = (histogram: LatencyHistogram, percentile: number) =>
+  histogram.totalCount === 0 ? 0 : histogram.getValueAtPercentile(percentile) / 1000;
 
 /** Accumulates the calls that end in one window. */
 export class WindowAccumulator {
@@ -85,7 +86,10 @@ export class WindowAccumulator {
       memory: Object.fromEntries(
         [...memory].map(([service, sample]) => [
           service,
-          { rssMiB: mib(sample.rssBytes), ...(sample.heapUsedBytes === undefined ? {} : { heapUsedMiB: mib(sample.heapUsedBytes) }) },
+          {
+            rssMiB: mib(sample.rssBytes),
+            ...(sample.heapUsedBytes === undefined ? {} : { heapUsedMiB: mib(sample.heapUsedBytes) }),
+          },
         ]),
       ),
     };

@@ -20,6 +20,8 @@ export interface ViewLoadSettings {
   deadlineMs: number | undefined;
   /** A call still unanswered this long after the load's end is given up and counted as ABANDONED. */
   abandonAfterMs: number;
+  /** How long a caller pauses after a refusal (RESOURCE_EXHAUSTED) before its next call, ms; 0: not at all. */
+  backoffMs?: number;
 }
 
 export interface ViewLoadResult {
@@ -35,7 +37,11 @@ export const abandoned = "ABANDONED";
 
 async function load(settings: ViewLoadSettings): Promise<ViewLoadResult> {
   const transports: GrpcTransport[] = Array.from({ length: settings.connections }, () =>
-    createTransport({ target: settings.target, token: settings.token, channelOptions: { "grpc.use_local_subchannel_pool": 1 } }),
+    createTransport({
+      target: settings.target,
+      token: settings.token,
+      channelOptions: { "grpc.use_local_subchannel_pool": 1 },
+    }),
   );
   const views = transports.map((transport) => createClient(UserOrdersService, transport));
   const outcomes: [string, number][] = [];
@@ -47,7 +53,10 @@ async function load(settings: ViewLoadSettings): Promise<ViewLoadResult> {
   // Every call listens to it (Connect and the transport each add a listener): no limit to warn about.
   setMaxListeners(0, abandon.signal);
   const abandonTimer = setTimeout(() => abandon.abort(), settings.durationMs + settings.abandonAfterMs);
-  const options = { signal: abandon.signal, ...(settings.deadlineMs === undefined ? {} : { timeoutMs: settings.deadlineMs }) };
+  const options = {
+    signal: abandon.signal,
+    ...(settings.deadlineMs === undefined ? {} : { timeoutMs: settings.deadlineMs }),
+  };
   // Each loop also stops after a fixed number of calls, so the count is bounded whatever the speed.
   const perLoop = Math.max(100, Math.ceil(settings.durationMs / 5));
   try {
@@ -64,6 +73,10 @@ async function load(settings: ViewLoadSettings): Promise<ViewLoadResult> {
             const code = abandon.signal.aborted ? abandoned : statusName(failure.code);
             outcomes.push([code, performance.now() - at]);
             messages[code] ??= failure.rawMessage;
+            if (settings.backoffMs && code === "RESOURCE_EXHAUSTED" && performance.now() < end) {
+              // Jittered, so that the callers refused together do not come back together.
+              await new Promise((resolve) => setTimeout(resolve, settings.backoffMs! * (0.5 + Math.random())));
+            }
           }
         }
       }),
@@ -73,7 +86,15 @@ async function load(settings: ViewLoadSettings): Promise<ViewLoadResult> {
     loopDelay.disable();
     for (const transport of transports) transport.close();
   }
-  return { outcomes, messages, loopDelay: { p50Ms: loopDelay.percentile(50) / 1e6, p99Ms: loopDelay.percentile(99) / 1e6, maxMs: loopDelay.max / 1e6 } };
+  return {
+    outcomes,
+    messages,
+    loopDelay: {
+      p50Ms: loopDelay.percentile(50) / 1e6,
+      p99Ms: loopDelay.percentile(99) / 1e6,
+      maxMs: loopDelay.max / 1e6,
+    },
+  };
 }
 
 if (process.argv[2] !== undefined) {
