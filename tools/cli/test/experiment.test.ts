@@ -49,7 +49,7 @@ describe("shopmesh experiment --quick", () => {
     if (result.code !== 0) throw new Error(`experiment exited with ${result.code}\n${result.stderr}`);
     report = readFileSync(join(out, "coupling.md"), "utf8");
     results = JSON.parse(readFileSync(join(out, "coupling.json"), "utf8")) as ExperimentResults;
-  }, 150_000);
+  }, 300_000);
   afterAll(() => rmSync(out, { recursive: true, force: true }));
 
   it("prints where the report is and a short summary", () => {
