@@ -1,5 +1,4 @@
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { writeReportFiles } from "../report-files.js";
 import type { BenchReport, StepResult, TargetCheck } from "./bench-results.js";
 import { fmt } from "./target-checks.js";
 
@@ -8,12 +7,7 @@ const ms = (value: number) => fmt(value, value < 10 ? 2 : 1);
 
 /** Writes bench.json and bench.md into `outDir`; returns their paths. */
 export function writeReport(report: BenchReport, outDir: string): { json: string; markdown: string } {
-  mkdirSync(outDir, { recursive: true });
-  const json = join(outDir, "bench.json");
-  const markdown = join(outDir, "bench.md");
-  writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(markdown, renderMarkdown(report));
-  return { json, markdown };
+  return writeReportFiles(outDir, "bench", report, renderMarkdown(report));
 }
 
 function table(header: string[], rows: string[][], right: boolean[]): string {

@@ -1,5 +1,4 @@
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { writeReportFiles } from "../report-files.js";
 
 /** A latency spread, in ms. */
 export interface Spread {
@@ -63,12 +62,7 @@ export interface OverloadReport {
 }
 
 export function writeOverloadReport(report: OverloadReport, outDir: string): { json: string; markdown: string } {
-  mkdirSync(outDir, { recursive: true });
-  const json = join(outDir, "overload.json");
-  const markdown = join(outDir, "overload.md");
-  writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(markdown, renderOverloadMarkdown(report));
-  return { json, markdown };
+  return writeReportFiles(outDir, "overload", report, renderOverloadMarkdown(report));
 }
 
 const n = (value: number) => Math.round(value).toLocaleString("en-US");

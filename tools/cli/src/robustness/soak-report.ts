@@ -1,5 +1,4 @@
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { writeReportFiles } from "../report-files.js";
 import { operations, type FaultKind } from "./fault-schedule.js";
 import type { WindowSummary } from "./soak-windows.js";
 
@@ -74,12 +73,7 @@ export interface SoakReport {
 
 /** Writes soak.json and soak.md into `outDir`; returns their paths. */
 export function writeSoakReport(report: SoakReport, outDir: string): { json: string; markdown: string } {
-  mkdirSync(outDir, { recursive: true });
-  const json = join(outDir, "soak.json");
-  const markdown = join(outDir, "soak.md");
-  writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(markdown, renderSoakMarkdown(report));
-  return { json, markdown };
+  return writeReportFiles(outDir, "soak", report, renderSoakMarkdown(report));
 }
 
 const n = (value: number) => Math.round(value).toLocaleString("en-US");
