@@ -3,7 +3,7 @@
 // call's status and latency and each health answer; writes overload.md and
 // overload.json. It measures; it does not judge, except that INTERNAL must
 // not occur.
-import { cpus, loadavg } from "node:os";
+import { thisMachine } from "../report-files.js";
 import { relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -304,7 +304,7 @@ function summarise(
   return {
     generatedAt: new Date().toISOString(),
     command: "",
-    machine: { cpus: cpus().length, node: process.version, loadAverageAtEnd: loadavg()[0]! },
+    machine: thisMachine(),
     settings: {
       seconds: settings.durationMs / 1000,
       concurrency: settings.concurrency,

@@ -1,4 +1,4 @@
-import { writeReportFiles } from "../report-files.js";
+import { type RunMachine, runLine, writeReportFiles } from "../report-files.js";
 
 /** A latency spread, in ms. */
 export interface Spread {
@@ -12,11 +12,7 @@ export interface Spread {
 export interface OverloadReport {
   generatedAt: string;
   command: string;
-  machine: {
-    cpus: number;
-    node: string /** One-minute load average when the run ended: how busy the machine was. */;
-    loadAverageAtEnd: number;
-  };
+  machine: RunMachine;
   settings: {
     seconds: number;
     concurrency: number;
@@ -95,7 +91,7 @@ export function renderOverloadMarkdown(report: OverloadReport): string {
   return [
     "# Overload",
     "",
-    `\`${report.command}\`, ${report.generatedAt}, ${report.machine.cpus} CPUs (load average ${report.machine.loadAverageAtEnd.toFixed(1)} at the end), Node ${report.machine.node}.`,
+    runLine(report),
     "",
     `${n(settings.concurrency)} STRONG GetUserOrders views (20 orders of 2-3 lines each) kept in flight for ${settings.seconds} s by ${settings.clients} client processes with 2 HTTP/2 connections each, ` +
       `${settings.deadlineMs === undefined ? `with no deadline, so user-orders' default budget of ${n(settings.budgetMs)} ms applies` : `each with a ${n(settings.deadlineMs)} ms deadline`}; ` +

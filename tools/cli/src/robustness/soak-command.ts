@@ -1,7 +1,7 @@
 // `shopmesh soak`: a mixed load at about half of capacity on a mesh of its
 // own, with faults switched on and off on a schedule; per-window figures,
 // memory trends per process, unexpected errors and lost writes.
-import { cpus, loadavg } from "node:os";
+import { thisMachine } from "../report-files.js";
 import { relative } from "node:path";
 import type { ServiceName } from "../mesh/local-mesh.js";
 import { sourceHeads, waitForProjection } from "../mesh/projection-progress.js";
@@ -113,7 +113,7 @@ export async function soak(args: string[]): Promise<number> {
     const report: SoakReport = {
       generatedAt: new Date().toISOString(),
       command: ["shopmesh", "soak", ...args].join(" "),
-      machine: { cpus: cpus().length, node: process.version, loadAverageAtEnd: loadavg()[0]! },
+      machine: thisMachine(),
       settings: {
         durationSeconds: settings.durationMs / 1000,
         windowSeconds: settings.windowMs / 1000,

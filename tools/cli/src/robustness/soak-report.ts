@@ -1,4 +1,4 @@
-import { writeReportFiles } from "../report-files.js";
+import { type RunMachine, runLine, writeReportFiles } from "../report-files.js";
 import { operations, type FaultKind } from "./fault-schedule.js";
 import type { WindowSummary } from "./soak-windows.js";
 
@@ -30,11 +30,7 @@ export interface WriteCheck {
 export interface SoakReport {
   generatedAt: string;
   command: string;
-  machine: {
-    cpus: number;
-    node: string /** One-minute load average when the run ended: how busy the machine was. */;
-    loadAverageAtEnd: number;
-  };
+  machine: RunMachine;
   settings: {
     durationSeconds: number;
     windowSeconds: number;
@@ -91,7 +87,7 @@ export function renderSoakMarkdown(report: SoakReport): string {
   const lines: string[] = [
     "# Soak",
     "",
-    `\`${report.command}\`, ${report.generatedAt}, ${report.machine.cpus} CPUs (load average ${report.machine.loadAverageAtEnd.toFixed(1)} at the end), Node ${report.machine.node}.`,
+    runLine(report),
     "",
     `**${report.verdict}**: ${n(totals.calls)} calls in ${f(settings.durationSeconds / 60, 1)} min, ` +
       `${n(totals.unexpected)} unexpected errors, ${n(report.lostWrites)} lost writes` +
