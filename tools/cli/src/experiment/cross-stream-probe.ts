@@ -22,9 +22,16 @@ export interface CrossStreamProbe {
   detailsSeenMs: number | undefined;
   /** EVENTUAL answers that listed the order without the product's details. */
   incompleteAnswers: number;
-  /** Of those, how many listed a degradation, and how many reported the products stream disconnected. */
+  /** Of those, how many listed a degradation. */
   incompleteWithDegradation: number;
+  /**
+   * Of those, how many had stream_lags report the products stream
+   * disconnected, and how many disconnected or behind (applied below head):
+   * once the fault is lifted the stream reconnects and reports its head
+   * before the held-back event is applied.
+   */
   incompleteWithProductsDisconnected: number;
+  incompleteWithProductsBehind: number;
   /** Why the probe could not run, if it could not. */
   error?: string;
 }
@@ -82,6 +89,7 @@ export async function crossStreamProbe(options: {
   let incompleteAnswers = 0;
   let incompleteWithDegradation = 0;
   let incompleteWithProductsDisconnected = 0;
+  let incompleteWithProductsBehind = 0;
   while (detailsSeenMs === undefined && performance.now() - ack < 20_000) {
     if (faultLiftedMs === undefined && performance.now() - ack >= options.holdMs) {
       await options.lift();
@@ -106,7 +114,10 @@ export async function crossStreamProbe(options: {
           )
         )
           incompleteWithDegradation++;
-        if (streamStates(response).disconnected.includes("products")) incompleteWithProductsDisconnected++;
+        const streams = streamStates(response);
+        const disconnected = streams.disconnected.includes("products");
+        if (disconnected) incompleteWithProductsDisconnected++;
+        if (disconnected || streams.behind.includes("products")) incompleteWithProductsBehind++;
       }
     }
     await sleep(2);
@@ -119,5 +130,6 @@ export async function crossStreamProbe(options: {
     incompleteAnswers,
     incompleteWithDegradation,
     incompleteWithProductsDisconnected,
+    incompleteWithProductsBehind,
   };
 }

@@ -674,14 +674,19 @@ function streamFaultSection(st: StalenessResult): string[] {
           "all",
         ],
         [
-          "of those, reporting the products stream disconnected",
-          String(probe.incompleteWithProductsDisconnected),
+          "of those, reporting the products stream disconnected or behind (applied below head)",
+          String(probe.incompleteWithProductsBehind),
           "all",
+        ],
+        [
+          "of those, reporting it disconnected",
+          String(probe.incompleteWithProductsDisconnected),
+          "those before the fault is lifted; after it, connected and behind until the event is applied",
         ],
       ],
     ),
     "",
-    `**What it shows.** An open stream does not meet a StreamEvents fault; a new one does, which is when it matters: after user-orders' restart the users and orders streams caught up at once (every order made during the outage was visible ${ms(o.catchUpMs)} ms after ready), but the products stream stayed refused. An order placed then was listed ${probe.orderSeenMs === undefined ? "never" : `${ms(probe.orderSeenMs)} ms`} after it was acknowledged, and its product's details followed only ${probe.detailsSeenMs === undefined ? "not within 20 s" : `${ms(probe.detailsSeenMs)} ms`} after it, ${probe.detailsSeenMs !== undefined && probe.faultLiftedMs !== undefined ? `${ms(probe.detailsSeenMs - probe.faultLiftedMs)} ms after the fault was lifted` : "after the fault was lifted"}. The ${probe.incompleteAnswers} answers in between had no product details on the line, and ${probe.incompleteAnswers > 0 && probe.incompleteWithDegradation === probe.incompleteAnswers ? "every one" : `${probe.incompleteWithDegradation} of them`} said so the way a STRONG view does, with a products degradation (NO_PRODUCT_DETAILS) naming the stream that is behind; stream_lags reported products disconnected in ${probe.incompleteWithProductsDisconnected} of them. Staleness is not only "a write not there yet": with several streams, one part of a write can arrive before another.`,
+    `**What it shows.** An open stream does not meet a StreamEvents fault; a new one does, which is when it matters: after user-orders' restart the users and orders streams caught up at once (every order made during the outage was visible ${ms(o.catchUpMs)} ms after ready), but the products stream stayed refused. An order placed then was listed ${probe.orderSeenMs === undefined ? "never" : `${ms(probe.orderSeenMs)} ms`} after it was acknowledged, and its product's details followed only ${probe.detailsSeenMs === undefined ? "not within 20 s" : `${ms(probe.detailsSeenMs)} ms`} after it, ${probe.detailsSeenMs !== undefined && probe.faultLiftedMs !== undefined ? `${ms(probe.detailsSeenMs - probe.faultLiftedMs)} ms after the fault was lifted` : "after the fault was lifted"}. The ${probe.incompleteAnswers} answers in between had no product details on the line, and ${probe.incompleteAnswers > 0 && probe.incompleteWithDegradation === probe.incompleteAnswers ? "every one" : `${probe.incompleteWithDegradation} of them`} said so the way a STRONG view does, with a products degradation (NO_PRODUCT_DETAILS) naming the stream that is behind; stream_lags reported the products stream disconnected in ${probe.incompleteWithProductsDisconnected} of them and ${probe.incompleteWithProductsBehind === probe.incompleteAnswers ? "behind its source in the rest" : `disconnected or behind in ${probe.incompleteWithProductsBehind}`}. Staleness is not only "a write not there yet": with several streams, one part of a write can arrive before another.`,
     "",
   );
   return out;

@@ -231,6 +231,7 @@ export async function staleness(context: ScenarioContext): Promise<StalenessResu
               incompleteAnswers: 0,
               incompleteWithDegradation: 0,
               incompleteWithProductsDisconnected: 0,
+              incompleteWithProductsBehind: 0,
               error: error instanceof Error ? error.message : String(error),
             }));
           },
