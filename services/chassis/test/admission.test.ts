@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { Client as RawClient, credentials, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { Code, createClient, createTransport, type Client, type GrpcTransport } from "@shopmesh/sdk";
+import { Code, createClient, createTransport, retryPushbackMs, type Client, type GrpcTransport } from "@shopmesh/sdk";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@shopmesh/sdk/health/v1";
 import {
   admissionWaitMs,
@@ -135,6 +135,9 @@ describe("admission control, 2 calls in flight and 1 waiting", () => {
     const error = asConnectError(refused.error);
     expect(error.code).toBe(Code.ResourceExhausted);
     expect(error.rawMessage).toBe("server overloaded: 2 calls in progress, 1 waiting");
+    // With how long to wait before trying again: the first refusal gets the shortest pushback (50 ms), jittered ±50 %.
+    expect(retryPushbackMs(error)).toBeGreaterThanOrEqual(25);
+    expect(retryPushbackMs(error)).toBeLessThanOrEqual(75);
     expect(echo.started).not.toContain("refused");
     expect(echo.started).not.toContain("waiting");
 
@@ -162,6 +165,7 @@ describe("admission control, 2 calls in flight and 1 waiting", () => {
     const error = asConnectError(outcome.error);
     expect(error.code).toBe(Code.ResourceExhausted);
     expect(error.rawMessage).toMatch(/^server overloaded: 2 calls in progress; no slot came free within \d+ ms$/);
+    expect(retryPushbackMs(error)).toBeGreaterThan(0);
     // Refused after waiting, not at once, and before the deadline.
     expect(outcome.elapsedMs).toBeGreaterThanOrEqual(400);
 

@@ -37,7 +37,7 @@ describe("shopmesh overload", () => {
       "LOG_LEVEL=info",
       "--set",
       "user-orders:MAX_CALLS_IN_FLIGHT=1",
-      "--backoff",
+      "--after-refusal",
       "20",
       "--out",
       outDir,
@@ -53,11 +53,14 @@ describe("shopmesh overload", () => {
       deadlineMs: 3000,
       budgetMs: 3000,
       env: { LOG_LEVEL: "info", "user-orders:MAX_CALLS_IN_FLIGHT": "1" },
-      backoffMs: 20,
+      afterRefusal: 20,
       healthIntervalMs: 100,
     });
     // One slot in user-orders for 50 callers: it refuses, and says how soon after each call's arrival.
     expect(report.refused.count).toBeGreaterThan(0);
+    // Each refusal says how long to wait before trying again.
+    expect(report.pushback!.count).toBe(report.refused.count);
+    expect(report.pushback!.p50Ms).toBeGreaterThan(0);
     expect(Object.keys(report.serverRefusals ?? {})).toEqual(["user-orders"]);
     expect(report.serverRefusals!["user-orders"]!.refused).toBe(report.refused.count);
     expect(report.calls).toBeGreaterThanOrEqual(50);
@@ -87,6 +90,12 @@ describe("shopmesh overload", () => {
       "| user-orders |",
     ])
       expect(markdown).toContain(text);
+  });
+
+  it("refuses an unknown --after-refusal, naming it", async () => {
+    const run = await shopmesh(["overload", "--after-refusal", "later"]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("--after-refusal: expected pushback, at-once or a number of ms");
   });
 
   it("refuses a setting for a service that does not exist", async () => {

@@ -1,3 +1,5 @@
+import { RetryPushback } from "./retry-pushback.js";
+
 /** How many calls a server runs at once, and how long others may wait for a turn. */
 export interface AdmissionSettings {
   /** Calls running at once (MAX_CALLS_IN_FLIGHT); 0 turns admission control off. */
@@ -14,7 +16,7 @@ export interface AdmissionSettings {
 /** A call waiting for a slot. */
 export interface Waiter {
   readonly admit: () => void;
-  readonly refuse: (details: string) => void;
+  readonly refuse: (details: string, pushbackMs: number) => void;
   timer: NodeJS.Timeout | undefined;
 }
 
@@ -48,7 +50,11 @@ export class CallLimiter {
   #meanHoldMs = 0;
   readonly #queue: Waiter[] = [];
 
-  constructor(readonly settings: AdmissionSettings) {}
+  constructor(
+    readonly settings: AdmissionSettings,
+    /** Tells each refused call how long to wait before trying again; counts admissions and refusals. */
+    readonly pushback: RetryPushback = new RetryPushback(),
+  ) {}
 
   /** Calls running now. */
   get running(): number {
@@ -69,6 +75,7 @@ export class CallLimiter {
   tryAcquire(): boolean {
     if (this.#running >= this.settings.maxCallsInFlight || this.#queue.length > 0) return false;
     this.#running++;
+    this.pushback.admitted();
     return true;
   }
 
@@ -80,6 +87,7 @@ export class CallLimiter {
       const next = this.#queue.shift()!;
       clearTimeout(next.timer);
       this.#running++;
+      this.pushback.admitted();
       next.admit();
     }
   }
@@ -87,12 +95,17 @@ export class CallLimiter {
   /**
    * Queues a call that {@link tryAcquire} did not admit, with `timeLeftMs`
    * until its deadline (undefined: none). Calls `admit` when it holds a slot
-   * (then {@link release} must follow) or `refuse` with the status message;
+   * (then {@link release} must follow) or `refuse` with the status message
+   * and how long the caller should wait before trying again (ms);
    * exactly one of them, at most once, and `refuse` maybe before this
    * returns. Returns the waiter, for {@link leave}, or undefined when refused
    * at once.
    */
-  wait(timeLeftMs: number | undefined, admit: () => void, refuse: (details: string) => void): Waiter | undefined {
+  wait(
+    timeLeftMs: number | undefined,
+    admit: () => void,
+    refuse: (details: string, pushbackMs: number) => void,
+  ): Waiter | undefined {
     const { maxCallsInFlight, maxCallsQueued, maxQueueWaitMs } = this.settings;
     const affordableMs = Math.min(maxQueueWaitMs, timeLeftMs === undefined ? Infinity : timeLeftMs / 2);
     const position = this.#queue.length + 1;
@@ -102,7 +115,7 @@ export class CallLimiter {
         position > maxCallsQueued
           ? `${this.#queue.length} waiting`
           : `a wait of about ${Math.round(expectedMs)} ms expected, ${Math.max(0, Math.round(affordableMs))} ms affordable`;
-      refuse(`server overloaded: ${this.#running} calls in progress, ${why}`);
+      refuse(`server overloaded: ${this.#running} calls in progress, ${why}`, this.pushback.refused());
       return undefined;
     }
     const waiter: Waiter = { admit, refuse, timer: undefined };
@@ -110,6 +123,7 @@ export class CallLimiter {
       this.leave(waiter);
       refuse(
         `server overloaded: ${this.#running} calls in progress; no slot came free within ${Math.round(affordableMs)} ms`,
+        this.pushback.refused(),
       );
     }, affordableMs);
     this.#queue.push(waiter);

@@ -35,6 +35,9 @@ export interface AdmittedCall {
 type InterceptingServerListener = Parameters<ServerInterceptingCallInterface["start"]>[0];
 type PartialStatusObject = Parameters<ServerInterceptingCallInterface["sendStatus"]>[0];
 
+/** gRPC's retry pushback: how long the caller should wait before trying again, ms. */
+const retryPushbackKey = "grpc-retry-pushback-ms";
+
 const admittedCalls = new WeakMap<Metadata, AdmittedCall>();
 
 /** The gate's record of the call whose request metadata this is, if admission control admitted it. */
@@ -87,7 +90,7 @@ class GatedCall implements ServerInterceptingCallInterface, InterceptingServerLi
     this.#waiter = this.limiter.wait(
       deadlineMs(this.inner.getDeadline()) - Date.now(),
       () => this.#admitted(),
-      (details) => this.#refuse(details),
+      (details, pushbackMs) => this.#refuse(details, pushbackMs),
     );
   }
 
@@ -108,11 +111,13 @@ class GatedCall implements ServerInterceptingCallInterface, InterceptingServerLi
     if (held.halfClosed) listener.onReceiveHalfClose();
   }
 
-  #refuse(details: string): void {
+  #refuse(details: string, pushbackMs: number): void {
     this.#waiter = undefined;
     this.#held = undefined;
     this.onRefused?.(this.path, GrpcStatus.RESOURCE_EXHAUSTED, details, performance.now() - this.#arrivedAt);
-    this.inner.sendStatus({ code: GrpcStatus.RESOURCE_EXHAUSTED, details, metadata: new Metadata() });
+    const trailers = new Metadata();
+    trailers.set(retryPushbackKey, String(pushbackMs));
+    this.inner.sendStatus({ code: GrpcStatus.RESOURCE_EXHAUSTED, details, metadata: trailers });
   }
 
   onReceiveMessage(message: unknown): void {

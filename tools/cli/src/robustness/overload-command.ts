@@ -14,7 +14,7 @@ import { UsersService } from "@shopmesh/sdk/users/v1";
 import { serviceNames } from "../mesh/local-mesh.js";
 import type { HealthSeen } from "./health-poller.js";
 import { startMeasuringProcess } from "./measuring-process.js";
-import type { ViewLoadResult, ViewLoadSettings } from "./view-load-worker.js";
+import type { AfterRefusal, ViewLoadResult, ViewLoadSettings } from "./view-load-worker.js";
 import { LoadMesh, loadAdmin } from "./load-mesh.js";
 import { quantile, tally } from "./load-statistics.js";
 import { renderOverloadMarkdown, writeOverloadReport, type OverloadReport } from "./overload-report.js";
@@ -33,9 +33,12 @@ service exited.
   --seconds 20          how long the load runs
   --concurrency 1000    views kept in flight
   --clients 2           processes the views come from (each with 2 connections)
-  --backoff <ms>        how long a caller pauses after a refusal before its
-                        next call, jittered ±50 % (default 0: at once, so
-                        1,000 calls stay in flight)
+  --after-refusal pushback|at-once|<ms>
+                        what a refused caller does before its next call:
+                        wait as long as the refusal's grpc-retry-pushback-ms
+                        says (default), send it at once (a retry storm: the
+                        1,000 calls stay in flight), or wait that many ms,
+                        jittered ±50 %
   --deadline <ms>       each view's deadline (default: none, so user-orders'
                         default budget of 1 s applies)
   --set NAME=VALUE      an environment setting for every service (repeatable),
@@ -59,8 +62,8 @@ interface OverloadSettings {
   /** Processes the load comes from. */
   clients: number;
   deadlineMs: number | undefined;
-  /** How long a caller pauses after a refusal, ms. */
-  backoffMs: number;
+  /** What a refused caller does before its next call. */
+  afterRefusal: AfterRefusal;
   env: Record<string, string>;
   outDir: string;
 }
@@ -73,7 +76,7 @@ function readSettings(args: string[]): OverloadSettings | "help" {
       concurrency: { type: "string" },
       clients: { type: "string" },
       deadline: { type: "string" },
-      backoff: { type: "string" },
+      "after-refusal": { type: "string" },
       set: { type: "string", multiple: true },
       out: { type: "string" },
       help: { type: "boolean", default: false },
@@ -100,13 +103,25 @@ function readSettings(args: string[]): OverloadSettings | "help" {
   }
   const durationMs = number("seconds", values.seconds, 20, 1, 600)! * 1000;
   const concurrency = Math.round(number("concurrency", values.concurrency, 1000, 1, 10_000)!);
-  const full = durationMs >= 20_000 && concurrency >= 1000;
+  const afterRefusalText = values["after-refusal"] ?? "pushback";
+  const afterRefusal: AfterRefusal =
+    afterRefusalText === "pushback" || afterRefusalText === "at-once"
+      ? afterRefusalText
+      : /^\d+$/.test(afterRefusalText) && Number(afterRefusalText) <= 60_000
+        ? Number(afterRefusalText)
+        : (() => {
+            throw new Error(
+              `--after-refusal: expected pushback, at-once or a number of ms up to 60000, got ${afterRefusalText}`,
+            );
+          })();
+  // Only the full run with callers that honour the pushback goes to reports/ by default.
+  const full = durationMs >= 20_000 && concurrency >= 1000 && afterRefusal === "pushback";
   return {
     durationMs,
     concurrency,
     clients: Math.min(concurrency, Math.round(number("clients", values.clients, 2, 1, 64)!)),
     deadlineMs: number("deadline", values.deadline, undefined, 1, 600_000),
-    backoffMs: number("backoff", values.backoff, 0, 0, 60_000)!,
+    afterRefusal,
     env,
     outDir: values.out === undefined ? resolve(root, full ? "reports" : "data/overload") : resolve(values.out),
   };
@@ -198,7 +213,7 @@ export async function overload(args: string[]): Promise<number> {
           durationMs: settings.durationMs,
           deadlineMs: settings.deadlineMs,
           abandonAfterMs,
-          backoffMs: settings.backoffMs,
+          afterRefusal: settings.afterRefusal,
         };
         return startMeasuringProcess<ViewLoadResult>(workerEntry, [JSON.stringify(workerSettings)], timeoutMs);
       }),
@@ -215,6 +230,14 @@ export async function overload(args: string[]): Promise<number> {
     await running.stop("SIGTERM");
     report.serverRefusals = running.serverRefusals();
     report.messages = Object.assign({}, ...results.map((result) => result.messages)) as Record<string, string>;
+    const pushbacks = results.flatMap((result) => result.pushbacks);
+    report.pushback = {
+      count: pushbacks.length,
+      p50Ms: quantile(pushbacks, 0.5) ?? 0,
+      p90Ms: quantile(pushbacks, 0.9) ?? 0,
+      p99Ms: quantile(pushbacks, 0.99) ?? 0,
+      maxMs: pushbacks.reduce((max, value) => Math.max(max, value), 0),
+    };
     // The worst of the load processes.
     report.clientLoopDelay = {
       p50Ms: Math.max(...results.map((result) => result.loopDelay.p50Ms)),
@@ -310,7 +333,7 @@ function summarise(
       concurrency: settings.concurrency,
       clients: settings.clients,
       deadlineMs: settings.deadlineMs,
-      backoffMs: settings.backoffMs,
+      afterRefusal: settings.afterRefusal,
       budgetMs,
       env: settings.env,
       healthIntervalMs,

@@ -20,8 +20,8 @@ export interface OverloadReport {
     clients: number;
     /** The deadline each view was sent with; undefined: none. */
     deadlineMs: number | undefined;
-    /** How long a caller paused after a refusal, ms (absent in older reports: 0). */
-    backoffMs?: number;
+    /** What a refused caller did before its next call (see ViewLoadSettings.afterRefusal). */
+    afterRefusal: "pushback" | "at-once" | number;
     /** What a view may take: its deadline, or user-orders' default budget. */
     budgetMs: number;
     env: Record<string, string>;
@@ -40,6 +40,8 @@ export interface OverloadReport {
   otherLatency: Record<string, Spread>;
   /** The first message of each failing status. */
   messages: Record<string, string>;
+  /** The pushback (grpc-retry-pushback-ms) the refusals carried, ms; count: refusals that had one. */
+  pushback?: Spread & { count: number };
   /** Event-loop delay of the load processes themselves (the worst of them): how much of the calls' latency is the client's own. */
   clientLoopDelay: { p50Ms: number; p99Ms: number; maxMs: number };
   health: (Spread & {
@@ -95,9 +97,11 @@ export function renderOverloadMarkdown(report: OverloadReport): string {
     "",
     `${n(settings.concurrency)} STRONG GetUserOrders views (20 orders of 2-3 lines each) kept in flight for ${settings.seconds} s by ${settings.clients} client processes with 2 HTTP/2 connections each, ` +
       `${settings.deadlineMs === undefined ? `with no deadline, so user-orders' default budget of ${n(settings.budgetMs)} ms applies` : `each with a ${n(settings.deadlineMs)} ms deadline`}; ` +
-      (settings.backoffMs
-        ? `a caller refused pauses ${n(settings.backoffMs)} ms (±50 %) before its next call; `
-        : "a caller sends its next call as soon as one ends, refused or not; ") +
+      (settings.afterRefusal === "pushback"
+        ? "a caller sends its next call as soon as one is answered, and after a refusal waits as long as the refusal's pushback (`grpc-retry-pushback-ms`) says; "
+        : settings.afterRefusal === "at-once"
+          ? "a caller sends its next call as soon as one ends, refused or not, ignoring the pushback (a retry storm); "
+          : `a caller refused pauses ${n(settings.afterRefusal)} ms (±50 %) before its next call, ignoring the pushback; `) +
       `grpc.health.v1 Check on every service every ${settings.healthIntervalMs} ms on connections of its own.` +
       (Object.keys(settings.env).length > 0
         ? ` Every service ran with ${Object.entries(settings.env)
@@ -124,6 +128,11 @@ export function renderOverloadMarkdown(report: OverloadReport): string {
       `The busiest load process's own event loop was late by ${ms(report.clientLoopDelay.p50Ms)} ms at the median, ${ms(report.clientLoopDelay.p99Ms)} ms at p99 and ${ms(report.clientLoopDelay.maxMs)} ms at most: that much of any latency above can be the client's.`,
     "",
     ...Object.entries(report.messages).map(([code, message]) => `- first ${code}: ${message}`),
+    ...(report.pushback && report.pushback.count > 0
+      ? [
+          `- pushback carried by ${n(report.pushback.count)} refusals: p50 ${ms(report.pushback.p50Ms)} ms, p90 ${ms(report.pushback.p90Ms)} ms, p99 ${ms(report.pushback.p99Ms)} ms, max ${ms(report.pushback.maxMs)} ms`,
+        ]
+      : []),
     "",
     ...serverRefusalLines(report),
     "## Health",

@@ -5,7 +5,7 @@
 //   node --import tsx view-load-worker.ts '<ViewLoadSettings as JSON>'
 import { setMaxListeners } from "node:events";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { ConnectError, createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
+import { ConnectError, createClient, createTransport, retryPushbackMs, type GrpcTransport } from "@shopmesh/sdk";
 import { statusName } from "@shopmesh/chassis";
 import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { readyAndWaitForGo } from "./measuring-process.js";
@@ -20,15 +20,24 @@ export interface ViewLoadSettings {
   deadlineMs: number | undefined;
   /** A call still unanswered this long after the load's end is given up and counted as ABANDONED. */
   abandonAfterMs: number;
-  /** How long a caller pauses after a refusal (RESOURCE_EXHAUSTED) before its next call, ms; 0: not at all. */
-  backoffMs?: number;
+  /**
+   * What a caller does after a refusal (RESOURCE_EXHAUSTED) before its next
+   * call: wait as long as the server's pushback says, send at once, or wait
+   * a fixed time (ms, jittered ±50 %).
+   */
+  afterRefusal: AfterRefusal;
 }
+
+/** See {@link ViewLoadSettings.afterRefusal}. */
+export type AfterRefusal = "pushback" | "at-once" | number;
 
 export interface ViewLoadResult {
   /** [status name, latency ms] of every call. */
   outcomes: [string, number][];
   /** The first message of each failing status. */
   messages: Record<string, string>;
+  /** The pushback of every refusal that carried one, ms. */
+  pushbacks: number[];
   /** This process's event-loop delay: how late it was itself. */
   loopDelay: { p50Ms: number; p99Ms: number; maxMs: number };
 }
@@ -46,6 +55,7 @@ async function load(settings: ViewLoadSettings): Promise<ViewLoadResult> {
   const views = transports.map((transport) => createClient(UserOrdersService, transport));
   const outcomes: [string, number][] = [];
   const messages: Record<string, string> = {};
+  const pushbacks: number[] = [];
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   loopDelay.enable();
   const end = performance.now() + settings.durationMs;
@@ -73,10 +83,19 @@ async function load(settings: ViewLoadSettings): Promise<ViewLoadResult> {
             const code = abandon.signal.aborted ? abandoned : statusName(failure.code);
             outcomes.push([code, performance.now() - at]);
             messages[code] ??= failure.rawMessage;
-            if (settings.backoffMs && code === "RESOURCE_EXHAUSTED" && performance.now() < end) {
-              // Jittered, so that the callers refused together do not come back together.
-              await new Promise((resolve) => setTimeout(resolve, settings.backoffMs! * (0.5 + Math.random())));
-            }
+            if (code !== "RESOURCE_EXHAUSTED") continue;
+            const pushback = retryPushbackMs(failure);
+            if (pushback !== undefined) pushbacks.push(pushback);
+            const pause =
+              settings.afterRefusal === "pushback"
+                ? pushback
+                : settings.afterRefusal === "at-once"
+                  ? undefined
+                  : // Jittered, so that the callers refused together do not come back together.
+                    settings.afterRefusal * (0.5 + Math.random());
+            // A pause never runs past the load's end.
+            const left = end - performance.now();
+            if (pause && left > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)));
           }
         }
       }),
@@ -89,6 +108,7 @@ async function load(settings: ViewLoadSettings): Promise<ViewLoadResult> {
   return {
     outcomes,
     messages,
+    pushbacks,
     loopDelay: {
       p50Ms: loopDelay.percentile(50) / 1e6,
       p99Ms: loopDelay.percentile(99) / 1e6,
