@@ -5,7 +5,7 @@
 import { createWriteStream, existsSync, mkdirSync, type WriteStream } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ConfigError, defaultAdminPort, envReader } from "@shopmesh/chassis";
+import { ConfigError, defaultAdminPort, defaultHttpPort, envReader } from "@shopmesh/chassis";
 import { createClient, createTransport } from "@shopmesh/sdk";
 import { UsersService } from "@shopmesh/sdk/users/v1";
 import {
@@ -36,7 +36,8 @@ while it keeps failing); the others keep serving. Ctrl-C stops them all.
 
   SHOPMESH_PORT_BASE  first of the four ports: users, products, orders, user-orders
                       (default 50051); each admin listener is 20000 below its service
-                      (10000 above for a port below 21024)
+                      (10000 above for a port below 21024), each HTTP listener (Connect,
+                      gRPC-Web: curl, browsers) 1000 above
   DATA_DIR            where the databases, keys, seed.json and logs/ go (default: data/
                       in the repository, wherever the command runs from)`;
 
@@ -102,6 +103,7 @@ async function main(): Promise<number | undefined> {
     services.flatMap((service) => [
       { port: ports[service], what: service },
       { port: defaultAdminPort(ports[service]), what: `${service} admin` },
+      { port: defaultHttpPort(ports[service]), what: `${service} HTTP` },
     ]),
     host,
   );
@@ -118,7 +120,11 @@ async function main(): Promise<number | undefined> {
     // A local mesh is for experiments: `shopmesh chaos` may inject faults.
     FAULT_INJECTION: read.string("FAULT_INJECTION", "on"),
   };
-  const envOf = (service: ServiceName) => ({ ...common, ADMIN_PORT: String(defaultAdminPort(ports[service])) });
+  const envOf = (service: ServiceName) => ({
+    ...common,
+    ADMIN_PORT: String(defaultAdminPort(ports[service])),
+    HTTP_PORT: String(defaultHttpPort(ports[service])),
+  });
   mesh = await LocalMesh.start({
     dataDir,
     services,
@@ -219,7 +225,7 @@ async function projectionCaughtUp(record: SeedRecord): Promise<boolean> {
 
 function announce(service: ServiceName, ready: Record<string, unknown>): void {
   say(
-    `✓ ${service.padEnd(11)} ready on ${host}:${String(ready.port)}  pid ${String(ready.pid)}  log ${logOf(service)}`,
+    `✓ ${service.padEnd(11)} ready on ${host}:${String(ready.port)}  http ${host}:${String(ready.httpPort)}  pid ${String(ready.pid)}  log ${logOf(service)}`,
   );
 }
 
@@ -261,6 +267,19 @@ function printExamples(record: SeedRecord): void {
       `  ${curl(settings.ports["user-orders"], "shopmesh.userorders.v1.UserOrdersService/GetUserOrders", eventual, "$TOKEN")}`,
     );
   }
+  say();
+  say("or over HTTP with curl (the Connect protocol, JSON; browsers also get gRPC-Web on these ports):");
+  const httpCurl = (service: ServiceName, path: string, body: string, token?: string) =>
+    [
+      "curl -H 'content-type: application/json'",
+      token ? ` -H "authorization: Bearer ${token}"` : "",
+      ` -d '${body}'`,
+      ` http://${addressOf(defaultHttpPort(settings.ports[service]))}/${path}`,
+    ].join("");
+  say(`  ${httpCurl("products", "shopmesh.products.v1.ProductsService/ListProducts", '{"pageSize":3}')}`);
+  say(
+    `  ${httpCurl("orders", "shopmesh.orders.v1.OrdersService/ListOrders", `{"userId":"${alice.userId}"}`, "$TOKEN")}`,
+  );
   say();
   say("or with grpcurl, if you have it:");
   say(`  ${tokenCommand(grpcurl(settings.ports.users, "shopmesh.users.v1.UsersService/SignIn", signIn))}`);

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { defaultHttpPort } from "@shopmesh/chassis";
 import { findProgram } from "../../test/support/optional-program.js";
 import { markerValues, readmeBlocks, type ReadmeBlock } from "./readme-commands.js";
 
@@ -19,6 +20,8 @@ const repoRoot = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 
 /** The ports the README names: users, products, orders, user-orders. */
 const readmePorts = [50051, 50052, 50053, 50054];
+/** Their HTTP listeners' (Connect, gRPC-Web), 1000 above each. */
+const readmeHttpPorts = readmePorts.map(defaultHttpPort);
 
 export type Outcome =
   | { command: string; status: "ran"; ms: number }
@@ -183,8 +186,12 @@ export function substitute(command: string, mesh: Pick<Mesh, "base" | "aliceId" 
     .replaceAll("<product id>", mesh.productId)
     .replace(/127\.0\.0\.1:(\d+)/g, (address, port: string) => {
       const offset = readmePorts.indexOf(Number(port));
-      if (offset < 0) throw new Error(`${address} is none of the README's service ports (${readmePorts.join(", ")})`);
-      return `127.0.0.1:${mesh.base + offset}`;
+      if (offset >= 0) return `127.0.0.1:${mesh.base + offset}`;
+      const httpOffset = readmeHttpPorts.indexOf(Number(port));
+      if (httpOffset >= 0) return `127.0.0.1:${defaultHttpPort(mesh.base + httpOffset)}`;
+      throw new Error(
+        `${address} is none of the README's service ports (${readmePorts.join(", ")}; HTTP ${readmeHttpPorts.join(", ")})`,
+      );
     });
 }
 

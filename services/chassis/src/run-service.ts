@@ -9,6 +9,7 @@ import { hosted } from "./server/service-server.js";
 import type { DescMessage } from "@bufbuild/protobuf";
 import type { EventLog } from "./events/event-log.js";
 import { readEventsRelayConfig, type EventsRelayConfig } from "./events/nats-settings.js";
+import { readHttpConfig, type HttpConfig } from "./http-config.js";
 
 /** What a service's setup returns: what to host and how to clean up. */
 export interface ServiceSetup {
@@ -49,9 +50,11 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
   let config: ServerConfig;
   let faults: FaultRegistry;
   let relayConfig: EventsRelayConfig;
+  let http: HttpConfig | undefined;
   try {
     config = readServerConfig(options.defaultPort, process.env, options.admissionDefaults);
     relayConfig = readEventsRelayConfig();
+    http = readHttpConfig(config.port, config.adminPort, process.env);
     const initialFaults = process.env.FAULTS?.trim() ? parseFaultsEnv(process.env.FAULTS) : [];
     if (initialFaults.length > 0 && !config.faultInjection) {
       throw new ConfigError("FAULTS", process.env.FAULTS ?? "", "no faults unless FAULT_INJECTION=on");
@@ -79,6 +82,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
       services: setup.services,
       // Faults run outermost, so an injected delay or error looks like the service itself.
       interceptors: [...(config.faultInjection ? [faults.interceptor] : []), ...(setup.interceptors ?? [])],
+      http,
     });
     // The admin listener is bound to the loopback interface whatever HOST says,
     // and takes no part in admission control: faults must be clearable while the service is overloaded.
@@ -117,6 +121,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
       {
         host: server.host,
         port: server.port,
+        ...(server.httpPort === undefined ? {} : { httpPort: server.httpPort }),
         pid: process.pid,
         adminPort: admin.port,
         faultInjection: config.faultInjection,

@@ -8,6 +8,8 @@ export interface ServiceProcess {
   readonly port: number;
   /** Port of the loopback-only admin listener (fault injection). */
   readonly adminPort: number;
+  /** Port of the HTTP listener (Connect, gRPC-Web), unless HTTP_PORT=off. */
+  readonly httpPort: number | undefined;
   /** `127.0.0.1:port`. */
   readonly address: string;
   /** Every JSON log line the process printed so far. */
@@ -52,6 +54,7 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
   });
   const exited = once(child, "exit").then(([code]) => code as number | null);
   let adminPort = 0;
+  let httpPort: number | undefined;
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
@@ -69,6 +72,7 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
       if (entry.msg === "ready" && typeof entry.port === "number") {
         clearTimeout(timer);
         if (typeof entry.adminPort === "number") adminPort = entry.adminPort;
+        if (typeof entry.httpPort === "number") httpPort = entry.httpPort;
         resolve(entry.port);
       }
     });
@@ -81,6 +85,7 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
     child,
     port,
     adminPort,
+    httpPort,
     address: `127.0.0.1:${port}`,
     logs,
     async stop(signal = "SIGTERM") {

@@ -111,6 +111,8 @@ export class LocalMesh {
     const env: Record<string, string> = {
       DATA_DIR: this.options.dataDir,
       PORT: String(port ?? 0),
+      // A free port unless the mesh's env names one (npm start does): 1000 above a fixed port may be taken.
+      HTTP_PORT: "0",
       ...this.#targetsFor(service),
       ...this.options.env?.[service],
       ...extraEnv,
@@ -132,6 +134,13 @@ export class LocalMesh {
   /** `127.0.0.1:port` of a running service's loopback admin listener. */
   adminAddress(service: ServiceName): string {
     return `127.0.0.1:${this.#running(service).adminPort}`;
+  }
+
+  /** `http://127.0.0.1:port` of a running service's HTTP listener (Connect, gRPC-Web). */
+  httpUrl(service: ServiceName): string {
+    const { httpPort } = this.#running(service);
+    if (httpPort === undefined) throw new Error(`${service} runs without an HTTP listener (HTTP_PORT=off)`);
+    return `http://127.0.0.1:${httpPort}`;
   }
 
   /** Stops every service (SIGTERM drains; SIGKILL does not wait). */
