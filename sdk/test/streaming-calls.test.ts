@@ -17,13 +17,15 @@ import { failure } from "../../test/support/failure.js";
 interface ServerSide {
   consumed: number;
   cancelled: boolean;
+  /** The deadline the call arrived with (grpc-timeout), in ms from its start. */
+  timeoutMs: number | undefined;
 }
 const calls = new Map<string, ServerSide>();
 function serverSide(id: string | null): ServerSide {
   const key = id ?? "";
   let side = calls.get(key);
   if (!side) {
-    side = { consumed: 0, cancelled: false };
+    side = { consumed: 0, cancelled: false, timeoutMs: undefined };
     calls.set(key, side);
   }
   return side;
@@ -34,6 +36,7 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 const service: Partial<ServiceImpl<typeof TestService>> = {
   async streamingInputCall(requests, context) {
     const side = serverSide(context.requestHeader.get("x-call-id"));
+    side.timeoutMs = context.timeoutMs();
     context.signal.addEventListener("abort", () => (side.cancelled = true));
     context.responseHeader.set("x-echo-header", context.requestHeader.get("x-echo") ?? "");
     let size = 0;
@@ -48,6 +51,7 @@ const service: Partial<ServiceImpl<typeof TestService>> = {
   },
   async *fullDuplexCall(requests, context) {
     const side = serverSide(context.requestHeader.get("x-call-id"));
+    side.timeoutMs = context.timeoutMs();
     context.signal.addEventListener("abort", () => (side.cancelled = true));
     context.responseHeader.set("x-echo-header", context.requestHeader.get("x-echo") ?? "");
     for await (const request of requests) {
@@ -209,19 +213,30 @@ describe.each(kinds)("through the %s transport", (kind) => {
 
   it("a deadline that passes mid-stream fails the call with DEADLINE_EXCEEDED, both kinds of stream", async () => {
     const client = testService(kind);
+    const uploadId = newCallId();
     const upload = await failure(
-      client.streamingInputCall(oneThenSilence({ payload: { body: new Uint8Array(10) } }), { timeoutMs: 300 }),
+      client.streamingInputCall(oneThenSilence({ payload: { body: new Uint8Array(10) } }), {
+        timeoutMs: 300,
+        headers: { "x-call-id": uploadId },
+      }),
     );
     expect(upload.code).toBe(Code.DeadlineExceeded);
 
+    const duplexId = newCallId();
     let responses = 0;
     const duplex = await failure(
       (async () => {
         const requests = oneThenSilence({ responseParameters: [{ size: 5 }] } as StreamingOutputCallRequest);
-        for await (const _ of client.fullDuplexCall(requests, { timeoutMs: 300 })) responses++;
+        const options = { timeoutMs: 300, headers: { "x-call-id": duplexId } };
+        for await (const _ of client.fullDuplexCall(requests, options)) responses++;
       })(),
     );
     expect([duplex.code, responses]).toEqual([Code.DeadlineExceeded, 1]);
+    // The deadline travelled to the server with the call, not only as a local timer.
+    for (const id of [uploadId, duplexId]) {
+      expect(serverSide(id).timeoutMs).toBeGreaterThan(0);
+      expect(serverSide(id).timeoutMs).toBeLessThanOrEqual(300);
+    }
   });
 
   it("an aborted signal cancels the call mid-stream, and the server sees the cancellation", async () => {
