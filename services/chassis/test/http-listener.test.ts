@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
 import { ConfigError, readHttpConfig, spawnService, type ServiceProcess } from "@shopmesh/chassis";
-import { createTransport, type GrpcTransport } from "@shopmesh/sdk";
+import { createTransport, retryPushbackMs, type GrpcTransport } from "@shopmesh/sdk";
 import { afterEach, describe, expect, it } from "vitest";
 import { EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
 import { asConnectError, settle } from "./support/call-outcome.js";
@@ -119,6 +119,8 @@ describe("a service's HTTP listener", () => {
       Code.ResourceExhausted,
       expect.stringMatching(/^server overloaded: 1 calls in progress/),
     ]);
+    // With how long to wait, as the gRPC port says it.
+    expect(retryPushbackMs(refused)).toBeGreaterThan(0);
     expect((await overGrpc).value?.message).toBe("slow");
     // And an HTTP call holds it from gRPC.
     const overHttp = settle(echo.grpcWeb.echo({ message: "slow" }, slow));

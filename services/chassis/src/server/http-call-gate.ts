@@ -67,11 +67,16 @@ function waitForSlot(limiter: CallLimiter, timeoutMs: number | undefined, signal
         signal.removeEventListener("abort", onAbort);
         resolve();
       },
-      (details) => {
+      (details, pushbackMs) => {
         if (settled) return;
         settled = true;
         signal.removeEventListener("abort", onAbort);
-        reject(new ConnectError(details, Code.ResourceExhausted));
+        // The same pushback as on the gRPC port, and HTTP's own Retry-After (whole seconds) for plain HTTP clients.
+        const metadata = {
+          "grpc-retry-pushback-ms": String(pushbackMs),
+          "retry-after": String(Math.max(1, Math.ceil(pushbackMs / 1000))),
+        };
+        reject(new ConnectError(details, Code.ResourceExhausted, metadata));
       },
     );
     if (!settled) signal.addEventListener("abort", onAbort, { once: true });
