@@ -62,7 +62,8 @@ function deadlineSlackMs(timeoutMs: number): number {
   return Math.min(1_000, Math.max(25, timeoutMs / 5));
 }
 
-const deadlinePassed = () => new ConnectError("the deadline passed", Code.DeadlineExceeded);
+/** Why a call whose deadline passed ends. */
+export const deadlinePassed = (): ConnectError => new ConnectError("the deadline passed", Code.DeadlineExceeded);
 
 /**
  * The HandlerContext of one call, of any kind. What most handlers never touch
