@@ -4,9 +4,11 @@
 // loopback; the client is the SDK's connect-node transport.
 import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { create } from "@bufbuild/protobuf";
+import { Client as GrpcClient, credentials, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
+import { methodPath } from "@shopmesh/sdk/internal";
 import {
   StreamingInputCallRequestSchema,
   type StreamingInputCallRequest,
@@ -103,5 +105,29 @@ describe("a client-streaming call", () => {
     expect(code).toBe(Code.PermissionDenied);
     expect(server.intercepted.slice(seen)).toEqual([{ method: "StreamingInputCall", stream: true }]);
     expect(server.ends.length).toBe(before);
+  });
+
+  it("answers a request message that cannot be decoded with INVALID_ARGUMENT naming the type, never INTERNAL", async () => {
+    const raw = new GrpcClient(server.server.address, credentials.createInsecure());
+    try {
+      const same = (bytes: Buffer) => bytes;
+      const ended = await new Promise<{ code: GrpcStatus; details: string }>((resolve) => {
+        const call = raw.makeClientStreamRequest(
+          methodPath(TestService.method.streamingInputCall),
+          same,
+          same,
+          { deadline: Date.now() + 10_000 },
+          (error: ServiceError | null) =>
+            resolve(error ? { code: error.code, details: error.details } : { code: GrpcStatus.OK, details: "" }),
+        );
+        call.write(Buffer.from(toBinary(StreamingInputCallRequestSchema, request(3))));
+        call.write(Buffer.from([0xff, 0xfe, 0x01, 0x99]));
+        call.end();
+      });
+      expect(ended.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+      expect(ended.details).toContain("cannot decode grpc.testing.StreamingInputCallRequest");
+    } finally {
+      raw.close();
+    }
   });
 });

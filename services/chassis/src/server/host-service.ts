@@ -31,9 +31,11 @@ export { RunningCalls, type CallRecord, type HostOptions } from "./host-options.
  * `timeoutMs()` and aborts `signal` when it passes, client cancellation aborts
  * `signal`, request metadata becomes `requestHeader`, and `responseHeader` and
  * `responseTrailer` are sent back. A thrown ConnectError ends the call with its
- * code and message; any other error ends it with INTERNAL. A request that
- * cannot be decoded is answered with INVALID_ARGUMENT without running the
- * implementation. A method the implementation leaves out answers
+ * code and message; any other error ends it with INTERNAL. A request message
+ * that cannot be decoded is answered with INVALID_ARGUMENT before the
+ * implementation sees it (by the call gate, for streaming requests). Unary
+ * calls take an admission slot; streaming calls are bounded per connection
+ * instead (see callGate). A method the implementation leaves out answers
  * UNIMPLEMENTED, after the interceptors, as with Connect's router.
  */
 export function hostService<S extends DescService>(
