@@ -131,3 +131,28 @@ describe("a client-streaming call", () => {
     }
   });
 });
+
+describe("a client-streaming call still open when its server's shutdown grace period is over", () => {
+  it("is answered UNAVAILABLE by the server (which a client may retry elsewhere), not reset", async () => {
+    const stopping = await startStreamingServer({ shutdownGraceMs: 300 });
+    const stoppingTransport = createTransport({ target: stopping.server.address, kind: "connect-node" });
+    const input = pushable<StreamingInputCallRequest>();
+    input.push(request(1));
+    try {
+      const call = createClient(TestService, stoppingTransport).streamingInputCall(input, { timeoutMs: 20_000 });
+      const outcome = call.then(
+        () => undefined,
+        (error: unknown) => ConnectError.from(error),
+      );
+      await once(stopping.events, "message");
+      await stopping.server.stop();
+      const error = await outcome;
+      expect(error?.code).toBe(Code.Unavailable);
+      expect(error?.rawMessage).toContain("did not finish within its grace period");
+    } finally {
+      input.close();
+      stoppingTransport.close();
+      await stopping.server.stop();
+    }
+  });
+});

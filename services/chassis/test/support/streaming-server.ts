@@ -42,7 +42,7 @@ export interface StreamingServer {
  * StreamingOutputCall and UnimplementedCall. An interceptor refuses every call
  * that sends `x-deny` with PERMISSION_DENIED, before any handler runs.
  */
-export async function startStreamingServer(): Promise<StreamingServer> {
+export async function startStreamingServer(options: { shutdownGraceMs?: number } = {}): Promise<StreamingServer> {
   const ends: HandlerEnd[] = [];
   const events = new EventEmitter();
   const intercepted: { method: string; stream: boolean }[] = [];
@@ -113,7 +113,13 @@ export async function startStreamingServer(): Promise<StreamingServer> {
   };
 
   const server = await startServer({
-    config: { host: "127.0.0.1", port: 0, shutdownDelayMs: 0, shutdownGraceMs: 1_000, maxRequestBytes: 1024 * 1024 },
+    config: {
+      host: "127.0.0.1",
+      port: 0,
+      shutdownDelayMs: 0,
+      shutdownGraceMs: options.shutdownGraceMs ?? 1_000,
+      maxRequestBytes: 1024 * 1024,
+    },
     logger: createLogger("streaming-test", "silent"),
     services: [hosted(TestService, impl)],
     interceptors: [deny],
