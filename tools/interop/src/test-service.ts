@@ -29,6 +29,8 @@ export const maxPayloadBytes = 2 * 1024 * 1024;
 export const maxResponseParameters = 1_000;
 /** Longest pause one response may ask for before it is sent (10 s, in µs). */
 export const maxIntervalUs = 10_000_000;
+/** Most requests a HalfDuplexCall holds before it answers them. */
+export const maxHalfDuplexRequests = 1_000;
 
 /**
  * `grpc.testing.TestService` as gRPC's interop test descriptions
@@ -84,6 +86,11 @@ export function createTestService(): Partial<ServiceImpl<typeof TestService>> {
       echoMetadata(context);
       const received: StreamingOutputCallRequest[] = [];
       for await (const request of requests) {
+        if (received.length === maxHalfDuplexRequests) {
+          throw invalid(
+            `request ${received.length}: a half-duplex call holds at most ${maxHalfDuplexRequests} requests`,
+          );
+        }
         // Checked as it arrives: a bad request fails the call without waiting for the rest.
         checkStreamingRequest(request, `request ${received.length}: `);
         received.push(request);

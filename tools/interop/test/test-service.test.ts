@@ -4,7 +4,13 @@
 import { describe, expect, it } from "vitest";
 import { Code, ConnectError, createClient, createRouterTransport, encodeBinaryHeader } from "@connectrpc/connect";
 import { TestService } from "../../../gen/grpc/testing/test_pb.js";
-import { createTestService, echoInitialKey, echoTrailingKey, maxPayloadBytes } from "../src/test-service.js";
+import {
+  createTestService,
+  echoInitialKey,
+  echoTrailingKey,
+  maxHalfDuplexRequests,
+  maxPayloadBytes,
+} from "../src/test-service.js";
 
 const client = createClient(
   TestService,
@@ -120,5 +126,14 @@ describe("the other methods", () => {
       each({ responseParameters: [{ size: 5 }, { size: 6 }] }, { responseParameters: [{ size: 7 }] }),
     );
     expect(await sizesOf(responses)).toEqual([5, 6, 7]);
+  });
+
+  it("HalfDuplexCall refuses to hold more requests than its bound", async () => {
+    const requests = Array.from({ length: maxHalfDuplexRequests + 1 }, () => ({ responseParameters: [{ size: 1 }] }));
+    const error = await failure(() => sizesOf(client.halfDuplexCall(each(...requests))));
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(error.rawMessage).toBe(
+      `request ${maxHalfDuplexRequests}: a half-duplex call holds at most ${maxHalfDuplexRequests} requests`,
+    );
   });
 });
