@@ -1,7 +1,7 @@
 import type { DescMessage } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
 import { requireServiceOrAdmin } from "../auth/principal.js";
-import { serverStopping } from "../server/host-service.js";
+import { serverStopping } from "../server/call-context.js";
 import type { EventLog, EventStreamMessage } from "./event-log.js";
 
 /**

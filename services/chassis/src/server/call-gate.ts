@@ -200,10 +200,12 @@ class GatedCall implements ServerInterceptingCallInterface, InterceptingServerLi
  *   long-lived (event streams, health watches, reflection), and a slot held
  *   for hours would shrink the limit for everything else; they are bounded
  *   per connection by MAX_CONCURRENT_STREAMS instead.
- * - A method with a streaming request (only server reflection's, from
- *   @grpc/proto-loader) gets a request message that could not be decoded
- *   (an {@link UndecodableRequest}) answered with INVALID_ARGUMENT;
- *   hostService answers it itself for the methods it hosts.
+ * - A method with a streaming request (client-streaming and bidi: server
+ *   reflection's, from @grpc/proto-loader, and those hostService hosts) gets
+ *   a request message that could not be decoded (an
+ *   {@link UndecodableRequest}) answered with INVALID_ARGUMENT, before the
+ *   handler reads it; hostService answers it itself for the unary and
+ *   server-streaming methods it hosts.
  */
 export function callGate(options: CallGateOptions): ServerInterceptor {
   const { limiter, exempt, onRefused } = options;

@@ -14,7 +14,8 @@ import { CallLimiter } from "./admission.js";
 import { statusName } from "./call-status.js";
 import { callGate } from "./call-gate.js";
 import { HealthRegistry, ServingStatus } from "./health.js";
-import { hostService, RunningCalls, type CallRecord } from "./host-service.js";
+import { hostService } from "./host-service.js";
+import { RunningCalls, type CallRecord } from "./host-options.js";
 import { addReflection } from "./reflection.js";
 import { decodingSafely } from "./request-decoding.js";
 import { RefusalTimes } from "./refusal-times.js";
@@ -29,8 +30,11 @@ export interface HostedService {
   impl: object;
 }
 
-/** Pairs a generated service with its implementation, checked by the compiler. */
-export function hosted<S extends DescService>(service: S, impl: ServiceImpl<S>): HostedService {
+/**
+ * Pairs a generated service with its implementation, checked by the
+ * compiler. Methods left out answer UNIMPLEMENTED.
+ */
+export function hosted<S extends DescService>(service: S, impl: Partial<ServiceImpl<S>>): HostedService {
   return { service, impl };
 }
 

@@ -1,0 +1,96 @@
+import { status as GrpcStatus } from "@grpc/grpc-js";
+import type {
+  ConnectError,
+  HandlerContext,
+  Interceptor,
+  StreamRequest,
+  StreamResponse,
+  UnaryRequest,
+  UnaryResponse,
+} from "@connectrpc/connect";
+import { statusName, type CallStatus } from "./call-status.js";
+import type { CallContext } from "./call-context.js";
+
+/** What the adapter reports when a call ends. */
+export interface CallRecord {
+  /** Full method path, e.g. "/shopmesh.users.v1.UsersService/GetUser". */
+  method: string;
+  /** Canonical status code name, e.g. "OK". */
+  code: string;
+  durationMs: number;
+  /** Time the caller allowed when the call arrived (its deadline), if it set one. */
+  timeoutMs?: number;
+  /** The original error behind an INTERNAL status. */
+  internal?: unknown;
+}
+
+/**
+ * The calls of a server still waiting for their single answer (unary and
+ * client-streaming), so that a server whose shutdown grace period is over
+ * can answer them itself instead of resetting their streams (which clients
+ * report as INTERNAL).
+ */
+export class RunningCalls {
+  readonly #calls = new Set<(reason: ConnectError) => void>();
+
+  add(cut: (reason: ConnectError) => void): void {
+    this.#calls.add(cut);
+  }
+
+  delete(cut: (reason: ConnectError) => void): void {
+    this.#calls.delete(cut);
+  }
+
+  /** Answers every call still running with `reason`; what their handlers return later is dropped. */
+  cutAll(reason: ConnectError): number {
+    const calls = [...this.#calls];
+    for (const cut of calls) cut(reason);
+    return calls.length;
+  }
+}
+
+/** Options for hostService. */
+export interface HostOptions {
+  /** Connect interceptors, run in order, outermost first, around every call. */
+  interceptors?: Interceptor[];
+  /**
+   * Aborted when the server starts to stop. Streaming handlers find it with
+   * serverStopping, so that a stream that would otherwise never end (an
+   * event stream following new commits) can end and let the server drain;
+   * finite streams just finish.
+   */
+  stopping?: AbortSignal;
+  /** Called once per call when its status is known. */
+  onCallEnd?: (record: CallRecord) => void;
+  /** Where single-answer calls are kept while they run, so that a stopping server can answer them (see {@link RunningCalls}). */
+  running?: RunningCalls;
+}
+
+/** The innermost step of the interceptor chain: runs the implementation. */
+export type AnyFn = (req: UnaryRequest | StreamRequest) => Promise<UnaryResponse | StreamResponse>;
+/** A method of a Connect ServiceImpl, of any kind, bound to its object. */
+export type AnyImpl = (request: unknown, context: HandlerContext) => unknown;
+
+export function reportCall(
+  options: HostOptions,
+  context: CallContext,
+  started: number,
+  timeoutMs: number | undefined,
+  status: Pick<CallStatus, "code" | "internal">,
+): void {
+  options.onCallEnd?.({
+    method: context.url,
+    code: statusName(status.code),
+    durationMs: performance.now() - started,
+    timeoutMs,
+    internal: status.internal,
+  });
+}
+
+export function reportUndecodable(options: HostOptions, url: string, started: number): void {
+  options.onCallEnd?.({
+    method: url,
+    code: statusName(GrpcStatus.INVALID_ARGUMENT),
+    durationMs: performance.now() - started,
+  });
+}
