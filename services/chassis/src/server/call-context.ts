@@ -18,7 +18,8 @@ import { deadlineMs } from "./deadline-ms.js";
 const neverStopping = new AbortController().signal;
 /** Where a streaming call finds the signal of its server's stop (see {@link serverStopping}). */
 export const serverStoppingKey = createContextKey<AbortSignal>(neverStopping, { description: "server stopping" });
-const admissionWaitKey = createContextKey<number>(0, { description: "time waited for admission" });
+/** Where a call's handler finds how long it waited for admission (see {@link admissionWaitMs}); @internal */
+export const admissionWaitKey = createContextKey<number>(0, { description: "time waited for admission" });
 
 /** Aborted when the server hosting this streaming call starts to stop (never, outside such a server). */
 export function serverStopping(context: Pick<HandlerContext, "values">): AbortSignal {

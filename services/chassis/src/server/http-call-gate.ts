@@ -3,6 +3,7 @@ import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protoco
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
 import type { CallLimiter } from "./admission.js";
 import { statusName } from "./call-status.js";
+import { admissionWaitKey } from "./call-context.js";
 import type { CallRecord, RunningCalls } from "./host-service.js";
 
 /** Options for {@link httpCallGate}. */
@@ -189,6 +190,8 @@ export function httpCallGate(options: HttpCallGateOptions): Interceptor {
       }
     }
     const admittedAt = performance.now();
+    // As on the gRPC port: a default budget counts from the call's arrival, not from its admission.
+    if (admittedAt - started > 0) req.contextValues.set(admissionWaitKey, admittedAt - started);
     const handling = next(req);
     if (admitted) {
       void handling.then(
