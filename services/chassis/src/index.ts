@@ -46,6 +46,7 @@ export {
   createTokenSigner,
   createTokenVerifier,
   mintServiceToken,
+  tokenAlgorithm,
   tokenAudience,
   tokenIssuer,
   type TokenClaims,
@@ -67,7 +68,21 @@ export {
   encodePageToken,
   invalidArgument,
 } from "./validation.js";
-export { loadTokenVerifier, readDatabasePath, readDataDir } from "./auth/auth-config.js";
+export {
+  loadTokenVerifier,
+  loadUnnamedKey,
+  readDatabasePath,
+  readDataDir,
+  readDevelopmentMode,
+  readKeyRefreshIntervalMs,
+} from "./auth/auth-config.js";
+export {
+  createKeySetVerifier,
+  defaultMinKeyRefreshIntervalMs,
+  type KeySetVerifier,
+  type KeySetVerifierOptions,
+  type PublishedKey,
+} from "./auth/key-set-verifier.js";
 export { downstreamTimeoutMs } from "./deadline.js";
 export { spawnService, type ServiceProcess, type SpawnServiceOptions } from "./process/spawn-service.js";
 export { FaultRegistry, parseFaultsEnv, toFault, toFaultRule, type FaultRule } from "./faults/fault-registry.js";

@@ -19,7 +19,7 @@ await runService({
   name: "products",
   defaultPort: 50052,
   async setup({ env, logger }) {
-    const verifier = await loadTokenVerifier(env);
+    const verifier = await loadTokenVerifier(env, logger);
     const database = openDatabase({
       path: readDatabasePath("products", env),
       migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
@@ -39,7 +39,10 @@ await runService({
       services: [hosted(ProductsService, createProductsService(store))],
       events: store.events,
       interceptors: [authInterceptor({ verifier, anonymous: reads })],
-      close: () => database.close(),
+      close: () => {
+        verifier.close();
+        database.close();
+      },
     };
   },
 });

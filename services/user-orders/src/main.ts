@@ -33,7 +33,7 @@ await runService({
   async setup({ env, logger }) {
     const settings = readAggregatorSettings(env);
     const targets = readDependencyTargets(env);
-    const verifier = await loadTokenVerifier(env);
+    const verifier = await loadTokenVerifier(env, logger);
     const transports = {
       users: createDependencyTransport(targets.users, logger),
       orders: createDependencyTransport(targets.orders, logger),
@@ -93,6 +93,7 @@ await runService({
         source?.close();
         database?.close();
         for (const transport of Object.values(transports)) transport.close();
+        verifier.close();
       },
     };
   },

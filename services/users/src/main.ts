@@ -1,23 +1,28 @@
 // The users service process: accounts, sign-up and sign-in, access tokens.
 import { fileURLToPath } from "node:url";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import {
   ConfigError,
   authInterceptor,
-  createTokenSigner,
-  createTokenVerifier,
+  createKeySetVerifier,
   defaultKeyFiles,
-  ensureKeyPair,
   envReader,
   hosted,
+  loadUnnamedKey,
+  maxTimerMs,
   openDatabase,
   readDatabasePath,
   readDataDir,
+  readDevelopmentMode,
   readEventStreamOptions,
   readPem,
   runService,
 } from "@shopmesh/chassis";
 import { UsersService } from "@shopmesh/sdk/users/v1";
 import * as schema from "./db/schema.js";
+import { scheduleKeyRotation } from "./key-rotation-schedule.js";
+import { SigningKeyStore } from "./signing-key-store.js";
 import { UserStore } from "./user-store.js";
 import { createUsersService } from "./users-service.js";
 
@@ -26,17 +31,39 @@ await runService({
   defaultPort: 50051,
   async setup({ env, logger }) {
     const read = envReader(env);
-    const keys = defaultKeyFiles(readDataDir(env));
-    const privateKeyFile = read.string("AUTH_PRIVATE_KEY_FILE", keys.privateKeyFile);
-    const publicKeyFile = read.string("AUTH_PUBLIC_KEY_FILE", keys.publicKeyFile);
-    if (ensureKeyPair({ privateKeyFile, publicKeyFile })) {
-      logger.info({ privateKeyFile, publicKeyFile }, "generated a new token key pair");
+    const keys = SigningKeyStore.open(read.string("AUTH_KEYS_DIR", join(readDataDir(env), "auth", "signing-keys")), {
+      tokenTtlMs: read.durationMs("TOKEN_TTL", "15m", { min: 1000, max: maxTimerMs }),
+      clockSkewMs: read.durationMs("TOKEN_CLOCK_SKEW", "1m", { max: maxTimerMs }),
+    });
+    if (keys.empty) {
+      // The first key: the one the operator gives, or (for development only) a new one.
+      const given = read.optionalString("AUTH_PRIVATE_KEY_FILE");
+      const localMeshKey = defaultKeyFiles(readDataDir(env)).privateKeyFile;
+      const file = given ?? (existsSync(localMeshKey) ? localMeshKey : undefined);
+      if (file !== undefined) {
+        const imported = keys.importFirst(readPem(file, "token signing key"));
+        logger.info({ keyId: imported.keyId, from: file, directory: keys.directory }, "imported the token signing key");
+      } else if (readDevelopmentMode(env)) {
+        const made = keys.rotate();
+        logger.info({ keyId: made.keyId, directory: keys.directory }, "made a token signing key (development mode)");
+      } else {
+        throw new ConfigError(
+          "AUTH_PRIVATE_KEY_FILE",
+          "",
+          `an Ed25519 private key (PKCS#8 PEM) to sign tokens with, since ${keys.directory} (AUTH_KEYS_DIR) holds no signing key; DEVELOPMENT_MODE=on makes one`,
+        );
+      }
     }
-    const signer = await createTokenSigner(
-      readPem(privateKeyFile, "token signing key"),
-      read.durationMs("TOKEN_TTL", "15m") / 1000,
-    );
-    const verifier = await createTokenVerifier(readPem(publicKeyFile, "token verifying key"));
+    const signer = keys.signer();
+    // users checks tokens with its own keys, so it never waits for itself.
+    const verifier = createKeySetVerifier({
+      fetchKeys: async () => keys.published(),
+      unnamedKey: await loadUnnamedKey(env),
+      minRefreshIntervalMs: 0,
+    });
+    const rotationIntervalMs = read.durationMs("KEY_ROTATION_INTERVAL", 0, { max: maxTimerMs });
+    const stopRotation =
+      rotationIntervalMs > 0 ? scheduleKeyRotation(keys, rotationIntervalMs, logger) : () => undefined;
     const adminEmails = new Set(
       read
         .string("ADMIN_EMAILS", "")
@@ -57,15 +84,30 @@ await runService({
     if (backfilled > 0)
       logger.info({ events: backfilled }, "recorded UserRegistered for accounts that predate the outbox");
     return {
-      services: [hosted(UsersService, createUsersService({ store, signer, adminEmails, passwordCost }))],
+      services: [
+        hosted(
+          UsersService,
+          createUsersService({
+            store,
+            signer,
+            keys,
+            adminEmails,
+            passwordCost,
+            onRotate: (keyId, previousKeyId) => logger.info({ keyId, previousKeyId }, "rotated the token signing key"),
+          }),
+        ),
+      ],
       events: store.events,
       interceptors: [
         authInterceptor({
           verifier,
-          anonymous: [`${UsersService.typeName}.SignUp`, `${UsersService.typeName}.SignIn`],
+          anonymous: ["SignUp", "SignIn", "GetSigningKeys"].map((name) => `${UsersService.typeName}.${name}`),
         }),
       ],
-      close: () => database.close(),
+      close: () => {
+        stopRotation();
+        database.close();
+      },
     };
   },
 });

@@ -14,6 +14,8 @@ import type { UsersService } from "@shopmesh/sdk/users/v1";
 import type { UserRow } from "./db/schema.js";
 import { toUser } from "./user-messages.js";
 import { decoyHash, hashPassword, verifyPassword } from "./passwords.js";
+import { toJwks, toSigningKey } from "./signing-key-messages.js";
+import type { SigningKeyStore } from "./signing-key-store.js";
 import type { UserStore } from "./user-store.js";
 
 /** Largest number of ids BatchGetUsers answers at once. */
@@ -25,6 +27,10 @@ const emailPattern = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 export interface UsersServiceDeps {
   store: UserStore;
   signer: TokenSigner;
+  /** The signing keys, which GetSigningKeys publishes and RotateSigningKey rotates. */
+  keys: SigningKeyStore;
+  /** Called after every rotation (for logs). */
+  onRotate?: (keyId: string, previousKeyId: string) => void;
   /** Emails (normalised) that sign up as admins; everyone else is a customer. */
   adminEmails: ReadonlySet<string>;
   /** scrypt cost N for new password hashes (a power of two). */
@@ -91,5 +97,19 @@ export function createUsersService(deps: UsersServiceDeps): ServiceImpl<typeof U
     },
 
     streamEvents: streamEventsHandler(deps.store.events),
+
+    getSigningKeys() {
+      deps.keys.prune();
+      const keys = deps.keys.published();
+      return { keys: keys.map(toSigningKey), currentKeyId: deps.keys.currentKeyId, jwksJson: toJwks(keys) };
+    },
+
+    rotateSigningKey(_request, context) {
+      requireAdmin(context);
+      const previousKeyId = deps.keys.currentKeyId;
+      const current = deps.keys.rotate();
+      deps.onRotate?.(current.keyId, previousKeyId);
+      return { currentKey: toSigningKey(current), keys: deps.keys.published().map(toSigningKey) };
+    },
   };
 }

@@ -149,3 +149,11 @@ describe("BatchGetUsers", () => {
     }
   });
 });
+
+describe("RotateSigningKey", () => {
+  it("is for admins only: PERMISSION_DENIED for a customer, UNAUTHENTICATED without a token", async () => {
+    const customer = await signUpCustomer(mesh, "rotate");
+    expect((await failure(mesh.client("users", customer.token).rotateSigningKey({}))).code).toBe(Code.PermissionDenied);
+    expect((await failure(mesh.client("users").rotateSigningKey({}))).code).toBe(Code.Unauthenticated);
+  });
+});
