@@ -7,12 +7,14 @@ export type HeadersLike = ConstructorParameters<typeof Headers>[0];
 /**
  * Keys that belong to the gRPC protocol or to HTTP/2 itself. They are never
  * copied between Connect `Headers` and grpc-js `Metadata`: the transport sets
- * them, and application code must not.
+ * them, and application code must not. The one exception is
+ * `grpc-retry-pushback-ms`, which a server's application sets to tell a
+ * client when to try again (gRFC A6).
  */
 function isProtocolKey(key: string): boolean {
   return (
     key.startsWith(":") ||
-    key.startsWith("grpc-") ||
+    (key.startsWith("grpc-") && key !== "grpc-retry-pushback-ms") ||
     key === "content-type" ||
     key === "te" ||
     key === "user-agent" ||

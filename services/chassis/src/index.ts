@@ -17,6 +17,7 @@ export { runService, type RunServiceOptions, type ServiceSetup } from "./run-ser
 export {
   admissionWaitMs,
   hostService,
+  peerAddress,
   serverStopping,
   type CallRecord,
   type HostOptions,

@@ -23,6 +23,7 @@ import { UsersService } from "@shopmesh/sdk/users/v1";
 import * as schema from "./db/schema.js";
 import { scheduleKeyRotation } from "./key-rotation-schedule.js";
 import { SigningKeyStore } from "./signing-key-store.js";
+import { defaultSignInLimits, SignInThrottle } from "./sign-in-throttle.js";
 import { UserStore } from "./user-store.js";
 import { createUsersService } from "./users-service.js";
 
@@ -74,6 +75,19 @@ await runService({
     const passwordCost = read.int("PASSWORD_HASH_COST", 16384, { min: 1024, max: 1 << 20 });
     if ((passwordCost & (passwordCost - 1)) !== 0)
       throw new ConfigError("PASSWORD_HASH_COST", String(passwordCost), "a power of two");
+    const failures = { min: 1, max: 1_000_000 };
+    const throttle = new SignInThrottle({
+      perAccountAndAddress: read.int(
+        "SIGN_IN_FAILURES_PER_ACCOUNT_ADDRESS",
+        defaultSignInLimits.perAccountAndAddress,
+        failures,
+      ),
+      perAddress: read.int("SIGN_IN_FAILURES_PER_ADDRESS", defaultSignInLimits.perAddress, failures),
+      perAccount: read.int("SIGN_IN_FAILURES_PER_ACCOUNT", defaultSignInLimits.perAccount, failures),
+      baseDelayMs: read.durationMs("SIGN_IN_BASE_DELAY", defaultSignInLimits.baseDelayMs, { min: 1, max: maxTimerMs }),
+      maxDelayMs: read.durationMs("SIGN_IN_MAX_DELAY", defaultSignInLimits.maxDelayMs, { min: 1, max: maxTimerMs }),
+      windowMs: read.durationMs("SIGN_IN_FAILURE_WINDOW", defaultSignInLimits.windowMs, { min: 1, max: maxTimerMs }),
+    });
     const database = openDatabase({
       path: readDatabasePath("users", env),
       migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
@@ -93,6 +107,7 @@ await runService({
             keys,
             adminEmails,
             passwordCost,
+            throttle,
             onRotate: (keyId, previousKeyId) => logger.info({ keyId, previousKeyId }, "rotated the token signing key"),
           }),
         ),

@@ -5,6 +5,7 @@ import {
   checkIds,
   checkText,
   invalidArgument,
+  peerAddress,
   requireAdmin,
   requireSelfOrAdmin,
   streamEventsHandler,
@@ -16,6 +17,7 @@ import { toUser } from "./user-messages.js";
 import { decoyHash, hashPassword, verifyPassword } from "./passwords.js";
 import { toJwks, toSigningKey } from "./signing-key-messages.js";
 import type { SigningKeyStore } from "./signing-key-store.js";
+import { SignInThrottle } from "./sign-in-throttle.js";
 import type { UserStore } from "./user-store.js";
 
 /** Largest number of ids BatchGetUsers answers at once. */
@@ -35,6 +37,8 @@ export interface UsersServiceDeps {
   adminEmails: ReadonlySet<string>;
   /** scrypt cost N for new password hashes (a power of two). */
   passwordCost?: number;
+  /** Slows down password guessing (default: the default limits). */
+  throttle?: SignInThrottle;
 }
 
 /** Trims and lower-cases an email, and checks its shape. */
@@ -46,6 +50,7 @@ export function normaliseEmail(field: string, value: string): string {
 
 /** The UsersService handlers: validation, authorisation and mapping; data access is in UserStore. */
 export function createUsersService(deps: UsersServiceDeps): ServiceImpl<typeof UsersService> {
+  const throttle = deps.throttle ?? new SignInThrottle();
   const session = async (row: UserRow) => {
     const { token, expiresAt } = await deps.signer.sign({ userId: row.id, role: row.role });
     return { accessToken: token, expireTime: timestampFromMs(expiresAt.getTime()) };
@@ -68,13 +73,19 @@ export function createUsersService(deps: UsersServiceDeps): ServiceImpl<typeof U
       return { user: toUser(row), session: await session(row) };
     },
 
-    async signIn(request) {
+    async signIn(request, context) {
       const email = normaliseEmail("email", request.email);
       if (request.password === "") throw invalidArgument("password", "is required");
+      const address = peerAddress(context) ?? "unknown";
+      throttle.check(email, address);
       const row = deps.store.byEmail(email);
       // Unknown email and wrong password take the same time and get the same answer.
       const ok = await verifyPassword(request.password, row?.passwordHash ?? decoyHash);
-      if (!row || !ok) throw new ConnectError("email or password is wrong", Code.Unauthenticated);
+      if (!row || !ok) {
+        throttle.failed(email, address);
+        throw new ConnectError("email or password is wrong", Code.Unauthenticated);
+      }
+      throttle.succeeded(email, address);
       return { user: toUser(row), session: await session(row) };
     },
 

@@ -53,6 +53,26 @@ const neverStopping = new AbortController().signal;
 const serverStoppingKey = createContextKey<AbortSignal>(neverStopping, { description: "server stopping" });
 const admissionWaitKey = createContextKey<number>(0, { description: "time waited for admission" });
 
+/** Reads the client's address of a call, when it is asked for (most calls never ask). */
+const peerAddressKey = createContextKey<(() => string | undefined) | undefined>(undefined, {
+  description: "client address",
+});
+
+/**
+ * The IP address of the client that made this call, as the TCP connection
+ * says ("127.0.0.1", "::1"), or undefined outside a grpc-js server. It is
+ * the immediate peer: a client behind a proxy shows the proxy's address.
+ */
+export function peerAddress(context: Pick<HandlerContext, "values">): string | undefined {
+  return context.values.get(peerAddressKey)?.();
+}
+
+/** grpc-js names a peer "<address>:<port>" (IPv6 without brackets), or "unknown". */
+function hostOfPeer(peer: string | undefined): string | undefined {
+  if (peer === undefined || peer === "unknown") return undefined;
+  return peer.replace(/:\d+$/, "");
+}
+
 /** Aborted when the server hosting this streaming call starts to stop (never, outside such a server). */
 export function serverStopping(context: Pick<HandlerContext, "values">): AbortSignal {
   return context.values.get(serverStoppingKey);
@@ -179,6 +199,7 @@ function asBuffer(bytes: Uint8Array): Buffer {
 
 interface CallLike {
   metadata: Metadata;
+  getPeer?(): string;
   getDeadline(): Date | number;
   on(event: "cancelled", listener: () => void): unknown;
 }
@@ -232,6 +253,7 @@ class CallContext implements HandlerContext {
     this.service = method.parent;
     if (admitted !== undefined && admitted.waitedMs > 0) this.values.set(admissionWaitKey, admitted.waitedMs);
     this.requestHeader = metadataToHeaders(call.metadata);
+    this.values.set(peerAddressKey, () => hostOfPeer(call.getPeer?.()));
     this.#deadlineMs = deadlineMs(call.getDeadline());
     // From the whole timeout the call arrived with, not from what is left of it.
     this.#slackMs = this.hasDeadline ? deadlineSlackMs(this.#deadlineMs - Date.now()) : 0;
