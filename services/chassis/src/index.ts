@@ -59,6 +59,7 @@ export { fitsInt64, int64, int64Max, int64Min } from "./db/int64-column.js";
 export { prepareExactRows, type ExactRows } from "./db/exact-rows.js";
 export { isUuid, newId } from "./ids.js";
 export {
+  checkCurrencyCode,
   checkId,
   checkIds,
   checkKey,

@@ -25,7 +25,7 @@ import { scheduleKeyRotation } from "./key-rotation-schedule.js";
 import { SigningKeyStore } from "./signing-key-store.js";
 import { defaultSignInLimits, SignInThrottle } from "./sign-in-throttle.js";
 import { UserStore } from "./user-store.js";
-import { createUsersService } from "./users-service.js";
+import { createUsersService, normaliseEmail } from "./users-service.js";
 
 await runService({
   name: "users",
@@ -69,8 +69,14 @@ await runService({
       read
         .string("ADMIN_EMAILS", "")
         .split(",")
-        .map((email) => email.trim().toLowerCase())
-        .filter(Boolean),
+        .filter((email) => email.trim() !== "")
+        .map((email) => {
+          try {
+            return normaliseEmail("ADMIN_EMAILS", email);
+          } catch {
+            throw new ConfigError("ADMIN_EMAILS", email, "email addresses separated by commas");
+          }
+        }),
     );
     const passwordCost = read.int("PASSWORD_HASH_COST", 16384, { min: 1024, max: 1 << 20 });
     if ((passwordCost & (passwordCost - 1)) !== 0)
@@ -94,6 +100,18 @@ await runService({
       schema,
     });
     const store = new UserStore(database, readEventStreamOptions(env));
+    const renormalised = store.renormaliseEmails((email) => {
+      try {
+        return normaliseEmail("email", email);
+      } catch {
+        return undefined;
+      }
+    });
+    if (renormalised.changed > 0 || renormalised.left.length > 0)
+      logger.warn(
+        { changed: renormalised.changed, leftAsStored: renormalised.left },
+        "stored emails brought to the current normal form; those left clash with another account or are not valid",
+      );
     const backfilled = store.backfillEvents();
     if (backfilled > 0)
       logger.info({ events: backfilled }, "recorded UserRegistered for accounts that predate the outbox");

@@ -41,9 +41,24 @@ export interface UsersServiceDeps {
   throttle?: SignInThrottle;
 }
 
-/** Trims and lower-cases an email, and checks its shape. */
+/**
+ * Unicode case folding as near as JavaScript gets: upper case, then lower,
+ * maps "ß" to "ss" and a final sigma to sigma, as full case folding does,
+ * where lower case alone keeps them apart.
+ */
+function foldCase(text: string): string {
+  return text.toUpperCase().toLowerCase();
+}
+
+/**
+ * Trims, NFKC-normalises and case-folds an email, and checks its shape, so
+ * that look-alikes (fullwidth letters, ligatures, other cases) are one
+ * address. Control and invisible formatting characters (zero-width spaces,
+ * bidi overrides) are refused rather than removed.
+ */
 export function normaliseEmail(field: string, value: string): string {
-  const email = checkText(field, value, { max: 254 }).toLowerCase();
+  const email = foldCase(checkText(field, value, { max: 254 }).normalize("NFKC")).normalize("NFKC");
+  if ([...email].length > 254) throw invalidArgument(field, "must be at most 254 characters");
   if (!emailPattern.test(email)) throw invalidArgument(field, "is not an email address");
   return email;
 }
@@ -60,6 +75,7 @@ export function createUsersService(deps: UsersServiceDeps): ServiceImpl<typeof U
     async signUp(request) {
       const email = normaliseEmail("email", request.email);
       const password = request.password;
+      if (password.trim() === "") throw invalidArgument("password", "must not be only white space");
       if ([...password].length < 8) throw invalidArgument("password", "must be at least 8 characters");
       if ([...password].length > 128) throw invalidArgument("password", "must be at most 128 characters");
       const displayName = checkText("display_name", request.displayName, { max: 100 });
