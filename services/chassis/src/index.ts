@@ -32,7 +32,7 @@ export {
   type StartServerOptions,
 } from "./server/service-server.js";
 export { statusName } from "./server/call-status.js";
-export { authInterceptor, type AuthOptions } from "./auth/auth-interceptor.js";
+export { adminOnlyInterceptor, authInterceptor, type AuthOptions } from "./auth/auth-interceptor.js";
 export { defaultKeyFiles, ensureKeyPair, readPem, type KeyPairFiles } from "./auth/keys.js";
 export {
   principalKey,

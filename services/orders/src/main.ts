@@ -41,6 +41,7 @@ await runService({
     return {
       services: [hosted(OrdersService, service)],
       events: store.events,
+      verifier,
       interceptors: [authInterceptor({ verifier })],
       close: async () => {
         productsTransport.close();

@@ -38,6 +38,7 @@ await runService({
     return {
       services: [hosted(ProductsService, createProductsService(store))],
       events: store.events,
+      verifier,
       interceptors: [authInterceptor({ verifier, anonymous: reads })],
       close: () => {
         verifier.close();

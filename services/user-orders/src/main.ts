@@ -87,6 +87,7 @@ await runService({
     }
     return {
       services: [hosted(UserOrdersService, createUserOrdersService(aggregator, projection))],
+      verifier,
       interceptors: [authInterceptor({ verifier })],
       close: async () => {
         await projection?.stop();

@@ -131,6 +131,7 @@ await runService({
         ),
       ],
       events: store.events,
+      verifier,
       interceptors: [
         authInterceptor({
           verifier,

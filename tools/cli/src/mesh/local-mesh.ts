@@ -113,6 +113,8 @@ export class LocalMesh {
     const flags = process.env.SHOPMESH_SERVICE_NODE_FLAGS;
     const nodeArgs = flags === undefined ? defaultServiceNodeFlags : flags.split(/\s+/).filter(Boolean);
     const env: Record<string, string> = {
+      // A local mesh is for development: faults may be injected without an admin token.
+      DEVELOPMENT_MODE: "on",
       DATA_DIR: this.options.dataDir,
       PORT: String(port ?? 0),
       ...this.#targetsFor(service),
