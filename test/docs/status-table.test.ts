@@ -115,6 +115,17 @@ const checks: Record<string, () => Promise<Answer[]>> = {
     ];
   },
 
+  "a token signed with a key the service has not fetched yet, while users cannot be reached": async () => {
+    const c = await signUpCustomer(mesh);
+    // A products that has never reached users, so holds none of its keys.
+    const products = await mesh.startExtra("products", { USERS_TARGET: `127.0.0.1:${await closedPort()}` });
+    try {
+      return [await failed(mesh.clientAt("products", products.address, c.token).listProducts({}))];
+    } finally {
+      await products.stop("SIGKILL");
+    }
+  },
+
   "a customer reading another user's data, a customer creating products": async () => {
     const [a, b] = [await signUpCustomer(mesh), await signUpCustomer(mesh)];
     return [
@@ -221,6 +232,15 @@ const checks: Record<string, () => Promise<Answer[]>> = {
     } finally {
       await mesh.faults("orders").clearFaults({});
     }
+  },
+
+  "too many failed sign-ins for one account from one client address": async () => {
+    const c = await signUpCustomer(mesh);
+    const users = mesh.client("users");
+    for (let i = 0; i < 5; i++) await failed(users.signIn({ email: c.email, password: `guess ${i}` }));
+    const refused = await failure(users.signIn({ email: c.email, password: "guess 5" }));
+    expect(Number(refused.metadata.get("grpc-retry-pushback-ms"))).toBeGreaterThan(0);
+    return [fromError(refused)];
   },
 
   "a request over 1 MiB": async () => [

@@ -489,7 +489,9 @@ describe("durability", () => {
       items: [{ productId: kettle!.id, quantity: 1 }],
     });
     await Promise.all(eventServices.map((service) => mesh.processes.get(service)!.stop("SIGKILL")));
-    await Promise.all([mesh.startService("users"), mesh.startService("products")]);
+    // users first: products and orders fetch the token signing keys from it, at its new address.
+    await mesh.startService("users");
+    await mesh.startService("products");
     await mesh.startService("orders");
 
     const userLog = await readLog(userEvents());
@@ -618,9 +620,11 @@ describe("backfill", () => {
         sqlite.close();
       }
     }
-    // All three at once: orders then points at the products process it knew,
+    // users first, whose signing keys the others fetch; then products and
+    // orders at once: orders then points at the products process it knew,
     // now gone, but nothing here places an order.
-    await Promise.all(eventServices.map((service) => mesh.startService(service)));
+    await mesh.startService("users");
+    await Promise.all(["products", "orders"].map((service) => mesh.startService(service as "products" | "orders")));
 
     const byId = <T extends { id: string }>(rows: Iterable<T>) =>
       [...rows].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

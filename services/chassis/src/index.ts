@@ -18,6 +18,7 @@ export { runService, type RunServiceOptions, type ServiceSetup } from "./run-ser
 export {
   admissionWaitMs,
   hostService,
+  peerAddress,
   serverStopping,
   type CallRecord,
   type HostOptions,
@@ -32,7 +33,7 @@ export {
   type StartServerOptions,
 } from "./server/service-server.js";
 export { statusName } from "./server/call-status.js";
-export { authInterceptor, type AuthOptions } from "./auth/auth-interceptor.js";
+export { adminOnlyInterceptor, authInterceptor, type AuthOptions } from "./auth/auth-interceptor.js";
 export { defaultKeyFiles, ensureKeyPair, readPem, type KeyPairFiles } from "./auth/keys.js";
 export {
   principalKey,
@@ -47,6 +48,7 @@ export {
   createTokenSigner,
   createTokenVerifier,
   mintServiceToken,
+  tokenAlgorithm,
   tokenAudience,
   tokenIssuer,
   type TokenClaims,
@@ -58,6 +60,7 @@ export { fitsInt64, int64, int64Max, int64Min } from "./db/int64-column.js";
 export { prepareExactRows, type ExactRows } from "./db/exact-rows.js";
 export { isUuid, newId } from "./ids.js";
 export {
+  checkCurrencyCode,
   checkId,
   checkIds,
   checkKey,
@@ -68,7 +71,21 @@ export {
   encodePageToken,
   invalidArgument,
 } from "./validation.js";
-export { loadTokenVerifier, readDatabasePath, readDataDir } from "./auth/auth-config.js";
+export {
+  loadTokenVerifier,
+  loadUnnamedKey,
+  readDatabasePath,
+  readDataDir,
+  readDevelopmentMode,
+  readKeyRefreshIntervalMs,
+} from "./auth/auth-config.js";
+export {
+  createKeySetVerifier,
+  defaultMinKeyRefreshIntervalMs,
+  type KeySetVerifier,
+  type KeySetVerifierOptions,
+  type PublishedKey,
+} from "./auth/key-set-verifier.js";
 export { downstreamTimeoutMs } from "./deadline.js";
 export { spawnService, type ServiceProcess, type SpawnServiceOptions } from "./process/spawn-service.js";
 export { FaultRegistry, parseFaultsEnv, toFault, toFaultRule, type FaultRule } from "./faults/fault-registry.js";

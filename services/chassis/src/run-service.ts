@@ -10,6 +10,9 @@ import type { DescMessage } from "@bufbuild/protobuf";
 import type { EventLog } from "./events/event-log.js";
 import { readEventsRelayConfig, type EventsRelayConfig } from "./events/nats-settings.js";
 import { readHttpConfig, type HttpConfig } from "./http-config.js";
+import { readDevelopmentMode } from "./auth/auth-config.js";
+import { adminOnlyInterceptor } from "./auth/auth-interceptor.js";
+import type { TokenVerifier } from "./auth/tokens.js";
 
 /** What a service's setup returns: what to host and how to clean up. */
 export interface ServiceSetup {
@@ -23,6 +26,12 @@ export interface ServiceSetup {
   events?: EventLog<DescMessage>;
   /** Runs after the server has stopped, e.g. to close the database. */
   close?: () => void | Promise<void>;
+  /**
+   * The service's token verifier. With FAULT_INJECTION=on outside
+   * DEVELOPMENT_MODE the fault-injection listener takes only admins' calls,
+   * checked with it.
+   */
+  verifier?: TokenVerifier;
 }
 
 /** Options for {@link runService}. */
@@ -66,6 +75,14 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
   const logger = createLogger(options.name, config.logLevel);
   try {
     const setup = await options.setup({ config, logger, env: process.env });
+    // Outside development, injecting faults is for admins, even from loopback.
+    const adminOnly = config.faultInjection && !readDevelopmentMode(process.env);
+    if (adminOnly && !setup.verifier)
+      throw new ConfigError(
+        "FAULT_INJECTION",
+        "on",
+        "off outside DEVELOPMENT_MODE=on for a service that checks no tokens",
+      );
     // The NATS client is loaded only by a service that relays.
     const relay =
       setup.events && relayConfig.kind === "nats"
@@ -96,6 +113,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
       },
       logger: logger.child({ listener: "admin" }),
       services: [hosted(FaultInjectionService, createFaultInjectionService(faults))],
+      ...(adminOnly ? { interceptors: [adminOnlyInterceptor(setup.verifier!)] } : {}),
     });
     let shuttingDown = false;
     const shutdown = (signal: string) => {

@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { codes as currencyCodes } from "currency-codes";
 import { isUuid } from "./ids.js";
 
 /**
@@ -10,8 +11,31 @@ export function invalidArgument(field: string, problem: string): ConnectError {
   return new ConnectError(`${field}: ${problem}`, Code.InvalidArgument);
 }
 
-/** Checks a text field's length (in characters) after trimming; returns it trimmed. */
-export function checkText(field: string, value: string, limits: { min?: number; max: number }): string {
+/**
+ * Control and format characters (Unicode categories Cc and Cf): NUL, BEL,
+ * zero-width spaces and joiners, bidirectional overrides. They are invisible
+ * or reorder what a person reads, so two texts that look the same could
+ * differ; no name needs one.
+ */
+const controlOrFormat = /[\p{Cc}\p{Cf}]/u;
+/** The same, less the line breaks and tabs that a longer text may hold. */
+const controlOrFormatInLines = /(?![\n\r\t])[\p{Cc}\p{Cf}]/u;
+
+/**
+ * Checks a text field's length (in characters) after trimming, and that it
+ * holds no control or format character (a `multiline` text may hold line
+ * breaks and tabs); returns it trimmed.
+ */
+export function checkText(
+  field: string,
+  value: string,
+  limits: { min?: number; max: number; multiline?: boolean },
+): string {
+  const found = (limits.multiline ? controlOrFormatInLines : controlOrFormat).exec(value);
+  if (found) {
+    const codePoint = found[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
+    throw invalidArgument(field, `must not contain control or invisible formatting characters (found U+${codePoint})`);
+  }
   const text = value.trim();
   const min = limits.min ?? 1;
   const length = [...text].length;
@@ -31,6 +55,16 @@ export function checkKey(field: string, value: string, limits: { max: number }):
   if (value === "") throw invalidArgument(field, "is required");
   if (value.trim() !== value) throw invalidArgument(field, "must not begin or end with white space");
   if ([...value].length > limits.max) throw invalidArgument(field, `must be at most ${limits.max} characters`);
+  return value;
+}
+
+/** The currency codes of ISO 4217, as the currency-codes package lists them. */
+const isoCurrencies = new Set(currencyCodes());
+
+/** Checks an ISO 4217 currency code (upper case, e.g. "EUR"); returns it. */
+export function checkCurrencyCode(field: string, value: string): string {
+  if (value === "") throw invalidArgument(field, "is required");
+  if (!isoCurrencies.has(value)) throw invalidArgument(field, "must be an ISO 4217 currency code such as EUR or USD");
   return value;
 }
 

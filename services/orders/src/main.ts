@@ -23,7 +23,7 @@ await runService({
   defaultPort: 50053,
   async setup({ env, logger }) {
     const read = envReader(env);
-    const verifier = await loadTokenVerifier(env);
+    const verifier = await loadTokenVerifier(env, logger);
     const productsTransport = createDependencyTransport(read.string("PRODUCTS_TARGET", "127.0.0.1:50052"), logger);
     const database = openDatabase({
       path: readDatabasePath("orders", env),
@@ -41,9 +41,11 @@ await runService({
     return {
       services: [hosted(OrdersService, service)],
       events: store.events,
+      verifier,
       interceptors: [authInterceptor({ verifier })],
       close: async () => {
         productsTransport.close();
+        verifier.close();
         database.close();
       },
     };

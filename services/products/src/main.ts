@@ -19,7 +19,7 @@ await runService({
   name: "products",
   defaultPort: 50052,
   async setup({ env, logger }) {
-    const verifier = await loadTokenVerifier(env);
+    const verifier = await loadTokenVerifier(env, logger);
     const database = openDatabase({
       path: readDatabasePath("products", env),
       migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
@@ -38,8 +38,12 @@ await runService({
     return {
       services: [hosted(ProductsService, createProductsService(store))],
       events: store.events,
+      verifier,
       interceptors: [authInterceptor({ verifier, anonymous: reads })],
-      close: () => database.close(),
+      close: () => {
+        verifier.close();
+        database.close();
+      },
     };
   },
 });

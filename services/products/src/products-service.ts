@@ -1,5 +1,6 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
+  checkCurrencyCode,
   checkId,
   checkIds,
   checkPageSize,
@@ -22,9 +23,7 @@ const maxPriceMinor = 1_000_000_000_000n;
 
 function checkPrice(field: string, price: Money | undefined): { currency: string; minor: bigint } {
   if (!price) throw invalidArgument(field, "is required");
-  if (!/^[A-Z]{3}$/.test(price.currencyCode)) {
-    throw invalidArgument(`${field}.currency_code`, "must be a three-letter upper-case ISO 4217 code");
-  }
+  checkCurrencyCode(`${field}.currency_code`, price.currencyCode);
   if (price.minorUnits < 0n || price.minorUnits > maxPriceMinor) {
     throw invalidArgument(`${field}.minor_units`, `must be from 0 to ${maxPriceMinor}`);
   }
@@ -37,7 +36,7 @@ export function createProductsService(store: ProductStore): ServiceImpl<typeof P
     createProduct(request, context) {
       requireAdmin(context);
       const name = checkText("name", request.name, { max: 200 });
-      const description = checkText("description", request.description, { min: 0, max: 2000 });
+      const description = checkText("description", request.description, { min: 0, max: 2000, multiline: true });
       const price = checkPrice("price", request.price);
       const row = store.create({ name, description, priceMinor: price.minor, currency: price.currency });
       return { product: toProduct(row) };
@@ -49,7 +48,7 @@ export function createProductsService(store: ProductStore): ServiceImpl<typeof P
       const change: ProductChange = {};
       if (request.name !== undefined) change.name = checkText("name", request.name, { max: 200 });
       if (request.description !== undefined) {
-        change.description = checkText("description", request.description, { min: 0, max: 2000 });
+        change.description = checkText("description", request.description, { min: 0, max: 2000, multiline: true });
       }
       if (request.price) {
         const price = checkPrice("price", request.price);

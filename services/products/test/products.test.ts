@@ -45,11 +45,25 @@ describe("CreateProduct", () => {
     ["description", { name: "ok", description: "x".repeat(2001), price: price(1n) }],
     ["price", { name: "ok" }],
     ["price.currency_code", { name: "ok", price: price(1n, "eur") }],
+    // Three upper-case letters, but no currency of ISO 4217.
+    ["price.currency_code", { name: "ok", price: price(1n, "ABC") }],
     ["price.minor_units", { name: "ok", price: price(-1n) }],
+    ["name", { name: "Ket\u200Btle", price: price(1n) }],
+    ["name", { name: "Kettle\u202Eexe.", price: price(1n) }],
+    ["description", { name: "ok", description: "Boils\u0000water.", price: price(1n) }],
   ])("names the bad field %s: INVALID_ARGUMENT", async (field, request) => {
     const error = await failure(admin.createProduct(request));
     expect(error.code).toBe(Code.InvalidArgument);
     expect(error.rawMessage.startsWith(`${field}:`)).toBe(true);
+  });
+
+  it("keeps line breaks in a description, and takes any ISO 4217 currency", async () => {
+    const { product } = await admin.createProduct({
+      name: "Yen kettle",
+      description: "Boils water.\nTwice.",
+      price: price(2999n, "JPY"),
+    });
+    expect(product).toMatchObject({ description: "Boils water.\nTwice.", price: { currencyCode: "JPY" } });
   });
 });
 

@@ -33,7 +33,7 @@ await runService({
   async setup({ env, logger }) {
     const settings = readAggregatorSettings(env);
     const targets = readDependencyTargets(env);
-    const verifier = await loadTokenVerifier(env);
+    const verifier = await loadTokenVerifier(env, logger);
     const transports = {
       users: createDependencyTransport(targets.users, logger),
       orders: createDependencyTransport(targets.orders, logger),
@@ -87,12 +87,14 @@ await runService({
     }
     return {
       services: [hosted(UserOrdersService, createUserOrdersService(aggregator, projection))],
+      verifier,
       interceptors: [authInterceptor({ verifier })],
       close: async () => {
         await projection?.stop();
         source?.close();
         database?.close();
         for (const transport of Object.values(transports)) transport.close();
+        verifier.close();
       },
     };
   },

@@ -74,6 +74,31 @@ export class UserStore {
     );
   }
 
+  /**
+   * Stores every email in the form `normalise` gives now (emails stored
+   * under an older rule, e.g. lower case only, would otherwise never be
+   * found). An email that cannot be normalised (`normalise` returns
+   * undefined) or whose normal form another account already has is left as
+   * it is; their ids are returned for the log.
+   */
+  renormaliseEmails(normalise: (email: string) => string | undefined): { changed: number; left: string[] } {
+    const left: string[] = [];
+    let changed = 0;
+    this.db.transaction((tx) => {
+      for (const row of tx.select({ id: users.id, email: users.email }).from(users).all()) {
+        const normal = normalise(row.email);
+        if (normal === row.email) continue;
+        if (normal === undefined || this.byEmail(normal)) {
+          left.push(row.id);
+          continue;
+        }
+        tx.update(users).set({ email: normal }).where(eq(users.id, row.id)).run();
+        changed += 1;
+      }
+    });
+    return { changed, left };
+  }
+
   byEmail(email: string): UserRow | undefined {
     return this.#byEmail.get({ email });
   }

@@ -149,3 +149,57 @@ describe("BatchGetUsers", () => {
     }
   });
 });
+
+describe("RotateSigningKey", () => {
+  it("is for admins only: PERMISSION_DENIED for a customer, UNAUTHENTICATED without a token", async () => {
+    const customer = await signUpCustomer(mesh, "rotate");
+    expect((await failure(mesh.client("users", customer.token).rotateSigningKey({}))).code).toBe(Code.PermissionDenied);
+    expect((await failure(mesh.client("users").rotateSigningKey({}))).code).toBe(Code.Unauthenticated);
+  });
+});
+
+describe("input hygiene", () => {
+  it.each([
+    ["email", { email: "adm\u200Bin@example.com", password: "password1", displayName: "x" }],
+    ["email", { email: "rtl\u202E@example.com", password: "password1", displayName: "x" }],
+    ["display_name", { email: "nul@example.com", password: "password1", displayName: "Nu\u0000l" }],
+    ["display_name", { email: "bel@example.com", password: "password1", displayName: "Bell\u0007" }],
+    ["display_name", { email: "bidi@example.com", password: "password1", displayName: "Eve\u202Egnp.exe" }],
+    ["display_name", { email: "zw@example.com", password: "password1", displayName: "Zero\u200Bwidth" }],
+    ["password", { email: "blank@example.com", password: "          ", displayName: "Blank" }],
+  ])(
+    "refuses control and format characters, and a blank password, naming %s: INVALID_ARGUMENT",
+    async (field, request) => {
+      const error = await failure(mesh.client("users").signUp(request));
+      expect(error.code).toBe(Code.InvalidArgument);
+      expect(error.rawMessage.startsWith(`${field}:`)).toBe(true);
+    },
+  );
+
+  it("makes one account of look-alike emails: fullwidth letters, ligatures and case folding", async () => {
+    const users = mesh.client("users");
+    const { user } = await users.signUp({
+      email: "\uFF41\uFF44\uFF4D\uFF49\uFF4E-look@example.com",
+      password: "password1",
+      displayName: "Fullwidth",
+    });
+    expect(user!.email).toBe("admin-look@example.com");
+    const again = await failure(
+      users.signUp({ email: "ADMIN-LOOK@example.com", password: "password2", displayName: "Plain" }),
+    );
+    expect(again.code).toBe(Code.AlreadyExists);
+    await users.signUp({ email: "stra\u00DFe@example.com", password: "password1", displayName: "Sharp s" });
+    const folded = await failure(
+      users.signUp({ email: "STRASSE@example.com", password: "password2", displayName: "Double s" }),
+    );
+    expect(folded.code).toBe(Code.AlreadyExists);
+    const { user: ligature } = await users.signUp({
+      email: "\uFB01le@example.com",
+      password: "password1",
+      displayName: "Ligature",
+    });
+    expect(ligature!.email).toBe("file@example.com");
+    const signedIn = await users.signIn({ email: "FILE@example.com", password: "password1" });
+    expect(signedIn.user!.id).toBe(ligature!.id);
+  });
+});

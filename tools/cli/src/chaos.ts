@@ -21,7 +21,9 @@ export const chaosUsage = `usage: shopmesh chaos <service> [--method NAME] [faul
   --admin HOST:PORT       the service's admin listener (default: npm start's, 127.0.0.1:<service port - 20000>,
                           with the service ports from SHOPMESH_PORT_BASE)
 
-The services must run with FAULT_INJECTION=on (npm start does that).`;
+The services must run with FAULT_INJECTION=on (npm start does that). Outside
+DEVELOPMENT_MODE=on the admin listener takes only an admin's access token, given
+in SHOPMESH_TOKEN.`;
 
 /** Default admin address of a service of the local mesh (`npm start`, moved by SHOPMESH_PORT_BASE). */
 function adminAddress(service: (typeof services)[number]): string {
@@ -105,7 +107,9 @@ export async function chaos(args: string[]): Promise<number> {
   }
   const { service } = request;
   const address = request.admin ?? adminAddress(service);
-  const transport = createTransport({ target: address });
+  // Outside development mode the admin listener wants an admin's token.
+  const token = envReader().optionalString("SHOPMESH_TOKEN");
+  const transport = createTransport({ target: address, ...(token === undefined ? {} : { token }) });
   const client = createClient(FaultInjectionService, transport);
   try {
     let faults: Fault[];

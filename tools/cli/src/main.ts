@@ -7,6 +7,7 @@ const usage = `usage: shopmesh <command>
 
   start       run the services on their well-known ports (same as npm start)
   chaos       inject latency, errors or hangs into a running service
+  keys        rotate or list the users service's token signing keys
   experiment  measure what synchronous coupling costs; writes reports/coupling.md
   bench       load each service and the aggregator; writes reports/bench.md
   soak        mixed load with faults on a schedule; writes reports/soak.md
@@ -18,6 +19,9 @@ const [command, ...args] = process.argv.slice(2);
 switch (command) {
   case "chaos":
     process.exitCode = await chaos(args);
+    break;
+  case "keys":
+    process.exitCode = await (await import("./keys.js")).keys(args);
     break;
   case "experiment":
     process.exitCode = await (await import("./experiment/experiment-command.js")).experiment(args);

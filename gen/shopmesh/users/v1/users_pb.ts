@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shopmesh/users/v1/users.proto.
  */
 export const file_shopmesh_users_v1_users: GenFile = /*@__PURE__*/
-  fileDesc("Ch1zaG9wbWVzaC91c2Vycy92MS91c2Vycy5wcm90bxIRc2hvcG1lc2gudXNlcnMudjEijwEKBFVzZXISCgoCaWQYASABKAkSDQoFZW1haWwYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEiUKBHJvbGUYBCABKA4yFy5zaG9wbWVzaC51c2Vycy52MS5Sb2xlEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJQCgdTZXNzaW9uEhQKDGFjY2Vzc190b2tlbhgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRgoNU2lnblVwUmVxdWVzdBINCgVlbWFpbBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiZAoOU2lnblVwUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLnNob3BtZXNoLnVzZXJzLnYxLlVzZXISKwoHc2Vzc2lvbhgCIAEoCzIaLnNob3BtZXNoLnVzZXJzLnYxLlNlc3Npb24iMAoNU2lnbkluUmVxdWVzdBINCgVlbWFpbBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSJkCg5TaWduSW5SZXNwb25zZRIlCgR1c2VyGAEgASgLMhcuc2hvcG1lc2gudXNlcnMudjEuVXNlchIrCgdzZXNzaW9uGAIgASgLMhouc2hvcG1lc2gudXNlcnMudjEuU2Vzc2lvbiIhCg5HZXRVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIjgKD0dldFVzZXJSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcuc2hvcG1lc2gudXNlcnMudjEuVXNlciIoChRCYXRjaEdldFVzZXJzUmVxdWVzdBIQCgh1c2VyX2lkcxgBIAMoCSJZChVCYXRjaEdldFVzZXJzUmVzcG9uc2USJgoFdXNlcnMYASADKAsyFy5zaG9wbWVzaC51c2Vycy52MS5Vc2VyEhgKEG1pc3NpbmdfdXNlcl9pZHMYAiADKAkiLQoTU3RyZWFtRXZlbnRzUmVxdWVzdBIWCg5hZnRlcl9zZXF1ZW5jZRgBIAEoBCJaChRTdHJlYW1FdmVudHNSZXNwb25zZRIrCgVldmVudBgBIAEoCzIcLnNob3BtZXNoLnVzZXJzLnYxLlVzZXJFdmVudBIVCg1oZWFkX3NlcXVlbmNlGAIgASgEIpMBCglVc2VyRXZlbnQSEAoIc2VxdWVuY2UYASABKAQSLgoKb2NjdXJfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPAoPdXNlcl9yZWdpc3RlcmVkGAMgASgLMiEuc2hvcG1lc2gudXNlcnMudjEuVXNlclJlZ2lzdGVyZWRIAEIGCgRraW5kIjcKDlVzZXJSZWdpc3RlcmVkEiUKBHVzZXIYASABKAsyFy5zaG9wbWVzaC51c2Vycy52MS5Vc2VyKj8KBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhEKDVJPTEVfQ1VTVE9NRVIQARIOCgpST0xFX0FETUlOEAIy1AMKDFVzZXJzU2VydmljZRJNCgZTaWduVXASIC5zaG9wbWVzaC51c2Vycy52MS5TaWduVXBSZXF1ZXN0GiEuc2hvcG1lc2gudXNlcnMudjEuU2lnblVwUmVzcG9uc2USTQoGU2lnbkluEiAuc2hvcG1lc2gudXNlcnMudjEuU2lnbkluUmVxdWVzdBohLnNob3BtZXNoLnVzZXJzLnYxLlNpZ25JblJlc3BvbnNlElUKB0dldFVzZXISIS5zaG9wbWVzaC51c2Vycy52MS5HZXRVc2VyUmVxdWVzdBoiLnNob3BtZXNoLnVzZXJzLnYxLkdldFVzZXJSZXNwb25zZSIDkAIBEmcKDUJhdGNoR2V0VXNlcnMSJy5zaG9wbWVzaC51c2Vycy52MS5CYXRjaEdldFVzZXJzUmVxdWVzdBooLnNob3BtZXNoLnVzZXJzLnYxLkJhdGNoR2V0VXNlcnNSZXNwb25zZSIDkAIBEmYKDFN0cmVhbUV2ZW50cxImLnNob3BtZXNoLnVzZXJzLnYxLlN0cmVhbUV2ZW50c1JlcXVlc3QaJy5zaG9wbWVzaC51c2Vycy52MS5TdHJlYW1FdmVudHNSZXNwb25zZSIDkAIBMAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Ch1zaG9wbWVzaC91c2Vycy92MS91c2Vycy5wcm90bxIRc2hvcG1lc2gudXNlcnMudjEijwEKBFVzZXISCgoCaWQYASABKAkSDQoFZW1haWwYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEiUKBHJvbGUYBCABKA4yFy5zaG9wbWVzaC51c2Vycy52MS5Sb2xlEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJQCgdTZXNzaW9uEhQKDGFjY2Vzc190b2tlbhgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRgoNU2lnblVwUmVxdWVzdBINCgVlbWFpbBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiZAoOU2lnblVwUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLnNob3BtZXNoLnVzZXJzLnYxLlVzZXISKwoHc2Vzc2lvbhgCIAEoCzIaLnNob3BtZXNoLnVzZXJzLnYxLlNlc3Npb24iMAoNU2lnbkluUmVxdWVzdBINCgVlbWFpbBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSJkCg5TaWduSW5SZXNwb25zZRIlCgR1c2VyGAEgASgLMhcuc2hvcG1lc2gudXNlcnMudjEuVXNlchIrCgdzZXNzaW9uGAIgASgLMhouc2hvcG1lc2gudXNlcnMudjEuU2Vzc2lvbiIhCg5HZXRVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIjgKD0dldFVzZXJSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcuc2hvcG1lc2gudXNlcnMudjEuVXNlciIoChRCYXRjaEdldFVzZXJzUmVxdWVzdBIQCgh1c2VyX2lkcxgBIAMoCSJZChVCYXRjaEdldFVzZXJzUmVzcG9uc2USJgoFdXNlcnMYASADKAsyFy5zaG9wbWVzaC51c2Vycy52MS5Vc2VyEhgKEG1pc3NpbmdfdXNlcl9pZHMYAiADKAkiLQoTU3RyZWFtRXZlbnRzUmVxdWVzdBIWCg5hZnRlcl9zZXF1ZW5jZRgBIAEoBCJaChRTdHJlYW1FdmVudHNSZXNwb25zZRIrCgVldmVudBgBIAEoCzIcLnNob3BtZXNoLnVzZXJzLnYxLlVzZXJFdmVudBIVCg1oZWFkX3NlcXVlbmNlGAIgASgEIpMBCglVc2VyRXZlbnQSEAoIc2VxdWVuY2UYASABKAQSLgoKb2NjdXJfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPAoPdXNlcl9yZWdpc3RlcmVkGAMgASgLMiEuc2hvcG1lc2gudXNlcnMudjEuVXNlclJlZ2lzdGVyZWRIAEIGCgRraW5kIjcKDlVzZXJSZWdpc3RlcmVkEiUKBHVzZXIYASABKAsyFy5zaG9wbWVzaC51c2Vycy52MS5Vc2VyIrQBCgpTaWduaW5nS2V5Eg4KBmtleV9pZBgBIAEoCRIRCglhbGdvcml0aG0YAiABKAkSDQoFY3VydmUYAyABKAkSEgoKcHVibGljX2tleRgEIAEoDBIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV0aXJlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhcKFUdldFNpZ25pbmdLZXlzUmVxdWVzdCJwChZHZXRTaWduaW5nS2V5c1Jlc3BvbnNlEisKBGtleXMYASADKAsyHS5zaG9wbWVzaC51c2Vycy52MS5TaWduaW5nS2V5EhYKDmN1cnJlbnRfa2V5X2lkGAIgASgJEhEKCWp3a3NfanNvbhgDIAEoCSIZChdSb3RhdGVTaWduaW5nS2V5UmVxdWVzdCJ7ChhSb3RhdGVTaWduaW5nS2V5UmVzcG9uc2USMgoLY3VycmVudF9rZXkYASABKAsyHS5zaG9wbWVzaC51c2Vycy52MS5TaWduaW5nS2V5EisKBGtleXMYAiADKAsyHS5zaG9wbWVzaC51c2Vycy52MS5TaWduaW5nS2V5Kj8KBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhEKDVJPTEVfQ1VTVE9NRVIQARIOCgpST0xFX0FETUlOEAIyrQUKDFVzZXJzU2VydmljZRJNCgZTaWduVXASIC5zaG9wbWVzaC51c2Vycy52MS5TaWduVXBSZXF1ZXN0GiEuc2hvcG1lc2gudXNlcnMudjEuU2lnblVwUmVzcG9uc2USTQoGU2lnbkluEiAuc2hvcG1lc2gudXNlcnMudjEuU2lnbkluUmVxdWVzdBohLnNob3BtZXNoLnVzZXJzLnYxLlNpZ25JblJlc3BvbnNlElUKB0dldFVzZXISIS5zaG9wbWVzaC51c2Vycy52MS5HZXRVc2VyUmVxdWVzdBoiLnNob3BtZXNoLnVzZXJzLnYxLkdldFVzZXJSZXNwb25zZSIDkAIBEmcKDUJhdGNoR2V0VXNlcnMSJy5zaG9wbWVzaC51c2Vycy52MS5CYXRjaEdldFVzZXJzUmVxdWVzdBooLnNob3BtZXNoLnVzZXJzLnYxLkJhdGNoR2V0VXNlcnNSZXNwb25zZSIDkAIBEmYKDFN0cmVhbUV2ZW50cxImLnNob3BtZXNoLnVzZXJzLnYxLlN0cmVhbUV2ZW50c1JlcXVlc3QaJy5zaG9wbWVzaC51c2Vycy52MS5TdHJlYW1FdmVudHNSZXNwb25zZSIDkAIBMAESagoOR2V0U2lnbmluZ0tleXMSKC5zaG9wbWVzaC51c2Vycy52MS5HZXRTaWduaW5nS2V5c1JlcXVlc3QaKS5zaG9wbWVzaC51c2Vycy52MS5HZXRTaWduaW5nS2V5c1Jlc3BvbnNlIgOQAgESawoQUm90YXRlU2lnbmluZ0tleRIqLnNob3BtZXNoLnVzZXJzLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0Gisuc2hvcG1lc2gudXNlcnMudjEuUm90YXRlU2lnbmluZ0tleVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * User is a customer account as other services may see it. It never carries
@@ -420,6 +420,156 @@ export const UserRegisteredSchema: GenMessage<UserRegistered> = /*@__PURE__*/
   messageDesc(file_shopmesh_users_v1_users, 13);
 
 /**
+ * SigningKey is the public half of one access-token signing key.
+ *
+ * @generated from message shopmesh.users.v1.SigningKey
+ */
+export type SigningKey = Message<"shopmesh.users.v1.SigningKey"> & {
+  /**
+   * The `kid` that tokens signed with this key carry in their header.
+   *
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * JWS algorithm, "EdDSA".
+   *
+   * @generated from field: string algorithm = 2;
+   */
+  algorithm: string;
+
+  /**
+   * Curve of the key, "Ed25519".
+   *
+   * @generated from field: string curve = 3;
+   */
+  curve: string;
+
+  /**
+   * The raw 32-byte Ed25519 public key (the JWK's `x`, before base64url).
+   *
+   * @generated from field: bytes public_key = 4;
+   */
+  publicKey: Uint8Array;
+
+  /**
+   * When the key was made.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 5;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * Unset while the key signs new tokens; for an earlier key, when it stops
+   * being published because every token it signed has expired.
+   *
+   * @generated from field: google.protobuf.Timestamp retire_time = 6;
+   */
+  retireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message shopmesh.users.v1.SigningKey.
+ * Use `create(SigningKeySchema)` to create a new message.
+ */
+export const SigningKeySchema: GenMessage<SigningKey> = /*@__PURE__*/
+  messageDesc(file_shopmesh_users_v1_users, 14);
+
+/**
+ * GetSigningKeysRequest has no fields.
+ *
+ * @generated from message shopmesh.users.v1.GetSigningKeysRequest
+ */
+export type GetSigningKeysRequest = Message<"shopmesh.users.v1.GetSigningKeysRequest"> & {
+};
+
+/**
+ * Describes the message shopmesh.users.v1.GetSigningKeysRequest.
+ * Use `create(GetSigningKeysRequestSchema)` to create a new message.
+ */
+export const GetSigningKeysRequestSchema: GenMessage<GetSigningKeysRequest> = /*@__PURE__*/
+  messageDesc(file_shopmesh_users_v1_users, 15);
+
+/**
+ * GetSigningKeysResponse carries the published keys.
+ *
+ * @generated from message shopmesh.users.v1.GetSigningKeysResponse
+ */
+export type GetSigningKeysResponse = Message<"shopmesh.users.v1.GetSigningKeysResponse"> & {
+  /**
+   * Every published key, newest first.
+   *
+   * @generated from field: repeated shopmesh.users.v1.SigningKey keys = 1;
+   */
+  keys: SigningKey[];
+
+  /**
+   * Id of the key that signs new tokens.
+   *
+   * @generated from field: string current_key_id = 2;
+   */
+  currentKeyId: string;
+
+  /**
+   * The same keys as a JSON Web Key Set (RFC 7517), for JOSE libraries.
+   *
+   * @generated from field: string jwks_json = 3;
+   */
+  jwksJson: string;
+};
+
+/**
+ * Describes the message shopmesh.users.v1.GetSigningKeysResponse.
+ * Use `create(GetSigningKeysResponseSchema)` to create a new message.
+ */
+export const GetSigningKeysResponseSchema: GenMessage<GetSigningKeysResponse> = /*@__PURE__*/
+  messageDesc(file_shopmesh_users_v1_users, 16);
+
+/**
+ * RotateSigningKeyRequest has no fields.
+ *
+ * @generated from message shopmesh.users.v1.RotateSigningKeyRequest
+ */
+export type RotateSigningKeyRequest = Message<"shopmesh.users.v1.RotateSigningKeyRequest"> & {
+};
+
+/**
+ * Describes the message shopmesh.users.v1.RotateSigningKeyRequest.
+ * Use `create(RotateSigningKeyRequestSchema)` to create a new message.
+ */
+export const RotateSigningKeyRequestSchema: GenMessage<RotateSigningKeyRequest> = /*@__PURE__*/
+  messageDesc(file_shopmesh_users_v1_users, 17);
+
+/**
+ * RotateSigningKeyResponse says which key now signs and which are published.
+ *
+ * @generated from message shopmesh.users.v1.RotateSigningKeyResponse
+ */
+export type RotateSigningKeyResponse = Message<"shopmesh.users.v1.RotateSigningKeyResponse"> & {
+  /**
+   * The new key, which signs every token from now on.
+   *
+   * @generated from field: shopmesh.users.v1.SigningKey current_key = 1;
+   */
+  currentKey?: SigningKey | undefined;
+
+  /**
+   * Every published key after the rotation, newest first.
+   *
+   * @generated from field: repeated shopmesh.users.v1.SigningKey keys = 2;
+   */
+  keys: SigningKey[];
+};
+
+/**
+ * Describes the message shopmesh.users.v1.RotateSigningKeyResponse.
+ * Use `create(RotateSigningKeyResponseSchema)` to create a new message.
+ */
+export const RotateSigningKeyResponseSchema: GenMessage<RotateSigningKeyResponse> = /*@__PURE__*/
+  messageDesc(file_shopmesh_users_v1_users, 18);
+
+/**
  * Role decides what a caller may read and change.
  *
  * @generated from enum shopmesh.users.v1.Role
@@ -519,6 +669,31 @@ export const UsersService: GenService<{
     methodKind: "server_streaming";
     input: typeof StreamEventsRequestSchema;
     output: typeof StreamEventsResponseSchema;
+  },
+  /**
+   * GetSigningKeys returns the public keys that verify access tokens: the key
+   * that signs new tokens and every earlier key whose tokens may not have
+   * expired yet. A token names its key in the `kid` header; a verifier that
+   * meets an id it does not know asks again. Needs no token.
+   *
+   * @generated from rpc shopmesh.users.v1.UsersService.GetSigningKeys
+   */
+  getSigningKeys: {
+    methodKind: "unary";
+    input: typeof GetSigningKeysRequestSchema;
+    output: typeof GetSigningKeysResponseSchema;
+  },
+  /**
+   * RotateSigningKey makes a new signing key, signs every new token with it
+   * from then on, and keeps the previous key published until the last token it
+   * signed has expired (token lifetime plus clock skew). Admin only.
+   *
+   * @generated from rpc shopmesh.users.v1.UsersService.RotateSigningKey
+   */
+  rotateSigningKey: {
+    methodKind: "unary";
+    input: typeof RotateSigningKeyRequestSchema;
+    output: typeof RotateSigningKeyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_shopmesh_users_v1_users, 0);

@@ -1,5 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { principalKey } from "./principal.js";
+import { principalKey, requireAdmin } from "./principal.js";
 import type { TokenVerifier } from "./tokens.js";
 
 /** Options for {@link authInterceptor}. */
@@ -32,4 +32,18 @@ export function authInterceptor(options: AuthOptions): Interceptor {
     req.contextValues.set(principalKey, await options.verifier.verify(match[1]!));
     return next(req);
   };
+}
+
+/**
+ * A server interceptor for listeners that only admins may use: every call
+ * needs a bearer token of an admin (UNAUTHENTICATED without a valid one,
+ * PERMISSION_DENIED for anyone else).
+ */
+export function adminOnlyInterceptor(verifier: TokenVerifier): Interceptor {
+  const authenticate = authInterceptor({ verifier });
+  return (next) =>
+    authenticate(async (req) => {
+      requireAdmin({ values: req.contextValues });
+      return next(req);
+    });
 }

@@ -21,6 +21,26 @@ export const serverStoppingKey = createContextKey<AbortSignal>(neverStopping, { 
 /** Where a call's handler finds how long it waited for admission (see {@link admissionWaitMs}); @internal */
 export const admissionWaitKey = createContextKey<number>(0, { description: "time waited for admission" });
 
+/** Reads the client's address of a call, when it is asked for (most calls never ask); @internal */
+export const peerAddressKey = createContextKey<(() => string | undefined) | undefined>(undefined, {
+  description: "client address",
+});
+
+/**
+ * The IP address of the client that made this call, as the TCP connection
+ * says ("127.0.0.1", "::1"), or undefined outside a grpc-js server. It is
+ * the immediate peer: a client behind a proxy shows the proxy's address.
+ */
+export function peerAddress(context: Pick<HandlerContext, "values">): string | undefined {
+  return context.values.get(peerAddressKey)?.();
+}
+
+/** grpc-js names a peer "<address>:<port>" (IPv6 without brackets), or "unknown". */
+export function hostOfPeer(peer: string | undefined): string | undefined {
+  if (peer === undefined || peer === "unknown") return undefined;
+  return peer.replace(/:\d+$/, "");
+}
+
 /** Aborted when the server hosting this streaming call starts to stop (never, outside such a server). */
 export function serverStopping(context: Pick<HandlerContext, "values">): AbortSignal {
   return context.values.get(serverStoppingKey);
@@ -46,6 +66,7 @@ export const callFinished = new ConnectError("the call finished", Code.Canceled)
 /** What every grpc-js server call object offers, whatever its kind. */
 export interface CallLike {
   metadata: Metadata;
+  getPeer?(): string;
   getDeadline(): Date | number;
   on(event: "cancelled", listener: () => void): unknown;
 }
@@ -102,6 +123,7 @@ export class CallContext implements HandlerContext {
   ) {
     this.service = method.parent;
     if (admitted !== undefined && admitted.waitedMs > 0) this.values.set(admissionWaitKey, admitted.waitedMs);
+    this.values.set(peerAddressKey, () => hostOfPeer(call.getPeer?.()));
     this.requestHeader = metadataToHeaders(call.metadata);
     this.#deadlineMs = deadlineMs(call.getDeadline());
     // From the whole timeout the call arrived with, not from what is left of it.

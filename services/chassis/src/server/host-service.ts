@@ -16,7 +16,7 @@ import { safeDeserializer } from "./request-decoding.js";
 import { serverStreamingHandler } from "./server-streaming-handler.js";
 import { unaryHandler } from "./unary-handler.js";
 
-export { admissionWaitMs, serverStopping } from "./call-context.js";
+export { admissionWaitMs, peerAddress, serverStopping } from "./call-context.js";
 export { RunningCalls, type CallRecord, type HostOptions } from "./host-options.js";
 
 /**

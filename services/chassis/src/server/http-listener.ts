@@ -1,11 +1,19 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, cors as connectCors, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  cors as connectCors,
+  createContextValues,
+  type Interceptor,
+  type ServiceImpl,
+} from "@connectrpc/connect";
 import { codeToString, contentTypeRegExp as connectContentType } from "@connectrpc/connect/protocol-connect";
 import { contentTypeRegExp as grpcWebContentType } from "@connectrpc/connect/protocol-grpc-web";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import cors from "cors";
 import type { ConnectionConfig } from "../config.js";
+import { peerAddressKey } from "./call-context.js";
 
 /** A service descriptor with its implementation (see service-server.ts's HostedService). */
 interface HostedImpl {
@@ -82,6 +90,12 @@ export async function listenForHttp(options: HttpListenOptions): Promise<HttpLis
   const adapter = connectNodeAdapter({
     routes(router) {
       for (const { service, impl } of options.services) router.service(service, impl as ServiceImpl<DescService>);
+    },
+    // The client's address, as on the gRPC port (SignIn's throttle counts failures per address).
+    contextValues(req) {
+      const values = createContextValues();
+      values.set(peerAddressKey, () => req.socket.remoteAddress?.replace(/^::ffff:/, ""));
+      return values;
     },
     grpc: false,
     grpcWeb: true,

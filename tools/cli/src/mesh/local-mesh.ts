@@ -14,8 +14,12 @@ import {
 export const serviceNames = ["users", "products", "orders", "user-orders"] as const;
 export type ServiceName = (typeof serviceNames)[number];
 
-/** Who must be up before whom: orders needs products, user-orders needs everyone. */
-const startGroups: ServiceName[][] = [["users", "products"], ["orders"], ["user-orders"]];
+/**
+ * Who must be up before whom: every service fetches the token signing keys
+ * from users (so it needs users' address), orders needs products, and
+ * user-orders needs everyone.
+ */
+const startGroups: ServiceName[][] = [["users"], ["products"], ["orders"], ["user-orders"]];
 
 const root = fileURLToPath(new URL("../../../..", import.meta.url));
 
@@ -109,6 +113,8 @@ export class LocalMesh {
     const flags = process.env.SHOPMESH_SERVICE_NODE_FLAGS;
     const nodeArgs = flags === undefined ? defaultServiceNodeFlags : flags.split(/\s+/).filter(Boolean);
     const env: Record<string, string> = {
+      // A local mesh is for development: faults may be injected without an admin token.
+      DEVELOPMENT_MODE: "on",
       DATA_DIR: this.options.dataDir,
       PORT: String(port ?? 0),
       // A free port unless the mesh's env names one (npm start does): 1000 above a fixed port may be taken.
@@ -163,7 +169,8 @@ export class LocalMesh {
       const port = this.options.ports?.[name];
       return port ? `127.0.0.1:${port}` : "127.0.0.1:9";
     };
-    if (service === "orders") return { PRODUCTS_TARGET: target("products") };
+    if (service === "products") return { USERS_TARGET: target("users") };
+    if (service === "orders") return { USERS_TARGET: target("users"), PRODUCTS_TARGET: target("products") };
     if (service === "user-orders") {
       return {
         USERS_TARGET: target("users"),

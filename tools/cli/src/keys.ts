@@ -1,0 +1,74 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { ConnectError } from "@connectrpc/connect";
+import { envReader } from "@shopmesh/chassis";
+import { createClient, createTransport } from "@shopmesh/sdk";
+import { UsersService, type SigningKey } from "@shopmesh/sdk/users/v1";
+import { parseCommandLine, usageFailure, UsageError } from "./command-line.js";
+
+export const keysUsage = `usage: shopmesh keys rotate | list [--target HOST:PORT]
+
+  rotate            make a new token signing key; users signs with it from now on and
+                    keeps the previous key published until the tokens it signed expire
+  list              show the published signing keys
+  --target H:P      the users service (default: npm start's, 127.0.0.1:<SHOPMESH_PORT_BASE>)
+
+rotate needs an admin's access token in SHOPMESH_TOKEN (an environment variable,
+so that it shows in no process list).`;
+
+function describe(key: SigningKey, currentKeyId: string): string {
+  const created = key.createTime ? timestampDate(key.createTime).toISOString() : "?";
+  const state =
+    key.keyId === currentKeyId
+      ? "signs new tokens"
+      : `published until ${key.retireTime ? timestampDate(key.retireTime).toISOString() : "?"}`;
+  return `${key.keyId}  made ${created}  ${state}`;
+}
+
+/** `shopmesh keys`: rotates or lists the users service's token signing keys. Returns the exit code. */
+export async function keys(args: string[]): Promise<number> {
+  let action: "rotate" | "list";
+  let target: string;
+  try {
+    const { values, positionals } = parseCommandLine({
+      args,
+      allowPositionals: true,
+      options: { target: { type: "string" }, help: { type: "boolean", short: "h", default: false } },
+    });
+    if (values.help) {
+      process.stdout.write(`${keysUsage}\n`);
+      return 0;
+    }
+    const [first, ...rest] = positionals;
+    if (first !== "rotate" && first !== "list")
+      throw new UsageError(first ? `unknown action '${first}'` : "rotate or list?");
+    if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
+    action = first;
+    target = values.target ?? `127.0.0.1:${envReader().int("SHOPMESH_PORT_BASE", 50051, { min: 1024, max: 65532 })}`;
+  } catch (error) {
+    return usageFailure("keys", error);
+  }
+  const token = envReader().optionalString("SHOPMESH_TOKEN");
+  if (action === "rotate" && token === undefined) {
+    process.stderr.write("shopmesh keys: rotate needs an admin's access token in SHOPMESH_TOKEN\n");
+    return 2;
+  }
+  const transport = createTransport({ target, ...(token === undefined ? {} : { token }) });
+  try {
+    const users = createClient(UsersService, transport);
+    if (action === "rotate") {
+      const { currentKey, keys } = await users.rotateSigningKey({}, { timeoutMs: 10_000 });
+      process.stdout.write(`new signing key ${currentKey!.keyId}\n`);
+      for (const key of keys) process.stdout.write(`  ${describe(key, currentKey!.keyId)}\n`);
+    } else {
+      const { keys, currentKeyId } = await users.getSigningKeys({}, { timeoutMs: 10_000 });
+      for (const key of keys) process.stdout.write(`${describe(key, currentKeyId)}\n`);
+    }
+    return 0;
+  } catch (error) {
+    const failure = ConnectError.from(error);
+    process.stderr.write(`shopmesh keys ${action}: ${failure.message}\n`);
+    return 1;
+  } finally {
+    transport.close();
+  }
+}
