@@ -79,6 +79,7 @@ export async function checkReadmeCommands(options: Options = {}): Promise<CheckR
   const outcomes: Outcome[] = [];
   const problems = inlineScriptProblems(markdown);
   const work = mkdtempSync(join(tmpdir(), "shopmesh-docs-check-"));
+  workDirs.add(work);
   const stateFile = join(work, "shell-state.sh");
   writeFileSync(stateFile, "");
   let mesh: Mesh | undefined;
@@ -236,6 +237,7 @@ async function runCommand(
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
+  track(child);
   let output = "";
   // A stream passes once it has printed something and kept running 2 s more.
   let markStreaming: (() => void) | undefined;
@@ -269,6 +271,33 @@ async function runCommand(
   return { status: "ran", ms: Date.now() - started, output };
 }
 
+/**
+ * The process groups this check started (npm start, each command), until they
+ * exit: if the check itself is stopped (Ctrl-C, a `timeout` around it), it
+ * takes them down with it rather than leave a mesh running.
+ */
+const liveGroups = new Set<number>();
+/** The check's temporary folders, removed on the way out too. */
+const workDirs = new Set<string>();
+
+function track(child: ChildProcess): void {
+  const pid = child.pid;
+  if (pid === undefined) return;
+  liveGroups.add(pid);
+  child.once("close", () => liveGroups.delete(pid));
+}
+
+process.once("exit", () => {
+  for (const pid of liveGroups) {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  for (const dir of workDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   try {
     if (child.pid) process.kill(-child.pid, signal);
@@ -293,6 +322,7 @@ async function startMesh(work: string, log: (line: string) => void): Promise<Mes
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
     });
+    track(child);
     const lines: string[] = [];
     let stderr = "";
     child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
@@ -356,6 +386,8 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  // Stopped from outside: exit, so that the exit hook above stops what the check started.
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(signal, () => process.exit(130));
   main().catch((error: unknown) => {
     console.error(error instanceof Error ? (error.stack ?? error.message) : error);
     process.exit(1);
