@@ -96,4 +96,22 @@ export {
 // when EVENTS_RELAY=nats).
 export type { NatsRelay, NatsRelayOptions } from "./events/nats-relay.js";
 export { createDependencyTransport } from "./client/dependency-transport.js";
+export {
+  collectProcessMetrics,
+  degradations,
+  hedges,
+  metricsRegistry,
+  retries,
+  trackBreaker,
+  trackProjection,
+  type BreakerStateName,
+  type StreamProgress,
+} from "./metrics/service-metrics.js";
+export {
+  defaultMetricsPort,
+  readMetricsConfig,
+  startMetricsListener,
+  type MetricsConfig,
+  type MetricsListener,
+} from "./metrics/metrics-listener.js";
 export { isOutageCode } from "./client/dependency-errors.js";

@@ -9,6 +9,9 @@ import { hosted } from "./server/service-server.js";
 import type { DescMessage } from "@bufbuild/protobuf";
 import type { EventLog } from "./events/event-log.js";
 import { readEventsRelayConfig, type EventsRelayConfig } from "./events/nats-settings.js";
+import { readMetricsConfig, startMetricsListener, type MetricsConfig } from "./metrics/metrics-listener.js";
+import { serverMetricsInterceptor } from "./metrics/rpc-metrics.js";
+import { trackOutbox } from "./metrics/service-metrics.js";
 
 /** What a service's setup returns: what to host and how to clean up. */
 export interface ServiceSetup {
@@ -49,8 +52,10 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
   let config: ServerConfig;
   let faults: FaultRegistry;
   let relayConfig: EventsRelayConfig;
+  let metricsConfig: MetricsConfig | undefined;
   try {
     config = readServerConfig(options.defaultPort, process.env, options.admissionDefaults);
+    metricsConfig = readMetricsConfig(config.port);
     relayConfig = readEventsRelayConfig();
     const initialFaults = process.env.FAULTS?.trim() ? parseFaultsEnv(process.env.FAULTS) : [];
     if (initialFaults.length > 0 && !config.faultInjection) {
@@ -77,9 +82,16 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
       config,
       logger,
       services: setup.services,
-      // Faults run outermost, so an injected delay or error looks like the service itself.
-      interceptors: [...(config.faultInjection ? [faults.interceptor] : []), ...(setup.interceptors ?? [])],
+      // Faults run outermost but for the timing, so an injected delay or error looks like the service itself.
+      interceptors: [
+        serverMetricsInterceptor,
+        ...(config.faultInjection ? [faults.interceptor] : []),
+        ...(setup.interceptors ?? []),
+      ],
     });
+    const events = setup.events;
+    if (events) trackOutbox(() => ({ head: events.outbox.head(), relayed: relay?.state().position }));
+    const metrics = metricsConfig && (await startMetricsListener(metricsConfig));
     // The admin listener is bound to the loopback interface whatever HOST says,
     // and takes no part in admission control: faults must be clearable while the service is overloaded.
     const admin = await startServer({
@@ -101,6 +113,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
       shuttingDown = true;
       logger.info({ signal }, "shutting down");
       Promise.all([server.stop(), admin.stop()])
+        .then(() => metrics?.close())
         .then(() => relay?.close())
         .then(() => setup.close?.())
         .then(
@@ -119,6 +132,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
         port: server.port,
         pid: process.pid,
         adminPort: admin.port,
+        ...(metrics ? { metricsPort: metrics.port } : {}),
         faultInjection: config.faultInjection,
         faults: faults.list().length,
         services: setup.services.map((s) => s.service.typeName),

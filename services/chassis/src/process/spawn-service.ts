@@ -8,6 +8,8 @@ export interface ServiceProcess {
   readonly port: number;
   /** Port of the loopback-only admin listener (fault injection). */
   readonly adminPort: number;
+  /** Port of the metrics listener (`/metrics`); undefined when METRICS_PORT=off. */
+  readonly metricsPort: number | undefined;
   /** `127.0.0.1:port`. */
   readonly address: string;
   /** Every JSON log line the process printed so far. */
@@ -52,6 +54,7 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
   });
   const exited = once(child, "exit").then(([code]) => code as number | null);
   let adminPort = 0;
+  let metricsPort: number | undefined;
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
@@ -69,6 +72,7 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
       if (entry.msg === "ready" && typeof entry.port === "number") {
         clearTimeout(timer);
         if (typeof entry.adminPort === "number") adminPort = entry.adminPort;
+        if (typeof entry.metricsPort === "number") metricsPort = entry.metricsPort;
         resolve(entry.port);
       }
     });
@@ -81,6 +85,7 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
     child,
     port,
     adminPort,
+    metricsPort,
     address: `127.0.0.1:${port}`,
     logs,
     async stop(signal = "SIGTERM") {

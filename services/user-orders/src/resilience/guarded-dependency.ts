@@ -10,7 +10,7 @@ import {
   handleType,
   type CircuitBreakerPolicy,
 } from "cockatiel";
-import { statusName } from "@shopmesh/chassis";
+import { hedges, retries, statusName, trackBreaker } from "@shopmesh/chassis";
 import { minimumCallMs, type CallBudget } from "../call-budget.js";
 import { isOutageCode, isRetryableCode } from "./failure-kinds.js";
 import { hedged, type Send } from "./hedge.js";
@@ -103,6 +103,8 @@ const stateNames: Record<CircuitState, BreakerState> = {
  */
 export class GuardedDependency {
   readonly #breaker: CircuitBreakerPolicy;
+  readonly #retried: { inc(): void };
+  readonly #hedged: { inc(): void };
 
   constructor(
     readonly name: string,
@@ -119,6 +121,9 @@ export class GuardedDependency {
       if (state === CircuitState.Closed) log.info(fields, message);
       else log.warn(fields, message);
     });
+    trackBreaker(name, () => this.state);
+    this.#retried = retries.labels({ dependency: name });
+    this.#hedged = hedges.labels({ dependency: name });
   }
 
   get state(): BreakerState {
@@ -160,13 +165,17 @@ export class GuardedDependency {
     });
     const attempt = () => {
       stats.attempts++;
+      if (stats.attempts > 1) this.#retried.inc();
       return hedged(send, {
         delayMs: safeToRepeat ? this.settings.hedgeDelayMs : undefined,
         deadline,
         minimumAttemptMs: minimumCallMs,
         signal,
         isAnswer: (error) => !isOutageCode(ConnectError.from(error).code),
-        onHedge: () => stats.hedges++,
+        onHedge: () => {
+          stats.hedges++;
+          this.#hedged.inc();
+        },
       });
     };
     const timing = (code: string): CallTiming => ({
