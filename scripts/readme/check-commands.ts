@@ -19,6 +19,8 @@ const repoRoot = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 
 /** The ports the README names: users, products, orders, user-orders. */
 const readmePorts = [50051, 50052, 50053, 50054];
+/** Their metrics listeners', which npm start puts 2000 above each service. */
+const metricsOffset = 2000;
 
 export type Outcome =
   | { command: string; status: "ran"; ms: number }
@@ -183,8 +185,12 @@ export function substitute(command: string, mesh: Pick<Mesh, "base" | "aliceId" 
     .replaceAll("<product id>", mesh.productId)
     .replace(/127\.0\.0\.1:(\d+)/g, (address, port: string) => {
       const offset = readmePorts.indexOf(Number(port));
-      if (offset < 0) throw new Error(`${address} is none of the README's service ports (${readmePorts.join(", ")})`);
-      return `127.0.0.1:${mesh.base + offset}`;
+      if (offset >= 0) return `127.0.0.1:${mesh.base + offset}`;
+      const metrics = readmePorts.indexOf(Number(port) - metricsOffset);
+      if (metrics >= 0) return `127.0.0.1:${mesh.base + metrics + metricsOffset}`;
+      throw new Error(
+        `${address} is none of the README's service ports (${readmePorts.join(", ")}) or their metrics ports (${readmePorts.map((p) => p + metricsOffset).join(", ")})`,
+      );
     });
 }
 
