@@ -12,6 +12,8 @@ import { readEventsRelayConfig, type EventsRelayConfig } from "./events/nats-set
 import { readMetricsConfig, startMetricsListener, type MetricsConfig } from "./metrics/metrics-listener.js";
 import { serverMetricsInterceptor } from "./metrics/rpc-metrics.js";
 import { trackOutbox } from "./metrics/service-metrics.js";
+import { serverTracingInterceptor } from "./tracing/server-tracing.js";
+import { startTracing, type Tracing } from "./tracing/tracing-setup.js";
 
 /** What a service's setup returns: what to host and how to clean up. */
 export interface ServiceSetup {
@@ -53,7 +55,10 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
   let faults: FaultRegistry;
   let relayConfig: EventsRelayConfig;
   let metricsConfig: MetricsConfig | undefined;
+  let tracing: Tracing;
   try {
+    // First, so that everything after runs with the tracer in place.
+    tracing = await startTracing({ serviceName: options.name });
     config = readServerConfig(options.defaultPort, process.env, options.admissionDefaults);
     metricsConfig = readMetricsConfig(config.port);
     relayConfig = readEventsRelayConfig();
@@ -84,6 +89,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
       services: setup.services,
       // Faults run outermost but for the timing, so an injected delay or error looks like the service itself.
       interceptors: [
+        ...(tracing.enabled ? [serverTracingInterceptor] : []),
         serverMetricsInterceptor,
         ...(config.faultInjection ? [faults.interceptor] : []),
         ...(setup.interceptors ?? []),
@@ -116,6 +122,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
         .then(() => metrics?.close())
         .then(() => relay?.close())
         .then(() => setup.close?.())
+        .then(() => tracing.shutdown())
         .then(
           () => process.exit(0),
           (error: unknown) => {

@@ -1,6 +1,8 @@
 import { createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import type { Logger } from "../logger.js";
 import { timeDependencyCalls } from "../metrics/client-metrics.js";
+import { traceDependencyCalls } from "../tracing/client-tracing.js";
+import { tracingEnabled } from "../tracing/tracing-setup.js";
 import { hideDependencyErrors } from "./dependency-errors.js";
 
 /**
@@ -17,12 +19,15 @@ import { hideDependencyErrors } from "./dependency-errors.js";
  * code gets a message naming only the dependency and the status (see
  * {@link hideDependencyErrors}), so that no internal address reaches a caller
  * through a degradation or a wrapped error. Every request is timed into
- * rpc_client_duration_seconds ({@link timeDependencyCalls}).
+ * rpc_client_duration_seconds ({@link timeDependencyCalls}), and, with
+ * tracing on, is a client span that carries the trace to the dependency
+ * ({@link traceDependencyCalls}).
  */
 export function createDependencyTransport(target: string, logger: Logger): GrpcTransport {
   const transport = createTransport({
     target,
     channelOptions: { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 1000 },
   });
-  return timeDependencyCalls(hideDependencyErrors(transport, logger));
+  const timed = timeDependencyCalls(hideDependencyErrors(transport, logger));
+  return tracingEnabled() ? traceDependencyCalls(timed) : timed;
 }

@@ -10,7 +10,7 @@ import {
   handleType,
   type CircuitBreakerPolicy,
 } from "cockatiel";
-import { hedges, retries, statusName, trackBreaker } from "@shopmesh/chassis";
+import { addSpanEvent, hedges, retries, statusName, trackBreaker, withAttempt } from "@shopmesh/chassis";
 import { minimumCallMs, type CallBudget } from "../call-budget.js";
 import { isOutageCode, isRetryableCode } from "./failure-kinds.js";
 import { hedged, type Send } from "./hedge.js";
@@ -166,7 +166,11 @@ export class GuardedDependency {
     const attempt = () => {
       stats.attempts++;
       if (stats.attempts > 1) this.#retried.inc();
-      return hedged(send, {
+      const attempt = stats.attempts;
+      let sent = 0;
+      // Each request's client span tells which attempt it belongs to, and whether it is the hedge.
+      const traced: Send<T> = (call) => withAttempt({ attempt, hedge: sent++ > 0 }, () => send(call));
+      return hedged(traced, {
         delayMs: safeToRepeat ? this.settings.hedgeDelayMs : undefined,
         deadline,
         minimumAttemptMs: minimumCallMs,
@@ -230,6 +234,7 @@ export class GuardedDependency {
   }
 
   #refused(message: string, code: Code, budgetLimited = false): GuardedResult<never> {
+    addSpanEvent("dependency not called", { "peer.service": this.name, "rpc.grpc.status_code": code, message });
     return {
       ok: false,
       error: new ConnectError(message, code),
