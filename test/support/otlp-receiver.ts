@@ -51,9 +51,9 @@ interface ExportRequest {
   }[];
 }
 
-const valueOf = (value: AnyValue): unknown =>
+const plainValue = (value: AnyValue): unknown =>
   value.stringValue ?? (value.intValue !== undefined ? Number(value.intValue) : (value.boolValue ?? value.doubleValue));
-const attributesOf = (list: KeyValue[] = []) => Object.fromEntries(list.map((kv) => [kv.key, valueOf(kv.value)]));
+const attributesOf = (list: KeyValue[] = []) => Object.fromEntries(list.map((kv) => [kv.key, plainValue(kv.value)]));
 
 async function readBody(req: IncomingMessage): Promise<string> {
   let body = "";
