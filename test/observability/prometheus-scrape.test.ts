@@ -36,7 +36,7 @@ describe.skipIf(prometheus.missing)("Prometheus scraping a mesh", { timeout: 90_
         BREAKER_FAILURES: String(breakerFailures),
         // Open for the rest of the test once open.
         BREAKER_COOLDOWN: "10m",
-        PRODUCTS_TIMEOUT: "200ms",
+        PRODUCTS_TIMEOUT: "300ms",
         HEDGE_PRODUCTS_DELAY: "100ms",
       },
     });
@@ -142,11 +142,24 @@ describe.skipIf(prometheus.missing)("Prometheus scraping a mesh", { timeout: 90_
       (samples) => single(samples) >= 1,
     );
     // Once open, the breaker sends nothing: at most a request and its hedge per failure that opened it.
+    // (Hedges have no such bound: on a busy machine a healthy view's products call may outlast 100 ms too.)
     expect(single(timedOut)).toBeLessThanOrEqual(2 * breakerFailures);
-    expect(single(hedges)).toBeLessThanOrEqual(breakerFailures);
     console.info(
       `products requests that timed out: ${single(timedOut)}, hedges: ${single(hedges)}, breaker failures: ${breakerFailures}`,
     );
+  });
+
+  it("reports each outbox's head, and the projection following it", async () => {
+    // Two products created, one order placed.
+    await prom.waitFor('shopmesh_outbox_head_sequence{service="products"}', (samples) => single(samples) === 2);
+    await prom.waitFor('shopmesh_outbox_head_sequence{service="orders"}', (samples) => single(samples) === 1);
+    const applied = await prom.waitFor(
+      'shopmesh_projection_applied_sequence{service="user-orders",stream=~"products|orders"}',
+      (samples) => samples.length === 2 && samples.every((s) => s.value === (s.metric.stream === "products" ? 2 : 1)),
+    );
+    expect(applied).toHaveLength(2);
+    // Relaying to JetStream is off here: no backlog to report.
+    expect(await prom.query("shopmesh_outbox_backlog_events")).toEqual([]);
   });
 
   it("reports the projection's lag per stream and each process's event loop delay", async () => {

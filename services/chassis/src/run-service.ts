@@ -96,7 +96,8 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
       ],
     });
     const events = setup.events;
-    if (events) trackOutbox(() => ({ head: events.outbox.head(), relayed: relay?.state().position }));
+    if (events)
+      trackOutbox(() => ({ outbox: options.name, head: events.outbox.head(), relayed: relay?.state().position }));
     const metrics = metricsConfig && (await startMetricsListener(metricsConfig));
     // The admin listener is bound to the loopback interface whatever HOST says,
     // and takes no part in admission control: faults must be clearable while the service is overloaded.

@@ -137,6 +137,8 @@ export function trackProjection(progress: (() => StreamProgress[]) | undefined):
 
 /** Where a service's outbox stands. */
 export interface OutboxProgress {
+  /** Whose outbox: the service's name. */
+  outbox: string;
   /** Newest sequence number in the outbox. */
   head: number;
   /** Newest sequence number relayed to JetStream; undefined when nothing relays. */
@@ -145,25 +147,29 @@ export interface OutboxProgress {
 
 let outbox: (() => OutboxProgress) | undefined;
 
-new Gauge({
+// Labelled, so that a process without an outbox (or a relay) reports no series rather than a 0.
+new Gauge<"outbox">({
   name: "shopmesh_outbox_head_sequence",
   help: "Sequence number of the newest event in the service's outbox.",
+  labelNames: ["outbox"],
   registers: [metricsRegistry],
   collect() {
     this.reset();
     const progress = outbox?.();
-    if (progress) this.set(progress.head);
+    if (progress) this.set({ outbox: progress.outbox }, progress.head);
   },
 });
 
-new Gauge({
+new Gauge<"outbox">({
   name: "shopmesh_outbox_backlog_events",
   help: "Events in the outbox not yet relayed to JetStream (absent when the service does not relay).",
+  labelNames: ["outbox"],
   registers: [metricsRegistry],
   collect() {
     this.reset();
     const progress = outbox?.();
-    if (progress?.relayed !== undefined) this.set(Math.max(0, progress.head - progress.relayed));
+    if (progress?.relayed !== undefined)
+      this.set({ outbox: progress.outbox }, Math.max(0, progress.head - progress.relayed));
   },
 });
 
