@@ -5,7 +5,7 @@
 import { createWriteStream, existsSync, mkdirSync, type WriteStream } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ConfigError, defaultAdminPort, defaultMetricsPort, envReader } from "@shopmesh/chassis";
+import { ConfigError, defaultAdminPort, defaultHttpPort, defaultMetricsPort, envReader } from "@shopmesh/chassis";
 import { createClient, createTransport } from "@shopmesh/sdk";
 import { UsersService } from "@shopmesh/sdk/users/v1";
 import {
@@ -36,7 +36,8 @@ while it keeps failing); the others keep serving. Ctrl-C stops them all.
 
   SHOPMESH_PORT_BASE  first of the four ports: users, products, orders, user-orders
                       (default 50051); each admin listener is 20000 below its service
-                      (10000 above for a port below 21024), and each serves Prometheus
+                      (10000 above for a port below 21024), each HTTP listener (Connect,
+                      gRPC-Web: curl, browsers) 1000 above, and each serves Prometheus
                       metrics at http://127.0.0.1:<port + 2000>/metrics
   METRICS_PORT=off    serve no metrics
   DATA_DIR            where the databases, keys, seed.json and logs/ go (default: data/
@@ -107,6 +108,7 @@ async function main(): Promise<number | undefined> {
       { port: ports[service], what: service },
       { port: defaultAdminPort(ports[service]), what: `${service} admin` },
       ...(settings.metrics ? [{ port: defaultMetricsPort(ports[service]), what: `${service} metrics` }] : []),
+      { port: defaultHttpPort(ports[service]), what: `${service} HTTP` },
     ]),
     host,
   );
@@ -127,6 +129,7 @@ async function main(): Promise<number | undefined> {
     ...common,
     ADMIN_PORT: String(defaultAdminPort(ports[service])),
     METRICS_PORT: settings.metrics ? String(defaultMetricsPort(ports[service])) : "off",
+    HTTP_PORT: String(defaultHttpPort(ports[service])),
   });
   mesh = await LocalMesh.start({
     dataDir,
@@ -229,7 +232,7 @@ async function projectionCaughtUp(record: SeedRecord): Promise<boolean> {
 function announce(service: ServiceName, ready: Record<string, unknown>): void {
   const metrics = typeof ready.metricsPort === "number" ? `  metrics http://${host}:${ready.metricsPort}/metrics` : "";
   say(
-    `✓ ${service.padEnd(11)} ready on ${host}:${String(ready.port)}  pid ${String(ready.pid)}${metrics}  log ${logOf(service)}`,
+    `✓ ${service.padEnd(11)} ready on ${host}:${String(ready.port)}  http ${host}:${String(ready.httpPort)}  pid ${String(ready.pid)}${metrics}  log ${logOf(service)}`,
   );
 }
 
@@ -271,6 +274,19 @@ function printExamples(record: SeedRecord): void {
       `  ${curl(settings.ports["user-orders"], "shopmesh.userorders.v1.UserOrdersService/GetUserOrders", eventual, "$TOKEN")}`,
     );
   }
+  say();
+  say("or over HTTP with curl (the Connect protocol, JSON; browsers also get gRPC-Web on these ports):");
+  const httpCurl = (service: ServiceName, path: string, body: string, token?: string) =>
+    [
+      "curl -H 'content-type: application/json'",
+      token ? ` -H "authorization: Bearer ${token}"` : "",
+      ` -d '${body}'`,
+      ` http://${addressOf(defaultHttpPort(settings.ports[service]))}/${path}`,
+    ].join("");
+  say(`  ${httpCurl("products", "shopmesh.products.v1.ProductsService/ListProducts", '{"pageSize":3}')}`);
+  say(
+    `  ${httpCurl("orders", "shopmesh.orders.v1.OrdersService/ListOrders", `{"userId":"${alice.userId}"}`, "$TOKEN")}`,
+  );
   say();
   say("or with grpcurl, if you have it:");
   say(`  ${tokenCommand(grpcurl(settings.ports.users, "shopmesh.users.v1.UsersService/SignIn", signIn))}`);

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { defaultHttpPort } from "@shopmesh/chassis";
 import { findProgram } from "../../test/support/optional-program.js";
 import { markerValues, readmeBlocks, type ReadmeBlock } from "./readme-commands.js";
 
@@ -21,6 +22,8 @@ const repoRoot = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const readmePorts = [50051, 50052, 50053, 50054];
 /** Their metrics listeners', which npm start puts 2000 above each service. */
 const metricsOffset = 2000;
+/** Their HTTP listeners' (Connect, gRPC-Web), 1000 above each. */
+const readmeHttpPorts = readmePorts.map(defaultHttpPort);
 
 export type Outcome =
   | { command: string; status: "ran"; ms: number }
@@ -186,10 +189,12 @@ export function substitute(command: string, mesh: Pick<Mesh, "base" | "aliceId" 
     .replace(/127\.0\.0\.1:(\d+)/g, (address, port: string) => {
       const offset = readmePorts.indexOf(Number(port));
       if (offset >= 0) return `127.0.0.1:${mesh.base + offset}`;
+      const httpOffset = readmeHttpPorts.indexOf(Number(port));
+      if (httpOffset >= 0) return `127.0.0.1:${defaultHttpPort(mesh.base + httpOffset)}`;
       const metrics = readmePorts.indexOf(Number(port) - metricsOffset);
       if (metrics >= 0) return `127.0.0.1:${mesh.base + metrics + metricsOffset}`;
       throw new Error(
-        `${address} is none of the README's service ports (${readmePorts.join(", ")}) or their metrics ports (${readmePorts.map((p) => p + metricsOffset).join(", ")})`,
+        `${address} is none of the README's service ports (${readmePorts.join(", ")}; HTTP ${readmeHttpPorts.join(", ")}; metrics ${readmePorts.map((p) => p + metricsOffset).join(", ")})`,
       );
     });
 }

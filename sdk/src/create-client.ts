@@ -12,7 +12,7 @@ type AnyMethod = (input: unknown, options?: CallOptions) => unknown;
 
 /**
  * Connect's `createClient`, except that a caller who stops reading a
- * server stream early (`break` out of `for await`, or `return`/`throw` in
+ * server or bidi stream early (`break` out of `for await`, or `return`/`throw` in
  * the loop) cancels the call, so the server's handler sees CANCELED and stops.
  * Connect's own client hands out an iterator without `return()`, so the
  * stream would stay open until the server ends it.
@@ -20,7 +20,7 @@ type AnyMethod = (input: unknown, options?: CallOptions) => unknown;
 export function createClient<T extends DescService>(service: T, transport: Transport): Client<T> {
   const client = createConnectClient(service, transport) as unknown as Record<string, AnyMethod>;
   for (const method of service.methods) {
-    if (method.methodKind !== "server_streaming") continue;
+    if (method.methodKind !== "server_streaming" && method.methodKind !== "bidi_streaming") continue;
     const call = client[method.localName]!;
     client[method.localName] = (input, options) => {
       const controller = new AbortController();

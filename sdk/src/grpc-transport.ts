@@ -5,7 +5,9 @@ import {
   type CallOptions as GrpcCallOptions,
   type ChannelCredentials,
   type ChannelOptions,
+  type ClientDuplexStream,
   type ClientReadableStream,
+  type ClientWritableStream,
   type ServiceError,
 } from "@grpc/grpc-js";
 import {
@@ -28,6 +30,7 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
+import { once } from "node:events";
 import { createMethodUrl, runStreamingCall } from "@connectrpc/connect/protocol";
 import { toConnectError } from "./grpc-error.js";
 import { applyInterceptors } from "./interceptors.js";
@@ -229,11 +232,6 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
       input: AsyncIterable<MessageInitShape<I>>,
       contextValues = createContextValues(),
     ) {
-      if (method.methodKind !== "server_streaming") {
-        return Promise.reject(
-          new ConnectError(`${method.methodKind} calls are not supported by the grpc-js transport`, Code.Unimplemented),
-        );
-      }
       const codec = codecFor(method);
       return runStreamingCall<I, O>({
         interceptors,
@@ -250,34 +248,81 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
           message: input,
         },
         next: async (req) => {
-          const request = await singleMessage(req.message);
-          const call = client.makeServerStreamRequest(
-            codec.path,
-            codec.serialize,
-            codec.deserialize,
-            request,
-            headersToMetadata(req.header),
-            callOptions(timeoutMs),
-          );
-          const onAbort = () => call.cancel();
-          if (req.signal.aborted) call.cancel();
-          else req.signal.addEventListener("abort", onAbort, { once: true });
+          const metadata = headersToMetadata(req.header);
+          const options = callOptions(timeoutMs);
+          const outcome = new CallOutcome(req.signal);
+          let call: ClientCall;
+          let messages: AsyncIterable<MessageShape<O>>;
+          switch (method.methodKind) {
+            case "server_streaming": {
+              const request = await singleMessage(req.message);
+              const readable = client.makeServerStreamRequest(
+                codec.path,
+                codec.serialize,
+                codec.deserialize,
+                request,
+                metadata,
+                options,
+              );
+              call = readable;
+              outcome.watch(readable);
+              messages = readStream(readable, outcome);
+              break;
+            }
+            case "client_streaming": {
+              let settle: { resolve(value: unknown): void; reject(error: unknown): void } | undefined;
+              const response = new Promise<unknown>((resolve, reject) => (settle = { resolve, reject }));
+              // Read only through `messages`; this keeps an early failure from
+              // being reported as unhandled before anyone reads.
+              response.catch(() => {});
+              const writable = client.makeClientStreamRequest(
+                codec.path,
+                codec.serialize,
+                codec.deserialize,
+                metadata,
+                options,
+                (error: ServiceError | null, value?: unknown) => {
+                  if (error) {
+                    outcome.fail(error);
+                    settle?.reject(outcome.failure);
+                  } else settle?.resolve(value);
+                },
+              );
+              call = writable;
+              outcome.watch(writable);
+              messages = singleResponse(response as Promise<MessageShape<O>>, outcome);
+              writeRequests(writable, req.message, outcome);
+              break;
+            }
+            case "bidi_streaming": {
+              const duplex = client.makeBidiStreamRequest(
+                codec.path,
+                codec.serialize,
+                codec.deserialize,
+                metadata,
+                options,
+              );
+              call = duplex;
+              outcome.watch(duplex);
+              messages = readStream(duplex, outcome);
+              writeRequests(duplex, req.message, outcome);
+              break;
+            }
+          }
           const responseHeader = new Headers();
           const responseTrailer = new Headers();
           call.on("status", (status: { metadata: Metadata }) => metadataToHeaders(status.metadata, responseTrailer));
-          const messages = readStream<MessageShape<O>>(call, () => req.signal.removeEventListener("abort", onAbort));
           // Wait for the response headers (or an early error) so that
           // interceptors and callers see them before the first message, as
-          // with any Connect transport.
+          // with any Connect transport. The requests are being written
+          // meanwhile: a server may answer only once it has read some.
           await new Promise<void>((resolve, reject) => {
             call.once("metadata", (metadata: Metadata) => {
               metadataToHeaders(metadata, responseHeader);
               resolve();
             });
-            call.once("error", (error: unknown) =>
-              reject(isServiceError(error) ? toConnectError(error) : ConnectError.from(error)),
-            );
-            call.once("status", () => resolve());
+            call.once("status", () => (outcome.failure ? reject(outcome.failure) : resolve()));
+            call.once("error", () => reject(outcome.failure));
           });
           return {
             stream: true,
@@ -334,6 +379,111 @@ async function singleMessage<T>(messages: AsyncIterable<T>): Promise<T> {
   return first as T;
 }
 
+/** What every kind of grpc-js streaming call is: an emitter that can be cancelled. */
+type ClientCall = ClientReadableStream<unknown> | ClientWritableStream<unknown> | ClientDuplexStream<unknown, unknown>;
+
+/**
+ * How one streaming call ends, seen from both of its directions: the first
+ * failure is kept (the caller's own cancellation or deadline keeps the
+ * signal's reason, as with Connect's own transports), the call is cancelled
+ * when the signal aborts, and the writer learns when to stop.
+ */
+class CallOutcome {
+  failure: ConnectError | undefined;
+  /** The server's status arrived: nothing more can be written. */
+  finished = false;
+  private call: ClientCall | undefined;
+  private readonly onAbort = () => this.call?.cancel();
+  private readonly waiters = new Set<() => void>();
+
+  constructor(private readonly signal: AbortSignal) {}
+
+  /** Cancels the call when the signal aborts, and notes when it ends. */
+  watch(call: ClientCall): void {
+    this.call = call;
+    call.on("error", (error: unknown) => this.fail(error));
+    call.on("status", () => this.finish());
+    if (this.signal.aborted) call.cancel();
+    else this.signal.addEventListener("abort", this.onAbort, { once: true });
+  }
+
+  fail(error: unknown): void {
+    this.failure ??= this.signal.aborted
+      ? ConnectError.from(this.signal.reason, Code.Canceled)
+      : isServiceError(error)
+        ? toConnectError(error)
+        : ConnectError.from(error);
+    this.finish();
+  }
+
+  /** Ends the call from this side: a request that could not be produced or sent. */
+  abandon(error: unknown): void {
+    this.fail(error);
+    this.call?.cancel();
+  }
+
+  /** Resolves when the call ends, for a writer waiting for room to write. */
+  ended(): Promise<void> {
+    return this.finished ? Promise.resolve() : new Promise((resolve) => this.waiters.add(resolve));
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.signal.removeEventListener("abort", this.onAbort);
+    for (const wake of this.waiters) wake();
+    this.waiters.clear();
+  }
+}
+
+/**
+ * Writes the request messages to a grpc-js call as they come, then half-closes
+ * it. It waits for 'drain' whenever write() says the stream's buffer is full,
+ * so a fast producer is held back by HTTP/2 flow control instead of queueing
+ * without bound. Runs beside the reading side; stops when the call ends.
+ */
+function writeRequests(
+  call: ClientWritableStream<unknown>,
+  requests: AsyncIterable<unknown>,
+  outcome: CallOutcome,
+): void {
+  void (async () => {
+    const iterator = requests[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        const next = await Promise.race([iterator.next(), outcome.ended().then(() => undefined)]);
+        if (next === undefined || outcome.finished) {
+          // The call ended first: the producer need not make more.
+          void iterator.return?.()?.catch(() => {});
+          return;
+        }
+        if (next.done) {
+          call.end();
+          return;
+        }
+        if (!call.write(next.value)) {
+          await Promise.race([once(call, "drain"), outcome.ended()]);
+        }
+      }
+    } catch (error) {
+      outcome.abandon(error);
+    }
+  })();
+}
+
+/** The one response of a client-streaming call, as the stream of one message Connect expects. */
+function singleResponse<T>(response: Promise<T>, outcome: CallOutcome): AsyncIterable<T> {
+  return {
+    async *[Symbol.asyncIterator]() {
+      try {
+        yield await response;
+      } catch {
+        throw outcome.failure;
+      }
+    },
+  };
+}
+
 /**
  * Reads a grpc-js response stream as an async iterable. Listeners are attached
  * at once, so an error that arrives before the caller starts reading is kept,
@@ -341,9 +491,13 @@ async function singleMessage<T>(messages: AsyncIterable<T>): Promise<T> {
  * stream is paused, which stops reading from the socket and lets HTTP/2 flow
  * control slow the server down.
  */
-function readStream<T>(call: ClientReadableStream<unknown>, finish: () => void, highWaterMark = 16): AsyncIterable<T> {
+function readStream<T>(
+  call: ClientReadableStream<unknown>,
+  outcome: CallOutcome,
+  highWaterMark = 16,
+): AsyncIterable<T> {
   const queue: T[] = [];
-  let failure: ConnectError | undefined;
+  let failed = false;
   let ended = false;
   let wake: (() => void) | undefined;
   const notify = () => {
@@ -356,7 +510,8 @@ function readStream<T>(call: ClientReadableStream<unknown>, finish: () => void, 
     notify();
   });
   call.on("error", (error: unknown) => {
-    failure = isServiceError(error) ? toConnectError(error) : ConnectError.from(error);
+    outcome.fail(error);
+    failed = true;
     notify();
   });
   call.on("end", () => {
@@ -373,18 +528,23 @@ function readStream<T>(call: ClientReadableStream<unknown>, finish: () => void, 
             yield next;
             continue;
           }
-          if (failure) throw failure;
+          if (failed) throw outcome.failure;
           if (ended) return;
           await new Promise<void>((resolve) => (wake = resolve));
         }
       } finally {
-        finish();
-        if (!ended && !failure) call.cancel();
+        if (!ended && !failed) call.cancel();
       }
     },
   };
 }
 
 function isServiceError(error: unknown): error is ServiceError {
-  return error instanceof Error && typeof (error as Partial<ServiceError>).code === "number" && "metadata" in error;
+  // A ConnectError also has a numeric code and metadata, but its details are a list.
+  return (
+    error instanceof Error &&
+    typeof (error as Partial<ServiceError>).code === "number" &&
+    typeof (error as Partial<ServiceError>).details === "string" &&
+    "metadata" in error
+  );
 }

@@ -62,6 +62,12 @@ describe("filling in a README command", () => {
     );
   });
 
+  it("moves the README's HTTP ports (1000 above) to the mesh's", () => {
+    expect(substitute("curl http://127.0.0.1:51052/x http://127.0.0.1:51054/y", mesh)).toBe(
+      "curl http://127.0.0.1:41101/x http://127.0.0.1:41103/y",
+    );
+  });
+
   it("refuses a port that is not the README's, an unknown placeholder, and a mesh command before npm start", () => {
     expect(() => substitute("grpcurl 127.0.0.1:4222 list", mesh)).toThrow(
       "127.0.0.1:4222 is none of the README's service ports",

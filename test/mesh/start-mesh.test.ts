@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "@connectrpc/connect";
 import { createTransport } from "@shopmesh/sdk";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
-import { defaultAdminPort, defaultMetricsPort } from "@shopmesh/chassis";
+import { defaultAdminPort, defaultHttpPort, defaultMetricsPort } from "@shopmesh/chassis";
 import { portIsFree } from "@shopmesh/cli";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";
@@ -25,6 +25,7 @@ async function freePortBase(): Promise<number> {
         portIsFree(base + i),
         portIsFree(defaultAdminPort(base + i)),
         portIsFree(defaultMetricsPort(base + i)),
+        portIsFree(defaultHttpPort(base + i)),
       ]),
     );
     if (free.every(Boolean)) return base;
@@ -131,11 +132,16 @@ describe("npm start", { timeout: 120_000 }, () => {
       ),
     ).toBe(true);
 
-    // Run the printed buf curl commands, in order, in one shell, as a person would.
+    // Each service's HTTP listener is 1000 above its gRPC port.
+    expect(launcher.lines.find((line) => line.startsWith("✓ products"))).toContain(
+      `ready on 127.0.0.1:${base + 1}  http 127.0.0.1:${base + 1001} `,
+    );
+    // Run the printed buf curl and curl commands, in order, in one shell, as a person would.
     const commands = launcher.lines
       .map((line) => line.trim())
-      .filter((line) => line.includes("npx @bufbuild/buf curl"));
-    expect(commands.length).toBeGreaterThanOrEqual(4);
+      .filter((line) => line.includes("npx @bufbuild/buf curl") || line.startsWith("curl "));
+    expect(commands.filter((command) => command.startsWith("curl ")).length).toBe(2);
+    expect(commands.length).toBeGreaterThanOrEqual(6);
     const script = ["set -e", ...commands.flatMap((command) => [command, 'echo "--- ok"'])].join("\n");
     const run = spawnSync("bash", ["-c", script], { cwd: root, encoding: "utf8", timeout: 60_000 });
     expect(run.status, run.stderr).toBe(0);
@@ -147,6 +153,9 @@ describe("npm start", { timeout: 120_000 }, () => {
     expect(launcher.lines).toContain("user-orders' projection has caught up with the event streams");
     expect(run.stdout).toContain('"consistency": "CONSISTENCY_EVENTUAL"');
     expect(run.stdout).toContain('"streamLags"');
+    // The curl lines' answers: Connect's JSON, on one line.
+    expect(run.stdout).toMatch(/^\{"products":\[\{"id":"/m);
+    expect(run.stdout).toMatch(/^\{"orders":\[\{"id":"/m);
     expect(await countProducts()).toBe(12);
     // npm start, then six npx processes one after another: on a loaded two-core machine more than the default 30 s.
   }, 120_000);

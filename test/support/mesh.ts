@@ -104,6 +104,11 @@ export class TestMesh {
     return this.mesh.address(service);
   }
 
+  /** `http://127.0.0.1:port` of a service's HTTP listener (Connect, gRPC-Web). */
+  httpUrl(service: ServiceName): string {
+    return this.mesh.httpUrl(service);
+  }
+
   /** A typed client for a service, optionally sending a bearer token. */
   client<S extends ServiceName>(service: S, token?: string): Client<ServiceOf<S>> {
     return this.clientAt(service, this.address(service), token);

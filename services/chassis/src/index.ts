@@ -12,6 +12,7 @@ export {
   type EnvReader,
   type ServerConfig,
 } from "./config.js";
+export { defaultHttpPort, readHttpConfig, type HttpConfig } from "./http-config.js";
 export { createLogger, type Logger } from "./logger.js";
 export { runService, type RunServiceOptions, type ServiceSetup } from "./run-service.js";
 export {

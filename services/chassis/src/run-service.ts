@@ -14,6 +14,7 @@ import { serverMetricsInterceptor } from "./metrics/rpc-metrics.js";
 import { trackOutbox } from "./metrics/service-metrics.js";
 import { serverTracingInterceptor } from "./tracing/server-tracing.js";
 import { startTracing, type Tracing } from "./tracing/tracing-setup.js";
+import { readHttpConfig, type HttpConfig } from "./http-config.js";
 
 /** What a service's setup returns: what to host and how to clean up. */
 export interface ServiceSetup {
@@ -56,12 +57,14 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
   let relayConfig: EventsRelayConfig;
   let metricsConfig: MetricsConfig | undefined;
   let tracing: Tracing;
+  let http: HttpConfig | undefined;
   try {
     // First, so that everything after runs with the tracer in place.
     tracing = await startTracing({ serviceName: options.name });
     config = readServerConfig(options.defaultPort, process.env, options.admissionDefaults);
     metricsConfig = readMetricsConfig(config.port);
     relayConfig = readEventsRelayConfig();
+    http = readHttpConfig(config.port, config.adminPort, process.env);
     const initialFaults = process.env.FAULTS?.trim() ? parseFaultsEnv(process.env.FAULTS) : [];
     if (initialFaults.length > 0 && !config.faultInjection) {
       throw new ConfigError("FAULTS", process.env.FAULTS ?? "", "no faults unless FAULT_INJECTION=on");
@@ -94,6 +97,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
         ...(config.faultInjection ? [faults.interceptor] : []),
         ...(setup.interceptors ?? []),
       ],
+      http,
     });
     const events = setup.events;
     if (events)
@@ -138,6 +142,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
       {
         host: server.host,
         port: server.port,
+        ...(server.httpPort === undefined ? {} : { httpPort: server.httpPort }),
         pid: process.pid,
         adminPort: admin.port,
         ...(metrics ? { metricsPort: metrics.port } : {}),

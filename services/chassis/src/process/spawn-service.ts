@@ -10,6 +10,8 @@ export interface ServiceProcess {
   readonly adminPort: number;
   /** Port of the metrics listener (`/metrics`); undefined when METRICS_PORT=off. */
   readonly metricsPort: number | undefined;
+  /** Port of the HTTP listener (Connect, gRPC-Web), unless HTTP_PORT=off. */
+  readonly httpPort: number | undefined;
   /** `127.0.0.1:port`. */
   readonly address: string;
   /** Every JSON log line the process printed so far. */
@@ -55,6 +57,7 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
   const exited = once(child, "exit").then(([code]) => code as number | null);
   let adminPort = 0;
   let metricsPort: number | undefined;
+  let httpPort: number | undefined;
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
@@ -73,6 +76,7 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
         clearTimeout(timer);
         if (typeof entry.adminPort === "number") adminPort = entry.adminPort;
         if (typeof entry.metricsPort === "number") metricsPort = entry.metricsPort;
+        if (typeof entry.httpPort === "number") httpPort = entry.httpPort;
         resolve(entry.port);
       }
     });
@@ -86,6 +90,7 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
     port,
     adminPort,
     metricsPort,
+    httpPort,
     address: `127.0.0.1:${port}`,
     logs,
     async stop(signal = "SIGTERM") {

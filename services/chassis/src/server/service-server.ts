@@ -21,6 +21,9 @@ import { RefusalTimes } from "./refusal-times.js";
 import { listenForGrpc } from "./tcp-listener.js";
 import { recordRefusedCall } from "../metrics/rpc-metrics.js";
 import { trackAdmission } from "../metrics/service-metrics.js";
+import type { HttpConfig } from "../http-config.js";
+import { httpCallGate } from "./http-call-gate.js";
+import { listenForHttp, type HttpListener } from "./http-listener.js";
 
 /** A service descriptor with its implementation. */
 export interface HostedService {
@@ -42,6 +45,8 @@ export interface StartServerOptions {
   services: HostedService[];
   /** Connect interceptors around every call of the hosted services (not health). */
   interceptors?: Interceptor[];
+  /** Also serve the hosted services over HTTP (Connect, gRPC-Web) on this port; none when absent. */
+  http?: HttpConfig;
 }
 
 /** A listening server. */
@@ -50,6 +55,8 @@ export interface RunningServer {
   readonly port: number;
   /** `host:port`, ready for a client's target. */
   readonly address: string;
+  /** Port of the HTTP listener (Connect, gRPC-Web), if there is one. */
+  readonly httpPort: number | undefined;
   readonly health: HealthRegistry;
   /**
    * Unary calls running and waiting for a slot now, and how soon after
@@ -184,6 +191,22 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     ),
   });
   const port = listener.port;
+  const http =
+    options.http === undefined
+      ? undefined
+      : await startHttp(options, options.http, {
+          limiter,
+          running,
+          stopping: stopping.signal,
+          onRefused: (method, code, details, afterMs) => {
+            recordRefusedCall(method, code, afterMs);
+            if (logger.isLevelEnabled("debug"))
+              logger.debug({ method, code: statusName(code), details }, "call refused");
+            refusals.record(afterMs);
+            refusedForOverload();
+          },
+          onCallEnd,
+        });
   const address = `${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
 
   let stopped: Promise<void> | undefined;
@@ -194,9 +217,13 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       if (config.shutdownDelayMs > 0) await sleep(config.shutdownDelayMs);
       health.close();
       listener.close();
+      const httpClosed = http?.close();
       // Streams that would never end on their own (event streams) end now.
       stopping.abort();
-      const drained = new Promise<boolean>((resolve) => server.tryShutdown(() => resolve(true)));
+      const drained = Promise.all([
+        new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+        httpClosed,
+      ]).then(() => true);
       const timer = sleep(config.shutdownGraceMs, false, { ref: false });
       if (!(await Promise.race([drained, timer]))) {
         logger.warn("grace period over; cancelling the calls still in flight");
@@ -208,7 +235,10 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
             Code.Unavailable,
           ),
         );
-        if (!(await Promise.race([drained, sleep(answerFlushMs, false, { ref: false })]))) server.forceShutdown();
+        if (!(await Promise.race([drained, sleep(answerFlushMs, false, { ref: false })]))) {
+          server.forceShutdown();
+          http?.closeAll();
+        }
       }
       if (refusals.count > 0)
         logger.info(
@@ -222,6 +252,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     host: config.host,
     port,
     address,
+    httpPort: http?.port,
     health,
     admission:
       limiter === undefined
@@ -237,6 +268,31 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
           },
     stop,
   };
+}
+
+/** The HTTP listener of {@link startServer}'s services, behind the HTTP call gate and the services' interceptors. */
+function startHttp(
+  options: StartServerOptions,
+  http: HttpConfig,
+  gate: Parameters<typeof httpCallGate>[0],
+): Promise<HttpListener> {
+  const { config, logger } = options;
+  const connections = config.connections ?? defaultConnectionConfig;
+  return listenForHttp({
+    host: config.host,
+    port: http.port,
+    services: options.services,
+    interceptors: [httpCallGate(gate), ...(options.interceptors ?? [])],
+    maxRequestBytes: config.maxRequestBytes,
+    connections,
+    corsOrigins: http.corsOrigins,
+    onDropped: throttled((dropped) =>
+      logger.warn(
+        { dropped, maxConnections: connections.maxConnections, listener: "http" },
+        "too many connections: closing new ones",
+      ),
+    ),
+  });
 }
 
 /** How long the answers to calls cut off at the end of the grace period get to leave before the connections are closed regardless. */

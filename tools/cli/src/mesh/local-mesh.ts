@@ -115,6 +115,8 @@ export class LocalMesh {
       // service restarted on its old PORT would otherwise want PORT + 2000,
       // which an outgoing connection may hold by then.
       METRICS_PORT: process.env.METRICS_PORT?.trim().toLowerCase() === "off" ? "off" : "0",
+      // A free port unless the mesh's env names one (npm start does): 1000 above a fixed port may be taken.
+      HTTP_PORT: "0",
       ...this.#targetsFor(service),
       ...this.options.env?.[service],
       ...extraEnv,
@@ -136,6 +138,13 @@ export class LocalMesh {
   /** `127.0.0.1:port` of a running service's loopback admin listener. */
   adminAddress(service: ServiceName): string {
     return `127.0.0.1:${this.#running(service).adminPort}`;
+  }
+
+  /** `http://127.0.0.1:port` of a running service's HTTP listener (Connect, gRPC-Web). */
+  httpUrl(service: ServiceName): string {
+    const { httpPort } = this.#running(service);
+    if (httpPort === undefined) throw new Error(`${service} runs without an HTTP listener (HTTP_PORT=off)`);
+    return `http://127.0.0.1:${httpPort}`;
   }
 
   /** Stops every service (SIGTERM drains; SIGKILL does not wait). */

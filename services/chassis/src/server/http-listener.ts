@@ -1,0 +1,194 @@
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, cors as connectCors, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
+import { codeToString, contentTypeRegExp as connectContentType } from "@connectrpc/connect/protocol-connect";
+import { contentTypeRegExp as grpcWebContentType } from "@connectrpc/connect/protocol-grpc-web";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import cors from "cors";
+import type { ConnectionConfig } from "../config.js";
+
+/** A service descriptor with its implementation (see service-server.ts's HostedService). */
+interface HostedImpl {
+  service: DescService;
+  impl: object;
+}
+
+/** Options for {@link listenForHttp}. */
+export interface HttpListenOptions {
+  host: string;
+  port: number;
+  services: HostedImpl[];
+  /** Connect interceptors around every call, outermost first (the HTTP call gate, then the service's). */
+  interceptors: Interceptor[];
+  /** Largest request message accepted, in bytes; larger ones get RESOURCE_EXHAUSTED. */
+  maxRequestBytes: number;
+  connections: ConnectionConfig;
+  /** Origins whose browser pages may call; none: same origin only. */
+  corsOrigins: readonly string[];
+  /** Told about each connection closed for being over `connections.maxConnections`. */
+  onDropped?: () => void;
+}
+
+/** A listening HTTP server for the Connect and gRPC-Web protocols. */
+export interface HttpListener {
+  readonly port: number;
+  /**
+   * Stops accepting connections and calls: calls that arrive on an open
+   * connection are answered UNAVAILABLE, and connections close as their
+   * calls finish. Resolves when the last one has.
+   */
+  close(): Promise<void>;
+  /** Closes every connection now, calls in flight or not. */
+  closeAll(): void;
+}
+
+/** What an HTTP request that never reaches a handler is answered: a Connect error in JSON. */
+function answerError(res: ServerResponse, httpStatus: number, error: ConnectError, extra: Record<string, string> = {}) {
+  const body = JSON.stringify({ code: codeToString(error.code), message: error.rawMessage });
+  res.writeHead(httpStatus, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+    ...extra,
+  });
+  res.end(body);
+}
+
+const acceptedContentTypes = "application/json or application/proto (Connect), application/grpc-web+proto (gRPC-Web)";
+
+/**
+ * How long a client has to send a whole request once connected. Requests
+ * are small (MAX_REQUEST_BYTES, 1 MiB by default); a response may stream
+ * for as long as it likes.
+ */
+const requestTimeoutMs = 30_000;
+/** Headers a request may carry: Connect and gRPC-Web need a handful. */
+const maxHeadersCount = 100;
+
+/**
+ * Serves the given Connect services over HTTP/1.1 with the Connect protocol
+ * (JSON and binary, unary and server-streaming) and gRPC-Web, through
+ * connect-node's adapter: the same ServiceImpl objects and interceptors as
+ * the gRPC port, for browsers and curl. The gRPC protocol stays on the gRPC
+ * port (grpc-js). What the adapter would answer with an empty 404 or 415 (an
+ * unknown method, a content type no protocol here speaks) gets a Connect
+ * error naming the problem instead.
+ *
+ * The connection limits follow the gRPC port's settings: HANDSHAKE_TIMEOUT
+ * bounds the wait for a request's headers, CONNECTION_IDLE_TIMEOUT an idle
+ * keep-alive connection, MAX_CONNECTIONS the connections open at once.
+ */
+export async function listenForHttp(options: HttpListenOptions): Promise<HttpListener> {
+  const shutdown = new AbortController();
+  const adapter = connectNodeAdapter({
+    routes(router) {
+      for (const { service, impl } of options.services) router.service(service, impl as ServiceImpl<DescService>);
+    },
+    grpc: false,
+    grpcWeb: true,
+    connect: true,
+    interceptors: options.interceptors,
+    readMaxBytes: options.maxRequestBytes,
+    // curl, fetch and browser forms do not send Connect-Protocol-Version.
+    requireConnectProtocolHeader: false,
+    // A misspelt field is an error to report, not a value to drop silently.
+    jsonOptions: { ignoreUnknownFields: false },
+    shutdownSignal: shutdown.signal,
+    fallback(req, res) {
+      answerError(
+        res as ServerResponse,
+        404,
+        new ConnectError(
+          `no method ${req.url ?? "/"} here: paths are /<package>.<Service>/<Method>, e.g. /${options.services[0]?.service.typeName ?? "pkg.Service"}/${options.services[0]?.service.methods[0]?.name ?? "Method"}`,
+          Code.Unimplemented,
+        ),
+      );
+    },
+  });
+  const allowCors =
+    options.corsOrigins.length === 0
+      ? undefined
+      : cors({
+          origin: [...options.corsOrigins],
+          methods: [...connectCors.allowedMethods],
+          // The bearer token travels in authorization.
+          allowedHeaders: [...connectCors.allowedHeaders, "Authorization"],
+          exposedHeaders: [...connectCors.exposedHeaders],
+          maxAge: 7200,
+        });
+
+  let closing = false;
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    if (closing) {
+      answerError(res, 503, new ConnectError("the server is shutting down", Code.Unavailable), { connection: "close" });
+      return;
+    }
+    // Once stopping, a connection whose call is answered has nothing more to wait for.
+    res.once("finish", () => {
+      if (closing) setImmediate(() => server.closeIdleConnections());
+    });
+    const contentType = req.headers["content-type"];
+    if (
+      req.method === "POST" &&
+      !connectContentType.test(contentType ?? "") &&
+      !grpcWebContentType.test(contentType ?? "")
+    ) {
+      // Drained, so that the answer is not cut short by a reset of a connection with unread bytes.
+      req.resume();
+      answerError(
+        res,
+        415,
+        new ConnectError(
+          `content-type ${contentType === undefined ? "missing" : JSON.stringify(contentType)}: send ${acceptedContentTypes}`,
+          Code.InvalidArgument,
+        ),
+        { "accept-post": "application/json, application/proto, application/grpc-web+proto" },
+      );
+      return;
+    }
+    void adapter(req, res);
+  };
+
+  const server = createServer(
+    {
+      headersTimeout: options.connections.handshakeTimeoutMs,
+      requestTimeout: Math.max(requestTimeoutMs, options.connections.handshakeTimeoutMs),
+      keepAliveTimeout: options.connections.idleTimeoutMs,
+      // Node checks the two timeouts above this often (every 30 s by default, which would let a silent client hold a connection for 40 s).
+      connectionsCheckingInterval: Math.min(1_000, options.connections.handshakeTimeoutMs),
+    },
+    allowCors === undefined ? handle : (req, res) => allowCors(req, res, () => handle(req, res)),
+  );
+  server.maxHeadersCount = maxHeadersCount;
+  server.maxConnections = options.connections.maxConnections;
+  server.on("drop", () => options.onDropped?.());
+  // No clientError listener: Node then answers a malformed request 400, headers too large 431 and a slow one 408, and closes.
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host: options.host, port: options.port }, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  if (address === null || typeof address === "string")
+    throw new Error(`unexpected listening address ${String(address)}`);
+
+  let closed: Promise<void> | undefined;
+  return {
+    port: address.port,
+    close() {
+      closed ??= new Promise<void>((resolve) => {
+        closing = true;
+        server.close(() => resolve());
+        // Keep-alive connections between calls close now; busy ones once their call is answered.
+        server.closeIdleConnections();
+      });
+      return closed;
+    },
+    closeAll() {
+      shutdown.abort(new ConnectError("the server is shutting down", Code.Unavailable));
+      server.closeAllConnections();
+    },
+  };
+}

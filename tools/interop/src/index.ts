@@ -1,0 +1,1 @@
+export { clientCaseNames, runClientCases, type ClientCaseName, type ClientCaseResult } from "./client-cases.js";
