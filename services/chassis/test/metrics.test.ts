@@ -120,6 +120,25 @@ describe("a service's /metrics", () => {
     expect(text).toContain('shopmesh_admission_calls{queue="running"}');
   });
 
+  it("times the calls the HTTP port (Connect protocol) answers with the gRPC port's", async () => {
+    expect(service.httpPort).toBeGreaterThan(0);
+    const ok = { rpc_service: "shopmesh.echo.v1.EchoService", rpc_method: "Echo", rpc_grpc_status_code: "0" };
+    const count = async () =>
+      sample(
+        await (await fetch(`http://127.0.0.1:${service.metricsPort}/metrics`)).text(),
+        "rpc_server_duration_seconds_count",
+        ok,
+      ) ?? 0;
+    const before = await count();
+    const response = await fetch(`http://127.0.0.1:${service.httpPort}/shopmesh.echo.v1.EchoService/Echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ message: "over http" }),
+    });
+    expect(await response.json()).toEqual({ message: "over http" });
+    expect(await count()).toBe(before + 1);
+  });
+
   it("answers 404 elsewhere", async () => {
     const response = await fetch(`http://127.0.0.1:${service.metricsPort}/`);
     expect(response.status).toBe(404);
