@@ -5,7 +5,7 @@
 import { createWriteStream, existsSync, mkdirSync, type WriteStream } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ConfigError, defaultAdminPort, defaultHttpPort, envReader } from "@shopmesh/chassis";
+import { ConfigError, defaultAdminPort, defaultHttpPort, defaultMetricsPort, envReader } from "@shopmesh/chassis";
 import { createClient, createTransport } from "@shopmesh/sdk";
 import { UsersService } from "@shopmesh/sdk/users/v1";
 import {
@@ -37,7 +37,9 @@ while it keeps failing); the others keep serving. Ctrl-C stops them all.
   SHOPMESH_PORT_BASE  first of the four ports: users, products, orders, user-orders
                       (default 50051); each admin listener is 20000 below its service
                       (10000 above for a port below 21024), each HTTP listener (Connect,
-                      gRPC-Web: curl, browsers) 1000 above
+                      gRPC-Web: curl, browsers) 1000 above, and each serves Prometheus
+                      metrics at http://127.0.0.1:<port + 2000>/metrics
+  METRICS_PORT=off    serve no metrics
   DATA_DIR            where the databases, keys, seed.json and logs/ go (default: data/
                       in the repository, wherever the command runs from)`;
 
@@ -49,6 +51,7 @@ interface StartSettings {
   services: ServiceName[];
   dataDir: string;
   ports: Record<ServiceName, number>;
+  metrics: boolean;
 }
 
 /** Reads the command line and the environment; undefined for --help. */
@@ -70,6 +73,7 @@ function readStartSettings(args: string[]): StartSettings | undefined {
     services: wanted.filter((service) => existsSync(entryOf(service))),
     dataDir: resolve(read.string("DATA_DIR", join(root, "data"))),
     ports: { users: basePort, products: basePort + 1, orders: basePort + 2, "user-orders": basePort + 3 },
+    metrics: read.string("METRICS_PORT", "").toLowerCase() !== "off",
   };
 }
 
@@ -103,6 +107,7 @@ async function main(): Promise<number | undefined> {
     services.flatMap((service) => [
       { port: ports[service], what: service },
       { port: defaultAdminPort(ports[service]), what: `${service} admin` },
+      ...(settings.metrics ? [{ port: defaultMetricsPort(ports[service]), what: `${service} metrics` }] : []),
       { port: defaultHttpPort(ports[service]), what: `${service} HTTP` },
     ]),
     host,
@@ -123,6 +128,7 @@ async function main(): Promise<number | undefined> {
   const envOf = (service: ServiceName) => ({
     ...common,
     ADMIN_PORT: String(defaultAdminPort(ports[service])),
+    METRICS_PORT: settings.metrics ? String(defaultMetricsPort(ports[service])) : "off",
     HTTP_PORT: String(defaultHttpPort(ports[service])),
   });
   mesh = await LocalMesh.start({
@@ -224,8 +230,9 @@ async function projectionCaughtUp(record: SeedRecord): Promise<boolean> {
 }
 
 function announce(service: ServiceName, ready: Record<string, unknown>): void {
+  const metrics = typeof ready.metricsPort === "number" ? `  metrics http://${host}:${ready.metricsPort}/metrics` : "";
   say(
-    `✓ ${service.padEnd(11)} ready on ${host}:${String(ready.port)}  http ${host}:${String(ready.httpPort)}  pid ${String(ready.pid)}  log ${logOf(service)}`,
+    `✓ ${service.padEnd(11)} ready on ${host}:${String(ready.port)}  http ${host}:${String(ready.httpPort)}  pid ${String(ready.pid)}${metrics}  log ${logOf(service)}`,
   );
 }
 

@@ -20,6 +20,8 @@ const repoRoot = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 
 /** The ports the README names: users, products, orders, user-orders. */
 const readmePorts = [50051, 50052, 50053, 50054];
+/** Their metrics listeners', which npm start puts 2000 above each service. */
+const metricsOffset = 2000;
 /** Their HTTP listeners' (Connect, gRPC-Web), 1000 above each. */
 const readmeHttpPorts = readmePorts.map(defaultHttpPort);
 
@@ -190,8 +192,10 @@ export function substitute(command: string, mesh: Pick<Mesh, "base" | "aliceId" 
       if (offset >= 0) return `127.0.0.1:${mesh.base + offset}`;
       const httpOffset = readmeHttpPorts.indexOf(Number(port));
       if (httpOffset >= 0) return `127.0.0.1:${defaultHttpPort(mesh.base + httpOffset)}`;
+      const metrics = readmePorts.indexOf(Number(port) - metricsOffset);
+      if (metrics >= 0) return `127.0.0.1:${mesh.base + metrics + metricsOffset}`;
       throw new Error(
-        `${address} is none of the README's service ports (${readmePorts.join(", ")}; HTTP ${readmeHttpPorts.join(", ")})`,
+        `${address} is none of the README's service ports (${readmePorts.join(", ")}; HTTP ${readmeHttpPorts.join(", ")}; metrics ${readmePorts.map((p) => p + metricsOffset).join(", ")})`,
       );
     });
 }

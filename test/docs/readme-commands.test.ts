@@ -51,6 +51,10 @@ describe("the README's commands", () => {
 });
 
 describe("filling in a README command", () => {
+  it("moves the metrics ports, 2000 above the services', with them", () => {
+    expect(substitute("curl -s http://127.0.0.1:52054/metrics", mesh)).toBe("curl -s http://127.0.0.1:42103/metrics");
+  });
+
   it("replaces the placeholders and moves the README's ports to the mesh's", () => {
     const command = `curl -d '{"user_id":"<alice id>","items":[{"product_id":"<product id>"}]}' http://127.0.0.1:50054/x 127.0.0.1:50051`;
     expect(substitute(command, mesh)).toBe(

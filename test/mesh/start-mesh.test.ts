@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "@connectrpc/connect";
 import { createTransport } from "@shopmesh/sdk";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
-import { defaultAdminPort, defaultHttpPort } from "@shopmesh/chassis";
+import { defaultAdminPort, defaultHttpPort, defaultMetricsPort } from "@shopmesh/chassis";
 import { portIsFree } from "@shopmesh/cli";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";
@@ -24,6 +24,7 @@ async function freePortBase(): Promise<number> {
       [0, 1, 2, 3].flatMap((i) => [
         portIsFree(base + i),
         portIsFree(defaultAdminPort(base + i)),
+        portIsFree(defaultMetricsPort(base + i)),
         portIsFree(defaultHttpPort(base + i)),
       ]),
     );
@@ -120,6 +121,11 @@ describe("npm start", { timeout: 120_000 }, () => {
     await launcher.waitFor(/Press Ctrl-C/);
     expect(launcher.lines.filter((line) => /^✓ \S+\s+ready on/.test(line)).length).toBeGreaterThanOrEqual(3);
     expect(launcher.lines).toContain("seeded the demo catalog, users and orders");
+    // Each ready line names the service's metrics endpoint, which answers.
+    const products = launcher.lines.find((line) => /^✓ products\s+ready on/.test(line))!;
+    const metricsUrl = `http://127.0.0.1:${defaultMetricsPort(base + 1)}/metrics`;
+    expect(products).toContain(`metrics ${metricsUrl}`);
+    expect(await (await fetch(metricsUrl)).text()).toContain("rpc_server_duration_seconds_bucket");
     expect(
       launcher.lines.some((line) =>
         /^For the README's commands: <alice id> is \S+, <product id> is [0-9a-f-]{36}$/.test(line),

@@ -114,4 +114,26 @@ export {
 // when EVENTS_RELAY=nats).
 export type { NatsRelay, NatsRelayOptions } from "./events/nats-relay.js";
 export { createDependencyTransport } from "./client/dependency-transport.js";
+export {
+  collectProcessMetrics,
+  degradations,
+  hedges,
+  metricsRegistry,
+  retries,
+  trackBreaker,
+  trackProjection,
+  type BreakerStateName,
+  type StreamProgress,
+} from "./metrics/service-metrics.js";
+export { addSpanEvent, withAttempt, type RequestAttempt } from "./tracing/tracer.js";
+export { startTracing, tracingEnabled, type StartTracingOptions, type Tracing } from "./tracing/tracing-setup.js";
+export { serverTracingInterceptor } from "./tracing/server-tracing.js";
+export { traceDependencyCalls } from "./tracing/client-tracing.js";
+export {
+  defaultMetricsPort,
+  readMetricsConfig,
+  startMetricsListener,
+  type MetricsConfig,
+  type MetricsListener,
+} from "./metrics/metrics-listener.js";
 export { isOutageCode } from "./client/dependency-errors.js";

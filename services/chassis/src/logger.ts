@@ -1,16 +1,29 @@
-import { pino, type Logger } from "pino";
+import { trace } from "@opentelemetry/api";
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from "pino";
 
 export type { Logger };
 
 /**
  * Structured JSON logs, one object a line on standard output, with the
- * service name on every line.
+ * service name on every line, and the trace and span ids of the span active
+ * where the line was written (the call being handled, when tracing is on).
  */
-export function createLogger(service: string, level: string = "info"): Logger {
-  return pino({
+export function createLogger(service: string, level: string = "info", destination?: DestinationStream): Logger {
+  const options: LoggerOptions = {
     level,
     base: { service },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
-  });
+    mixin: traceIds,
+  };
+  return destination === undefined ? pino(options) : pino(options, destination);
+}
+
+const noIds = {};
+
+function traceIds(): object {
+  const span = trace.getActiveSpan();
+  if (span === undefined) return noIds;
+  const { traceId, spanId } = span.spanContext();
+  return { trace_id: traceId, span_id: spanId };
 }

@@ -9,6 +9,11 @@ import { hosted } from "./server/service-server.js";
 import type { DescMessage } from "@bufbuild/protobuf";
 import type { EventLog } from "./events/event-log.js";
 import { readEventsRelayConfig, type EventsRelayConfig } from "./events/nats-settings.js";
+import { readMetricsConfig, startMetricsListener, type MetricsConfig } from "./metrics/metrics-listener.js";
+import { serverMetricsInterceptor } from "./metrics/rpc-metrics.js";
+import { trackOutbox } from "./metrics/service-metrics.js";
+import { serverTracingInterceptor } from "./tracing/server-tracing.js";
+import { startTracing, type Tracing } from "./tracing/tracing-setup.js";
 import { readHttpConfig, type HttpConfig } from "./http-config.js";
 import { readDevelopmentMode } from "./auth/auth-config.js";
 import { adminOnlyInterceptor } from "./auth/auth-interceptor.js";
@@ -59,9 +64,14 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
   let config: ServerConfig;
   let faults: FaultRegistry;
   let relayConfig: EventsRelayConfig;
+  let metricsConfig: MetricsConfig | undefined;
+  let tracing: Tracing;
   let http: HttpConfig | undefined;
   try {
+    // First, so that everything after runs with the tracer in place.
+    tracing = await startTracing({ serviceName: options.name });
     config = readServerConfig(options.defaultPort, process.env, options.admissionDefaults);
+    metricsConfig = readMetricsConfig(config.port);
     relayConfig = readEventsRelayConfig();
     http = readHttpConfig(config.port, config.adminPort, process.env);
     const initialFaults = process.env.FAULTS?.trim() ? parseFaultsEnv(process.env.FAULTS) : [];
@@ -97,10 +107,19 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
       config,
       logger,
       services: setup.services,
-      // Faults run outermost, so an injected delay or error looks like the service itself.
-      interceptors: [...(config.faultInjection ? [faults.interceptor] : []), ...(setup.interceptors ?? [])],
+      // Faults run outermost but for the timing, so an injected delay or error looks like the service itself.
+      interceptors: [
+        ...(tracing.enabled ? [serverTracingInterceptor] : []),
+        serverMetricsInterceptor,
+        ...(config.faultInjection ? [faults.interceptor] : []),
+        ...(setup.interceptors ?? []),
+      ],
       http,
     });
+    const events = setup.events;
+    if (events)
+      trackOutbox(() => ({ outbox: options.name, head: events.outbox.head(), relayed: relay?.state().position }));
+    const metrics = metricsConfig && (await startMetricsListener(metricsConfig));
     // The admin listener is bound to the loopback interface whatever HOST says,
     // and takes no part in admission control: faults must be clearable while the service is overloaded.
     const admin = await startServer({
@@ -123,8 +142,10 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
       shuttingDown = true;
       logger.info({ signal }, "shutting down");
       Promise.all([server.stop(), admin.stop()])
+        .then(() => metrics?.close())
         .then(() => relay?.close())
         .then(() => setup.close?.())
+        .then(() => tracing.shutdown())
         .then(
           () => process.exit(0),
           (error: unknown) => {
@@ -142,6 +163,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
         ...(server.httpPort === undefined ? {} : { httpPort: server.httpPort }),
         pid: process.pid,
         adminPort: admin.port,
+        ...(metrics ? { metricsPort: metrics.port } : {}),
         faultInjection: config.faultInjection,
         faults: faults.list().length,
         services: setup.services.map((s) => s.service.typeName),

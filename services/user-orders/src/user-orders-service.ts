@@ -4,6 +4,7 @@ import { Consistency, type UserOrdersService } from "@shopmesh/sdk/userorders/v1
 import { dependencyNames, type UserOrdersAggregator } from "./aggregate.js";
 import { eventualView } from "./eventual-view.js";
 import type { Projection } from "./projection/projection.js";
+import { countDegradations } from "./view-metrics.js";
 
 /** Longest page token accepted; orders issues far shorter ones, and tokens are cache keys. */
 export const maxPageTokenLength = 1024;
@@ -34,18 +35,20 @@ export function createUserOrdersService(
       if (consistency === Consistency.EVENTUAL) {
         if (!projection)
           throw new ConnectError("EVENTUAL views are turned off here (PROJECTION=off)", Code.FailedPrecondition);
-        return eventualView(projection, { userId, pageSize, pageToken: request.pageToken });
+        return countDegradations(eventualView(projection, { userId, pageSize, pageToken: request.pageToken }));
       }
       try {
-        return await aggregator.view({
-          userId,
-          pageSize,
-          pageToken: request.pageToken,
-          authorization: context.requestHeader.get("authorization") ?? undefined,
-          timeoutMs: context.timeoutMs(),
-          waitedMs: admissionWaitMs(context),
-          signal: context.signal,
-        });
+        return countDegradations(
+          await aggregator.view({
+            userId,
+            pageSize,
+            pageToken: request.pageToken,
+            authorization: context.requestHeader.get("authorization") ?? undefined,
+            timeoutMs: context.timeoutMs(),
+            waitedMs: admissionWaitMs(context),
+            signal: context.signal,
+          }),
+        );
       } finally {
         // The contract has no field for breaker state, so a caller sees it
         // in headers, and only when a breaker is not closed: x-breaker-products: open.

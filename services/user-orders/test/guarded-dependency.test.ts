@@ -4,6 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { UsersService } from "@shopmesh/sdk/users/v1";
+import { hedges, metricsRegistry, retries } from "@shopmesh/chassis";
 import { CallBudget } from "../src/call-budget.js";
 import { GuardedDependency, type GuardSettings } from "../src/resilience/guarded-dependency.js";
 import { recordingLog } from "./support/fake-dependencies.js";
@@ -41,6 +42,21 @@ describe("GuardedDependency", () => {
     expect(result.timing.attempts).toBe(4);
     expect(result.timing.hedges).toBe(4);
     expect(sent).toHaveLength(8);
+  });
+
+  it("counts its retries and hedges, and reports its breaker's state, in the process's metrics", async () => {
+    // A name of its own, apart from the other guards this file makes in the same registry.
+    const guard = new GuardedDependency("metered", { ...settings, breakerFailures: 1 }, recordingLog());
+    const { send } = failingSend(50);
+    const result = await guard.call(UsersService.method.getUser, send, new CallBudget(2000, 0), signal);
+    expect(result.timing).toMatchObject({ attempts: 4, hedges: 4 });
+    const count = async (counter: typeof retries) =>
+      (await counter.get()).values.find((value) => value.labels.dependency === "metered")?.value;
+    expect(await count(retries)).toBe(3);
+    expect(await count(hedges)).toBe(4);
+    const breaker = await metricsRegistry.getSingleMetricAsString("shopmesh_circuit_breaker_state");
+    expect(breaker).toContain('shopmesh_circuit_breaker_state{dependency="metered",state="open"} 1');
+    expect(breaker).toContain('shopmesh_circuit_breaker_state{dependency="metered",state="closed"} 0');
   });
 
   it("neither retries nor hedges a method with no declared idempotency", async () => {

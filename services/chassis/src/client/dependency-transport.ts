@@ -1,5 +1,8 @@
 import { createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import type { Logger } from "../logger.js";
+import { timeDependencyCalls } from "../metrics/client-metrics.js";
+import { traceDependencyCalls } from "../tracing/client-tracing.js";
+import { tracingEnabled } from "../tracing/tracing-setup.js";
 import { hideDependencyErrors } from "./dependency-errors.js";
 
 /**
@@ -15,12 +18,16 @@ import { hideDependencyErrors } from "./dependency-errors.js";
  * A failed call's address-bearing detail goes to `logger`, and the calling
  * code gets a message naming only the dependency and the status (see
  * {@link hideDependencyErrors}), so that no internal address reaches a caller
- * through a degradation or a wrapped error.
+ * through a degradation or a wrapped error. Every request is timed into
+ * rpc_client_duration_seconds ({@link timeDependencyCalls}), and, with
+ * tracing on, is a client span that carries the trace to the dependency
+ * ({@link traceDependencyCalls}).
  */
 export function createDependencyTransport(target: string, logger: Logger): GrpcTransport {
   const transport = createTransport({
     target,
     channelOptions: { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 1000 },
   });
-  return hideDependencyErrors(transport, logger);
+  const timed = timeDependencyCalls(hideDependencyErrors(transport, logger));
+  return tracingEnabled() ? traceDependencyCalls(timed) : timed;
 }

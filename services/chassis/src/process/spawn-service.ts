@@ -8,6 +8,8 @@ export interface ServiceProcess {
   readonly port: number;
   /** Port of the loopback-only admin listener (fault injection). */
   readonly adminPort: number;
+  /** Port of the metrics listener (`/metrics`); undefined when METRICS_PORT=off. */
+  readonly metricsPort: number | undefined;
   /** Port of the HTTP listener (Connect, gRPC-Web), unless HTTP_PORT=off. */
   readonly httpPort: number | undefined;
   /** `127.0.0.1:port`. */
@@ -54,6 +56,7 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
   });
   const exited = once(child, "exit").then(([code]) => code as number | null);
   let adminPort = 0;
+  let metricsPort: number | undefined;
   let httpPort: number | undefined;
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -72,6 +75,7 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
       if (entry.msg === "ready" && typeof entry.port === "number") {
         clearTimeout(timer);
         if (typeof entry.adminPort === "number") adminPort = entry.adminPort;
+        if (typeof entry.metricsPort === "number") metricsPort = entry.metricsPort;
         if (typeof entry.httpPort === "number") httpPort = entry.httpPort;
         resolve(entry.port);
       }
@@ -85,6 +89,7 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
     child,
     port,
     adminPort,
+    metricsPort,
     httpPort,
     address: `127.0.0.1:${port}`,
     logs,

@@ -20,6 +20,8 @@ import { addReflection } from "./reflection.js";
 import { decodingSafely } from "./request-decoding.js";
 import { RefusalTimes } from "./refusal-times.js";
 import { listenForGrpc } from "./tcp-listener.js";
+import { recordRefusedCall } from "../metrics/rpc-metrics.js";
+import { trackAdmission } from "../metrics/service-metrics.js";
 import type { HttpConfig } from "../http-config.js";
 import { httpCallGate } from "./http-call-gate.js";
 import { listenForHttp, type HttpListener } from "./http-listener.js";
@@ -126,10 +128,12 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     logger.warn({ refused, running: limiter?.running, waiting: limiter?.waiting }, "overloaded: refusing calls"),
   );
   const refusals = new RefusalTimes();
+  if (limiter) trackAdmission(() => limiter);
   const gate = callGate({
     limiter,
     exempt: (path) => path.startsWith(healthPath),
     onRefused: (method, code, details, afterMs) => {
+      recordRefusedCall(method, code, afterMs);
       if (logger.isLevelEnabled("debug")) logger.debug({ method, code: statusName(code), details }, "call refused");
       if (code === GrpcStatus.RESOURCE_EXHAUSTED) {
         refusals.record(afterMs);
@@ -199,6 +203,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
           running,
           stopping: stopping.signal,
           onRefused: (method, code, details, afterMs) => {
+            recordRefusedCall(method, code, afterMs);
             if (logger.isLevelEnabled("debug"))
               logger.debug({ method, code: statusName(code), details }, "call refused");
             refusals.record(afterMs);

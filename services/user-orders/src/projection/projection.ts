@@ -1,4 +1,5 @@
 import type Database from "better-sqlite3";
+import { trackProjection } from "@shopmesh/chassis";
 import { streamNames, type EventSource, type StreamName } from "./event-source.js";
 import { ProjectionStore } from "./projection-store.js";
 import { StreamFollower, type FollowerLog, type StreamFollowerOptions, type StreamState } from "./stream-follower.js";
@@ -20,11 +21,21 @@ export class Projection {
     };
   }
 
+  /** Starts following every stream, and reports their progress in the process's metrics. */
   start(): void {
+    trackProjection(() =>
+      this.states().map((state) => ({
+        stream: state.stream,
+        applied: state.position.sequence,
+        head: state.headSequence,
+        connected: state.connected,
+      })),
+    );
     for (const name of streamNames) this.#followers[name].start();
   }
 
   async stop(): Promise<void> {
+    trackProjection(undefined);
     await Promise.all(streamNames.map((name) => this.#followers[name].stop()));
   }
 

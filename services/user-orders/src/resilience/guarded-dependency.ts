@@ -10,7 +10,7 @@ import {
   handleType,
   type CircuitBreakerPolicy,
 } from "cockatiel";
-import { statusName } from "@shopmesh/chassis";
+import { addSpanEvent, hedges, retries, statusName, trackBreaker, withAttempt } from "@shopmesh/chassis";
 import { minimumCallMs, type CallBudget } from "../call-budget.js";
 import { isOutageCode, isRetryableCode } from "./failure-kinds.js";
 import { hedged, type Send } from "./hedge.js";
@@ -103,6 +103,8 @@ const stateNames: Record<CircuitState, BreakerState> = {
  */
 export class GuardedDependency {
   readonly #breaker: CircuitBreakerPolicy;
+  readonly #retried: { inc(): void };
+  readonly #hedged: { inc(): void };
 
   constructor(
     readonly name: string,
@@ -119,6 +121,9 @@ export class GuardedDependency {
       if (state === CircuitState.Closed) log.info(fields, message);
       else log.warn(fields, message);
     });
+    trackBreaker(name, () => this.state);
+    this.#retried = retries.labels({ dependency: name });
+    this.#hedged = hedges.labels({ dependency: name });
   }
 
   get state(): BreakerState {
@@ -160,13 +165,21 @@ export class GuardedDependency {
     });
     const attempt = () => {
       stats.attempts++;
-      return hedged(send, {
+      if (stats.attempts > 1) this.#retried.inc();
+      const attempt = stats.attempts;
+      let sent = 0;
+      // Each request's client span tells which attempt it belongs to, and whether it is the hedge.
+      const traced: Send<T> = (call) => withAttempt({ attempt, hedge: sent++ > 0 }, () => send(call));
+      return hedged(traced, {
         delayMs: safeToRepeat ? this.settings.hedgeDelayMs : undefined,
         deadline,
         minimumAttemptMs: minimumCallMs,
         signal,
         isAnswer: (error) => !isOutageCode(ConnectError.from(error).code),
-        onHedge: () => stats.hedges++,
+        onHedge: () => {
+          stats.hedges++;
+          this.#hedged.inc();
+        },
       });
     };
     const timing = (code: string): CallTiming => ({
@@ -221,6 +234,7 @@ export class GuardedDependency {
   }
 
   #refused(message: string, code: Code, budgetLimited = false): GuardedResult<never> {
+    addSpanEvent("dependency not called", { "peer.service": this.name, "rpc.grpc.status_code": code, message });
     return {
       ok: false,
       error: new ConnectError(message, code),

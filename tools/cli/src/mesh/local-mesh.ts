@@ -117,6 +117,10 @@ export class LocalMesh {
       DEVELOPMENT_MODE: "on",
       DATA_DIR: this.options.dataDir,
       PORT: String(port ?? 0),
+      // A free port unless told otherwise (npm start gives each its own): a
+      // service restarted on its old PORT would otherwise want PORT + 2000,
+      // which an outgoing connection may hold by then.
+      METRICS_PORT: process.env.METRICS_PORT?.trim().toLowerCase() === "off" ? "off" : "0",
       // A free port unless the mesh's env names one (npm start does): 1000 above a fixed port may be taken.
       HTTP_PORT: "0",
       ...this.#targetsFor(service),
