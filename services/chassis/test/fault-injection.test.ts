@@ -182,7 +182,11 @@ describe("fault injection in a service process", () => {
   it("takes faults from FAULTS at start, and refuses FAULTS without FAULT_INJECTION", async () => {
     const withFaults = await spawnService({
       entry: echoMain,
-      env: { FAULT_INJECTION: "on", DEVELOPMENT_MODE: "on", FAULTS: '[{"method":"Echo","errorRate":1,"errorCode":"DATA_LOSS"}]' },
+      env: {
+        FAULT_INJECTION: "on",
+        DEVELOPMENT_MODE: "on",
+        FAULTS: '[{"method":"Echo","errorRate":1,"errorCode":"DATA_LOSS"}]',
+      },
     });
     try {
       const error = await failure(createClient(EchoService, clientFor(withFaults.address)).echo({ message: "x" }));
