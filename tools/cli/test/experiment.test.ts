@@ -7,13 +7,23 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { busyPorts } from "../src/experiment/experiment-mesh.js";
 import { chartFiles, type ExperimentResults } from "../src/experiment/report.js";
 import { binomialTolerance } from "../src/experiment/statistics.js";
 
 const cli = fileURLToPath(new URL("../bin/shopmesh.mjs", import.meta.url));
 // Away from npm start (50051.., admin 30051..) and the experiment's default (30251..), so that both may run meanwhile;
-// below the ephemeral range (32768-60999), where an outgoing connection could hold a port.
-const portBase = 31471;
+// below the ephemeral range (32768-60999), where an outgoing connection could hold a port. A base whose ports are
+// free now, so that two checkouts running this test at once do not collide.
+const portBase = await freeExperimentBase();
+
+async function freeExperimentBase(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const base = 31000 + Math.floor(Math.random() * 1600);
+    if ((await busyPorts(base)).length === 0 && (await busyPorts(base + 100)).length === 0) return base;
+  }
+  throw new Error("no free range of ports for the experiment between 31000 and 32700");
+}
 
 /** Experiments still running; a run the hook gave up on is told to stop (it then stops its mesh). */
 const running = new Set<ChildProcess>();
