@@ -20,3 +20,10 @@ export { createTransport, type CreateTransportOptions, type TransportKind } from
 export { createGrpcTransport, type GrpcTransport, type GrpcTransportOptions } from "./grpc-transport.js";
 export { createConnectNodeTransport, type ConnectNodeTransportOptions } from "./connect-node-transport.js";
 export { bearerToken, type TokenSource } from "./bearer-token.js";
+export {
+  meshIdentityUri,
+  meshServerIdentityCheck,
+  meshServiceOf,
+  meshTrustDomain,
+  type ClientTlsOptions,
+} from "./mesh-tls.js";

@@ -9,6 +9,8 @@ import { hosted } from "./server/service-server.js";
 import type { DescMessage } from "@bufbuild/protobuf";
 import type { EventLog } from "./events/event-log.js";
 import { readEventsRelayConfig, type EventsRelayConfig } from "./events/nats-settings.js";
+import { CertificateFiles, mutualTlsServerCredentials } from "./tls/certificate-files.js";
+import { readTlsSettings, type TlsSettings } from "./tls/tls-settings.js";
 
 /** What a service's setup returns: what to host and how to clean up. */
 export interface ServiceSetup {
@@ -36,6 +38,8 @@ export interface RunServiceOptions {
     config: ServerConfig;
     logger: Logger;
     env: NodeJS.ProcessEnv;
+    /** This service's TLS settings: its dependency transports present the same certificate. */
+    tls: TlsSettings;
   }) => ServiceSetup | Promise<ServiceSetup>;
 }
 
@@ -49,8 +53,10 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
   let config: ServerConfig;
   let faults: FaultRegistry;
   let relayConfig: EventsRelayConfig;
+  let tls: TlsSettings;
   try {
     config = readServerConfig(options.defaultPort, process.env, options.admissionDefaults);
+    tls = readTlsSettings(process.env);
     relayConfig = readEventsRelayConfig();
     const initialFaults = process.env.FAULTS?.trim() ? parseFaultsEnv(process.env.FAULTS) : [];
     if (initialFaults.length > 0 && !config.faultInjection) {
@@ -62,7 +68,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
   }
   const logger = createLogger(options.name, config.logLevel);
   try {
-    const setup = await options.setup({ config, logger, env: process.env });
+    const setup = await options.setup({ config, logger, env: process.env, tls });
     // The NATS client is loaded only by a service that relays.
     const relay =
       setup.events && relayConfig.kind === "nats"
@@ -79,8 +85,9 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
       services: setup.services,
       // Faults run outermost, so an injected delay or error looks like the service itself.
       interceptors: [...(config.faultInjection ? [faults.interceptor] : []), ...(setup.interceptors ?? [])],
+      credentials: tls.mode === "off" ? undefined : mutualTlsServerCredentials(new CertificateFiles(tls, logger)),
     });
-    // The admin listener is bound to the loopback interface whatever HOST says,
+    // The admin listener is bound to the loopback interface whatever HOST says, speaks plaintext,
     // and takes no part in admission control: faults must be clearable while the service is overloaded.
     const admin = await startServer({
       config: {
@@ -119,6 +126,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
         port: server.port,
         pid: process.pid,
         adminPort: admin.port,
+        tls: tls.mode,
         faultInjection: config.faultInjection,
         faults: faults.list().length,
         services: setup.services.map((s) => s.service.typeName),

@@ -31,6 +31,7 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { applyInterceptors, headersToMetadata, metadataToHeaders, methodPath } from "@shopmesh/sdk/internal";
+import { CallPeerIdentity, peerIdentityKey, type CallAuthContext } from "../auth/peer-identity.js";
 import { statusName, toCallStatus, type CallStatus } from "./call-status.js";
 import { admittedCall, type AdmittedCall } from "./call-gate.js";
 import { deadlineMs } from "./deadline-ms.js";
@@ -179,6 +180,7 @@ function asBuffer(bytes: Uint8Array): Buffer {
 
 interface CallLike {
   metadata: Metadata;
+  getAuthContext?(): CallAuthContext | null;
   getDeadline(): Date | number;
   on(event: "cancelled", listener: () => void): unknown;
 }
@@ -232,6 +234,7 @@ class CallContext implements HandlerContext {
     this.service = method.parent;
     if (admitted !== undefined && admitted.waitedMs > 0) this.values.set(admissionWaitKey, admitted.waitedMs);
     this.requestHeader = metadataToHeaders(call.metadata);
+    this.values.set(peerIdentityKey, new CallPeerIdentity(call));
     this.#deadlineMs = deadlineMs(call.getDeadline());
     // From the whole timeout the call arrived with, not from what is left of it.
     this.#slackMs = this.hasDeadline ? deadlineSlackMs(this.#deadlineMs - Date.now()) : 0;
