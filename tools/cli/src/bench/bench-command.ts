@@ -40,7 +40,7 @@ export async function bench(args: string[]): Promise<number> {
   const ports = benchPorts(settings.portBase);
   const busy = await busyPorts(ports);
   if (busy.length > 0) {
-    for (const line of busyPortLines(busy, "--port-base <first of five ports>"))
+    for (const line of busyPortLines(busy, "--port-base <first of six ports>"))
       process.stderr.write(`shopmesh bench: ${line}\n`);
     return 1;
   }
