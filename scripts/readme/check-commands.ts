@@ -240,6 +240,8 @@ async function runCommand(
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     ...(context.mesh ? { SHOPMESH_PORT_BASE: String(context.mesh.base) } : {}),
+    // As after npm start in that folder: `shopmesh keys` finds the mesh's CA certificate under it.
+    ...(context.mesh?.dataDir === undefined ? {} : { DATA_DIR: context.mesh.dataDir }),
   };
   const started = Date.now();
   const child = spawn("bash", ["-c", script], {
