@@ -176,6 +176,8 @@ export async function staleness(context: ScenarioContext): Promise<StalenessResu
     const run = await runPaced<{ ackAtMs: number } | undefined>({
       ratePerSecond: writeRatePerSecond,
       durationMs,
+      // Writes go on for a while after user-orders is ready again, however long its start took.
+      afterEventsMs: quick ? 2_000 : 8_000,
       maxInFlight: 16,
       runStart,
       send: async (index) => {
@@ -272,7 +274,7 @@ export async function staleness(context: ScenarioContext): Promise<StalenessResu
     const firstAnswer = visibility.recoveries.find((at) => at.receivedMs >= readyAtMs);
     const stalenessResult: StalenessResult = {
       writeRatePerSecond,
-      durationMs,
+      durationMs: run.durationMs,
       customers,
       pollIntervalMs: visibility.intervalMs,
       resolutionMs: quantile(
