@@ -41,7 +41,10 @@ while it keeps failing); the others keep serving. Ctrl-C stops them all.
                       metrics at http://127.0.0.1:<port + 2000>/metrics
   METRICS_PORT=off    serve no metrics
   DATA_DIR            where the databases, keys, seed.json and logs/ go (default: data/
-                      in the repository, wherever the command runs from)`;
+                      in the repository, wherever the command runs from)
+  TLS                 on (default): mutual TLS between the services and TLS for every
+                      caller, with a development CA and certificates made under
+                      DATA_DIR/tls on the first start; off: plaintext everywhere`;
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const host = "127.0.0.1";
@@ -52,6 +55,7 @@ interface StartSettings {
   dataDir: string;
   ports: Record<ServiceName, number>;
   metrics: boolean;
+  tls: boolean;
 }
 
 /** Reads the command line and the environment; undefined for --help. */
@@ -74,6 +78,7 @@ function readStartSettings(args: string[]): StartSettings | undefined {
     dataDir: resolve(read.string("DATA_DIR", join(root, "data"))),
     ports: { users: basePort, products: basePort + 1, orders: basePort + 2, "user-orders": basePort + 3 },
     metrics: read.string("METRICS_PORT", "").toLowerCase() !== "off",
+    tls: read.bool("TLS", true),
   };
 }
 
@@ -135,6 +140,7 @@ async function main(): Promise<number | undefined> {
     dataDir,
     services,
     ports,
+    tls: settings.tls,
     env: {
       users: { ...envOf("users"), ADMIN_EMAILS: "admin@shopmesh.local" },
       products: envOf("products"),
@@ -181,11 +187,24 @@ async function main(): Promise<number | undefined> {
     say("Press Ctrl-C to stop.");
     return undefined;
   }
-  const { seeded, record } = await seedOnce(dataDir, {
-    users: addressOf(ports.users),
-    products: addressOf(ports.products),
-    orders: addressOf(ports.orders),
-  });
+  const started = mesh;
+  if (started.certificates !== undefined) {
+    const fresh = started.certificates.issued;
+    say(
+      fresh.length > 0
+        ? `issued TLS certificates for ${fresh.join(", ")} (CA ${relative(process.cwd(), started.certificates.caFile)})`
+        : `TLS: reusing the certificates in ${relative(process.cwd(), started.certificates.dir)}`,
+    );
+  }
+  const { seeded, record } = await seedOnce(
+    dataDir,
+    {
+      users: addressOf(ports.users),
+      products: addressOf(ports.products),
+      orders: addressOf(ports.orders),
+    },
+    (service) => started.clientTls(service),
+  );
   say(seeded ? "seeded the demo catalog, users and orders" : "demo data already seeded (delete data/ to start over)");
   if (running("user-orders")) {
     say(
@@ -209,7 +228,7 @@ const firstLine = (error: unknown) => (error instanceof Error ? error.message : 
  * data before the examples are printed.
  */
 async function projectionCaughtUp(record: SeedRecord): Promise<boolean> {
-  const transport = createTransport({ target: addressOf(settings.ports.users) });
+  const transport = createTransport({ target: addressOf(settings.ports.users), tls: mesh?.clientTls("users") });
   try {
     const alice = record.accounts.alice;
     const { session } = await createClient(UsersService, transport).signIn({
@@ -218,6 +237,7 @@ async function projectionCaughtUp(record: SeedRecord): Promise<boolean> {
     });
     const wait = await waitForProjection({
       target: addressOf(settings.ports["user-orders"]),
+      tls: mesh?.clientTls("user-orders"),
       token: session!.accessToken,
       userId: alice.userId,
       timeoutMs: 15_000,
@@ -237,15 +257,23 @@ function announce(service: ServiceName, ready: Record<string, unknown>): void {
 }
 
 function printExamples(record: SeedRecord): void {
+  // With TLS the CA certificate is all a caller outside the mesh needs: the public methods ask no client certificate.
+  const ca = mesh?.certificates === undefined ? undefined : relative(process.cwd(), mesh.certificates.caFile);
+  const bufCurl =
+    ca === undefined
+      ? "npx @bufbuild/buf curl --protocol grpc --http2-prior-knowledge"
+      : `npx @bufbuild/buf curl --protocol grpc --cacert ${ca}`;
+  const scheme = ca === undefined ? "http" : "https";
+  const grpcurlSecurity = ca === undefined ? "-plaintext" : `-cacert ${ca}`;
   const curl = (port: number, path: string, body: string, token?: string) =>
     [
-      "npx @bufbuild/buf curl --protocol grpc --http2-prior-knowledge",
+      bufCurl,
       token ? ` -H "authorization: Bearer ${token}"` : "",
       ` -d '${body}'`,
-      ` http://${addressOf(port)}/${path}`,
+      ` ${scheme}://${addressOf(port)}/${path}`,
     ].join("");
   const grpcurl = (port: number, path: string, body: string, token?: string) =>
-    `grpcurl -plaintext${token ? ` -H "authorization: Bearer ${token}"` : ""} -d '${body}' ${addressOf(port)} ${path}`;
+    `grpcurl ${grpcurlSecurity}${token ? ` -H "authorization: Bearer ${token}"` : ""} -d '${body}' ${addressOf(port)} ${path}`;
   const alice = record.accounts.alice;
   const signIn = `{"email":"${alice.email}","password":"${alice.password}"}`;
   const tokenCommand = (client: string) =>
@@ -255,9 +283,7 @@ function printExamples(record: SeedRecord): void {
   say(`  ${tokenCommand(curl(settings.ports.users, "shopmesh.users.v1.UsersService/SignIn", signIn))}`);
   say();
   say("Then call the services with buf curl (it ships with this project):");
-  say(
-    `  npx @bufbuild/buf curl --protocol grpc --http2-prior-knowledge --list-services http://${addressOf(settings.ports.products)}`,
-  );
+  say(`  ${bufCurl} --list-services ${scheme}://${addressOf(settings.ports.products)}`);
   say(`  ${curl(settings.ports.products, "shopmesh.products.v1.ProductsService/ListProducts", '{"page_size":5}')}`);
   say(
     `  ${curl(settings.ports.users, "shopmesh.users.v1.UsersService/GetUser", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`,
@@ -290,7 +316,7 @@ function printExamples(record: SeedRecord): void {
   say();
   say("or with grpcurl, if you have it:");
   say(`  ${tokenCommand(grpcurl(settings.ports.users, "shopmesh.users.v1.UsersService/SignIn", signIn))}`);
-  say(`  grpcurl -plaintext ${addressOf(settings.ports.products)} list`);
+  say(`  grpcurl ${grpcurlSecurity} ${addressOf(settings.ports.products)} list`);
   say(
     `  ${grpcurl(settings.ports.orders, "shopmesh.orders.v1.OrdersService/ListOrders", `{"user_id":"${alice.userId}"}`, "$TOKEN")}`,
   );

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConnectError, Code } from "@connectrpc/connect";
-import { createClient, createTransport } from "@shopmesh/sdk";
+import { createClient, createTransport, type ClientTlsOptions } from "@shopmesh/sdk";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";
@@ -43,11 +43,13 @@ export interface SeedRecord {
 export async function seedOnce(
   dataDir: string,
   targets: { users: string; products: string; orders: string },
+  /** TLS options for a client of each service; plaintext when undefined. */
+  tls: (service: "users" | "products" | "orders") => ClientTlsOptions | undefined = () => undefined,
 ): Promise<{ seeded: boolean; record: SeedRecord }> {
   const marker = join(dataDir, "seed.json");
   if (existsSync(marker)) return { seeded: false, record: JSON.parse(readFileSync(marker, "utf8")) as SeedRecord };
 
-  const usersTransport = createTransport({ target: targets.users });
+  const usersTransport = createTransport({ target: targets.users, tls: tls("users") });
   const transports = [usersTransport];
   try {
     const users = createClient(UsersService, usersTransport);
@@ -64,7 +66,11 @@ export async function seedOnce(
     const alice = await account("alice");
     const bob = await account("bob");
 
-    const productsTransport = createTransport({ target: targets.products, token: admin.session!.accessToken });
+    const productsTransport = createTransport({
+      target: targets.products,
+      token: admin.session!.accessToken,
+      tls: tls("products"),
+    });
     transports.push(productsTransport);
     const products = createClient(ProductsService, productsTransport);
     const existing = await products.listProducts({ pageSize: 100 });
@@ -81,7 +87,7 @@ export async function seedOnce(
     }
 
     const placeOrders = async (token: string, who: string, picks: number[][]) => {
-      const transport = createTransport({ target: targets.orders, token });
+      const transport = createTransport({ target: targets.orders, token, tls: tls("orders") });
       transports.push(transport);
       const orders = createClient(OrdersService, transport);
       for (const [index, pick] of picks.entries()) {

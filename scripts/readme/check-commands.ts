@@ -64,6 +64,8 @@ interface Mesh {
   base: number;
   aliceId: string;
   productId: string;
+  /** The mesh's DATA_DIR: the README's data/tls/ca.pem is its tls/ca.pem. */
+  dataDir?: string;
   stop(): Promise<void>;
 }
 
@@ -178,13 +180,18 @@ export function inlineScriptProblems(markdown: string): string[] {
     .map((name) => `README.md names "npm run ${name}", which package.json does not define`);
 }
 
-/** The command with the README's placeholders and ports made this mesh's. */
-export function substitute(command: string, mesh: Pick<Mesh, "base" | "aliceId" | "productId"> | undefined): string {
+/** The command with the README's placeholders, ports and data folder made this mesh's. */
+export function substitute(
+  command: string,
+  mesh: Pick<Mesh, "base" | "aliceId" | "productId" | "dataDir"> | undefined,
+): string {
   const unknown = /<[a-z][a-z ]*[a-z]>/.exec(command.replaceAll("<alice id>", "").replaceAll("<product id>", ""));
   if (unknown) throw new Error(`unknown placeholder ${unknown[0]}`);
-  if (!/<alice id>|<product id>|127\.0\.0\.1:\d+/.test(command)) return command;
+  if (!/<alice id>|<product id>|127\.0\.0\.1:\d+|\bdata\/tls\//.test(command)) return command;
   if (!mesh) throw new Error("the command needs the mesh, but no npm start came before it");
+  const dataDir = mesh.dataDir;
   return command
+    .replace(/(?<![\w/.-])data\/tls\//g, (path) => (dataDir === undefined ? path : `${dataDir}/tls/`))
     .replaceAll("<alice id>", mesh.aliceId)
     .replaceAll("<product id>", mesh.productId)
     .replace(/127\.0\.0\.1:(\d+)/g, (address, port: string) => {
@@ -233,6 +240,8 @@ async function runCommand(
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     ...(context.mesh ? { SHOPMESH_PORT_BASE: String(context.mesh.base) } : {}),
+    // As after npm start in that folder: `shopmesh keys` finds the mesh's CA certificate under it.
+    ...(context.mesh?.dataDir === undefined ? {} : { DATA_DIR: context.mesh.dataDir }),
   };
   const started = Date.now();
   const child = spawn("bash", ["-c", script], {
@@ -353,7 +362,7 @@ async function startMesh(work: string, log: (line: string) => void): Promise<Mes
         throw new Error(`npm start printed an ids line the check cannot read: ${first}`);
       }
       log(`npm start: ports from ${base}, data in ${dataDir}`);
-      return { base, aliceId: ids[1]!, productId: ids[2]!, stop };
+      return { base, aliceId: ids[1]!, productId: ids[2]!, dataDir, stop };
     }
     await stop();
     const printed = `${lines.join("\n")}\n${stderr}`;

@@ -1,6 +1,23 @@
 import { createGrpcTransport as createConnectGrpcTransport } from "@connectrpc/connect-node";
-import type { Interceptor, Transport } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor, type Transport } from "@connectrpc/connect";
+import { isIP } from "node:net";
 import type { GrpcTransport } from "./grpc-transport.js";
+import { isTlsRefusal, meshServerIdentityCheck, type ClientTlsOptions } from "./mesh-tls.js";
+
+/**
+ * connect-node reports a refused TLS connection (a certificate that does
+ * not verify or names another service) as INTERNAL; it is the connection
+ * that failed, as grpc-js says with UNAVAILABLE, and the two kinds agree.
+ */
+const refusedTlsAsUnavailable: Interceptor = (next) => async (req) => {
+  try {
+    return await next(req);
+  } catch (error) {
+    if (error instanceof ConnectError && error.code === Code.Internal && isTlsRefusal(error))
+      throw new ConnectError(error.rawMessage, Code.Unavailable, error.metadata, undefined, error.cause);
+    throw error;
+  }
+};
 
 /** Options for {@link createConnectNodeTransport}. */
 export interface ConnectNodeTransportOptions {
@@ -8,19 +25,35 @@ export interface ConnectNodeTransportOptions {
   target: string;
   /** Connect interceptors, run in order, outermost first. */
   interceptors?: Interceptor[];
+  /** TLS (HTTPS) with this CA, and mutual TLS with a certificate and key; plaintext when omitted. */
+  tls?: ClientTlsOptions;
 }
 
 /**
- * Creates connect-node's own gRPC transport (HTTP/2 in plaintext) for the same
+ * Creates connect-node's own gRPC transport (HTTP/2, plaintext or TLS) for the same
  * target syntax as the grpc-js transport. It needs no grpc-js at all, but
  * spends about twice the CPU per call; prefer `createGrpcTransport` between
  * services.
  */
 export function createConnectNodeTransport(options: ConnectNodeTransportOptions): GrpcTransport {
-  const baseUrl = `http://${options.target}`;
+  const tls = options.tls;
+  const baseUrl = `${tls === undefined ? "http" : "https"}://${options.target}`;
+  const host = new URL(baseUrl).hostname.replace(/^\[|\]$/g, "");
   const transport: Transport = createConnectGrpcTransport({
     baseUrl,
-    interceptors: options.interceptors ?? [],
+    interceptors: [...(options.interceptors ?? []), ...(tls === undefined ? [] : [refusedTlsAsUnavailable])],
+    ...(tls === undefined
+      ? {}
+      : {
+          nodeOptions: {
+            ca: tls.ca,
+            cert: tls.cert,
+            key: tls.key,
+            // SNI carries host names only, never an address.
+            ...(isIP(host) === 0 ? { servername: host } : {}),
+            checkServerIdentity: meshServerIdentityCheck(tls.service),
+          },
+        }),
   });
   return {
     target: options.target,

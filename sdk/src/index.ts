@@ -21,3 +21,10 @@ export { createGrpcTransport, type GrpcTransport, type GrpcTransportOptions } fr
 export { createConnectNodeTransport, type ConnectNodeTransportOptions } from "./connect-node-transport.js";
 export { bearerToken, type TokenSource } from "./bearer-token.js";
 export { retryPushbackMs } from "./retry-pushback.js";
+export {
+  meshIdentityUri,
+  meshServerIdentityCheck,
+  meshServiceOf,
+  meshTrustDomain,
+  type ClientTlsOptions,
+} from "./mesh-tls.js";

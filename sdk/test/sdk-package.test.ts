@@ -121,18 +121,20 @@ function installedPackages(dir: string): { name: string; scripts: Record<string,
 // A second consumer in the same project, stricter than the README's, that
 // uses both transports and the message types.
 const strictConsumer = `
+import { readFileSync } from "node:fs";
 import { createClient, createTransport, ConnectError, Code, type TransportKind } from "@shopmesh/sdk";
 import { Health, HealthCheckResponse_ServingStatus } from "@shopmesh/sdk/health/v1";
 import { ProductsService, type Product } from "@shopmesh/sdk/products/v1";
 
 const target = process.argv[2] ?? "127.0.0.1:50052";
+const ca = readFileSync(process.argv[3] ?? "data/tls/ca.pem");
 
 function describe(product: Product | undefined): string {
   return product ? \`\${product.name} \${product.price?.minorUnits ?? 0n} \${product.price?.currencyCode ?? ""}\` : "none";
 }
 
 for (const kind of ["grpc-js", "connect-node"] satisfies TransportKind[]) {
-  const transport = createTransport({ target, kind });
+  const transport = createTransport({ target, kind, tls: { ca, service: "products" } });
   try {
     const health = createClient(Health, transport);
     const { status } = await health.check({ service: "" }, { timeoutMs: 5000 });
@@ -337,6 +339,7 @@ it("runs the README's example against live users and products services", async (
   const result = await run(start![0]!, start!.slice(1), project, {
     USERS_TARGET: mesh!.address("users"),
     PRODUCTS_TARGET: mesh!.address("products"),
+    SHOPMESH_CA: mesh!.certificates!.caFile,
   });
   expect(result.status, result.output).toBe(0);
   expect(result.output.trim().split("\n")).toEqual([
@@ -402,7 +405,11 @@ it(
 );
 
 it("runs on plain Node against a live server over both transports", async () => {
-  const result = await run(process.execPath, ["out-strict/consumer.js", mesh!.address("products")], project);
+  const result = await run(
+    process.execPath,
+    ["out-strict/consumer.js", mesh!.address("products"), mesh!.certificates!.caFile],
+    project,
+  );
   expect(result.status, result.output).toBe(0);
   expect(result.output.trim().split("\n")).toEqual([
     "grpc-js health SERVING",

@@ -68,6 +68,12 @@ describe("filling in a README command", () => {
     );
   });
 
+  it("points the README's data/tls/ at the mesh's own data folder", () => {
+    expect(
+      substitute("grpcurl -cacert data/tls/ca.pem 127.0.0.1:50052 list", { ...mesh, dataDir: "/tmp/check/data-1" }),
+    ).toBe("grpcurl -cacert /tmp/check/data-1/tls/ca.pem 127.0.0.1:40101 list");
+  });
+
   it("refuses a port that is not the README's, an unknown placeholder, and a mesh command before npm start", () => {
     expect(() => substitute("grpcurl 127.0.0.1:4222 list", mesh)).toThrow(
       "127.0.0.1:4222 is none of the README's service ports",

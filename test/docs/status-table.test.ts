@@ -66,7 +66,12 @@ const addressPattern = /\d+\.\d+\.\d+\.\d+:\d+|remote_addr|ECONNREFUSED/;
 let mesh: TestMesh;
 let productId: string;
 beforeAll(async () => {
-  mesh = await TestMesh.start(["users", "products", "orders", "user-orders"], { orders: { FAULT_INJECTION: "on" } });
+  // A reader of products' events of its own: user-orders' projection already holds one of its streams.
+  mesh = await TestMesh.start(
+    ["users", "products", "orders", "user-orders"],
+    { orders: { FAULT_INJECTION: "on" }, products: { EVENTS_READERS: "user-orders,stream-reader" } },
+    { extraIdentities: ["stream-reader"] },
+  );
   const admin = mesh.client("products", await adminToken(mesh));
   productId = (await admin.createProduct({ name: "Tea", price: { currencyCode: "EUR", minorUnits: 450n } })).product!
     .id;
@@ -100,7 +105,10 @@ const checks: Record<string, () => Promise<Answer[]>> = {
       [0x0a, 0x05, 0x61],
       [0x0a, 0x02, 0xc3, 0x28],
     ]) {
-      const status = await rawUnaryCall(mesh.address("products"), path, Uint8Array.from(body), { timeoutMs: 5000 });
+      const status = await rawUnaryCall(mesh.address("products"), path, Uint8Array.from(body), {
+        timeoutMs: 5000,
+        ca: mesh.clientTls(undefined)?.ca,
+      });
       answers.push({ code: statusName(status.code), message: status.message });
       expect(status.message).toMatch(/^request: cannot decode shopmesh\.products\.v1\.GetProductRequest/);
     }
@@ -174,13 +182,17 @@ const checks: Record<string, () => Promise<Answer[]>> = {
 
   "an order line or total beyond int64": async () => {
     // Real products cannot price that high; a products server that does, on a real socket.
-    const pricey = await startFakeProducts("pricey-products", (request) => ({
-      products: request.productIds.map((id) => ({
-        id,
-        name: "Gold",
-        price: { currencyCode: "EUR", minorUnits: int64Max },
-      })),
-    }));
+    const pricey = await startFakeProducts(
+      "pricey-products",
+      (request) => ({
+        products: request.productIds.map((id) => ({
+          id,
+          name: "Gold",
+          price: { currencyCode: "EUR", minorUnits: int64Max },
+        })),
+      }),
+      mesh.certificates?.identities.products,
+    );
     const orders = await mesh.startExtra("orders", { PRODUCTS_TARGET: pricey.address });
     try {
       const c = await signUpCustomer(mesh);
@@ -227,6 +239,7 @@ const checks: Record<string, () => Promise<Answer[]>> = {
       const status = await rawUnaryCall(mesh.address("user-orders"), path, request, {
         timeoutMs: 300,
         headers: { authorization: `Bearer ${c.token}` },
+        ca: mesh.clientTls(undefined)?.ca,
       });
       return [{ code: statusName(status.code), message: status.message }];
     } finally {
@@ -248,8 +261,8 @@ const checks: Record<string, () => Promise<Answer[]>> = {
   ],
 
   "more event streams open than the caller's or the server's cap": async () => {
-    // The default cap per caller is 4: an admin's fifth stream is refused.
-    const products = mesh.client("products", await adminToken(mesh));
+    // The default cap per caller is 4: a reader's fifth stream is refused.
+    const products = mesh.client("products", undefined, "stream-reader");
     const controller = new AbortController();
     try {
       const firstMessage = async () => {

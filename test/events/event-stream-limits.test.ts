@@ -1,35 +1,40 @@
 // The caps on open event streams, over real gRPC to a real products process:
-// a caller (the token's subject) past EVENTS_MAX_STREAMS_PER_CALLER, and
+// a caller (the service its certificate names) past EVENTS_MAX_STREAMS_PER_CALLER, and
 // anyone past EVENTS_MAX_STREAMS, gets RESOURCE_EXHAUSTED naming the limit,
 // while other callers are still served; and a stream gives its slot back
 // whether the reader cancels it or it fails.
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { defaultKeyFiles, mintServiceToken, readPem } from "@shopmesh/chassis";
 import type { ProductsService } from "@shopmesh/sdk/products/v1";
 import { TestMesh } from "../support/mesh.js";
 
 const maxStreams = 5;
 const maxStreamsPerCaller = 2;
 
+/** Readers with certificates of their own, each one caller. */
+const readers = ["reader-a", "reader-b", "reader-failing", "total-a", "total-b", "total-c", "total-d"];
+
 let mesh: TestMesh;
-let signingKey: string;
 
 beforeAll(async () => {
-  mesh = await TestMesh.start(["products"], {
-    products: {
-      EVENTS_MAX_STREAMS: String(maxStreams),
-      EVENTS_MAX_STREAMS_PER_CALLER: String(maxStreamsPerCaller),
-      EVENTS_HEARTBEAT: "10s",
+  mesh = await TestMesh.start(
+    ["products"],
+    {
+      products: {
+        EVENTS_MAX_STREAMS: String(maxStreams),
+        EVENTS_MAX_STREAMS_PER_CALLER: String(maxStreamsPerCaller),
+        EVENTS_HEARTBEAT: "10s",
+        EVENTS_READERS: readers.join(","),
+      },
     },
-  });
-  signingKey = readPem(defaultKeyFiles(mesh.dataDir).privateKeyFile, "token signing key");
+    { extraIdentities: readers },
+  );
 });
 afterAll(() => mesh?.stop());
 
-/** A products client reading as a service with its own subject: one caller. */
-async function caller(subject: string): Promise<Client<typeof ProductsService>> {
-  return mesh.client("products", await mintServiceToken(signingKey, subject, 600));
+/** A products client reading with the certificate of `service`: one caller. */
+async function caller(service: string): Promise<Client<typeof ProductsService>> {
+  return mesh.client("products", undefined, service);
 }
 
 /** An open stream: its first message (the heartbeat) has arrived. */

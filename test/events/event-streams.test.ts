@@ -63,11 +63,11 @@ afterAll(() => mesh?.stop());
 // new port, and the environment above again).
 const servicesOf = { users: UsersService, products: ProductsService, orders: OrdersService };
 const clients = new Map<string, unknown>();
-function client<S extends EventService>(service: S, token?: string): Client<(typeof servicesOf)[S]> {
-  const key = `${service} ${mesh.address(service)} ${token ?? ""}`;
+function client<S extends EventService>(service: S, token?: string, as?: string): Client<(typeof servicesOf)[S]> {
+  const key = `${service} ${mesh.address(service)} ${token ?? ""} ${as ?? ""}`;
   let found = clients.get(key);
   if (!found) {
-    found = mesh.client(service, token);
+    found = mesh.client(service, token, as);
     clients.set(key, found);
   }
   return found as Client<(typeof servicesOf)[S]>;
@@ -76,10 +76,10 @@ function client<S extends EventService>(service: S, token?: string): Client<(typ
 const users = (token: string | null = null) => client("users", token ?? undefined);
 const products = (token: string | null = admin) => client("products", token ?? undefined);
 const orders = (token: string) => client("orders", token);
-/** The event streams as user-orders reads them: with the service token. */
-const userEvents = () => client("users", mesh.eventsToken);
-const productEvents = () => client("products", mesh.eventsToken);
-const orderEvents = () => client("orders", mesh.eventsToken);
+/** The event streams as user-orders reads them: with its certificate (mutual TLS). */
+const userEvents = () => client("users", undefined, "user-orders");
+const productEvents = () => client("products", undefined, "user-orders");
+const orderEvents = () => client("orders", undefined, "user-orders");
 
 /** A stream being read; `next()` fails the test instead of hanging. */
 class Follower<E> {
@@ -360,19 +360,27 @@ describe("events of writes", () => {
 
 describe("StreamEvents access", () => {
   it.each(eventServices)(
-    "%s: no token UNAUTHENTICATED, a customer PERMISSION_DENIED, an admin and the service token allowed",
+    "%s: only user-orders' certificate reads it: no certificate UNAUTHENTICATED (whatever the token), another service's certificate PERMISSION_DENIED",
     async (service) => {
-      const events = (token?: string) => client(service, token) as unknown as EventsClient<Envelope>;
-      expect((await failure(firstMessage(events()))).code).toBe(Code.Unauthenticated);
-      expect((await failure(firstMessage(events(alice.token)))).code).toBe(Code.PermissionDenied);
-      const head = (await firstMessage(events(admin))).headSequence;
+      const events = (token?: string, as?: string) => client(service, token, as) as unknown as EventsClient<Envelope>;
+      const anonymous = await failure(firstMessage(events()));
+      expect(anonymous.code).toBe(Code.Unauthenticated);
+      expect(anonymous.rawMessage).toContain("only user-orders may call this");
+      expect((await failure(firstMessage(events(alice.token)))).code).toBe(Code.Unauthenticated);
+      expect((await failure(firstMessage(events(admin)))).code).toBe(Code.Unauthenticated);
+      // Signed by the mesh's CA, but naming another service: the wrong identity.
+      const impostor = await failure(firstMessage(events(undefined, "orders")));
+      expect(impostor.code).toBe(Code.PermissionDenied);
+      expect(impostor.rawMessage).toContain("the caller's certificate names orders");
+      expect((await failure(firstMessage(events(admin, "products")))).code).toBe(Code.PermissionDenied);
+      const head = (await firstMessage(events(undefined, "user-orders"))).headSequence;
       expect(head).toBeGreaterThan(0n);
-      expect(await firstMessage(events(mesh.eventsToken))).toEqual(heartbeat(head));
+      expect(await firstMessage(events(alice.token, "user-orders"))).toEqual(heartbeat(head));
     },
   );
 
   it.each(eventServices)("%s: after_sequence beyond the head is OUT_OF_RANGE", async (service) => {
-    const events = client(service, mesh.eventsToken) as unknown as EventsClient<Envelope>;
+    const events = client(service, undefined, "user-orders") as unknown as EventsClient<Envelope>;
     const head = await headOf(events);
     expect((await firstMessage(events, head)).headSequence).toBe(head);
     const beyond = await failure(firstMessage(events, head + 1n));
@@ -447,17 +455,28 @@ describe("writes that record no event", () => {
     );
     expect(unknown.code).toBe(Code.InvalidArgument);
 
-    // The service token reads the streams and nothing else: it acts for no person.
+    // user-orders' certificate reads the streams and nothing else: it acts for no person.
     const asService = await failure(
-      orders(mesh.eventsToken).createOrder({ requestId: "service-1", items: [{ productId: mug.id, quantity: 1 }] }),
+      client("orders", undefined, "user-orders").createOrder({
+        requestId: "service-1",
+        items: [{ productId: mug.id, quantity: 1 }],
+      }),
     );
-    expect(asService.code).toBe(Code.PermissionDenied);
+    expect(asService.code).toBe(Code.Unauthenticated);
     expect(
-      (await failure(products(mesh.eventsToken).updateProduct({ productId: tea.id, name: "Service tea" }))).code,
-    ).toBe(Code.PermissionDenied);
+      (
+        await failure(
+          client("products", undefined, "user-orders").updateProduct({ productId: tea.id, name: "Service tea" }),
+        )
+      ).code,
+    ).toBe(Code.Unauthenticated);
     expect(
-      (await failure(products(mesh.eventsToken).createProduct({ name: "Service tea", price: price(1n) }))).code,
-    ).toBe(Code.PermissionDenied);
+      (
+        await failure(
+          client("products", undefined, "user-orders").createProduct({ name: "Service tea", price: price(1n) }),
+        )
+      ).code,
+    ).toBe(Code.Unauthenticated);
 
     expect(await headOf(userEvents())).toBe(before.users);
     expect(await headOf(productEvents())).toBe(before.products);
@@ -663,7 +682,7 @@ describe("stopping a service with readers attached", () => {
     // A products of its own, with a long grace period: without ending the
     // streams, the drain would wait all of it.
     const own = await mesh.startExtra("products", { ...streamEnv, SHUTDOWN_DELAY: "0s", SHUTDOWN_GRACE: "20s" });
-    const events = mesh.clientAt("products", own.address, mesh.eventsToken);
+    const events = mesh.clientAt("products", own.address, undefined, "user-orders");
     const { head } = await readLog(events);
     const reader = new Follower(events, head);
     expect((await reader.next()).event).toBeUndefined();

@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -92,9 +92,12 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
+/** TLS for a client of one of the mesh's services: the development CA that npm start made. */
+const tls = (service: string) => ({ ca: readFileSync(join(dataDir, "tls", "ca.pem")), service });
+
 /** Alice's access token, from the users service of the mesh. */
 const signIn = async () => {
-  const transport = createTransport({ target: `127.0.0.1:${base}` });
+  const transport = createTransport({ target: `127.0.0.1:${base}`, tls: tls("users") });
   try {
     const { session } = await createClient(UsersService, transport).signIn({
       email: "alice@shopmesh.local",
@@ -107,7 +110,7 @@ const signIn = async () => {
 };
 
 const countProducts = async () => {
-  const transport = createTransport({ target: `127.0.0.1:${base + 1}` });
+  const transport = createTransport({ target: `127.0.0.1:${base + 1}`, tls: tls("products") });
   try {
     return (await createClient(ProductsService, transport).listProducts({ pageSize: 100 })).products.length;
   } finally {
@@ -142,6 +145,16 @@ describe("npm start", { timeout: 120_000 }, () => {
       .filter((line) => line.includes("npx @bufbuild/buf curl") || line.startsWith("curl "));
     expect(commands.filter((command) => command.startsWith("curl ")).length).toBe(2);
     expect(commands.length).toBeGreaterThanOrEqual(6);
+    // The gRPC port over TLS, with only the development CA's certificate.
+    for (const command of commands.filter((command) => command.includes("buf curl")))
+      expect(command).toMatch(/--cacert \S*ca\.pem .*https:\/\//);
+    expect(
+      launcher.lines.some((line) =>
+        line.startsWith("issued TLS certificates for users, products, orders, user-orders"),
+      ),
+    ).toBe(true);
+    for (const key of ["ca-key.pem", "users-key.pem", "user-orders-key.pem"])
+      expect(statSync(join(dataDir, "tls", key)).mode & 0o777).toBe(0o600);
     const script = ["set -e", ...commands.flatMap((command) => [command, 'echo "--- ok"'])].join("\n");
     const run = spawnSync("bash", ["-c", script], { cwd: root, encoding: "utf8", timeout: 60_000 });
     expect(run.status, run.stderr).toBe(0);
@@ -180,6 +193,7 @@ describe("npm start", { timeout: 120_000 }, () => {
     launcher = launch(base);
     await launcher.waitFor(/Press Ctrl-C/);
     expect(launcher.lines.some((line) => line.startsWith("demo data already seeded"))).toBe(true);
+    expect(launcher.lines.some((line) => line.startsWith("TLS: reusing the certificates"))).toBe(true);
     expect(await countProducts()).toBe(12);
   });
 
@@ -202,7 +216,11 @@ describe("npm start", { timeout: 120_000 }, () => {
       // The catalog seeded before, from the shared data directory, and orders prices an order through it.
       expect(await countProducts()).toBe(12);
       const seed = JSON.parse(readFileSync(join(dataDir, "seed.json"), "utf8")) as { productIds: string[] };
-      const transport = createTransport({ target: `127.0.0.1:${base + 2}`, token: await signIn() });
+      const transport = createTransport({
+        target: `127.0.0.1:${base + 2}`,
+        token: await signIn(),
+        tls: tls("orders"),
+      });
       try {
         const { order } = await createClient(OrdersService, transport).createOrder({
           requestId: `one-service-${process.pid}`,

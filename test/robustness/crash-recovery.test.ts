@@ -59,6 +59,7 @@ function quickClient<S extends typeof OrdersService | typeof UserOrdersService>(
   const transport = createTransport({
     target: mesh.address(name),
     token,
+    tls: mesh.clientTls(name),
     channelOptions: {
       "grpc.initial_reconnect_backoff_ms": 50,
       "grpc.max_reconnect_backoff_ms": 250,
@@ -164,7 +165,7 @@ async function orderPlacedIds(): Promise<string[]> {
   const ids: string[] = [];
   try {
     const stream = mesh
-      .client("orders", mesh.eventsToken)
+      .client("orders", undefined, "user-orders")
       .streamEvents({ afterSequence: 0n }, { signal: abort.signal, timeoutMs: 20_000 });
     let head: bigint | undefined;
     for await (const message of stream) {

@@ -74,6 +74,7 @@ async function terminateUnderLoad(userOrders: ServiceProcess, customer: { userId
     const transport = createTransport({
       target: userOrders.address,
       token: customer.token,
+      tls: mesh.clientTls("user-orders"),
       channelOptions: { "grpc.use_local_subchannel_pool": 1 },
     });
     transports.push(transport);

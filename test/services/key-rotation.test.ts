@@ -36,7 +36,7 @@ const fetchesLogged = (process: ServiceProcess) =>
 async function rotateWithCli(): Promise<string> {
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    [bin, "keys", "rotate", "--target", mesh.address("users")],
+    [bin, "keys", "rotate", "--target", mesh.address("users"), "--cacert", join(mesh.dataDir, "tls", "ca.pem")],
     { env: { ...process.env, SHOPMESH_TOKEN: await adminToken(mesh) }, timeout: 60_000 },
   );
   return /new signing key (\S+)/.exec(stdout)![1]!;

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { Client } from "@connectrpc/connect";
 import type { ServiceProcess } from "@shopmesh/chassis";
 import { LocalMesh, type ServiceName } from "@shopmesh/cli";
-import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
+import { createClient, createTransport, type ClientTlsOptions, type GrpcTransport } from "@shopmesh/sdk";
 import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
@@ -30,9 +30,15 @@ export class TestMesh {
     private readonly mesh: LocalMesh,
   ) {}
 
+  /**
+   * Starts `services` with mutual TLS (a throw-away CA in the mesh's data
+   * directory) unless `options.tls` is false; `extraIdentities` get
+   * certificates too, for a test that calls as a service it is not.
+   */
   static async start(
     services: ServiceName[],
     env: Partial<Record<ServiceName, Record<string, string>>> = {},
+    options: { tls?: boolean; extraIdentities?: string[] } = {},
   ): Promise<TestMesh> {
     const dataDir = mkdtempSync(join(tmpdir(), "shopmesh-test-"));
     const common = { ADMIN_EMAILS: adminEmail, SHUTDOWN_GRACE: "2s", LOG_LEVEL: "info" };
@@ -41,6 +47,8 @@ export class TestMesh {
         dataDir,
         services,
         env: Object.fromEntries(services.map((s) => [s, { ...common, ...env[s] }])),
+        tls: options.tls,
+        extraIdentities: options.extraIdentities,
       });
       return new TestMesh(dataDir, mesh);
     } catch (error) {
@@ -88,16 +96,24 @@ export class TestMesh {
     return started;
   }
 
-  /** A typed client for a service process that is not one of the mesh's own. */
-  clientAt<S extends ServiceName>(service: S, address: string, token?: string): Client<ServiceOf<S>> {
-    const transport = createTransport({ target: address, token });
+  /**
+   * A typed client for a service process that is not one of the mesh's own;
+   * with `as`, it presents that identity's certificate (mutual TLS).
+   */
+  clientAt<S extends ServiceName>(service: S, address: string, token?: string, as?: string): Client<ServiceOf<S>> {
+    const transport = createTransport({ target: address, token, tls: this.clientTls(service, as) });
     this.#transports.push(transport);
     return createClient(services[service] as ServiceOf<S>, transport);
   }
 
-  /** The service token (role "service") the mesh gives user-orders for reading event streams. */
-  get eventsToken(): string {
-    return this.mesh.eventsToken;
+  /** TLS options for a client of `service` (the mesh's CA, and `as`'s certificate); undefined without TLS. */
+  clientTls(service: ServiceName | undefined, as?: string): ClientTlsOptions | undefined {
+    return this.mesh.clientTls(service, as);
+  }
+
+  /** The mesh's development certificates (undefined without TLS). */
+  get certificates() {
+    return this.mesh.certificates;
   }
 
   address(service: ServiceName): string {
@@ -109,9 +125,13 @@ export class TestMesh {
     return this.mesh.httpUrl(service);
   }
 
-  /** A typed client for a service, optionally sending a bearer token. */
-  client<S extends ServiceName>(service: S, token?: string): Client<ServiceOf<S>> {
-    return this.clientAt(service, this.address(service), token);
+  /**
+   * A typed client for a service, optionally sending a bearer token, and
+   * with `as` presenting that identity's certificate (e.g. "user-orders" for
+   * the event streams).
+   */
+  client<S extends ServiceName>(service: S, token?: string, as?: string): Client<ServiceOf<S>> {
+    return this.clientAt(service, this.address(service), token, as);
   }
 
   /** The fault-injection admin client of a running service (start it with FAULT_INJECTION=on). */

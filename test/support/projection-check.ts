@@ -7,7 +7,7 @@ import type { TestMesh } from "./mesh.js";
 
 /** The newest sequence number of each source's outbox, asked of the source itself. */
 export async function sourceHeads(mesh: TestMesh): Promise<{ users: number; products: number; orders: number }> {
-  const heads = await sourceHeadsOf((service) => mesh.address(service), mesh.eventsToken);
+  const heads = await sourceHeadsOf(mesh);
   return { users: Number(heads.users), products: Number(heads.products), orders: Number(heads.orders) };
 }
 

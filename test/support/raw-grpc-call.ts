@@ -17,9 +17,19 @@ export async function rawUnaryCall(
   address: string,
   path: string,
   request: Uint8Array,
-  options: { timeoutMs: number; headers?: Record<string, string>; waitMs?: number },
+  options: {
+    timeoutMs: number;
+    headers?: Record<string, string>;
+    waitMs?: number;
+    /** The mesh's CA certificate, for a server with TLS; plaintext when omitted. */
+    ca?: string | Buffer;
+  },
 ): Promise<RawStatus> {
-  const session = http2.connect(`http://${address}`);
+  const session =
+    options.ca === undefined
+      ? http2.connect(`http://${address}`)
+      : // Every mesh certificate names localhost; SNI carries no addresses.
+        http2.connect(`https://${address}`, { ca: options.ca, servername: "localhost" });
   let timer: NodeJS.Timeout | undefined;
   try {
     return await new Promise<RawStatus>((resolve, reject) => {

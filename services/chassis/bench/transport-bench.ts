@@ -236,7 +236,7 @@ async function main() {
   const server = await spawnService({
     entry: fileURLToPath(new URL("../test/support/echo-main.ts", import.meta.url)),
     // "info" logs nothing per call, and spawnService needs the info-level ready line.
-    env: { LOG_LEVEL: "info" },
+    env: { LOG_LEVEL: "info", TLS: "off" },
   });
   const all: Contender[] = [
     connectContender(

@@ -34,6 +34,20 @@ export {
 } from "./server/service-server.js";
 export { statusName } from "./server/call-status.js";
 export { adminOnlyInterceptor, authInterceptor, type AuthOptions } from "./auth/auth-interceptor.js";
+export {
+  CallPeerIdentity,
+  peerIdentityKey,
+  requirePeerService,
+  type CallAuthContext,
+  type PeerIdentity,
+} from "./auth/peer-identity.js";
+export { readTlsFiles, readTlsSettings, type TlsFiles, type TlsSettings } from "./tls/tls-settings.js";
+export { CertificateFiles, mutualTlsServerCredentials } from "./tls/certificate-files.js";
+export {
+  ensureDevelopmentCertificates,
+  type DevelopmentCertificates,
+  type IdentityFiles,
+} from "./tls/development-ca.js";
 export { defaultKeyFiles, ensureKeyPair, readPem, type KeyPairFiles } from "./auth/keys.js";
 export {
   principalKey,
@@ -41,7 +55,6 @@ export {
   requirePerson,
   requirePrincipal,
   requireSelfOrAdmin,
-  requireServiceOrAdmin,
   type Principal,
 } from "./auth/principal.js";
 export {

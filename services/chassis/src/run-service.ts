@@ -18,6 +18,8 @@ import { readHttpConfig, type HttpConfig } from "./http-config.js";
 import { readDevelopmentMode } from "./auth/auth-config.js";
 import { adminOnlyInterceptor } from "./auth/auth-interceptor.js";
 import type { TokenVerifier } from "./auth/tokens.js";
+import { CertificateFiles, mutualTlsServerCredentials } from "./tls/certificate-files.js";
+import { readTlsSettings, type TlsSettings } from "./tls/tls-settings.js";
 
 /** What a service's setup returns: what to host and how to clean up. */
 export interface ServiceSetup {
@@ -51,6 +53,8 @@ export interface RunServiceOptions {
     config: ServerConfig;
     logger: Logger;
     env: NodeJS.ProcessEnv;
+    /** This service's TLS settings: its dependency transports present the same certificate. */
+    tls: TlsSettings;
   }) => ServiceSetup | Promise<ServiceSetup>;
 }
 
@@ -67,11 +71,13 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
   let metricsConfig: MetricsConfig | undefined;
   let tracing: Tracing;
   let http: HttpConfig | undefined;
+  let tls: TlsSettings;
   try {
     // First, so that everything after runs with the tracer in place.
     tracing = await startTracing({ serviceName: options.name });
     config = readServerConfig(options.defaultPort, process.env, options.admissionDefaults);
     metricsConfig = readMetricsConfig(config.port);
+    tls = readTlsSettings(process.env);
     relayConfig = readEventsRelayConfig();
     http = readHttpConfig(config.port, config.adminPort, process.env);
     const initialFaults = process.env.FAULTS?.trim() ? parseFaultsEnv(process.env.FAULTS) : [];
@@ -84,7 +90,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
   }
   const logger = createLogger(options.name, config.logLevel);
   try {
-    const setup = await options.setup({ config, logger, env: process.env });
+    const setup = await options.setup({ config, logger, env: process.env, tls });
     // Outside development, injecting faults is for admins, even from loopback.
     const adminOnly = config.faultInjection && !readDevelopmentMode(process.env);
     if (adminOnly && !setup.verifier)
@@ -115,12 +121,13 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
         ...(setup.interceptors ?? []),
       ],
       http,
+      credentials: tls.mode === "off" ? undefined : mutualTlsServerCredentials(new CertificateFiles(tls, logger)),
     });
     const events = setup.events;
     if (events)
       trackOutbox(() => ({ outbox: options.name, head: events.outbox.head(), relayed: relay?.state().position }));
     const metrics = metricsConfig && (await startMetricsListener(metricsConfig));
-    // The admin listener is bound to the loopback interface whatever HOST says,
+    // The admin listener is bound to the loopback interface whatever HOST says, speaks plaintext,
     // and takes no part in admission control: faults must be clearable while the service is overloaded.
     const admin = await startServer({
       config: {
@@ -164,6 +171,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
         pid: process.pid,
         adminPort: admin.port,
         ...(metrics ? { metricsPort: metrics.port } : {}),
+        tls: tls.mode,
         faultInjection: config.faultInjection,
         faults: faults.list().length,
         services: setup.services.map((s) => s.service.typeName),

@@ -232,7 +232,13 @@ describe("admission control in a service process", () => {
     const echoMain = fileURLToPath(new URL("./support/echo-main.ts", import.meta.url));
     const service = await spawnService({
       entry: echoMain,
-      env: { MAX_CALLS_IN_FLIGHT: "1", MAX_CALLS_QUEUED: "0", FAULT_INJECTION: "on", DEVELOPMENT_MODE: "on" },
+      env: {
+        TLS: "off",
+        MAX_CALLS_IN_FLIGHT: "1",
+        MAX_CALLS_QUEUED: "0",
+        FAULT_INJECTION: "on",
+        DEVELOPMENT_MODE: "on",
+      },
     });
     const transport = createTransport({ target: service.address });
     const adminTransport = createTransport({ target: `127.0.0.1:${service.adminPort}` });

@@ -237,7 +237,7 @@ describe("readServerConfig", () => {
 describe("a service process with a bad configuration", () => {
   it("exits with code 2 and names the variable on stderr", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", echoMain], {
-      env: { ...process.env, PORT: "notaport" },
+      env: { ...process.env, TLS: "off", PORT: "notaport" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stderr = "";

@@ -22,7 +22,7 @@ const logger: Logger = pino(
 
 beforeAll(async () => {
   echo = await startEchoServer();
-  transport = createDependencyTransport(echo.server.address, logger);
+  transport = createDependencyTransport(echo.server.address, logger, { service: "echo", tls: { mode: "off" } });
 });
 
 afterAll(async () => {
@@ -93,7 +93,7 @@ describe("a dependency's outage", () => {
         probe.close(() => resolve(port));
       });
     });
-    const nowhere = createDependencyTransport(`127.0.0.1:${port}`, logger);
+    const nowhere = createDependencyTransport(`127.0.0.1:${port}`, logger, { service: "echo", tls: { mode: "off" } });
     try {
       const error = await failure(createClient(EchoService, nowhere).echo({ message: "d" }, { timeoutMs: 2000 }));
       expect([error.code, error.rawMessage]).toEqual([Code.Unavailable, "echo is unavailable (UNAVAILABLE)"]);

@@ -376,12 +376,21 @@ describe("readEventStreamOptions", () => {
       heartbeatMs: 2_000,
       maxStreams: 64,
       maxStreamsPerCaller: 4,
+      readers: ["user-orders"],
     });
     expect(readEventStreamOptions({ EVENTS_BATCH: "32", EVENTS_HEARTBEAT: "250ms" })).toMatchObject({
       batchSize: 32,
       heartbeatMs: 250,
     });
     expect(() => readEventStreamOptions({ EVENTS_BATCH: "0" })).toThrow(/EVENTS_BATCH/);
+  });
+
+  it("reads EVENTS_READERS, the services whose certificates may read the streams", () => {
+    expect(readEventStreamOptions({ EVENTS_READERS: "user-orders, search" }).readers).toEqual([
+      "user-orders",
+      "search",
+    ]);
+    expect(() => readEventStreamOptions({ EVENTS_READERS: "user-orders,,Search" })).toThrow(/EVENTS_READERS/);
   });
 
   it("reads EVENTS_MAX_STREAMS and EVENTS_MAX_STREAMS_PER_CALLER, and refuses caps below 1", () => {

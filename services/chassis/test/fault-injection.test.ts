@@ -126,8 +126,11 @@ describe("fault injection in a service process", () => {
 
   beforeAll(async () => {
     [enabled, disabled] = await Promise.all([
-      spawnService({ entry: echoMain, env: { FAULT_INJECTION: "on", DEVELOPMENT_MODE: "on", HOST: "0.0.0.0" } }),
-      spawnService({ entry: echoMain, env: {} }),
+      spawnService({
+        entry: echoMain,
+        env: { TLS: "off", FAULT_INJECTION: "on", DEVELOPMENT_MODE: "on", HOST: "0.0.0.0" },
+      }),
+      spawnService({ entry: echoMain, env: { TLS: "off" } }),
     ]);
   });
   afterAll(async () => {
@@ -183,6 +186,7 @@ describe("fault injection in a service process", () => {
     const withFaults = await spawnService({
       entry: echoMain,
       env: {
+        TLS: "off",
         FAULT_INJECTION: "on",
         DEVELOPMENT_MODE: "on",
         FAULTS: '[{"method":"Echo","errorRate":1,"errorCode":"DATA_LOSS"}]',
@@ -194,7 +198,7 @@ describe("fault injection in a service process", () => {
     } finally {
       await withFaults.stop();
     }
-    await expect(spawnService({ entry: echoMain, env: { FAULTS: '[{"hang":true}]' } })).rejects.toThrow(
+    await expect(spawnService({ entry: echoMain, env: { TLS: "off", FAULTS: '[{"hang":true}]' } })).rejects.toThrow(
       /exited with 2[\s\S]*FAULTS/,
     );
   });

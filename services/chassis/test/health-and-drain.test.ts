@@ -15,7 +15,7 @@ const processes: ServiceProcess[] = [];
 const transports: GrpcTransport[] = [];
 
 async function startEcho(env: Record<string, string> = {}) {
-  const service = await spawnService({ entry: echoMain, env });
+  const service = await spawnService({ entry: echoMain, env: { TLS: "off", ...env } });
   processes.push(service);
   const transport = createTransport({ target: service.address });
   transports.push(transport);

@@ -27,7 +27,7 @@ afterEach(async () => {
 });
 
 async function startEcho(env: Record<string, string> = {}) {
-  const service = await spawnService({ entry: echoMain, env });
+  const service = await spawnService({ entry: echoMain, env: { TLS: "off", ...env } });
   processes.push(service);
   const baseUrl = `http://127.0.0.1:${service.httpPort}`;
   const grpcTransport = createTransport({ target: service.address });
@@ -78,7 +78,9 @@ describe("readHttpConfig", () => {
   });
 
   it("stops a service whose HTTP_PORT is bad with exit code 2, naming the variable", async () => {
-    const failed = await spawnService({ entry: echoMain, env: { HTTP_PORT: "web" } }).catch((error: Error) => error);
+    const failed = await spawnService({ entry: echoMain, env: { TLS: "off", HTTP_PORT: "web" } }).catch(
+      (error: Error) => error,
+    );
     expect(String(failed)).toContain("exited with 2");
     expect(String(failed)).toContain('HTTP_PORT="web" is not valid');
   });

@@ -15,7 +15,7 @@ describe("call logs at LOG_LEVEL=debug", () => {
   let transport: GrpcTransport;
 
   beforeAll(async () => {
-    service = await spawnService({ entry: echoMain, env: { LOG_LEVEL: "debug" } });
+    service = await spawnService({ entry: echoMain, env: { TLS: "off", LOG_LEVEL: "debug" } });
     transport = createTransport({ target: service.address });
   });
 

@@ -53,7 +53,7 @@ describe("readMetricsConfig", () => {
 describe("a service process with a bad METRICS_PORT", () => {
   it("exits with code 2 before serving and names the variable", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", echoMain], {
-      env: { ...process.env, PORT: "0", METRICS_PORT: "sixty" },
+      env: { ...process.env, TLS: "off", PORT: "0", METRICS_PORT: "sixty" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stderr = "";
@@ -86,7 +86,7 @@ describe("a service's /metrics", () => {
   let service: ServiceProcess;
   let transport: GrpcTransport;
   beforeAll(async () => {
-    service = await spawnService({ entry: echoMain, env: { METRICS_PORT: "0" } });
+    service = await spawnService({ entry: echoMain, env: { TLS: "off", METRICS_PORT: "0" } });
     transport = createTransport({ target: service.address });
   });
   afterAll(async () => {
@@ -150,7 +150,7 @@ describe("a service refusing calls for overload", () => {
   it("counts the refused calls and times them with the rest", async () => {
     const service = await spawnService({
       entry: echoMain,
-      env: { METRICS_PORT: "0", MAX_CALLS_IN_FLIGHT: "1", MAX_CALLS_QUEUED: "0" },
+      env: { TLS: "off", METRICS_PORT: "0", MAX_CALLS_IN_FLIGHT: "1", MAX_CALLS_QUEUED: "0" },
     });
     const transport = createTransport({ target: service.address });
     try {
@@ -174,7 +174,7 @@ describe("a service refusing calls for overload", () => {
 
 describe("METRICS_PORT=off", () => {
   it("starts no metrics listener and reports none", async () => {
-    const service = await spawnService({ entry: echoMain, env: { METRICS_PORT: "off" } });
+    const service = await spawnService({ entry: echoMain, env: { TLS: "off", METRICS_PORT: "off" } });
     try {
       expect(service.metricsPort).toBeUndefined();
       expect(service.logs.find((entry) => entry.msg === "ready")).not.toHaveProperty("metricsPort");

@@ -47,7 +47,7 @@ describe("server reflection with buf curl", () => {
   let base: string;
 
   beforeAll(async () => {
-    echo = await spawnService({ entry: echoMain });
+    echo = await spawnService({ entry: echoMain, env: { TLS: "off" } });
     base = `http://${echo.address}`;
   });
 

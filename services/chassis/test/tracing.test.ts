@@ -48,7 +48,7 @@ beforeAll(async () => {
       },
     }),
   );
-  dependency = createDependencyTransport(downstream.server.address, logger);
+  dependency = createDependencyTransport(downstream.server.address, logger, { service: "echo", tls: { mode: "off" } });
   const echo = createClient(EchoService, dependency);
   // A front service whose handler makes two attempts at its dependency, as a retry would.
   front = await startServer({

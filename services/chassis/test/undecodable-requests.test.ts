@@ -87,7 +87,7 @@ describe("undecodable request bodies", () => {
   let admin: Client;
 
   beforeAll(async () => {
-    echo = await spawnService({ entry: echoMain, env: { FAULT_INJECTION: "on", DEVELOPMENT_MODE: "on" } });
+    echo = await spawnService({ entry: echoMain, env: { TLS: "off", FAULT_INJECTION: "on", DEVELOPMENT_MODE: "on" } });
     client = new Client(echo.address, credentials.createInsecure());
     admin = new Client(`127.0.0.1:${echo.adminPort}`, credentials.createInsecure());
   });

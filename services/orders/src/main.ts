@@ -21,10 +21,13 @@ import { createOrdersService } from "./orders-service.js";
 await runService({
   name: "orders",
   defaultPort: 50053,
-  async setup({ env, logger }) {
+  async setup({ env, logger, tls }) {
     const read = envReader(env);
-    const verifier = await loadTokenVerifier(env, logger);
-    const productsTransport = createDependencyTransport(read.string("PRODUCTS_TARGET", "127.0.0.1:50052"), logger);
+    const verifier = await loadTokenVerifier(env, logger, tls);
+    const productsTransport = createDependencyTransport(read.string("PRODUCTS_TARGET", "127.0.0.1:50052"), logger, {
+      service: "products",
+      tls,
+    });
     const database = openDatabase({
       path: readDatabasePath("orders", env),
       migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),

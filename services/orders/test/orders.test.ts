@@ -125,17 +125,21 @@ describe("CreateOrder", () => {
 /** A products server in this process that prices from a fixed catalog, on a real loopback port. */
 function fixedCatalog(prices: Record<string, bigint>): Promise<RunningServer> {
   const known = (id: string) => Object.hasOwn(prices, id);
-  return startFakeProducts("fixed-products", ({ productIds }) => ({
-    products: productIds
-      .filter(known)
-      .map((id) => ({ id, name: id, price: { currencyCode: "EUR", minorUnits: prices[id]! } })),
-    missingProductIds: productIds.filter((id) => !known(id)),
-  }));
+  return startFakeProducts(
+    "fixed-products",
+    ({ productIds }) => ({
+      products: productIds
+        .filter(known)
+        .map((id) => ({ id, name: id, price: { currencyCode: "EUR", minorUnits: prices[id]! } })),
+      missingProductIds: productIds.filter((id) => !known(id)),
+    }),
+    mesh.certificates?.identities.products,
+  );
 }
 
 /** Every order the orders service has recorded an OrderPlaced for, from its event stream up to the head it announced. */
 async function placedEvents(): Promise<{ id: string; total: bigint | undefined }[]> {
-  const events = mesh.client("orders", await adminToken(mesh));
+  const events = mesh.client("orders", undefined, "user-orders");
   const controller = new AbortController();
   const placed: { id: string; total: bigint | undefined }[] = [];
   try {
@@ -347,6 +351,7 @@ describe("CreateOrder when products cannot answer", () => {
       "hanging-products",
       (_, context) =>
         new Promise((_, reject) => context.signal.addEventListener("abort", () => reject(context.signal.reason))),
+      mesh.certificates?.identities.products,
     );
     const own = await mesh.startExtra("orders", {
       PRODUCTS_TARGET: hanging.address,
@@ -390,7 +395,11 @@ describe("CreateOrder when products cannot answer", () => {
             items: [{ productId: catalog[0]!.id, quantity: 1 }],
           }),
         );
-        const status = await rawUnaryCall(own.address, path, request, { timeoutMs, headers });
+        const status = await rawUnaryCall(own.address, path, request, {
+          timeoutMs,
+          headers,
+          ca: mesh.clientTls(undefined)?.ca,
+        });
         expect([timeoutMs, status.code]).toEqual([timeoutMs, Code.DeadlineExceeded]);
       }
       const orders = mesh.clientAt("orders", own.address, c.token);

@@ -18,8 +18,8 @@ import { createProductsService } from "./products-service.js";
 await runService({
   name: "products",
   defaultPort: 50052,
-  async setup({ env, logger }) {
-    const verifier = await loadTokenVerifier(env, logger);
+  async setup({ env, logger, tls }) {
+    const verifier = await loadTokenVerifier(env, logger, tls);
     const database = openDatabase({
       path: readDatabasePath("products", env),
       migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),

@@ -30,14 +30,14 @@ await runService({
   name: "user-orders",
   defaultPort: 50054,
   admissionDefaults: userOrdersAdmission,
-  async setup({ env, logger }) {
+  async setup({ env, logger, tls }) {
     const settings = readAggregatorSettings(env);
     const targets = readDependencyTargets(env);
-    const verifier = await loadTokenVerifier(env, logger);
+    const verifier = await loadTokenVerifier(env, logger, tls);
     const transports = {
-      users: createDependencyTransport(targets.users, logger),
-      orders: createDependencyTransport(targets.orders, logger),
-      products: createDependencyTransport(targets.products, logger),
+      users: createDependencyTransport(targets.users, logger, { service: "users", tls }),
+      orders: createDependencyTransport(targets.orders, logger, { service: "orders", tls }),
+      products: createDependencyTransport(targets.products, logger, { service: "products", tls }),
     };
     // One client per dependency, for the STRONG views and the projection's streams alike.
     const clients = {
@@ -53,8 +53,8 @@ await runService({
     logger.info({ targets, settings }, "dependencies");
 
     // The projection behind EVENTUAL views (PROJECTION=off turns it off). It
-    // reads each service's StreamEvents with a service token (EVENTS_TOKEN),
-    // or JetStream when EVENTS_SOURCE=nats.
+    // reads each service's StreamEvents, which its certificate (mutual TLS)
+    // entitles it to, or JetStream when EVENTS_SOURCE=nats.
     const read = envReader(env);
     const projectionOn = read.oneOf("PROJECTION", ["on", "off"], "on") === "on";
     const sourceConfig = readEventSourceConfig(env);
@@ -62,9 +62,12 @@ await runService({
     let database: OpenDatabase<typeof schema> | undefined;
     let source: EventSource | undefined;
     if (projectionOn) {
-      const token = read.optionalString("EVENTS_TOKEN");
-      if (!token && sourceConfig.kind === "grpc") {
-        throw new ConfigError("EVENTS_TOKEN", "", "a service token for reading the event streams (or PROJECTION=off)");
+      if (tls.mode === "off" && sourceConfig.kind === "grpc") {
+        throw new ConfigError(
+          "TLS",
+          "off",
+          "TLS on: the event streams answer user-orders only when its certificate names it (or PROJECTION=off, or EVENTS_SOURCE=nats)",
+        );
       }
       database = openDatabase({
         path: readDatabasePath("user-orders", env),
@@ -77,7 +80,7 @@ await runService({
         sourceConfig.kind === "nats"
           ? // The NATS client is loaded only when it is used.
             (await import("./projection/nats-event-source.js")).natsEventSource(sourceConfig)
-          : grpcEventSource({ clients, token: token! });
+          : grpcEventSource({ clients });
       logger.info({ source: sourceConfig }, "projection event source");
       projection = new Projection(database.sqlite, source, logger, {
         initialBackoffMs: read.durationMs("EVENTS_RECONNECT_MIN", "100ms"),

@@ -160,6 +160,7 @@ describe("GetUserOrders with a deadline too short to call anyone", () => {
       "/shopmesh.userorders.v1.UserOrdersService/GetUserOrders",
       request,
       {
+        ca: mesh.clientTls(undefined)?.ca,
         timeoutMs,
         headers: { authorization: `Bearer ${customer.token}` },
       },

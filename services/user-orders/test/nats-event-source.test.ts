@@ -82,8 +82,12 @@ function natsSource(
 /** The services' own StreamEvents, through the mesh's current addresses. */
 function grpcSource(): EventSource {
   const source = grpcEventSource({
-    clients: { users: mesh.client("users"), products: mesh.client("products"), orders: mesh.client("orders") },
-    token: mesh.eventsToken,
+    // As user-orders reads them: with its certificate.
+    clients: {
+      users: mesh.client("users", undefined, "user-orders"),
+      products: mesh.client("products", undefined, "user-orders"),
+      orders: mesh.client("orders", undefined, "user-orders"),
+    },
   });
   sources.push(source);
   return source;

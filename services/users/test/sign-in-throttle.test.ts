@@ -19,13 +19,14 @@ beforeAll(async () => {
 });
 afterAll(() => mesh?.stop());
 
-/** A users client whose connections leave from `localAddress`. */
+/** A users client whose connections leave from `localAddress`, over TLS with the mesh's CA. */
 function usersFrom(localAddress: string) {
+  const ca = mesh.clientTls("users")!.ca;
   return createClient(
     UsersService,
     createGrpcTransport({
-      baseUrl: `http://${mesh.address("users")}`,
-      nodeOptions: { localAddress } as Record<string, unknown>,
+      baseUrl: `https://${mesh.address("users")}`,
+      nodeOptions: { localAddress, ca } as Record<string, unknown>,
     }),
   );
 }

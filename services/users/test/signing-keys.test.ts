@@ -28,7 +28,7 @@ function runUsers(env: Record<string, string>): Promise<{ code: number | null; s
     const child = execFile(
       process.execPath,
       ["--import", "tsx", entry],
-      { env: { ...process.env, PORT: "0", ADMIN_PORT: "0", ...env }, timeout: 20_000 },
+      { env: { ...process.env, TLS: "off", PORT: "0", ADMIN_PORT: "0", ...env }, timeout: 20_000 },
       (_error, _stdout, stderr) => resolve({ code: child.exitCode, stderr }),
     );
   });
@@ -48,7 +48,7 @@ describe("the first signing key", () => {
     const dir = dataDir();
     const users = await spawnService({
       entry,
-      env: { DATA_DIR: dir, PORT: "0", ADMIN_PORT: "0", DEVELOPMENT_MODE: "on" },
+      env: { TLS: "off", DATA_DIR: dir, PORT: "0", ADMIN_PORT: "0", DEVELOPMENT_MODE: "on" },
     });
     const transport = createTransport({ target: users.address });
     try {
@@ -82,7 +82,7 @@ describe("the first signing key", () => {
     writeFileSync(keyFile, privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
     const users = await spawnService({
       entry,
-      env: { DATA_DIR: dir, PORT: "0", ADMIN_PORT: "0", AUTH_PRIVATE_KEY_FILE: keyFile },
+      env: { TLS: "off", DATA_DIR: dir, PORT: "0", ADMIN_PORT: "0", AUTH_PRIVATE_KEY_FILE: keyFile },
     });
     const transport = createTransport({ target: users.address });
     try {
@@ -99,7 +99,14 @@ describe("KEY_ROTATION_INTERVAL", () => {
   it("rotates the signing key on schedule and keeps the previous one published", async () => {
     const users = await spawnService({
       entry,
-      env: { DATA_DIR: dataDir(), PORT: "0", ADMIN_PORT: "0", DEVELOPMENT_MODE: "on", KEY_ROTATION_INTERVAL: "1s" },
+      env: {
+        TLS: "off",
+        DATA_DIR: dataDir(),
+        PORT: "0",
+        ADMIN_PORT: "0",
+        DEVELOPMENT_MODE: "on",
+        KEY_ROTATION_INTERVAL: "1s",
+      },
     });
     const transport = createTransport({ target: users.address });
     try {

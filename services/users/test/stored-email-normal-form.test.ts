@@ -14,7 +14,14 @@ import { UsersService } from "@shopmesh/sdk/users/v1";
 
 const entry = fileURLToPath(new URL("../src/main.ts", import.meta.url));
 const dataDir = mkdtempSync(join(tmpdir(), "shopmesh-users-emails-"));
-const env = { DATA_DIR: dataDir, PORT: "0", ADMIN_PORT: "0", DEVELOPMENT_MODE: "on", PASSWORD_HASH_COST: "1024" };
+const env = {
+  TLS: "off",
+  DATA_DIR: dataDir,
+  PORT: "0",
+  ADMIN_PORT: "0",
+  DEVELOPMENT_MODE: "on",
+  PASSWORD_HASH_COST: "1024",
+};
 let users: ServiceProcess | undefined;
 afterAll(async () => {
   await users?.stop("SIGKILL");

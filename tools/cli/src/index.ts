@@ -1,5 +1,11 @@
 export { entryOf, LocalMesh, serviceNames, type LocalMeshOptions, type ServiceName } from "./mesh/local-mesh.js";
-export { sourceHeads, waitForProjection, type ProjectionWait, type SourceName } from "./mesh/projection-progress.js";
+export {
+  sourceHeads,
+  waitForProjection,
+  type MeshAccess,
+  type ProjectionWait,
+  type SourceName,
+} from "./mesh/projection-progress.js";
 export {
   busyPortLines,
   ephemeralPortRange,

@@ -1,3 +1,6 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ConnectError } from "@connectrpc/connect";
 import { envReader } from "@shopmesh/chassis";
@@ -5,12 +8,14 @@ import { createClient, createTransport } from "@shopmesh/sdk";
 import { UsersService, type SigningKey } from "@shopmesh/sdk/users/v1";
 import { parseCommandLine, usageFailure, UsageError } from "./command-line.js";
 
-export const keysUsage = `usage: shopmesh keys rotate | list [--target HOST:PORT]
+export const keysUsage = `usage: shopmesh keys rotate | list [--target HOST:PORT] [--cacert FILE]
 
   rotate            make a new token signing key; users signs with it from now on and
                     keeps the previous key published until the tokens it signed expire
   list              show the published signing keys
   --target H:P      the users service (default: npm start's, 127.0.0.1:<SHOPMESH_PORT_BASE>)
+  --cacert FILE     the mesh's CA certificate (default: npm start's, <DATA_DIR>/tls/ca.pem);
+                    with TLS=off, plaintext
 
 rotate needs an admin's access token in SHOPMESH_TOKEN (an environment variable,
 so that it shows in no process list).`;
@@ -24,15 +29,26 @@ function describe(key: SigningKey, currentKeyId: string): string {
   return `${key.keyId}  made ${created}  ${state}`;
 }
 
+/** npm start's CA certificate: <DATA_DIR>/tls/ca.pem, DATA_DIR being the checkout's data/ unless set. */
+function defaultCaFile(): string {
+  const root = fileURLToPath(new URL("../../..", import.meta.url));
+  return join(resolve(envReader().string("DATA_DIR", join(root, "data"))), "tls", "ca.pem");
+}
+
 /** `shopmesh keys`: rotates or lists the users service's token signing keys. Returns the exit code. */
 export async function keys(args: string[]): Promise<number> {
   let action: "rotate" | "list";
   let target: string;
+  let caFile: string | undefined;
   try {
     const { values, positionals } = parseCommandLine({
       args,
       allowPositionals: true,
-      options: { target: { type: "string" }, help: { type: "boolean", short: "h", default: false } },
+      options: {
+        target: { type: "string" },
+        cacert: { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
     });
     if (values.help) {
       process.stdout.write(`${keysUsage}\n`);
@@ -44,6 +60,9 @@ export async function keys(args: string[]): Promise<number> {
     if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
     action = first;
     target = values.target ?? `127.0.0.1:${envReader().int("SHOPMESH_PORT_BASE", 50051, { min: 1024, max: 65532 })}`;
+    caFile = envReader().bool("TLS", true) ? (values.cacert ?? defaultCaFile()) : undefined;
+    if (caFile !== undefined && !existsSync(caFile))
+      throw new UsageError(`no CA certificate at ${caFile}: pass --cacert, or TLS=off for a mesh without TLS`);
   } catch (error) {
     return usageFailure("keys", error);
   }
@@ -52,7 +71,11 @@ export async function keys(args: string[]): Promise<number> {
     process.stderr.write("shopmesh keys: rotate needs an admin's access token in SHOPMESH_TOKEN\n");
     return 2;
   }
-  const transport = createTransport({ target, ...(token === undefined ? {} : { token }) });
+  const transport = createTransport({
+    target,
+    ...(token === undefined ? {} : { token }),
+    ...(caFile === undefined ? {} : { tls: { ca: readFileSync(caFile), service: "users" } }),
+  });
   try {
     const users = createClient(UsersService, transport);
     if (action === "rotate") {

@@ -39,6 +39,7 @@ describe("shopmesh bench", () => {
     expect(report.command).toContain("bench --quick");
     const keys = [
       "bare",
+      "bare.tls",
       "users.GetUser",
       "products.GetProduct",
       "orders.ListOrders",
@@ -76,6 +77,7 @@ describe("shopmesh bench", () => {
     for (const heading of [
       "## Targets",
       "## bare grpc-js server, empty unary",
+      "## bare grpc-js server, empty unary, over TLS",
       "## users.GetUser",
       "## products.GetProduct",
       "## orders.ListOrders",
@@ -88,6 +90,10 @@ describe("shopmesh bench", () => {
     expect(markdown).toMatch(/\| (PASS|SHORT) \|/);
     expect(markdown).toMatch(
       /By process: user-orders [\d,]+ µs, users [\d,]+ µs, orders [\d,]+ µs, products [\d,]+ µs\./,
+    );
+    // What TLS costs per call, against the same server's plaintext port in the same run.
+    expect(markdown).toMatch(
+      /TLS is the only difference from the bare server's plaintext port in the same process: it adds -?[\d,]+ µs of server CPU/,
     );
     expect(markdown).toMatch(/would then give at most [\d,]+ calls\/s, [\d.]+ % of the baseline's rate/);
   });

@@ -40,7 +40,7 @@ const add = (server: string, client: string, results: CaseResult[]) => {
   for (const result of results) rows.push({ server, client, ...result });
 };
 
-const chassis: ServiceProcess = await spawnService({ entry: serverEntry, keepLogs: false });
+const chassis: ServiceProcess = await spawnService({ entry: serverEntry, keepLogs: false, env: { TLS: "off" } });
 let goServer: ReturnType<typeof spawn> | undefined;
 const stopAll = async () => {
   goServer?.kill("SIGTERM");

@@ -18,7 +18,10 @@ describe.skipIf(goClient.missing)("grpc-go's interop client against the chassis 
   let server: ServiceProcess;
 
   beforeAll(async () => {
-    server = await spawnService({ entry: fileURLToPath(new URL("../src/main.ts", import.meta.url)) });
+    server = await spawnService({
+      entry: fileURLToPath(new URL("../src/main.ts", import.meta.url)),
+      env: { TLS: "off" },
+    });
   });
 
   afterAll(async () => {

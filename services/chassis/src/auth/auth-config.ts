@@ -7,6 +7,7 @@ import { UsersService } from "@shopmesh/sdk/users/v1";
 import { createDependencyTransport } from "../client/dependency-transport.js";
 import { envReader, maxTimerMs } from "../config.js";
 import type { Logger } from "../logger.js";
+import type { TlsSettings } from "../tls/tls-settings.js";
 import { createKeySetVerifier, defaultMinKeyRefreshIntervalMs, type KeySetVerifier } from "./key-set-verifier.js";
 import { defaultKeyFiles, readPem } from "./keys.js";
 import { tokenAlgorithm } from "./tokens.js";
@@ -65,14 +66,20 @@ export async function loadUnnamedKey(
 /**
  * The token verifier of every service but users: it fetches the published
  * signing keys from the users service at USERS_TARGET (default
- * 127.0.0.1:50051) and keeps them (see {@link createKeySetVerifier}). `close`
+ * 127.0.0.1:50051), over mutual TLS unless TLS=off, and keeps them (see
+ * {@link createKeySetVerifier}). `close`
  * closes its connection to users.
  */
 export async function loadTokenVerifier(
   env: Record<string, string | undefined>,
   logger: Logger,
+  tls: TlsSettings,
 ): Promise<KeySetVerifier & { close(): void }> {
-  const transport = createDependencyTransport(envReader(env).string("USERS_TARGET", "127.0.0.1:50051"), logger);
+  // Over mutual TLS like any dependency: a key set from anyone but users would let its holder sign tokens.
+  const transport = createDependencyTransport(envReader(env).string("USERS_TARGET", "127.0.0.1:50051"), logger, {
+    service: "users",
+    tls,
+  });
   const users = createClient(UsersService, transport);
   const verifier = createKeySetVerifier({
     async fetchKeys() {

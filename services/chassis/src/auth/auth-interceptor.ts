@@ -1,4 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { peerIdentityKey } from "./peer-identity.js";
 import { principalKey, requireAdmin } from "./principal.js";
 import type { TokenVerifier } from "./tokens.js";
 
@@ -16,8 +17,11 @@ export interface AuthOptions {
 /**
  * A server interceptor that verifies the bearer token of every call with the
  * public key and leaves the caller in the context values under
- * `principalKey`. No token, or a bad one, ends the call with UNAUTHENTICATED;
- * what a caller may then do is for each handler to decide.
+ * `principalKey`. No token, or a bad one, ends the call with UNAUTHENTICATED,
+ * unless the caller is a mesh service identified by its certificate (mutual
+ * TLS), which acts for no person: it passes with no principal, and the
+ * handlers that need one still refuse it. What a caller may then do is for
+ * each handler to decide.
  */
 export function authInterceptor(options: AuthOptions): Interceptor {
   const anonymous = new Set(options.anonymous ?? []);
@@ -25,6 +29,9 @@ export function authInterceptor(options: AuthOptions): Interceptor {
     const header = req.header.get("authorization");
     if (header === null) {
       if (anonymous.has(`${req.service.typeName}.${req.method.name}`)) return next(req);
+      if (req.contextValues.get(peerIdentityKey).service !== undefined) return next(req);
+      // A service's event stream (events/stream-events.ts) is for a mesh service's certificate, whatever the token: its handler says who may read it.
+      if (req.method.name === "StreamEvents") return next(req);
       throw new ConnectError("missing bearer token: send authorization: Bearer <token>", Code.Unauthenticated);
     }
     const match = /^Bearer\s+(\S+)$/i.exec(header);

@@ -26,9 +26,8 @@ export function requirePrincipal(context: Pick<HandlerContext, "values">): Princ
 
 /**
  * The caller, who must act for a person, a customer or an admin
- * (PERMISSION_DENIED otherwise): a service token (the one user-orders reads
- * the event streams with) acts for no one, so nothing it did could belong
- * to a user.
+ * (PERMISSION_DENIED otherwise): a service token acts for no one, so
+ * nothing it did could belong to a user.
  */
 export function requirePerson(context: Pick<HandlerContext, "values">): Principal {
   const principal = requirePrincipal(context);
@@ -52,19 +51,6 @@ export function requireSelfOrAdmin(context: Pick<HandlerContext, "values">, user
   const principal = requirePerson(context);
   if (principal.role !== "admin" && principal.userId !== userId) {
     throw new ConnectError("a customer may read only its own data", Code.PermissionDenied);
-  }
-  return principal;
-}
-
-/**
- * The caller, who must be an admin or a service (PERMISSION_DENIED
- * otherwise): for reads of everyone's data that are no customer's business,
- * such as event streams.
- */
-export function requireServiceOrAdmin(context: Pick<HandlerContext, "values">): Principal {
-  const principal = requirePrincipal(context);
-  if (principal.role !== "admin" && principal.role !== "service") {
-    throw new ConnectError("only an admin or a service may do this", Code.PermissionDenied);
   }
   return principal;
 }

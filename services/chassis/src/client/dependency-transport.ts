@@ -1,8 +1,11 @@
-import { createTransport, type GrpcTransport } from "@shopmesh/sdk";
+import { experimental } from "@grpc/grpc-js";
+import { createTransport, meshServerIdentityCheck, type GrpcTransport } from "@shopmesh/sdk";
 import type { Logger } from "../logger.js";
 import { timeDependencyCalls } from "../metrics/client-metrics.js";
 import { traceDependencyCalls } from "../tracing/client-tracing.js";
 import { tracingEnabled } from "../tracing/tracing-setup.js";
+import { CertificateFiles } from "../tls/certificate-files.js";
+import type { TlsSettings } from "../tls/tls-settings.js";
 import { hideDependencyErrors } from "./dependency-errors.js";
 
 /**
@@ -22,11 +25,32 @@ import { hideDependencyErrors } from "./dependency-errors.js";
  * rpc_client_duration_seconds ({@link timeDependencyCalls}), and, with
  * tracing on, is a client span that carries the trace to the dependency
  * ({@link traceDependencyCalls}).
+ *
+ * With TLS on, the transport presents this service's own certificate
+ * (mutual TLS: the dependency knows who calls) and accepts the dependency
+ * only if its certificate names `service`; renewed files are read again
+ * like the server's (TLS_RELOAD_INTERVAL).
  */
-export function createDependencyTransport(target: string, logger: Logger): GrpcTransport {
+export function createDependencyTransport(
+  target: string,
+  logger: Logger,
+  options: { service: string; tls: TlsSettings },
+): GrpcTransport {
+  const files = options.tls.mode === "off" ? undefined : new CertificateFiles(options.tls, logger);
   const transport = createTransport({
     target,
-    channelOptions: { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 1000 },
+    credentials:
+      files === undefined
+        ? undefined
+        : experimental.createCertificateProviderChannelCredentials(files, files, {
+            checkServerIdentity: meshServerIdentityCheck(options.service),
+          }),
+    channelOptions: {
+      "grpc.initial_reconnect_backoff_ms": 100,
+      "grpc.max_reconnect_backoff_ms": 1000,
+      // The dependency is asked for by its service name (its certificate's DNS name), never by address.
+      ...(files === undefined ? {} : { "grpc.ssl_target_name_override": options.service }),
+    },
   });
   const timed = timeDependencyCalls(hideDependencyErrors(transport, logger));
   return tracingEnabled() ? traceDependencyCalls(timed) : timed;

@@ -9,7 +9,7 @@ import {
 import { timestampFromMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type Database from "better-sqlite3";
-import { envReader } from "../config.js";
+import { ConfigError, envReader } from "../config.js";
 import { AbortFanout } from "./abort-fanout.js";
 import { Outbox, type OutboxEntry } from "./outbox.js";
 import { defaultStreamLimits, StreamSlots } from "./stream-slots.js";
@@ -34,9 +34,17 @@ export interface EventStreamOptions {
   heartbeatMs?: number;
   /** Streams open at once, over all callers (default 64). */
   maxStreams?: number;
-  /** Streams open at once for one caller, the token's subject (default 4). */
+  /** Streams open at once for one caller, the calling service (default 4). */
   maxStreamsPerCaller?: number;
+  /**
+   * The services whose certificates may read the stream (EVENTS_READERS,
+   * comma-separated), default user-orders, its one consumer.
+   */
+  readers?: readonly string[];
 }
+
+/** Who reads event streams unless EVENTS_READERS says otherwise: user-orders' projection. */
+export const defaultEventReaders: readonly string[] = Object.freeze(["user-orders"]);
 
 /** Who a stream is for, and what else ends it. */
 export interface FollowOptions {
@@ -47,7 +55,7 @@ export interface FollowOptions {
    */
   stopping?: AbortSignal;
   /**
-   * The reader (the token's subject). The stream then takes one of the log's
+   * The reader (the calling service). The stream then takes one of the log's
    * slots for it, or fails with RESOURCE_EXHAUSTED, and gives it back when
    * it ends, however it ends. An in-process reader (the NATS relay) leaves it
    * out and takes none.
@@ -76,6 +84,9 @@ export class EventLog<Desc extends DescMessage> {
   readonly #heartbeatMs: number;
   readonly #stopping = new AbortFanout();
 
+  /** The services that may read the stream (see EventStreamOptions.readers). */
+  readonly readers: readonly string[];
+
   constructor(
     sqlite: Database.Database,
     readonly schema: Desc,
@@ -90,6 +101,7 @@ export class EventLog<Desc extends DescMessage> {
     this.#sqlite = sqlite;
     this.#batchSize = options.batchSize ?? defaultBatchSize;
     this.#heartbeatMs = options.heartbeatMs ?? 2000;
+    this.readers = options.readers ?? defaultEventReaders;
     this.slots = new StreamSlots({
       maxStreams: options.maxStreams ?? defaultStreamLimits.maxStreams,
       maxStreamsPerCaller: options.maxStreamsPerCaller ?? defaultStreamLimits.maxStreamsPerCaller,
@@ -217,5 +229,14 @@ export function readEventStreamOptions(env: Record<string, string | undefined> =
       min: 1,
       max: 100_000,
     }),
+    readers: readReaders(read.optionalString("EVENTS_READERS")),
   };
+}
+
+function readReaders(text: string | undefined): readonly string[] {
+  if (text === undefined) return defaultEventReaders;
+  const names = text.split(",").map((name) => name.trim());
+  if (names.some((name) => !/^[a-z][a-z0-9-]*$/.test(name)))
+    throw new ConfigError("EVENTS_READERS", text, "service names separated by commas, e.g. user-orders");
+  return names;
 }

@@ -12,6 +12,7 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { headersToMetadata, metadataToHeaders } from "@shopmesh/sdk/internal";
+import { CallPeerIdentity, peerIdentityKey, type CallAuthContext } from "../auth/peer-identity.js";
 import type { AdmittedCall } from "./call-gate.js";
 import { deadlineMs } from "./deadline-ms.js";
 
@@ -67,6 +68,7 @@ export const callFinished = new ConnectError("the call finished", Code.Canceled)
 export interface CallLike {
   metadata: Metadata;
   getPeer?(): string;
+  getAuthContext?(): CallAuthContext | null;
   getDeadline(): Date | number;
   on(event: "cancelled", listener: () => void): unknown;
 }
@@ -124,6 +126,8 @@ export class CallContext implements HandlerContext {
     this.service = method.parent;
     if (admitted !== undefined && admitted.waitedMs > 0) this.values.set(admissionWaitKey, admitted.waitedMs);
     this.values.set(peerAddressKey, () => hostOfPeer(call.getPeer?.()));
+    // Like the address, the certificate is read only if an interceptor or handler asks who the peer is.
+    this.values.set(peerIdentityKey, new CallPeerIdentity(call));
     this.requestHeader = metadataToHeaders(call.metadata);
     this.#deadlineMs = deadlineMs(call.getDeadline());
     // From the whole timeout the call arrived with, not from what is left of it.

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { Server, status as GrpcStatus, type ChannelOptions } from "@grpc/grpc-js";
+import { Server, status as GrpcStatus, type ChannelOptions, type ServerCredentials } from "@grpc/grpc-js";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { Health } from "@shopmesh/sdk/health/v1";
@@ -51,6 +51,8 @@ export interface StartServerOptions {
   interceptors?: Interceptor[];
   /** Also serve the hosted services over HTTP (Connect, gRPC-Web) on this port; none when absent. */
   http?: HttpConfig;
+  /** TLS for the port (see tls/certificate-files.ts); plaintext when omitted. */
+  credentials?: ServerCredentials;
 }
 
 /** A listening server. */
@@ -190,6 +192,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     port: config.port,
     handshakeTimeoutMs: connections.handshakeTimeoutMs,
     maxConnections: connections.maxConnections,
+    credentials: options.credentials,
     onDropped: throttled((dropped) =>
       logger.warn({ dropped, maxConnections: connections.maxConnections }, "too many connections: closing new ones"),
     ),

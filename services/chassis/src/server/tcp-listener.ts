@@ -31,6 +31,27 @@ function handshakeBytes(received: Buffer): number | undefined {
   return received.length >= total ? total : undefined;
 }
 
+/** A TLS record carrying a handshake message (RFC 8446, section 5.1): the ClientHello comes in one. */
+const tlsHandshakeRecord = 22;
+const tlsRecordHeaderBytes = 5;
+/** The largest TLS record a peer may send (2^14 plus room for expansion). */
+const maxTlsRecordBytes = 16_384 + 2_048;
+
+/**
+ * The same for a TLS connection: how many bytes the first record, the
+ * client's hello, takes; 0 when what arrived is not TLS at all (a plaintext
+ * client, refused by the TLS layer with its own error).
+ */
+function tlsHelloBytes(received: Buffer): number | undefined {
+  if (received[0] !== tlsHandshakeRecord) return 0;
+  if (received.length >= 2 && received[1] !== 3) return 0;
+  if (received.length < tlsRecordHeaderBytes) return undefined;
+  const length = received.readUInt16BE(3);
+  if (length > maxTlsRecordBytes) return 0;
+  const total = tlsRecordHeaderBytes + length;
+  return received.length >= total ? total : undefined;
+}
+
 /** Options for {@link listenForGrpc}. */
 export interface ListenOptions {
   host: string;
@@ -40,6 +61,8 @@ export interface ListenOptions {
   maxConnections: number;
   /** Told about each connection closed for being over `maxConnections`. */
   onDropped?: () => void;
+  /** TLS credentials (see tls/certificate-files.ts); plaintext when omitted. */
+  credentials?: ServerCredentials;
 }
 
 /**
@@ -55,11 +78,14 @@ export interface ListenOptions {
  * accepted it (`Server.createConnectionInjector`). Owning the listening
  * socket also caps the connections open at once, so that however many
  * arrive, the process keeps file descriptors for its database and its own
- * calls.
+ * calls. Over TLS the first thing a client sends is its hello instead, and
+ * the timeout runs until that has come whole; the rest of the TLS handshake
+ * is bounded by Node's own TLS handshake timeout.
  */
 export async function listenForGrpc(server: Server, options: ListenOptions): Promise<TcpListener> {
   const { host, port, handshakeTimeoutMs } = options;
-  const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+  const secure = options.credentials !== undefined;
+  const injector = server.createConnectionInjector(options.credentials ?? ServerCredentials.createInsecure());
   const handshaking = new Set<Socket>();
   const onSocketError = () => undefined; // a reset before the handshake ends is the client's business; 'close' follows
 
@@ -69,7 +95,7 @@ export async function listenForGrpc(server: Server, options: ListenOptions): Pro
     // on every chunk would copy quadratically when they come a byte at a time.
     const chunks: Buffer[] = [];
     let receivedBytes = 0;
-    let neededBytes = frameHeaderBytes + preface.length;
+    let neededBytes = secure ? tlsRecordHeaderBytes : frameHeaderBytes + preface.length;
     const timer = setTimeout(() => socket.destroy(), handshakeTimeoutMs);
     const forget = () => {
       clearTimeout(timer);
@@ -81,6 +107,20 @@ export async function listenForGrpc(server: Server, options: ListenOptions): Pro
       const offset = receivedBytes;
       chunks.push(chunk);
       receivedBytes += chunk.length;
+      if (secure) {
+        // A first byte that cannot start a TLS hello is known at once; otherwise wait for the record header, then the record.
+        if (receivedBytes < neededBytes && !(offset === 0 && chunk[0] !== tlsHandshakeRecord)) return;
+        const received = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, receivedBytes);
+        chunks.length = 0;
+        chunks.push(received);
+        const hello = tlsHelloBytes(received);
+        if (hello === undefined) {
+          if (received.length >= tlsRecordHeaderBytes) neededBytes = tlsRecordHeaderBytes + received.readUInt16BE(3);
+          return;
+        }
+        hand(received);
+        return;
+      }
       // Bytes that are not the preface are known at once; otherwise wait for the preface and frame header, then the frame.
       const prefaceBytes = Math.max(0, Math.min(chunk.length, preface.length - offset));
       const notPreface =
@@ -97,6 +137,9 @@ export async function listenForGrpc(server: Server, options: ListenOptions): Pro
             : neededBytes;
         return;
       }
+      hand(received);
+    };
+    const hand = (received: Buffer) => {
       forget();
       socket.pause();
       socket.off("error", onSocketError);

@@ -36,21 +36,22 @@ export interface EventSource {
   close(): void;
 }
 
-/** The default source: each service's own StreamEvents RPC, read with a service token. */
+/**
+ * The default source: each service's own StreamEvents RPC, over clients whose
+ * transports present user-orders' certificate (mutual TLS).
+ */
 export function grpcEventSource(options: {
   clients: {
     users: Client<typeof UsersService>;
     products: Client<typeof ProductsService>;
     orders: Client<typeof OrdersService>;
   };
-  token: string;
 }): EventSource {
-  const headers = { authorization: `Bearer ${options.token}` };
   return {
     kind: "grpc",
     open(stream, afterSequence, signal) {
       const client = options.clients[stream] as Client<typeof UsersService>;
-      return client.streamEvents({ afterSequence }, { signal, headers }) as AsyncIterable<SourceMessage<typeof stream>>;
+      return client.streamEvents({ afterSequence }, { signal }) as AsyncIterable<SourceMessage<typeof stream>>;
     },
     close() {},
   };

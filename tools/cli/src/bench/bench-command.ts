@@ -40,7 +40,7 @@ export async function bench(args: string[]): Promise<number> {
   const ports = benchPorts(settings.portBase);
   const busy = await busyPorts(ports);
   if (busy.length > 0) {
-    for (const line of busyPortLines(busy, "--port-base <first of five ports>"))
+    for (const line of busyPortLines(busy, "--port-base <first of six ports>"))
       process.stderr.write(`shopmesh bench: ${line}\n`);
     return 1;
   }
@@ -92,17 +92,29 @@ export async function bench(args: string[]): Promise<number> {
     const data = await seedBenchData(
       { users: running.address("users"), products: running.address("products"), orders: running.address("orders") },
       { products: settings.products, orders: settings.orders },
+      (service) => running.clientTls(service),
     );
     say(`  seeded ${data.productIds.length} products and ${data.orderIds.length} orders`);
-    const created = createBenchTargets((name) => running.address(name), data, settings.connections);
+    const created = createBenchTargets(
+      (name) => running.address(name),
+      data,
+      settings.connections,
+      (name) => running.clientTls(name),
+      running.bareOverTls(),
+    );
     const { close } = created;
     const targets = created.targets.filter(
-      (target) => target.key === "bare" || settings.targets.length === 0 || settings.targets.includes(target.key),
+      (target) =>
+        target.key === "bare" ||
+        target.key === "bare.tls" ||
+        settings.targets.length === 0 ||
+        settings.targets.includes(target.key),
     );
     if (targets.some((target) => target.key === "user-orders.GetUserOrders.eventual")) {
       // Measured on the same rows as STRONG: wait until the projection holds everything seeded.
       const wait = await waitForProjection({
         target: running.address("user-orders"),
+        tls: running.clientTls("user-orders"),
         token: data.customer.token,
         userId: data.customer.userId,
         timeoutMs: 60_000,

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { spawnService, type ServiceProcess } from "@shopmesh/chassis";
+import type { ClientTlsOptions } from "@shopmesh/sdk";
 import { LocalMesh, serviceNames, type ServiceName } from "../mesh/local-mesh.js";
 import { findBusyPorts, type BusyPort } from "../mesh/port-check.js";
 
@@ -17,9 +18,17 @@ export function benchPorts(base: number): Record<BenchProcessName, number> {
   return { users: base, products: base + 1, orders: base + 2, "user-orders": base + 3, "bare-baseline": base + 4 };
 }
 
-/** The ports of `ports` that something already holds (the admin listeners take free ports). */
+/** The bare baseline's second port, where it answers over TLS: the one after the five of {@link benchPorts}. */
+export function bareTlsPort(ports: Record<BenchProcessName, number>): number {
+  return ports["bare-baseline"] + 1;
+}
+
+/** The ports of `ports` (and the bare baseline's TLS port) that something already holds (the admin listeners take free ports). */
 export function busyPorts(ports: Record<BenchProcessName, number>): Promise<BusyPort[]> {
-  return findBusyPorts(Object.entries(ports).map(([what, port]) => ({ port, what })));
+  return findBusyPorts([
+    ...Object.entries(ports).map(([what, port]) => ({ port, what })),
+    { port: bareTlsPort(ports), what: "bare-baseline over TLS" },
+  ]);
 }
 
 /** A fresh temporary data directory for a bench mesh. */
@@ -41,6 +50,8 @@ export class BenchMesh {
     readonly mesh: LocalMesh,
     readonly bare: ServiceProcess,
     readonly stderr: Map<BenchProcessName, string>,
+    /** Where the bare baseline answers over TLS; undefined when the mesh runs without TLS. */
+    private readonly bareTlsPort: number,
   ) {}
 
   /** Starts everything with its data in `dataDir` (see {@link newBenchDataDir}); the caller removes the directory if this fails. */
@@ -61,6 +72,7 @@ export class BenchMesh {
     try {
       mesh = await LocalMesh.start({
         dataDir,
+        extraIdentities: ["bare-baseline"],
         ports: {
           users: ports.users,
           products: ports.products,
@@ -83,11 +95,15 @@ export class BenchMesh {
       });
       const bare = await spawnService({
         entry: bareEntry,
-        env: { PORT: String(ports["bare-baseline"]), ...extraEnv["bare-baseline"] },
+        env: {
+          PORT: String(ports["bare-baseline"]),
+          ...bareTls(mesh, bareTlsPort(ports)),
+          ...extraEnv["bare-baseline"],
+        },
         keepLogs: false,
         onStderr: keepStderr("bare-baseline"),
       });
-      return new BenchMesh(dataDir, mesh, bare, stderr);
+      return new BenchMesh(dataDir, mesh, bare, stderr, bareTlsPort(ports));
     } catch (error) {
       await mesh?.stop("SIGKILL");
       throw error;
@@ -107,6 +123,19 @@ export class BenchMesh {
     return name === "bare-baseline" ? this.bare.address : this.mesh.address(name);
   }
 
+  /** TLS options for a client of a process: the services' CA; the bare baseline's own port speaks plaintext. */
+  clientTls(name: BenchProcessName): ClientTlsOptions | undefined {
+    return name === "bare-baseline" ? undefined : this.mesh.clientTls(name);
+  }
+
+  /** The bare baseline over TLS: its address and client options, undefined when the mesh runs without TLS. */
+  bareOverTls(): { address: string; tls: ClientTlsOptions } | undefined {
+    const tls = this.mesh.clientTls(undefined);
+    return tls === undefined
+      ? undefined
+      : { address: `127.0.0.1:${this.bareTlsPort}`, tls: { ...tls, service: "bare-baseline" } };
+  }
+
   /** Stops every process and removes the data directory; safe to call twice. */
   async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
     if (this.#stopped) return;
@@ -114,4 +143,11 @@ export class BenchMesh {
     await Promise.all([this.mesh.stop(signal), this.bare.stop(signal)]);
     rmSync(this.dataDir, { recursive: true, force: true });
   }
+}
+
+/** The bare baseline's TLS settings: its own certificate from the mesh's CA, or none without TLS. */
+function bareTls(mesh: LocalMesh, port: number): Record<string, string> {
+  const identity = mesh.certificates?.identities["bare-baseline"];
+  if (identity === undefined) return {};
+  return { TLS_PORT: String(port), TLS_CERT: identity.certFile, TLS_KEY: identity.keyFile, TLS_CA: identity.caFile };
 }

@@ -1,4 +1,4 @@
-import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
+import { createClient, createTransport, type ClientTlsOptions, type GrpcTransport } from "@shopmesh/sdk";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";
@@ -33,15 +33,17 @@ const things = [
 export async function seedBenchData(
   addresses: { users: string; products: string; orders: string },
   counts: { products: number; orders: number },
+  /** TLS options for a client of each service; plaintext when it gives none. */
+  tls: (service: "users" | "products" | "orders") => ClientTlsOptions | undefined = () => undefined,
 ): Promise<BenchData> {
   const transports: GrpcTransport[] = [];
-  const transport = (target: string, token?: string) => {
-    const made = createTransport({ target, token });
+  const transport = (service: "users" | "products" | "orders", token?: string) => {
+    const made = createTransport({ target: addresses[service], token, tls: tls(service) });
     transports.push(made);
     return made;
   };
   try {
-    const users = createClient(UsersService, transport(addresses.users));
+    const users = createClient(UsersService, transport("users"));
     const admin = await users.signUp({
       email: benchAdminEmail,
       password: "bench-admin-password",
@@ -53,7 +55,7 @@ export async function seedBenchData(
       displayName: "Bench Customer",
     });
 
-    const products = createClient(ProductsService, transport(addresses.products, admin.session!.accessToken));
+    const products = createClient(ProductsService, transport("products", admin.session!.accessToken));
     const productIds: string[] = [];
     for (let index = 0; index < counts.products; index++) {
       const { product } = await products.createProduct({
@@ -64,7 +66,7 @@ export async function seedBenchData(
       productIds.push(product!.id);
     }
 
-    const orders = createClient(OrdersService, transport(addresses.orders, customer.session!.accessToken));
+    const orders = createClient(OrdersService, transport("orders", customer.session!.accessToken));
     const orderIds: string[] = [];
     for (let index = 0; index < counts.orders; index++) {
       const lines = 2 + (index % 2);

@@ -35,7 +35,8 @@ export const benchUsage = `usage: shopmesh bench [options]
   --connections 4         HTTP/2 connections per target, used in turn
   --duration 10           measured seconds per target and level (interleaved slices)
   --warmup 2              warm-up seconds per target and level
-  --port-base 30151       five ports from here: users, products, orders, user-orders, bare baseline
+  --port-base 30151       six ports from here: users, products, orders, user-orders, bare baseline
+                          and the bare baseline over TLS
   --out reports           where bench.json and bench.md are written (default: reports/, or
                           data/bench-quick/ with --quick, never the committed report)
   --products 100          products to seed

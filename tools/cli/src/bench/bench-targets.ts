@@ -1,6 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
-import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
+import { createClient, createTransport, type ClientTlsOptions, type GrpcTransport } from "@shopmesh/sdk";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
 import { Consistency, UserOrdersService } from "@shopmesh/sdk/userorders/v1";
@@ -14,6 +14,7 @@ export interface BenchTarget {
   /** Stable key used in the JSON report. */
   key:
     | "bare"
+    | "bare.tls"
     | "users.GetUser"
     | "products.GetProduct"
     | "orders.ListOrders"
@@ -43,6 +44,10 @@ export function createBenchTargets(
   address: (name: BenchProcessName) => string,
   data: BenchData,
   connections = 1,
+  /** TLS options for a client of each process; plaintext when it gives none. */
+  tls: (name: BenchProcessName) => ClientTlsOptions | undefined = () => undefined,
+  /** The bare baseline's TLS port, for the same empty call over TLS; left out when undefined. */
+  bareOverTls?: { address: string; tls: ClientTlsOptions },
 ): { targets: BenchTarget[]; close: () => void } {
   const transports: GrpcTransport[] = [];
   const clients = <S extends DescService>(service: S, name: BenchProcessName, token?: string): (() => Client<S>) => {
@@ -50,6 +55,7 @@ export function createBenchTargets(
       const transport = createTransport({
         target: address(name),
         token,
+        tls: tls(name),
         channelOptions: { "grpc.use_local_subchannel_pool": 1 },
       });
       transports.push(transport);
@@ -58,6 +64,16 @@ export function createBenchTargets(
     let turn = 0;
     return () => made[turn++ % made.length]!;
   };
+  const bareTls = Array.from({ length: bareOverTls === undefined ? 0 : connections }, () => {
+    const transport = createTransport({
+      target: bareOverTls!.address,
+      tls: bareOverTls!.tls,
+      channelOptions: { "grpc.use_local_subchannel_pool": 1 },
+    });
+    transports.push(transport);
+    return createClient(EchoService, transport);
+  });
+  let bareTlsTurn = 0;
   const { userId, token } = data.customer;
   const bare = clients(EchoService, "bare-baseline");
   const users = clients(UsersService, "users", token);
@@ -75,6 +91,18 @@ export function createBenchTargets(
       call: () => bare().echo({}),
       degraded: 0,
     },
+    ...(bareTls.length === 0
+      ? []
+      : [
+          {
+            key: "bare.tls" as const,
+            title: "bare grpc-js server, empty unary, over TLS",
+            process: "bare-baseline" as const,
+            involves: ["bare-baseline" as const],
+            call: () => bareTls[bareTlsTurn++ % bareTls.length]!.echo({}),
+            degraded: 0,
+          },
+        ]),
     {
       key: "users.GetUser",
       title: "users.GetUser",

@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { defaultKeyFiles, mintServiceToken, readPem, readRssBytes } from "@shopmesh/chassis";
+import { readRssBytes } from "@shopmesh/chassis";
 import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
@@ -91,19 +91,19 @@ const mib = (bytes: number | undefined) => (bytes === undefined ? "?" : (bytes /
 
 /** Writes `count` one-line orders as one customer, `seedConcurrency` at a time. */
 async function seedOrders(mesh: LocalMesh, count: number, transports: GrpcTransport[]): Promise<void> {
-  const transport = (target: string, token?: string) => {
-    const made = createTransport({ target, token });
+  const transport = (service: "users" | "products" | "orders", token?: string) => {
+    const made = createTransport({ target: mesh.address(service), token, tls: mesh.clientTls(service) });
     transports.push(made);
     return made;
   };
-  const users = createClient(UsersService, transport(mesh.address("users")));
+  const users = createClient(UsersService, transport("users"));
   const admin = await users.signUp({ email: adminEmail, password: "streams-bench-admin", displayName: "Admin" });
   const customer = await users.signUp({
     email: "customer@streams-bench.shopmesh.local",
     password: "streams-bench-customer",
     displayName: "Customer",
   });
-  const products = createClient(ProductsService, transport(mesh.address("products"), admin.session!.accessToken));
+  const products = createClient(ProductsService, transport("products", admin.session!.accessToken));
   const productIds: string[] = [];
   for (let index = 0; index < 20; index++) {
     const { product } = await products.createProduct({
@@ -113,7 +113,7 @@ async function seedOrders(mesh: LocalMesh, count: number, transports: GrpcTransp
     });
     productIds.push(product!.id);
   }
-  const orders = createClient(OrdersService, transport(mesh.address("orders"), customer.session!.accessToken));
+  const orders = createClient(OrdersService, transport("orders", customer.session!.accessToken));
   let next = 0;
   await Promise.all(
     Array.from({ length: seedConcurrency }, async () => {
@@ -153,15 +153,18 @@ async function main(): Promise<void> {
     limits.EVENTS_MAX_STREAMS_PER_CALLER = String(settings.maxStreamsPerCaller);
   if (settings.batch !== undefined) limits.EVENTS_BATCH = String(settings.batch);
   const common = { LOG_LEVEL: "warn", ADMIN_PORT: "0", SHUTDOWN_GRACE: "2s" };
+  // Each caller reads with a certificate of its own, as separate services would.
+  const readers = Array.from({ length: settings.callers }, (_, i) => `streams-bench-${i + 1}`);
   let mesh: LocalMesh | undefined;
   try {
     mesh = await LocalMesh.start({
       dataDir,
       services: ["users", "products", "orders"],
+      extraIdentities: readers,
       env: {
         users: { ...common, LOG_LEVEL: "info", ADMIN_EMAILS: adminEmail, PASSWORD_HASH_COST: "1024" },
         products: { ...common, LOG_LEVEL: "info" },
-        orders: { ...common, LOG_LEVEL: "info", ...limits },
+        orders: { ...common, LOG_LEVEL: "info", EVENTS_READERS: readers.join(","), ...limits },
       },
       // A loaded machine can take a while to start three processes.
       spawn: () => ({ keepLogs: false, readyTimeoutMs: 120_000 }),
@@ -178,13 +181,9 @@ async function main(): Promise<void> {
     await sleep(1_000);
     const before = rss();
 
-    const signingKey = readPem(defaultKeyFiles(dataDir).privateKeyFile, "token signing key");
-    const tokens = await Promise.all(
-      Array.from({ length: settings.callers }, (_, i) => mintServiceToken(signingKey, `streams-bench-${i + 1}`, 3600)),
-    );
-    const clients = tokens.map((token) =>
+    const clients = readers.map((reader) =>
       Array.from({ length: connections }, () => {
-        const transport = createTransport({ target: mesh!.address("orders"), token });
+        const transport = createTransport({ target: mesh!.address("orders"), tls: mesh!.clientTls("orders", reader) });
         transports.push(transport);
         return createClient(OrdersService, transport);
       }),

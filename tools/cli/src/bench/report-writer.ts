@@ -91,6 +91,12 @@ function stepParagraph(title: string, steps: StepResult[], isBaseline: boolean, 
     );
     sentences.push(...cpuAccount(top, report));
   }
+  const plain = report.steps.find((step) => step.target === "bare" && step.concurrency === top.concurrency);
+  if (title.endsWith("over TLS") && cpu !== null && plain?.serverCpuMicrosPerCall != null) {
+    sentences.push(
+      `TLS is the only difference from the bare server's plaintext port in the same process: it adds ${fmt(cpu - plain.serverCpuMicrosPerCall)} µs of server CPU and ${fmt(top.clientCpuMicrosPerCall - plain.clientCpuMicrosPerCall)} µs of client CPU per call at ${top.concurrency} in flight (connections stay open, so this is the per-message cost of encryption, not handshakes).`,
+    );
+  }
   const errors = steps.reduce((sum, step) => sum + step.errors, 0);
   const degraded = steps.reduce((sum, step) => sum + step.degraded, 0);
   if (errors > 0)

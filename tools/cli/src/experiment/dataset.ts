@@ -93,8 +93,8 @@ export async function seedDataset(
   const started = performance.now();
   const random = seededRandom(20130201);
   const transports: GrpcTransport[] = [];
-  const transport = (target: string, token?: string) => {
-    const made = createTransport({ target, token });
+  const transport = (service: "users" | "products", token?: string) => {
+    const made = createTransport({ target: mesh.address(service), token, tls: mesh.clientTls(service) });
     transports.push(made);
     return made;
   };
@@ -102,9 +102,9 @@ export async function seedDataset(
   let done = 0;
   const step = () => onStep(++done, total);
   try {
-    const users = createClient(UsersService, transport(mesh.address("users")));
+    const users = createClient(UsersService, transport("users"));
     const admin = await users.signUp(adminAccount);
-    const products = createClient(ProductsService, transport(mesh.address("products"), admin.session!.accessToken));
+    const products = createClient(ProductsService, transport("products", admin.session!.accessToken));
 
     const catalog: SeededProduct[] = new Array(size.products);
     await forEachConcurrent(
@@ -145,7 +145,11 @@ export async function seedDataset(
         const { user, session } = await users.signUp({ email, password: `password-${i + 1}`, displayName });
         customers[i] = { id: user!.id, email: user!.email, displayName: user!.displayName };
         step();
-        const ordersTransport = createTransport({ target: ordersTarget, token: session!.accessToken });
+        const ordersTransport = createTransport({
+          target: ordersTarget,
+          token: session!.accessToken,
+          tls: mesh.clientTls("orders"),
+        });
         try {
           const client = createClient(OrdersService, ordersTransport);
           for (let o = 0; o < size.ordersPerUser; o++) {
@@ -188,7 +192,7 @@ function pickDistinct(random: () => number, below: number, count: number): numbe
 
 /** A fresh admin token (tokens last 15 minutes; a full run asks for one per scenario). */
 export async function adminToken(mesh: ExperimentMesh): Promise<string> {
-  const transport = createTransport({ target: mesh.address("users") });
+  const transport = createTransport({ target: mesh.address("users"), tls: mesh.clientTls("users") });
   try {
     const { session } = await createClient(UsersService, transport).signIn({
       email: adminAccount.email,

@@ -1,6 +1,6 @@
 import type { Client } from "@connectrpc/connect";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
+import { createClient, createTransport, type ClientTlsOptions, type GrpcTransport } from "@shopmesh/sdk";
 import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { LocalMesh, serviceNames, type ServiceName } from "../mesh/local-mesh.js";
@@ -110,7 +110,11 @@ export class ExperimentMesh {
 
   /** A GetUserOrders client sending `token`. */
   view(token: string): Client<typeof UserOrdersService> {
-    const transport = createTransport({ target: this.address("user-orders"), token });
+    const transport = createTransport({
+      target: this.address("user-orders"),
+      token,
+      tls: this.clientTls("user-orders"),
+    });
     this.#transports.push(transport);
     return createClient(UserOrdersService, transport);
   }
@@ -169,12 +173,17 @@ export class ExperimentMesh {
 
   /**
    * The newest event sequence number of each source, asked of the source
-   * itself: StreamEvents with the mesh's service token opens with a
+   * itself: StreamEvents, asked with user-orders' certificate, opens with a
    * heartbeat carrying the head, after which the stream is dropped. This is
    * what the projection must reach, independent of what it reports.
    */
   sourceHeads(): Promise<Record<Dependency, bigint>> {
-    return sourceHeads((source) => this.address(source), this.mesh.eventsToken);
+    return sourceHeads(this.mesh);
+  }
+
+  /** TLS options for a client of `service` (see LocalMesh.clientTls). */
+  clientTls(service: ServiceName | undefined, as?: string): ClientTlsOptions | undefined {
+    return this.mesh.clientTls(service, as);
   }
 
   async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {

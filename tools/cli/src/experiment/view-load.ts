@@ -169,6 +169,10 @@ export async function runClosedLoop(options: {
  * An open-loop run at a steady rate for `durationMs` (for a timeline): a
  * call is sent every 1000/rate ms whatever the earlier ones are doing, at
  * most `maxInFlight` at once. `events` run at their time into the run.
+ * With `afterEventsMs`, the run goes on past `durationMs` until every event
+ * has finished and that long after the last one did (at most three times
+ * `durationMs` in all), so that what follows an event whose duration is not
+ * known beforehand, such as a restart, is measured too.
  */
 export async function runPaced<T = ViewSample>(options: {
   ratePerSecond: number;
@@ -179,7 +183,9 @@ export async function runPaced<T = ViewSample>(options: {
   onSample?: (sample: T) => void;
   /** When the run begins (performance.now()); now unless given, so that two runs can share one clock. */
   runStart?: number;
-}): Promise<{ samples: T[]; skipped: number; events: { atMs: number; doneMs: number }[] }> {
+  /** How long the run goes on after the last event finished, even past `durationMs`. */
+  afterEventsMs?: number;
+}): Promise<{ samples: T[]; skipped: number; events: { atMs: number; doneMs: number }[]; durationMs: number }> {
   const samples: T[] = [];
   const runStart = options.runStart ?? performance.now();
   const inFlight = new Set<Promise<void>>();
@@ -198,9 +204,19 @@ export async function runPaced<T = ViewSample>(options: {
       }),
   );
   const intervalMs = 1000 / options.ratePerSecond;
+  const lastEventDoneMs = () =>
+    eventTimes.length < options.events.length
+      ? Number.POSITIVE_INFINITY
+      : Math.max(0, ...eventTimes.map((e) => e.doneMs));
+  const endMs = () =>
+    options.afterEventsMs === undefined
+      ? options.durationMs
+      : Math.min(3 * options.durationMs, Math.max(options.durationMs, lastEventDoneMs() + options.afterEventsMs));
+  let durationMs = options.durationMs;
   for (let index = 0; ; index++) {
     const due = index * intervalMs;
-    if (due >= options.durationMs) break;
+    durationMs = endMs();
+    if (due >= durationMs) break;
     const wait = due - (performance.now() - runStart);
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     if (inFlight.size >= options.maxInFlight) {
@@ -215,5 +231,5 @@ export async function runPaced<T = ViewSample>(options: {
     inFlight.add(call);
   }
   await Promise.all([...inFlight, ...eventsDone]);
-  return { samples, skipped, events: eventTimes.sort((a, b) => a.atMs - b.atMs) };
+  return { samples, skipped, events: eventTimes.sort((a, b) => a.atMs - b.atMs), durationMs };
 }

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
-import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
+import { createClient, createTransport, type ClientTlsOptions, type GrpcTransport } from "@shopmesh/sdk";
 import { Consistency, UserOrdersService, type GetUserOrdersResponse } from "@shopmesh/sdk/userorders/v1";
 
 /** A write whose appearance in the EVENTUAL view is awaited. */
@@ -68,10 +68,12 @@ export class VisibilityWatcher {
     target: string,
     token: string,
     private readonly runStart: number,
+    tls?: ClientTlsOptions,
   ) {
     this.#transport = createTransport({
       target,
       token,
+      tls,
       channelOptions: { "grpc.initial_reconnect_backoff_ms": 10, "grpc.max_reconnect_backoff_ms": 50 },
     });
     this.#client = createClient(UserOrdersService, this.#transport);

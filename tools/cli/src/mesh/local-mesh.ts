@@ -1,14 +1,16 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { readFileSync } from "node:fs";
 import {
   defaultKeyFiles,
+  ensureDevelopmentCertificates,
   ensureKeyPair,
-  mintServiceToken,
-  readPem,
   spawnService,
+  type DevelopmentCertificates,
   type ServiceProcess,
   type SpawnServiceOptions,
 } from "@shopmesh/chassis";
+import type { ClientTlsOptions } from "@shopmesh/sdk";
 
 /** The services of a mesh, in the order they can start. */
 export const serviceNames = ["users", "products", "orders", "user-orders"] as const;
@@ -43,9 +45,6 @@ export function entryOf(service: ServiceName): string {
  */
 export const defaultServiceNodeFlags = ["--max-semi-space-size=4", "--heap-growing-percent=100"];
 
-/** How long the service token a mesh gives user-orders for the event streams lives. */
-const serviceTokenTtlSeconds = 30 * 24 * 3600;
-
 /** Options for {@link LocalMesh.start}. */
 export interface LocalMeshOptions {
   /** Where every service keeps its SQLite file; the token key pair is made here too. */
@@ -58,6 +57,15 @@ export interface LocalMeshOptions {
   env?: Partial<Record<ServiceName, Record<string, string>>>;
   /** Spawn options for each service's process (log handling). */
   spawn?: (service: ServiceName) => Partial<SpawnServiceOptions>;
+  /**
+   * Mutual TLS between the services and TLS for every caller (default on):
+   * a development CA and one certificate per service under `<dataDir>/tls`,
+   * made on the first start and reused, renewed when close to expiry. Off
+   * runs every service with TLS=off.
+   */
+  tls?: boolean;
+  /** Further identities to issue certificates for beside the services' (e.g. a test's impostor). */
+  extraIdentities?: readonly string[];
 }
 
 /**
@@ -70,19 +78,20 @@ export class LocalMesh {
 
   private constructor(
     private readonly options: LocalMeshOptions,
-    /** The service token user-orders reads the event streams with. */
-    readonly eventsToken: string,
+    /** The development CA and certificates; undefined with TLS off. */
+    readonly certificates: DevelopmentCertificates | undefined,
   ) {}
 
   static async start(options: LocalMeshOptions): Promise<LocalMesh> {
-    const keys = defaultKeyFiles(options.dataDir);
-    ensureKeyPair(keys);
-    const eventsToken = await mintServiceToken(
-      readPem(keys.privateKeyFile, "token signing key"),
-      "user-orders",
-      serviceTokenTtlSeconds,
-    );
-    const mesh = new LocalMesh(options, eventsToken);
+    ensureKeyPair(defaultKeyFiles(options.dataDir));
+    const certificates =
+      options.tls === false
+        ? undefined
+        : ensureDevelopmentCertificates(join(options.dataDir, "tls"), [
+            ...serviceNames,
+            ...(options.extraIdentities ?? []),
+          ]);
+    const mesh = new LocalMesh(options, certificates);
     const wanted = options.services ?? serviceNames;
     for (const group of startGroups) {
       // Every start of a group settles before a failure is thrown, so that a service that
@@ -112,6 +121,7 @@ export class LocalMesh {
     const port = this.options.ports?.[service];
     const flags = process.env.SHOPMESH_SERVICE_NODE_FLAGS;
     const nodeArgs = flags === undefined ? defaultServiceNodeFlags : flags.split(/\s+/).filter(Boolean);
+    const identity = this.certificates?.identities[service];
     const env: Record<string, string> = {
       // A local mesh is for development: faults may be injected without an admin token.
       DEVELOPMENT_MODE: "on",
@@ -123,6 +133,9 @@ export class LocalMesh {
       METRICS_PORT: process.env.METRICS_PORT?.trim().toLowerCase() === "off" ? "off" : "0",
       // A free port unless the mesh's env names one (npm start does): 1000 above a fixed port may be taken.
       HTTP_PORT: "0",
+      ...(identity === undefined
+        ? { TLS: "off" }
+        : { TLS_CERT: identity.certFile, TLS_KEY: identity.keyFile, TLS_CA: identity.caFile }),
       ...this.#targetsFor(service),
       ...this.options.env?.[service],
       ...extraEnv,
@@ -134,6 +147,23 @@ export class LocalMesh {
       env,
       nodeArgs: [...nodeArgs, ...(spawnOptions?.nodeArgs ?? [])],
     });
+  }
+
+  /**
+   * TLS options for a client of `service` (the SDK's `tls`): the mesh's CA,
+   * and with `as`, that identity's certificate for mutual TLS. Undefined
+   * when the mesh runs without TLS.
+   */
+  clientTls(service: ServiceName | undefined, as?: string): ClientTlsOptions | undefined {
+    const certificates = this.certificates;
+    if (certificates === undefined) return undefined;
+    const identity = as === undefined ? undefined : certificates.identities[as];
+    if (as !== undefined && identity === undefined) throw new Error(`the mesh has no certificate for ${as}`);
+    return {
+      ca: readFileSync(certificates.caFile),
+      ...(identity === undefined ? {} : { cert: readFileSync(identity.certFile), key: readFileSync(identity.keyFile) }),
+      ...(service === undefined ? {} : { service }),
+    };
   }
 
   /** `127.0.0.1:port` of a running service. */
@@ -180,7 +210,6 @@ export class LocalMesh {
         USERS_TARGET: target("users"),
         ORDERS_TARGET: target("orders"),
         PRODUCTS_TARGET: target("products"),
-        EVENTS_TOKEN: this.eventsToken,
       };
     }
     return {};

@@ -1,11 +1,18 @@
 // How far user-orders' projection has got: each source's own head, and a
 // wait until the projection reports having applied it. Used by npm start,
 // the bench, the experiment and the integration tests.
-import { createClient, createTransport } from "@shopmesh/sdk";
+import { createClient, createTransport, type ClientTlsOptions } from "@shopmesh/sdk";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
 import { Consistency, Dependency, UserOrdersService, type GetUserOrdersResponse } from "@shopmesh/sdk/userorders/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";
+
+/** Where a mesh's services are and how to reach them over TLS (LocalMesh and the meshes built on it). */
+export interface MeshAccess {
+  address(service: SourceName | "user-orders"): string;
+  /** TLS options for a client of `service`, presenting the certificate of `as`; undefined without TLS. */
+  clientTls(service: SourceName | "user-orders" | undefined, as?: string): ClientTlsOptions | undefined;
+}
 
 /** The services whose event streams feed the projection. */
 export type SourceName = "users" | "products" | "orders";
@@ -18,16 +25,14 @@ const sourceOf: Partial<Record<Dependency, SourceName>> = {
 
 /**
  * The newest sequence number of each source's outbox, asked of the source
- * itself: the first message of StreamEvents is a heartbeat carrying it. Needs
- * an admin or service token.
+ * itself: the first message of StreamEvents is a heartbeat carrying it. The
+ * streams answer user-orders only, so this asks with user-orders'
+ * certificate (mutual TLS).
  */
-export async function sourceHeads(
-  address: (source: SourceName) => string,
-  token: string,
-): Promise<Record<SourceName, bigint>> {
+export async function sourceHeads(mesh: MeshAccess): Promise<Record<SourceName, bigint>> {
   const services = { users: UsersService, products: ProductsService, orders: OrdersService } as const;
   const head = async (source: SourceName): Promise<bigint> => {
-    const transport = createTransport({ target: address(source), token });
+    const transport = createTransport({ target: mesh.address(source), tls: mesh.clientTls(source, "user-orders") });
     const abort = new AbortController();
     try {
       const client = createClient(services[source] as typeof UsersService, transport);
@@ -66,13 +71,15 @@ export interface ProjectionWait {
 export async function waitForProjection(options: {
   target: string;
   token: string;
+  /** TLS options for user-orders (the mesh's CA); plaintext when omitted. */
+  tls?: ClientTlsOptions;
   userId: string;
   timeoutMs: number;
   heads?: Record<SourceName, bigint>;
   intervalMs?: number;
 }): Promise<ProjectionWait> {
   const started = performance.now();
-  const transport = createTransport({ target: options.target, token: options.token });
+  const transport = createTransport({ target: options.target, token: options.token, tls: options.tls });
   try {
     const views = createClient(UserOrdersService, transport);
     let polls = 0;

@@ -3,7 +3,8 @@
 // one JSON line (see measuring-process.ts). Apart from the load generator, so that the health figures
 // are the services' and not the delay of a client busy with 1,000 calls.
 //
-//   node --import tsx health-poller.ts <durationMs> <intervalMs> <name>=<host:port> ...
+//   node --import tsx health-poller.ts <durationMs> <intervalMs> <ca.pem|plaintext> <name>=<host:port> ...
+import { readFileSync } from "node:fs";
 import { ConnectError, createClient, createTransport } from "@shopmesh/sdk";
 import { statusName } from "@shopmesh/chassis";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@shopmesh/sdk/health/v1";
@@ -19,11 +20,16 @@ export interface HealthSeen {
 /** A check waits this long at most. */
 const checkDeadlineMs = 5_000;
 
-async function poll(durationMs: number, intervalMs: number, targets: [string, string][]): Promise<HealthSeen[]> {
+async function poll(
+  durationMs: number,
+  intervalMs: number,
+  ca: Buffer | undefined,
+  targets: [string, string][],
+): Promise<HealthSeen[]> {
   const end = performance.now() + durationMs;
   return Promise.all(
     targets.map(async ([service, address]) => {
-      const transport = createTransport({ target: address });
+      const transport = createTransport({ target: address, tls: ca === undefined ? undefined : { ca, service } });
       const health = createClient(Health, transport);
       const seen: HealthSeen = { service, outcomes: [], notServing: 0 };
       try {
@@ -47,7 +53,9 @@ async function poll(durationMs: number, intervalMs: number, targets: [string, st
   );
 }
 
-const [duration, interval, ...pairs] = process.argv.slice(2);
+// The mesh's CA certificate file, or "plaintext" for a mesh without TLS.
+const [duration, interval, caFile, ...pairs] = process.argv.slice(2);
+const ca = caFile === undefined || caFile === "plaintext" ? undefined : readFileSync(caFile);
 const targets = pairs.map((pair) => pair.split("=") as [string, string]);
 await readyAndWaitForGo();
-process.stdout.write(`${JSON.stringify(await poll(Number(duration), Number(interval), targets))}\n`);
+process.stdout.write(`${JSON.stringify(await poll(Number(duration), Number(interval), ca, targets))}\n`);

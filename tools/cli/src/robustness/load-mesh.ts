@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { readRssBytes } from "@shopmesh/chassis";
-import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
+import { createClient, createTransport, type ClientTlsOptions, type GrpcTransport } from "@shopmesh/sdk";
 import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 import { LocalMesh, serviceNames, type ServiceName } from "../mesh/local-mesh.js";
 
@@ -122,8 +122,9 @@ export class LoadMesh {
     return this.mesh.address(service);
   }
 
-  get eventsToken(): string {
-    return this.mesh.eventsToken;
+  /** TLS options for a client of `service` (see LocalMesh.clientTls). */
+  clientTls(service: ServiceName | undefined, as?: string): ClientTlsOptions | undefined {
+    return this.mesh.clientTls(service, as);
   }
 
   /** A transport to a service, closed by {@link stop}. */
@@ -131,6 +132,7 @@ export class LoadMesh {
     const transport = createTransport({
       target: this.address(service),
       token,
+      tls: this.clientTls(service),
       channelOptions: { "grpc.use_local_subchannel_pool": 1 },
     });
     this.#transports.push(transport);

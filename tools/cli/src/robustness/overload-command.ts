@@ -193,6 +193,7 @@ export async function overload(args: string[]): Promise<number> {
       [
         String(settings.durationMs),
         String(healthIntervalMs),
+        running.mesh.certificates?.caFile ?? "plaintext",
         ...serviceNames.map((service) => `${service}=${running.address(service)}`),
       ],
       timeoutMs,
@@ -206,6 +207,7 @@ export async function overload(args: string[]): Promise<number> {
       shares.map((concurrency) => {
         const workerSettings: ViewLoadSettings = {
           target: running.address("user-orders"),
+          caFile: running.mesh.certificates?.caFile,
           token: customer.token,
           userId: customer.userId,
           concurrency,

@@ -75,9 +75,10 @@ export async function soak(args: string[]): Promise<number> {
     const running = mesh;
     const mix = await SoakMix.seed(running, { products: settings.products, customers: settings.customers });
     const first = mix.customers[0]!;
-    const heads = await sourceHeads((source) => running.address(source), running.eventsToken);
+    const heads = await sourceHeads(running);
     const caughtUp = await waitForProjection({
       target: running.address("user-orders"),
+      tls: running.clientTls("user-orders"),
       token: first.token,
       userId: first.userId,
       timeoutMs: 30_000,
@@ -340,9 +341,10 @@ async function runLoad(mesh: LoadMesh, mix: SoakMix, settings: SoakSettings, rat
  * caught up with orders' head.
  */
 async function checkWrites(mesh: LoadMesh, mix: SoakMix): Promise<WriteCheck> {
-  const heads = await sourceHeads((source) => mesh.address(source), mesh.eventsToken);
+  const heads = await sourceHeads(mesh);
   const wait = await waitForProjection({
     target: mesh.address("user-orders"),
+    tls: mesh.clientTls("user-orders"),
     token: mix.customers[0]!.token,
     userId: mix.customers[0]!.userId,
     timeoutMs: 60_000,

@@ -4,6 +4,7 @@
 //
 //   node --import tsx view-load-worker.ts '<ViewLoadSettings as JSON>'
 import { setMaxListeners } from "node:events";
+import { readFileSync } from "node:fs";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { ConnectError, createClient, createTransport, retryPushbackMs, type GrpcTransport } from "@shopmesh/sdk";
 import { statusName } from "@shopmesh/chassis";
@@ -12,6 +13,8 @@ import { readyAndWaitForGo } from "./measuring-process.js";
 
 export interface ViewLoadSettings {
   target: string;
+  /** The mesh's CA certificate file; plaintext when omitted. */
+  caFile?: string;
   token: string;
   userId: string;
   concurrency: number;
@@ -45,10 +48,12 @@ export interface ViewLoadResult {
 export const abandoned = "ABANDONED";
 
 async function load(settings: ViewLoadSettings): Promise<ViewLoadResult> {
+  const tls = settings.caFile === undefined ? undefined : { ca: readFileSync(settings.caFile), service: "user-orders" };
   const transports: GrpcTransport[] = Array.from({ length: settings.connections }, () =>
     createTransport({
       target: settings.target,
       token: settings.token,
+      tls,
       channelOptions: { "grpc.use_local_subchannel_pool": 1 },
     }),
   );

@@ -124,7 +124,11 @@ async function compareAnswers(
   monolith: MonolithDatabase,
   count: number,
 ): Promise<{ checked: number; agreed: number }> {
-  const transport = createTransport({ target: context.mesh.address("user-orders"), token: await context.token() });
+  const transport = createTransport({
+    target: context.mesh.address("user-orders"),
+    token: await context.token(),
+    tls: context.mesh.clientTls("user-orders"),
+  });
   try {
     const client = createClient(UserOrdersService, transport);
     let agreed = 0;

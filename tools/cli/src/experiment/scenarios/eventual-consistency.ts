@@ -59,6 +59,7 @@ async function catchUpAfterSeeding(context: ScenarioContext, timeoutMs = 120_000
   const heads = await context.mesh.sourceHeads();
   const wait = await waitForProjection({
     target: context.mesh.address("user-orders"),
+    tls: context.mesh.clientTls("user-orders"),
     token: await context.token(),
     userId: context.dataset.users[0]!.id,
     timeoutMs,

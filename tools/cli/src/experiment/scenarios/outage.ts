@@ -107,7 +107,11 @@ export async function outage(context: ScenarioContext): Promise<OutageResult> {
 
   const transports: GrpcTransport[] = [];
   const open = (service: "users" | "orders", bearer?: string) => {
-    const transport = createTransport({ target: context.mesh.address(service), token: bearer });
+    const transport = createTransport({
+      target: context.mesh.address(service),
+      token: bearer,
+      tls: context.mesh.clientTls(service),
+    });
     transports.push(transport);
     return transport;
   };
@@ -121,7 +125,12 @@ export async function outage(context: ScenarioContext): Promise<OutageResult> {
   context.progress.begin("outage", expected);
   let done = 0;
   const runStart = performance.now();
-  const watcher = new VisibilityWatcher(context.mesh.address("user-orders"), token, runStart);
+  const watcher = new VisibilityWatcher(
+    context.mesh.address("user-orders"),
+    token,
+    runStart,
+    context.mesh.clientTls("user-orders"),
+  );
   const orderAttempts: OrderAttempt[] = [];
   const tryOrder = async (label: string) => {
     const sent = performance.now();

@@ -105,7 +105,10 @@ export async function staleness(context: ScenarioContext): Promise<StalenessResu
   try {
     const signIn = createClient(
       UsersService,
-      track(transports, createTransport({ target: context.mesh.address("users") })),
+      track(
+        transports,
+        createTransport({ target: context.mesh.address("users"), tls: context.mesh.clientTls("users") }),
+      ),
     );
     const writers: { userId: string; orders: Client<typeof OrdersService> }[] = new Array(customers);
     await forEachConcurrent(
@@ -116,7 +119,11 @@ export async function staleness(context: ScenarioContext): Promise<StalenessResu
         const { session } = await signIn.signIn({ email: user.email, password: `password-${i + 1}` });
         const transport = track(
           transports,
-          createTransport({ target: context.mesh.address("orders"), token: session!.accessToken }),
+          createTransport({
+            target: context.mesh.address("orders"),
+            token: session!.accessToken,
+            tls: context.mesh.clientTls("orders"),
+          }),
         );
         writers[i] = { userId: user.id, orders: createClient(OrdersService, transport) };
       },
@@ -134,6 +141,7 @@ export async function staleness(context: ScenarioContext): Promise<StalenessResu
     // reports every stream connected and caught up.
     const streams = await waitForProjection({
       target: context.mesh.address("user-orders"),
+      tls: context.mesh.clientTls("user-orders"),
       token,
       userId: writers[0]!.userId,
       timeoutMs: 30_000,
@@ -142,7 +150,10 @@ export async function staleness(context: ScenarioContext): Promise<StalenessResu
       throw new Error("user-orders' projection did not report every stream connected and caught up within 30 s");
     const adminProducts = createClient(
       ProductsService,
-      track(transports, createTransport({ target: context.mesh.address("products"), token })),
+      track(
+        transports,
+        createTransport({ target: context.mesh.address("products"), token, tls: context.mesh.clientTls("products") }),
+      ),
     );
     const streamFaultAtMs = Math.max(0, killAtMs - 1000);
     const holdMs = quick ? 1000 : 2000;
@@ -152,7 +163,12 @@ export async function staleness(context: ScenarioContext): Promise<StalenessResu
     const expected = Math.round((durationMs / 1000) * writeRatePerSecond);
     context.progress.begin("staleness", expected);
     const runStart = performance.now();
-    const visibility = new VisibilityWatcher(context.mesh.address("user-orders"), token, runStart);
+    const visibility = new VisibilityWatcher(
+      context.mesh.address("user-orders"),
+      token,
+      runStart,
+      context.mesh.clientTls("user-orders"),
+    );
     watcher = visibility;
     let writesFailed = 0;
     const writeFailures: Record<string, number> = {};
@@ -160,6 +176,8 @@ export async function staleness(context: ScenarioContext): Promise<StalenessResu
     const run = await runPaced<{ ackAtMs: number } | undefined>({
       ratePerSecond: writeRatePerSecond,
       durationMs,
+      // Writes go on for a while after user-orders is ready again, however long its start took.
+      afterEventsMs: quick ? 2_000 : 8_000,
       maxInFlight: 16,
       runStart,
       send: async (index) => {
@@ -256,7 +274,7 @@ export async function staleness(context: ScenarioContext): Promise<StalenessResu
     const firstAnswer = visibility.recoveries.find((at) => at.receivedMs >= readyAtMs);
     const stalenessResult: StalenessResult = {
       writeRatePerSecond,
-      durationMs,
+      durationMs: run.durationMs,
       customers,
       pollIntervalMs: visibility.intervalMs,
       resolutionMs: quantile(

@@ -1,0 +1,66 @@
+import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
+import type { PeerCertificate } from "node:tls";
+import { meshServiceOf } from "@shopmesh/sdk";
+
+/**
+ * Who is at the other end of the connection, as its TLS certificate says: a
+ * mesh service's certificate, verified against the mesh's CA during the
+ * handshake, names it (`spiffe://shopmesh.local/<service>`). A caller with
+ * no certificate (a person's tool, the SDK with only the CA certificate),
+ * or a plaintext connection, has no peer service.
+ */
+export interface PeerIdentity {
+  /** The mesh service the verified client certificate names, or undefined. */
+  readonly service: string | undefined;
+}
+
+/** What grpc-js's server calls tell of their TLS session (`call.getAuthContext()`). */
+export interface CallAuthContext {
+  sslPeerCertificate?: PeerCertificate;
+}
+
+const noPeer: PeerIdentity = Object.freeze({ service: undefined });
+
+/** Where the server leaves the caller's transport identity for interceptors and handlers to read. */
+export const peerIdentityKey = createContextKey<PeerIdentity>(noPeer, { description: "peer certificate identity" });
+
+/**
+ * The peer identity of a grpc-js server call, read from the TLS session
+ * only when first asked for: most calls never need it, and reading the
+ * certificate builds an object per call.
+ */
+export class CallPeerIdentity implements PeerIdentity {
+  #service: string | undefined | null = null;
+
+  constructor(private readonly call: { getAuthContext?(): CallAuthContext | null }) {}
+
+  get service(): string | undefined {
+    if (this.#service === null) {
+      // grpc-js gives the certificate only when the TLS handshake verified it against the CA.
+      const certificate = this.call.getAuthContext?.()?.sslPeerCertificate;
+      this.#service = meshServiceOf(certificate?.subjectaltname);
+    }
+    return this.#service;
+  }
+}
+
+/**
+ * The calling service, which must be one of `allowed`: UNAUTHENTICATED when
+ * the caller presented no mesh certificate, PERMISSION_DENIED when its
+ * certificate names another service.
+ */
+export function requirePeerService(context: Pick<HandlerContext, "values">, allowed: readonly string[]): string {
+  const service = context.values.get(peerIdentityKey).service;
+  const who = allowed.join(" or ");
+  if (service === undefined)
+    throw new ConnectError(
+      `only ${who} may call this, identified by its mesh certificate over mutual TLS; this call presented none`,
+      Code.Unauthenticated,
+    );
+  if (!allowed.includes(service))
+    throw new ConnectError(
+      `only ${who} may call this; the caller's certificate names ${service}`,
+      Code.PermissionDenied,
+    );
+  return service;
+}

@@ -1,0 +1,173 @@
+// TLS on a service port, over real sockets to a real service process: what
+// a caller with only the CA certificate may do, what a plaintext caller and
+// a server with the wrong name get, how a missing setting is refused, and a
+// renewed certificate taking effect without a restart.
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect as tlsConnect } from "node:tls";
+import { fileURLToPath } from "node:url";
+import { X509Certificate } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import {
+  Code,
+  ConnectError,
+  createClient,
+  createTransport,
+  type GrpcTransport,
+  type TransportKind,
+} from "@shopmesh/sdk";
+import {
+  ensureDevelopmentCertificates,
+  spawnService,
+  type DevelopmentCertificates,
+  type ServiceProcess,
+} from "@shopmesh/chassis";
+import { EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
+
+const echoMain = fileURLToPath(new URL("./support/echo-main.ts", import.meta.url));
+const kinds: TransportKind[] = ["grpc-js", "connect-node"];
+
+let dir: string;
+let certificates: DevelopmentCertificates;
+let echo: ServiceProcess;
+const transports: GrpcTransport[] = [];
+
+const tlsEnv = (identity: string) => ({
+  TLS_CERT: certificates.identities[identity]!.certFile,
+  TLS_KEY: certificates.identities[identity]!.keyFile,
+  TLS_CA: certificates.caFile,
+});
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "shopmesh-tls-"));
+  certificates = ensureDevelopmentCertificates(dir, ["echo", "users"]);
+  echo = await spawnService({ entry: echoMain, env: { ...tlsEnv("echo"), TLS_RELOAD_INTERVAL: "100ms" } });
+});
+afterAll(async () => {
+  for (const transport of transports.splice(0)) transport.close();
+  await echo?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function echoClient(options: Parameters<typeof createTransport>[0]) {
+  const transport = createTransport(options);
+  transports.push(transport);
+  return createClient(EchoService, transport);
+}
+
+async function failure(call: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call;
+  } catch (error) {
+    return ConnectError.from(error);
+  }
+  throw new Error("the call succeeded but should have failed");
+}
+
+describe("the development CA", () => {
+  it("names each identity in its certificate, keeps keys private, and reuses what is still good", () => {
+    const users = new X509Certificate(readFileSync(certificates.identities.users!.certFile));
+    expect(users.subjectAltName).toBe(
+      "URI:spiffe://shopmesh.local/users, DNS:localhost, DNS:users, IP Address:127.0.0.1",
+    );
+    expect(users.checkIssued(new X509Certificate(readFileSync(certificates.caFile)))).toBe(true);
+    for (const key of ["ca-key.pem", "echo-key.pem", "users-key.pem"])
+      expect(statSync(join(dir, key)).mode & 0o777).toBe(0o600);
+    expect(ensureDevelopmentCertificates(dir, ["echo", "users"]).issued).toEqual([]);
+  });
+});
+
+describe("a service port with TLS", () => {
+  it("says so in its ready line", () => {
+    expect(echo.logs.find((line) => line.msg === "ready")?.tls).toBe("mutual");
+  });
+
+  it.each(kinds)("answers a %s caller that has only the CA certificate", async (kind) => {
+    const client = echoClient({
+      target: echo.address,
+      kind,
+      tls: { ca: readFileSync(certificates.caFile), service: "echo" },
+    });
+    expect((await client.echo({ message: "over TLS" }, { timeoutMs: 10_000 })).message).toBe("over TLS");
+  });
+
+  it.each(kinds)("refuses a %s plaintext caller", async (kind) => {
+    const error = await failure(
+      echoClient({ target: echo.address, kind }).echo({ message: "x" }, { timeoutMs: 5_000 }),
+    );
+    // What a client makes of TLS bytes when it expected HTTP/2 differs by client; it never gets an answer.
+    expect([Code.Unavailable, Code.Internal, Code.Canceled, Code.DeadlineExceeded]).toContain(error.code);
+  });
+
+  it.each(kinds)("refuses, in a %s client, a server whose certificate names another service", async (kind) => {
+    const client = echoClient({
+      target: echo.address,
+      kind,
+      tls: { ca: readFileSync(certificates.caFile), service: "users" },
+    });
+    const error = await failure(client.echo({ message: "x" }, { timeoutMs: 5_000 }));
+    expect(error.code).toBe(Code.Unavailable);
+    expect(error.message).toContain("does not name spiffe://shopmesh.local/users");
+    expect(error.message).toContain("spiffe://shopmesh.local/echo");
+  });
+
+  it("serves a renewed certificate to new connections without a restart", async () => {
+    const serialSeen = async () => {
+      const socket = tlsConnect({
+        host: "127.0.0.1",
+        port: echo.port,
+        ca: readFileSync(certificates.caFile),
+        ALPNProtocols: ["h2"],
+        servername: "echo",
+      });
+      try {
+        await once(socket, "secureConnect");
+        return socket.getPeerCertificate().serialNumber;
+      } finally {
+        socket.destroy();
+      }
+    };
+    const before = await serialSeen();
+    rmSync(certificates.identities.echo!.certFile);
+    expect(ensureDevelopmentCertificates(dir, ["echo"]).issued).toEqual(["echo"]);
+    const renewed = new X509Certificate(readFileSync(certificates.identities.echo!.certFile)).serialNumber;
+    expect(renewed).not.toBe(before);
+    await vi.waitFor(async () => expect(await serialSeen()).toBe(renewed), { timeout: 10_000, interval: 100 });
+  });
+});
+
+describe("TLS settings", () => {
+  it("refuses to start without the certificate's path unless TLS=off, exit code 2 naming TLS_CERT", async () => {
+    const env = { ...process.env };
+    for (const name of ["TLS", "TLS_CERT", "TLS_KEY", "TLS_CA"]) delete env[name];
+    const child = spawn(process.execPath, ["--import", "tsx", echoMain], {
+      env: { ...env, PORT: "0" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    const [code] = (await once(child, "exit")) as [number | null];
+    expect(code).toBe(2);
+    expect(stderr).toContain("TLS_CERT");
+    expect(stderr).toContain("TLS=off");
+  });
+
+  it("refuses a key that does not belong to the certificate, naming TLS_KEY", async () => {
+    await expect(
+      spawnService({ entry: echoMain, env: { ...tlsEnv("echo"), TLS_KEY: certificates.identities.users!.keyFile } }),
+    ).rejects.toThrow(/exited with 2[\s\S]*TLS_KEY/);
+  });
+
+  it("serves plaintext with TLS=off, and says so", async () => {
+    const plain = await spawnService({ entry: echoMain, env: { TLS: "off" } });
+    try {
+      expect(plain.logs.find((line) => line.msg === "ready")?.tls).toBe("off");
+      expect((await echoClient({ target: plain.address }).echo({ message: "plain" })).message).toBe("plain");
+    } finally {
+      await plain.stop();
+    }
+  });
+});
