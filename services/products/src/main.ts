@@ -32,9 +32,8 @@ await runService({
     const backfilled = store.backfillEvents();
     if (backfilled > 0)
       logger.info({ events: backfilled }, "recorded ProductCreated for products that predate the outbox");
-    const reads = ["GetProduct", "ListProducts", "BatchGetProducts"].map(
-      (name) => `${ProductsService.typeName}.${name}`,
-    );
+    const { getProduct, listProducts, batchGetProducts } = ProductsService.method;
+    const reads = [getProduct, listProducts, batchGetProducts];
     return {
       services: [hosted(ProductsService, createProductsService(store))],
       events: store.events,

@@ -135,7 +135,7 @@ await runService({
       interceptors: [
         authInterceptor({
           verifier,
-          anonymous: ["SignUp", "SignIn", "GetSigningKeys"].map((name) => `${UsersService.typeName}.${name}`),
+          anonymous: [UsersService.method.signUp, UsersService.method.signIn, UsersService.method.getSigningKeys],
         }),
       ],
       close: () => {

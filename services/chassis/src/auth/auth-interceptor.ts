@@ -1,3 +1,4 @@
+import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { peerIdentityKey } from "./peer-identity.js";
 import { principalKey, requireAdmin } from "./principal.js";
@@ -7,11 +8,12 @@ import type { TokenVerifier } from "./tokens.js";
 export interface AuthOptions {
   verifier: TokenVerifier;
   /**
-   * Methods that also answer callers without a token, by full name
-   * ("shopmesh.products.v1.ProductsService.GetProduct"). A token sent to
-   * them is still verified, so that a bad one never passes silently.
+   * Methods that also answer callers without a token, by their descriptors
+   * (`ProductsService.method.getProduct`), so that a misspelt one fails to
+   * compile. A token sent to them is still verified, so that a bad one never
+   * passes silently.
    */
-  anonymous?: Iterable<string>;
+  anonymous?: Iterable<DescMethod>;
 }
 
 /**
@@ -24,7 +26,7 @@ export interface AuthOptions {
  * each handler to decide.
  */
 export function authInterceptor(options: AuthOptions): Interceptor {
-  const anonymous = new Set(options.anonymous ?? []);
+  const anonymous = new Set([...(options.anonymous ?? [])].map((method) => `${method.parent.typeName}.${method.name}`));
   return (next) => async (req) => {
     const header = req.header.get("authorization");
     if (header === null) {
