@@ -27,10 +27,9 @@ export interface ProductStoreOptions {
  *
  * Reads by id go through an in-memory LRU cache of rows. It cannot go stale:
  * this process is the only writer of its database, and every write replaces
- * the cached row once its transaction has committed. Under load the SQLite
- * point read was about a fifth of GetProduct's server time (121 µs per call
- * without the cache, 95 µs with it, at 64 in flight), and the catalog is
- * read far more often than it is written.
+ * the cached row once its transaction has committed. The SQLite point read is
+ * a large part of GetProduct's server time, and the catalog is read far more
+ * often than it is written (docs/performance-notes.md).
  */
 export class ProductStore {
   readonly events: EventLog<typeof ProductEventSchema>;

@@ -25,9 +25,8 @@ interface EnvelopeFields {
 export interface EventStreamOptions {
   /**
    * Events read from the database at a time, and so the most a stream holds
-   * in memory (default 64). A held batch costs its rows and a Buffer each:
-   * about 0.6 KiB of RSS per row of 220 bytes, so 36 KiB at 64 and 169 KiB
-   * at 256, measured, at the same CPU per row read.
+   * in memory (default 64). A held batch costs its rows and a Buffer each,
+   * and a larger one reads no cheaper per row (docs/performance-notes.md).
    */
   batchSize?: number;
   /** How long a stream may stay silent before it sends a heartbeat (default 2 s). */

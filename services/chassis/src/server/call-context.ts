@@ -94,8 +94,8 @@ export const deadlinePassed = (): ConnectError => new ConnectError("the deadline
  * is made only when first asked for: the AbortController behind `signal`
  * (with the timer that aborts it at the deadline) and the response header and
  * trailer. A plain read then costs no controller, no timer and no abort
- * event; the bench's profile of products.GetProduct showed those as about a
- * tenth of the server's time per call. The deadline itself is grpc-js's to
+ * event, which are a noticeable share of a short call's server time
+ * (docs/performance-notes.md). The deadline itself is grpc-js's to
  * enforce: it ends the call with DEADLINE_EXCEEDED whether or not a signal
  * exists.
  */

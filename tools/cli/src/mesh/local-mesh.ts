@@ -36,12 +36,10 @@ export function entryOf(service: ServiceName): string {
  * NODE_OPTIONS refuses most V8 flags. Under load V8 grows its young
  * generation to 16 MiB semi-spaces and keeps it resident: capped at 4 MiB.
  * And it lets the old generation grow up to four times what survived the
- * last full collection before collecting again; user-orders, whose views are
- * in flight for long enough to be promoted, peaked at 211 MiB in the bench
- * (1.46x the bare server) and at 157 MiB (1.10x) with growth fixed at 2x
- * (--heap-growing-percent=100). Full collections come more often: about 10 %
- * more CPU per one-order view (1,094-1,146 vs 959-1,064 µs, two runs each;
- * 3,446 vs 3,397 µs for one run each of 20-order views).
+ * last full collection before collecting again: fixed at twice, so that
+ * user-orders, whose views stay in flight long enough to be promoted, stays
+ * near a bare server's memory, at the price of more frequent full
+ * collections (the figures are in docs/performance-notes.md).
  */
 export const defaultServiceNodeFlags = ["--max-semi-space-size=4", "--heap-growing-percent=100"];
 
