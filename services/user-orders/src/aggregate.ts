@@ -6,7 +6,6 @@ import { OrdersService, type ListOrdersResponse } from "@shopmesh/sdk/orders/v1"
 import { ProductsService, type Product } from "@shopmesh/sdk/products/v1";
 import {
   Consistency,
-  Dependency,
   Fallback,
   GetUserOrdersResponseSchema,
   type DegradationSchema,
@@ -15,6 +14,7 @@ import {
 } from "@shopmesh/sdk/userorders/v1";
 import { UsersService, type User } from "@shopmesh/sdk/users/v1";
 import { CallBudget } from "./call-budget.js";
+import { dependencyEnum, type DependencyName } from "./dependencies.js";
 import {
   GuardedDependency,
   type BreakerLog,
@@ -25,9 +25,6 @@ import {
 } from "./resilience/guarded-dependency.js";
 import { StaleOrdersCache, type OrdersPageKey } from "./stale-orders-cache.js";
 import { distinctProductIds, toOrderViews, toProfile } from "./view-messages.js";
-
-export type DependencyName = "users" | "orders" | "products";
-export const dependencyNames: readonly DependencyName[] = ["users", "orders", "products"];
 
 /** Cancellation and deadline of one downstream request. */
 type DownstreamCall = Parameters<Send<unknown>>[0];
@@ -101,12 +98,6 @@ export interface UserOrdersAggregator {
   /** The state of each dependency's circuit breaker now. */
   breakerStates(): Record<DependencyName, BreakerState>;
 }
-
-const dependencyEnum: Record<DependencyName, Dependency> = {
-  users: Dependency.USERS,
-  orders: Dependency.ORDERS,
-  products: Dependency.PRODUCTS,
-};
 
 /**
  * The synchronous aggregation: users.GetUser and orders.ListOrders in

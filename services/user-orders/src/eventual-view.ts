@@ -13,16 +13,10 @@ import {
   type StreamLagSchema,
 } from "@shopmesh/sdk/userorders/v1";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { StreamName } from "./projection/event-source.js";
+import { dependencyEnum } from "./dependencies.js";
 import type { Projection } from "./projection/projection.js";
 import type { StreamState } from "./projection/stream-follower.js";
 import { distinctProductIds, toProfile } from "./view-messages.js";
-
-const sourceEnum: Record<StreamName, Dependency> = {
-  users: Dependency.USERS,
-  products: Dependency.PRODUCTS,
-  orders: Dependency.ORDERS,
-};
 
 /** How far the projection is behind each source, as the response reports it. */
 export function toStreamLags(
@@ -30,7 +24,7 @@ export function toStreamLags(
   now = Date.now(),
 ): MessageInitShape<typeof StreamLagSchema>[] {
   return states.map((state) => ({
-    source: sourceEnum[state.stream],
+    source: dependencyEnum[state.stream],
     appliedSequence: BigInt(state.position.sequence),
     headSequence: BigInt(state.headSequence),
     connected: state.connected,

@@ -1,5 +1,6 @@
 import { ConfigError, envReader, maxTimerMs, type EnvReader } from "@shopmesh/chassis";
-import type { AggregatorSettings, DependencyName } from "./aggregate.js";
+import type { AggregatorSettings } from "./aggregate.js";
+import type { DependencyName } from "./dependencies.js";
 
 type Env = Record<string, string | undefined>;
 

@@ -1,7 +1,8 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { admissionWaitMs, checkId, checkPageSize, invalidArgument, requireSelfOrAdmin } from "@shopmesh/chassis";
 import { Consistency, type UserOrdersService } from "@shopmesh/sdk/userorders/v1";
-import { dependencyNames, type UserOrdersAggregator } from "./aggregate.js";
+import type { UserOrdersAggregator } from "./aggregate.js";
+import { dependencyNames } from "./dependencies.js";
 import { eventualView } from "./eventual-view.js";
 import type { Projection } from "./projection/projection.js";
 import { countDegradations } from "./view-metrics.js";

@@ -11,12 +11,8 @@ import { OrderEventSchema } from "@shopmesh/sdk/orders/v1";
 import { ProductEventSchema } from "@shopmesh/sdk/products/v1";
 import { UserEventSchema } from "@shopmesh/sdk/users/v1";
 import { connect, headers, StorageType, type NatsConnection } from "nats";
-import {
-  grpcEventSource,
-  type EventSource,
-  type SourceMessage,
-  type StreamName,
-} from "../src/projection/event-source.js";
+import { grpcEventSource, type EventSource, type SourceMessage } from "../src/projection/event-source.js";
+import type { DependencyName } from "../src/dependencies.js";
 import { readEventSourceConfig } from "../src/projection/event-source.js";
 import { natsEventSource } from "../src/projection/nats-event-source.js";
 import { adminToken, signUpCustomer, TestMesh } from "../../../test/support/mesh.js";
@@ -97,7 +93,7 @@ function grpcSource(): EventSource {
  * Everything `source` yields for `stream` after `after`, up to the event with
  * sequence `until`; fails after `timeoutMs` instead of hanging.
  */
-async function readUntil<S extends StreamName>(
+async function readUntil<S extends DependencyName>(
   source: EventSource,
   stream: S,
   after: bigint,
@@ -125,7 +121,7 @@ async function readUntil<S extends StreamName>(
 }
 
 /** Iterates by hand, failing when nothing comes within `withinMs`. */
-function reader<S extends StreamName>(source: EventSource, stream: S, after: bigint, signal: AbortSignal) {
+function reader<S extends DependencyName>(source: EventSource, stream: S, after: bigint, signal: AbortSignal) {
   const iterator = source.open(stream, after, signal)[Symbol.asyncIterator]();
   return async (withinMs = 5_000): Promise<IteratorResult<SourceMessage<S>>> => {
     let timer: NodeJS.Timeout | undefined;
@@ -141,7 +137,7 @@ function reader<S extends StreamName>(source: EventSource, stream: S, after: big
 }
 
 /** The newest sequence a service itself reports for its stream. */
-async function headOf(stream: StreamName): Promise<bigint> {
+async function headOf(stream: DependencyName): Promise<bigint> {
   const controller = new AbortController();
   try {
     for await (const message of grpcSource().open(stream, 0n, controller.signal)) return message.headSequence;
@@ -376,6 +372,6 @@ describe("event source settings", () => {
   });
 });
 
-function schemaOf(stream: StreamName): DescMessage {
+function schemaOf(stream: DependencyName): DescMessage {
   return { users: UserEventSchema, products: ProductEventSchema, orders: OrderEventSchema }[stream];
 }

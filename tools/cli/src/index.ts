@@ -4,7 +4,7 @@ export {
   waitForProjection,
   type MeshAccess,
   type ProjectionWait,
-  type SourceName,
+  type DependencyName,
 } from "./mesh/projection-progress.js";
 export {
   busyPortLines,

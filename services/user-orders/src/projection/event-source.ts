@@ -3,10 +3,7 @@ import { envReader, readNatsSettings, type NatsSettings } from "@shopmesh/chassi
 import type { OrderEvent, OrdersService } from "@shopmesh/sdk/orders/v1";
 import type { ProductEvent, ProductsService } from "@shopmesh/sdk/products/v1";
 import type { UserEvent, UsersService } from "@shopmesh/sdk/users/v1";
-
-/** The streams the projection is fed by, one per owning service. */
-export const streamNames = ["users", "products", "orders"] as const;
-export type StreamName = (typeof streamNames)[number];
+import type { DependencyName } from "../dependencies.js";
 
 /** The event envelope each stream carries. */
 export interface StreamEvents {
@@ -16,7 +13,7 @@ export interface StreamEvents {
 }
 
 /** One message of a source stream: the next event, or only the head (a heartbeat). */
-export interface SourceMessage<S extends StreamName> {
+export interface SourceMessage<S extends DependencyName> {
   event?: StreamEvents[S];
   /** The newest sequence number the source had when it sent this. */
   headSequence: bigint;
@@ -32,7 +29,11 @@ export interface SourceMessage<S extends StreamName> {
  */
 export interface EventSource {
   readonly kind: string;
-  open<S extends StreamName>(stream: S, afterSequence: bigint, signal: AbortSignal): AsyncIterable<SourceMessage<S>>;
+  open<S extends DependencyName>(
+    stream: S,
+    afterSequence: bigint,
+    signal: AbortSignal,
+  ): AsyncIterable<SourceMessage<S>>;
   close(): void;
 }
 

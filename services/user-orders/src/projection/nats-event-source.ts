@@ -11,7 +11,8 @@ import {
   outboxSequenceOf,
 } from "@shopmesh/chassis/jetstream";
 import { AckPolicy, DeliverPolicy, nanos, type JsMsg, type NatsConnection } from "nats";
-import type { EventSource, SourceMessage, StreamEvents, StreamName } from "./event-source.js";
+import type { DependencyName } from "../dependencies.js";
+import type { EventSource, SourceMessage, StreamEvents } from "./event-source.js";
 
 /** Options for {@link natsEventSource}: the servers and the producers' prefix (NatsSettings), and how to read. */
 export interface NatsEventSourceOptions extends NatsSettings {
@@ -75,7 +76,11 @@ export function natsEventSource(options: NatsEventSourceOptions): EventSource {
 
   return {
     kind: "nats",
-    open<S extends StreamName>(stream: S, afterSequence: bigint, signal: AbortSignal): AsyncIterable<SourceMessage<S>> {
+    open<S extends DependencyName>(
+      stream: S,
+      afterSequence: bigint,
+      signal: AbortSignal,
+    ): AsyncIterable<SourceMessage<S>> {
       return readStream({
         stream,
         afterSequence,
@@ -100,7 +105,7 @@ interface Connection {
   lost: AbortSignal;
 }
 
-interface ReadOptions<S extends StreamName> {
+interface ReadOptions<S extends DependencyName> {
   stream: S;
   afterSequence: bigint;
   signal: AbortSignal;
@@ -110,7 +115,7 @@ interface ReadOptions<S extends StreamName> {
   connected: () => Promise<Connection>;
 }
 
-async function* readStream<S extends StreamName>(options: ReadOptions<S>): AsyncGenerator<SourceMessage<S>> {
+async function* readStream<S extends DependencyName>(options: ReadOptions<S>): AsyncGenerator<SourceMessage<S>> {
   const { stream, afterSequence, signal, names } = options;
   if (signal.aborted) return;
   // Everything below fails promptly once the shared connection is lost.

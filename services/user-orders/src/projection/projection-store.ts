@@ -5,7 +5,8 @@ import type { Order } from "@shopmesh/sdk/orders/v1";
 import type { Product } from "@shopmesh/sdk/products/v1";
 import type { User } from "@shopmesh/sdk/users/v1";
 import type { ProjectedOrder, ProjectedOrderLine, ProjectedProduct, ProjectedUser } from "../db/schema.js";
-import type { StreamEvents, StreamName } from "./event-source.js";
+import type { DependencyName } from "../dependencies.js";
+import type { StreamEvents } from "./event-source.js";
 
 /** Where a stream's application stands. */
 export interface StreamPosition {
@@ -108,7 +109,7 @@ export class ProjectionStore {
   }
 
   /** The stream's position; sequence 0 before its first event. */
-  position(stream: StreamName): StreamPosition {
+  position(stream: DependencyName): StreamPosition {
     return this.#position.get(stream) ?? { sequence: 0, eventTime: 0, appliedAt: 0 };
   }
 
@@ -118,7 +119,7 @@ export class ProjectionStore {
    * new position are kept, or none. Events at or below the stored position
    * are skipped, so delivering an event twice changes nothing.
    */
-  applyBatch<S extends StreamName>(stream: S, events: readonly StreamEvents[S][]): AppliedBatch {
+  applyBatch<S extends DependencyName>(stream: S, events: readonly StreamEvents[S][]): AppliedBatch {
     return this.#sqlite.transaction(() => {
       let position = this.position(stream);
       let applied = 0;
@@ -140,7 +141,7 @@ export class ProjectionStore {
     })();
   }
 
-  #apply<S extends StreamName>(_stream: S, event: StreamEvents[S]): void {
+  #apply<S extends DependencyName>(_stream: S, event: StreamEvents[S]): void {
     const kind = event.kind;
     switch (kind.case) {
       case "userRegistered":

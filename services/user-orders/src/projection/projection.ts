@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
 import { trackProjection } from "@shopmesh/chassis";
-import { streamNames, type EventSource, type StreamName } from "./event-source.js";
+import { dependencyNames, type DependencyName } from "../dependencies.js";
+import type { EventSource } from "./event-source.js";
 import { ProjectionStore } from "./projection-store.js";
 import { StreamFollower, type FollowerLog, type StreamFollowerOptions, type StreamState } from "./stream-follower.js";
 
@@ -10,7 +11,7 @@ import { StreamFollower, type FollowerLog, type StreamFollowerOptions, type Stre
  */
 export class Projection {
   readonly store: ProjectionStore;
-  readonly #followers: { [S in StreamName]: StreamFollower<S> };
+  readonly #followers: { [S in DependencyName]: StreamFollower<S> };
 
   constructor(sqlite: Database.Database, source: EventSource, log: FollowerLog, options: StreamFollowerOptions = {}) {
     this.store = new ProjectionStore(sqlite);
@@ -31,19 +32,19 @@ export class Projection {
         connected: state.connected,
       })),
     );
-    for (const name of streamNames) this.#followers[name].start();
+    for (const name of dependencyNames) this.#followers[name].start();
   }
 
   async stop(): Promise<void> {
     trackProjection(undefined);
-    await Promise.all(streamNames.map((name) => this.#followers[name].stop()));
+    await Promise.all(dependencyNames.map((name) => this.#followers[name].stop()));
   }
 
-  state(stream: StreamName): StreamState {
+  state(stream: DependencyName): StreamState {
     return this.#followers[stream].state();
   }
 
   states(): StreamState[] {
-    return streamNames.map((name) => this.state(name));
+    return dependencyNames.map((name) => this.state(name));
   }
 }

@@ -1,11 +1,12 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { ExponentialBackoff, type IBackoff } from "cockatiel";
-import type { EventSource, StreamEvents, StreamName } from "./event-source.js";
+import type { DependencyName } from "../dependencies.js";
+import type { EventSource, StreamEvents } from "./event-source.js";
 import type { ProjectionStore, StreamPosition } from "./projection-store.js";
 
 /** What a follower reports about its stream. */
 export interface StreamState {
-  stream: StreamName;
+  stream: DependencyName;
   /** The last applied event. */
   position: StreamPosition;
   /** The newest sequence number the source last reported. */
@@ -51,7 +52,7 @@ export interface StreamFollowerOptions {
  * past `maxBatch` the follower applies at once, so it never holds more than
  * that many unapplied events.
  */
-export class StreamFollower<S extends StreamName> {
+export class StreamFollower<S extends DependencyName> {
   readonly #abort = new AbortController();
   readonly #backoff: ExponentialBackoff<unknown>;
   readonly #maxBatch: number;

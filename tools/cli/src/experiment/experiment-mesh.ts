@@ -1,5 +1,6 @@
 import type { Client } from "@connectrpc/connect";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import type { DependencyName } from "@shopmesh/user-orders/dependencies";
 import { createClient, createTransport, type ClientTlsOptions, type GrpcTransport } from "@shopmesh/sdk";
 import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
@@ -25,9 +26,13 @@ export function busyPorts(base: number): Promise<BusyPort[]> {
 }
 
 /** The dependencies the aggregator calls; the experiment injects faults into these methods. */
-export const dependencyMethods = { users: "GetUser", orders: "ListOrders", products: "BatchGetProducts" } as const;
-export type Dependency = keyof typeof dependencyMethods;
-export const dependencies = Object.keys(dependencyMethods) as Dependency[];
+export const dependencyMethods = {
+  users: "GetUser",
+  orders: "ListOrders",
+  products: "BatchGetProducts",
+} as const satisfies Record<DependencyName, string>;
+/** In the order the report lists them. */
+export const dependencies = Object.keys(dependencyMethods) as DependencyName[];
 
 /** One fault for a dependency's method, as the experiment sets it. */
 export interface FaultSpec {
@@ -38,12 +43,12 @@ export interface FaultSpec {
 }
 
 /** The same fault on every dependency. */
-export function onEveryDependency(fault: FaultSpec): Record<Dependency, FaultSpec> {
+export function onEveryDependency(fault: FaultSpec): Record<DependencyName, FaultSpec> {
   return { users: fault, orders: fault, products: fault };
 }
 
 /** A fixed delay on products or on all three dependencies; none for 0 ms. */
-export function delayFaults(delayed: "products" | "all", delayMs: number): Partial<Record<Dependency, FaultSpec>> {
+export function delayFaults(delayed: "products" | "all", delayMs: number): Partial<Record<DependencyName, FaultSpec>> {
   if (delayMs === 0) return {};
   const fault = { latencyMs: delayMs };
   return delayed === "products" ? { products: fault } : onEveryDependency(fault);
@@ -120,7 +125,7 @@ export class ExperimentMesh {
   }
 
   /** Replaces the faults of the three dependencies: each one named in `faults` gets its fault, the others none. */
-  async setFaults(faults: Partial<Record<Dependency, FaultSpec>>): Promise<void> {
+  async setFaults(faults: Partial<Record<DependencyName, FaultSpec>>): Promise<void> {
     await Promise.all(
       dependencies.map((dependency) =>
         this.#withAdmin(dependency, async (admin) => {
@@ -137,7 +142,7 @@ export class ExperimentMesh {
    * leaving its other faults alone: for methods other than the aggregator's
    * dependency calls, such as StreamEvents.
    */
-  async setMethodFault(service: Dependency, method: string, spec?: FaultSpec): Promise<void> {
+  async setMethodFault(service: DependencyName, method: string, spec?: FaultSpec): Promise<void> {
     await this.#withAdmin(service, async (admin) => {
       if (spec) await admin.setFault({ fault: faultOf(method, spec) }, { timeoutMs: 3000 });
       else await admin.clearFaults({ method }, { timeoutMs: 3000 });
@@ -146,7 +151,7 @@ export class ExperimentMesh {
 
   /** Runs `use` with a client of the service's loopback fault-injection listener. */
   async #withAdmin(
-    service: Dependency,
+    service: DependencyName,
     use: (admin: Client<typeof FaultInjectionService>) => Promise<void>,
   ): Promise<void> {
     const transport = createTransport({ target: this.mesh.adminAddress(service) });
@@ -177,7 +182,7 @@ export class ExperimentMesh {
    * heartbeat carrying the head, after which the stream is dropped. This is
    * what the projection must reach, independent of what it reports.
    */
-  sourceHeads(): Promise<Record<Dependency, bigint>> {
+  sourceHeads(): Promise<Record<DependencyName, bigint>> {
     return sourceHeads(this.mesh);
   }
 

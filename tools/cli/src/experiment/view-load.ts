@@ -1,11 +1,6 @@
 import { ConnectError, type Client } from "@connectrpc/connect";
-import {
-  Consistency,
-  Dependency as DependencyEnum,
-  type GetUserOrdersResponse,
-  type UserOrdersService,
-} from "@shopmesh/sdk/userorders/v1";
-import type { Dependency } from "./experiment-mesh.js";
+import { Consistency, type GetUserOrdersResponse, type UserOrdersService } from "@shopmesh/sdk/userorders/v1";
+import { dependencyNameOf, type DependencyName } from "@shopmesh/user-orders/dependencies";
 
 /** How a GetUserOrders call ended: every part present, some left out, or no answer. */
 export type AnswerKind = "full" | "degraded" | "failed";
@@ -24,22 +19,15 @@ export interface ViewSample {
    * disconnected (empty: all three connected) and those it reported behind
    * their source (applied below head).
    */
-  streams?: { disconnected: Dependency[]; behind: Dependency[] };
+  streams?: { disconnected: DependencyName[]; behind: DependencyName[] };
   /** Status code name of a failed call. */
   code?: string;
   /** Downstream requests sent (retries included) and hedges, summed over dependencies. */
   attempts: number;
   hedges: number;
   /** Per dependency, how long each of its calls took as user-orders timed it. */
-  durations: Partial<Record<Dependency, number>>;
+  durations: Partial<Record<DependencyName, number>>;
 }
-
-/** The experiment's name for each Dependency value of the contract. */
-export const dependencyNames: Record<number, Dependency> = {
-  [DependencyEnum.USERS]: "users",
-  [DependencyEnum.ORDERS]: "orders",
-  [DependencyEnum.PRODUCTS]: "products",
-};
 
 /**
  * Whether an answer shows everything the view is made of: no degradation
@@ -57,11 +45,14 @@ export function isComplete(response: GetUserOrdersResponse): boolean {
 }
 
 /** The names of the streams an EVENTUAL answer reports disconnected, and behind their source. */
-export function streamStates(response: GetUserOrdersResponse): { disconnected: Dependency[]; behind: Dependency[] } {
-  const disconnected: Dependency[] = [];
-  const behind: Dependency[] = [];
+export function streamStates(response: GetUserOrdersResponse): {
+  disconnected: DependencyName[];
+  behind: DependencyName[];
+} {
+  const disconnected: DependencyName[] = [];
+  const behind: DependencyName[] = [];
   for (const lag of response.streamLags) {
-    const name = dependencyNames[lag.source];
+    const name = dependencyNameOf(lag.source);
     if (!name) continue;
     if (!lag.connected) disconnected.push(name);
     if (lag.appliedSequence < lag.headSequence) behind.push(name);
@@ -84,13 +75,13 @@ export async function sampleView(
       { timeoutMs },
     );
     const latencyMs = performance.now() - sent;
-    const durations: Partial<Record<Dependency, number>> = {};
+    const durations: Partial<Record<DependencyName, number>> = {};
     let attempts = 0;
     let hedges = 0;
     for (const timing of response.timings) {
       attempts += timing.attempts;
       hedges += timing.hedges;
-      const name = dependencyNames[timing.dependency];
+      const name = dependencyNameOf(timing.dependency);
       if (name && timing.duration)
         durations[name] = Number(timing.duration.seconds) * 1000 + timing.duration.nanos / 1e6;
     }

@@ -4,24 +4,19 @@
 import { createClient, createTransport, type ClientTlsOptions } from "@shopmesh/sdk";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
-import { Consistency, Dependency, UserOrdersService, type GetUserOrdersResponse } from "@shopmesh/sdk/userorders/v1";
+import { Consistency, UserOrdersService, type GetUserOrdersResponse } from "@shopmesh/sdk/userorders/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";
+import { dependencyNameOf, dependencyNames, type DependencyName } from "@shopmesh/user-orders/dependencies";
 
 /** Where a mesh's services are and how to reach them over TLS (LocalMesh and the meshes built on it). */
 export interface MeshAccess {
-  address(service: SourceName | "user-orders"): string;
+  address(service: DependencyName | "user-orders"): string;
   /** TLS options for a client of `service`, presenting the certificate of `as`; undefined without TLS. */
-  clientTls(service: SourceName | "user-orders" | undefined, as?: string): ClientTlsOptions | undefined;
+  clientTls(service: DependencyName | "user-orders" | undefined, as?: string): ClientTlsOptions | undefined;
 }
 
-/** The services whose event streams feed the projection. */
-export type SourceName = "users" | "products" | "orders";
-const sources: SourceName[] = ["users", "products", "orders"];
-const sourceOf: Partial<Record<Dependency, SourceName>> = {
-  [Dependency.USERS]: "users",
-  [Dependency.PRODUCTS]: "products",
-  [Dependency.ORDERS]: "orders",
-};
+/** The services whose event streams feed the projection: user-orders' dependencies. */
+export type { DependencyName };
 
 /**
  * The newest sequence number of each source's outbox, asked of the source
@@ -29,9 +24,9 @@ const sourceOf: Partial<Record<Dependency, SourceName>> = {
  * streams answer user-orders only, so this asks with user-orders'
  * certificate (mutual TLS).
  */
-export async function sourceHeads(mesh: MeshAccess): Promise<Record<SourceName, bigint>> {
+export async function sourceHeads(mesh: MeshAccess): Promise<Record<DependencyName, bigint>> {
   const services = { users: UsersService, products: ProductsService, orders: OrdersService } as const;
-  const head = async (source: SourceName): Promise<bigint> => {
+  const head = async (source: DependencyName): Promise<bigint> => {
     const transport = createTransport({ target: mesh.address(source), tls: mesh.clientTls(source, "user-orders") });
     const abort = new AbortController();
     try {
@@ -48,7 +43,7 @@ export async function sourceHeads(mesh: MeshAccess): Promise<Record<SourceName, 
       transport.close();
     }
   };
-  const [users, products, orders] = await Promise.all(sources.map(head));
+  const [users, products, orders] = await Promise.all(dependencyNames.map(head));
   return { users: users!, products: products!, orders: orders! };
 }
 
@@ -75,7 +70,7 @@ export async function waitForProjection(options: {
   tls?: ClientTlsOptions;
   userId: string;
   timeoutMs: number;
-  heads?: Record<SourceName, bigint>;
+  heads?: Record<DependencyName, bigint>;
   intervalMs?: number;
 }): Promise<ProjectionWait> {
   const started = performance.now();
@@ -92,9 +87,9 @@ export async function waitForProjection(options: {
       last = answer ?? last;
       const caughtUp =
         answer !== undefined &&
-        answer.streamLags.length === sources.length &&
+        answer.streamLags.length === dependencyNames.length &&
         answer.streamLags.every((lag) => {
-          const source = sourceOf[lag.source];
+          const source = dependencyNameOf(lag.source);
           const atLeast = source && options.heads ? options.heads[source] : 0n;
           return (
             source !== undefined &&

@@ -1,7 +1,8 @@
 import type { Client } from "@connectrpc/connect";
 import type { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { waitForProjection } from "../../mesh/projection-progress.js";
-import { delayFaults, dependencies, onEveryDependency, type Dependency } from "../experiment-mesh.js";
+import { delayFaults, dependencies, onEveryDependency } from "../experiment-mesh.js";
+import type { DependencyName } from "@shopmesh/user-orders/dependencies";
 import type { ScenarioContext } from "../scenario-context.js";
 import { countKinds, kindFigures, latencySummary, type KindFigure } from "../statistics.js";
 import { addedLatencyMs, eventualAvailabilityPrediction, flatTolerance } from "../theory.js";
@@ -39,7 +40,7 @@ export interface ProjectionCatchUp {
   /** From the end of seeding until the projection had applied every source's head. */
   waitedMs: number;
   /** Each source's newest sequence number, asked of the source. */
-  heads: Record<Dependency, number>;
+  heads: Record<DependencyName, number>;
   polls: number;
 }
 
@@ -71,7 +72,7 @@ async function catchUpAfterSeeding(context: ScenarioContext, timeoutMs = 120_000
   }
   return {
     waitedMs: wait.waitedMs,
-    heads: Object.fromEntries(dependencies.map((d) => [d, Number(heads[d])])) as Record<Dependency, number>,
+    heads: Object.fromEntries(dependencies.map((d) => [d, Number(heads[d])])) as Record<DependencyName, number>,
     polls: wait.polls,
   };
 }

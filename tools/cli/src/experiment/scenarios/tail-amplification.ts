@@ -2,7 +2,8 @@ import { viewSender, warmUp, type ScenarioContext } from "../scenario-context.js
 import { binomialTolerance, latencySummary, quantile } from "../statistics.js";
 import { hedgedSlowFraction, hedgeExtraLoad, slowFraction } from "../theory.js";
 import { runClosedLoop, type ViewSample } from "../view-load.js";
-import { dependencies, type Dependency } from "../experiment-mesh.js";
+import { dependencies } from "../experiment-mesh.js";
+import type { DependencyName } from "@shopmesh/user-orders/dependencies";
 
 export interface TailRow {
   shards: number;
@@ -31,7 +32,7 @@ export interface TailResult {
   perCell: number;
   concurrency: number;
   /** The hedge delays used: about each dependency's p95 in the unhedged k = 1 row. */
-  hedgeDelaysMs: Record<Dependency, number>;
+  hedgeDelaysMs: Record<DependencyName, number>;
 }
 
 const hedgeQuantile = 0.95;
@@ -58,7 +59,12 @@ export async function tailAmplification(context: ScenarioContext): Promise<TailR
   const rows: TailRow[] = [];
   const slowFault = { latencyMs: slowLatencyMs, slowProbability: p };
 
-  const measure = async (shards: number, probability: number, hedge?: Record<Dependency, number>, count = perCell) => {
+  const measure = async (
+    shards: number,
+    probability: number,
+    hedge?: Record<DependencyName, number>,
+    count = perCell,
+  ) => {
     // One shard is the default; leaving the variable out lets the default process serve without a restart.
     const env: Record<string, string> = shards === 1 ? {} : { PRODUCTS_SHARDS: String(shards) };
     if (hedge) for (const d of dependencies) env[`HEDGE_${d.toUpperCase()}_DELAY`] = `${hedge[d]}ms`;
@@ -110,7 +116,7 @@ export async function tailAmplification(context: ScenarioContext): Promise<TailR
   await measure(1, 0, undefined, baselineCalls);
   // The hedge delay is one call's p95, from the k = 1 row: with more shards user-orders times the
   // products shards together (the slowest of them), which is not one call's latency.
-  let hedgeDelaysMs: Record<Dependency, number> | undefined;
+  let hedgeDelaysMs: Record<DependencyName, number> | undefined;
   for (const shards of shardsSweep) {
     const samples = await measure(shards, p);
     hedgeDelaysMs ??= hedgeDelays(samples);
@@ -125,8 +131,8 @@ export async function tailAmplification(context: ScenarioContext): Promise<TailR
 }
 
 /** About the p95 of each dependency's call time as user-orders saw it, in whole ms (at least 1). */
-function hedgeDelays(samples: ViewSample[]): Record<Dependency, number> {
-  const delays = {} as Record<Dependency, number>;
+function hedgeDelays(samples: ViewSample[]): Record<DependencyName, number> {
+  const delays = {} as Record<DependencyName, number>;
   for (const d of dependencies) {
     const times = samples.flatMap((s) => (s.durations[d] === undefined ? [] : [s.durations[d]]));
     delays[d] = Math.max(1, Math.ceil(quantile(times, hedgeQuantile)));
