@@ -19,9 +19,10 @@ import {
   UsageError,
   waitForProjection,
   type ServiceName,
+  RestartOnExit,
+  seedOnce,
+  type SeedRecord,
 } from "@shopmesh/cli";
-import { RestartOnExit } from "./mesh/restart-on-exit.js";
-import { seedOnce, type SeedRecord } from "./mesh/seed.js";
 
 const startUsage = `usage: npm start [-- <service>...]    or: npx shopmesh start [<service>...]
 

@@ -5,7 +5,7 @@
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, type ConnectError } from "@connectrpc/connect";
-import { spawnService, type ServiceProcess } from "@shopmesh/chassis";
+import { spawnService, type ServiceProcess } from "@shopmesh/cli";
 import { createClient, createGrpcTransport, type GrpcTransport } from "@shopmesh/sdk";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
 import { isConnectionLoss } from "../src/grpc-error.js";

@@ -16,7 +16,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { demoAccounts } from "../../scripts/mesh/seed.js";
+import { demoAccounts } from "@shopmesh/cli";
 import { adminToken, TestMesh } from "../../test/support/mesh.js";
 
 const root = resolve(import.meta.dirname, "../..");

@@ -7,7 +7,7 @@
 import { Code, ConnectError, createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ServiceProcess } from "@shopmesh/chassis";
+import type { ServiceProcess } from "@shopmesh/cli";
 import { adminToken, signUpCustomer, TestMesh } from "../support/mesh.js";
 import { waitUntil } from "../support/projection-check.js";
 

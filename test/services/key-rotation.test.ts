@@ -10,7 +10,8 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
-import { createTokenSigner, type ServiceProcess } from "@shopmesh/chassis";
+import { createTokenSigner } from "@shopmesh/chassis";
+import type { ServiceProcess } from "@shopmesh/cli";
 import { failure } from "../support/failure.js";
 import { adminToken, signUpCustomer, TestMesh } from "../support/mesh.js";
 

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Client } from "@connectrpc/connect";
-import type { ServiceProcess } from "@shopmesh/chassis";
+import type { ServiceProcess } from "@shopmesh/cli";
 import { LocalMesh, type ServiceName } from "@shopmesh/cli";
 import { createClient, createTransport, type ClientTlsOptions, type GrpcTransport } from "@shopmesh/sdk";
 import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";

@@ -27,7 +27,7 @@ import { Client as GrpcClient, credentials, Metadata, type ServiceError } from "
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import { methodPath } from "@shopmesh/sdk/internal";
-import { readCpuMicros, spawnService, type ServiceProcess } from "@shopmesh/chassis";
+import { readCpuMicros, spawnService, type ServiceProcess } from "@shopmesh/cli";
 import {
   EchoRequestSchema,
   EchoResponseSchema,

@@ -100,10 +100,8 @@ export {
   type PublishedKey,
 } from "./auth/key-set-verifier.js";
 export { downstreamTimeoutMs } from "./deadline.js";
-export { spawnService, type ServiceProcess, type SpawnServiceOptions } from "./process/spawn-service.js";
 export { FaultRegistry, parseFaultsEnv, toFault, toFaultRule, type FaultRule } from "./faults/fault-registry.js";
 export { createFaultInjectionService } from "./faults/fault-injection-service.js";
-export { readCpuMicros, readRssBytes } from "./process/proc-stats.js";
 export {
   EventLog,
   readEventStreamOptions,

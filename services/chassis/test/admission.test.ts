@@ -10,14 +10,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import type { ServiceImpl } from "@connectrpc/connect";
 import { Code, createClient, createTransport, retryPushbackMs, type Client, type GrpcTransport } from "@shopmesh/sdk";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@shopmesh/sdk/health/v1";
-import {
-  admissionWaitMs,
-  createLogger,
-  hosted,
-  spawnService,
-  startServer,
-  type RunningServer,
-} from "@shopmesh/chassis";
+import { admissionWaitMs, createLogger, hosted, startServer, type RunningServer } from "@shopmesh/chassis";
+import { spawnService } from "@shopmesh/cli";
 import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 import { EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
 import { asConnectError, readAll, settle } from "./support/call-outcome.js";

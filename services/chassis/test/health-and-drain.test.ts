@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { Code, createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@shopmesh/sdk/health/v1";
-import { spawnService, type ServiceProcess } from "@shopmesh/chassis";
+import { spawnService, type ServiceProcess } from "@shopmesh/cli";
 import { EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
 import { asConnectError, readAll, settle, signalled } from "./support/call-outcome.js";
 

@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Code, createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import { Health } from "@shopmesh/sdk/health/v1";
-import { spawnService, type ServiceProcess } from "@shopmesh/chassis";
+import { spawnService, type ServiceProcess } from "@shopmesh/cli";
 import { EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
 import { readAll, settle } from "./support/call-outcome.js";
 

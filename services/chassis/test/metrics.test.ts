@@ -7,13 +7,8 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
 import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
-import {
-  ConfigError,
-  defaultMetricsPort,
-  readMetricsConfig,
-  spawnService,
-  type ServiceProcess,
-} from "@shopmesh/chassis";
+import { ConfigError, defaultMetricsPort, readMetricsConfig } from "@shopmesh/chassis";
+import { spawnService, type ServiceProcess } from "@shopmesh/cli";
 import { EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
 import { failure } from "../../../test/support/failure.js";
 

@@ -3,7 +3,7 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawnService, type ServiceProcess } from "@shopmesh/chassis";
+import { spawnService, type ServiceProcess } from "@shopmesh/cli";
 
 const echoMain = fileURLToPath(new URL("./support/echo-main.ts", import.meta.url));
 const buf = fileURLToPath(new URL("../../../node_modules/.bin/buf", import.meta.url));

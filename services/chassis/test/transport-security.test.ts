@@ -19,12 +19,8 @@ import {
   type GrpcTransport,
   type TransportKind,
 } from "@shopmesh/sdk";
-import {
-  ensureDevelopmentCertificates,
-  spawnService,
-  type DevelopmentCertificates,
-  type ServiceProcess,
-} from "@shopmesh/chassis";
+import { ensureDevelopmentCertificates, type DevelopmentCertificates } from "@shopmesh/chassis";
+import { spawnService, type ServiceProcess } from "@shopmesh/cli";
 import { EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
 
 const echoMain = fileURLToPath(new URL("./support/echo-main.ts", import.meta.url));

@@ -15,7 +15,8 @@ import {
   type ServiceError,
 } from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { hostService, spawnService, type ServiceProcess } from "@shopmesh/chassis";
+import { hostService } from "@shopmesh/chassis";
+import { spawnService, type ServiceProcess } from "@shopmesh/cli";
 import { EchoRequestSchema, EchoResponseSchema, EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
 
 const echoMain = fileURLToPath(new URL("./support/echo-main.ts", import.meta.url));

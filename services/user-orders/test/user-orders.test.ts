@@ -5,7 +5,7 @@ import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { durationMs } from "@bufbuild/protobuf/wkt";
 import { Code, type Client } from "@connectrpc/connect";
-import type { ServiceProcess } from "@shopmesh/chassis";
+import type { ServiceProcess } from "@shopmesh/cli";
 import type { Product } from "@shopmesh/sdk/products/v1";
 import { Dependency, Fallback, type UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { failure } from "../../../test/support/failure.js";

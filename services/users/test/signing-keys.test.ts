@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { spawnService } from "@shopmesh/chassis";
+import { spawnService } from "@shopmesh/cli";
 import { createClient, createTransport } from "@shopmesh/sdk";
 import { UsersService } from "@shopmesh/sdk/users/v1";
 

@@ -17,3 +17,7 @@ export {
   type PortNeed,
 } from "./mesh/port-check.js";
 export { parseCommandLine, usageFailure, UsageError } from "./command-line.js";
+export { demoAccounts, seedOnce, type SeedRecord } from "./mesh/demo-seed.js";
+export { RestartOnExit, defaultRestartPolicy, type RestartEvents, type RestartPolicy } from "./mesh/restart-on-exit.js";
+export { spawnService, type ServiceProcess, type SpawnServiceOptions } from "./process/spawn-service.js";
+export { readCpuMicros, readRssBytes } from "./process/proc-stats.js";

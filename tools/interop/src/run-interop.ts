@@ -13,7 +13,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { once } from "node:events";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { spawnService, type ServiceProcess } from "@shopmesh/chassis";
+import { spawnService, type ServiceProcess } from "@shopmesh/cli";
 import { freePort, waitUntilAccepting } from "./free-port.js";
 import { interopCases, runGoClientCases, type CaseResult } from "./interop-cases.js";
 import { findInteropPrograms } from "./interop-programs.js";

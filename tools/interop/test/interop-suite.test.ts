@@ -4,7 +4,7 @@
 // where GRPC_INTEROP_CLIENT does not name the client; required on CI.
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawnService, type ServiceProcess } from "@shopmesh/chassis";
+import { spawnService, type ServiceProcess } from "@shopmesh/cli";
 import { requireProgram } from "../../../test/support/optional-program.js";
 import { freePort } from "../src/free-port.js";
 import { runGoClientCase, runGoClientCases } from "../src/interop-cases.js";

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { spawnService, type ServiceProcess } from "@shopmesh/chassis";
+import { spawnService, type ServiceProcess } from "../process/spawn-service.js";
 import type { ClientTlsOptions } from "@shopmesh/sdk";
 import { LocalMesh, serviceNames, type ServiceName } from "../mesh/local-mesh.js";
 import { findBusyPorts, type BusyPort } from "../mesh/port-check.js";

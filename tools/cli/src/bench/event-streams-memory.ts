@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { readRssBytes } from "@shopmesh/chassis";
+import { readRssBytes } from "../process/proc-stats.js";
 import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";

@@ -1,4 +1,4 @@
-import { readCpuMicros, readRssBytes } from "@shopmesh/chassis";
+import { readCpuMicros, readRssBytes } from "../process/proc-stats.js";
 
 export { readCpuMicros, readRssBytes };
 

@@ -5,11 +5,9 @@ import {
   defaultKeyFiles,
   ensureDevelopmentCertificates,
   ensureKeyPair,
-  spawnService,
   type DevelopmentCertificates,
-  type ServiceProcess,
-  type SpawnServiceOptions,
 } from "@shopmesh/chassis";
+import { spawnService, type ServiceProcess, type SpawnServiceOptions } from "../process/spawn-service.js";
 import type { ClientTlsOptions } from "@shopmesh/sdk";
 
 /** The services of a mesh, in the order they can start. */

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { readRssBytes } from "@shopmesh/chassis";
+import { readRssBytes } from "../process/proc-stats.js";
 import { createClient, createTransport, type ClientTlsOptions, type GrpcTransport } from "@shopmesh/sdk";
 import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 import { LocalMesh, serviceNames, type ServiceName } from "../mesh/local-mesh.js";

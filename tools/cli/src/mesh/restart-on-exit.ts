@@ -1,5 +1,5 @@
-import type { ServiceProcess } from "@shopmesh/chassis";
-import type { LocalMesh, ServiceName } from "@shopmesh/cli";
+import type { ServiceProcess } from "../process/spawn-service.js";
+import type { LocalMesh, ServiceName } from "./local-mesh.js";
 
 /** When to start a service that exited again. */
 export interface RestartPolicy {
