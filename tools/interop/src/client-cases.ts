@@ -12,33 +12,8 @@ import {
   type StreamingOutputCallRequest,
 } from "../../../gen/grpc/testing/messages_pb.js";
 import { TestService, UnimplementedService } from "../../../gen/grpc/testing/test_pb.js";
+import { interopCases, type CaseResult, type InteropCase } from "./interop-cases.js";
 import { RequestQueue } from "./request-queue.js";
-
-export const clientCaseNames = [
-  "empty_unary",
-  "large_unary",
-  "client_streaming",
-  "server_streaming",
-  "ping_pong",
-  "empty_stream",
-  "timeout_on_sleeping_server",
-  "cancel_after_begin",
-  "cancel_after_first_response",
-  "status_code_and_message",
-  "special_status_message",
-  "custom_metadata",
-  "unimplemented_method",
-  "unimplemented_service",
-] as const;
-
-export type ClientCaseName = (typeof clientCaseNames)[number];
-
-export interface ClientCaseResult {
-  case: string;
-  ok: boolean;
-  /** Why the case failed. */
-  detail?: string;
-}
 
 export interface ClientCaseOptions {
   host: string;
@@ -72,7 +47,7 @@ const echoTrailingValue = new Uint8Array([0xab, 0xab, 0xab]);
 const statusMessage = "test status message";
 const specialStatusMessage = "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈\t\n";
 
-const cases: Record<ClientCaseName, (clients: Clients) => Promise<void>> = {
+const cases: Record<InteropCase, (clients: Clients) => Promise<void>> = {
   async empty_unary({ test }) {
     const response = await test.emptyCall({}, { timeoutMs: callTimeoutMs });
     check(response !== undefined && response !== null, "the response is null");
@@ -244,15 +219,15 @@ const cases: Record<ClientCaseName, (clients: Clients) => Promise<void>> = {
  * Runs every case, one after another, over one transport of the given kind,
  * and reports each: a failed case does not stop the others.
  */
-export async function runClientCases(options: ClientCaseOptions): Promise<ClientCaseResult[]> {
+export async function runClientCases(options: ClientCaseOptions): Promise<CaseResult[]> {
   const transport = createTransport({ target: `${options.host}:${options.port}`, kind: options.kind });
   const clients: Clients = {
     test: createClient(TestService, transport),
     unimplemented: createClient(UnimplementedService, transport),
   };
-  const results: ClientCaseResult[] = [];
+  const results: CaseResult[] = [];
   try {
-    for (const name of clientCaseNames) {
+    for (const name of interopCases) {
       try {
         await cases[name](clients);
         results.push({ case: name, ok: true });

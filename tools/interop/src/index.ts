@@ -1,4 +1,4 @@
-export { clientCaseNames, runClientCases, type ClientCaseName, type ClientCaseResult } from "./client-cases.js";
+export { runClientCases } from "./client-cases.js";
 export { createTestService, echoInitialKey, echoTrailingKey, maxPayloadBytes } from "./test-service.js";
 export { interopCases, runGoClientCase, runGoClientCases, type CaseResult, type InteropCase } from "./interop-cases.js";
 export { findInteropPrograms, type InteropPrograms } from "./interop-programs.js";

@@ -3,17 +3,17 @@
 // 1. Server side: grpc.testing.TestService on the chassis (./main.ts, its own
 //    process on a free port) against grpc-go's interop client, every case
 //    that needs no credentials.
-// 2. Client side, when ./client-cases.ts is present: the SDK's transports
-//    (grpc-js and connect-node) run the same cases against grpc-go's interop
-//    server and against the chassis TestService.
+// 2. Client side: the SDK's transports (grpc-js and connect-node) run the
+//    same cases against grpc-go's interop server and against the chassis
+//    TestService.
 //
 // The programs come from GRPC_INTEROP_CLIENT and GRPC_INTEROP_SERVER. Prints
 // one row per case and exits 1 on any failure, or when a program is missing.
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { once } from "node:events";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { spawnService, type ServiceProcess } from "@shopmesh/cli";
+import { runClientCases } from "./client-cases.js";
 import { freePort, waitUntilAccepting } from "./free-port.js";
 import { interopCases, runGoClientCases, type CaseResult } from "./interop-cases.js";
 import { findInteropPrograms } from "./interop-programs.js";
@@ -21,12 +21,6 @@ import { formatRows, type Row } from "./result-table.js";
 
 const host = "127.0.0.1";
 const serverEntry = fileURLToPath(new URL("./main.ts", import.meta.url));
-const clientCasesFile = fileURLToPath(new URL("./client-cases.ts", import.meta.url));
-
-type TransportKind = "grpc-js" | "connect-node";
-interface ClientCasesModule {
-  runClientCases(options: { host: string; port: number; kind: TransportKind }): Promise<CaseResult[]>;
-}
 
 const programs = findInteropPrograms();
 if ("problems" in programs) {
@@ -48,7 +42,6 @@ const stopAll = async () => {
 };
 process.once("SIGINT", () => void stopAll().then(() => process.exit(130)));
 
-let notes: string[] = [];
 try {
   add(
     "chassis TestService",
@@ -56,25 +49,18 @@ try {
     await runGoClientCases({ client: programs.client, host, port: chassis.port }, interopCases),
   );
 
-  if (existsSync(clientCasesFile)) {
-    const module = (await import(pathToFileURL(clientCasesFile).href)) as Partial<ClientCasesModule>;
-    if (typeof module.runClientCases !== "function") throw new Error(`${clientCasesFile} exports no runClientCases`);
-    const port = await freePort(host);
-    goServer = spawn(programs.server, ["-port", String(port)], { stdio: ["ignore", "ignore", "inherit"] });
-    await waitUntilAccepting(host, port, { exited: once(goServer, "exit") });
-    for (const kind of ["grpc-js", "connect-node"] as const) {
-      add("grpc-go", `SDK ${kind}`, await module.runClientCases({ host, port, kind }));
-      add("chassis TestService", `SDK ${kind}`, await module.runClientCases({ host, port: chassis.port, kind }));
-    }
-  } else {
-    notes = ["client side: tools/interop/src/client-cases.ts is not in this checkout, so the SDK's cases did not run"];
+  const port = await freePort(host);
+  goServer = spawn(programs.server, ["-port", String(port)], { stdio: ["ignore", "ignore", "inherit"] });
+  await waitUntilAccepting(host, port, { exited: once(goServer, "exit") });
+  for (const kind of ["grpc-js", "connect-node"] as const) {
+    add("grpc-go", `SDK ${kind}`, await runClientCases({ host, port, kind }));
+    add("chassis TestService", `SDK ${kind}`, await runClientCases({ host, port: chassis.port, kind }));
   }
 } finally {
   await stopAll();
 }
 
 console.log(formatRows(rows));
-for (const note of notes) console.log(note);
 const failed = rows.filter((row) => !row.ok).length;
 console.log(failed === 0 ? `all ${rows.length} passed` : `${failed} of ${rows.length} failed`);
 process.exit(failed === 0 ? 0 : 1);
