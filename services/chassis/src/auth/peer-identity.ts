@@ -3,15 +3,21 @@ import type { PeerCertificate } from "node:tls";
 import { meshServiceOf } from "@shopmesh/sdk";
 
 /**
- * Who is at the other end of the connection, as its TLS certificate says: a
- * mesh service's certificate, verified against the mesh's CA during the
- * handshake, names it (`spiffe://shopmesh.local/<service>`). A caller with
- * no certificate (a person's tool, the SDK with only the CA certificate),
- * or a plaintext connection, has no peer service.
+ * Who is at the other end of the connection: its address, and what its TLS
+ * certificate says. A mesh service's certificate, verified against the
+ * mesh's CA during the handshake, names it (`spiffe://shopmesh.local/<service>`).
+ * A caller with no certificate (a person's tool, the SDK with only the CA
+ * certificate), or a plaintext connection, has no peer service.
  */
 export interface PeerIdentity {
   /** The mesh service the verified client certificate names, or undefined. */
   readonly service: string | undefined;
+  /**
+   * The client's IP address as the TCP connection says ("127.0.0.1", "::1"),
+   * or undefined when unknown. It is the immediate peer: a client behind a
+   * proxy shows the proxy's address.
+   */
+  readonly address: string | undefined;
 }
 
 /** What grpc-js's server calls tell of their TLS session (`call.getAuthContext()`). */
@@ -19,20 +25,24 @@ export interface CallAuthContext {
   sslPeerCertificate?: PeerCertificate;
 }
 
-const noPeer: PeerIdentity = Object.freeze({ service: undefined });
+const noPeer: PeerIdentity = Object.freeze({ service: undefined, address: undefined });
 
 /** Where the server leaves the caller's transport identity for interceptors and handlers to read. */
 export const peerIdentityKey = createContextKey<PeerIdentity>(noPeer, { description: "peer certificate identity" });
 
 /**
- * The peer identity of a grpc-js server call, read from the TLS session
- * only when first asked for: most calls never need it, and reading the
- * certificate builds an object per call.
+ * The peer of a grpc-js server call, read from the call only when first
+ * asked for: most calls never need it, and reading the certificate builds
+ * an object per call.
  */
 export class CallPeerIdentity implements PeerIdentity {
   #service: string | undefined | null = null;
 
-  constructor(private readonly call: { getAuthContext?(): CallAuthContext | null }) {}
+  constructor(private readonly call: { getAuthContext?(): CallAuthContext | null; getPeer?(): string }) {}
+
+  get address(): string | undefined {
+    return hostOfPeer(this.call.getPeer?.());
+  }
 
   get service(): string | undefined {
     if (this.#service === null) {
@@ -63,4 +73,10 @@ export function requirePeerService(context: Pick<HandlerContext, "values">, allo
       Code.PermissionDenied,
     );
   return service;
+}
+
+/** grpc-js names a peer "<address>:<port>" (IPv6 without brackets), or "unknown". */
+function hostOfPeer(peer: string | undefined): string | undefined {
+  if (peer === undefined || peer === "unknown") return undefined;
+  return peer.replace(/:\d+$/, "");
 }

@@ -22,24 +22,12 @@ export const serverStoppingKey = createContextKey<AbortSignal>(neverStopping, { 
 /** Where a call's handler finds how long it waited for admission (see {@link admissionWaitMs}); @internal */
 export const admissionWaitKey = createContextKey<number>(0, { description: "time waited for admission" });
 
-/** Reads the client's address of a call, when it is asked for (most calls never ask); @internal */
-export const peerAddressKey = createContextKey<(() => string | undefined) | undefined>(undefined, {
-  description: "client address",
-});
-
 /**
  * The IP address of the client that made this call, as the TCP connection
- * says ("127.0.0.1", "::1"), or undefined outside a grpc-js server. It is
- * the immediate peer: a client behind a proxy shows the proxy's address.
+ * says ("127.0.0.1", "::1"), or undefined when unknown (see PeerIdentity).
  */
 export function peerAddress(context: Pick<HandlerContext, "values">): string | undefined {
-  return context.values.get(peerAddressKey)?.();
-}
-
-/** grpc-js names a peer "<address>:<port>" (IPv6 without brackets), or "unknown". */
-export function hostOfPeer(peer: string | undefined): string | undefined {
-  if (peer === undefined || peer === "unknown") return undefined;
-  return peer.replace(/:\d+$/, "");
+  return context.values.get(peerIdentityKey).address;
 }
 
 /** Aborted when the server hosting this streaming call starts to stop (never, outside such a server). */
@@ -125,7 +113,6 @@ export class CallContext implements HandlerContext {
   ) {
     this.service = method.parent;
     if (admitted !== undefined && admitted.waitedMs > 0) this.values.set(admissionWaitKey, admitted.waitedMs);
-    this.values.set(peerAddressKey, () => hostOfPeer(call.getPeer?.()));
     // Like the address, the certificate is read only if an interceptor or handler asks who the peer is.
     this.values.set(peerIdentityKey, new CallPeerIdentity(call));
     this.requestHeader = metadataToHeaders(call.metadata);

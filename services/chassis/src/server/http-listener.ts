@@ -13,7 +13,7 @@ import { contentTypeRegExp as grpcWebContentType } from "@connectrpc/connect/pro
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import cors from "cors";
 import type { ConnectionConfig } from "../config.js";
-import { peerAddressKey } from "./call-context.js";
+import { peerIdentityKey } from "../auth/peer-identity.js";
 
 /** A service descriptor with its implementation (see service-server.ts's HostedService). */
 interface HostedImpl {
@@ -94,7 +94,13 @@ export async function listenForHttp(options: HttpListenOptions): Promise<HttpLis
     // The client's address, as on the gRPC port (SignIn's throttle counts failures per address).
     contextValues(req) {
       const values = createContextValues();
-      values.set(peerAddressKey, () => req.socket.remoteAddress?.replace(/^::ffff:/, ""));
+      // No client certificates on this port: the address only.
+      values.set(peerIdentityKey, {
+        service: undefined,
+        get address() {
+          return req.socket.remoteAddress?.replace(/^::ffff:/, "");
+        },
+      });
       return values;
     },
     grpc: false,
