@@ -182,6 +182,8 @@ export function httpCallGate(options: HttpCallGateOptions): Interceptor {
         try {
           await waitForSlot(limiter, timeoutMs, req.signal);
           admitted = true;
+          // As on the gRPC port: a default budget counts from the call's arrival, not from its admission.
+          req.contextValues.set(admissionWaitKey, performance.now() - started);
         } catch (error) {
           if (error instanceof ConnectError && error.code === Code.ResourceExhausted)
             onRefused?.(path, error.code, error.rawMessage, performance.now() - started);
@@ -190,8 +192,6 @@ export function httpCallGate(options: HttpCallGateOptions): Interceptor {
       }
     }
     const admittedAt = performance.now();
-    // As on the gRPC port: a default budget counts from the call's arrival, not from its admission.
-    if (admittedAt - started > 0) req.contextValues.set(admissionWaitKey, admittedAt - started);
     const handling = next(req);
     if (admitted) {
       void handling.then(
