@@ -116,7 +116,8 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
       // Faults run outermost but for the timing, so an injected delay or error looks like the service itself.
       interceptors: [
         ...(tracing.enabled ? [serverTracingInterceptor] : []),
-        serverMetricsInterceptor,
+        // With METRICS_PORT=off nothing could read the call histograms, so no call pays for them.
+        ...(metricsConfig === undefined ? [] : [serverMetricsInterceptor]),
         ...(config.faultInjection ? [faults.interceptor] : []),
         ...(setup.interceptors ?? []),
       ],

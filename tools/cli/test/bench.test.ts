@@ -13,7 +13,7 @@ import type { BenchReport } from "../src/bench/bench-results.js";
 const main = fileURLToPath(new URL("../src/main.ts", import.meta.url));
 const outDir = mkdtempSync(join(tmpdir(), "shopmesh-bench-test-"));
 // Away from the default 30151 so a bench running beside the tests is not disturbed; below the ephemeral range.
-const portBase = 31000 + (process.pid % 80) * 5;
+const portBase = 31000 + (process.pid % 70) * 10;
 
 function shopmesh(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -45,8 +45,19 @@ describe("shopmesh bench", () => {
       "orders.ListOrders",
       "user-orders.GetUserOrders",
       "user-orders.GetUserOrders.eventual",
+      "products.GetProduct.plaintext",
+      "products.GetProduct.lean",
+      "products.GetProduct.traced",
     ];
     expect(report.steps.map((step) => step.target).sort()).toEqual([...keys].sort());
+    // Each row is read against the bare server over its own transport: only the plaintext ones against plaintext.
+    for (const step of report.steps)
+      expect(step.baseline, step.target).toBe(
+        step.target === "bare" || step.target === "products.GetProduct.plaintext" ? "bare" : "bare.tls",
+      );
+    // The traced products process exported its spans to the collector stand-in.
+    expect(report.otlpExport?.exports).toBeGreaterThan(0);
+    expect(report.otlpExport?.bytes).toBeGreaterThan(0);
     for (const step of report.steps) {
       expect(step.concurrency).toBe(report.settings.concurrency[0]);
       expect(step.errors, `${step.target}: ${step.firstError}`).toBe(0);
@@ -63,6 +74,9 @@ describe("shopmesh bench", () => {
       "bare-baseline",
       "orders",
       "products",
+      "products-lean",
+      "products-plaintext",
+      "products-traced",
       "user-orders",
       "users",
     ]);
@@ -83,6 +97,9 @@ describe("shopmesh bench", () => {
       "## orders.ListOrders",
       "## user-orders.GetUserOrders",
       "## user-orders.GetUserOrders, EVENTUAL",
+      "## products.GetProduct, without TLS",
+      "## products.GetProduct, without metrics",
+      "## products.GetProduct, traced and exported",
       "## Memory (RSS)",
     ]) {
       expect(markdown).toContain(heading);
@@ -96,6 +113,9 @@ describe("shopmesh bench", () => {
       /TLS is the only difference from the bare server's plaintext port in the same process: it adds -?[\d,]+ µs of server CPU/,
     );
     expect(markdown).toMatch(/would then give at most [\d,]+ calls\/s, [\d.]+ % of the baseline's rate/);
+    // What each products variant's one difference costs, against products.GetProduct in the same run.
+    expect(markdown.match(/Against products\.GetProduct \(TLS, metrics on, tracing off\)/g)).toHaveLength(3);
+    expect(markdown).toMatch(/the collector stand-in received [\d,]+ exports/);
   });
 
   it("refuses to start, naming the port, when one of its ports is busy", async () => {

@@ -6,12 +6,19 @@ import { cpus, platform, release, totalmem } from "node:os";
 import { relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { BenchReport, RssResult, StepResult } from "./bench-results.js";
-import { benchUsage, readBenchSettings, UsageRequested, type BenchSettings } from "./bench-settings.js";
+import { benchUsage, knownTargets, readBenchSettings, UsageRequested, type BenchSettings } from "./bench-settings.js";
 import { busyPortLines } from "../mesh/port-check.js";
-import { BenchMesh, benchPorts, busyPorts, newBenchDataDir, type BenchProcessName } from "./bench-mesh.js";
+import {
+  BenchMesh,
+  benchPorts,
+  busyPorts,
+  newBenchDataDir,
+  productsVariants,
+  type BenchProcessName,
+} from "./bench-mesh.js";
 import { waitForProjection } from "../mesh/projection-progress.js";
 import { seedBenchData } from "./bench-seed.js";
-import { createBenchTargets } from "./bench-targets.js";
+import { createBenchTargets, variantKey } from "./bench-targets.js";
 import { renderSummary, writeReport } from "./report-writer.js";
 import { RssSampler } from "./rss-sampler.js";
 import { runLevel } from "./step-runner.js";
@@ -40,7 +47,7 @@ export async function bench(args: string[]): Promise<number> {
   const ports = benchPorts(settings.portBase);
   const busy = await busyPorts(ports);
   if (busy.length > 0) {
-    for (const line of busyPortLines(busy, "--port-base <first of six ports>"))
+    for (const line of busyPortLines(busy, "--port-base <first of nine ports>"))
       process.stderr.write(`shopmesh bench: ${line}\n`);
     return 1;
   }
@@ -62,14 +69,11 @@ export async function bench(args: string[]): Promise<number> {
 
   try {
     const levels = settings.concurrency.length;
-    const estimate = Math.round(
-      (levels *
-        (settings.targets.length === 0 ? 6 : settings.targets.length + 1) *
-        (settings.durationMs + settings.warmupMs)) /
-        1000,
-    );
+    // The two bare rows (plaintext and TLS) run beside whatever is loaded.
+    const targetCount = (settings.targets.length === 0 ? knownTargets.length : settings.targets.length) + 2;
+    const estimate = Math.round((levels * targetCount * (settings.durationMs + settings.warmupMs)) / 1000);
     say(
-      `shopmesh bench: ${levels} level(s) (${settings.concurrency.join(", ")} in flight) × ${settings.targets.length === 0 ? 6 : settings.targets.length + 1} targets, about ${estimate} s of load after start-up`,
+      `shopmesh bench: ${levels} level(s) (${settings.concurrency.join(", ")} in flight) × ${targetCount} targets, about ${estimate} s of load after start-up`,
     );
     const profiled = Object.fromEntries(
       settings.cpuProf.map((name) => [
@@ -84,7 +88,10 @@ export async function bench(args: string[]): Promise<number> {
     ) as Partial<Record<BenchProcessName, Record<string, string>>>;
     if (settings.cpuProf.length > 0)
       say(`  CPU profiles of ${settings.cpuProf.join(", ")} go to ${settings.cpuProfDir} when they stop`);
-    mesh = await BenchMesh.start(ports, dataDir, profiled);
+    const variants = productsVariants.filter(
+      (variant) => settings.targets.length === 0 || settings.targets.includes(variantKey(variant)),
+    );
+    mesh = await BenchMesh.start(ports, dataDir, profiled, variants);
     const running = mesh;
     say(
       `  mesh up: users ${ports.users}, products ${ports.products}, orders ${ports.orders}, user-orders ${ports["user-orders"]}, bare baseline ${ports["bare-baseline"]}`,
@@ -101,6 +108,7 @@ export async function bench(args: string[]): Promise<number> {
       settings.connections,
       (name) => running.clientTls(name),
       running.bareOverTls(),
+      variants,
     );
     const { close } = created;
     const targets = created.targets.filter(
@@ -144,7 +152,7 @@ export async function bench(args: string[]): Promise<number> {
     const peaks = sampler.stop();
 
     const barePeak = peaks.get("bare-baseline")?.peakBytes ?? 0;
-    const order: BenchProcessName[] = ["users", "products", "orders", "user-orders", "bare-baseline"];
+    const order: BenchProcessName[] = ["users", "products", "orders", "user-orders", ...variants, "bare-baseline"];
     const rss: RssResult[] = order.flatMap((name) => {
       const peak = peaks.get(name);
       if (!peak) return [];
@@ -157,6 +165,7 @@ export async function bench(args: string[]): Promise<number> {
         },
       ];
     });
+    const otlp = await running.otlpSinkStats();
     const cpu = cpus();
     const report: BenchReport = {
       generatedAt: new Date().toISOString(),
@@ -181,6 +190,7 @@ export async function bench(args: string[]): Promise<number> {
       seeded: { products: data.productIds.length, orders: data.orderIds.length, linesPerOrder: "2-3" },
       steps,
       rss,
+      ...(otlp === undefined ? {} : { otlpExport: otlp }),
       checks: checkTargets(steps, rss),
     };
     const paths = writeReport(report, settings.outDir);

@@ -10,15 +10,33 @@ import { findBusyPorts, type BusyPort } from "../mesh/port-check.js";
 /** The admin account of a bench mesh. */
 export const benchAdminEmail = "admin@bench.shopmesh.local";
 
-/** The processes a bench loads: the four services and the bare baseline server. */
-export type BenchProcessName = ServiceName | "bare-baseline";
+/**
+ * Second products processes, each with one thing changed from the mesh's
+ * own, so that what that thing costs per call is measured against it in the
+ * same run: TLS off, metrics off (METRICS_PORT=off: no call histogram), or
+ * tracing on and exporting every span over OTLP/HTTP.
+ */
+export const productsVariants = ["products-plaintext", "products-lean", "products-traced"] as const;
+export type ProductsVariant = (typeof productsVariants)[number];
+
+/** The processes a bench loads: the four services, the products variants and the bare baseline server. */
+export type BenchProcessName = ServiceName | ProductsVariant | "bare-baseline";
 
 /** Which port each process of a bench gets, from `--port-base`. */
 export function benchPorts(base: number): Record<BenchProcessName, number> {
-  return { users: base, products: base + 1, orders: base + 2, "user-orders": base + 3, "bare-baseline": base + 4 };
+  return {
+    users: base,
+    products: base + 1,
+    orders: base + 2,
+    "user-orders": base + 3,
+    "bare-baseline": base + 4,
+    "products-plaintext": base + 6,
+    "products-lean": base + 7,
+    "products-traced": base + 8,
+  };
 }
 
-/** The bare baseline's second port, where it answers over TLS: the one after the five of {@link benchPorts}. */
+/** The bare baseline's second port, where it answers over TLS: the one after its plaintext port. */
 export function bareTlsPort(ports: Record<BenchProcessName, number>): number {
   return ports["bare-baseline"] + 1;
 }
@@ -31,12 +49,30 @@ export function busyPorts(ports: Record<BenchProcessName, number>): Promise<Busy
   ]);
 }
 
+/** What each products variant changes from the mesh's products process. */
+function variantEnv(variant: ProductsVariant, otlpEndpoint: string): Record<string, string> {
+  switch (variant) {
+    case "products-plaintext":
+      return { TLS: "off" };
+    case "products-lean":
+      return { METRICS_PORT: "off" };
+    case "products-traced":
+      // Every call sampled; a batch goes out when full or after a second (the SDK's defaults otherwise).
+      return {
+        OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint,
+        OTEL_TRACES_SAMPLER: "always_on",
+        OTEL_BSP_SCHEDULE_DELAY: "1000",
+      };
+  }
+}
+
 /** A fresh temporary data directory for a bench mesh. */
 export function newBenchDataDir(): string {
   return mkdtempSync(join(tmpdir(), "shopmesh-bench-"));
 }
 
 const bareEntry = fileURLToPath(new URL("./bare-baseline-server.ts", import.meta.url));
+const sinkEntry = fileURLToPath(new URL("./otlp-sink.ts", import.meta.url));
 
 /**
  * The mesh under test (four services in a temporary data directory) plus the
@@ -52,13 +88,23 @@ export class BenchMesh {
     readonly stderr: Map<BenchProcessName, string>,
     /** Where the bare baseline answers over TLS; undefined when the mesh runs without TLS. */
     private readonly bareTlsPort: number,
+    /** The products variants started (see {@link productsVariants}). */
+    readonly variants: Map<ProductsVariant, ServiceProcess>,
+    /** The OTLP sink of products-traced, when that variant runs. */
+    readonly otlpSink: ServiceProcess | undefined,
   ) {}
 
-  /** Starts everything with its data in `dataDir` (see {@link newBenchDataDir}); the caller removes the directory if this fails. */
+  /**
+   * Starts everything with its data in `dataDir` (see {@link newBenchDataDir});
+   * the caller removes the directory if this fails. The products variants in
+   * `variants` start once the mesh is up, on products' own database (they
+   * serve reads only).
+   */
   static async start(
     ports: Record<BenchProcessName, number>,
     dataDir: string,
     extraEnv: Partial<Record<BenchProcessName, Record<string, string>>> = {},
+    variants: readonly ProductsVariant[] = [],
   ): Promise<BenchMesh> {
     const stderr = new Map<BenchProcessName, string>();
     const keepStderr = (name: BenchProcessName) => (text: string) => {
@@ -69,6 +115,7 @@ export class BenchMesh {
     // ADMIN_PORT=0: the loopback fault-injection listener takes any free port, not one that might be taken.
     const common = { LOG_LEVEL: "info", ADMIN_PORT: "0", SHUTDOWN_GRACE: "2s" };
     let mesh: LocalMesh | undefined;
+    const started: ServiceProcess[] = [];
     try {
       mesh = await LocalMesh.start({
         dataDir,
@@ -103,9 +150,28 @@ export class BenchMesh {
         keepLogs: false,
         onStderr: keepStderr("bare-baseline"),
       });
-      return new BenchMesh(dataDir, mesh, bare, stderr, bareTlsPort(ports));
+      started.push(bare);
+      const otlpSink = variants.includes("products-traced")
+        ? await spawnService({ entry: sinkEntry, keepLogs: false })
+        : undefined;
+      if (otlpSink !== undefined) started.push(otlpSink);
+      const running = new Map<ProductsVariant, ServiceProcess>();
+      const meshStarted = mesh;
+      await Promise.all(
+        variants.map(async (variant) => {
+          const variantProcess = await meshStarted.spawn("products", {
+            ...common,
+            PORT: String(ports[variant]),
+            ...variantEnv(variant, `http://127.0.0.1:${otlpSink?.port ?? 9}`),
+            ...extraEnv[variant],
+          });
+          started.push(variantProcess);
+          running.set(variant, variantProcess);
+        }),
+      );
+      return new BenchMesh(dataDir, mesh, bare, stderr, bareTlsPort(ports), running, otlpSink);
     } catch (error) {
-      await mesh?.stop("SIGKILL");
+      await Promise.all([mesh?.stop("SIGKILL"), ...started.map((process) => process.stop("SIGKILL"))]);
       throw error;
     }
   }
@@ -116,16 +182,37 @@ export class BenchMesh {
     for (const [service, process] of this.mesh.processes)
       if (process.child.pid !== undefined) pids.set(service, process.child.pid);
     if (this.bare.child.pid !== undefined) pids.set("bare-baseline", this.bare.child.pid);
+    for (const [variant, process] of this.variants)
+      if (process.child.pid !== undefined) pids.set(variant, process.child.pid);
     return pids;
   }
 
   address(name: BenchProcessName): string {
-    return name === "bare-baseline" ? this.bare.address : this.mesh.address(name);
+    if (name === "bare-baseline") return this.bare.address;
+    if (isVariant(name)) return this.#variant(name).address;
+    return this.mesh.address(name);
   }
 
-  /** TLS options for a client of a process: the services' CA; the bare baseline's own port speaks plaintext. */
+  /**
+   * TLS options for a client of a process: the services' CA; the bare
+   * baseline's own port and products-plaintext speak plaintext.
+   */
   clientTls(name: BenchProcessName): ClientTlsOptions | undefined {
-    return name === "bare-baseline" ? undefined : this.mesh.clientTls(name);
+    if (name === "bare-baseline" || name === "products-plaintext") return undefined;
+    return this.mesh.clientTls(isVariant(name) ? "products" : name);
+  }
+
+  /** What the OTLP sink received: exports and bytes; undefined without products-traced. */
+  async otlpSinkStats(): Promise<{ exports: number; bytes: number } | undefined> {
+    if (this.otlpSink === undefined) return undefined;
+    const response = await fetch(`http://127.0.0.1:${this.otlpSink.port}/stats`);
+    return (await response.json()) as { exports: number; bytes: number };
+  }
+
+  #variant(name: ProductsVariant): ServiceProcess {
+    const found = this.variants.get(name);
+    if (found === undefined) throw new Error(`${name} was not started for this bench`);
+    return found;
   }
 
   /** The bare baseline over TLS: its address and client options, undefined when the mesh runs without TLS. */
@@ -140,7 +227,12 @@ export class BenchMesh {
   async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    await Promise.all([this.mesh.stop(signal), this.bare.stop(signal)]);
+    await Promise.all([
+      this.mesh.stop(signal),
+      this.bare.stop(signal),
+      ...[...this.variants.values()].map((process) => process.stop(signal)),
+      this.otlpSink?.stop(signal),
+    ]);
     rmSync(this.dataDir, { recursive: true, force: true });
   }
 }
@@ -150,4 +242,8 @@ function bareTls(mesh: LocalMesh, port: number): Record<string, string> {
   const identity = mesh.certificates?.identities["bare-baseline"];
   if (identity === undefined) return {};
   return { TLS_PORT: String(port), TLS_CERT: identity.certFile, TLS_KEY: identity.keyFile, TLS_CA: identity.caFile };
+}
+
+function isVariant(name: BenchProcessName): name is ProductsVariant {
+  return (productsVariants as readonly string[]).includes(name);
 }

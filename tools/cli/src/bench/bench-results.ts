@@ -14,7 +14,9 @@ export interface StepResult {
   callsPerSecond: number;
   /** Latency percentiles of successful calls, in ms. */
   latencyMs: { p50: number; p90: number; p99: number; p999: number; max: number; mean: number };
-  /** calls/s as a share of the bare baseline's at the same concurrency. */
+  /** The bare server's row this one is read against: the one over the same transport. */
+  baseline: "bare" | "bare.tls";
+  /** calls/s as a share of that baseline's at the same concurrency. */
   ratioToBaseline: number;
   /** CPU the bench (client) process spent per call, µs. */
   clientCpuMicrosPerCall: number;
@@ -33,7 +35,7 @@ export interface RssResult {
   ratioToBaseline: number;
 }
 
-/** One of the targets, measured. */
+/** One of the bench's targets, measured. */
 export interface TargetCheck {
   name: string;
   measured: number;
@@ -62,5 +64,7 @@ export interface BenchReport {
   seeded: { products: number; orders: number; linesPerOrder: string };
   steps: StepResult[];
   rss: RssResult[];
+  /** What the OTLP sink of products-traced received over the whole run. */
+  otlpExport?: { exports: number; bytes: number };
   checks: TargetCheck[];
 }

@@ -1,6 +1,7 @@
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseCommandLine } from "../command-line.js";
+import { productsVariants } from "./bench-mesh.js";
 
 /** What one `shopmesh bench` run does. */
 export interface BenchSettings {
@@ -14,7 +15,7 @@ export interface BenchSettings {
   warmupMs: number;
   /** Longest interleaved slice, in ms. */
   sliceMs: number;
-  /** First of five consecutive ports: users, products, orders, user-orders, bare baseline. */
+  /** First of nine consecutive ports (see benchPorts). */
   portBase: number;
   /** Where bench.json and bench.md go. */
   outDir: string;
@@ -35,8 +36,8 @@ export const benchUsage = `usage: shopmesh bench [options]
   --connections 4         HTTP/2 connections per target, used in turn
   --duration 10           measured seconds per target and level (interleaved slices)
   --warmup 2              warm-up seconds per target and level
-  --port-base 30151       six ports from here: users, products, orders, user-orders, bare baseline
-                          and the bare baseline over TLS
+  --port-base 30151       nine ports from here: users, products, orders, user-orders, bare baseline,
+                          the bare baseline over TLS, and the products variants (plaintext, lean, traced)
   --out reports           where bench.json and bench.md are written (default: reports/, or
                           data/bench-quick/ with --quick, never the committed report)
   --products 100          products to seed
@@ -49,11 +50,23 @@ export const benchUsage = `usage: shopmesh bench [options]
 const root = fileURLToPath(new URL("../../../..", import.meta.url));
 
 /**
- * First of the bench's five ports: below Linux's ephemeral range
+ * First of the bench's nine ports: below Linux's ephemeral range
  * (32768-60999), where an outgoing connection could hold one, and away from
  * npm start's and the experiment's.
  */
 export const defaultBenchPortBase = 30151;
+
+/** What `--targets` may name: everything the bench loads but the two bare rows, which always run. */
+export const knownTargets: readonly string[] = [
+  "users.GetUser",
+  "products.GetProduct",
+  "orders.ListOrders",
+  "user-orders.GetUserOrders",
+  "user-orders.GetUserOrders.eventual",
+  "products.GetProduct.plaintext",
+  "products.GetProduct.lean",
+  "products.GetProduct.traced",
+];
 
 /** Reads the command line; throws an Error with a readable message when it is wrong. */
 export function readBenchSettings(args: string[]): BenchSettings {
@@ -96,17 +109,11 @@ export function readBenchSettings(args: string[]): BenchSettings {
     .map((part) => Math.round(number("concurrency", part.trim(), 1, 1, 4096)));
   const durationMs = number("duration", values.duration, quick ? 1 : 10, 0.1) * 1000;
   const targets = list(values.targets);
-  const known = [
-    "users.GetUser",
-    "products.GetProduct",
-    "orders.ListOrders",
-    "user-orders.GetUserOrders",
-    "user-orders.GetUserOrders.eventual",
-  ];
   for (const target of targets)
-    if (!known.includes(target)) throw new Error(`--targets: expected some of ${known.join(", ")}, got ${target}`);
+    if (!knownTargets.includes(target))
+      throw new Error(`--targets: expected some of ${knownTargets.join(", ")}, got ${target}`);
   const cpuProf = list(values["cpu-prof"]);
-  const processes = ["users", "products", "orders", "user-orders", "bare-baseline"];
+  const processes = ["users", "products", "orders", "user-orders", "bare-baseline", ...productsVariants];
   for (const name of cpuProf)
     if (!processes.includes(name)) throw new Error(`--cpu-prof: expected some of ${processes.join(", ")}, got ${name}`);
   return {

@@ -6,7 +6,7 @@ import { ProductsService } from "@shopmesh/sdk/products/v1";
 import { Consistency, UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";
 import { EchoService } from "../../../../gen/shopmesh/echo/v1/echo_pb.js";
-import type { BenchProcessName } from "./bench-mesh.js";
+import type { BenchProcessName, ProductsVariant } from "./bench-mesh.js";
 import type { BenchData } from "./bench-seed.js";
 
 /** Something the bench loads: one RPC of one process. */
@@ -17,6 +17,9 @@ export interface BenchTarget {
     | "bare.tls"
     | "users.GetUser"
     | "products.GetProduct"
+    | "products.GetProduct.plaintext"
+    | "products.GetProduct.lean"
+    | "products.GetProduct.traced"
     | "orders.ListOrders"
     | "user-orders.GetUserOrders"
     | "user-orders.GetUserOrders.eventual";
@@ -26,14 +29,38 @@ export interface BenchTarget {
   process: BenchProcessName;
   /** Which processes do work for one call (for CPU per call). */
   involves: BenchProcessName[];
+  /** The bare server's row this one is read against: the one over the same transport (TLS or not). */
+  baseline: "bare" | "bare.tls";
   call: () => Promise<unknown>;
   /** Answers that came back degraded (GetUserOrders with a fallback applied): counted, still timed. */
   degraded: number;
 }
 
+/** The products variants' targets: GetProduct with one thing changed (see productsVariants). */
+const variantTargets = {
+  "products-plaintext": {
+    key: "products.GetProduct.plaintext",
+    title: "products.GetProduct, without TLS",
+  },
+  "products-lean": {
+    key: "products.GetProduct.lean",
+    title: "products.GetProduct, without metrics",
+  },
+  "products-traced": {
+    key: "products.GetProduct.traced",
+    title: "products.GetProduct, traced and exported",
+  },
+} as const satisfies Record<ProductsVariant, { key: BenchTarget["key"]; title: string }>;
+
+/** The target key of a products variant's GetProduct. */
+export function variantKey(variant: ProductsVariant): BenchTarget["key"] {
+  return variantTargets[variant].key;
+}
+
 /**
- * The baseline, the four main reads and GetUserOrders with EVENTUAL
- * consistency (from user-orders' projection, no downstream call), each with
+ * The baselines, the four main reads, GetUserOrders with EVENTUAL
+ * consistency (from user-orders' projection, no downstream call) and
+ * GetProduct from each products variant, each with
  * its own SDK clients (grpc-js-backed, the default of createTransport) and
  * the seeded customer's token where the call needs one. Every target spreads
  * its calls over `connections` HTTP/2 connections, taking them in turn: each
@@ -48,7 +75,11 @@ export function createBenchTargets(
   tls: (name: BenchProcessName) => ClientTlsOptions | undefined = () => undefined,
   /** The bare baseline's TLS port, for the same empty call over TLS; left out when undefined. */
   bareOverTls?: { address: string; tls: ClientTlsOptions },
+  /** The products variants running beside the mesh. */
+  variants: readonly ProductsVariant[] = [],
 ): { targets: BenchTarget[]; close: () => void } {
+  // The services are read against the bare server over the transport they speak.
+  const meshBaseline = bareOverTls === undefined ? "bare" : "bare.tls";
   const transports: GrpcTransport[] = [];
   const clients = <S extends DescService>(service: S, name: BenchProcessName, token?: string): (() => Client<S>) => {
     const made = Array.from({ length: connections }, () => {
@@ -88,6 +119,7 @@ export function createBenchTargets(
       title: "bare grpc-js server, empty unary",
       process: "bare-baseline",
       involves: ["bare-baseline"],
+      baseline: "bare",
       call: () => bare().echo({}),
       degraded: 0,
     },
@@ -99,6 +131,7 @@ export function createBenchTargets(
             title: "bare grpc-js server, empty unary, over TLS",
             process: "bare-baseline" as const,
             involves: ["bare-baseline" as const],
+            baseline: "bare.tls" as const,
             call: () => bareTls[bareTlsTurn++ % bareTls.length]!.echo({}),
             degraded: 0,
           },
@@ -108,6 +141,7 @@ export function createBenchTargets(
       title: "users.GetUser",
       process: "users",
       involves: ["users"],
+      baseline: meshBaseline,
       call: () => users().getUser({ userId }),
       degraded: 0,
     },
@@ -116,6 +150,7 @@ export function createBenchTargets(
       title: "products.GetProduct",
       process: "products",
       involves: ["products"],
+      baseline: meshBaseline,
       call: () => products().getProduct({ productId: data.productIds[next++ % data.productIds.length]! }),
       degraded: 0,
     },
@@ -124,6 +159,7 @@ export function createBenchTargets(
       title: "orders.ListOrders",
       process: "orders",
       involves: ["orders"],
+      baseline: meshBaseline,
       call: () => orders().listOrders({ userId }),
       degraded: 0,
     },
@@ -132,6 +168,7 @@ export function createBenchTargets(
       title: "user-orders.GetUserOrders",
       process: "user-orders",
       involves: ["user-orders", "users", "orders", "products"],
+      baseline: meshBaseline,
       call: async () => {
         const response = await userOrders().getUserOrders({ userId });
         if (response.degradations.length > 0) userOrdersTarget.degraded++;
@@ -144,9 +181,21 @@ export function createBenchTargets(
       title: "user-orders.GetUserOrders, EVENTUAL",
       process: "user-orders",
       involves: ["user-orders"],
+      baseline: meshBaseline,
       call: () => eventualUserOrders().getUserOrders({ userId, consistency: Consistency.EVENTUAL }),
       degraded: 0,
     },
+    ...variants.map((variant): BenchTarget => {
+      const client = clients(ProductsService, variant);
+      return {
+        ...variantTargets[variant],
+        process: variant,
+        involves: [variant],
+        baseline: variant === "products-plaintext" ? "bare" : meshBaseline,
+        call: () => client().getProduct({ productId: data.productIds[next++ % data.productIds.length]! }),
+        degraded: 0,
+      };
+    }),
   ];
   const userOrdersTarget = targets.find((target) => target.key === "user-orders.GetUserOrders")!;
   return {

@@ -54,7 +54,7 @@ function cpuAccount(top: StepResult, report: BenchReport): string[] {
     );
   }
   const total = top.serverCpuMicrosPerCall + top.clientCpuMicrosPerCall;
-  const baseline = report.steps.find((step) => step.target === "bare" && step.concurrency === top.concurrency);
+  const baseline = report.steps.find((step) => step.target === top.baseline && step.concurrency === top.concurrency);
   const ceiling = (report.machine.cpus * 1_000_000) / total;
   sentences.push(
     `With the bench client's share, each call took ${fmt(total)} µs of CPU in all; ${report.machine.cpus} cores busy all the time would then give at most ${fmt(ceiling)} calls/s` +
@@ -72,11 +72,11 @@ function stepParagraph(title: string, steps: StepResult[], isBaseline: boolean, 
   if (isBaseline) {
     sentences.push(
       `The bare grpc-js server answers an empty call with nothing but grpc-js's own work, so these are the most calls per second this client and this machine can push through one server process.`,
-      `At ${top.concurrency} in flight it did ${fmt(top.callsPerSecond)} calls/s with a median of ${ms(top.latencyMs.p50)} ms; every other table is read against this one at the same concurrency.`,
+      `At ${top.concurrency} in flight it did ${fmt(top.callsPerSecond)} calls/s with a median of ${ms(top.latencyMs.p50)} ms; the other tables are read against this one, or against its TLS port's, at the same concurrency.`,
     );
   } else {
     sentences.push(
-      `At ${top.concurrency} in flight ${title} did ${fmt(top.callsPerSecond)} calls/s, ${pct(top.ratioToBaseline)} of the bare server's rate; half its calls took under ${ms(top.latencyMs.p50)} ms and one in a thousand took over ${ms(top.latencyMs.p999)} ms.`,
+      `At ${top.concurrency} in flight ${title} did ${fmt(top.callsPerSecond)} calls/s, ${pct(top.ratioToBaseline)} of the bare server's rate${top.baseline === "bare.tls" ? " over TLS" : ""}; half its calls took under ${ms(top.latencyMs.p50)} ms and one in a thousand took over ${ms(top.latencyMs.p999)} ms.`,
     );
     if (steps.length > 1) {
       sentences.push(
@@ -92,11 +92,13 @@ function stepParagraph(title: string, steps: StepResult[], isBaseline: boolean, 
     sentences.push(...cpuAccount(top, report));
   }
   const plain = report.steps.find((step) => step.target === "bare" && step.concurrency === top.concurrency);
-  if (title.endsWith("over TLS") && cpu !== null && plain?.serverCpuMicrosPerCall != null) {
+  if (top.target === "bare.tls" && cpu !== null && plain?.serverCpuMicrosPerCall != null) {
     sentences.push(
       `TLS is the only difference from the bare server's plaintext port in the same process: it adds ${fmt(cpu - plain.serverCpuMicrosPerCall)} µs of server CPU and ${fmt(top.clientCpuMicrosPerCall - plain.clientCpuMicrosPerCall)} µs of client CPU per call at ${top.concurrency} in flight (connections stay open, so this is the per-message cost of encryption, not handshakes).`,
+      `The services speak TLS, so their rows are read against this one; GetProduct without TLS is read against the plaintext row.`,
     );
   }
+  sentences.push(...variantComparison(top, report));
   const errors = steps.reduce((sum, step) => sum + step.errors, 0);
   const degraded = steps.reduce((sum, step) => sum + step.degraded, 0);
   if (errors > 0)
@@ -105,6 +107,39 @@ function stepParagraph(title: string, steps: StepResult[], isBaseline: boolean, 
     );
   if (degraded > 0) sentences.push(`${fmt(degraded)} answers came back degraded (a fallback was used).`);
   return sentences.join(" ");
+}
+
+/** What each products variant changes from the mesh's products process, as the report says it. */
+const variantChanges: Partial<Record<StepResult["target"], string>> = {
+  "products.GetProduct.plaintext": "serves plaintext instead of TLS",
+  "products.GetProduct.lean": "records no metrics (METRICS_PORT=off)",
+  "products.GetProduct.traced":
+    "records a span for every call and exports them over OTLP/HTTP to a collector stand-in in its own process",
+};
+
+/**
+ * For a products variant: what its one change costs, against the mesh's
+ * products process in the same run at the same concurrency.
+ */
+function variantComparison(top: StepResult, report: BenchReport): string[] {
+  const change = variantChanges[top.target];
+  const main = report.steps.find(
+    (step) => step.target === "products.GetProduct" && step.concurrency === top.concurrency,
+  );
+  if (change === undefined || main === undefined) return [];
+  const sentences = [
+    `This process is products with one difference: it ${change}.`,
+    `Against products.GetProduct (TLS, metrics on, tracing off) at ${top.concurrency} in flight in the same run it did ${pct(main.callsPerSecond > 0 ? top.callsPerSecond / main.callsPerSecond : 0)} of its calls/s` +
+      (top.serverCpuMicrosPerCall !== null && main.serverCpuMicrosPerCall !== null
+        ? `, with ${fmt(top.serverCpuMicrosPerCall - main.serverCpuMicrosPerCall)} µs of server CPU per call (${fmt(top.serverCpuMicrosPerCall)} µs against ${fmt(main.serverCpuMicrosPerCall)} µs).`
+        : "."),
+  ];
+  if (top.target === "products.GetProduct.traced" && report.otlpExport !== undefined) {
+    sentences.push(
+      `Over the whole run the collector stand-in received ${fmt(report.otlpExport.exports)} exports, ${fmt(report.otlpExport.bytes / (1024 * 1024), 1)} MiB of spans.`,
+    );
+  }
+  return sentences;
 }
 
 /** The markdown report. */
@@ -192,7 +227,7 @@ export function renderMarkdown(report: BenchReport): string {
     `Resident memory of each process, read from /proc/<pid>/status (VmRSS) every 100 ms for the whole load; "before load" is after start-up and seeding. ` +
       `Every process runs under \`node --import tsx\`, the bare server included, so the loader's share is the same on both sides of the ratio. ` +
       `The bare server runs with Node's default heap settings; the services with the flags every local mesh gives them (\`--max-semi-space-size=4 --heap-growing-percent=100\` unless SHOPMESH_SERVICE_NODE_FLAGS says otherwise), which is part of what the ratio measures. ` +
-      `The target is every service's peak within 1.3 times the bare server's.`,
+      `The target is every service's peak within 1.3 times the bare server's; the products variants are listed but are not the mesh.`,
     "",
   );
   return `${out.join("\n")}`;
@@ -203,10 +238,10 @@ export function renderSummary(report: BenchReport, paths: { json: string; markdo
   const lines: string[] = [];
   const levels = report.settings.concurrency;
   const top = Math.max(...levels);
-  lines.push(`calls/s at ${top} in flight (share of the bare grpc-js baseline), p99:`);
+  lines.push(`calls/s at ${top} in flight (share of the bare grpc-js baseline over the same transport), p99:`);
   for (const step of report.steps.filter((candidate) => candidate.concurrency === top)) {
     lines.push(
-      `  ${step.title.padEnd(34)} ${fmt(step.callsPerSecond).padStart(8)}  ${pct(step.ratioToBaseline).padStart(8)}  p99 ${ms(step.latencyMs.p99)} ms${step.errors > 0 ? `  ${fmt(step.errors)} errors` : ""}`,
+      `  ${step.title.padEnd(44)} ${fmt(step.callsPerSecond).padStart(8)}  ${pct(step.ratioToBaseline).padStart(8)}  p99 ${ms(step.latencyMs.p99)} ms${step.errors > 0 ? `  ${fmt(step.errors)} errors` : ""}`,
     );
   }
   lines.push(

@@ -42,7 +42,7 @@ const readCpus = (
  * Runs one concurrency level for every target: a warm-up each, then the
  * measured time in slices, taking turns in an order that rotates every slice
  * so that no target always follows the same one. Returns one result per
- * target with its calls/s as a share of the baseline's (`targets[0]`'s).
+ * target with its calls/s as a share of its baseline's (a bare server row).
  */
 export async function runLevel(
   targets: BenchTarget[],
@@ -111,6 +111,7 @@ export async function runLevel(
       elapsedSeconds: into.elapsedMs / 1000,
       callsPerSecond: (into.calls * 1000) / into.elapsedMs,
       latencyMs: { p50: at(50), p90: at(90), p99: at(99), p999: at(99.9), max: h.maxValue / 1000, mean: h.mean / 1000 },
+      baseline: target.baseline,
       ratioToBaseline: 0,
       clientCpuMicrosPerCall: into.clientCpuMicros / calls,
       serverCpuMicrosPerCall: into.serverCpuMicros === null ? null : into.serverCpuMicros / calls,
@@ -121,7 +122,10 @@ export async function runLevel(
     if (into.firstError !== undefined) step.firstError = into.firstError;
     return step;
   });
-  const baseline = steps[0]!.callsPerSecond;
-  for (const step of steps) step.ratioToBaseline = baseline > 0 ? step.callsPerSecond / baseline : 0;
+  const rate = new Map(steps.map((step) => [step.target, step.callsPerSecond]));
+  targets.forEach((target, index) => {
+    const baseline = rate.get(target.baseline) ?? 0;
+    steps[index]!.ratioToBaseline = baseline > 0 ? steps[index]!.callsPerSecond / baseline : 0;
+  });
   return steps;
 }

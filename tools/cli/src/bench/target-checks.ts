@@ -1,12 +1,14 @@
+import { serviceNames } from "../mesh/local-mesh.js";
 import type { RssResult, StepResult, TargetCheck } from "./bench-results.js";
 
 /** The concurrency the throughput targets are defined at. */
 export const targetConcurrency = 64;
 
 /**
- * The issue's three targets, measured: GetProduct at least 85 % of the bare
- * baseline's calls/s at 64 in flight, GetUserOrders at least 20 %, and every
- * service's peak RSS within 1.3 times the bare server's. When 64 was not
+ * The three targets, measured: GetProduct at least 85 % of the bare
+ * baseline's calls/s at 64 in flight (over the same transport), GetUserOrders
+ * at least 20 %, and every service's peak RSS within 1.3 times the bare
+ * server's (the mesh's four; the products variants are not the mesh). When 64 was not
  * measured, the highest level measured stands in (and the detail says so).
  */
 export function checkTargets(steps: StepResult[], rss: RssResult[]): TargetCheck[] {
@@ -15,7 +17,8 @@ export function checkTargets(steps: StepResult[], rss: RssResult[]): TargetCheck
   const stand = level === targetConcurrency ? "" : ` (64 was not measured; at ${level} instead)`;
   const throughput = (key: StepResult["target"], name: string, target: number): TargetCheck => {
     const step = steps.find((candidate) => candidate.target === key && candidate.concurrency === level);
-    const bare = steps.find((candidate) => candidate.target === "bare" && candidate.concurrency === level);
+    const baseline = step?.baseline ?? "bare";
+    const bare = steps.find((candidate) => candidate.target === baseline && candidate.concurrency === level);
     const measured = step?.ratioToBaseline ?? 0;
     return {
       name,
@@ -23,10 +26,10 @@ export function checkTargets(steps: StepResult[], rss: RssResult[]): TargetCheck
       target,
       unit: "share of baseline calls/s",
       pass: measured >= target,
-      detail: `${fmt(step?.callsPerSecond ?? 0)} calls/s vs ${fmt(bare?.callsPerSecond ?? 0)} for the bare server at ${level} in flight${stand}`,
+      detail: `${fmt(step?.callsPerSecond ?? 0)} calls/s vs ${fmt(bare?.callsPerSecond ?? 0)} for the bare server${baseline === "bare.tls" ? " over TLS" : ""} at ${level} in flight${stand}`,
     };
   };
-  const services = rss.filter((row) => row.process !== "bare-baseline");
+  const services = rss.filter((row) => (serviceNames as readonly string[]).includes(row.process));
   const worst = services.reduce<RssResult | undefined>(
     (top, row) => (top === undefined || row.ratioToBaseline > top.ratioToBaseline ? row : top),
     undefined,
