@@ -147,6 +147,31 @@ describe("CallLimiter", () => {
     expect(limiter.waiting).toBe(5);
   });
 
+  it("queues a call only when its expected wait plus twice its spread (√place × the holds' deviation ÷ slots) is affordable", () => {
+    const limiter = new CallLimiter({ maxCallsInFlight: 1, maxCallsQueued: 100, maxQueueWaitMs: 250 });
+    const { events, call } = recorder(limiter);
+    // Holds of 20 and 80 ms in turn: a mean near 50 ms that single holds miss by about 30 ms.
+    for (let n = 0; n < 200; n++) call(`warm-up ${n}`)(n % 2 === 0 ? 20 : 80);
+    expect(limiter.meanHoldMs).toBeGreaterThan(45);
+    expect(limiter.meanHoldMs).toBeLessThan(55);
+    expect(limiter.holdDeviationMs).toBeGreaterThan(25);
+    expect(limiter.holdDeviationMs).toBeLessThan(35);
+    call("running");
+    const expected = (place: number) => place * limiter.meanHoldMs;
+    const worst = (place: number) => expected(place) + 2 * Math.sqrt(place) * limiter.holdDeviationMs;
+    // On the mean alone five places fit in 250 ms; with the spread only the places whose worst case fits.
+    const fitting = [1, 2, 3, 4, 5].filter((place) => worst(place) <= 250).length;
+    expect(fitting).toBeLessThan(5);
+    expect(fitting).toBeGreaterThan(0);
+    for (let place = 1; place <= 5; place++) call(`w${place}`);
+    expect(limiter.waiting).toBe(fitting);
+    // The refused ones were offered the place after the last that fits.
+    const next = fitting + 1;
+    expect(events.at(-1)).toBe(
+      `w5 refused: server overloaded: 1 calls in progress, a wait of about ${Math.round(expected(next))} ms expected (up to ${Math.round(worst(next))} ms), 250 ms affordable`,
+    );
+  });
+
   it("keeps a running mean of the hold times, so that the estimate follows a change", () => {
     const limiter = new CallLimiter({ maxCallsInFlight: 1, maxCallsQueued: 10, maxQueueWaitMs: 250 });
     const { call } = recorder(limiter);

@@ -20,8 +20,15 @@ export interface Waiter {
   timer: NodeJS.Timeout | undefined;
 }
 
-/** Weight of the newest hold time in the running mean: about the last 20 calls count. */
+/** Weight of the newest hold time in the running mean and variance: about the last 20 calls count. */
 const holdWeight = 0.05;
+
+/**
+ * How many standard deviations of the wait a queued call is given on top of
+ * its expected wait: a call admitted to the queue on the mean alone is
+ * refused late, after waiting, whenever the holds ahead of it run long.
+ */
+const waitSpread = 2;
 
 /**
  * Admission control: at most `maxCallsInFlight` calls run at once, at most
@@ -33,7 +40,9 @@ const holdWeight = 0.05;
  * refused at once, not after waiting that long, when its wait is expected to
  * be longer: slots come free at about `maxCallsInFlight` per mean hold time
  * (a running mean of how long admitted calls held their slot), so the n-th
- * in the queue expects to wait n × mean hold ÷ slots. A refusal while the
+ * in the queue expects to wait n × mean hold ÷ slots, give or take
+ * √n × the holds' standard deviation ÷ slots; it is queued only when the
+ * expected wait plus twice that spread is affordable. A refusal while the
  * caller still listens (RESOURCE_EXHAUSTED: try elsewhere, or later) is more
  * use to it than a wait that ends in a refusal anyway, or in a
  * DEADLINE_EXCEEDED that looks like a slow server. A call that was expected
@@ -48,6 +57,7 @@ const holdWeight = 0.05;
 export class CallLimiter {
   #running = 0;
   #meanHoldMs = 0;
+  #holdVariance = 0;
   readonly #queue: Waiter[] = [];
 
   constructor(
@@ -71,6 +81,11 @@ export class CallLimiter {
     return this.#meanHoldMs;
   }
 
+  /** Running standard deviation of those hold times, in ms. */
+  get holdDeviationMs(): number {
+    return Math.sqrt(this.#holdVariance);
+  }
+
   /** Takes a slot when one is free and nobody waits for one; then {@link release} must follow. */
   tryAcquire(): boolean {
     if (this.#running >= this.settings.maxCallsInFlight || this.#queue.length > 0) return false;
@@ -82,7 +97,13 @@ export class CallLimiter {
   /** Frees the slot of a call admitted `heldMs` ago, and starts the next waiting call. */
   release(heldMs: number): void {
     this.#running--;
-    this.#meanHoldMs = this.#meanHoldMs === 0 ? heldMs : this.#meanHoldMs + holdWeight * (heldMs - this.#meanHoldMs);
+    if (this.#meanHoldMs === 0) {
+      this.#meanHoldMs = heldMs;
+    } else {
+      const difference = heldMs - this.#meanHoldMs;
+      this.#meanHoldMs += holdWeight * difference;
+      this.#holdVariance = (1 - holdWeight) * (this.#holdVariance + holdWeight * difference * difference);
+    }
     while (this.#running < this.settings.maxCallsInFlight && this.#queue.length > 0) {
       const next = this.#queue.shift()!;
       clearTimeout(next.timer);
@@ -110,11 +131,12 @@ export class CallLimiter {
     const affordableMs = Math.min(maxQueueWaitMs, timeLeftMs === undefined ? Infinity : timeLeftMs / 2);
     const position = this.#queue.length + 1;
     const expectedMs = (position * this.#meanHoldMs) / maxCallsInFlight;
-    if (position > maxCallsQueued || affordableMs <= 0 || expectedMs > affordableMs) {
+    const spreadMs = (waitSpread * Math.sqrt(position * this.#holdVariance)) / maxCallsInFlight;
+    if (position > maxCallsQueued || affordableMs <= 0 || expectedMs + spreadMs > affordableMs) {
       const why =
         position > maxCallsQueued
           ? `${this.#queue.length} waiting`
-          : `a wait of about ${Math.round(expectedMs)} ms expected, ${Math.max(0, Math.round(affordableMs))} ms affordable`;
+          : `a wait of about ${Math.round(expectedMs)} ms expected${spreadMs >= 0.5 ? ` (up to ${Math.round(expectedMs + spreadMs)} ms)` : ""}, ${Math.max(0, Math.round(affordableMs))} ms affordable`;
       refuse(`server overloaded: ${this.#running} calls in progress, ${why}`, this.pushback.refused());
       return undefined;
     }
