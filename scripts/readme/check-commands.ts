@@ -14,6 +14,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { defaultHttpPort } from "@shopmesh/chassis";
 import { findProgram } from "../../test/support/optional-program.js";
+import { debianPython, importsGrpcio, pythonGrpcioName } from "../../test/support/python-grpcio.js";
 import { markerValues, readmeBlocks, type ReadmeBlock } from "./readme-commands.js";
 
 const repoRoot = resolve(fileURLToPath(new URL("../..", import.meta.url)));
@@ -43,6 +44,7 @@ const notRun: [RegExp, string][] = [
     "the check runs in an installed checkout (CI's .ci/run installs first); reinstalling would rewrite node_modules under the running tests",
   ],
   [/^npm test\b/, "npm test runs this check (test/docs/readme-commands.test.ts)"],
+  [/^(sudo )?apt-get install\b/, "installs system packages; CI's .ci/run installs what the tests need"],
   [
     /^npm run generate\b/,
     "rewrites gen/ in place under the running tests; test/contracts/generated-code.test.ts regenerates into a copy and compares",
@@ -153,6 +155,12 @@ export function blockSkipReason(block: ReadmeBlock): string | undefined {
   const section = sectionsNotRun[block.heading];
   if (section) return section;
   for (const program of markerValues(block.markers, "needs")) {
+    if (program === pythonGrpcioName) {
+      // The README's command runs Debian's interpreter, which apt's packages are for.
+      if (!importsGrpcio(debianPython))
+        return `${debianPython} does not import grpc and google.protobuf (apt-get install python3-grpcio python3-protobuf)`;
+      continue;
+    }
     if (!findProgram(program))
       return `${program} is not installed (not a Debian package here); the buf curl line above each runs instead`;
   }

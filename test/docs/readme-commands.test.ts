@@ -16,6 +16,7 @@ import {
   substitute,
 } from "../../scripts/readme/check-commands.js";
 import { readmeBlocks, splitCommands } from "../../scripts/readme/readme-commands.js";
+import { debianPython, importsGrpcio } from "../support/python-grpcio.js";
 
 const root = join(import.meta.dirname, "../..");
 const readme = readFileSync(join(root, "README.md"), "utf8");
@@ -47,6 +48,20 @@ describe("the README's commands", () => {
     expect(inlineScriptProblems("run `npm run no-such-script` first")).toEqual([
       'README.md names "npm run no-such-script", which package.json does not define',
     ]);
+  });
+});
+
+describe("what the check leaves out", () => {
+  it("never runs an apt-get install, and the Python client only where Debian's python3 imports grpc", () => {
+    expect(commandSkipReason("sudo apt-get install -y python3-grpcio python3-protobuf")).toMatch(
+      /^installs system packages/,
+    );
+    const [block] = readmeBlocks("<!-- docs-check: needs python3-grpcio -->\n```sh\n/usr/bin/python3 -V\n```");
+    if (importsGrpcio(debianPython)) expect(blockSkipReason(block!)).toBeUndefined();
+    else
+      expect(blockSkipReason(block!)).toBe(
+        `${debianPython} does not import grpc and google.protobuf (apt-get install python3-grpcio python3-protobuf)`,
+      );
   });
 });
 

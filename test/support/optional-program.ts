@@ -83,7 +83,8 @@ function howToGet(name: string, options: ProgramOptions): string {
   return options.envVariable ? `${install}, or set ${options.envVariable} to its path.` : `${install}.`;
 }
 
-function requiredBecause(env: NodeJS.ProcessEnv): string {
+/** Why a missing program is required here, for the error: SHOPMESH_REQUIRE or CI. */
+export function requiredBecause(env: NodeJS.ProcessEnv): string {
   return env.SHOPMESH_REQUIRE?.trim() ? `SHOPMESH_REQUIRE=${env.SHOPMESH_REQUIRE.trim()}` : `CI=${env.CI ?? ""}`;
 }
 
