@@ -2,7 +2,7 @@
 // in-memory exporter: the caller's traceparent is continued, every call has
 // a server span, every downstream request a client span with its attempt,
 // the trace crosses to the dependency, and log lines written in a handler
-// carry the ids of its span.
+// carry the ids of its span, as does the line the server logs about the call.
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpanKind } from "@opentelemetry/api";
@@ -38,9 +38,10 @@ let client: GrpcTransport;
 beforeAll(async () => {
   tracing = await startTracing({ serviceName: "tracing-test", exporter, env: {} });
   downstream = await startEchoServer({ interceptors: [serverTracingInterceptor] });
+  // Debug, for the line the server writes about each call.
   const logger = createLogger(
     "front",
-    "info",
+    "debug",
     new Writable({
       write(chunk: Buffer, _encoding, done) {
         for (const line of chunk.toString("utf8").split("\n").filter(Boolean)) lines.push(JSON.parse(line));
@@ -115,6 +116,10 @@ describe("tracing across two servers", () => {
     // The line the handler logged names the trace and its own span.
     const handling = lines.find((line) => line.msg === "handling");
     expect(handling).toMatchObject({ trace_id: traceId, span_id: frontSpan.spanContext().spanId });
+    // So does the line the server writes about the call once it has ended, after its span.
+    const call = lines.filter((line) => line.msg === "call" && line.method === "/shopmesh.echo.v1.EchoService/Echo");
+    expect(call).toHaveLength(1);
+    expect(call[0]).toMatchObject({ code: "OK", trace_id: traceId, span_id: frontSpan.spanContext().spanId });
   });
 
   it("starts a new trace for a call that brings none, and marks a failed downstream request", async () => {

@@ -8,6 +8,8 @@ import type {
   UnaryRequest,
   UnaryResponse,
 } from "@connectrpc/connect";
+import { context as otelContext, ROOT_CONTEXT, trace } from "@opentelemetry/api";
+import { serverSpanKey } from "../tracing/server-tracing.js";
 import { statusName, type CallStatus } from "./call-status.js";
 import type { CallContext } from "./call-context.js";
 
@@ -78,13 +80,21 @@ export function reportCall(
   timeoutMs: number | undefined,
   status: Pick<CallStatus, "code" | "internal">,
 ): void {
-  options.onCallEnd?.({
+  const onCallEnd = options.onCallEnd;
+  if (onCallEnd === undefined) return;
+  const record: CallRecord = {
     method: context.url,
     code: statusName(status.code),
     durationMs: performance.now() - started,
     timeoutMs,
     internal: status.internal,
-  });
+  };
+  // The call's server span has ended by now and is no longer the active one:
+  // made active again, the lines logged about the call carry its ids. Without
+  // tracing there is no span and nothing more to do.
+  const span = context.values.get(serverSpanKey);
+  if (span === undefined) onCallEnd(record);
+  else otelContext.with(trace.setSpan(ROOT_CONTEXT, span), onCallEnd, undefined, record);
 }
 
 export function reportUndecodable(options: HostOptions, url: string, started: number): void {
