@@ -6,6 +6,7 @@
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpanKind } from "@opentelemetry/api";
+import { createConnectTransport } from "@connectrpc/connect-web";
 import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace-node";
 import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import {
@@ -54,6 +55,7 @@ beforeAll(async () => {
   // A front service whose handler makes two attempts at its dependency, as a retry would.
   front = await startServer({
     config: { host: "127.0.0.1", port: 0, shutdownDelayMs: 0, shutdownGraceMs: 1000, maxRequestBytes: 1 << 20 },
+    http: { port: 0, corsOrigins: [] },
     logger,
     interceptors: [serverTracingInterceptor],
     services: [
@@ -120,6 +122,32 @@ describe("tracing across two servers", () => {
     const call = lines.filter((line) => line.msg === "call" && line.method === "/shopmesh.echo.v1.EchoService/Echo");
     expect(call).toHaveLength(1);
     expect(call[0]).toMatchObject({ code: "OK", trace_id: traceId, span_id: frontSpan.spanContext().spanId });
+  });
+
+  it("writes the line about a call on the HTTP port with the ids of its span as well", async () => {
+    const httpTraceId = "5bf92f3577b34da6a3ce929d0e0e4737";
+    const overHttp = createClient(
+      EchoService,
+      createConnectTransport({ baseUrl: `http://127.0.0.1:${front.httpPort}` }),
+    );
+    await overHttp.echo({ message: "over http" }, { headers: { traceparent: `00-${httpTraceId}-${callerSpanId}-01` } });
+    await tracing.flush();
+    const frontSpan = exporter
+      .getFinishedSpans()
+      .find(
+        (span) =>
+          span.kind === SpanKind.SERVER &&
+          parentOf(span) === callerSpanId &&
+          span.spanContext().traceId === httpTraceId,
+      )!;
+    expect(frontSpan).toBeDefined();
+    const call = lines.filter((line) => line.msg === "call" && line.trace_id === httpTraceId);
+    expect(call).toHaveLength(1);
+    expect(call[0]).toMatchObject({
+      method: "/shopmesh.echo.v1.EchoService/Echo",
+      code: "OK",
+      span_id: frontSpan.spanContext().spanId,
+    });
   });
 
   it("starts a new trace for a call that brings none, and marks a failed downstream request", async () => {

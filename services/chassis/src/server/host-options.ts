@@ -1,6 +1,7 @@
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import type {
   ConnectError,
+  ContextValues,
   HandlerContext,
   Interceptor,
   StreamRequest,
@@ -89,10 +90,20 @@ export function reportCall(
     timeoutMs,
     internal: status.internal,
   };
-  // The call's server span has ended by now and is no longer the active one:
-  // made active again, the lines logged about the call carry its ids. Without
-  // tracing there is no span and nothing more to do.
-  const span = context.values.get(serverSpanKey);
+  callEnded(onCallEnd, record, context.values);
+}
+
+/**
+ * Reports a call that ended. Its server span has ended by now and is no
+ * longer the active one: made active again, the lines logged about the call
+ * carry its ids. Without tracing there is no span and nothing more to do.
+ */
+export function callEnded(
+  onCallEnd: (record: CallRecord) => void,
+  record: CallRecord,
+  values: Pick<ContextValues, "get">,
+): void {
+  const span = values.get(serverSpanKey);
   if (span === undefined) onCallEnd(record);
   else otelContext.with(trace.setSpan(ROOT_CONTEXT, span), onCallEnd, undefined, record);
 }
