@@ -67,10 +67,11 @@ ${description}
 An ES module for Node.js ${engines.node}. The consuming project needs
 \`"type": "module"\` for the top-level \`await\` below, and TypeScript 5.x with
 \`"module": "nodenext"\` (or \`"moduleResolution": "bundler"\` behind a bundler).
-\`@bufbuild/protobuf\`, \`@connectrpc/connect\` and \`@grpc/grpc-js\` are peer
-dependencies: the application and the SDK must share one copy of each (for
-\`instanceof ConnectError\`, message types and channel credentials); npm 7 or
-later installs them with the SDK.
+\`@bufbuild/protobuf\`, \`@connectrpc/connect\`, \`@grpc/grpc-js\` and
+\`@opentelemetry/api\` are peer dependencies: the application and the SDK
+must share one copy of each (for \`instanceof ConnectError\`, message types,
+channel credentials and the active trace context); npm 7 or later installs
+them with the SDK.
 
 \`\`\`ts
 import { createClient, createTransport, ConnectError, Code } from "${name}";
@@ -89,7 +90,10 @@ try {
 }
 \`\`\`
 
-Pass \`token\` to \`createTransport\` to send a bearer token with every call.
+Pass \`token\` to \`createTransport\` to send a bearer token with every call,
+and \`interceptors: [tracingInterceptor()]\` to carry the application's
+active OpenTelemetry trace to the services (\`traceparent\`; nothing is sent
+until the application registers an OpenTelemetry SDK).
 Service descriptors and message types, one entry point per contract package:
 
 ${entries}

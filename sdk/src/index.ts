@@ -21,6 +21,7 @@ export { createGrpcTransport, type GrpcTransport, type GrpcTransportOptions } fr
 export { createConnectNodeTransport, type ConnectNodeTransportOptions } from "./connect-node-transport.js";
 export { bearerToken, type TokenSource } from "./bearer-token.js";
 export { retryPushbackMs } from "./retry-pushback.js";
+export { tracingInterceptor } from "./tracing-interceptor.js";
 export {
   meshIdentityUri,
   meshServerIdentityCheck,

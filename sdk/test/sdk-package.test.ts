@@ -230,6 +230,8 @@ beforeAll(async () => {
   writeFileSync(join(project, "tsconfig.json"), readmeBlock("tsconfig.json"));
   mkdirSync(join(project, "src"));
   writeFileSync(join(project, "src/index.ts"), readmeBlock("src/index.ts"));
+  // Compiled with it by the README's `npx tsc`, not run: it needs the application's OpenTelemetry setup.
+  writeFileSync(join(project, "src/traced.ts"), readmeBlock("src/traced.ts"));
 
   mkdirSync(join(project, "strict"));
   writeFileSync(
@@ -292,12 +294,13 @@ it("publishes an ES module with its changelog, peer dependencies and no internal
   >;
   expect(manifest.type).toBe("module");
   expect(Object.keys(manifest.exports!)).not.toContain("./internal");
-  // The application's messages, ConnectError and channel credentials must be
-  // the SDK's own copies, so these come from the application.
+  // The application's messages, ConnectError, channel credentials and trace
+  // context must be the SDK's own copies, so these come from the application.
   expect(Object.keys(manifest.peerDependencies!).sort()).toEqual([
     "@bufbuild/protobuf",
     "@connectrpc/connect",
     "@grpc/grpc-js",
+    "@opentelemetry/api",
   ]);
   expect(Object.keys(manifest.dependencies!)).toEqual(["@connectrpc/connect-node"]);
   expect(readFileSync(join(installed, "CHANGELOG.md"), "utf8")).toContain(`## ${String(manifest.version)}`);
@@ -311,7 +314,7 @@ it("installs by the README's commands without install-script warnings, one copy 
   // esbuild or anything else that runs code at install time.
   const withScripts = packages.filter(({ scripts }) => scripts.preinstall ?? scripts.install ?? scripts.postinstall);
   expect(withScripts.map(({ name }) => name)).toEqual(["protobufjs"]);
-  for (const shared of ["@bufbuild/protobuf", "@connectrpc/connect", "@grpc/grpc-js"]) {
+  for (const shared of ["@bufbuild/protobuf", "@connectrpc/connect", "@grpc/grpc-js", "@opentelemetry/api"]) {
     expect(
       packages.filter(({ name }) => name === shared),
       shared,

@@ -14,6 +14,8 @@ export interface ReceivedSpan {
   kind: number;
   attributes: Record<string, unknown>;
   events: string[];
+  /** The spans this one links to (not its parent): for work caused by another trace's. */
+  links: { traceId: string; spanId: string }[];
 }
 
 /** A collector for tests: an OTLP/HTTP endpoint on loopback that keeps every span exported to it. */
@@ -46,6 +48,7 @@ interface ExportRequest {
         kind: number;
         attributes?: KeyValue[];
         events?: { name: string }[];
+        links?: { traceId: string; spanId: string }[];
       }[];
     }[];
   }[];
@@ -93,6 +96,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
                 kind: span.kind,
                 attributes: attributesOf(span.attributes),
                 events: (span.events ?? []).map((event) => event.name),
+                links: (span.links ?? []).map(({ traceId, spanId }) => ({ traceId, spanId })),
               });
             }
           }

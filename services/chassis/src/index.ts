@@ -140,6 +140,7 @@ export { addSpanEvent, withAttempt, type RequestAttempt } from "./tracing/tracer
 export { startTracing, tracingEnabled, type StartTracingOptions, type Tracing } from "./tracing/tracing-setup.js";
 export { serverTracingInterceptor } from "./tracing/server-tracing.js";
 export { traceDependencyCalls } from "./tracing/client-tracing.js";
+export { inEventSpan, linksTo, type ProducerTraceContext } from "./tracing/event-tracing.js";
 export {
   defaultMetricsPort,
   readMetricsConfig,

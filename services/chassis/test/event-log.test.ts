@@ -13,10 +13,10 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { EventLog, readEventStreamOptions, type EventStreamMessage, type EventStreamOptions } from "@shopmesh/chassis";
 import { ProductEventSchema, ProductSchema } from "@shopmesh/sdk/products/v1";
 
-const outboxSql = readFileSync(
-  fileURLToPath(new URL("../../products/drizzle/0001_outbox.sql", import.meta.url)),
-  "utf8",
-);
+// The outbox table as the services' migrations make it: created, then given its trace context columns.
+const outboxSql = ["0001_outbox.sql", "0002_outbox_trace_context.sql"]
+  .map((file) => readFileSync(fileURLToPath(new URL(`../../products/drizzle/${file}`, import.meta.url)), "utf8"))
+  .join("\n");
 
 const databases: Database.Database[] = [];
 const controllers: AbortController[] = [];

@@ -25,10 +25,10 @@ import {
   type StreamEventsResponse,
 } from "@shopmesh/sdk/products/v1";
 
-const outboxSql = readFileSync(
-  fileURLToPath(new URL("../../products/drizzle/0001_outbox.sql", import.meta.url)),
-  "utf8",
-);
+// The outbox table as the services' migrations make it: created, then given its trace context columns.
+const outboxSql = ["0001_outbox.sql", "0002_outbox_trace_context.sql"]
+  .map((file) => readFileSync(fileURLToPath(new URL(`../../products/drizzle/${file}`, import.meta.url)), "utf8"))
+  .join("\n");
 
 /** Events read from SQLite at a time (EventLog's default). */
 const batchSize = 64;

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
-import { toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { pino } from "pino";
 import { connect, type NatsConnection } from "nats";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -31,7 +31,10 @@ import {
   type TestNats,
 } from "../../../test/support/nats-server.js";
 
-const outboxSql = readFileSync(fileURLToPath(new URL("../../users/drizzle/0001_outbox.sql", import.meta.url)), "utf8");
+// The outbox table as the services' migrations make it: created, then given its trace context columns.
+const outboxSql = ["0001_outbox.sql", "0002_outbox_trace_context.sql"]
+  .map((file) => readFileSync(fileURLToPath(new URL(`../../users/drizzle/${file}`, import.meta.url)), "utf8"))
+  .join("\n");
 
 // Without nats-server the relay tests are skipped (the settings tests run).
 const natsMissing = natsServer().missing;
@@ -154,6 +157,33 @@ describe.skipIf(natsMissing)("the NATS relay", () => {
     const expected = log.outbox.after(0, 100).map((entry) => toBinary(UserEventSchema, log.decode(entry)));
     expect(messages.map((m) => Buffer.from(m.data))).toEqual(expected.map((bytes) => Buffer.from(bytes)));
     expect(running.state()).toMatchObject({ published: 20, duplicates: 0, position: 20 });
+  });
+
+  it("carries the producing write's trace context in the W3C headers and in the envelope", async () => {
+    const { log } = openLog();
+    const prefix = uniquePrefix("traced");
+    const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const payload = (id: string) =>
+      toBinary(UserEventSchema, create(UserEventSchema, { kind: { case: "userRegistered", value: { user: { id } } } }));
+    // As EventLog.append stores them: one write traced (with trace state), one not.
+    log.outbox.append("userRegistered", payload("traced"), Date.now(), { traceparent, tracestate: "vendor=1" });
+    log.outbox.append("userRegistered", payload("untraced"), Date.now(), undefined);
+    const running = relay({ eventLog: log, servers: [nats.url], prefix });
+    await waitFor("both events", caughtUp(running, 2));
+
+    const jsm = await client.jetstreamManager();
+    const stream = natsEventNames("users", prefix).stream;
+    const [traced, untraced] = [
+      await jsm.streams.getMessage(stream, { seq: 1 }),
+      await jsm.streams.getMessage(stream, { seq: 2 }),
+    ];
+    expect([traced.header.get("traceparent"), traced.header.get("tracestate")]).toEqual([traceparent, "vendor=1"]);
+    expect(fromBinary(UserEventSchema, traced.data).traceContext).toMatchObject({
+      traceparent,
+      tracestate: "vendor=1",
+    });
+    expect(untraced.header.has("traceparent")).toBe(false);
+    expect(fromBinary(UserEventSchema, untraced.data).traceContext).toBeUndefined();
   });
 
   it("resumes after a restart from the last message in JetStream: nothing lost, nothing published twice", async () => {

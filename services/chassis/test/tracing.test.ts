@@ -2,10 +2,11 @@
 // in-memory exporter: the caller's traceparent is continued, every call has
 // a server span, every downstream request a client span with its attempt,
 // the trace crosses to the dependency, and log lines written in a handler
-// carry the ids of its span.
+// carry the ids of its span, as does the line the server logs about the call.
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpanKind } from "@opentelemetry/api";
+import { createConnectTransport } from "@connectrpc/connect-web";
 import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace-node";
 import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import {
@@ -38,9 +39,10 @@ let client: GrpcTransport;
 beforeAll(async () => {
   tracing = await startTracing({ serviceName: "tracing-test", exporter, env: {} });
   downstream = await startEchoServer({ interceptors: [serverTracingInterceptor] });
+  // Debug, for the line the server writes about each call.
   const logger = createLogger(
     "front",
-    "info",
+    "debug",
     new Writable({
       write(chunk: Buffer, _encoding, done) {
         for (const line of chunk.toString("utf8").split("\n").filter(Boolean)) lines.push(JSON.parse(line));
@@ -53,6 +55,7 @@ beforeAll(async () => {
   // A front service whose handler makes two attempts at its dependency, as a retry would.
   front = await startServer({
     config: { host: "127.0.0.1", port: 0, shutdownDelayMs: 0, shutdownGraceMs: 1000, maxRequestBytes: 1 << 20 },
+    http: { port: 0, corsOrigins: [] },
     logger,
     interceptors: [serverTracingInterceptor],
     services: [
@@ -115,6 +118,36 @@ describe("tracing across two servers", () => {
     // The line the handler logged names the trace and its own span.
     const handling = lines.find((line) => line.msg === "handling");
     expect(handling).toMatchObject({ trace_id: traceId, span_id: frontSpan.spanContext().spanId });
+    // So does the line the server writes about the call once it has ended, after its span.
+    const call = lines.filter((line) => line.msg === "call" && line.method === "/shopmesh.echo.v1.EchoService/Echo");
+    expect(call).toHaveLength(1);
+    expect(call[0]).toMatchObject({ code: "OK", trace_id: traceId, span_id: frontSpan.spanContext().spanId });
+  });
+
+  it("writes the line about a call on the HTTP port with the ids of its span as well", async () => {
+    const httpTraceId = "5bf92f3577b34da6a3ce929d0e0e4737";
+    const overHttp = createClient(
+      EchoService,
+      createConnectTransport({ baseUrl: `http://127.0.0.1:${front.httpPort}` }),
+    );
+    await overHttp.echo({ message: "over http" }, { headers: { traceparent: `00-${httpTraceId}-${callerSpanId}-01` } });
+    await tracing.flush();
+    const frontSpan = exporter
+      .getFinishedSpans()
+      .find(
+        (span) =>
+          span.kind === SpanKind.SERVER &&
+          parentOf(span) === callerSpanId &&
+          span.spanContext().traceId === httpTraceId,
+      )!;
+    expect(frontSpan).toBeDefined();
+    const call = lines.filter((line) => line.msg === "call" && line.trace_id === httpTraceId);
+    expect(call).toHaveLength(1);
+    expect(call[0]).toMatchObject({
+      method: "/shopmesh.echo.v1.EchoService/Echo",
+      code: "OK",
+      span_id: frontSpan.spanContext().spanId,
+    });
   });
 
   it("starts a new trace for a call that brings none, and marks a failed downstream request", async () => {

@@ -7,6 +7,7 @@
 import { create, toBinary, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, natsEventNames, outboxSequenceHeader } from "@shopmesh/chassis";
+import { setTraceContextHeaders } from "@shopmesh/chassis/jetstream";
 import { OrderEventSchema } from "@shopmesh/sdk/orders/v1";
 import { ProductEventSchema } from "@shopmesh/sdk/products/v1";
 import { UserEventSchema } from "@shopmesh/sdk/users/v1";
@@ -155,6 +156,12 @@ async function craftStream(
   nc: NatsConnection,
   outboxSequences: number[],
   storage = StorageType.Memory,
+  traces: {
+    /** The trace context headers of each message, by outbox sequence. */
+    header?: Record<number, { traceparent: string; tracestate?: string }>;
+    /** The trace context in each envelope, by outbox sequence. */
+    envelope?: Record<number, { traceparent: string; tracestate?: string }>;
+  } = {},
 ): Promise<string> {
   const craftedPrefix = uniquePrefix("crafted");
   const names = natsEventNames("users", craftedPrefix);
@@ -164,9 +171,11 @@ async function craftStream(
   for (const sequence of outboxSequences) {
     const header = headers();
     header.set(outboxSequenceHeader, String(sequence));
+    setTraceContextHeaders(header, traces.header?.[sequence]);
     const event = create(UserEventSchema, {
       sequence: BigInt(sequence),
       kind: { case: "userRegistered", value: { user: { id: `user-${sequence}` } } },
+      traceContext: traces.envelope?.[sequence],
     });
     await js.publish(names.subject, toBinary(UserEventSchema, event), { headers: header });
   }
@@ -260,6 +269,21 @@ describe.skipIf(natsMissing)("the NATS event source's checks", () => {
     // Stream sequence 3 holds outbox sequence 2 again: asked for after 2, the source skips it.
     const after = await readUntil(source, "users", 2n, 3n);
     expect(sequences(after.events)).toEqual([3]);
+  });
+
+  it("gives each event the trace context of the write that produced it, from the W3C headers first", async () => {
+    const parent = (span: string) => `00-4bf92f3577b34da6a3ce929d0e0e4736-${span.repeat(16)}-01`;
+    const crafted = await craftStream(client, [1, 2, 3, 4], StorageType.Memory, {
+      header: { 1: { traceparent: parent("a"), tracestate: "v=1" }, 3: { traceparent: parent("c") } },
+      envelope: { 2: { traceparent: parent("b") }, 3: { traceparent: parent("d") } },
+    });
+    const { events } = await readUntil(natsSource({ prefix: crafted }), "users", 0n, 4n);
+    expect(events.map((event) => [event.traceContext?.traceparent, event.traceContext?.tracestate])).toEqual([
+      [parent("a"), "v=1"],
+      [parent("b"), ""], // a relay that set no headers: the envelope's
+      [parent("c"), ""], // the headers decide where both are
+      [undefined, undefined], // a write that was not traced
+    ]);
   });
 
   it("refuses a position beyond the stream's newest event, and a stream nobody relays", async () => {

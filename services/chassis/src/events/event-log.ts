@@ -2,6 +2,7 @@ import {
   create,
   fromBinary,
   toBinary,
+  type DescField,
   type DescMessage,
   type MessageInitShape,
   type MessageShape,
@@ -10,6 +11,7 @@ import { timestampFromMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type Database from "better-sqlite3";
 import { ConfigError, envReader } from "../config.js";
+import { activeTraceContext } from "../tracing/event-tracing.js";
 import { AbortFanout } from "./abort-fanout.js";
 import { Outbox, type OutboxEntry } from "./outbox.js";
 import { defaultStreamLimits, StreamSlots } from "./stream-slots.js";
@@ -82,6 +84,8 @@ export class EventLog<Desc extends DescMessage> {
   readonly #batchSize: number;
   readonly #heartbeatMs: number;
   readonly #stopping = new AbortFanout();
+  /** The envelope's trace_context field (a shopmesh.type.v1.TraceContext), if it has one. */
+  readonly #traceContextField: (DescField & { fieldKind: "message" }) | undefined;
 
   /** The services that may read the stream (see EventStreamOptions.readers). */
   readonly readers: readonly string[];
@@ -96,6 +100,9 @@ export class EventLog<Desc extends DescMessage> {
         throw new Error(`${schema.typeName} is not an event envelope: it has no ${name}`);
       }
     }
+    this.#traceContextField = schema.fields.find(
+      (f): f is DescField & { fieldKind: "message" } => f.localName === "traceContext" && f.fieldKind === "message",
+    );
     this.outbox = new Outbox(sqlite);
     this.#sqlite = sqlite;
     this.#batchSize = options.batchSize ?? defaultBatchSize;
@@ -110,13 +117,19 @@ export class EventLog<Desc extends DescMessage> {
   /**
    * Records an event. Call it inside the transaction that makes the change it
    * describes. The sequence number is assigned here; the commit time is
-   * `occurredAt`.
+   * `occurredAt`. When the change is traced (a handler's span is active),
+   * its trace context is stored beside the event and read back into the
+   * envelope's trace_context, so that a reader can link to it.
    */
   append(event: MessageInitShape<Desc>, occurredAt: number = Date.now()): number {
     const message = create(this.schema, event) as MessageShape<Desc> & EnvelopeFields;
     message.sequence = 0n;
     message.occurTime = timestampFromMs(occurredAt);
-    return this.outbox.append(message.kind.case ?? "unknown", toBinary(this.schema, message), occurredAt);
+    // The outbox's own columns hold the trace context, never the payload.
+    const field = this.#traceContextField;
+    if (field !== undefined) (message as unknown as Record<string, unknown>)[field.localName] = undefined;
+    const payload = toBinary(this.schema, message);
+    return this.outbox.append(message.kind.case ?? "unknown", payload, occurredAt, activeTraceContext());
   }
 
   /**
@@ -138,10 +151,15 @@ export class EventLog<Desc extends DescMessage> {
     })();
   }
 
-  /** A stored event as its envelope, sequence number included. */
+  /** A stored event as its envelope, sequence number and the producing write's trace context included. */
   decode(entry: OutboxEntry): MessageShape<Desc> {
     const message = fromBinary(this.schema, entry.payload) as MessageShape<Desc> & EnvelopeFields;
     message.sequence = BigInt(entry.sequence);
+    const field = this.#traceContextField;
+    if (field !== undefined && entry.traceparent) {
+      const producer = { traceparent: entry.traceparent, tracestate: entry.tracestate ?? "" };
+      (message as unknown as Record<string, unknown>)[field.localName] = create(field.message, producer);
+    }
     return message;
   }
 

@@ -2,7 +2,8 @@
 // opened, which API errors they react to, and how a relayed message carries
 // its outbox sequence. Imports the NATS client, so it is a subpath of its own
 // ("@shopmesh/chassis/jetstream"): only a process that uses NATS loads it.
-import { connect, type JetStreamManager, type NatsConnection } from "nats";
+import { connect, type JetStreamManager, type MsgHdrs, type NatsConnection } from "nats";
+import type { ProducerTraceContext } from "../tracing/event-tracing.js";
 import { outboxSequenceHeader, type NatsEventNames } from "./nats-settings.js";
 
 /**
@@ -50,4 +51,22 @@ export async function lastRelayed(
       return { outboxSequence: 0n, streamSequence: 0 };
     throw error;
   }
+}
+
+/**
+ * Puts the producing write's trace context in a relayed message's headers,
+ * under the W3C names (`traceparent`, `tracestate`), where any NATS consumer
+ * that propagates trace context looks for it.
+ */
+export function setTraceContextHeaders(header: MsgHdrs, producer: ProducerTraceContext | undefined): void {
+  if (!producer?.traceparent) return;
+  header.set("traceparent", producer.traceparent);
+  if (producer.tracestate) header.set("tracestate", producer.tracestate);
+}
+
+/** The trace context a relayed message's headers carry, if any. */
+export function traceContextFromHeaders(header: MsgHdrs | undefined): ProducerTraceContext | undefined {
+  const traceparent = header?.get("traceparent");
+  if (!traceparent) return undefined;
+  return { traceparent, tracestate: header?.get("tracestate") ?? "" };
 }

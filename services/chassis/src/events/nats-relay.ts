@@ -4,7 +4,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { ExponentialBackoff, type IBackoff } from "cockatiel";
 import { DiscardPolicy, headers, nanos, RetentionPolicy, StorageType, type JetStreamManager } from "nats";
 import type { Logger } from "../logger.js";
-import { apiErrorCode, connectToNats, jetStreamErrors, lastRelayed } from "./jetstream.js";
+import type { ProducerTraceContext } from "../tracing/event-tracing.js";
+import { apiErrorCode, connectToNats, jetStreamErrors, lastRelayed, setTraceContextHeaders } from "./jetstream.js";
 import { natsEventNames, outboxSequenceHeader, type NatsEventNames, type NatsSettings } from "./nats-settings.js";
 import type { EventLog } from "./event-log.js";
 
@@ -56,7 +57,9 @@ const duplicateWindowMs = 2 * 60_000;
  * expects the subject's last stream sequence to be the one this session last
  * saw (so a second relay writing at the same time makes one of them start
  * over from JetStream's state instead of interleaving). Together: no event is
- * lost, none is stored twice, and the order is the outbox's.
+ * lost, none is stored twice, and the order is the outbox's. A message
+ * carries the trace context of the write that produced it, when that write
+ * was traced, in its envelope and in `traceparent`/`tracestate` headers.
  *
  * NATS is optional for the service: when it is down or refuses, the relay
  * logs, waits (exponential backoff with jitter, reset by a session that
@@ -156,10 +159,15 @@ async function relaySession<Desc extends DescMessage>(context: SessionContext<De
         log.info({ subject: names.subject, after: last.outboxSequence }, "relaying events to NATS JetStream");
       }
       if (!message.event) continue;
-      // EventLog checked at construction that the envelope has a sequence field.
-      const sequence = (message.event as unknown as { sequence: bigint }).sequence;
+      // EventLog checked at construction that the envelope has a sequence
+      // field; it fills trace_context, when the envelope has one, from the outbox.
+      const { sequence, traceContext } = message.event as unknown as {
+        sequence: bigint;
+        traceContext?: ProducerTraceContext;
+      };
       const header = headers();
       header.set(outboxSequenceHeader, sequence.toString());
+      setTraceContextHeaders(header, traceContext);
       const ack = await js.publish(names.subject, toBinary(eventLog.schema, message.event), {
         msgID: `${names.subject}:${sequence}`,
         headers: header,

@@ -15,4 +15,11 @@ export const outbox = sqliteTable("outbox", {
   occurredAt: integer("occurred_at").notNull(),
   /** The event envelope, Protobuf binary, without its sequence number. */
   payload: blob("payload", { mode: "buffer" }).notNull(),
+  /**
+   * The W3C trace context of the write that appended the event (its
+   * `traceparent` and `tracestate` headers), null when that write was not
+   * traced; the envelope's trace_context when the event is read.
+   */
+  traceparent: text("traceparent"),
+  tracestate: text("tracestate"),
 });

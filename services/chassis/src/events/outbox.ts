@@ -1,10 +1,14 @@
 import type Database from "better-sqlite3";
+import type { ProducerTraceContext } from "../tracing/event-tracing.js";
 
 /** One stored event. */
 export interface OutboxEntry {
   sequence: number;
   occurredAt: number;
   payload: Uint8Array;
+  /** The trace context of the write that appended it, null (or absent) when it was not traced. */
+  traceparent?: string | null;
+  tracestate?: string | null;
 }
 
 /**
@@ -36,21 +40,29 @@ export class Outbox {
   }
 
   constructor(sqlite: Database.Database) {
-    this.#insert = sqlite.prepare<[kind: string, occurredAt: number, payload: Uint8Array]>(
-      "INSERT INTO outbox (kind, occurred_at, payload) VALUES (?, ?, ?)",
-    );
+    this.#insert = sqlite.prepare<
+      [kind: string, occurredAt: number, payload: Uint8Array, traceparent: string | null, tracestate: string | null]
+    >("INSERT INTO outbox (kind, occurred_at, payload, traceparent, tracestate) VALUES (?, ?, ?, ?, ?)");
     this.#after = sqlite.prepare<[after: number, limit: number], OutboxEntry>(
-      "SELECT sequence, occurred_at AS occurredAt, payload FROM outbox WHERE sequence > ? ORDER BY sequence LIMIT ?",
+      `SELECT sequence, occurred_at AS occurredAt, payload, traceparent, tracestate
+         FROM outbox WHERE sequence > ? ORDER BY sequence LIMIT ?`,
     );
     this.#head = sqlite.prepare<[], { head: number | null }>("SELECT max(sequence) AS head FROM outbox");
   }
 
   /**
    * Appends an event. Call it inside the transaction that makes the change,
-   * so that both commit or neither does. Returns the event's sequence number.
+   * so that both commit or neither does, with the trace context of that
+   * change when it is traced. Returns the event's sequence number.
    */
-  append(kind: string, payload: Uint8Array, occurredAt: number): number {
-    const { lastInsertRowid } = this.#insert.run(kind, occurredAt, payload);
+  append(kind: string, payload: Uint8Array, occurredAt: number, producer?: ProducerTraceContext): number {
+    const { lastInsertRowid } = this.#insert.run(
+      kind,
+      occurredAt,
+      payload,
+      producer?.traceparent ?? null,
+      producer?.tracestate || null,
+    );
     if (!this.#wakeQueued && this.#waiters.size > 0) {
       this.#wakeQueued = true;
       queueMicrotask(() => this.#wake());

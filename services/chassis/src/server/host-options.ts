@@ -1,6 +1,7 @@
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import type {
   ConnectError,
+  ContextValues,
   HandlerContext,
   Interceptor,
   StreamRequest,
@@ -8,6 +9,8 @@ import type {
   UnaryRequest,
   UnaryResponse,
 } from "@connectrpc/connect";
+import { context as otelContext, ROOT_CONTEXT, trace } from "@opentelemetry/api";
+import { serverSpanKey } from "../tracing/server-tracing.js";
 import { statusName, type CallStatus } from "./call-status.js";
 import type { CallContext } from "./call-context.js";
 
@@ -78,13 +81,31 @@ export function reportCall(
   timeoutMs: number | undefined,
   status: Pick<CallStatus, "code" | "internal">,
 ): void {
-  options.onCallEnd?.({
+  const onCallEnd = options.onCallEnd;
+  if (onCallEnd === undefined) return;
+  const record: CallRecord = {
     method: context.url,
     code: statusName(status.code),
     durationMs: performance.now() - started,
     timeoutMs,
     internal: status.internal,
-  });
+  };
+  callEnded(onCallEnd, record, context.values);
+}
+
+/**
+ * Reports a call that ended. Its server span has ended by now and is no
+ * longer the active one: made active again, the lines logged about the call
+ * carry its ids. Without tracing there is no span and nothing more to do.
+ */
+export function callEnded(
+  onCallEnd: (record: CallRecord) => void,
+  record: CallRecord,
+  values: Pick<ContextValues, "get">,
+): void {
+  const span = values.get(serverSpanKey);
+  if (span === undefined) onCallEnd(record);
+  else otelContext.with(trace.setSpan(ROOT_CONTEXT, span), onCallEnd, undefined, record);
 }
 
 export function reportUndecodable(options: HostOptions, url: string, started: number): void {

@@ -4,6 +4,7 @@ import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-g
 import type { CallLimiter } from "./admission.js";
 import { statusName } from "./call-status.js";
 import { admissionWaitKey } from "./call-context.js";
+import { callEnded } from "./host-options.js";
 import type { CallRecord, RunningCalls } from "./host-service.js";
 
 /** Options for {@link httpCallGate}. */
@@ -151,14 +152,17 @@ export function httpCallGate(options: HttpCallGateOptions): Interceptor {
     const started = performance.now();
     const path = `/${req.service.typeName}/${req.method.name}`;
     const timeoutMs = timeoutMsOf(req.header);
-    const report = (code: Code, internal?: unknown) =>
-      onCallEnd?.({
+    const report = (code: Code, internal?: unknown) => {
+      if (onCallEnd === undefined) return;
+      const record = {
         method: path,
         code: statusName(code),
         durationMs: performance.now() - started,
         ...(timeoutMs === undefined ? {} : { timeoutMs }),
         ...(internal === undefined ? {} : { internal }),
-      });
+      };
+      callEnded(onCallEnd, record, req.contextValues);
+    };
     const failed = (error: unknown): never => {
       const visible = visibleError(error, req.signal);
       report(visible.error.code, visible.internal);

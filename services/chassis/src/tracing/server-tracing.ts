@@ -8,7 +8,7 @@ import {
   type Span,
   type TextMapGetter,
 } from "@opentelemetry/api";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { tracer } from "./tracer.js";
 
 const headerGetter: TextMapGetter<Headers> = {
@@ -25,6 +25,13 @@ const serverFaults = new Set<Code>([
   Code.Unavailable,
   Code.DataLoss,
 ]);
+
+/**
+ * Where the chassis finds a call's server span after the call: the line it
+ * logs about the call is written once the span has ended, outside it, and
+ * carries its ids all the same (see reportCall).
+ */
+export const serverSpanKey = createContextKey<Span | undefined>(undefined, { description: "server span" });
 
 /**
  * The Connect interceptor that gives every call a server span, continuing
@@ -44,6 +51,7 @@ export const serverTracingInterceptor: Interceptor = (next) => async (req) => {
     parent,
   );
   const active = trace.setSpan(parent, span);
+  req.contextValues.set(serverSpanKey, span);
   let response: Awaited<ReturnType<typeof next>>;
   try {
     response = await context.with(active, () => next(req));

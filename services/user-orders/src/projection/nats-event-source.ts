@@ -1,7 +1,8 @@
-import { fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import { natsEventNames, outboxSequenceHeader, type NatsEventNames, type NatsSettings } from "@shopmesh/chassis";
 import { OrderEventSchema } from "@shopmesh/sdk/orders/v1";
 import { ProductEventSchema } from "@shopmesh/sdk/products/v1";
+import { TraceContextSchema } from "@shopmesh/sdk/type/v1";
 import { UserEventSchema } from "@shopmesh/sdk/users/v1";
 import {
   apiErrorCode,
@@ -9,6 +10,7 @@ import {
   jetStreamErrors,
   lastRelayed,
   outboxSequenceOf,
+  traceContextFromHeaders,
 } from "@shopmesh/chassis/jetstream";
 import { AckPolicy, DeliverPolicy, nanos, type JsMsg, type NatsConnection } from "nats";
 import type { DependencyName } from "../dependencies.js";
@@ -177,6 +179,9 @@ async function* readStream<S extends DependencyName>(options: ReadOptions<S>): A
               throw new Error(`${names.stream}: envelope sequence ${event.sequence} differs from header ${sequence}`);
             event.sequence = sequence;
           }
+          // The W3C headers are NATS's own carrier of trace context: they decide.
+          const producer = traceContextFromHeaders(message.headers);
+          if (producer) event.traceContext = create(TraceContextSchema, producer);
           expected = sequence + 1n;
           // num_pending counts the messages after this one, so the head is
           // this sequence plus that many (one message per outbox event).

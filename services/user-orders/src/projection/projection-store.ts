@@ -1,6 +1,6 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type Database from "better-sqlite3";
-import { prepareExactRows } from "@shopmesh/chassis";
+import { inEventSpan, prepareExactRows, tracingEnabled } from "@shopmesh/chassis";
 import type { Order } from "@shopmesh/sdk/orders/v1";
 import type { Product } from "@shopmesh/sdk/products/v1";
 import type { User } from "@shopmesh/sdk/users/v1";
@@ -118,8 +118,13 @@ export class ProjectionStore {
    * to the last of them, all in one transaction: either every change and the
    * new position are kept, or none. Events at or below the stored position
    * are skipped, so delivering an event twice changes nothing.
+   *
+   * With tracing on, applying each event is a span ("apply OrderPlaced")
+   * with a link to the write that produced the event, when the event carries
+   * its trace context: that write's trace leads to the projection's update.
    */
   applyBatch<S extends DependencyName>(stream: S, events: readonly StreamEvents[S][]): AppliedBatch {
+    const traced = tracingEnabled();
     return this.#sqlite.transaction(() => {
       let position = this.position(stream);
       let applied = 0;
@@ -132,13 +137,24 @@ export class ProjectionStore {
           continue;
         }
         missing += sequence - position.sequence - 1;
-        this.#apply(stream, event);
+        if (traced) this.#applyTraced(stream, event, sequence);
+        else this.#apply(stream, event);
         applied++;
         position = { sequence, eventTime: event.occurTime ? timestampMs(event.occurTime) : 0, appliedAt: Date.now() };
       }
       if (applied > 0) this.#savePosition.run(stream, position.sequence, position.eventTime, position.appliedAt);
       return { position, applied, skipped, missing };
     })();
+  }
+
+  #applyTraced<S extends DependencyName>(stream: S, event: StreamEvents[S], sequence: number): void {
+    const kind = event.kind.case === undefined ? "unknown event" : upperFirst(event.kind.case);
+    inEventSpan(
+      `apply ${kind}`,
+      { "shopmesh.event.stream": stream, "shopmesh.event.sequence": sequence, "shopmesh.event.kind": kind },
+      event.traceContext,
+      () => this.#apply(stream, event),
+    );
   }
 
   #apply<S extends DependencyName>(_stream: S, event: StreamEvents[S]): void {
@@ -218,4 +234,9 @@ export class ProjectionStore {
     if (ids.length === 0) return new Map();
     return new Map(this.#productsOf.all(JSON.stringify(ids)).map((row) => [row.id, row]));
   }
+}
+
+/** An event kind's name as the contract spells its message: orderPlaced becomes OrderPlaced. */
+function upperFirst(name: string): string {
+  return name.charAt(0).toUpperCase() + name.slice(1);
 }

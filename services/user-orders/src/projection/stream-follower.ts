@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { ExponentialBackoff, type IBackoff } from "cockatiel";
+import { inEventSpan, tracingEnabled } from "@shopmesh/chassis";
 import type { DependencyName } from "../dependencies.js";
 import type { EventSource, StreamEvents } from "./event-source.js";
 import type { ProjectionStore, StreamPosition } from "./projection-store.js";
@@ -158,7 +159,15 @@ export class StreamFollower<S extends DependencyName> {
     this.#pending = [];
     let result;
     try {
-      result = this.store.applyBatch(this.stream, events);
+      // Traced, one span for the batch's transaction, the parent of each event's.
+      result = tracingEnabled()
+        ? inEventSpan(
+            `apply ${this.stream} events`,
+            { "shopmesh.event.stream": this.stream, "shopmesh.events.count": events.length },
+            undefined,
+            () => this.store.applyBatch(this.stream, events),
+          )
+        : this.store.applyBatch(this.stream, events);
     } catch (error) {
       // Nothing of the batch was kept (one transaction). Start over from the
       // stored position rather than apply later events past a hole.
