@@ -252,8 +252,10 @@ async function projectionCaughtUp(record: SeedRecord): Promise<boolean> {
 
 function announce(service: ServiceName, ready: Record<string, unknown>): void {
   const metrics = typeof ready.metricsPort === "number" ? `  metrics http://${host}:${ready.metricsPort}/metrics` : "";
+  // The HTTP port serves HTTPS whenever the gRPC port serves TLS.
+  const http = settings.tls ? "https" : "http";
   say(
-    `✓ ${service.padEnd(11)} ready on ${host}:${String(ready.port)}  http ${host}:${String(ready.httpPort)}  pid ${String(ready.pid)}${metrics}  log ${logOf(service)}`,
+    `✓ ${service.padEnd(11)} ready on ${host}:${String(ready.port)}  ${http} ${host}:${String(ready.httpPort)}  pid ${String(ready.pid)}${metrics}  log ${logOf(service)}`,
   );
 }
 
@@ -302,13 +304,17 @@ function printExamples(record: SeedRecord): void {
     );
   }
   say();
-  say("or over HTTP with curl (the Connect protocol, JSON; browsers also get gRPC-Web on these ports):");
+  say(
+    `or over ${scheme === "https" ? "HTTPS" : "HTTP"} with curl (the Connect protocol, JSON; browsers also get gRPC-Web on these ports):`,
+  );
   const httpCurl = (service: ServiceName, path: string, body: string, token?: string) =>
     [
-      "curl -H 'content-type: application/json'",
+      "curl",
+      ca === undefined ? "" : ` --cacert ${ca}`,
+      " -H 'content-type: application/json'",
       token ? ` -H "authorization: Bearer ${token}"` : "",
       ` -d '${body}'`,
-      ` http://${addressOf(defaultHttpPort(settings.ports[service]))}/${path}`,
+      ` ${scheme}://${addressOf(defaultHttpPort(settings.ports[service]))}/${path}`,
     ].join("");
   say(`  ${httpCurl("products", "shopmesh.products.v1.ProductsService/ListProducts", '{"pageSize":3}')}`);
   say(

@@ -1,9 +1,10 @@
 // The four services over their HTTP listeners, as a browser or curl reaches
-// them: the Connect protocol (JSON with plain fetch, as curl sends it; binary
-// through Connect's client) and gRPC-Web, answered by the same handlers and
-// interceptors as the gRPC port (auth, validation, faults, deadlines).
+// them over HTTPS with the mesh's CA: the Connect protocol (JSON with plain
+// fetch, as curl sends it; binary through Connect's client) and gRPC-Web,
+// answered by the same handlers and interceptors as the gRPC port (auth,
+// validation, faults, deadlines).
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { Code, createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
@@ -38,7 +39,7 @@ async function postJson(
   body: unknown,
   headers: Record<string, string> = {},
 ): Promise<{ status: number; json: Record<string, unknown> }> {
-  const response = await fetch(`${mesh.httpUrl(service)}/${path}`, {
+  const response = await mesh.httpFetch(`${mesh.httpUrl(service)}/${path}`, {
     method: "POST",
     headers: { "content-type": "application/json", ...headers },
     body: JSON.stringify(body),
@@ -79,7 +80,7 @@ describe("Connect JSON with plain fetch", () => {
   it("answers bad input with a Connect error naming the problem, never INTERNAL", async () => {
     const url = `${mesh.httpUrl("products")}/shopmesh.products.v1.ProductsService/ListProducts`;
     const send = async (body: string, contentType?: string) => {
-      const response = await fetch(url, {
+      const response = await mesh.httpFetch(url, {
         method: "POST",
         headers: contentType === undefined ? {} : { "content-type": contentType },
         body,
@@ -152,6 +153,7 @@ const protocols: Protocol[] = [
     transport: (service, token) =>
       createConnectTransport({
         baseUrl: mesh.httpUrl(service),
+        fetch: mesh.httpFetch,
         useBinaryFormat: true,
         interceptors: [withToken(token)],
       }),
@@ -160,13 +162,21 @@ const protocols: Protocol[] = [
   {
     name: "Connect (JSON)",
     transport: (service, token) =>
-      createConnectTransport({ baseUrl: mesh.httpUrl(service), interceptors: [withToken(token)] }),
+      createConnectTransport({
+        baseUrl: mesh.httpUrl(service),
+        fetch: mesh.httpFetch,
+        interceptors: [withToken(token)],
+      }),
     timeoutHeader: (ms) => ({ "connect-timeout-ms": String(ms) }),
   },
   {
     name: "gRPC-Web",
     transport: (service, token) =>
-      createGrpcWebTransport({ baseUrl: mesh.httpUrl(service), interceptors: [withToken(token)] }),
+      createGrpcWebTransport({
+        baseUrl: mesh.httpUrl(service),
+        fetch: mesh.httpFetch,
+        interceptors: [withToken(token)],
+      }),
     timeoutHeader: (ms) => ({ "grpc-timeout": `${ms}m` }),
   },
 ];
@@ -243,5 +253,30 @@ describe.each(protocols)("over $name", (protocol) => {
     } finally {
       await mesh.faults("products").clearFaults({});
     }
+  });
+});
+
+describe("a mesh certificate presented over HTTPS", () => {
+  /** Opens orders' StreamEvents over Connect and waits for its first message (the heartbeat); the error's code when refused. */
+  async function firstEvent(fetch: typeof globalThis.fetch): Promise<Code | "opened"> {
+    const orders = createClient(OrdersService, createConnectTransport({ baseUrl: mesh.httpUrl("orders"), fetch }));
+    const controller = new AbortController();
+    try {
+      const iterator = orders
+        .streamEvents({ afterSequence: 0n }, { signal: controller.signal, timeoutMs: 10_000 })
+        [Symbol.asyncIterator]();
+      await iterator.next();
+      return "opened";
+    } catch (error) {
+      return ConnectError.from(error).code;
+    } finally {
+      controller.abort();
+    }
+  }
+
+  it("names the calling service, as on the gRPC port: StreamEvents answers only its readers", async () => {
+    expect(await firstEvent(mesh.httpFetchAs("user-orders"))).toBe("opened");
+    expect(await firstEvent(mesh.httpFetchAs("products"))).toBe(Code.PermissionDenied);
+    expect(await firstEvent(mesh.httpFetch)).toBe(Code.Unauthenticated);
   });
 });

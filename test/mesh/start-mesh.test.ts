@@ -135,9 +135,9 @@ describe("npm start", { timeout: 120_000 }, () => {
       ),
     ).toBe(true);
 
-    // Each service's HTTP listener is 1000 above its gRPC port.
+    // Each service's HTTP listener is 1000 above its gRPC port, and serves HTTPS as the gRPC port serves TLS.
     expect(launcher.lines.find((line) => line.startsWith("✓ products"))).toContain(
-      `ready on 127.0.0.1:${base + 1}  http 127.0.0.1:${base + 1001} `,
+      `ready on 127.0.0.1:${base + 1}  https 127.0.0.1:${base + 1001} `,
     );
     // Run the printed buf curl and curl commands, in order, in one shell, as a person would.
     const commands = launcher.lines
@@ -148,6 +148,13 @@ describe("npm start", { timeout: 120_000 }, () => {
     // The gRPC port over TLS, with only the development CA's certificate.
     for (const command of commands.filter((command) => command.includes("buf curl")))
       expect(command).toMatch(/--cacert \S*ca\.pem .*https:\/\//);
+    // The HTTP port over HTTPS, curl given the same certificate.
+    for (const command of commands.filter((command) => command.startsWith("curl ")))
+      expect(command).toMatch(
+        new RegExp(
+          `^curl --cacert \\S*ca\\.pem .* https://127\\.0\\.0\\.1:(${[0, 1, 2, 3].map((i) => base + 1000 + i).join("|")})/`,
+        ),
+      );
     expect(
       launcher.lines.some((line) =>
         line.startsWith("issued TLS certificates for users, products, orders, user-orders"),

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Client } from "@connectrpc/connect";
@@ -10,6 +10,7 @@ import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
 import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";
+import { trustingFetch, type TrustingFetch } from "./trusting-fetch.js";
 
 export { entryOf, type ServiceName } from "@shopmesh/cli";
 
@@ -24,6 +25,8 @@ export const adminEmail = "admin@shopmesh.test";
 export class TestMesh {
   readonly #extras: ServiceProcess[] = [];
   readonly #transports: GrpcTransport[] = [];
+  #fetch: TrustingFetch | undefined;
+  readonly #fetches: TrustingFetch[] = [];
 
   private constructor(
     readonly dataDir: string,
@@ -120,9 +123,25 @@ export class TestMesh {
     return this.mesh.address(service);
   }
 
-  /** `http://127.0.0.1:port` of a service's HTTP listener (Connect, gRPC-Web). */
+  /** `https://127.0.0.1:port` of a service's HTTP listener (Connect, gRPC-Web); `http://` without TLS. */
   httpUrl(service: ServiceName): string {
     return this.mesh.httpUrl(service);
+  }
+
+  /** fetch for the HTTP listeners, trusting the mesh's CA as a caller given `--cacert` would. */
+  get httpFetch(): typeof globalThis.fetch {
+    const certificates = this.mesh.certificates;
+    this.#fetch ??= trustingFetch(certificates && readFileSync(certificates.caFile));
+    return this.#fetch.fetch;
+  }
+
+  /** fetch for the HTTP listeners that also presents identity `as`'s mesh certificate (TLS only). */
+  httpFetchAs(as: string): typeof globalThis.fetch {
+    const tls = this.mesh.clientTls(undefined, as);
+    if (tls?.cert === undefined || tls.key === undefined) throw new Error("the mesh runs without TLS");
+    const fetch = trustingFetch(tls.ca, { cert: tls.cert, key: tls.key });
+    this.#fetches.push(fetch);
+    return fetch.fetch;
   }
 
   /**
@@ -143,6 +162,7 @@ export class TestMesh {
 
   async stop(): Promise<void> {
     for (const transport of this.#transports.splice(0)) transport.close();
+    await Promise.all([this.#fetch, ...this.#fetches.splice(0)].map((fetch) => fetch?.close()));
     await Promise.all([this.mesh.stop("SIGKILL"), ...this.#extras.map((p) => p.stop("SIGKILL"))]);
     rmSync(this.dataDir, { recursive: true, force: true });
   }

@@ -109,6 +109,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
             logger,
           })
         : undefined;
+    const certificates = tls.mode === "off" ? undefined : new CertificateFiles(tls, logger);
     const server = await startServer({
       config,
       logger,
@@ -122,7 +123,10 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
         ...(setup.interceptors ?? []),
       ],
       http,
-      credentials: tls.mode === "off" ? undefined : mutualTlsServerCredentials(new CertificateFiles(tls, logger)),
+      // One reader of the files for both ports: the HTTP port's HTTPS follows the gRPC port's renewals.
+      ...(certificates === undefined
+        ? {}
+        : { credentials: mutualTlsServerCredentials(certificates), httpCertificates: certificates }),
     });
     const events = setup.events;
     if (events)

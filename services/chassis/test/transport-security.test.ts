@@ -1,12 +1,14 @@
-// TLS on a service port, over real sockets to a real service process: what
-// a caller with only the CA certificate may do, what a plaintext caller and
-// a server with the wrong name get, how a missing setting is refused, and a
-// renewed certificate taking effect without a restart.
+// TLS on a service's ports, over real sockets to a real service process:
+// what a caller with only the CA certificate may do, what a plaintext caller
+// and a server with the wrong name get, how a missing setting is refused, a
+// renewed certificate taking effect without a restart, and HTTPS on the HTTP
+// port (Connect, gRPC-Web) with the same certificate and renewals.
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { fileURLToPath } from "node:url";
 import { X509Certificate } from "node:crypto";
@@ -21,7 +23,9 @@ import {
 } from "@shopmesh/sdk";
 import { ensureDevelopmentCertificates, type DevelopmentCertificates } from "@shopmesh/chassis";
 import { spawnService, type ServiceProcess } from "@shopmesh/cli";
+import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
+import { trustingFetch, type TrustingFetch } from "../../../test/support/trusting-fetch.js";
 
 const echoMain = fileURLToPath(new URL("./support/echo-main.ts", import.meta.url));
 const kinds: TransportKind[] = ["grpc-js", "connect-node"];
@@ -111,27 +115,115 @@ describe("a service port with TLS", () => {
   });
 
   it("serves a renewed certificate to new connections without a restart", async () => {
-    const serialSeen = async () => {
-      const socket = tlsConnect({
+    const before = await serialSeen(echo.port, "h2");
+    const renewed = renewEchoCertificate();
+    expect(renewed).not.toBe(before);
+    await vi.waitFor(async () => expect(await serialSeen(echo.port, "h2")).toBe(renewed), {
+      timeout: 10_000,
+      interval: 100,
+    });
+  });
+});
+
+/** The serial number of the certificate a new TLS connection to `port` is shown. */
+async function serialSeen(port: number, alpn: string): Promise<string> {
+  const socket = tlsConnect({
+    host: "127.0.0.1",
+    port,
+    ca: readFileSync(certificates.caFile),
+    ALPNProtocols: [alpn],
+    servername: "echo",
+  });
+  try {
+    await once(socket, "secureConnect");
+    return socket.getPeerCertificate().serialNumber;
+  } finally {
+    socket.destroy();
+  }
+}
+
+/** Issues echo's certificate again, as a renewal would, and returns its serial number. */
+function renewEchoCertificate(): string {
+  rmSync(certificates.identities.echo!.certFile);
+  expect(ensureDevelopmentCertificates(dir, ["echo"]).issued).toEqual(["echo"]);
+  return new X509Certificate(readFileSync(certificates.identities.echo!.certFile)).serialNumber;
+}
+
+describe("the HTTP port with TLS", () => {
+  let https: TrustingFetch;
+  beforeAll(() => {
+    https = trustingFetch(readFileSync(certificates.caFile));
+  });
+  afterAll(() => https.close());
+
+  const echoPath = `/${EchoService.typeName}/Echo`;
+  const post = (fetch: typeof globalThis.fetch, url: string) =>
+    fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: '{"message":"hi"}' });
+
+  it("answers a JSON POST (as curl --cacert sends it) and a gRPC-Web call over HTTPS with the CA", async () => {
+    const response = await post(https.fetch, `https://127.0.0.1:${echo.httpPort}${echoPath}`);
+    expect([response.status, await response.json()]).toEqual([200, { message: "hi" }]);
+    const grpcWeb = createClient(
+      EchoService,
+      createGrpcWebTransport({ baseUrl: `https://127.0.0.1:${echo.httpPort}`, fetch: https.fetch }),
+    );
+    expect((await grpcWeb.echo({ message: "gRPC-Web over TLS" }, { timeoutMs: 10_000 })).message).toBe(
+      "gRPC-Web over TLS",
+    );
+  });
+
+  it("refuses a plaintext request, and a client that does not trust the mesh's CA", async () => {
+    // The TLS server reads the plaintext request as a failed handshake and closes the connection unanswered.
+    await expect(post(fetch, `http://127.0.0.1:${echo.httpPort}${echoPath}`)).rejects.toThrow(/fetch failed/);
+    const untrusted = await post(fetch, `https://127.0.0.1:${echo.httpPort}${echoPath}`).catch(
+      (error: unknown) => error as Error & { cause?: { code?: string } },
+    );
+    expect(untrusted).toBeInstanceOf(Error);
+    expect((untrusted as { cause?: { code?: string } }).cause?.code).toMatch(/VERIFY|CERT/);
+  });
+
+  it("closes, within HANDSHAKE_TIMEOUT, a connection silent before its TLS handshake or its request's headers", async () => {
+    const strict = await spawnService({ entry: echoMain, env: { ...tlsEnv("echo"), HANDSHAKE_TIMEOUT: "300ms" } });
+    try {
+      const silent = connect(strict.httpPort!, "127.0.0.1");
+      silent.on("error", () => undefined);
+      await once(silent, "connect");
+      const started = performance.now();
+      await once(silent, "close");
+      expect(performance.now() - started).toBeLessThan(3_000);
+
+      const slow = tlsConnect({
         host: "127.0.0.1",
-        port: echo.port,
+        port: strict.httpPort!,
         ca: readFileSync(certificates.caFile),
-        ALPNProtocols: ["h2"],
         servername: "echo",
       });
-      try {
-        await once(socket, "secureConnect");
-        return socket.getPeerCertificate().serialNumber;
-      } finally {
-        socket.destroy();
-      }
-    };
-    const before = await serialSeen();
-    rmSync(certificates.identities.echo!.certFile);
-    expect(ensureDevelopmentCertificates(dir, ["echo"]).issued).toEqual(["echo"]);
-    const renewed = new X509Certificate(readFileSync(certificates.identities.echo!.certFile)).serialNumber;
+      await once(slow, "secureConnect");
+      slow.write(`POST ${echoPath} HTTP/1.1\r\nHost: x\r\n`);
+      let answer = "";
+      slow.setEncoding("utf8").on("data", (chunk: string) => (answer += chunk));
+      await once(slow, "close");
+      expect(answer).toMatch(/^HTTP\/1.1 408/);
+    } finally {
+      await strict.stop();
+    }
+  });
+
+  it("serves a renewed certificate to new connections without a restart, as the gRPC port does", async () => {
+    const before = await serialSeen(echo.httpPort!, "http/1.1");
+    expect(before).toBe(await serialSeen(echo.port, "h2"));
+    const renewed = renewEchoCertificate();
     expect(renewed).not.toBe(before);
-    await vi.waitFor(async () => expect(await serialSeen()).toBe(renewed), { timeout: 10_000, interval: 100 });
+    await vi.waitFor(
+      async () =>
+        expect([await serialSeen(echo.httpPort!, "http/1.1"), await serialSeen(echo.port, "h2")]).toEqual([
+          renewed,
+          renewed,
+        ]),
+      { timeout: 10_000, interval: 100 },
+    );
+    const response = await post(https.fetch, `https://127.0.0.1:${echo.httpPort}${echoPath}`);
+    expect(response.status).toBe(200);
   });
 });
 
@@ -162,6 +254,13 @@ describe("TLS settings", () => {
     try {
       expect(plain.logs.find((line) => line.msg === "ready")?.tls).toBe("off");
       expect((await echoClient({ target: plain.address }).echo({ message: "plain" })).message).toBe("plain");
+      // The HTTP port stays plain HTTP too.
+      const response = await fetch(`http://127.0.0.1:${plain.httpPort}/${EchoService.typeName}/Echo`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: '{"message":"plain"}',
+      });
+      expect(await response.json()).toEqual({ message: "plain" });
     } finally {
       await plain.stop();
     }

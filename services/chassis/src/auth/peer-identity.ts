@@ -54,6 +54,37 @@ export class CallPeerIdentity implements PeerIdentity {
   }
 }
 
+/** What the HTTP port's identity is read from: the request's socket, a TLSSocket over HTTPS. */
+export interface PeerSocket {
+  readonly remoteAddress?: string | undefined;
+  /** Whether the client presented a certificate that the mesh's CA verified (TLSSocket). */
+  readonly authorized?: boolean;
+  getPeerCertificate?(): PeerCertificate;
+}
+
+/**
+ * The peer of an HTTP request: the socket's address, and over HTTPS the
+ * service that a client certificate verified against the mesh's CA names,
+ * read only when first asked for. The HTTP port asks for a certificate but
+ * does not require one, so an unverified certificate counts as none.
+ */
+export class SocketPeerIdentity implements PeerIdentity {
+  #service: string | undefined | null = null;
+
+  constructor(private readonly socket: PeerSocket) {}
+
+  get address(): string | undefined {
+    return this.socket.remoteAddress?.replace(/^::ffff:/, "");
+  }
+
+  get service(): string | undefined {
+    if (this.#service === null)
+      this.#service =
+        this.socket.authorized === true ? meshServiceOf(this.socket.getPeerCertificate?.().subjectaltname) : undefined;
+    return this.#service;
+  }
+}
+
 /**
  * The calling service, which must be one of `allowed`: UNAUTHENTICATED when
  * the caller presented no mesh certificate, PERMISSION_DENIED when its

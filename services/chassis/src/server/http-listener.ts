@@ -1,4 +1,5 @@
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import type { DescService } from "@bufbuild/protobuf";
 import {
   Code,
@@ -13,7 +14,9 @@ import { contentTypeRegExp as grpcWebContentType } from "@connectrpc/connect/pro
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import cors from "cors";
 import type { ConnectionConfig } from "../config.js";
-import { peerIdentityKey } from "../auth/peer-identity.js";
+import { peerIdentityKey, SocketPeerIdentity } from "../auth/peer-identity.js";
+import type { CertificateFiles } from "../tls/certificate-files.js";
+import type { TlsFiles } from "../tls/tls-settings.js";
 
 /** A service descriptor with its implementation (see service-server.ts's HostedService). */
 interface HostedImpl {
@@ -35,6 +38,8 @@ export interface HttpListenOptions {
   corsOrigins: readonly string[];
   /** Told about each connection closed for being over `connections.maxConnections`. */
   onDropped?: () => void;
+  /** Serve HTTPS with these files (the gRPC port's), following their renewals; plain HTTP when absent. */
+  tls?: CertificateFiles;
 }
 
 /** A listening HTTP server for the Connect and gRPC-Web protocols. */
@@ -73,8 +78,8 @@ const requestTimeoutMs = 30_000;
 const maxHeadersCount = 100;
 
 /**
- * Serves the given Connect services over HTTP/1.1 with the Connect protocol
- * (JSON and binary, unary and server-streaming) and gRPC-Web, through
+ * Serves the given Connect services over HTTP/1.1 (HTTPS with `tls`) with
+ * the Connect protocol (JSON and binary, unary and server-streaming) and gRPC-Web, through
  * connect-node's adapter: the same ServiceImpl objects and interceptors as
  * the gRPC port, for browsers and curl. The gRPC protocol stays on the gRPC
  * port (grpc-js). What the adapter would answer with an empty 404 or 415 (an
@@ -84,6 +89,16 @@ const maxHeadersCount = 100;
  * The connection limits follow the gRPC port's settings: HANDSHAKE_TIMEOUT
  * bounds the wait for a request's headers, CONNECTION_IDLE_TIMEOUT an idle
  * keep-alive connection, MAX_CONNECTIONS the connections open at once.
+ *
+ * HTTPS is node:https, HTTP/1.1 over TLS, rather than node:http2's
+ * createSecureServer with allowHTTP1: Connect and gRPC-Web are made to work
+ * over HTTP/1.1, and node:https is node:http's server on TLS sockets, so
+ * every limit above (headers and request timeouts, keep-alive, header count,
+ * MAX_CONNECTIONS with its drop event) and the drain on close
+ * (closeIdleConnections, closeAllConnections) stay what they are with TLS
+ * off. node:http2's server has none of these for its HTTP/2 sessions, and
+ * applies them to its HTTP/1.1 fallback only. A client wanting HTTP/2 has
+ * the gRPC port.
  */
 export async function listenForHttp(options: HttpListenOptions): Promise<HttpListener> {
   const shutdown = new AbortController();
@@ -91,16 +106,11 @@ export async function listenForHttp(options: HttpListenOptions): Promise<HttpLis
     routes(router) {
       for (const { service, impl } of options.services) router.service(service, impl as ServiceImpl<DescService>);
     },
-    // The client's address, as on the gRPC port (SignIn's throttle counts failures per address).
+    // The client's address, as on the gRPC port (SignIn's throttle counts failures per address),
+    // and over HTTPS the service a client certificate signed by the mesh's CA names.
     contextValues(req) {
       const values = createContextValues();
-      // No client certificates on this port: the address only.
-      values.set(peerIdentityKey, {
-        service: undefined,
-        get address() {
-          return req.socket.remoteAddress?.replace(/^::ffff:/, "");
-        },
-      });
+      values.set(peerIdentityKey, new SocketPeerIdentity(req.socket));
       return values;
     },
     grpc: false,
@@ -168,25 +178,51 @@ export async function listenForHttp(options: HttpListenOptions): Promise<HttpLis
     void adapter(req, res);
   };
 
-  const server = createServer(
-    {
-      headersTimeout: options.connections.handshakeTimeoutMs,
-      requestTimeout: Math.max(requestTimeoutMs, options.connections.handshakeTimeoutMs),
-      keepAliveTimeout: options.connections.idleTimeoutMs,
-      // Node checks the two timeouts above this often (every 30 s by default, which would let a silent client hold a connection for 40 s).
-      connectionsCheckingInterval: Math.min(1_000, options.connections.handshakeTimeoutMs),
-    },
-    allowCors === undefined ? handle : (req, res) => allowCors(req, res, () => handle(req, res)),
-  );
+  const serverOptions: ServerOptions = {
+    headersTimeout: options.connections.handshakeTimeoutMs,
+    requestTimeout: Math.max(requestTimeoutMs, options.connections.handshakeTimeoutMs),
+    keepAliveTimeout: options.connections.idleTimeoutMs,
+    // Node checks the two timeouts above this often (every 30 s by default, which would let a silent client hold a connection for 40 s).
+    connectionsCheckingInterval: Math.min(1_000, options.connections.handshakeTimeoutMs),
+  };
+  const listener =
+    allowCors === undefined
+      ? handle
+      : (req: IncomingMessage, res: ServerResponse) => allowCors(req, res, () => handle(req, res));
+  const tls = options.tls;
+  let stopRenewals: (() => void) | undefined;
+  let server: Server | HttpsServer;
+  if (tls === undefined) server = createServer(serverOptions, listener);
+  else {
+    const secure = createHttpsServer(
+      {
+        ...serverOptions,
+        ...secureContextOf(tls.current),
+        // The headers timeout starts once the TLS handshake is over: a client silent before then is bounded here.
+        handshakeTimeout: options.connections.handshakeTimeoutMs,
+        // Asked for, not required: browsers and curl come without one, and a customer's token decides for them.
+        requestCert: true,
+        rejectUnauthorized: false,
+      },
+      listener,
+    );
+    // New connections get renewed files; open ones keep the certificate they were made with.
+    stopRenewals = tls.onRenewed((files) => secure.setSecureContext(secureContextOf(files)));
+    server = secure;
+  }
   server.maxHeadersCount = maxHeadersCount;
   server.maxConnections = options.connections.maxConnections;
   server.on("drop", () => options.onDropped?.());
   // No clientError listener: Node then answers a malformed request 400, headers too large 431 and a slow one 408, and closes.
 
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    const fail = (error: Error) => {
+      stopRenewals?.();
+      reject(error);
+    };
+    server.once("error", fail);
     server.listen({ host: options.host, port: options.port }, () => {
-      server.off("error", reject);
+      server.off("error", fail);
       resolve();
     });
   });
@@ -200,6 +236,7 @@ export async function listenForHttp(options: HttpListenOptions): Promise<HttpLis
     close() {
       closed ??= new Promise<void>((resolve) => {
         closing = true;
+        stopRenewals?.();
         server.close(() => resolve());
         // Keep-alive connections between calls close now; busy ones once their call is answered.
         server.closeIdleConnections();
@@ -207,8 +244,14 @@ export async function listenForHttp(options: HttpListenOptions): Promise<HttpLis
       return closed;
     },
     closeAll() {
+      stopRenewals?.();
       shutdown.abort(new ConnectError("the server is shutting down", Code.Unavailable));
       server.closeAllConnections();
     },
   };
+}
+
+/** The server's certificate and key, and the CA that a client certificate must chain to. */
+function secureContextOf(files: TlsFiles) {
+  return { cert: files.cert, key: files.key, ca: files.ca };
 }

@@ -25,6 +25,7 @@ import { trackAdmission } from "../metrics/service-metrics.js";
 import type { HttpConfig } from "../http-config.js";
 import { httpCallGate } from "./http-call-gate.js";
 import { listenForHttp, type HttpListener } from "./http-listener.js";
+import type { CertificateFiles } from "../tls/certificate-files.js";
 
 /** A service descriptor with its implementation. */
 export interface HostedService {
@@ -53,6 +54,8 @@ export interface StartServerOptions {
   http?: HttpConfig;
   /** TLS for the port (see tls/certificate-files.ts); plaintext when omitted. */
   credentials?: ServerCredentials;
+  /** HTTPS on the HTTP port with these files (the ones behind `credentials`); plain HTTP when omitted. */
+  httpCertificates?: CertificateFiles;
 }
 
 /** A listening server. */
@@ -293,6 +296,7 @@ function startHttp(
     maxRequestBytes: config.maxRequestBytes,
     connections,
     corsOrigins: http.corsOrigins,
+    tls: options.httpCertificates,
     onDropped: throttled((dropped) =>
       logger.warn(
         { dropped, maxConnections: connections.maxConnections, listener: "http" },

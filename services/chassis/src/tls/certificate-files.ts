@@ -4,6 +4,7 @@ import { readTlsFiles, type TlsFiles } from "./tls-settings.js";
 
 type CaListener = experimental.CaCertificateUpdateListener;
 type IdentityListener = experimental.IdentityCertificateUpdateListener;
+type FilesListener = (files: TlsFiles) => void;
 
 /**
  * A grpc-js certificate provider over a service's three PEM files that reads
@@ -17,6 +18,7 @@ export class CertificateFiles implements experimental.CertificateProvider {
   #current: TlsFiles;
   readonly #ca = new Set<CaListener>();
   readonly #identity = new Set<IdentityListener>();
+  readonly #renewed = new Set<FilesListener>();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -46,6 +48,21 @@ export class CertificateFiles implements experimental.CertificateProvider {
     this.logger?.info({ cert: this.files.certFile }, "TLS certificate reloaded");
     for (const listener of this.#identity) listener({ certificate: next.cert, privateKey: next.key });
     for (const listener of this.#ca) listener({ caCertificate: next.ca });
+    for (const listener of this.#renewed) listener(next);
+  }
+
+  /**
+   * Tells `listener` of each renewed set of files, whole and checked, as
+   * grpc-js's listeners are told (for a server outside grpc-js, such as the
+   * HTTP port's); the returned function stops telling it.
+   */
+  onRenewed(listener: FilesListener): () => void {
+    this.#renewed.add(listener);
+    this.#watch();
+    return () => {
+      this.#renewed.delete(listener);
+      this.#unwatch();
+    };
   }
 
   addCaCertificateListener(listener: CaListener): void {
@@ -77,7 +94,7 @@ export class CertificateFiles implements experimental.CertificateProvider {
   }
 
   #unwatch(): void {
-    if (this.#ca.size > 0 || this.#identity.size > 0 || this.#timer === undefined) return;
+    if (this.#ca.size > 0 || this.#identity.size > 0 || this.#renewed.size > 0 || this.#timer === undefined) return;
     clearInterval(this.#timer);
     this.#timer = undefined;
   }

@@ -172,11 +172,14 @@ export class LocalMesh {
     return `127.0.0.1:${this.#running(service).adminPort}`;
   }
 
-  /** `http://127.0.0.1:port` of a running service's HTTP listener (Connect, gRPC-Web). */
+  /**
+   * `https://127.0.0.1:port` of a running service's HTTP listener (Connect,
+   * gRPC-Web), whose certificate the mesh's CA signed; `http://` with TLS off.
+   */
   httpUrl(service: ServiceName): string {
     const { httpPort } = this.#running(service);
     if (httpPort === undefined) throw new Error(`${service} runs without an HTTP listener (HTTP_PORT=off)`);
-    return `http://127.0.0.1:${httpPort}`;
+    return `${this.certificates === undefined ? "http" : "https"}://127.0.0.1:${httpPort}`;
   }
 
   /** Stops every service (SIGTERM drains; SIGKILL does not wait). */
