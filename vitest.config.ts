@@ -3,6 +3,9 @@ import { defineConfig } from "vitest/config";
 // Integration tests start real server processes on loopback; they run in
 // separate worker processes, two at a time on a two-core machine.
 export default defineConfig({
+  // The workspaces' entry points resolve to their TypeScript sources through
+  // tsconfig.json's paths (their package.json "exports" name compiled files).
+  resolve: { tsconfigPaths: true },
   test: {
     include: [
       "test/**/*.test.ts",
