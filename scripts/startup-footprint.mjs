@@ -26,7 +26,7 @@ function startOnce(args, run) {
         TLS: "off",
         DEVELOPMENT_MODE: "on",
         METRICS_PORT: "off",
-        DATABASE_PATH: join(scratch, `${run}.sqlite`),
+        DATA_DIR: join(scratch, `${run}`),
       },
       stdio: ["ignore", "pipe", "ignore"],
     });

@@ -5,7 +5,7 @@
 // and on its plaintext health port, through the compiled health check too.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -74,7 +74,7 @@ describe("a compiled service", () => {
       HEALTH_PORT: "0",
       METRICS_PORT: "off",
       DEVELOPMENT_MODE: "on",
-      DATABASE_PATH: join(scratch, "products.sqlite"),
+      DATA_DIR: join(scratch, "data"),
       TLS_CERT: identity.certFile,
       TLS_KEY: identity.keyFile,
       TLS_CA: identity.caFile,
@@ -94,6 +94,8 @@ describe("a compiled service", () => {
       });
     });
 
+    // Its own database, migrated from the staged drizzle/ folder.
+    expect(existsSync(join(scratch, "data", "products.sqlite"))).toBe(true);
     const secure = createTransport({
       target: `127.0.0.1:${ready.port}`,
       tls: { ca: readFileSync(identity.caFile), service: "products" },
