@@ -1,6 +1,7 @@
 import { ConfigError, readServerConfig, type AdmissionConfig, type ServerConfig } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
 import { startServer, type HostedService, type RunningServer } from "./server/service-server.js";
+import type { HealthRegistry } from "./server/health.js";
 import type { Interceptor } from "@connectrpc/connect";
 import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 import { createFaultInjectionService } from "./faults/fault-injection-service.js";
@@ -40,6 +41,12 @@ export interface ServiceSetup {
    * checked with it.
    */
   verifier?: TokenVerifier;
+  /**
+   * Runs once the server serves, with its health registry: a service can
+   * report a health name of its own (e.g. user-orders' "projection") that
+   * turns SERVING later than the server does.
+   */
+  onServing?: (health: HealthRegistry) => void;
 }
 
 /** Options for {@link runService}. */
@@ -126,6 +133,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
       http,
       credentials: tls.mode === "off" ? undefined : mutualTlsServerCredentials(new CertificateFiles(tls, logger)),
     });
+    setup.onServing?.(server.health);
     const events = setup.events;
     if (events)
       trackOutbox(() => ({ outbox: options.name, head: events.outbox.head(), relayed: relay?.state().position }));

@@ -112,6 +112,11 @@ function problems(objects: K8sObject[]): string[] {
   }
   const userOrders = workload("user-orders");
   if (!userOrders || (userOrders.spec.replicas ?? 1) < 2) found.push("user-orders: fewer than two replicas");
+  // Ready only once its projection has caught up (the "projection" health name).
+  const readiness = userOrders?.spec.template?.spec.containers[0]?.readinessProbe?.grpc as
+    | { service?: string }
+    | undefined;
+  if (readiness?.service !== "projection") found.push("user-orders: readiness does not wait for the projection");
 
   // Network policies: what each allows, in call-graph terms.
   const policies = objects.filter((o) => o.kind === "NetworkPolicy");
