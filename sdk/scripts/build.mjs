@@ -5,9 +5,9 @@
 //
 //   node sdk/scripts/build.mjs [--out-dir <dir>]     (default: sdk/dist)
 //
-// In the repository the SDK's "exports" point at TypeScript sources; the
-// published manifest maps the same entry points to the compiled files, except
-// the chassis' "./internal" entry, which is not part of the public API.
+// The published manifest maps the repository's entry points to the same
+// compiled files, relative to the package's own root, except the chassis'
+// "./internal" entry, which is not part of the public API.
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -23,19 +23,27 @@ rmSync(outDir, { recursive: true, force: true });
 mkdirSync(outDir, { recursive: true });
 // rootDir is the repository root (see tsconfig.build.json): sdk/src/x.ts
 // becomes <out>/sdk/src/x.js and gen/... becomes <out>/gen/...
-const compiled = spawnSync(tsc, ["-p", join(sdk, "tsconfig.build.json"), "--outDir", outDir], { stdio: "inherit" });
+// One plain compilation into outDir: no build-mode bookkeeping in the package.
+const compiled = spawnSync(
+  tsc,
+  ["-p", join(sdk, "tsconfig.build.json"), "--outDir", outDir, "--composite", "false", "--incremental", "false"],
+  { stdio: "inherit" },
+);
 if (compiled.status !== 0) {
   console.error("sdk build: tsc failed");
   process.exit(compiled.status ?? 1);
 }
 
 const source = JSON.parse(readFileSync(join(sdk, "package.json"), "utf8"));
-/** `./src/users-v1.ts` becomes the compiled `./sdk/src/users-v1` (without extension). */
-const compiledPath = (path) => path.replace(/^\.\/src\//, "./sdk/src/").replace(/\.ts$/, "");
+/** `./dist/sdk/src/users-v1.js` becomes `./sdk/src/users-v1` (without extension), inside the package. */
+const compiledPath = (path) => path.replace(/^\.\/dist\//, "./").replace(/\.js$/, "");
 const exports = Object.fromEntries(
   Object.entries(source.exports)
     .filter(([entry]) => entry !== "./internal")
-    .map(([entry, path]) => [entry, { types: `${compiledPath(path)}.d.ts`, default: `${compiledPath(path)}.js` }]),
+    .map(([entry, { default: path }]) => [
+      entry,
+      { types: `${compiledPath(path)}.d.ts`, default: `${compiledPath(path)}.js` },
+    ]),
 );
 const manifest = {
   name: source.name,

@@ -1,6 +1,7 @@
 import { ConfigError, readServerConfig, type AdmissionConfig, type ServerConfig } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
 import { startServer, type HostedService, type RunningServer } from "./server/service-server.js";
+import type { HealthRegistry } from "./server/health.js";
 import type { Interceptor } from "@connectrpc/connect";
 import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 import { createFaultInjectionService } from "./faults/fault-injection-service.js";
@@ -10,6 +11,7 @@ import type { DescMessage } from "@bufbuild/protobuf";
 import type { EventLog } from "./events/event-log.js";
 import { readEventsRelayConfig, type EventsRelayConfig } from "./events/nats-settings.js";
 import { readMetricsConfig, startMetricsListener, type MetricsConfig } from "./metrics/metrics-listener.js";
+import { readHealthPort, startHealthListener } from "./server/health-listener.js";
 import { serverMetricsInterceptor } from "./metrics/rpc-metrics.js";
 import { trackOutbox } from "./metrics/service-metrics.js";
 import { serverTracingInterceptor } from "./tracing/server-tracing.js";
@@ -39,6 +41,12 @@ export interface ServiceSetup {
    * checked with it.
    */
   verifier?: TokenVerifier;
+  /**
+   * Runs once the server serves, with its health registry: a service can
+   * report a health name of its own (e.g. user-orders' "projection") that
+   * turns SERVING later than the server does.
+   */
+  onServing?: (health: HealthRegistry) => void;
 }
 
 /** Options for {@link runService}. */
@@ -69,6 +77,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
   let faults: FaultRegistry;
   let relayConfig: EventsRelayConfig;
   let metricsConfig: MetricsConfig | undefined;
+  let healthPort: number | undefined;
   let tracing: Tracing;
   let http: HttpConfig | undefined;
   let tls: TlsSettings;
@@ -77,6 +86,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
     tracing = await startTracing({ serviceName: options.name });
     config = readServerConfig(options.defaultPort, process.env, options.admissionDefaults);
     metricsConfig = readMetricsConfig(config.port);
+    healthPort = readHealthPort();
     tls = readTlsSettings(process.env);
     relayConfig = readEventsRelayConfig();
     http = readHttpConfig(config.port, config.adminPort, process.env);
@@ -128,10 +138,15 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
         ? {}
         : { credentials: mutualTlsServerCredentials(certificates), httpCertificates: certificates }),
     });
+    setup.onServing?.(server.health);
     const events = setup.events;
     if (events)
       trackOutbox(() => ({ outbox: options.name, head: events.outbox.head(), relayed: relay?.state().position }));
     const metrics = metricsConfig && (await startMetricsListener(metricsConfig));
+    const healthListener =
+      healthPort === undefined
+        ? undefined
+        : await startHealthListener({ host: config.host, port: healthPort, health: server.health });
     // The admin listener is bound to the loopback interface whatever HOST says, speaks plaintext,
     // and takes no part in admission control: faults must be clearable while the service is overloaded.
     const admin = await startServer({
@@ -155,6 +170,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
       logger.info({ signal }, "shutting down");
       Promise.all([server.stop(), admin.stop()])
         .then(() => metrics?.close())
+        .then(() => healthListener?.close())
         .then(() => relay?.close())
         .then(() => setup.close?.())
         .then(() => tracing.shutdown())
@@ -176,6 +192,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
         pid: process.pid,
         adminPort: admin.port,
         ...(metrics ? { metricsPort: metrics.port } : {}),
+        ...(healthListener ? { healthPort: healthListener.port } : {}),
         tls: tls.mode,
         faultInjection: config.faultInjection,
         faults: faults.list().length,

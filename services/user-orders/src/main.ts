@@ -7,12 +7,14 @@ import {
   authInterceptor,
   createDependencyTransport,
   envReader,
+  type HealthRegistry,
   hosted,
   loadTokenVerifier,
   openDatabase,
   type OpenDatabase,
   readDatabasePath,
   runService,
+  ServingStatus,
 } from "@shopmesh/chassis";
 import { createClient } from "@shopmesh/sdk";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
@@ -25,6 +27,27 @@ import { grpcEventSource, readEventSourceConfig, type EventSource } from "./proj
 import { Projection } from "./projection/projection.js";
 import { readAggregatorSettings, readDependencyTargets, userOrdersAdmission } from "./settings.js";
 import { createUserOrdersService } from "./user-orders-service.js";
+
+/** The health name that turns SERVING once the projection has caught up with every stream. */
+const projectionHealthName = "projection";
+let catchUpTimer: NodeJS.Timeout | undefined;
+
+/**
+ * The server answers (STRONG views work, EVENTUAL ones say they are behind)
+ * before its projection has caught up; a replica that should take EVENTUAL
+ * reads only once it has, is asked for the "projection" health name, which
+ * turns SERVING then. The followers keep no event for it, so it is polled.
+ */
+function reportCatchUp(projection: Projection, health: HealthRegistry): void {
+  health.set(projectionHealthName, ServingStatus.NOT_SERVING);
+  catchUpTimer = setInterval(() => {
+    if (!projection.states().every((state) => state.caughtUpOnce)) return;
+    clearInterval(catchUpTimer);
+    // A server that has begun to drain stays NOT_SERVING.
+    if (health.get("") === ServingStatus.SERVING) health.set(projectionHealthName, ServingStatus.SERVING);
+  }, 200);
+  catchUpTimer.unref();
+}
 
 await runService({
   name: "user-orders",
@@ -92,7 +115,11 @@ await runService({
       services: [hosted(UserOrdersService, createUserOrdersService(aggregator, projection))],
       verifier,
       interceptors: [authInterceptor({ verifier })],
+      onServing: (health) => {
+        if (projection) reportCatchUp(projection, health);
+      },
       close: async () => {
+        clearInterval(catchUpTimer);
         await projection?.stop();
         source?.close();
         database?.close();

@@ -1,0 +1,127 @@
+// The production path: `npm run build`, the compiled workspaces staged the
+// way the Dockerfile stages them (scripts/stage-production.mjs: dist/ and
+// migrations, no sources), and a service started from there with plain node
+// (no tsx, no loader flags) answers grpc.health.v1 SERVING on its TLS port
+// and on its plaintext health port, through the compiled health check too.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ensureDevelopmentCertificates } from "@shopmesh/chassis";
+import { createClient, createTransport } from "@shopmesh/sdk";
+import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@shopmesh/sdk/health/v1";
+
+const root = fileURLToPath(new URL("../../..", import.meta.url));
+const scratch = mkdtempSync(join(tmpdir(), "compiled-service-"));
+const stage = join(scratch, "app");
+let child: ChildProcess | undefined;
+
+/** Everything but the repository's own packages, which must come from the stage. */
+function linkDependencies(): void {
+  const modules = join(stage, "node_modules");
+  mkdirSync(join(modules, "@shopmesh"), { recursive: true });
+  for (const entry of readdirSync(join(root, "node_modules"))) {
+    if (entry === "@shopmesh" || entry.startsWith(".")) continue;
+    symlinkSync(join(root, "node_modules", entry), join(modules, entry));
+  }
+  for (const workspace of ["sdk", "services/chassis", "services/products"]) {
+    const { name } = JSON.parse(readFileSync(join(stage, workspace, "package.json"), "utf8")) as { name: string };
+    symlinkSync(join(stage, workspace), join(modules, name));
+  }
+}
+
+/** A plain node process, without the loader options the test runner may carry. */
+function plainNode(args: string[], env: Record<string, string>) {
+  const { NODE_OPTIONS: _ignored, ...inherited } = process.env;
+  return spawn(process.execPath, args, { env: { ...inherited, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+}
+
+beforeAll(() => {
+  const built = spawnSync("npm", ["run", "build"], { cwd: root, encoding: "utf8", timeout: 240_000 });
+  expect(built.status, built.stdout + built.stderr).toBe(0);
+  const staged = spawnSync(process.execPath, [join(root, "scripts/stage-production.mjs"), stage], {
+    encoding: "utf8",
+  });
+  expect(staged.status, staged.stderr).toBe(0);
+  linkDependencies();
+}, 300_000);
+
+afterAll(async () => {
+  if (child && child.exitCode === null && child.signalCode === null) {
+    child.kill("SIGKILL");
+    await once(child, "exit");
+  }
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+describe("a compiled service", () => {
+  it("ships no TypeScript sources in the stage", () => {
+    const files = readdirSync(join(stage, "services/products"), { recursive: true }) as string[];
+    expect(files.filter((file) => file.endsWith(".ts"))).toEqual([]);
+    expect(files).toContain(join("dist", "main.js"));
+  });
+
+  it("starts with plain node, applies its migrations and answers SERVING", { timeout: 60_000 }, async () => {
+    const tls = ensureDevelopmentCertificates(join(scratch, "tls"), ["products"]);
+    const identity = tls.identities.products!;
+    const env = {
+      HOST: "127.0.0.1",
+      PORT: "0",
+      HEALTH_PORT: "0",
+      METRICS_PORT: "off",
+      DEVELOPMENT_MODE: "on",
+      DATA_DIR: join(scratch, "data"),
+      TLS_CERT: identity.certFile,
+      TLS_KEY: identity.keyFile,
+      TLS_CA: identity.caFile,
+    };
+    const service = plainNode([join(stage, "services/products/dist/main.js")], env);
+    child = service;
+    let stderr = "";
+    service.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    const ready = await new Promise<{ port: number; healthPort: number }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`not ready in time\n${stderr}`)), 30_000);
+      service.once("exit", (code) => reject(new Error(`exited ${code}\n${stderr}`)));
+      createInterface({ input: service.stdout! }).on("line", (line) => {
+        const entry = JSON.parse(line) as { msg?: string; port: number; healthPort: number };
+        if (entry.msg !== "ready") return;
+        clearTimeout(timer);
+        resolve(entry);
+      });
+    });
+
+    // Its own database, migrated from the staged drizzle/ folder.
+    expect(existsSync(join(scratch, "data", "products.sqlite"))).toBe(true);
+    const secure = createTransport({
+      target: `127.0.0.1:${ready.port}`,
+      tls: { ca: readFileSync(identity.caFile), service: "products" },
+    });
+    const plaintext = createTransport({ target: `127.0.0.1:${ready.healthPort}` });
+    try {
+      const overTls = await createClient(Health, secure).check({ service: "shopmesh.products.v1.ProductsService" });
+      expect(overTls.status).toBe(ServingStatus.SERVING);
+      const onHealthPort = await createClient(Health, plaintext).check({});
+      expect(onHealthPort.status).toBe(ServingStatus.SERVING);
+    } finally {
+      secure.close();
+      plaintext.close();
+    }
+
+    const probe = plainNode([join(stage, "services/chassis/dist/health-check.js")], {
+      HEALTH_PORT: String(ready.healthPort),
+    });
+    let output = "";
+    probe.stdout!.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
+    const [probeCode] = await once(probe, "exit");
+    expect(output).toContain("SERVING");
+    expect(probeCode).toBe(0);
+
+    service.kill("SIGTERM");
+    const [code] = await once(service, "exit");
+    expect(code).toBe(0);
+  });
+});
