@@ -1,11 +1,12 @@
 // LocalMesh over real service processes: a failed or abandoned start leaves nothing running.
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { processesWithEnv } from "../../../test/support/processes-with-env.js";
-import { LocalMesh } from "../src/mesh/local-mesh.js";
+import { defaultServiceNodeFlags, LocalMesh } from "../src/mesh/local-mesh.js";
 import { spawnService } from "../src/process/spawn-service.js";
 
 const dataDir = mkdtempSync(join(tmpdir(), "shopmesh-local-mesh-"));
@@ -107,5 +108,17 @@ describe("ServiceProcess.stop", () => {
     await stuck.stop("SIGTERM", { killAfterMs: 300 });
     expect(stuck.child.signalCode).toBe("SIGKILL");
     expect(performance.now() - started).toBeGreaterThanOrEqual(250);
+  });
+});
+
+describe("defaultServiceNodeFlags", () => {
+  // node refuses an unknown V8 flag ("bad option", exit 9): every service would fail to start.
+  it("are accepted by the Node.js that runs the tests", () => {
+    const run = spawnSync(process.execPath, [...defaultServiceNodeFlags, "-p", "'ok'"], {
+      encoding: "utf8",
+    });
+    expect(run.stderr).toBe("");
+    expect(run.status).toBe(0);
+    expect(run.stdout.trim()).toBe("ok");
   });
 });

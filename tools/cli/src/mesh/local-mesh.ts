@@ -42,7 +42,8 @@ export function entryOf(service: ServiceName): string {
  * last full collection before collecting again: fixed at twice, so that
  * user-orders, whose views stay in flight long enough to be promoted, stays
  * near a bare server's memory, at the price of more frequent full
- * collections (the figures are in docs/performance-notes.md).
+ * collections (the figures are in docs/performance-notes.md). Node 20 and
+ * 24 take both (tools/cli/test/local-mesh.test.ts checks the running one).
  */
 export const defaultServiceNodeFlags = ["--max-semi-space-size=4", "--heap-growing-percent=100"];
 
