@@ -87,8 +87,17 @@ const say = (line = "") => process.stdout.write(`${line}\n`);
 const logs = new Map<ServiceName, WriteStream>();
 let settings: StartSettings;
 let mesh: LocalMesh | undefined;
+/** The mesh's start while it is under way: Ctrl-C then abandons it and waits until what it started has exited. */
+let meshStart: Promise<LocalMesh> | undefined;
+const abandon = new AbortController();
 let restarts: RestartOnExit | undefined;
 let stopping = false;
+/**
+ * How long a service may drain after SIGTERM before it gets SIGKILL: longer
+ * than SHUTDOWN_DELAY plus SHUTDOWN_GRACE by default (0 s and 10 s), so that
+ * only a stuck process is killed.
+ */
+const stopGraceMs = 30_000;
 
 async function main(): Promise<number | undefined> {
   let parsed: StartSettings | undefined;
@@ -137,7 +146,8 @@ async function main(): Promise<number | undefined> {
     METRICS_PORT: settings.metrics ? String(defaultMetricsPort(ports[service])) : "off",
     HTTP_PORT: String(defaultHttpPort(ports[service])),
   });
-  mesh = await LocalMesh.start({
+  meshStart = LocalMesh.start({
+    signal: abandon.signal,
     dataDir,
     services,
     ports,
@@ -165,6 +175,9 @@ async function main(): Promise<number | undefined> {
       };
     },
   });
+  mesh = await meshStart;
+  // Ctrl-C came as the last service became ready: stopAll stops them.
+  if (stopping) return undefined;
   restarts = new RestartOnExit(mesh, {
     exited: (service, how, delayMs) =>
       say(
@@ -340,9 +353,16 @@ function printExamples(record: SeedRecord): void {
 async function stopAll(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
-  say(`\n${signal}: stopping ${[...(mesh?.processes.keys() ?? [])].join(", ") || "nothing"}...`);
+  if (mesh === undefined && meshStart !== undefined) {
+    say(`\n${signal}: abandoning the start; stopping what it started...`);
+    abandon.abort();
+    mesh = await meshStart.catch(() => undefined);
+  } else {
+    say(`\n${signal}: stopping ${[...(mesh?.processes.keys() ?? [])].join(", ") || "nothing"}...`);
+  }
+  abandon.abort();
   await restarts?.stop();
-  await mesh?.stop("SIGTERM");
+  await mesh?.stop("SIGTERM", { killAfterMs: stopGraceMs });
   say("  every service stopped");
   for (const log of logs.values()) log.end();
   process.exit(0);
@@ -356,10 +376,14 @@ main().then(
     if (code !== undefined) process.exit(code);
   },
   async (error: unknown) => {
-    say(`shopmesh failed to start: ${error instanceof Error ? error.message : String(error)}`);
+    // A start abandoned on Ctrl-C rejects here; stopAll ends the process.
+    if (stopping) return;
     stopping = true;
+    say(`shopmesh failed to start: ${error instanceof Error ? error.message : String(error)}`);
+    // LocalMesh.start stopped what it had started; a failure after it (seeding) leaves the mesh to stop.
+    abandon.abort();
     await restarts?.stop();
-    await mesh?.stop("SIGTERM");
+    await mesh?.stop("SIGTERM", { killAfterMs: stopGraceMs });
     process.exit(1);
   },
 );

@@ -58,6 +58,8 @@ export function commandSkipReason(command: string): string | undefined {
 
 /** Sections whose blocks are not run, and why. */
 const sectionsNotRun: Record<string, string> = {
+  "On Node.js 24":
+    "installs another Node.js and rebuilds the checkout's better-sqlite3 for it, under the running tests; .ci/run does the same in its Node.js 24 pass",
   "Use the SDK from another TypeScript project":
     "sets up another project (../my-app) outside this checkout around the packed SDK; sdk/test/sdk-package.test.ts follows that recipe",
 };

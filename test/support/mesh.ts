@@ -10,9 +10,23 @@ import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
 import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";
+import { afterAll } from "vitest";
 import { trustingFetch, type TrustingFetch } from "./trusting-fetch.js";
 
 export { entryOf, type ServiceName } from "@shopmesh/cli";
+
+/**
+ * Mesh starts still under way. A start that outlives its hook's timeout is
+ * given up by vitest but goes on, and its services would outlive the test
+ * file's worker; when the file is done, such a start is abandoned, which
+ * stops what it had started.
+ */
+const startsUnderWay = new Set<{ abandon: AbortController; settled: Promise<unknown> }>();
+afterAll(async () => {
+  const pending = [...startsUnderWay];
+  for (const start of pending) start.abandon.abort();
+  await Promise.allSettled(pending.map((start) => start.settled));
+});
 
 /** The admin account every test mesh has. */
 export const adminEmail = "admin@shopmesh.test";
@@ -45,18 +59,32 @@ export class TestMesh {
   ): Promise<TestMesh> {
     const dataDir = mkdtempSync(join(tmpdir(), "shopmesh-test-"));
     const common = { ADMIN_EMAILS: adminEmail, SHUTDOWN_GRACE: "2s", LOG_LEVEL: "info" };
-    try {
+    const abandon = new AbortController();
+    const starting = (async () => {
       const mesh = await LocalMesh.start({
         dataDir,
         services,
         env: Object.fromEntries(services.map((s) => [s, { ...common, ...env[s] }])),
         tls: options.tls,
         extraIdentities: options.extraIdentities,
+        signal: abandon.signal,
       });
-      return new TestMesh(dataDir, mesh);
+      if (abandon.signal.aborted) {
+        // Abandoned as its last service became ready: nobody holds this mesh.
+        await mesh.stop("SIGKILL");
+        throw new Error("mesh start abandoned");
+      }
+      return mesh;
+    })();
+    const underWay = { abandon, settled: starting.catch(() => undefined) };
+    startsUnderWay.add(underWay);
+    try {
+      return new TestMesh(dataDir, await starting);
     } catch (error) {
       rmSync(dataDir, { recursive: true, force: true });
       throw error;
+    } finally {
+      startsUnderWay.delete(underWay);
     }
   }
 

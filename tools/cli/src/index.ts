@@ -1,4 +1,11 @@
-export { entryOf, LocalMesh, serviceNames, type LocalMeshOptions, type ServiceName } from "./mesh/local-mesh.js";
+export {
+  entryOf,
+  failedStartGraceMs,
+  LocalMesh,
+  serviceNames,
+  type LocalMeshOptions,
+  type ServiceName,
+} from "./mesh/local-mesh.js";
 export {
   sourceHeads,
   waitForProjection,
@@ -19,5 +26,10 @@ export {
 export { parseCommandLine, usageFailure, UsageError } from "./command-line.js";
 export { demoAccounts, seedOnce, type SeedRecord } from "./mesh/demo-seed.js";
 export { RestartOnExit, defaultRestartPolicy, type RestartEvents, type RestartPolicy } from "./mesh/restart-on-exit.js";
-export { spawnService, type ServiceProcess, type SpawnServiceOptions } from "./process/spawn-service.js";
+export {
+  spawnService,
+  type ServiceProcess,
+  type SpawnServiceOptions,
+  type StopOptions,
+} from "./process/spawn-service.js";
 export { readCpuMicros, readRssBytes } from "./process/proc-stats.js";

@@ -7,7 +7,12 @@ import {
   ensureKeyPair,
   type DevelopmentCertificates,
 } from "@shopmesh/chassis";
-import { spawnService, type ServiceProcess, type SpawnServiceOptions } from "../process/spawn-service.js";
+import {
+  spawnService,
+  type ServiceProcess,
+  type SpawnServiceOptions,
+  type StopOptions,
+} from "../process/spawn-service.js";
 import type { ClientTlsOptions } from "@shopmesh/sdk";
 
 /** The services of a mesh, in the order they can start. */
@@ -37,7 +42,8 @@ export function entryOf(service: ServiceName): string {
  * last full collection before collecting again: fixed at twice, so that
  * user-orders, whose views stay in flight long enough to be promoted, stays
  * near a bare server's memory, at the price of more frequent full
- * collections (the figures are in docs/performance-notes.md).
+ * collections (the figures are in docs/performance-notes.md). Node 20 and
+ * 24 take both (tools/cli/test/local-mesh.test.ts checks the running one).
  */
 export const defaultServiceNodeFlags = ["--max-semi-space-size=4", "--heap-growing-percent=100"];
 
@@ -62,7 +68,19 @@ export interface LocalMeshOptions {
   tls?: boolean;
   /** Further identities to issue certificates for beside the services' (e.g. a test's impostor). */
   extraIdentities?: readonly string[];
+  /**
+   * Abandons the start: a service still starting and every service already
+   * ready are stopped, and {@link LocalMesh.start} rejects once they have
+   * exited. A later start of a service (a restart) is abandoned too.
+   */
+  signal?: AbortSignal;
 }
+
+/**
+ * How long a service stopped because the mesh did not start (or its start
+ * was abandoned) may drain after SIGTERM before it gets SIGKILL.
+ */
+export const failedStartGraceMs = 5000;
 
 /**
  * A mesh of real service processes on loopback that share one data
@@ -92,10 +110,12 @@ export class LocalMesh {
     for (const group of startGroups) {
       // Every start of a group settles before a failure is thrown, so that a service that
       // became ready beside one that failed is stopped too rather than left running.
-      const starts = await Promise.allSettled(group.filter((s) => wanted.includes(s)).map((s) => mesh.startService(s)));
+      const starts = options.signal?.aborted
+        ? [{ status: "rejected" as const, reason: new Error("mesh start abandoned") }]
+        : await Promise.allSettled(group.filter((s) => wanted.includes(s)).map((s) => mesh.startService(s)));
       const failed = starts.find((start): start is PromiseRejectedResult => start.status === "rejected");
       if (failed) {
-        await mesh.stop("SIGKILL");
+        await mesh.stop("SIGTERM", { killAfterMs: failedStartGraceMs });
         throw failed.reason;
       }
     }
@@ -138,6 +158,7 @@ export class LocalMesh {
     };
     const spawnOptions = this.options.spawn?.(service);
     return spawnService({
+      signal: this.options.signal,
       ...spawnOptions,
       entry: entryOf(service),
       env,
@@ -182,9 +203,12 @@ export class LocalMesh {
     return `${this.certificates === undefined ? "http" : "https"}://127.0.0.1:${httpPort}`;
   }
 
-  /** Stops every service (SIGTERM drains; SIGKILL does not wait). */
-  async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
-    await Promise.all([...this.processes.values()].map((p) => p.stop(signal)));
+  /**
+   * Stops every service (SIGTERM drains; SIGKILL does not wait); with
+   * `killAfterMs`, one still running that long after SIGTERM gets SIGKILL.
+   */
+  async stop(signal: NodeJS.Signals = "SIGTERM", options: StopOptions = {}): Promise<void> {
+    await Promise.all([...this.processes.values()].map((p) => p.stop(signal, options)));
     this.processes.clear();
   }
 

@@ -16,8 +16,18 @@ export interface ServiceProcess {
   readonly address: string;
   /** Every JSON log line the process printed so far. */
   readonly logs: Record<string, unknown>[];
-  /** Sends a signal and waits for the exit; resolves with the exit code. */
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /**
+   * Sends a signal and waits for the exit; resolves with the exit code. With
+   * `killAfterMs`, a process still running that long after the signal gets
+   * SIGKILL.
+   */
+  stop(signal?: NodeJS.Signals, options?: StopOptions): Promise<number | null>;
+}
+
+/** Options for {@link ServiceProcess.stop}. */
+export interface StopOptions {
+  /** SIGKILL a process that has not exited this long after the first signal. */
+  killAfterMs?: number;
 }
 
 /** Options for {@link spawnService}. */
@@ -36,6 +46,29 @@ export interface SpawnServiceOptions {
   keepLogs?: boolean;
   /** Called with what the process writes to standard error. */
   onStderr?: (text: string) => void;
+  /**
+   * Abandons a start: on abort before `ready`, the process gets SIGTERM
+   * (SIGKILL after `abortGraceMs`, default 5 s) and the start rejects once
+   * it has exited.
+   */
+  signal?: AbortSignal;
+  abortGraceMs?: number;
+}
+
+/** Sends `signal`, then SIGKILL after `killAfterMs` (if given) unless the child exited; resolves on the exit. */
+function terminate(
+  child: ChildProcess,
+  exited: Promise<number | null>,
+  signal: NodeJS.Signals,
+  killAfterMs: number | undefined,
+): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  child.kill(signal);
+  if (signal !== "SIGKILL" && killAfterMs !== undefined) {
+    const timer = setTimeout(() => child.kill("SIGKILL"), killAfterMs);
+    void exited.finally(() => clearTimeout(timer));
+  }
+  return exited;
 }
 
 /**
@@ -59,6 +92,14 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
   let metricsPort: number | undefined;
   let httpPort: number | undefined;
   const port = await new Promise<number>((resolve, reject) => {
+    let abandoned = false;
+    const abort = () => {
+      abandoned = true;
+      clearTimeout(timer);
+      void terminate(child, exited, "SIGTERM", options.abortGraceMs ?? 5000).then(() =>
+        reject(new Error(`${options.entry}: start abandoned before it was ready`)),
+      );
+    };
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       reject(new Error(`${options.entry} did not become ready in time\n${stderr}`));
@@ -72,8 +113,9 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
       }
       if (options.keepLogs !== false) logs.push(entry);
       options.onLog?.(entry);
-      if (entry.msg === "ready" && typeof entry.port === "number") {
+      if (entry.msg === "ready" && typeof entry.port === "number" && !abandoned) {
         clearTimeout(timer);
+        options.signal?.removeEventListener("abort", abort);
         if (typeof entry.adminPort === "number") adminPort = entry.adminPort;
         if (typeof entry.metricsPort === "number") metricsPort = entry.metricsPort;
         if (typeof entry.httpPort === "number") httpPort = entry.httpPort;
@@ -82,8 +124,12 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
     });
     void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`${options.entry} exited with ${code} before it was ready\n${stderr}`));
+      options.signal?.removeEventListener("abort", abort);
+      // An abandoned start rejects once the exit is seen, with its own reason.
+      if (!abandoned) reject(new Error(`${options.entry} exited with ${code} before it was ready\n${stderr}`));
     });
+    if (options.signal?.aborted) abort();
+    else options.signal?.addEventListener("abort", abort, { once: true });
   });
   return {
     child,
@@ -93,10 +139,6 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
     httpPort,
     address: `127.0.0.1:${port}`,
     logs,
-    async stop(signal = "SIGTERM") {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      child.kill(signal);
-      return exited;
-    },
+    stop: (signal = "SIGTERM", stopOptions = {}) => terminate(child, exited, signal, stopOptions.killAfterMs),
   };
 }
