@@ -25,6 +25,9 @@ import { eventualConsistency } from "./scenarios/eventual-consistency.js";
 import { outage } from "./scenarios/outage.js";
 import { staleness } from "./scenarios/staleness.js";
 import { tailAmplification } from "./scenarios/tail-amplification.js";
+import { traces } from "./scenarios/traces.js";
+import { traceCharts } from "./trace-report.js";
+import { startOtlpReceiver, type OtlpReceiver } from "../tracing/otlp-receiver.js";
 
 /** Runs `shopmesh experiment`; returns the exit code. */
 export async function experiment(args: string[]): Promise<number> {
@@ -54,12 +57,15 @@ export async function experiment(args: string[]): Promise<number> {
   const progress = new Progress();
   let mesh: ExperimentMesh | undefined;
   let monolith: MonolithDatabase | undefined;
+  let receiver: OtlpReceiver | undefined;
   let interrupted = false;
   const cleanUp = async (signal: NodeJS.Signals) => {
     monolith?.close();
     monolith = undefined;
     await mesh?.stop(signal).catch(() => undefined);
     mesh = undefined;
+    await receiver?.close();
+    receiver = undefined;
     rmSync(dataDir, { recursive: true, force: true });
   };
   const onSignal = (signal: NodeJS.Signals) => {
@@ -77,7 +83,8 @@ export async function experiment(args: string[]): Promise<number> {
       `shopmesh experiment${quick ? " --quick" : ""}: mesh on 127.0.0.1:${portBase}-${portBase + 3}, data in ${dataDir}, report to ${outDir}\n`,
     );
     progress.begin("starting the mesh", 1);
-    mesh = await ExperimentMesh.start(dataDir, portBase);
+    receiver = await startOtlpReceiver();
+    mesh = await ExperimentMesh.start(dataDir, portBase, receiver.endpoint);
     progress.end("users, products, orders, user-orders ready");
 
     const size = quick ? quickSize : fullSize;
@@ -100,6 +107,8 @@ export async function experiment(args: string[]): Promise<number> {
     const availabilityResult = await availability(context);
     const outageResult = await outage(context);
     const stalenessResult = await staleness(context);
+    // With the default settings staleness leaves, before the tail sweep changes them.
+    const tracesResult = await traces(context, receiver);
     const tail = await tailAmplification(context);
 
     const cpuList = cpus();
@@ -126,6 +135,7 @@ export async function experiment(args: string[]): Promise<number> {
       outage: outageResult,
       eventual: eventualResult,
       staleness: stalenessResult,
+      traces: tracesResult,
     };
 
     progress.begin("writing the report", 1);
@@ -141,10 +151,12 @@ export async function experiment(args: string[]): Promise<number> {
     for (const [name, spec] of Object.entries(charts)) {
       writeFileSync(join(outDir, chartFiles[name as keyof typeof chartFiles]), await renderSvg(spec));
     }
+    const waterfalls = traceCharts(tracesResult);
+    for (const { file, spec } of waterfalls) writeFileSync(join(outDir, file), await renderSvg(spec));
     const reportPath = join(outDir, "coupling.md");
     writeFileSync(reportPath, renderReport(results));
     writeFileSync(join(outDir, "coupling.json"), `${JSON.stringify(results, null, 2)}\n`);
-    progress.end(`${Object.keys(charts).length} charts`);
+    progress.end(`${Object.keys(charts).length} charts, ${waterfalls.length} trace waterfalls`);
 
     const shown = relative(process.cwd(), reportPath) || reportPath;
     process.stdout.write(

@@ -6,6 +6,7 @@ import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { LocalMesh, serviceNames, type ServiceName } from "../mesh/local-mesh.js";
 import { findBusyPorts, type BusyPort } from "../mesh/port-check.js";
+import type { ServiceProcess } from "../process/spawn-service.js";
 import { sourceHeads } from "../mesh/projection-progress.js";
 
 /**
@@ -40,6 +41,8 @@ export interface FaultSpec {
   slowProbability?: number;
   errorRate?: number;
   errorCode?: string;
+  /** Calls never answer: they wait for their deadline. */
+  hang?: boolean;
 }
 
 /** The same fault on every dependency. */
@@ -80,9 +83,25 @@ export class ExperimentMesh {
     readonly ports: Record<ServiceName, number>,
   ) {}
 
-  static async start(dataDir: string, portBase: number): Promise<ExperimentMesh> {
+  /**
+   * Starts the mesh. With `traceEndpoint` every service exports spans over
+   * OTLP/HTTP there, but only of calls that arrive with a sampled
+   * `traceparent`: the sampler records no trace a service would start
+   * itself, so the load the other scenarios send is not recorded or exported.
+   */
+  static async start(dataDir: string, portBase: number, traceEndpoint?: string): Promise<ExperimentMesh> {
+    const tracing: Record<string, string> =
+      traceEndpoint === undefined
+        ? {}
+        : {
+            OTEL_EXPORTER_OTLP_ENDPOINT: traceEndpoint,
+            OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: "http/json",
+            OTEL_TRACES_SAMPLER: "parentbased_always_off",
+            // Exported within a moment of ending rather than every 5 s.
+            OTEL_BSP_SCHEDULE_DELAY: "50",
+          };
     // ADMIN_PORT=0: each admin listener takes a free port, which the mesh reads from the service's ready line.
-    const common = { HOST: "127.0.0.1", LOG_LEVEL: "info", SHUTDOWN_GRACE: "1s", ADMIN_PORT: "0" };
+    const common = { HOST: "127.0.0.1", LOG_LEVEL: "info", SHUTDOWN_GRACE: "1s", ADMIN_PORT: "0", ...tracing };
     const faulty = { ...common, FAULT_INJECTION: "on" };
     const ports = portsFrom(portBase);
     const mesh = await LocalMesh.start({
@@ -113,13 +132,18 @@ export class ExperimentMesh {
     this.#aggregatorExtra = { ...env };
   }
 
-  /** A GetUserOrders client sending `token`. */
-  view(token: string): Client<typeof UserOrdersService> {
-    const transport = createTransport({
-      target: this.address("user-orders"),
-      token,
-      tls: this.clientTls("user-orders"),
-    });
+  /**
+   * Starts a second user-orders process with `env` on top of the base
+   * settings, on a free port and without a projection (it serves STRONG
+   * views only), beside the mesh's own one. The caller stops it.
+   */
+  spawnAggregator(env: Record<string, string>): Promise<ServiceProcess> {
+    return this.mesh.spawn("user-orders", { ...aggregatorBase, ...env, PORT: "0", PROJECTION: "off" });
+  }
+
+  /** A GetUserOrders client sending `token`, to the mesh's user-orders or the one at `target`. */
+  view(token: string, target = this.address("user-orders")): Client<typeof UserOrdersService> {
+    const transport = createTransport({ target, token, tls: this.clientTls("user-orders") });
     this.#transports.push(transport);
     return createClient(UserOrdersService, transport);
   }
@@ -207,5 +231,6 @@ function faultOf(method: string, spec: FaultSpec) {
     slowProbability: spec.slowProbability ?? 0,
     errorRate: spec.errorRate ?? 0,
     errorCode: spec.errorCode ?? "",
+    hang: spec.hang ?? false,
   };
 }
