@@ -25,7 +25,7 @@ import { eventualConsistency } from "./scenarios/eventual-consistency.js";
 import { outage } from "./scenarios/outage.js";
 import { staleness } from "./scenarios/staleness.js";
 import { tailAmplification } from "./scenarios/tail-amplification.js";
-import { traces } from "./scenarios/traces.js";
+import { startHedgingAggregator, traces } from "./scenarios/traces.js";
 import { traceCharts } from "./trace-report.js";
 import { startOtlpReceiver, type OtlpReceiver } from "../tracing/otlp-receiver.js";
 
@@ -86,6 +86,9 @@ export async function experiment(args: string[]): Promise<number> {
     receiver = await startOtlpReceiver();
     mesh = await ExperimentMesh.start(dataDir, portBase, receiver.endpoint);
     progress.end("users, products, orders, user-orders ready");
+    // Started now, while seeding keeps the machine busy anyway, so that the traces step does not
+    // wait seconds for it; it stays idle until then, and the mesh stops it.
+    const hedgingAggregator = startHedgingAggregator(mesh);
 
     const size = quick ? quickSize : fullSize;
     progress.begin("seeding", size.products + size.users * (1 + size.ordersPerUser));
@@ -108,7 +111,7 @@ export async function experiment(args: string[]): Promise<number> {
     const outageResult = await outage(context);
     const stalenessResult = await staleness(context);
     // With the default settings staleness leaves, before the tail sweep changes them.
-    const tracesResult = await traces(context, receiver);
+    const tracesResult = await traces(context, receiver, hedgingAggregator);
     const tail = await tailAmplification(context);
 
     const cpuList = cpus();

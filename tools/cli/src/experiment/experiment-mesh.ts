@@ -77,6 +77,7 @@ export class ExperimentMesh {
   /** What user-orders runs with on top of the base settings. */
   #aggregatorExtra: Record<string, string> = {};
   readonly #transports: GrpcTransport[] = [];
+  readonly #extraAggregators = new Set<Promise<ServiceProcess>>();
 
   private constructor(
     readonly mesh: LocalMesh,
@@ -135,10 +136,15 @@ export class ExperimentMesh {
   /**
    * Starts a second user-orders process with `env` on top of the base
    * settings, on a free port and without a projection (it serves STRONG
-   * views only), beside the mesh's own one. The caller stops it.
+   * views only), beside the mesh's own one. The caller may stop it; the
+   * mesh stops it at the latest when it stops.
    */
   spawnAggregator(env: Record<string, string>): Promise<ServiceProcess> {
-    return this.mesh.spawn("user-orders", { ...aggregatorBase, ...env, PORT: "0", PROJECTION: "off" });
+    const started = this.mesh.spawn("user-orders", { ...aggregatorBase, ...env, PORT: "0", PROJECTION: "off" });
+    this.#extraAggregators.add(started);
+    // A failed start is the caller's to report; it has nothing left to stop.
+    started.catch(() => this.#extraAggregators.delete(started));
+    return started;
   }
 
   /** A GetUserOrders client sending `token`, to the mesh's user-orders or the one at `target`. */
@@ -217,7 +223,12 @@ export class ExperimentMesh {
 
   async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
     for (const transport of this.#transports.splice(0)) transport.close();
-    await this.mesh.stop(signal);
+    const extra = [...this.#extraAggregators];
+    this.#extraAggregators.clear();
+    await Promise.all([
+      ...extra.map((started) => started.then((aggregator) => aggregator.stop(signal)).catch(() => undefined)),
+      this.mesh.stop(signal),
+    ]);
   }
 }
 

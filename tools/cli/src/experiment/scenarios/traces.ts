@@ -5,6 +5,8 @@ import { statusName } from "@shopmesh/chassis";
 import { dependencyNameOf, type DependencyName } from "@shopmesh/user-orders/dependencies";
 import { Fallback } from "@shopmesh/sdk/userorders/v1";
 import type { OtlpReceiver, ReceivedSpan } from "../../tracing/otlp-receiver.js";
+import type { ServiceProcess } from "../../process/spawn-service.js";
+import type { ExperimentMesh } from "../experiment-mesh.js";
 import type { ScenarioContext } from "../scenario-context.js";
 
 /** The three views the report draws. */
@@ -47,7 +49,7 @@ export interface TracesResult {
   callTimeoutMs: number;
   /** Spans the receiver got over the whole run: only the traced calls' if the sampler works. */
   spansReceived: number;
-  /** How long the step took, with starting and stopping the hedged aggregator. */
+  /** How long the step took, from the views to the hedging aggregator stopped (it was started beforehand). */
   seconds: number;
 }
 
@@ -88,6 +90,15 @@ function hedgeOutcome(view: TracedView): number {
 }
 
 /**
+ * Starts the user-orders that the hedged view is sent to: a second process
+ * beside the mesh's own, hedging products. It takes seconds to start, so the
+ * experiment starts it long before the step and leaves it idle meanwhile.
+ */
+export function startHedgingAggregator(mesh: ExperimentMesh): Promise<ServiceProcess> {
+  return mesh.spawnAggregator({ HEDGE_PRODUCTS_DELAY: `${hedge.delayMs}ms` });
+}
+
+/**
  * Three GetUserOrders calls, each with a `traceparent` of its own, whose
  * spans the services export to the experiment's OTLP receiver: a healthy
  * view, one with products hanging (its request ends at the deadline
@@ -96,122 +107,117 @@ function hedgeOutcome(view: TracedView): number {
  * is slow half the time (sent until a view's hedge answered first, at most
  * a few times).
  */
-export async function traces(context: ScenarioContext, receiver: OtlpReceiver): Promise<TracesResult> {
+export async function traces(
+  context: ScenarioContext,
+  receiver: OtlpReceiver,
+  hedgingAggregator?: Promise<ServiceProcess>,
+): Promise<TracesResult> {
   const started = performance.now();
   const steps = 2 + hedge.maxTries;
   context.progress.begin("traces", steps);
   let done = 0;
   const step = (label: string) => context.progress.update(++done, label);
-  // The hedging aggregator starts while the other two views are sent to the mesh's own.
-  const hedgingStart = context.mesh.spawnAggregator({ HEDGE_PRODUCTS_DELAY: `${hedge.delayMs}ms` });
-  // A failed start is reported where it is awaited; until then it must not count as unhandled.
-  hedgingStart.catch(() => undefined);
+  const hedgingStart = hedgingAggregator ?? startHedgingAggregator(context.mesh);
   const views: TracedView[] = [];
-  try {
-    await context.mesh.configureAggregator({});
-    await context.mesh.setFaults({});
-    const token = await context.token();
-    const userId = context.dataset.users[0]!.id;
-    const send = async (
-      name: TracedViewName,
-      setUp: string,
-      target?: string,
-    ): Promise<Omit<TracedView, "spans" | "complete">> => {
-      const { traceId, traceparent } = newTrace();
-      const sent = performance.now();
-      const client = context.mesh.view(token, target);
-      try {
-        const response = await client.getUserOrders(
-          { userId, pageSize: 20 },
-          { timeoutMs: callTimeoutMs, headers: { traceparent } },
-        );
-        return {
-          name,
-          traceId,
-          setUp,
-          latencyMs: performance.now() - sent,
-          code: "OK",
-          degradations: response.degradations.map((d) => ({
-            dependency: dependencyNameOf(d.dependency) ?? String(d.dependency),
-            fallback: Fallback[d.fallback] ?? String(d.fallback),
-            code: d.code,
-          })),
-          timings: response.timings.flatMap((t) => {
-            const dependency = dependencyNameOf(t.dependency);
-            if (!dependency) return [];
-            return [
-              {
-                dependency,
-                durationMs: t.duration ? durationMs(t.duration) : 0,
-                timeoutMs: t.timeout ? durationMs(t.timeout) : 0,
-                attempts: t.attempts,
-                hedges: t.hedges,
-                code: t.code,
-              },
-            ];
-          }),
-          tries: 1,
-        };
-      } catch (error) {
-        const failure = ConnectError.from(error);
-        return {
-          name,
-          traceId,
-          setUp,
-          latencyMs: performance.now() - sent,
-          code: statusName(failure.code),
-          degradations: [],
-          timings: [],
-          tries: 1,
-        };
-      }
-    };
-
-    const collect = async (sent: Omit<TracedView, "spans" | "complete">): Promise<TracedView> => {
-      const arrived = await receiver
-        .waitForTrace(sent.traceId, (s) => traceComplete(s, sent.timings), spanWaitMs)
-        .then(
-          (spans) => ({ spans, complete: true }),
-          () => ({ spans: receiver.trace(sent.traceId), complete: false }),
-        );
-      return { ...sent, ...arrived };
-    };
-    // Untraced views first, so that the traced ones show open channels rather than connection set-up.
-    const warmUp = async (target?: string) => {
-      const client = context.mesh.view(token, target);
-      for (let i = 0; i < 5; i++) await client.getUserOrders({ userId, pageSize: 20 }, { timeoutMs: callTimeoutMs });
-    };
-
-    await warmUp();
-    views.push(await collect(await send("healthy", "no faults")));
-    step("healthy");
-    await context.mesh.setFaults({ products: { hang: true } });
-    const hung = await send("products-hung", "products' BatchGetProducts hangs");
-    await context.mesh.setFaults({});
-    views.push(await collect(hung));
-    step("products hung");
-
-    const hedging = await hedgingStart;
+  await context.mesh.configureAggregator({});
+  await context.mesh.setFaults({});
+  const token = await context.token();
+  const userId = context.dataset.users[0]!.id;
+  const send = async (
+    name: TracedViewName,
+    setUp: string,
+    target?: string,
+  ): Promise<Omit<TracedView, "spans" | "complete">> => {
+    const { traceId, traceparent } = newTrace();
+    const sent = performance.now();
+    const client = context.mesh.view(token, target);
     try {
-      await warmUp(hedging.address);
-      await context.mesh.setFaults({ products: { latencyMs: hedge.slowMs, slowProbability: hedge.slowProbability } });
-      const setUp = `products' BatchGetProducts ${hedge.slowMs} ms slower with probability ${hedge.slowProbability}; user-orders hedges products after ${hedge.delayMs} ms`;
-      // Best: a view whose hedge answered first; else one that hedged at all; else the last.
-      let kept: TracedView | undefined;
-      for (let tries = 1; tries <= hedge.maxTries && (kept === undefined || hedgeOutcome(kept) < 2); tries++) {
-        const view = await collect({ ...(await send("hedged", setUp, hedging.address)), tries });
-        step(`hedged, try ${tries}`);
-        if (kept === undefined || hedgeOutcome(view) >= hedgeOutcome(kept)) kept = view;
-      }
-      views.push(kept!);
-    } finally {
-      await context.mesh.setFaults({});
-      await hedging.stop("SIGTERM");
+      const response = await client.getUserOrders(
+        { userId, pageSize: 20 },
+        { timeoutMs: callTimeoutMs, headers: { traceparent } },
+      );
+      return {
+        name,
+        traceId,
+        setUp,
+        latencyMs: performance.now() - sent,
+        code: "OK",
+        degradations: response.degradations.map((d) => ({
+          dependency: dependencyNameOf(d.dependency) ?? String(d.dependency),
+          fallback: Fallback[d.fallback] ?? String(d.fallback),
+          code: d.code,
+        })),
+        timings: response.timings.flatMap((t) => {
+          const dependency = dependencyNameOf(t.dependency);
+          if (!dependency) return [];
+          return [
+            {
+              dependency,
+              durationMs: t.duration ? durationMs(t.duration) : 0,
+              timeoutMs: t.timeout ? durationMs(t.timeout) : 0,
+              attempts: t.attempts,
+              hedges: t.hedges,
+              code: t.code,
+            },
+          ];
+        }),
+        tries: 1,
+      };
+    } catch (error) {
+      const failure = ConnectError.from(error);
+      return {
+        name,
+        traceId,
+        setUp,
+        latencyMs: performance.now() - sent,
+        code: statusName(failure.code),
+        degradations: [],
+        timings: [],
+        tries: 1,
+      };
     }
-  } catch (error) {
-    // The spawned aggregator must not outlive a failed step.
-    await hedgingStart.then((p) => p.stop("SIGKILL")).catch(() => undefined);
-    throw error;
+  };
+
+  const collect = async (sent: Omit<TracedView, "spans" | "complete">): Promise<TracedView> => {
+    const arrived = await receiver
+      .waitForTrace(sent.traceId, (s) => traceComplete(s, sent.timings), spanWaitMs)
+      .then(
+        (spans) => ({ spans, complete: true }),
+        () => ({ spans: receiver.trace(sent.traceId), complete: false }),
+      );
+    return { ...sent, ...arrived };
+  };
+  // Untraced views first, so that the traced ones show open channels rather than connection set-up.
+  const warmUp = async (target?: string) => {
+    const client = context.mesh.view(token, target);
+    for (let i = 0; i < 3; i++) await client.getUserOrders({ userId, pageSize: 20 }, { timeoutMs: callTimeoutMs });
+  };
+
+  await warmUp();
+  views.push(await collect(await send("healthy", "no faults")));
+  step("healthy");
+  await context.mesh.setFaults({ products: { hang: true } });
+  const hung = await send("products-hung", "products' BatchGetProducts hangs");
+  await context.mesh.setFaults({});
+  views.push(await collect(hung));
+  step("products hung");
+
+  const hedging = await hedgingStart;
+  try {
+    await warmUp(hedging.address);
+    await context.mesh.setFaults({ products: { latencyMs: hedge.slowMs, slowProbability: hedge.slowProbability } });
+    const setUp = `products' BatchGetProducts ${hedge.slowMs} ms slower with probability ${hedge.slowProbability}; user-orders hedges products after ${hedge.delayMs} ms`;
+    // Best: a view whose hedge answered first; else one that hedged at all; else the last.
+    let kept: TracedView | undefined;
+    for (let tries = 1; tries <= hedge.maxTries && (kept === undefined || hedgeOutcome(kept) < 2); tries++) {
+      const view = await collect({ ...(await send("hedged", setUp, hedging.address)), tries });
+      step(`hedged, try ${tries}`);
+      if (kept === undefined || hedgeOutcome(view) >= hedgeOutcome(kept)) kept = view;
+    }
+    views.push(kept!);
+  } finally {
+    await context.mesh.setFaults({});
+    await hedging.stop("SIGTERM");
   }
   const seconds = (performance.now() - started) / 1000;
   context.progress.end(
