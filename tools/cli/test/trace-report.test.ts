@@ -86,10 +86,10 @@ describe("tracesSection", () => {
   it("says, from the spans, when the hung request ended, at which deadline, and when the fallback followed", () => {
     const text = tracesSection(result([view("products-hung")])).join("\n");
     expect(text).toContain("## 7. Traces");
-    expect(text).toContain(`${whole.length} spans make up its trace`);
+    expect(text).toContain(`Its trace holds ${whole.length} spans`);
     expect(text).toContain("the receiver got 42 in the whole run");
     expect(text).toContain(
-      "Products' BatchGetProducts request went out at 5.0 ms and ended at 305.0 ms with DEADLINE_EXCEEDED, after 300.0 ms: the 300.0 ms user-orders gives products, although the caller allowed 1000 ms.",
+      "Products' BatchGetProducts request went out at 5.0 ms and ended at 305.0 ms with DEADLINE_EXCEEDED, after 300.0 ms; user-orders had given it a deadline of 300.0 ms, although the caller allowed 1000 ms.",
     );
     expect(text).toContain("Products' own span, hanging, ended at 306.5 ms");
     expect(text).toContain(
