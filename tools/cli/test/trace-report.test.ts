@@ -41,6 +41,7 @@ const result = (views: TracedView[]): TracesResult => ({
   callTimeoutMs: 1000,
   spansReceived: 42,
   seconds: 2.5,
+  restartSeconds: 1.5,
 });
 
 describe("traceComplete", () => {

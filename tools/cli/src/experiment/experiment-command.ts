@@ -84,11 +84,11 @@ export async function experiment(args: string[]): Promise<number> {
     );
     progress.begin("starting the mesh", 1);
     receiver = await startOtlpReceiver();
-    mesh = await ExperimentMesh.start(dataDir, portBase, receiver.endpoint);
+    mesh = await ExperimentMesh.start(dataDir, portBase);
     progress.end("users, products, orders, user-orders ready");
     // Started now, while seeding keeps the machine busy anyway, so that the traces step does not
     // wait seconds for it; it stays idle until then, and the mesh stops it.
-    const hedgingAggregator = startHedgingAggregator(mesh);
+    const hedgingAggregator = startHedgingAggregator(mesh, receiver.endpoint);
 
     const size = quick ? quickSize : fullSize;
     progress.begin("seeding", size.products + size.users * (1 + size.ordersPerUser));
@@ -110,9 +110,9 @@ export async function experiment(args: string[]): Promise<number> {
     const availabilityResult = await availability(context);
     const outageResult = await outage(context);
     const stalenessResult = await staleness(context);
-    // With the default settings staleness leaves, before the tail sweep changes them.
-    const tracesResult = await traces(context, receiver, hedgingAggregator);
     const tail = await tailAmplification(context);
+    // Last: it restarts the services with tracing on, which nothing measured before may pay for.
+    const tracesResult = await traces(context, receiver, hedgingAggregator);
 
     const cpuList = cpus();
     const results: ExperimentResults = {

@@ -64,6 +64,22 @@ export const adminAccount = {
   displayName: "Experiment Admin",
 };
 
+/**
+ * What a service needs to export its spans over OTLP/HTTP to `endpoint`, but
+ * only of calls that arrive with a sampled `traceparent`: the sampler records
+ * no trace a service would start itself.
+ */
+export function tracingEnv(endpoint: string): Record<string, string> {
+  return {
+    OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+    // What the receiver takes; the installed OTLP/HTTP exporter sends nothing else.
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: "http/json",
+    OTEL_TRACES_SAMPLER: "parentbased_always_off",
+    // Exported within a moment of ending rather than every 5 s.
+    OTEL_BSP_SCHEDULE_DELAY: "50",
+  };
+}
+
 /** Settings every user-orders variant starts from: no stale copies, so that "failed" means failed. */
 const aggregatorBase: Record<string, string> = { STALE_CACHE_SIZE: "0" };
 
@@ -76,6 +92,8 @@ export class ExperimentMesh {
   /** The settings user-orders runs with now, beyond the base ones (none at start). */
   /** What user-orders runs with on top of the base settings. */
   #aggregatorExtra: Record<string, string> = {};
+  /** What every service started from now on runs with besides (tracing, once it is on). */
+  #serviceExtra: Record<string, string> = {};
   readonly #transports: GrpcTransport[] = [];
   readonly #extraAggregators = new Set<Promise<ServiceProcess>>();
 
@@ -84,25 +102,9 @@ export class ExperimentMesh {
     readonly ports: Record<ServiceName, number>,
   ) {}
 
-  /**
-   * Starts the mesh. With `traceEndpoint` every service exports spans over
-   * OTLP/HTTP there, but only of calls that arrive with a sampled
-   * `traceparent`: the sampler records no trace a service would start
-   * itself, so the load the other scenarios send is not recorded or exported.
-   */
-  static async start(dataDir: string, portBase: number, traceEndpoint?: string): Promise<ExperimentMesh> {
-    const tracing: Record<string, string> =
-      traceEndpoint === undefined
-        ? {}
-        : {
-            OTEL_EXPORTER_OTLP_ENDPOINT: traceEndpoint,
-            OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: "http/json",
-            OTEL_TRACES_SAMPLER: "parentbased_always_off",
-            // Exported within a moment of ending rather than every 5 s.
-            OTEL_BSP_SCHEDULE_DELAY: "50",
-          };
+  static async start(dataDir: string, portBase: number): Promise<ExperimentMesh> {
     // ADMIN_PORT=0: each admin listener takes a free port, which the mesh reads from the service's ready line.
-    const common = { HOST: "127.0.0.1", LOG_LEVEL: "info", SHUTDOWN_GRACE: "1s", ADMIN_PORT: "0", ...tracing };
+    const common = { HOST: "127.0.0.1", LOG_LEVEL: "info", SHUTDOWN_GRACE: "1s", ADMIN_PORT: "0" };
     const faulty = { ...common, FAULT_INJECTION: "on" };
     const ports = portsFrom(portBase);
     const mesh = await LocalMesh.start({
@@ -129,7 +131,7 @@ export class ExperimentMesh {
     const key = (settings: Record<string, string>) => JSON.stringify(Object.entries(settings).sort());
     if (key(env) === key(this.#aggregatorExtra)) return;
     await this.mesh.processes.get("user-orders")?.stop("SIGTERM");
-    await this.mesh.startService("user-orders", { ...aggregatorBase, ...env });
+    await this.mesh.startService("user-orders", { ...this.#serviceExtra, ...aggregatorBase, ...env });
     this.#aggregatorExtra = { ...env };
   }
 
@@ -200,10 +202,27 @@ export class ExperimentMesh {
 
   /** Starts a killed service again on its port (user-orders with the settings it had). */
   async restart(service: ServiceName): Promise<void> {
-    await this.mesh.startService(
-      service,
-      service === "user-orders" ? { ...aggregatorBase, ...this.#aggregatorExtra } : {},
+    await this.mesh.startService(service, {
+      ...this.#serviceExtra,
+      ...(service === "user-orders" ? { ...aggregatorBase, ...this.#aggregatorExtra } : {}),
+    });
+  }
+
+  /**
+   * Restarts the four services with tracing to `endpoint` (see tracingEnv)
+   * and user-orders with the default settings. Tracing is off until then:
+   * its hooks (an AsyncLocalStorage context in every service) cost every
+   * call CPU even when nothing is recorded.
+   */
+  async traceTo(endpoint: string): Promise<void> {
+    this.#serviceExtra = tracingEnv(endpoint);
+    this.#aggregatorExtra = {};
+    // The reader first, so that the sources do not wait for its streams to close.
+    await this.mesh.processes.get("user-orders")?.stop("SIGTERM");
+    await Promise.all(
+      (["users", "products", "orders"] as const).map((service) => this.mesh.processes.get(service)?.stop("SIGTERM")),
     );
+    for (const service of serviceNames) await this.restart(service);
   }
 
   /**

@@ -6,7 +6,7 @@ import { dependencyNameOf, type DependencyName } from "@shopmesh/user-orders/dep
 import { Fallback } from "@shopmesh/sdk/userorders/v1";
 import type { OtlpReceiver, ReceivedSpan } from "../../tracing/otlp-receiver.js";
 import type { ServiceProcess } from "../../process/spawn-service.js";
-import type { ExperimentMesh } from "../experiment-mesh.js";
+import { tracingEnv, type ExperimentMesh } from "../experiment-mesh.js";
 import type { ScenarioContext } from "../scenario-context.js";
 
 /** The three views the report draws. */
@@ -49,8 +49,10 @@ export interface TracesResult {
   callTimeoutMs: number;
   /** Spans the receiver got over the whole run: only the traced calls' if the sampler works. */
   spansReceived: number;
-  /** How long the step took, from the views to the hedging aggregator stopped (it was started beforehand). */
+  /** How long the step took, the restart included (the hedging aggregator was started beforehand). */
   seconds: number;
+  /** How long restarting the four services with tracing took. */
+  restartSeconds: number;
 }
 
 const callTimeoutMs = 1000;
@@ -91,11 +93,13 @@ function hedgeOutcome(view: TracedView): number {
 
 /**
  * Starts the user-orders that the hedged view is sent to: a second process
- * beside the mesh's own, hedging products. It takes seconds to start, so the
- * experiment starts it long before the step and leaves it idle meanwhile.
+ * beside the mesh's own, hedging products and tracing to `traceEndpoint`.
+ * It takes seconds to start, so the experiment starts it long before the
+ * step and leaves it idle meanwhile (tracing costs a process only the calls
+ * it serves).
  */
-export function startHedgingAggregator(mesh: ExperimentMesh): Promise<ServiceProcess> {
-  return mesh.spawnAggregator({ HEDGE_PRODUCTS_DELAY: `${hedge.delayMs}ms` });
+export function startHedgingAggregator(mesh: ExperimentMesh, traceEndpoint: string): Promise<ServiceProcess> {
+  return mesh.spawnAggregator({ ...tracingEnv(traceEndpoint), HEDGE_PRODUCTS_DELAY: `${hedge.delayMs}ms` });
 }
 
 /**
@@ -117,9 +121,11 @@ export async function traces(
   context.progress.begin("traces", steps);
   let done = 0;
   const step = (label: string) => context.progress.update(++done, label);
-  const hedgingStart = hedgingAggregator ?? startHedgingAggregator(context.mesh);
+  const hedgingStart = hedgingAggregator ?? startHedgingAggregator(context.mesh, receiver.endpoint);
   const views: TracedView[] = [];
-  await context.mesh.configureAggregator({});
+  context.progress.update(0, "restarting the services with tracing");
+  await context.mesh.traceTo(receiver.endpoint);
+  const restartSeconds = (performance.now() - started) / 1000;
   await context.mesh.setFaults({});
   const token = await context.token();
   const userId = context.dataset.users[0]!.id;
@@ -206,7 +212,7 @@ export async function traces(
   step("products hung");
 
   // Started long before on a machine that was busy seeding: if it did not become ready then, once more now.
-  const hedging = await hedgingStart.catch(() => startHedgingAggregator(context.mesh));
+  const hedging = await hedgingStart.catch(() => startHedgingAggregator(context.mesh, receiver.endpoint));
   try {
     await warmUp(hedging.address);
     await context.mesh.setFaults({ products: { latencyMs: hedge.slowMs, slowProbability: hedge.slowProbability } });
@@ -227,5 +233,5 @@ export async function traces(
   context.progress.end(
     `${views.length} traces, ${views.reduce((sum, v) => sum + v.spans.length, 0)} spans, ${seconds.toFixed(1)} s`,
   );
-  return { views, hedge, callTimeoutMs, spansReceived: receiver.received, seconds };
+  return { views, hedge, callTimeoutMs, spansReceived: receiver.received, seconds, restartSeconds };
 }
