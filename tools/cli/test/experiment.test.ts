@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { busyPorts } from "../src/experiment/experiment-mesh.js";
 import { chartFiles, type ExperimentResults } from "../src/experiment/report.js";
+import { traceChartFiles } from "../src/experiment/trace-report.js";
 import { binomialTolerance } from "../src/experiment/statistics.js";
 
 const cli = fileURLToPath(new URL("../bin/shopmesh.mjs", import.meta.url));
@@ -64,7 +65,7 @@ describe("shopmesh experiment --quick", () => {
 
   it("prints where the report is and a short summary", () => {
     expect(result.stdout).toContain(`Report: ${join(out, "coupling.md")}`);
-    for (const topic of ["latency:", "availability:", "tail:", "outage:", "eventual:", "staleness:"])
+    for (const topic of ["latency:", "availability:", "tail:", "outage:", "eventual:", "staleness:", "traces:"])
       expect(result.stdout).toContain(topic);
   });
 
@@ -81,6 +82,7 @@ describe("shopmesh experiment --quick", () => {
       "### The reader down",
       "### A dependency down",
       "### One stream held back",
+      "## 7. Traces",
     ]) {
       expect(report).toContain(heading);
     }
@@ -206,6 +208,55 @@ describe("shopmesh experiment --quick", () => {
     expect(sweep.length).toBeGreaterThanOrEqual(2);
     expect(sweep.at(-1)!.fanOut).toBeGreaterThan(sweep[0]!.fanOut);
     expect(results.tail.rows.some((r) => r.hedged && r.extraLoad > 0)).toBe(true);
+  });
+
+  it("draws three traced views from the spans the services exported: one trace across the four services each", () => {
+    const { views } = results.traces;
+    expect(views.map((v) => v.name)).toEqual(["healthy", "products-hung", "hedged"]);
+    const server = (spans: (typeof views)[number]["spans"], service: string, method: string) =>
+      spans.filter((s) => s.kind === "server" && s.service === service && s.name.endsWith(`/${method}`));
+    for (const view of views) {
+      expect(view.complete, view.name).toBe(true);
+      expect(view.spans.every((s) => s.traceId === view.traceId)).toBe(true);
+      const [root] = server(view.spans, "user-orders", "GetUserOrders");
+      expect(root, view.name).toBeDefined();
+      // A client span in user-orders for each dependency, each continued by the dependency's server span.
+      for (const [dependency, method] of [
+        ["users", "GetUser"],
+        ["orders", "ListOrders"],
+        ["products", "BatchGetProducts"],
+      ] as const) {
+        const clients = view.spans.filter(
+          (s) => s.kind === "client" && s.parentSpanId === root!.spanId && s.attributes["peer.service"] === dependency,
+        );
+        expect(clients.length, `${view.name} → ${dependency}`).toBeGreaterThan(0);
+        for (const client of clients) {
+          expect(client.service).toBe("user-orders");
+          expect(server(view.spans, dependency, method).some((s) => s.parentSpanId === client.spanId)).toBe(true);
+        }
+      }
+      expect(report).toContain(`](${traceChartFiles[view.name]})`);
+      const svg = readFileSync(join(out, traceChartFiles[view.name]), "utf8");
+      expect(svg.startsWith("<svg")).toBe(true);
+      expect(svg).toContain("user-orders GetUserOrders");
+    }
+    const [healthy, hung, hedged] = views;
+    expect(healthy!.degradations).toEqual([]);
+    // Products hangs: its request ends DEADLINE_EXCEEDED, and the view falls back instead of failing.
+    const products = hung!.spans.filter((s) => s.kind === "client" && s.attributes["peer.service"] === "products");
+    expect(products.map((s) => s.attributes["rpc.grpc.status_code"])).toEqual([4]);
+    expect(hung!.code).toBe("OK");
+    expect(hung!.degradations).toEqual([
+      expect.objectContaining({ dependency: "products", fallback: "NO_PRODUCT_DETAILS" }),
+    ]);
+    const root = server(hung!.spans, "user-orders", "GetUserOrders")[0]!;
+    const degradation = root.events.find((e) => e.name === "degradation");
+    expect(degradation?.timeMs).toBeGreaterThanOrEqual(products[0]!.endMs);
+    expect(readFileSync(join(out, traceChartFiles["products-hung"]), "utf8")).toContain("DEADLINE_EXCEEDED");
+    // The hedged view sent a hedge to products.
+    expect(hedged!.spans.some((s) => s.kind === "client" && s.attributes["shopmesh.hedge"] === true)).toBe(true);
+    // Only the traced calls were recorded: the rest of the run's load was sampled out.
+    expect(results.traces.spansReceived).toBeLessThan(200);
   });
 });
 

@@ -25,6 +25,9 @@ import { eventualConsistency } from "./scenarios/eventual-consistency.js";
 import { outage } from "./scenarios/outage.js";
 import { staleness } from "./scenarios/staleness.js";
 import { tailAmplification } from "./scenarios/tail-amplification.js";
+import { startHedgingAggregator, traces } from "./scenarios/traces.js";
+import { traceCharts } from "./trace-report.js";
+import { startOtlpReceiver, type OtlpReceiver } from "../tracing/otlp-receiver.js";
 
 /** Runs `shopmesh experiment`; returns the exit code. */
 export async function experiment(args: string[]): Promise<number> {
@@ -54,12 +57,15 @@ export async function experiment(args: string[]): Promise<number> {
   const progress = new Progress();
   let mesh: ExperimentMesh | undefined;
   let monolith: MonolithDatabase | undefined;
+  let receiver: OtlpReceiver | undefined;
   let interrupted = false;
   const cleanUp = async (signal: NodeJS.Signals) => {
     monolith?.close();
     monolith = undefined;
     await mesh?.stop(signal).catch(() => undefined);
     mesh = undefined;
+    await receiver?.close();
+    receiver = undefined;
     rmSync(dataDir, { recursive: true, force: true });
   };
   const onSignal = (signal: NodeJS.Signals) => {
@@ -77,8 +83,12 @@ export async function experiment(args: string[]): Promise<number> {
       `shopmesh experiment${quick ? " --quick" : ""}: mesh on 127.0.0.1:${portBase}-${portBase + 3}, data in ${dataDir}, report to ${outDir}\n`,
     );
     progress.begin("starting the mesh", 1);
+    receiver = await startOtlpReceiver();
     mesh = await ExperimentMesh.start(dataDir, portBase);
     progress.end("users, products, orders, user-orders ready");
+    // Started now, while seeding keeps the machine busy anyway, so that the traces step does not
+    // wait seconds for it; it stays idle until then, and the mesh stops it.
+    const hedgingAggregator = startHedgingAggregator(mesh, receiver.endpoint);
 
     const size = quick ? quickSize : fullSize;
     progress.begin("seeding", size.products + size.users * (1 + size.ordersPerUser));
@@ -101,6 +111,8 @@ export async function experiment(args: string[]): Promise<number> {
     const outageResult = await outage(context);
     const stalenessResult = await staleness(context);
     const tail = await tailAmplification(context);
+    // Last: it restarts the services with tracing on, which nothing measured before may pay for.
+    const tracesResult = await traces(context, receiver, hedgingAggregator);
 
     const cpuList = cpus();
     const results: ExperimentResults = {
@@ -126,6 +138,7 @@ export async function experiment(args: string[]): Promise<number> {
       outage: outageResult,
       eventual: eventualResult,
       staleness: stalenessResult,
+      traces: tracesResult,
     };
 
     progress.begin("writing the report", 1);
@@ -141,10 +154,12 @@ export async function experiment(args: string[]): Promise<number> {
     for (const [name, spec] of Object.entries(charts)) {
       writeFileSync(join(outDir, chartFiles[name as keyof typeof chartFiles]), await renderSvg(spec));
     }
+    const waterfalls = traceCharts(tracesResult);
+    for (const { file, spec } of waterfalls) writeFileSync(join(outDir, file), await renderSvg(spec));
     const reportPath = join(outDir, "coupling.md");
     writeFileSync(reportPath, renderReport(results));
     writeFileSync(join(outDir, "coupling.json"), `${JSON.stringify(results, null, 2)}\n`);
-    progress.end(`${Object.keys(charts).length} charts`);
+    progress.end(`${Object.keys(charts).length} charts, ${waterfalls.length} trace waterfalls`);
 
     const shown = relative(process.cwd(), reportPath) || reportPath;
     process.stdout.write(

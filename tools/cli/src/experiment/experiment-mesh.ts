@@ -6,6 +6,7 @@ import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { LocalMesh, serviceNames, type ServiceName } from "../mesh/local-mesh.js";
 import { findBusyPorts, type BusyPort } from "../mesh/port-check.js";
+import type { ServiceProcess } from "../process/spawn-service.js";
 import { sourceHeads } from "../mesh/projection-progress.js";
 
 /**
@@ -40,6 +41,8 @@ export interface FaultSpec {
   slowProbability?: number;
   errorRate?: number;
   errorCode?: string;
+  /** Calls never answer: they wait for their deadline. */
+  hang?: boolean;
 }
 
 /** The same fault on every dependency. */
@@ -61,6 +64,22 @@ export const adminAccount = {
   displayName: "Experiment Admin",
 };
 
+/**
+ * What a service needs to export its spans over OTLP/HTTP to `endpoint`, but
+ * only of calls that arrive with a sampled `traceparent`: the sampler records
+ * no trace a service would start itself.
+ */
+export function tracingEnv(endpoint: string): Record<string, string> {
+  return {
+    OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+    // What the receiver takes; the installed OTLP/HTTP exporter sends nothing else.
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: "http/json",
+    OTEL_TRACES_SAMPLER: "parentbased_always_off",
+    // Exported within a moment of ending rather than every 5 s.
+    OTEL_BSP_SCHEDULE_DELAY: "50",
+  };
+}
+
 /** Settings every user-orders variant starts from: no stale copies, so that "failed" means failed. */
 const aggregatorBase: Record<string, string> = { STALE_CACHE_SIZE: "0" };
 
@@ -73,7 +92,10 @@ export class ExperimentMesh {
   /** The settings user-orders runs with now, beyond the base ones (none at start). */
   /** What user-orders runs with on top of the base settings. */
   #aggregatorExtra: Record<string, string> = {};
+  /** What every service started from now on runs with besides (tracing, once it is on). */
+  #serviceExtra: Record<string, string> = {};
   readonly #transports: GrpcTransport[] = [];
+  readonly #extraAggregators = new Set<Promise<ServiceProcess>>();
 
   private constructor(
     readonly mesh: LocalMesh,
@@ -109,17 +131,27 @@ export class ExperimentMesh {
     const key = (settings: Record<string, string>) => JSON.stringify(Object.entries(settings).sort());
     if (key(env) === key(this.#aggregatorExtra)) return;
     await this.mesh.processes.get("user-orders")?.stop("SIGTERM");
-    await this.mesh.startService("user-orders", { ...aggregatorBase, ...env });
+    await this.mesh.startService("user-orders", { ...this.#serviceExtra, ...aggregatorBase, ...env });
     this.#aggregatorExtra = { ...env };
   }
 
-  /** A GetUserOrders client sending `token`. */
-  view(token: string): Client<typeof UserOrdersService> {
-    const transport = createTransport({
-      target: this.address("user-orders"),
-      token,
-      tls: this.clientTls("user-orders"),
-    });
+  /**
+   * Starts a second user-orders process with `env` on top of the base
+   * settings, on a free port and without a projection (it serves STRONG
+   * views only), beside the mesh's own one. The caller may stop it; the
+   * mesh stops it at the latest when it stops.
+   */
+  spawnAggregator(env: Record<string, string>): Promise<ServiceProcess> {
+    const started = this.mesh.spawn("user-orders", { ...aggregatorBase, ...env, PORT: "0", PROJECTION: "off" });
+    this.#extraAggregators.add(started);
+    // A failed start is the caller's to report; it has nothing left to stop.
+    started.catch(() => this.#extraAggregators.delete(started));
+    return started;
+  }
+
+  /** A GetUserOrders client sending `token`, to the mesh's user-orders or the one at `target`. */
+  view(token: string, target = this.address("user-orders")): Client<typeof UserOrdersService> {
+    const transport = createTransport({ target, token, tls: this.clientTls("user-orders") });
     this.#transports.push(transport);
     return createClient(UserOrdersService, transport);
   }
@@ -170,10 +202,27 @@ export class ExperimentMesh {
 
   /** Starts a killed service again on its port (user-orders with the settings it had). */
   async restart(service: ServiceName): Promise<void> {
-    await this.mesh.startService(
-      service,
-      service === "user-orders" ? { ...aggregatorBase, ...this.#aggregatorExtra } : {},
+    await this.mesh.startService(service, {
+      ...this.#serviceExtra,
+      ...(service === "user-orders" ? { ...aggregatorBase, ...this.#aggregatorExtra } : {}),
+    });
+  }
+
+  /**
+   * Restarts the four services with tracing to `endpoint` (see tracingEnv)
+   * and user-orders with the default settings. Tracing is off until then:
+   * its hooks (an AsyncLocalStorage context in every service) cost every
+   * call CPU even when nothing is recorded.
+   */
+  async traceTo(endpoint: string): Promise<void> {
+    this.#serviceExtra = tracingEnv(endpoint);
+    this.#aggregatorExtra = {};
+    // The reader first, so that the sources do not wait for its streams to close.
+    await this.mesh.processes.get("user-orders")?.stop("SIGTERM");
+    await Promise.all(
+      (["users", "products", "orders"] as const).map((service) => this.mesh.processes.get(service)?.stop("SIGTERM")),
     );
+    for (const service of serviceNames) await this.restart(service);
   }
 
   /**
@@ -193,7 +242,12 @@ export class ExperimentMesh {
 
   async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
     for (const transport of this.#transports.splice(0)) transport.close();
-    await this.mesh.stop(signal);
+    const extra = [...this.#extraAggregators];
+    this.#extraAggregators.clear();
+    await Promise.all([
+      ...extra.map((started) => started.then((aggregator) => aggregator.stop(signal)).catch(() => undefined)),
+      this.mesh.stop(signal),
+    ]);
   }
 }
 
@@ -207,5 +261,6 @@ function faultOf(method: string, spec: FaultSpec) {
     slowProbability: spec.slowProbability ?? 0,
     errorRate: spec.errorRate ?? 0,
     errorCode: spec.errorCode ?? "",
+    hang: spec.hang ?? false,
   };
 }

@@ -14,8 +14,9 @@ export const experimentUsage = `usage: shopmesh experiment [--quick] [--out DIR]
 
 Starts its own mesh in a temporary directory, seeds it, measures latency,
 availability, tail amplification and an outage, the same for EVENTUAL views
-(answered from user-orders' projection), and their staleness, and writes the
-report.`;
+(answered from user-orders' projection), and their staleness, traces three
+views through the four services (the services export their spans to a
+receiver in the command), and writes the report.`;
 
 const root = fileURLToPath(new URL("../../../..", import.meta.url));
 

@@ -5,6 +5,8 @@ import type { EventualResult } from "./scenarios/eventual-consistency.js";
 import type { OutageResult } from "./scenarios/outage.js";
 import type { StalenessResult } from "./scenarios/staleness.js";
 import type { TailResult } from "./scenarios/tail-amplification.js";
+import type { TracesResult } from "./scenarios/traces.js";
+import { tracesSection, tracesSummary } from "./trace-report.js";
 import { toleranceEpsilon, type Spread } from "./statistics.js";
 import { answerKinds } from "./view-load.js";
 
@@ -34,6 +36,7 @@ export interface ExperimentResults {
   outage: OutageResult;
   eventual: EventualResult;
   staleness: StalenessResult;
+  traces: TracesResult;
 }
 
 /** The chart files the report links to, by scenario. */
@@ -331,7 +334,7 @@ export function renderReport(results: ExperimentResults): string {
     `![answers per second through the outage](${chartFiles.outage})`,
     "",
   );
-  out.push(...eventualSection(results), ...stalenessSection(results));
+  out.push(...eventualSection(results), ...stalenessSection(results), ...tracesSection(results.traces));
   return out.join("\n");
 }
 
@@ -730,5 +733,6 @@ export function summaryLines(results: ExperimentResults): string[] {
     `outage: while products was down ${outage.duringOutage.degraded} degraded, ${outage.duringOutage.failed} failed, ${outage.duringOutage.full} full; all full again ${ms(outage.recoveredAfterReadyMs)} ms after it was back`,
     `eventual: p50 ${ms(eventual.latency.rows[0]?.p50 ?? Number.NaN)} ms, ${ms(eventual.latency.rows.find((r) => r.delayed === "all" && r.delayMs === maxD)?.p50 ?? Number.NaN)} ms with all deps +${maxD} ms; ${eventual.availability.rows.map((r) => `q=${r.q} ${pct(r.kinds.full.measured)} full`).join(", ")}; ${outage.eventual.duringOutage.full} of ${answerKinds.reduce((sum, k) => sum + outage.eventual.duringOutage[k], 0)} full while products was down`,
     `staleness: p50 ${ms(staleness.steady.p50)} ms, p99 ${ms(staleness.steady.p99)} ms, max ${ms(staleness.steady.max)} ms (N ${staleness.steady.n}, resolution ${ms(staleness.resolutionMs)} ms); with user-orders down up to ${ms(staleness.outage.staleness.max)} ms, caught up ${ms(staleness.outage.catchUpMs)} ms after ready`,
+    tracesSummary(results.traces),
   ];
 }
