@@ -232,6 +232,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       stopping.abort();
       const drained = Promise.all([
         new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+        listener.connectionsClosed(),
         httpClosed,
       ]).then(() => true);
       const timer = sleep(config.shutdownGraceMs, false, { ref: false });

@@ -6,6 +6,13 @@ export interface TcpListener {
   readonly port: number;
   /** Stops accepting connections and drops those still in their handshake. */
   close(): void;
+  /**
+   * Resolves once every connection handed to the grpc-js server has closed.
+   * grpc-js's tryShutdown is not enough on its own: from Node.js 24 an HTTP/2
+   * server's close() closes its sessions itself, grpc-js then finds them
+   * closed and reports the shutdown done while their calls are still running.
+   */
+  connectionsClosed(): Promise<void>;
 }
 
 /** The client connection preface (RFC 9113, section 3.4). */
@@ -87,6 +94,8 @@ export async function listenForGrpc(server: Server, options: ListenOptions): Pro
   const secure = options.credentials !== undefined;
   const injector = server.createConnectionInjector(options.credentials ?? ServerCredentials.createInsecure());
   const handshaking = new Set<Socket>();
+  const handed = new Set<Socket>();
+  let allClosed: (() => void) | undefined;
   const onSocketError = () => undefined; // a reset before the handshake ends is the client's business; 'close' follows
 
   const tcp = createServer((socket) => {
@@ -144,6 +153,11 @@ export async function listenForGrpc(server: Server, options: ListenOptions): Pro
       socket.pause();
       socket.off("error", onSocketError);
       socket.unshift(received);
+      handed.add(socket);
+      socket.once("close", () => {
+        handed.delete(socket);
+        if (handed.size === 0) allClosed?.();
+      });
       injector.injectConnection(socket);
     };
     socket.on("error", onSocketError);
@@ -170,6 +184,16 @@ export async function listenForGrpc(server: Server, options: ListenOptions): Pro
       tcp.close();
       for (const socket of handshaking) socket.destroy();
       handshaking.clear();
+    },
+    connectionsClosed() {
+      if (handed.size === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const earlier = allClosed;
+        allClosed = () => {
+          earlier?.();
+          resolve();
+        };
+      });
     },
   };
 }
