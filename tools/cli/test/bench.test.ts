@@ -13,7 +13,7 @@ import type { BenchReport } from "../src/bench/bench-results.js";
 const main = fileURLToPath(new URL("../src/main.ts", import.meta.url));
 const outDir = mkdtempSync(join(tmpdir(), "shopmesh-bench-test-"));
 // Away from the default 30151 so a bench running beside the tests is not disturbed; below the ephemeral range.
-const portBase = 31000 + (process.pid % 70) * 10;
+const portBase = 31000 + (process.pid % 60) * 11;
 
 function shopmesh(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -45,6 +45,7 @@ describe("shopmesh bench", () => {
       "orders.ListOrders",
       "user-orders.GetUserOrders",
       "user-orders.GetUserOrders.eventual",
+      "products.GetProduct.control",
       "products.GetProduct.plaintext",
       "products.GetProduct.lean",
       "products.GetProduct.traced",
@@ -74,6 +75,7 @@ describe("shopmesh bench", () => {
       "bare-baseline",
       "orders",
       "products",
+      "products-control",
       "products-lean",
       "products-plaintext",
       "products-traced",
@@ -97,6 +99,7 @@ describe("shopmesh bench", () => {
       "## orders.ListOrders",
       "## user-orders.GetUserOrders",
       "## user-orders.GetUserOrders, EVENTUAL",
+      "## products.GetProduct, a second process",
       "## products.GetProduct, without TLS",
       "## products.GetProduct, without metrics",
       "## products.GetProduct, traced and exported",
@@ -113,8 +116,12 @@ describe("shopmesh bench", () => {
       /TLS is the only difference from the bare server's plaintext port in the same process: it adds -?[\d,]+ µs of server CPU/,
     );
     expect(markdown).toMatch(/would then give at most [\d,]+ calls\/s, [\d.]+ % of the baseline's rate/);
-    // What each products variant's one difference costs, against products.GetProduct in the same run.
-    expect(markdown.match(/Against products\.GetProduct \(TLS, metrics on, tracing off\)/g)).toHaveLength(3);
+    // What each products variant's one difference costs, against the control in the same run,
+    // and how far the control is from the mesh's own products process.
+    expect(markdown.match(/Against the control \(a second products process with nothing changed\)/g)).toHaveLength(3);
+    expect(markdown).toMatch(
+      /Against the mesh's own products process at \d+ in flight in the same run it did [\d.]+ %/,
+    );
     expect(markdown).toMatch(/the collector stand-in received [\d,]+ exports/);
   });
 

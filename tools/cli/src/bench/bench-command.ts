@@ -47,7 +47,7 @@ export async function bench(args: string[]): Promise<number> {
   const ports = benchPorts(settings.portBase);
   const busy = await busyPorts(ports);
   if (busy.length > 0) {
-    for (const line of busyPortLines(busy, "--port-base <first of nine ports>"))
+    for (const line of busyPortLines(busy, "--port-base <first of ten ports>"))
       process.stderr.write(`shopmesh bench: ${line}\n`);
     return 1;
   }

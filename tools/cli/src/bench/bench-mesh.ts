@@ -12,11 +12,15 @@ export const benchAdminEmail = "admin@bench.shopmesh.local";
 
 /**
  * Second products processes, each with one thing changed from the mesh's
- * own, so that what that thing costs per call is measured against it in the
- * same run: TLS off, metrics off (METRICS_PORT=off: no call histogram), or
- * tracing on and exporting every span over OTLP/HTTP.
+ * own, so that what that thing costs per call is measured in the same run:
+ * TLS off, metrics off (METRICS_PORT=off: no call histogram), or tracing on
+ * and exporting every span over OTLP/HTTP. They are read against
+ * products-control, started the same way with nothing changed: the mesh's
+ * own products process also seeded the data and feeds user-orders' stream,
+ * and the gap between it and the control is the noise between two
+ * processes that should measure the same.
  */
-export const productsVariants = ["products-plaintext", "products-lean", "products-traced"] as const;
+export const productsVariants = ["products-control", "products-plaintext", "products-lean", "products-traced"] as const;
 export type ProductsVariant = (typeof productsVariants)[number];
 
 /** The processes a bench loads: the four services, the products variants and the bare baseline server. */
@@ -30,9 +34,10 @@ export function benchPorts(base: number): Record<BenchProcessName, number> {
     orders: base + 2,
     "user-orders": base + 3,
     "bare-baseline": base + 4,
-    "products-plaintext": base + 6,
-    "products-lean": base + 7,
-    "products-traced": base + 8,
+    "products-control": base + 6,
+    "products-plaintext": base + 7,
+    "products-lean": base + 8,
+    "products-traced": base + 9,
   };
 }
 
@@ -52,6 +57,8 @@ export function busyPorts(ports: Record<BenchProcessName, number>): Promise<Busy
 /** What each products variant changes from the mesh's products process. */
 function variantEnv(variant: ProductsVariant, otlpEndpoint: string): Record<string, string> {
   switch (variant) {
+    case "products-control":
+      return {};
     case "products-plaintext":
       return { TLS: "off" };
     case "products-lean":

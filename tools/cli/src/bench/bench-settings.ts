@@ -15,7 +15,7 @@ export interface BenchSettings {
   warmupMs: number;
   /** Longest interleaved slice, in ms. */
   sliceMs: number;
-  /** First of nine consecutive ports (see benchPorts). */
+  /** First of ten consecutive ports (see benchPorts). */
   portBase: number;
   /** Where bench.json and bench.md go. */
   outDir: string;
@@ -36,8 +36,9 @@ export const benchUsage = `usage: shopmesh bench [options]
   --connections 4         HTTP/2 connections per target, used in turn
   --duration 10           measured seconds per target and level (interleaved slices)
   --warmup 2              warm-up seconds per target and level
-  --port-base 30151       nine ports from here: users, products, orders, user-orders, bare baseline,
-                          the bare baseline over TLS, and the products variants (plaintext, lean, traced)
+  --port-base 30151       ten ports from here: users, products, orders, user-orders, bare baseline,
+                          the bare baseline over TLS, and the products variants (control, plaintext,
+                          lean, traced)
   --out reports           where bench.json and bench.md are written (default: reports/, or
                           data/bench-quick/ with --quick, never the committed report)
   --products 100          products to seed
@@ -50,7 +51,7 @@ export const benchUsage = `usage: shopmesh bench [options]
 const root = fileURLToPath(new URL("../../../..", import.meta.url));
 
 /**
- * First of the bench's nine ports: below Linux's ephemeral range
+ * First of the bench's ten ports: below Linux's ephemeral range
  * (32768-60999), where an outgoing connection could hold one, and away from
  * npm start's and the experiment's.
  */
@@ -63,6 +64,7 @@ export const knownTargets: readonly string[] = [
   "orders.ListOrders",
   "user-orders.GetUserOrders",
   "user-orders.GetUserOrders.eventual",
+  "products.GetProduct.control",
   "products.GetProduct.plaintext",
   "products.GetProduct.lean",
   "products.GetProduct.traced",

@@ -17,6 +17,7 @@ export interface BenchTarget {
     | "bare.tls"
     | "users.GetUser"
     | "products.GetProduct"
+    | "products.GetProduct.control"
     | "products.GetProduct.plaintext"
     | "products.GetProduct.lean"
     | "products.GetProduct.traced"
@@ -38,6 +39,10 @@ export interface BenchTarget {
 
 /** The products variants' targets: GetProduct with one thing changed (see productsVariants). */
 const variantTargets = {
+  "products-control": {
+    key: "products.GetProduct.control",
+    title: "products.GetProduct, a second process",
+  },
   "products-plaintext": {
     key: "products.GetProduct.plaintext",
     title: "products.GetProduct, without TLS",

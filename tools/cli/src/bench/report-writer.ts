@@ -117,22 +117,37 @@ const variantChanges: Partial<Record<StepResult["target"], string>> = {
     "records a span for every call and exports them over OTLP/HTTP to a collector stand-in in its own process",
 };
 
+/** `part` against `whole`: calls/s as a share, and server CPU per call as a difference. */
+function against(part: StepResult, whole: StepResult): string {
+  const share = pct(whole.callsPerSecond > 0 ? part.callsPerSecond / whole.callsPerSecond : 0);
+  if (part.serverCpuMicrosPerCall === null || whole.serverCpuMicrosPerCall === null) return `${share} of its calls/s`;
+  const difference = part.serverCpuMicrosPerCall - whole.serverCpuMicrosPerCall;
+  return `${share} of its calls/s, with ${difference >= 0 ? "+" : ""}${fmt(difference)} µs of server CPU per call (${fmt(part.serverCpuMicrosPerCall)} µs against ${fmt(whole.serverCpuMicrosPerCall)} µs)`;
+}
+
 /**
- * For a products variant: what its one change costs, against the mesh's
- * products process in the same run at the same concurrency.
+ * For a products variant: what its one change costs, against the control
+ * (a second products process with nothing changed) in the same run at the
+ * same concurrency; for the control, how far it is from the mesh's own
+ * products process, which is the noise such a comparison carries.
  */
 function variantComparison(top: StepResult, report: BenchReport): string[] {
+  const at = (target: StepResult["target"]) =>
+    report.steps.find((step) => step.target === target && step.concurrency === top.concurrency);
+  if (top.target === "products.GetProduct.control") {
+    const main = at("products.GetProduct");
+    if (main === undefined) return [];
+    return [
+      `This is a second products process, started like the variants below and changed in nothing: each of them is read against it.`,
+      `Against the mesh's own products process at ${top.concurrency} in flight in the same run it did ${against(top, main)}: two processes that should measure the same differ this much here, and a variant's difference from the control means something only where it is larger.`,
+    ];
+  }
   const change = variantChanges[top.target];
-  const main = report.steps.find(
-    (step) => step.target === "products.GetProduct" && step.concurrency === top.concurrency,
-  );
-  if (change === undefined || main === undefined) return [];
+  const control = at("products.GetProduct.control");
+  if (change === undefined || control === undefined) return [];
   const sentences = [
     `This process is products with one difference: it ${change}.`,
-    `Against products.GetProduct (TLS, metrics on, tracing off) at ${top.concurrency} in flight in the same run it did ${pct(main.callsPerSecond > 0 ? top.callsPerSecond / main.callsPerSecond : 0)} of its calls/s` +
-      (top.serverCpuMicrosPerCall !== null && main.serverCpuMicrosPerCall !== null
-        ? `, with ${fmt(top.serverCpuMicrosPerCall - main.serverCpuMicrosPerCall)} µs of server CPU per call (${fmt(top.serverCpuMicrosPerCall)} µs against ${fmt(main.serverCpuMicrosPerCall)} µs).`
-        : "."),
+    `Against the control (a second products process with nothing changed) at ${top.concurrency} in flight in the same run it did ${against(top, control)}.`,
   ];
   if (top.target === "products.GetProduct.traced" && report.otlpExport !== undefined) {
     sentences.push(
