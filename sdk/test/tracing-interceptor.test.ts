@@ -10,10 +10,10 @@ import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import { createClient, createTransport, tracingInterceptor, type TransportKind } from "@shopmesh/sdk";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
 import { TestMesh } from "../../test/support/mesh.js";
-import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "../../test/support/otlp-receiver.js";
+import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "@shopmesh/cli";
 
 const listProducts = "shopmesh.products.v1.ProductsService/ListProducts";
-const server = 2;
+const server = "server";
 
 let receiver: OtlpReceiver;
 let mesh: TestMesh;
@@ -64,7 +64,7 @@ async function tracedCall(kind: TransportKind, call: (list: List) => Promise<unk
 }
 
 const serverSpans = (): ReceivedSpan[] =>
-  receiver.spans.filter((span) => span.name === listProducts && span.kind === server);
+  receiver.spans().filter((span) => span.name === listProducts && span.kind === server);
 
 /** Runs `work` in an active span of the application's, with OpenTelemetry's SDK registered; returns that span's ids. */
 async function inApplicationSpan(work: () => Promise<unknown>): Promise<{ traceId: string; spanId: string }> {

@@ -10,12 +10,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adminToken, signUpCustomer, TestMesh, type ServiceName } from "../support/mesh.js";
 import { natsForTests, natsServer, uniquePrefix, type TestNats } from "../support/nats-server.js";
-import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "../support/otlp-receiver.js";
+import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "@shopmesh/cli";
 
 const services: ServiceName[] = ["users", "products", "orders", "user-orders"];
-const internal = 1;
-const server = 2;
-const consumer = 5;
+const internal = "internal";
+const server = "server";
+const consumer = "consumer";
 
 /** Polls until `check` holds, for at most `timeoutMs`. */
 async function eventually(check: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
@@ -43,7 +43,7 @@ function eventTraceTests(source: "grpc" | "nats"): void {
   let mesh: TestMesh;
   let productId: string;
 
-  const spansOf = (service: ServiceName) => receiver.spans.filter((span) => span.service === service);
+  const spansOf = (service: ServiceName) => receiver.spans().filter((span) => span.service === service);
   const applySpans = (name: string) => spansOf("user-orders").filter((span) => span.name === name);
   const linkedTo = (spans: ReceivedSpan[], target: ReceivedSpan) =>
     spans.filter((span) => span.links.some((l) => l.traceId === target.traceId && l.spanId === target.spanId));

@@ -6,13 +6,13 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adminToken, signUpCustomer, TestMesh, type ServiceName } from "../support/mesh.js";
-import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "../support/otlp-receiver.js";
+import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "@shopmesh/cli";
 
 const traceId = "0af7651916cd43dd8448eb211c80319c";
 const callerSpanId = "b7ad6b7169203331";
 const services: ServiceName[] = ["users", "products", "orders", "user-orders"];
-const server = 2;
-const client = 3;
+const server = "server";
+const client = "client";
 
 let receiver: OtlpReceiver;
 let mesh: TestMesh;
@@ -60,7 +60,7 @@ describe("a traced view through four service processes", { timeout: 90_000 }, ()
         { timeoutMs: 3000, headers: { traceparent: `00-${traceId}-${callerSpanId}-01` } },
       );
     expect(view.degradations).toHaveLength(1);
-    const ours = () => receiver.spans.filter((span) => span.traceId === traceId);
+    const ours = () => receiver.spans().filter((span) => span.traceId === traceId);
     // 1 + 1 + 1 + 3 server spans and 1 + 1 + 3 client spans.
     await eventually(
       () => ours().length >= 11,
@@ -82,7 +82,7 @@ describe("a traced view through four service processes", { timeout: 90_000 }, ()
       parentSpanId: callerSpanId,
     });
     expect(view[0]!.attributes["rpc.grpc.status_code"]).toBe(0);
-    expect(view[0]!.events).toContain("degradation");
+    expect(view[0]!.events.map((event) => event.name)).toContain("degradation");
   });
 
   it("has a client span per downstream request, retries numbered, each continued by the dependency's server span", () => {

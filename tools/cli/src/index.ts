@@ -33,3 +33,4 @@ export {
   type StopOptions,
 } from "./process/spawn-service.js";
 export { readCpuMicros, readRssBytes } from "./process/proc-stats.js";
+export { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "./tracing/otlp-receiver.js";

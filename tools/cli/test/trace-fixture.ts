@@ -15,6 +15,7 @@ function span(
     attributes: {},
     events: [],
     status: { code: "unset", message: "" },
+    links: [],
     ...fields,
     startMs: t0 + fromMs,
     endMs: t0 + toMs,

@@ -32,6 +32,8 @@ export interface ReceivedSpan {
   events: ReceivedEvent[];
   /** OTLP's status: "error" only when the service marked the span failed. */
   status: { code: "unset" | "ok" | "error"; message: string };
+  /** The spans this one links to (not its parent): for work caused by another trace's. */
+  links: { traceId: string; spanId: string }[];
 }
 
 /** An OTLP/HTTP trace endpoint on loopback that keeps the spans sent to it, by trace. */
@@ -40,6 +42,8 @@ export interface OtlpReceiver {
   readonly endpoint: string;
   /** The spans of a trace received so far, in the order they came. */
   trace(traceId: string): ReceivedSpan[];
+  /** Every span received so far, in the order they came. */
+  spans(): ReceivedSpan[];
   /** How many spans came in all. */
   readonly received: number;
   /**
@@ -79,6 +83,7 @@ interface JsonSpan {
   attributes?: KeyValue[];
   events?: { name?: string; timeUnixNano?: Nanos; attributes?: KeyValue[] }[];
   status?: { code?: number; message?: string };
+  links?: { traceId?: string; spanId?: string }[];
 }
 interface ExportTraceServiceRequest {
   resourceSpans?: { resource?: { attributes?: KeyValue[] }; scopeSpans?: { spans?: JsonSpan[] }[] }[];
@@ -133,6 +138,7 @@ export function spansOf(request: ExportTraceServiceRequest): ReceivedSpan[] {
             attributes: attributesOf(event.attributes),
           })),
           status: { code: statusCodes[span.status?.code ?? 0] ?? "unset", message: span.status?.message ?? "" },
+          links: (span.links ?? []).map((link) => ({ traceId: link.traceId ?? "", spanId: link.spanId ?? "" })),
         });
       }
     }
@@ -167,6 +173,7 @@ function refuse(res: ServerResponse, httpStatus: number, message: string): void 
  */
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const traces = new Map<string, ReceivedSpan[]>();
+  const all: ReceivedSpan[] = [];
   const waiters = new Set<() => unknown>();
   let received = 0;
 
@@ -190,6 +197,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       .then(
         (spans) => {
           for (const span of spans) {
+            all.push(span);
             const trace = traces.get(span.traceId);
             if (trace) trace.push(span);
             else traces.set(span.traceId, [span]);
@@ -209,6 +217,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   return {
     endpoint: `http://127.0.0.1:${port}`,
     trace,
+    spans: () => [...all],
     get received() {
       return received;
     },
