@@ -34,6 +34,8 @@ describe("a traced view through four service processes", { timeout: 90_000 }, ()
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
       // Exported within a moment of ending rather than every 5 s.
       OTEL_BSP_SCHEDULE_DELAY: "100",
+      // Every service then writes a call line for each call it answers, with its span's ids.
+      LOG_LEVEL: "debug",
     };
     mesh = await TestMesh.start(services, {
       users: tracing,
@@ -112,6 +114,24 @@ describe("a traced view through four service processes", { timeout: 90_000 }, ()
     }
     const failed = spans.filter((s) => s.service === "products");
     expect(failed.every((s) => s.attributes["rpc.grpc.status_code"] === 14)).toBe(true);
+  });
+
+  it("puts the trace id in the logs of all four services: each one's call line for its part of the view", async () => {
+    const callLines = (service: ServiceName) =>
+      mesh.processes.get(service)!.logs.filter((line) => line.msg === "call" && line.trace_id === traceId);
+    await eventually(
+      () => services.every((service) => callLines(service).length > 0),
+      10_000,
+      () =>
+        `a call line with the trace id from every service; have ${services.map((s) => `${s} ${callLines(s).length}`)}`,
+    );
+    for (const service of services) {
+      const served = new Set(
+        spans.filter((span) => span.service === service && span.kind === server).map((span) => span.spanId),
+      );
+      // Each line names the server span of the call it reports.
+      for (const line of callLines(service)) expect(served.has(line.span_id as string), service).toBe(true);
+    }
   });
 
   it("writes user-orders' log lines about each failed request with the trace id and that request's span id", async () => {
