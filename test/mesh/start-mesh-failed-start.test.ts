@@ -9,9 +9,8 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { defaultAdminPort, defaultHttpPort } from "@shopmesh/chassis";
-import { portIsFree } from "@shopmesh/cli";
 import { processesWithEnv } from "../support/processes-with-env.js";
+import { freePortBase } from "../support/free-port.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const dataDirs: string[] = [];
@@ -22,15 +21,6 @@ afterEach(() => {
     rmSync(dataDir, { recursive: true, force: true });
   }
 });
-
-async function freePortBase(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 21100 + Math.floor(Math.random() * 10000);
-    const ports = [0, 1, 2, 3].flatMap((i) => [base + i, defaultAdminPort(base + i), defaultHttpPort(base + i)]);
-    if ((await Promise.all(ports.map((port) => portIsFree(port)))).every(Boolean)) return base;
-  }
-  throw new Error("no four free ports in a row");
-}
 
 /** Starts npm start's script on free ports with its own data folder; `until` resolves on the first line matching. */
 async function launch(env: Record<string, string> = {}) {

@@ -9,29 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "@connectrpc/connect";
 import { createTransport } from "@shopmesh/sdk";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
-import { defaultAdminPort, defaultHttpPort, defaultMetricsPort } from "@shopmesh/chassis";
+import { defaultMetricsPort } from "@shopmesh/chassis";
 import { portIsFree } from "@shopmesh/cli";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";
+import { freePortBase } from "../support/free-port.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const dataDir = mkdtempSync(join(tmpdir(), "shopmesh-start-"));
-
-async function freePortBase(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 21100 + Math.floor(Math.random() * 10000);
-    const free = await Promise.all(
-      [0, 1, 2, 3].flatMap((i) => [
-        portIsFree(base + i),
-        portIsFree(defaultAdminPort(base + i)),
-        portIsFree(defaultMetricsPort(base + i)),
-        portIsFree(defaultHttpPort(base + i)),
-      ]),
-    );
-    if (free.every(Boolean)) return base;
-  }
-  throw new Error("no four free ports in a row");
-}
 
 interface Launcher {
   child: ChildProcess;

@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { connect } from "nats";
 import { requireProgram, type OptionalProgram } from "./optional-program.js";
+import { freePort } from "./free-port.js";
 
 /**
  * Whether nats-server is there, for `describe.skipIf(natsServer().missing)`
@@ -162,17 +162,4 @@ function natsServerBinary(): string {
   const program = natsServer();
   if (!program.path) throw new Error(program.skipReason);
   return program.path;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
 }

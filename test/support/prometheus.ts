@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { requireProgram, type OptionalProgram } from "./optional-program.js";
+import { freePort } from "./free-port.js";
 
 /** Whether prometheus is there, for `describe.skipIf(prometheusProgram().missing)`. */
 export function prometheusProgram(): OptionalProgram {
@@ -156,17 +156,4 @@ async function until(
     if (performance.now() > deadline) throw new Error(failure());
     await sleep(100);
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
 }

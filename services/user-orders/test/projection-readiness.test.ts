@@ -1,27 +1,12 @@
-// The "projection" health name of user-orders: NOT_SERVING while the
-// projection has not caught up with every stream (here, products is not
-// running at all), SERVING once it has, while the server as a whole is
-// SERVING throughout. The Kubernetes manifests' readiness probe asks for it.
-import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@shopmesh/sdk/health/v1";
 import { TestMesh } from "../../../test/support/mesh.js";
+import { freePort } from "../../../test/support/free-port.js";
 
 let mesh: TestMesh;
 let transport: GrpcTransport;
 let productsPort: number;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 beforeAll(async () => {
   mesh = await TestMesh.start(["users", "orders"]);

@@ -1,7 +1,3 @@
-// user-orders over real processes: users, orders and products from the test
-// mesh, a second products on a fixed port that the test can kill and bring
-// back on the same address, and a user-orders pointed at that products.
-import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { durationMs } from "@bufbuild/protobuf/wkt";
 import { Code, type Client } from "@connectrpc/connect";
@@ -10,6 +6,7 @@ import type { Product } from "@shopmesh/sdk/products/v1";
 import { Dependency, Fallback, type UserOrdersService } from "@shopmesh/sdk/userorders/v1";
 import { failure } from "../../../test/support/failure.js";
 import { adminToken, signUpCustomer, TestMesh } from "../../../test/support/mesh.js";
+import { freePort } from "../../../test/support/free-port.js";
 
 const breakerFailures = 3;
 const breakerCooldownMs = 1000;
@@ -23,17 +20,6 @@ let catalog: Product[];
 let alice: { userId: string; token: string };
 let bob: { userId: string; token: string };
 let admin: string;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function startProducts(): Promise<ServiceProcess> {
   return mesh.startExtra("products", { PORT: String(productsPort) });

@@ -3,13 +3,14 @@
 // grpc-interop-server on PATH) in a process of its own on loopback.
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TransportKind } from "@shopmesh/sdk";
 import { requireProgram } from "../../../test/support/optional-program.js";
 import { runClientCases } from "../src/client-cases.js";
 import { interopCases } from "../src/interop-cases.js";
+import { freePort } from "../src/free-port.js";
 
 const interopServer = requireProgram("grpc-interop-server", {
   envVariable: "GRPC_INTEROP_SERVER",
@@ -65,17 +66,4 @@ async function acceptsConnections(port: number, timeoutMs = 10_000): Promise<voi
     if (Date.now() > deadline) throw new Error(`nothing accepted connections on port ${port} within ${timeoutMs} ms`);
     await sleep(25);
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const address = probe.address();
-      probe.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
 }
