@@ -68,9 +68,16 @@ export async function bench(args: string[]): Promise<number> {
   process.once("SIGTERM", onInterrupt);
 
   try {
+    const named = productsVariants.filter(
+      (variant) => settings.targets.length === 0 || settings.targets.includes(variantKey(variant)),
+    );
+    // Every variant is read against the control, so the control runs whenever one does.
+    const variants =
+      named.length === 0 ? [] : productsVariants.filter((v) => v === "products-control" || named.includes(v));
     const levels = settings.concurrency.length;
-    // The two bare rows (plaintext and TLS) run beside whatever is loaded.
-    const targetCount = (settings.targets.length === 0 ? knownTargets.length : settings.targets.length) + 2;
+    // The two bare rows (plaintext and TLS) run beside whatever is loaded, and the control beside a variant.
+    const loaded = new Set([...settings.targets, ...variants.map(variantKey)]);
+    const targetCount = (settings.targets.length === 0 ? knownTargets.length : loaded.size) + 2;
     const estimate = Math.round((levels * targetCount * (settings.durationMs + settings.warmupMs)) / 1000);
     say(
       `shopmesh bench: ${levels} level(s) (${settings.concurrency.join(", ")} in flight) × ${targetCount} targets, about ${estimate} s of load after start-up`,
@@ -88,9 +95,6 @@ export async function bench(args: string[]): Promise<number> {
     ) as Partial<Record<BenchProcessName, Record<string, string>>>;
     if (settings.cpuProf.length > 0)
       say(`  CPU profiles of ${settings.cpuProf.join(", ")} go to ${settings.cpuProfDir} when they stop`);
-    const variants = productsVariants.filter(
-      (variant) => settings.targets.length === 0 || settings.targets.includes(variantKey(variant)),
-    );
     mesh = await BenchMesh.start(ports, dataDir, profiled, variants);
     const running = mesh;
     say(
@@ -116,7 +120,9 @@ export async function bench(args: string[]): Promise<number> {
         target.key === "bare" ||
         target.key === "bare.tls" ||
         settings.targets.length === 0 ||
-        settings.targets.includes(target.key),
+        settings.targets.includes(target.key) ||
+        // A variant started is loaded: the control, too, when only a variant was named.
+        (variants as readonly string[]).includes(target.process),
     );
     if (targets.some((target) => target.key === "user-orders.GetUserOrders.eventual")) {
       // Measured on the same rows as STRONG: wait until the projection holds everything seeded.
