@@ -95,7 +95,8 @@ export async function listenForGrpc(server: Server, options: ListenOptions): Pro
   const injector = server.createConnectionInjector(options.credentials ?? ServerCredentials.createInsecure());
   const handshaking = new Set<Socket>();
   const handed = new Set<Socket>();
-  let allClosed: (() => void) | undefined;
+  /** Who waits for the last handed connection to close. */
+  const closeWaiters: (() => void)[] = [];
   const onSocketError = () => undefined; // a reset before the handshake ends is the client's business; 'close' follows
 
   const tcp = createServer((socket) => {
@@ -156,7 +157,7 @@ export async function listenForGrpc(server: Server, options: ListenOptions): Pro
       handed.add(socket);
       socket.once("close", () => {
         handed.delete(socket);
-        if (handed.size === 0) allClosed?.();
+        if (handed.size === 0) for (const resolve of closeWaiters.splice(0)) resolve();
       });
       injector.injectConnection(socket);
     };
@@ -187,13 +188,7 @@ export async function listenForGrpc(server: Server, options: ListenOptions): Pro
     },
     connectionsClosed() {
       if (handed.size === 0) return Promise.resolve();
-      return new Promise<void>((resolve) => {
-        const earlier = allClosed;
-        allClosed = () => {
-          earlier?.();
-          resolve();
-        };
-      });
+      return new Promise<void>((resolve) => closeWaiters.push(resolve));
     },
   };
 }
