@@ -178,6 +178,12 @@ export interface ServerConfig {
   /** Whether faults may be injected (FAULT_INJECTION=on); off by default. */
   faultInjection: boolean;
   /**
+   * What serves the gRPC port (GRPC_SERVER): grpc-js (default), or
+   * connect-node's adapter on node:http2, kept to measure the services
+   * against the stack connect-es users would build (see connect-grpc-listener.ts).
+   */
+  grpcServer: "grpc-js" | "connect-node";
+  /**
    * Port of the loopback-only admin listener (ADMIN_PORT): by default
    * {@link defaultAdminPort} of the service's port, or a free port when PORT is 0.
    */
@@ -200,6 +206,8 @@ export function defaultAdminPort(port: number): number {
 
 /** The range of a duration that becomes a timer. */
 const timer = { max: maxTimerMs };
+
+const grpcServers = ["grpc-js", "connect-node"] as const;
 
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
@@ -224,6 +232,7 @@ export function readServerConfig(
     shutdownGraceMs: read.durationMs("SHUTDOWN_GRACE", "10s", timer),
     maxRequestBytes: read.int("MAX_REQUEST_BYTES", 1024 * 1024, { min: 1024, max: 64 * 1024 * 1024 }),
     faultInjection: read.bool("FAULT_INJECTION", false),
+    grpcServer: read.oneOf("GRPC_SERVER", grpcServers, "grpc-js"),
     adminPort: read.int("ADMIN_PORT", defaultAdminPort(port), { min: 0, max: 65535 }),
     admission: {
       maxCallsInFlight: read.int("MAX_CALLS_IN_FLIGHT", admission.maxCallsInFlight, { min: 0, max: 100_000 }),

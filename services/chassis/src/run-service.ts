@@ -156,6 +156,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
         port: config.adminPort,
         shutdownDelayMs: 0,
         admission: { ...config.admission, maxCallsInFlight: 0 },
+        grpcServer: "grpc-js",
       },
       logger: logger.child({ listener: "admin" }),
       services: [hosted(FaultInjectionService, createFaultInjectionService(faults))],

@@ -1,7 +1,8 @@
 // Admission control: a server runs at most MAX_CALLS_IN_FLIGHT unary calls,
 // lets MAX_CALLS_QUEUED wait, and refuses the rest at once with
-// RESOURCE_EXHAUSTED; a waiting call is refused when it has waited half its
-// deadline (or MAX_QUEUE_WAIT), without its handler ever running. Health
+// RESOURCE_EXHAUSTED; a waiting call keeps its place until a slot frees, and
+// is refused (its handler never running) only when no slot has freed for
+// 4 × MAX_QUEUE_WAIT. Health
 // checks and server streams are not held. Real gRPC over loopback, with
 // handlers that block until the test lets them go.
 import { fileURLToPath } from "node:url";

@@ -25,7 +25,12 @@ import { createUserOrdersAggregator } from "./aggregate.js";
 import * as schema from "./db/schema.js";
 import { grpcEventSource, readEventSourceConfig, type EventSource } from "./projection/event-source.js";
 import { Projection } from "./projection/projection.js";
-import { readAggregatorSettings, readDependencyTargets, userOrdersAdmission } from "./settings.js";
+import {
+  readAggregatorSettings,
+  readDependencyClient,
+  readDependencyTargets,
+  userOrdersAdmission,
+} from "./settings.js";
 import { createUserOrdersService } from "./user-orders-service.js";
 
 /** The health name that turns SERVING once the projection has caught up with every stream. */
@@ -57,10 +62,11 @@ await runService({
     const settings = readAggregatorSettings(env);
     const targets = readDependencyTargets(env);
     const verifier = await loadTokenVerifier(env, logger, tls);
+    const kind = readDependencyClient(env);
     const transports = {
-      users: createDependencyTransport(targets.users, logger, { service: "users", tls }),
-      orders: createDependencyTransport(targets.orders, logger, { service: "orders", tls }),
-      products: createDependencyTransport(targets.products, logger, { service: "products", tls }),
+      users: createDependencyTransport(targets.users, logger, { service: "users", tls, kind }),
+      orders: createDependencyTransport(targets.orders, logger, { service: "orders", tls, kind }),
+      products: createDependencyTransport(targets.products, logger, { service: "products", tls, kind }),
     };
     // One client per dependency, for the STRONG views and the projection's streams alike.
     const clients = {

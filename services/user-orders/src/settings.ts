@@ -28,6 +28,15 @@ export function readDependencyTargets(env: Env = process.env): Record<Dependency
 }
 
 /**
+ * Which gRPC client calls the dependencies (DEPENDENCY_CLIENT): grpc-js
+ * (default), or connect-node's, to measure the services against the stack
+ * connect-es users would build.
+ */
+export function readDependencyClient(env: Env = process.env): "grpc-js" | "connect-node" {
+  return envReader(env).oneOf("DEPENDENCY_CLIENT", ["grpc-js", "connect-node"] as const, "grpc-js");
+}
+
+/**
  * How the view is built, from the environment. Defaults:
  * - USERS_TIMEOUT 300ms, ORDERS_TIMEOUT 500ms (the one dependency the view
  *   cannot do without gets the most time), PRODUCTS_TIMEOUT 300ms;

@@ -13,11 +13,11 @@ import type { BenchReport } from "../src/bench/bench-results.js";
 const main = fileURLToPath(new URL("../src/main.ts", import.meta.url));
 const outDir = mkdtempSync(join(tmpdir(), "shopmesh-bench-test-"));
 // Away from the default 30151 so a bench running beside the tests is not disturbed; below the ephemeral range.
-const portBase = 31000 + (process.pid % 60) * 11;
+const portBase = 31000 + (process.pid % 60) * 15;
 
 function shopmesh(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ["--import", "tsx", main, ...args], { timeout: 90_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, ["--import", "tsx", main, ...args], { timeout: 170_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr });
     });
   });
@@ -26,7 +26,7 @@ function shopmesh(args: string[]): Promise<{ code: number; stdout: string; stder
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
 describe("shopmesh bench", () => {
-  it("writes a JSON and a markdown report with every target, row and check", { timeout: 120_000 }, async () => {
+  it("writes a JSON and a markdown report with every target, row and check", { timeout: 180_000 }, async () => {
     const run = await shopmesh(["bench", "--quick", "--out", outDir, "--port-base", String(portBase)]);
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
@@ -49,6 +49,10 @@ describe("shopmesh bench", () => {
       "products.GetProduct.plaintext",
       "products.GetProduct.lean",
       "products.GetProduct.traced",
+      "users.GetUser.connect-node",
+      "products.GetProduct.connect-node",
+      "orders.ListOrders.connect-node",
+      "user-orders.GetUserOrders.connect-node",
     ];
     expect(report.steps.map((step) => step.target).sort()).toEqual([...keys].sort());
     // Each row is read against the bare server over its own transport: only the plaintext ones against plaintext.
@@ -68,25 +72,43 @@ describe("shopmesh bench", () => {
       for (const value of Object.values(step.latencyMs)) expect(value).toBeGreaterThan(0);
       // CPU is read for every process the call involves, and the parts add up to the total.
       const parts = Object.values(step.serverCpuMicrosPerCallByProcess);
-      expect(parts.length, step.target).toBe(step.target === "user-orders.GetUserOrders" ? 4 : 1);
+      expect(parts.length, step.target).toBe(
+        step.target.startsWith("user-orders.GetUserOrders") && step.target !== "user-orders.GetUserOrders.eventual"
+          ? 4
+          : 1,
+      );
       expect(parts.reduce((sum, micros) => sum + micros, 0)).toBeCloseTo(step.serverCpuMicrosPerCall!, 6);
     }
-    expect(report.rss.map((row) => row.process).sort()).toEqual([
-      "bare-baseline",
-      "orders",
-      "products",
-      "products-control",
-      "products-lean",
-      "products-plaintext",
-      "products-traced",
-      "user-orders",
-      "users",
-    ]);
+    expect(report.rss.map((row) => row.process).sort()).toEqual(
+      [
+        "bare-baseline",
+        "orders",
+        "products",
+        "products-control",
+        "products-lean",
+        "products-plaintext",
+        "products-traced",
+        "products-connect-node",
+        "orders-connect-node",
+        "user-orders",
+        "user-orders-connect-node",
+        "users",
+        "users-connect-node",
+      ].sort(),
+    );
     for (const row of report.rss) {
       expect(row.peakMiB).toBeGreaterThan(0);
       expect(row.ratioToBaseline).toBeGreaterThan(0);
     }
-    expect(report.checks).toHaveLength(3);
+    expect(report.checks.map((check) => check.unit)).toEqual([
+      "share of baseline calls/s",
+      "share of baseline calls/s",
+      "share of baseline calls/s",
+      "share of baseline calls/s",
+      "µs of server CPU per call",
+      "multiple of the dependencies' CPU",
+      "multiple of baseline peak RSS",
+    ]);
     for (const check of report.checks) expect(check.measured).toBeGreaterThan(0);
 
     const markdown = readFileSync(join(outDir, "bench.md"), "utf8");
@@ -103,6 +125,9 @@ describe("shopmesh bench", () => {
       "## products.GetProduct, without TLS",
       "## products.GetProduct, without metrics",
       "## products.GetProduct, traced and exported",
+      "## Against the connect-node stack",
+      "## users.GetUser on connect-node",
+      "## user-orders.GetUserOrders on connect-node",
       "## Memory (RSS)",
     ]) {
       expect(markdown).toContain(heading);
@@ -123,6 +148,9 @@ describe("shopmesh bench", () => {
       /Against the mesh's own products process at \d+ in flight in the same run it did [\d.]+ %/,
     );
     expect(markdown).toMatch(/the collector stand-in received [\d,]+ exports/);
+    // shopmesh against the same four reads on the connect-node stack, as multiples, in the same run.
+    expect(markdown).toMatch(/\| products\.GetProduct \| \d+ \| [\d,]+ \| [\d,]+ \| [\d.]+x \|/);
+    expect(markdown).toMatch(/shopmesh did [\d.]+x connect-node's calls\/s on users\.GetUser/);
   });
 
   it("refuses to start, naming the port, when one of its ports is busy", async () => {

@@ -1,5 +1,5 @@
 import { experimental } from "@grpc/grpc-js";
-import { createTransport, meshServerIdentityCheck, type GrpcTransport } from "@shopmesh/sdk";
+import { createTransport, meshServerIdentityCheck, type GrpcTransport, type TransportKind } from "@shopmesh/sdk";
 import type { Logger } from "../logger.js";
 import { timeDependencyCalls } from "../metrics/client-metrics.js";
 import { traceDependencyCalls } from "../tracing/client-tracing.js";
@@ -34,24 +34,44 @@ import { hideDependencyErrors } from "./dependency-errors.js";
 export function createDependencyTransport(
   target: string,
   logger: Logger,
-  options: { service: string; tls: TlsSettings },
+  options: {
+    service: string;
+    tls: TlsSettings;
+    /**
+     * connect-node's gRPC client instead of grpc-js, for measuring the stack
+     * connect-es users would build; it reads the certificate files once,
+     * without following renewals.
+     */
+    kind?: TransportKind;
+  },
 ): GrpcTransport {
   const files = options.tls.mode === "off" ? undefined : new CertificateFiles(options.tls, logger);
-  const transport = createTransport({
+  const transport =
+    options.kind === "connect-node"
+      ? createTransport({
+          kind: "connect-node",
+          target,
+          tls: files === undefined ? undefined : { ...files.current, service: options.service },
+        })
+      : grpcJsTransport(target, options.service, files);
+  const timed = timeDependencyCalls(hideDependencyErrors(transport, logger));
+  return tracingEnabled() ? traceDependencyCalls(timed) : timed;
+}
+
+function grpcJsTransport(target: string, service: string, files: CertificateFiles | undefined): GrpcTransport {
+  return createTransport({
     target,
     credentials:
       files === undefined
         ? undefined
         : experimental.createCertificateProviderChannelCredentials(files, files, {
-            checkServerIdentity: meshServerIdentityCheck(options.service),
+            checkServerIdentity: meshServerIdentityCheck(service),
           }),
     channelOptions: {
       "grpc.initial_reconnect_backoff_ms": 100,
       "grpc.max_reconnect_backoff_ms": 1000,
       // The dependency is asked for by its service name (its certificate's DNS name), never by address.
-      ...(files === undefined ? {} : { "grpc.ssl_target_name_override": options.service }),
+      ...(files === undefined ? {} : { "grpc.ssl_target_name_override": service }),
     },
   });
-  const timed = timeDependencyCalls(hideDependencyErrors(transport, logger));
-  return tracingEnabled() ? traceDependencyCalls(timed) : timed;
 }

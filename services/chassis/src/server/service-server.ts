@@ -23,7 +23,8 @@ import { listenForGrpc } from "./tcp-listener.js";
 import { recordRefusedCall } from "../metrics/rpc-metrics.js";
 import { trackAdmission } from "../metrics/service-metrics.js";
 import type { HttpConfig } from "../http-config.js";
-import { httpCallGate } from "./http-call-gate.js";
+import { httpCallGate, type HttpCallGateOptions } from "./http-call-gate.js";
+import { listenForConnectGrpc } from "./connect-grpc-listener.js";
 import { listenForHttp, type HttpListener } from "./http-listener.js";
 import type { CertificateFiles } from "../tls/certificate-files.js";
 
@@ -45,7 +46,7 @@ export function hosted<S extends DescService>(service: S, impl: Partial<ServiceI
 export interface StartServerOptions {
   /** Admission and connection limits not given take their defaults; `maxCallsInFlight: 0` turns admission off. */
   config: Pick<ServerConfig, "host" | "port" | "shutdownDelayMs" | "shutdownGraceMs" | "maxRequestBytes"> &
-    Partial<Pick<ServerConfig, "admission" | "connections">>;
+    Partial<Pick<ServerConfig, "admission" | "connections" | "grpcServer">>;
   logger: Logger;
   services: HostedService[];
   /** Connect interceptors around every call of the hosted services (not health). */
@@ -190,33 +191,47 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   } satisfies Pick<Server, "addService">;
   addReflection(safely, [...options.services.map((entry) => entry.service), Health]);
 
-  const listener = await listenForGrpc(server, {
-    host: config.host,
-    port: config.port,
-    handshakeTimeoutMs: connections.handshakeTimeoutMs,
-    maxConnections: connections.maxConnections,
-    credentials: options.credentials,
-    onDropped: throttled((dropped) =>
-      logger.warn({ dropped, maxConnections: connections.maxConnections }, "too many connections: closing new ones"),
-    ),
-  });
+  const httpGate: HttpCallGateOptions = {
+    limiter,
+    running,
+    stopping: stopping.signal,
+    onRefused: (method, code, details, afterMs) => {
+      recordRefusedCall(method, code, afterMs);
+      if (logger.isLevelEnabled("debug")) logger.debug({ method, code: statusName(code), details }, "call refused");
+      refusals.record(afterMs);
+      refusedForOverload();
+    },
+    onCallEnd,
+  };
+  const connectNode = config.grpcServer === "connect-node";
+  const listener = connectNode
+    ? await listenForConnectGrpc({
+        host: config.host,
+        port: config.port,
+        services: [...options.services, { service: Health, impl: health.service }],
+        // Health stays outside admission and the services' interceptors, as on grpc-js's port.
+        interceptors: [httpCallGate(httpGate), ...(options.interceptors ?? [])].map((interceptor) =>
+          exceptFor(Health, interceptor),
+        ),
+        maxRequestBytes: config.maxRequestBytes,
+        maxConcurrentStreams: connections.maxConcurrentStreams,
+        tls: options.httpCertificates,
+      })
+    : await listenForGrpc(server, {
+        host: config.host,
+        port: config.port,
+        handshakeTimeoutMs: connections.handshakeTimeoutMs,
+        maxConnections: connections.maxConnections,
+        credentials: options.credentials,
+        onDropped: throttled((dropped) =>
+          logger.warn(
+            { dropped, maxConnections: connections.maxConnections },
+            "too many connections: closing new ones",
+          ),
+        ),
+      });
   const port = listener.port;
-  const http =
-    options.http === undefined
-      ? undefined
-      : await startHttp(options, options.http, {
-          limiter,
-          running,
-          stopping: stopping.signal,
-          onRefused: (method, code, details, afterMs) => {
-            recordRefusedCall(method, code, afterMs);
-            if (logger.isLevelEnabled("debug"))
-              logger.debug({ method, code: statusName(code), details }, "call refused");
-            refusals.record(afterMs);
-            refusedForOverload();
-          },
-          onCallEnd,
-        });
+  const http = options.http === undefined ? undefined : await startHttp(options, options.http, httpGate);
   const address = `${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
 
   let stopped: Promise<void> | undefined;
@@ -231,7 +246,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       // Streams that would never end on their own (event streams) end now.
       stopping.abort();
       const drained = Promise.all([
-        new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+        connectNode ? undefined : new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
         listener.connectionsClosed(),
         httpClosed,
       ]).then(() => true);
@@ -282,11 +297,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
 }
 
 /** The HTTP listener of {@link startServer}'s services, behind the HTTP call gate and the services' interceptors. */
-function startHttp(
-  options: StartServerOptions,
-  http: HttpConfig,
-  gate: Parameters<typeof httpCallGate>[0],
-): Promise<HttpListener> {
+function startHttp(options: StartServerOptions, http: HttpConfig, gate: HttpCallGateOptions): Promise<HttpListener> {
   const { config, logger } = options;
   const connections = config.connections ?? defaultConnectionConfig;
   return listenForHttp({
@@ -305,6 +316,14 @@ function startHttp(
       ),
     ),
   });
+}
+
+/** `interceptor` for every call but those of `service`. */
+function exceptFor(service: DescService, interceptor: Interceptor): Interceptor {
+  return (next) => {
+    const intercepted = interceptor(next);
+    return (request) => (request.service.typeName === service.typeName ? next(request) : intercepted(request));
+  };
 }
 
 /** How long the answers to calls cut off at the end of the grace period get to leave before the connections are closed regardless. */

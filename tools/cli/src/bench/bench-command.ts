@@ -12,6 +12,7 @@ import {
   BenchMesh,
   benchPorts,
   busyPorts,
+  connectNodeProcesses,
   newBenchDataDir,
   productsVariants,
   type BenchProcessName,
@@ -47,7 +48,7 @@ export async function bench(args: string[]): Promise<number> {
   const ports = benchPorts(settings.portBase);
   const busy = await busyPorts(ports);
   if (busy.length > 0) {
-    for (const line of busyPortLines(busy, "--port-base <first of ten ports>"))
+    for (const line of busyPortLines(busy, "--port-base <first of fourteen ports>"))
       process.stderr.write(`shopmesh bench: ${line}\n`);
     return 1;
   }
@@ -74,6 +75,8 @@ export async function bench(args: string[]): Promise<number> {
     // Every variant is read against the control, so the control runs whenever one does.
     const variants =
       named.length === 0 ? [] : productsVariants.filter((v) => v === "products-control" || named.includes(v));
+    const withConnectNode =
+      settings.targets.length === 0 || settings.targets.some((target) => target.endsWith(".connect-node"));
     const levels = settings.concurrency.length;
     // The two bare rows (plaintext and TLS) run beside whatever is loaded, and the control beside a variant.
     const loaded = new Set([...settings.targets, ...variants.map(variantKey)]);
@@ -95,7 +98,7 @@ export async function bench(args: string[]): Promise<number> {
     ) as Partial<Record<BenchProcessName, Record<string, string>>>;
     if (settings.cpuProf.length > 0)
       say(`  CPU profiles of ${settings.cpuProf.join(", ")} go to ${settings.cpuProfDir} when they stop`);
-    mesh = await BenchMesh.start(ports, dataDir, profiled, variants);
+    mesh = await BenchMesh.start(ports, dataDir, profiled, variants, withConnectNode);
     const running = mesh;
     say(
       `  mesh up: users ${ports.users}, products ${ports.products}, orders ${ports.orders}, user-orders ${ports["user-orders"]}, bare baseline ${ports["bare-baseline"]}`,
@@ -113,6 +116,7 @@ export async function bench(args: string[]): Promise<number> {
       (name) => running.clientTls(name),
       running.bareOverTls(),
       variants,
+      withConnectNode,
     );
     const { close } = created;
     const targets = created.targets.filter(
@@ -158,7 +162,15 @@ export async function bench(args: string[]): Promise<number> {
     const peaks = sampler.stop();
 
     const barePeak = peaks.get("bare-baseline")?.peakBytes ?? 0;
-    const order: BenchProcessName[] = ["users", "products", "orders", "user-orders", ...variants, "bare-baseline"];
+    const order: BenchProcessName[] = [
+      "users",
+      "products",
+      "orders",
+      "user-orders",
+      ...variants,
+      ...(withConnectNode ? (Object.keys(connectNodeProcesses) as (keyof typeof connectNodeProcesses)[]) : []),
+      "bare-baseline",
+    ];
     const rss: RssResult[] = order.flatMap((name) => {
       const peak = peaks.get(name);
       if (!peak) return [];

@@ -23,8 +23,26 @@ export const benchAdminEmail = "admin@bench.shopmesh.local";
 export const productsVariants = ["products-control", "products-plaintext", "products-lean", "products-traced"] as const;
 export type ProductsVariant = (typeof productsVariants)[number];
 
-/** The processes a bench loads: the four services, the products variants and the bare baseline server. */
-export type BenchProcessName = ServiceName | ProductsVariant | "bare-baseline";
+/**
+ * The four services a second time, on the stack a connect-es user would
+ * build instead: each serves its gRPC port with connect-node's adapter on
+ * node:http2 (GRPC_SERVER=connect-node), user-orders calls the other three
+ * with connect-node's gRPC client (DEPENDENCY_CLIENT=connect-node), and the
+ * bench calls them with connect-node's client too. Handlers, interceptors,
+ * admission and data are the mesh's own (they serve reads only, on its
+ * databases), so the difference is the stack alone.
+ */
+export const connectNodeProcesses = {
+  "users-connect-node": "users",
+  "products-connect-node": "products",
+  "orders-connect-node": "orders",
+  "user-orders-connect-node": "user-orders",
+} as const satisfies Record<string, ServiceName>;
+export type ConnectNodeProcess = keyof typeof connectNodeProcesses;
+const connectNodeProcessNames = Object.keys(connectNodeProcesses) as ConnectNodeProcess[];
+
+/** The processes a bench loads: the four services, the products variants, the connect-node stack and the bare baseline server. */
+export type BenchProcessName = ServiceName | ProductsVariant | ConnectNodeProcess | "bare-baseline";
 
 /** Which port each process of a bench gets, from `--port-base`. */
 export function benchPorts(base: number): Record<BenchProcessName, number> {
@@ -38,6 +56,10 @@ export function benchPorts(base: number): Record<BenchProcessName, number> {
     "products-plaintext": base + 7,
     "products-lean": base + 8,
     "products-traced": base + 9,
+    "users-connect-node": base + 10,
+    "products-connect-node": base + 11,
+    "orders-connect-node": base + 12,
+    "user-orders-connect-node": base + 13,
   };
 }
 
@@ -99,19 +121,23 @@ export class BenchMesh {
     readonly variants: Map<ProductsVariant, ServiceProcess>,
     /** The OTLP sink of products-traced, when that variant runs. */
     readonly otlpSink: ServiceProcess | undefined,
+    /** The services on the connect-node stack, when they run (see {@link connectNodeProcesses}). */
+    readonly connectNode: Map<ConnectNodeProcess, ServiceProcess>,
   ) {}
 
   /**
    * Starts everything with its data in `dataDir` (see {@link newBenchDataDir});
    * the caller removes the directory if this fails. The products variants in
    * `variants` start once the mesh is up, on products' own database (they
-   * serve reads only).
+   * serve reads only), and so do the services on the connect-node stack
+   * when `withConnectNode` says so.
    */
   static async start(
     ports: Record<BenchProcessName, number>,
     dataDir: string,
     extraEnv: Partial<Record<BenchProcessName, Record<string, string>>> = {},
     variants: readonly ProductsVariant[] = [],
+    withConnectNode = false,
   ): Promise<BenchMesh> {
     const stderr = new Map<BenchProcessName, string>();
     const keepStderr = (name: BenchProcessName) => (text: string) => {
@@ -176,7 +202,35 @@ export class BenchMesh {
           running.set(variant, variantProcess);
         }),
       );
-      return new BenchMesh(dataDir, mesh, bare, stderr, bareTlsPort(ports), running, otlpSink);
+      const connectNode = new Map<ConnectNodeProcess, ServiceProcess>();
+      const spawnConnectNode = async (name: ConnectNodeProcess, env: Record<string, string> = {}) => {
+        const spawned = await meshStarted.spawn(connectNodeProcesses[name], {
+          ...common,
+          PORT: String(ports[name]),
+          GRPC_SERVER: "connect-node",
+          ...env,
+          ...extraEnv[name],
+        });
+        started.push(spawned);
+        connectNode.set(name, spawned);
+      };
+      if (withConnectNode) {
+        await Promise.all(
+          (["users-connect-node", "products-connect-node", "orders-connect-node"] as const).map((name) =>
+            spawnConnectNode(name),
+          ),
+        );
+        const target = (name: ConnectNodeProcess) => `127.0.0.1:${ports[name]}`;
+        await spawnConnectNode("user-orders-connect-node", {
+          DEPENDENCY_CLIENT: "connect-node",
+          USERS_TARGET: target("users-connect-node"),
+          ORDERS_TARGET: target("orders-connect-node"),
+          PRODUCTS_TARGET: target("products-connect-node"),
+          // Only STRONG views are loaded on this stack.
+          PROJECTION: "off",
+        });
+      }
+      return new BenchMesh(dataDir, mesh, bare, stderr, bareTlsPort(ports), running, otlpSink, connectNode);
     } catch (error) {
       await Promise.all([mesh?.stop("SIGKILL"), ...started.map((process) => process.stop("SIGKILL"))]);
       throw error;
@@ -191,12 +245,19 @@ export class BenchMesh {
     if (this.bare.child.pid !== undefined) pids.set("bare-baseline", this.bare.child.pid);
     for (const [variant, process] of this.variants)
       if (process.child.pid !== undefined) pids.set(variant, process.child.pid);
+    for (const [name, process] of this.connectNode)
+      if (process.child.pid !== undefined) pids.set(name, process.child.pid);
     return pids;
   }
 
   address(name: BenchProcessName): string {
     if (name === "bare-baseline") return this.bare.address;
     if (isVariant(name)) return this.#variant(name).address;
+    if (isConnectNode(name)) {
+      const found = this.connectNode.get(name);
+      if (found === undefined) throw new Error(`${name} was not started for this bench`);
+      return found.address;
+    }
     return this.mesh.address(name);
   }
 
@@ -206,7 +267,7 @@ export class BenchMesh {
    */
   clientTls(name: BenchProcessName): ClientTlsOptions | undefined {
     if (name === "bare-baseline" || name === "products-plaintext") return undefined;
-    return this.mesh.clientTls(isVariant(name) ? "products" : name);
+    return this.mesh.clientTls(isVariant(name) ? "products" : isConnectNode(name) ? connectNodeProcesses[name] : name);
   }
 
   /** What the OTLP sink received: exports and bytes; undefined without products-traced. */
@@ -237,7 +298,7 @@ export class BenchMesh {
     await Promise.all([
       this.mesh.stop(signal),
       this.bare.stop(signal),
-      ...[...this.variants.values()].map((process) => process.stop(signal)),
+      ...[...this.variants.values(), ...this.connectNode.values()].map((process) => process.stop(signal)),
       this.otlpSink?.stop(signal),
     ]);
     rmSync(this.dataDir, { recursive: true, force: true });
@@ -253,4 +314,8 @@ function bareTls(mesh: LocalMesh, port: number): Record<string, string> {
 
 function isVariant(name: BenchProcessName): name is ProductsVariant {
   return (productsVariants as readonly string[]).includes(name);
+}
+
+function isConnectNode(name: BenchProcessName): name is ConnectNodeProcess {
+  return (connectNodeProcessNames as string[]).includes(name);
 }

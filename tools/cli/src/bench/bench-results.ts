@@ -41,7 +41,11 @@ export interface TargetCheck {
   measured: number;
   target: number;
   /** How `measured` and `target` are expressed. */
-  unit: "share of baseline calls/s" | "multiple of baseline peak RSS";
+  unit:
+    | "share of baseline calls/s"
+    | "multiple of baseline peak RSS"
+    | "µs of server CPU per call"
+    | "multiple of the dependencies' CPU";
   /** True when the measured figure meets the target. */
   pass: boolean;
   detail: string;

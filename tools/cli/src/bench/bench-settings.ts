@@ -1,7 +1,7 @@
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseCommandLine } from "../command-line.js";
-import { productsVariants } from "./bench-mesh.js";
+import { connectNodeProcesses, productsVariants } from "./bench-mesh.js";
 
 /** What one `shopmesh bench` run does. */
 export interface BenchSettings {
@@ -36,9 +36,9 @@ export const benchUsage = `usage: shopmesh bench [options]
   --connections 4         HTTP/2 connections per target, used in turn
   --duration 10           measured seconds per target and level (interleaved slices)
   --warmup 2              warm-up seconds per target and level
-  --port-base 30151       ten ports from here: users, products, orders, user-orders, bare baseline,
-                          the bare baseline over TLS, and the products variants (control, plaintext,
-                          lean, traced)
+  --port-base 30151       fourteen ports from here: users, products, orders, user-orders, bare
+                          baseline, the bare baseline over TLS, the products variants (control,
+                          plaintext, lean, traced), and the four services on connect-node
   --out reports           where bench.json and bench.md are written (default: reports/, or
                           data/bench-quick/ with --quick, never the committed report)
   --products 100          products to seed
@@ -51,7 +51,7 @@ export const benchUsage = `usage: shopmesh bench [options]
 const root = fileURLToPath(new URL("../../../..", import.meta.url));
 
 /**
- * First of the bench's ten ports: below Linux's ephemeral range
+ * First of the bench's fourteen ports: below Linux's ephemeral range
  * (32768-60999), where an outgoing connection could hold one, and away from
  * npm start's and the experiment's.
  */
@@ -68,6 +68,10 @@ export const knownTargets: readonly string[] = [
   "products.GetProduct.plaintext",
   "products.GetProduct.lean",
   "products.GetProduct.traced",
+  "users.GetUser.connect-node",
+  "products.GetProduct.connect-node",
+  "orders.ListOrders.connect-node",
+  "user-orders.GetUserOrders.connect-node",
 ];
 
 /** Reads the command line; throws an Error with a readable message when it is wrong. */
@@ -115,7 +119,15 @@ export function readBenchSettings(args: string[]): BenchSettings {
     if (!knownTargets.includes(target))
       throw new Error(`--targets: expected some of ${knownTargets.join(", ")}, got ${target}`);
   const cpuProf = list(values["cpu-prof"]);
-  const processes = ["users", "products", "orders", "user-orders", "bare-baseline", ...productsVariants];
+  const processes = [
+    "users",
+    "products",
+    "orders",
+    "user-orders",
+    "bare-baseline",
+    ...productsVariants,
+    ...Object.keys(connectNodeProcesses),
+  ];
   for (const name of cpuProf)
     if (!processes.includes(name)) throw new Error(`--cpu-prof: expected some of ${processes.join(", ")}, got ${name}`);
   return {
@@ -124,7 +136,7 @@ export function readBenchSettings(args: string[]): BenchSettings {
     durationMs,
     warmupMs: number("warmup", values.warmup, quick ? 0.3 : 2, 0) * 1000,
     sliceMs: Math.min(durationMs, 2000),
-    portBase: Math.round(number("port-base", values["port-base"], defaultBenchPortBase, 1024, 65530)),
+    portBase: Math.round(number("port-base", values["port-base"], defaultBenchPortBase, 1024, 65521)),
     // A quick run is a smoke test: its figures must not replace the measured report that is committed.
     outDir: resolve(values.out ?? (quick ? join(root, "data", "bench-quick") : join(root, "reports"))),
     products: Math.round(number("products", values.products, quick ? 20 : 100, 1, 10_000)),

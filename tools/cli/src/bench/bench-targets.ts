@@ -1,6 +1,12 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
-import { createClient, createTransport, type ClientTlsOptions, type GrpcTransport } from "@shopmesh/sdk";
+import {
+  createClient,
+  createTransport,
+  type ClientTlsOptions,
+  type GrpcTransport,
+  type TransportKind,
+} from "@shopmesh/sdk";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
 import { Consistency, UserOrdersService } from "@shopmesh/sdk/userorders/v1";
@@ -23,7 +29,11 @@ export interface BenchTarget {
     | "products.GetProduct.traced"
     | "orders.ListOrders"
     | "user-orders.GetUserOrders"
-    | "user-orders.GetUserOrders.eventual";
+    | "user-orders.GetUserOrders.eventual"
+    | "users.GetUser.connect-node"
+    | "products.GetProduct.connect-node"
+    | "orders.ListOrders.connect-node"
+    | "user-orders.GetUserOrders.connect-node";
   /** What the report calls it. */
   title: string;
   /** The process that answers it. */
@@ -82,13 +92,22 @@ export function createBenchTargets(
   bareOverTls?: { address: string; tls: ClientTlsOptions },
   /** The products variants running beside the mesh. */
   variants: readonly ProductsVariant[] = [],
+  /** Whether the services on the connect-node stack run beside the mesh (see connectNodeProcesses). */
+  connectNode = false,
 ): { targets: BenchTarget[]; close: () => void } {
   // The services are read against the bare server over the transport they speak.
   const meshBaseline = bareOverTls === undefined ? "bare" : "bare.tls";
   const transports: GrpcTransport[] = [];
-  const clients = <S extends DescService>(service: S, name: BenchProcessName, token?: string): (() => Client<S>) => {
+  const clients = <S extends DescService>(
+    service: S,
+    name: BenchProcessName,
+    token?: string,
+    kind: TransportKind = "grpc-js",
+  ): (() => Client<S>) => {
     const made = Array.from({ length: connections }, () => {
+      // Each connect-node transport keeps a connection of its own, as each grpc-js channel does with a local pool.
       const transport = createTransport({
+        kind,
         target: address(name),
         token,
         tls: tls(name),
@@ -201,8 +220,62 @@ export function createBenchTargets(
         degraded: 0,
       };
     }),
+    ...(connectNode ? connectNodeTargets() : []),
   ];
   const userOrdersTarget = targets.find((target) => target.key === "user-orders.GetUserOrders")!;
+
+  /** The same four reads, served and called through connect-node. */
+  function connectNodeTargets(): BenchTarget[] {
+    const onConnectNode = <S extends DescService>(service: S, name: BenchProcessName, token?: string) =>
+      clients(service, name, token, "connect-node");
+    const users = onConnectNode(UsersService, "users-connect-node", token);
+    const products = onConnectNode(ProductsService, "products-connect-node");
+    const orders = onConnectNode(OrdersService, "orders-connect-node", token);
+    const userOrders = onConnectNode(UserOrdersService, "user-orders-connect-node", token);
+    const view: BenchTarget = {
+      key: "user-orders.GetUserOrders.connect-node",
+      title: "user-orders.GetUserOrders on connect-node",
+      process: "user-orders-connect-node",
+      involves: ["user-orders-connect-node", "users-connect-node", "orders-connect-node", "products-connect-node"],
+      baseline: meshBaseline,
+      call: async () => {
+        const response = await userOrders().getUserOrders({ userId });
+        if (response.degradations.length > 0) view.degraded++;
+        return response;
+      },
+      degraded: 0,
+    };
+    return [
+      {
+        key: "users.GetUser.connect-node",
+        title: "users.GetUser on connect-node",
+        process: "users-connect-node",
+        involves: ["users-connect-node"],
+        baseline: meshBaseline,
+        call: () => users().getUser({ userId }),
+        degraded: 0,
+      },
+      {
+        key: "products.GetProduct.connect-node",
+        title: "products.GetProduct on connect-node",
+        process: "products-connect-node",
+        involves: ["products-connect-node"],
+        baseline: meshBaseline,
+        call: () => products().getProduct({ productId: data.productIds[next++ % data.productIds.length]! }),
+        degraded: 0,
+      },
+      {
+        key: "orders.ListOrders.connect-node",
+        title: "orders.ListOrders on connect-node",
+        process: "orders-connect-node",
+        involves: ["orders-connect-node"],
+        baseline: meshBaseline,
+        call: () => orders().listOrders({ userId }),
+        degraded: 0,
+      },
+      view,
+    ];
+  }
   return {
     targets,
     close: () => {

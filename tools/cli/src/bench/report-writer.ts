@@ -20,11 +20,16 @@ function verdict(check: TargetCheck): string {
 }
 
 function describeCheck(check: TargetCheck): string {
-  const shown =
-    check.unit === "share of baseline calls/s"
-      ? `${pct(check.measured)} of baseline (target ≥ ${pct(check.target)})`
-      : `${fmt(check.measured, 2)}x baseline (target ≤ ${fmt(check.target, 2)}x)`;
-  return `${shown}`;
+  switch (check.unit) {
+    case "share of baseline calls/s":
+      return `${pct(check.measured)} of baseline (target ≥ ${pct(check.target)})`;
+    case "multiple of baseline peak RSS":
+      return `${fmt(check.measured, 2)}x baseline (target ≤ ${fmt(check.target, 2)}x)`;
+    case "µs of server CPU per call":
+      return `${fmt(check.measured)} µs (target ≤ ${fmt(check.target)} µs)`;
+    case "multiple of the dependencies' CPU":
+      return `${fmt(check.measured, 2)}x theirs (target ≤ ${fmt(check.target, 2)}x)`;
+  }
 }
 
 /** Which process answers each directly loaded read, to set beside its share of a view. */
@@ -157,6 +162,73 @@ function variantComparison(top: StepResult, report: BenchReport): string[] {
   return sentences;
 }
 
+/** Each read on shopmesh and the same read on the connect-node stack. */
+const connectNodePairs: [StepResult["target"], StepResult["target"]][] = [
+  ["users.GetUser", "users.GetUser.connect-node"],
+  ["products.GetProduct", "products.GetProduct.connect-node"],
+  ["orders.ListOrders", "orders.ListOrders.connect-node"],
+  ["user-orders.GetUserOrders", "user-orders.GetUserOrders.connect-node"],
+];
+
+/** shopmesh's rows at each level beside the same reads on the connect-node stack, as multiples of them. */
+function connectNodeRows(report: BenchReport): { concurrency: number; ours: StepResult; theirs: StepResult }[] {
+  return report.settings.concurrency.flatMap((concurrency) =>
+    connectNodePairs.flatMap(([ourKey, theirKey]) => {
+      const find = (key: StepResult["target"]) =>
+        report.steps.find((step) => step.target === key && step.concurrency === concurrency);
+      const ours = find(ourKey);
+      const theirs = find(theirKey);
+      return ours === undefined || theirs === undefined ? [] : [{ concurrency, ours, theirs }];
+    }),
+  );
+}
+
+const times = (ratio: number) => `${fmt(ratio, 2)}x`;
+
+function connectNodeSection(report: BenchReport): string[] {
+  const rows = connectNodeRows(report);
+  if (rows.length === 0) return [];
+  const cpu = (step: StepResult) => step.serverCpuMicrosPerCall;
+  const top = Math.max(...rows.map((row) => row.concurrency));
+  const atTop = rows.filter((row) => row.concurrency === top);
+  return [
+    "## Against the connect-node stack",
+    "",
+    `What a connect-es user would build instead: the same four services, with the same handlers, interceptors, admission and databases, each serving its gRPC port with connect-node's adapter on node:http2 (\`GRPC_SERVER=connect-node\`), user-orders calling the other three with connect-node's gRPC client (\`DEPENDENCY_CLIENT=connect-node\`), and the bench calling them with connect-node's client as well. Both stacks run side by side in the same run, their slices interleaved. shopmesh's figures are given as multiples of connect-node's: above 1x for calls/s and below 1x for CPU per call are in shopmesh's favour.`,
+    "",
+    table(
+      [
+        "read",
+        "in flight",
+        "shopmesh calls/s",
+        "connect-node calls/s",
+        "calls/s, shopmesh as a multiple",
+        "server CPU µs/call, shopmesh",
+        "connect-node",
+        "multiple",
+        "client CPU µs/call, shopmesh",
+        "connect-node",
+      ],
+      rows.map(({ concurrency, ours, theirs }) => [
+        ours.title,
+        String(concurrency),
+        fmt(ours.callsPerSecond),
+        fmt(theirs.callsPerSecond),
+        times(theirs.callsPerSecond > 0 ? ours.callsPerSecond / theirs.callsPerSecond : 0),
+        cpu(ours) === null ? "-" : fmt(cpu(ours)!),
+        cpu(theirs) === null ? "-" : fmt(cpu(theirs)!),
+        cpu(ours) === null || cpu(theirs) === null ? "-" : times(cpu(ours)! / cpu(theirs)!),
+        fmt(ours.clientCpuMicrosPerCall),
+        fmt(theirs.clientCpuMicrosPerCall),
+      ]),
+      [false, true, true, true, true, true, true, true, true, true],
+    ),
+    "",
+    `At ${top} in flight shopmesh did ${atTop.map(({ ours, theirs }) => `${times(ours.callsPerSecond / theirs.callsPerSecond)} connect-node's calls/s on ${ours.title}`).join(", ")}.`,
+    "",
+  ];
+}
+
 /** The markdown report. */
 export function renderMarkdown(report: BenchReport): string {
   const out: string[] = [];
@@ -192,6 +264,7 @@ export function renderMarkdown(report: BenchReport): string {
           .map((check) => check.name)
           .join("; ")}.`,
     "",
+    ...connectNodeSection(report),
   );
   const keys = [...new Set(report.steps.map((step) => step.target))];
   for (const key of keys) {
@@ -242,7 +315,7 @@ export function renderMarkdown(report: BenchReport): string {
     `Resident memory of each process, read from /proc/<pid>/status (VmRSS) every 100 ms for the whole load; "before load" is after start-up and seeding. ` +
       `Every process runs under \`node --import tsx\`, the bare server included, so the loader's share is the same on both sides of the ratio. ` +
       `The bare server runs with Node's default heap settings; the services with the flags every local mesh gives them (\`--max-semi-space-size=4 --heap-growing-percent=100\` unless SHOPMESH_SERVICE_NODE_FLAGS says otherwise), which is part of what the ratio measures. ` +
-      `The target is every service's peak within 1.3 times the bare server's; the products variants are listed but are not the mesh.`,
+      `The target is every service's peak within 1.3 times the bare server's; the products variants and the connect-node stack are listed but are not the mesh.`,
     "",
   );
   return `${out.join("\n")}`;
@@ -259,6 +332,11 @@ export function renderSummary(report: BenchReport, paths: { json: string; markdo
       `  ${step.title.padEnd(44)} ${fmt(step.callsPerSecond).padStart(8)}  ${pct(step.ratioToBaseline).padStart(8)}  p99 ${ms(step.latencyMs.p99)} ms${step.errors > 0 ? `  ${fmt(step.errors)} errors` : ""}`,
     );
   }
+  const againstConnectNode = connectNodeRows(report).filter((row) => row.concurrency === top);
+  if (againstConnectNode.length > 0)
+    lines.push(
+      `against the connect-node stack at ${top} in flight: ${againstConnectNode.map(({ ours, theirs }) => `${ours.title} ${times(ours.callsPerSecond / theirs.callsPerSecond)}`).join(", ")} its calls/s`,
+    );
   lines.push(
     `peak RSS: ${report.rss.map((row) => `${row.process} ${fmt(row.peakMiB)} MiB (${fmt(row.ratioToBaseline, 2)}x)`).join(", ")}`,
   );
