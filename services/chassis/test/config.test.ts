@@ -124,6 +124,7 @@ describe("readServerConfig", () => {
       shutdownGraceMs: 10_000,
       maxRequestBytes: 1024 * 1024,
       faultInjection: false,
+      grpcServer: "grpc-js",
       adminPort: 30051,
       admission: { maxCallsInFlight: 64, maxCallsQueued: 64, maxQueueWaitMs: 250 },
       connections: {
@@ -158,6 +159,7 @@ describe("readServerConfig", () => {
         SHUTDOWN_GRACE: "2s",
         MAX_REQUEST_BYTES: "4096",
         FAULT_INJECTION: "on",
+        GRPC_SERVER: "connect-node",
         ADMIN_PORT: "7001",
         MAX_CALLS_IN_FLIGHT: "8",
         MAX_CALLS_QUEUED: "0",
@@ -177,6 +179,7 @@ describe("readServerConfig", () => {
       shutdownGraceMs: 2_000,
       maxRequestBytes: 4096,
       faultInjection: true,
+      grpcServer: "connect-node",
       adminPort: 7001,
       admission: { maxCallsInFlight: 8, maxCallsQueued: 0, maxQueueWaitMs: 50 },
       connections: {
@@ -211,6 +214,7 @@ describe("readServerConfig", () => {
     ["MAX_REQUEST_BYTES", "10"],
     ["MAX_REQUEST_BYTES", "1MB"],
     ["FAULT_INJECTION", "sometimes"],
+    ["GRPC_SERVER", "netty"],
     ["ADMIN_PORT", "admin"],
     ["MAX_CALLS_IN_FLIGHT", "-1"],
     ["MAX_CALLS_QUEUED", "many"],
