@@ -27,7 +27,17 @@ afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
 describe("shopmesh bench", () => {
   it("writes a JSON and a markdown report with every target, row and check", { timeout: 180_000 }, async () => {
-    const run = await shopmesh(["bench", "--quick", "--out", outDir, "--port-base", String(portBase)]);
+    // --other-node with this very Node.js: the second half's path (stop, start on it, seed, measure) runs.
+    const run = await shopmesh([
+      "bench",
+      "--quick",
+      "--out",
+      outDir,
+      "--port-base",
+      String(portBase),
+      "--other-node",
+      process.execPath,
+    ]);
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(join(outDir, "bench.md"));
@@ -100,6 +110,28 @@ describe("shopmesh bench", () => {
       expect(row.peakMiB).toBeGreaterThan(0);
       expect(row.ratioToBaseline).toBeGreaterThan(0);
     }
+    // The baselines and main reads measured again with every server on the other Node.js, each against its own bare server.
+    expect(report.otherNode?.node).toBe(process.version);
+    expect(report.otherNode?.steps.map((step) => step.target)).toEqual([
+      "bare",
+      "bare.tls",
+      "users.GetUser",
+      "products.GetProduct",
+      "orders.ListOrders",
+      "user-orders.GetUserOrders",
+      "user-orders.GetUserOrders.eventual",
+    ]);
+    for (const step of report.otherNode?.steps ?? []) {
+      expect(step.errors, `${step.target}: ${step.firstError}`).toBe(0);
+      expect(step.ratioToBaseline).toBeGreaterThan(0);
+    }
+    expect(report.otherNode?.rss.map((row) => row.process)).toEqual([
+      "users",
+      "products",
+      "orders",
+      "user-orders",
+      "bare-baseline",
+    ]);
     expect(report.checks.map((check) => check.unit)).toEqual([
       "share of baseline calls/s",
       "share of baseline calls/s",
@@ -129,6 +161,7 @@ describe("shopmesh bench", () => {
       "## users.GetUser on connect-node",
       "## user-orders.GetUserOrders on connect-node",
       "## Memory (RSS)",
+      `## Node.js ${process.version} and ${process.version} side by side`,
     ]) {
       expect(markdown).toContain(heading);
     }

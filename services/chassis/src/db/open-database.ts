@@ -14,6 +14,12 @@ export interface OpenDatabaseOptions<TSchema extends Record<string, unknown>> {
   schema: TSchema;
   /** How long a writer waits for a lock before SQLITE_BUSY (default 5 s). */
   busyTimeoutMs?: number;
+  /**
+   * better-sqlite3's addon to load instead of the installed one (default:
+   * SQLITE_NATIVE_BINDING from the environment): one built for another
+   * Node.js, so that one checkout runs services on two Node.js lines.
+   */
+  nativeBinding?: string;
 }
 
 /** An open database: drizzle on top, the better-sqlite3 handle below. */
@@ -33,7 +39,8 @@ export function openDatabase<TSchema extends Record<string, unknown>>(
   options: OpenDatabaseOptions<TSchema>,
 ): OpenDatabase<TSchema> {
   if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
-  const sqlite = new Database(options.path);
+  const nativeBinding = options.nativeBinding ?? (process.env.SQLITE_NATIVE_BINDING || undefined);
+  const sqlite = new Database(options.path, nativeBinding === undefined ? {} : { nativeBinding });
   try {
     sqlite.pragma("journal_mode = WAL");
     sqlite.pragma("synchronous = FULL");

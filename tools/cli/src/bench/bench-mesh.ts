@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { spawnService, type ServiceProcess } from "../process/spawn-service.js";
+import { spawnService, type ServiceProcess, type SpawnServiceOptions } from "../process/spawn-service.js";
 import type { ClientTlsOptions } from "@shopmesh/sdk";
 import { LocalMesh, serviceNames, type ServiceName } from "../mesh/local-mesh.js";
 import { findBusyPorts, type BusyPort } from "../mesh/port-check.js";
@@ -95,6 +95,22 @@ function variantEnv(variant: ProductsVariant, otlpEndpoint: string): Record<stri
   }
 }
 
+/** Options for {@link BenchMesh.start}. */
+export interface BenchMeshOptions {
+  /** Extra environment per process (the CPU profiler's preload, say). */
+  extraEnv?: Partial<Record<BenchProcessName, Record<string, string>>>;
+  /** The products variants to start beside the mesh. */
+  variants?: readonly ProductsVariant[];
+  /** Start the four services on the connect-node stack too (see {@link connectNodeProcesses}). */
+  withConnectNode?: boolean;
+  /**
+   * Run every server process (the services and the bare baseline) on this
+   * Node.js executable, with better-sqlite3's addon built for it when
+   * `sqliteBinding` is given (SQLITE_NATIVE_BINDING).
+   */
+  node?: { path: string; sqliteBinding?: string };
+}
+
 /** A fresh temporary data directory for a bench mesh. */
 export function newBenchDataDir(): string {
   return mkdtempSync(join(tmpdir(), "shopmesh-bench-"));
@@ -135,10 +151,13 @@ export class BenchMesh {
   static async start(
     ports: Record<BenchProcessName, number>,
     dataDir: string,
-    extraEnv: Partial<Record<BenchProcessName, Record<string, string>>> = {},
-    variants: readonly ProductsVariant[] = [],
-    withConnectNode = false,
+    options: BenchMeshOptions = {},
   ): Promise<BenchMesh> {
+    const { extraEnv = {}, variants = [], withConnectNode = false, node } = options;
+    // On another Node.js, every server process runs on it, with better-sqlite3's addon built for it.
+    const onNode: Partial<SpawnServiceOptions> = node === undefined ? {} : { node: node.path };
+    const nodeEnv: Record<string, string> =
+      node?.sqliteBinding === undefined ? {} : { SQLITE_NATIVE_BINDING: node.sqliteBinding };
     const stderr = new Map<BenchProcessName, string>();
     const keepStderr = (name: BenchProcessName) => (text: string) => {
       const sofar = stderr.get(name) ?? "";
@@ -146,7 +165,7 @@ export class BenchMesh {
     };
     // "info" is quiet under load (each call is logged at debug) and spawnService needs the info-level ready line.
     // ADMIN_PORT=0: the loopback fault-injection listener takes any free port, not one that might be taken.
-    const common = { LOG_LEVEL: "info", ADMIN_PORT: "0", SHUTDOWN_GRACE: "2s" };
+    const common = { LOG_LEVEL: "info", ADMIN_PORT: "0", SHUTDOWN_GRACE: "2s", ...nodeEnv };
     let mesh: LocalMesh | undefined;
     const started: ServiceProcess[] = [];
     try {
@@ -171,9 +190,10 @@ export class BenchMesh {
             },
           ]),
         ),
-        spawn: (service) => ({ keepLogs: false, onStderr: keepStderr(service) }),
+        spawn: (service) => ({ ...onNode, keepLogs: false, onStderr: keepStderr(service) }),
       });
       const bare = await spawnService({
+        ...onNode,
         entry: bareEntry,
         env: {
           PORT: String(ports["bare-baseline"]),

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseCommandLine } from "../command-line.js";
@@ -15,7 +16,7 @@ export interface BenchSettings {
   warmupMs: number;
   /** Longest interleaved slice, in ms. */
   sliceMs: number;
-  /** First of ten consecutive ports (see benchPorts). */
+  /** First of fourteen consecutive ports (see benchPorts). */
   portBase: number;
   /** Where bench.json and bench.md go. */
   outDir: string;
@@ -28,6 +29,12 @@ export interface BenchSettings {
   /** Processes to run under `node --cpu-prof`, and where their profiles go. */
   cpuProf: string[];
   cpuProfDir: string;
+  /**
+   * Measure the baselines and the main reads again at the highest level with
+   * every server on this Node.js executable, loading better-sqlite3's addon
+   * from `sqliteBinding` (one built for that Node.js) when given.
+   */
+  otherNode?: { path: string; sqliteBinding?: string };
 }
 
 export const benchUsage = `usage: shopmesh bench [options]
@@ -46,7 +53,11 @@ export const benchUsage = `usage: shopmesh bench [options]
   --quick                 one level (16), 1 s per step: a smoke test, not a measurement
   --targets products.GetProduct,...   load only these (the bare baseline always runs)
   --cpu-prof products,...             run these processes under node --cpu-prof
-  --cpu-prof-dir profiles             where the .cpuprofile files go`;
+  --cpu-prof-dir profiles             where the .cpuprofile files go
+  --other-node /path/to/node          then measure the baselines and the main reads again at the
+                                      highest level with every server on this Node.js
+  --other-node-sqlite FILE            better_sqlite3.node built for that Node.js
+                                      (scripts/node24-sqlite.sh builds one for Node.js 24)`;
 
 const root = fileURLToPath(new URL("../../../..", import.meta.url));
 
@@ -91,6 +102,8 @@ export function readBenchSettings(args: string[]): BenchSettings {
       targets: { type: "string" },
       "cpu-prof": { type: "string" },
       "cpu-prof-dir": { type: "string" },
+      "other-node": { type: "string" },
+      "other-node-sqlite": { type: "string" },
       help: { type: "boolean", default: false },
     },
     allowPositionals: false,
@@ -130,6 +143,15 @@ export function readBenchSettings(args: string[]): BenchSettings {
   ];
   for (const name of cpuProf)
     if (!processes.includes(name)) throw new Error(`--cpu-prof: expected some of ${processes.join(", ")}, got ${name}`);
+  const otherNode = values["other-node"];
+  const otherSqlite = values["other-node-sqlite"];
+  if (otherSqlite !== undefined && otherNode === undefined)
+    throw new Error("--other-node-sqlite: only with --other-node");
+  for (const [flag, file] of [
+    ["other-node", otherNode],
+    ["other-node-sqlite", otherSqlite],
+  ] as const)
+    if (file !== undefined && !existsSync(file)) throw new Error(`--${flag}: no file ${file}`);
   return {
     concurrency,
     connections: Math.round(number("connections", values.connections, 4, 1, 64)),
@@ -145,6 +167,14 @@ export function readBenchSettings(args: string[]): BenchSettings {
     targets,
     cpuProf,
     cpuProfDir: resolve(values["cpu-prof-dir"] ?? "profiles"),
+    ...(otherNode === undefined
+      ? {}
+      : {
+          otherNode: {
+            path: resolve(otherNode),
+            ...(otherSqlite === undefined ? {} : { sqliteBinding: resolve(otherSqlite) }),
+          },
+        }),
   };
 }
 

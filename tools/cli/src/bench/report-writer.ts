@@ -229,6 +229,63 @@ function connectNodeSection(report: BenchReport): string[] {
   ];
 }
 
+/** The rows measured on both Node.js releases at the level the second was measured at. */
+function nodeSection(report: BenchReport): string[] {
+  const other = report.otherNode;
+  if (other === undefined || other.steps.length === 0) return [];
+  const level = other.steps[0]!.concurrency;
+  const rows = other.steps.flatMap((theirs) => {
+    const ours = report.steps.find((step) => step.target === theirs.target && step.concurrency === level);
+    return ours === undefined ? [] : [{ ours, theirs }];
+  });
+  const here = report.machine.node;
+  const cpu = (step: StepResult) => (step.serverCpuMicrosPerCall === null ? "-" : fmt(step.serverCpuMicrosPerCall));
+  const rssRows = other.rss.flatMap((theirs) => {
+    const ours = report.rss.find((row) => row.process === theirs.process);
+    return ours === undefined ? [] : [{ ours, theirs }];
+  });
+  return [
+    `## Node.js ${here} and ${other.node} side by side`,
+    "",
+    `After the levels above, every server process (the four services and the bare baseline) was started again on Node.js ${other.node}, with better-sqlite3's addon built for it, on fresh data seeded the same way, and the same rows were measured at ${level} in flight; the bench client stayed on Node.js ${here}. Each release's rows are read against its own bare server, so the shares compare across releases where the raw calls/s carry whatever the machine did between the two halves (they ran one after the other, not interleaved).`,
+    "",
+    table(
+      [
+        "row",
+        `calls/s, ${here}`,
+        "vs its bare",
+        "server CPU µs/call",
+        `calls/s, ${other.node}`,
+        "vs its bare",
+        "server CPU µs/call",
+      ],
+      rows.map(({ ours, theirs }) => [
+        ours.title,
+        fmt(ours.callsPerSecond),
+        pct(ours.ratioToBaseline),
+        cpu(ours),
+        fmt(theirs.callsPerSecond),
+        pct(theirs.ratioToBaseline),
+        cpu(theirs),
+      ]),
+      [false, true, true, true, true, true, true],
+    ),
+    "",
+    table(
+      ["process", `peak RSS MiB, ${here}`, "vs its bare", `peak RSS MiB, ${other.node}`, "vs its bare"],
+      rssRows.map(({ ours, theirs }) => [
+        ours.process,
+        fmt(ours.peakMiB),
+        `${fmt(ours.ratioToBaseline, 2)}x`,
+        fmt(theirs.peakMiB),
+        `${fmt(theirs.ratioToBaseline, 2)}x`,
+      ]),
+      [false, true, true, true, true],
+    ),
+    "",
+  ];
+}
+
 /** The markdown report. */
 export function renderMarkdown(report: BenchReport): string {
   const out: string[] = [];
@@ -317,6 +374,7 @@ export function renderMarkdown(report: BenchReport): string {
       `The bare server runs with Node's default heap settings; the services with the flags every local mesh gives them (\`--max-semi-space-size=4 --heap-growing-percent=100\` unless SHOPMESH_SERVICE_NODE_FLAGS says otherwise), which is part of what the ratio measures. ` +
       `The target is every service's peak within 1.3 times the bare server's; the products variants and the connect-node stack are listed but are not the mesh.`,
     "",
+    ...nodeSection(report),
   );
   return `${out.join("\n")}`;
 }
@@ -340,6 +398,14 @@ export function renderSummary(report: BenchReport, paths: { json: string; markdo
   lines.push(
     `peak RSS: ${report.rss.map((row) => `${row.process} ${fmt(row.peakMiB)} MiB (${fmt(row.ratioToBaseline, 2)}x)`).join(", ")}`,
   );
+  const other = report.otherNode;
+  if (other !== undefined)
+    lines.push(
+      `on Node.js ${other.node} at ${other.steps[0]?.concurrency ?? "?"} in flight: ${other.steps
+        .filter((step) => step.target !== "bare" && step.target !== "bare.tls")
+        .map((step) => `${step.title} ${pct(step.ratioToBaseline)}`)
+        .join(", ")} of its bare server`,
+    );
   lines.push("targets:");
   for (const check of report.checks)
     lines.push(`  ${verdict(check).padEnd(5)}  ${check.name}: ${describeCheck(check)}`);

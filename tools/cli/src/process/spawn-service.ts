@@ -34,6 +34,8 @@ export interface StopOptions {
 export interface SpawnServiceOptions {
   /** Path of the TypeScript entry point, run with tsx. */
   entry: string;
+  /** The Node.js executable (default: the one running this). */
+  node?: string;
   /** Flags for `node` itself, before the entry point (V8 flags included). */
   nodeArgs?: string[];
   /** Extra environment; PORT defaults to 0 (a free port). */
@@ -77,10 +79,14 @@ function terminate(
  * process printed, when it exits or stays silent first.
  */
 export async function spawnService(options: SpawnServiceOptions): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), "--import", "tsx", options.entry], {
-    env: { ...process.env, PORT: "0", LOG_LEVEL: "info", ...options.env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    options.node ?? process.execPath,
+    [...(options.nodeArgs ?? []), "--import", "tsx", options.entry],
+    {
+      env: { ...process.env, PORT: "0", LOG_LEVEL: "info", ...options.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   const logs: Record<string, unknown>[] = [];
   let stderr = "";
   child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
