@@ -1,0 +1,157 @@
+// The console as a person uses it: a real `npm start` (four service
+// processes, TLS, demo data) with its console, driven in headless Chromium.
+// Signs in as the admin, starts the built-in load, hangs products and
+// expects the page to show the breaker opening and STRONG views degrading
+// while EVENTUAL ones stay full, then clears the fault and expects recovery.
+// Any console error or failed request in the page fails it.
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { ensurePageBuilt } from "@shopmesh/console";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePortBase } from "../support/free-port.js";
+import { requireProgram } from "../support/optional-program.js";
+
+const browserProgram = requireProgram("chromium", {
+  debianPackage: "chromium",
+  envVariable: "CHROMIUM",
+  neededFor: "the console's browser test",
+});
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+/** With SHOPMESH_WRITE_SCREENSHOTS=1 the run's screenshots replace the README's (docs/console/). */
+const screenshotDir = process.env.SHOPMESH_WRITE_SCREENSHOTS === "1" ? join(root, "docs", "console") : undefined;
+
+let dataDir: string | undefined;
+let launcher: ChildProcess | undefined;
+let browser: Browser | undefined;
+let consoleUrl: string;
+const printed: string[] = [];
+
+beforeAll(async () => {
+  if (browserProgram.missing) return;
+  await ensurePageBuilt();
+  dataDir = mkdtempSync(join(tmpdir(), "shopmesh-console-"));
+  const base = await freePortBase();
+  launcher = spawn(process.execPath, ["--import", "tsx", join(root, "scripts", "start-mesh.ts")], {
+    cwd: root,
+    env: { ...process.env, DATA_DIR: dataDir, SHOPMESH_PORT_BASE: String(base), CONSOLE_PORT: "0" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const exited = once(launcher, "exit");
+  const lines = createInterface({ input: launcher.stdout! });
+  consoleUrl = await new Promise<string>((resolve, reject) => {
+    lines.on("line", (line) => {
+      printed.push(line);
+      const url = /^Console: (http:\/\/127\.0\.0\.1:\d+) /.exec(line)?.[1];
+      if (url) resolve(url);
+    });
+    void exited.then(([code]) => reject(new Error(`npm start exited (${code}):\n${printed.join("\n")}`)));
+  });
+  // A fresh profile in a temporary folder, which playwright removes when the browser closes.
+  browser = await chromium.launch({
+    executablePath: browserProgram.path,
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}, 90_000);
+
+afterAll(async () => {
+  await browser?.close();
+  if (launcher && launcher.exitCode === null) {
+    const exited = once(launcher, "exit");
+    launcher.kill("SIGINT");
+    await exited;
+  }
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+/** Everything that went wrong in the page: console errors, uncaught exceptions, failed or refused requests. */
+function watchForProblems(page: Page): string[] {
+  const problems: string[] = [];
+  page.on("console", (message) => {
+    if (message.type() === "error") problems.push(`console: ${message.text()}`);
+  });
+  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  page.on("requestfailed", (request) =>
+    problems.push(`request failed: ${request.method()} ${request.url()} ${request.failure()?.errorText}`),
+  );
+  page.on("response", (response) => {
+    if (response.status() >= 400) problems.push(`HTTP ${response.status()}: ${response.url()}`);
+  });
+  return problems;
+}
+
+async function screenshot(page: Page, name: string): Promise<void> {
+  if (screenshotDir === undefined) return;
+  mkdirSync(screenshotDir, { recursive: true });
+  await page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage: true });
+}
+
+describe.skipIf(browserProgram.missing)("the console in Chromium", { timeout: 90_000 }, () => {
+  it("shows products hanging as an open breaker and degraded STRONG views, and the recovery", async () => {
+    const page = await browser!.newPage({ viewport: { width: 1280, height: 800 } });
+    const problems = watchForProblems(page);
+    await page.goto(consoleUrl);
+    const text = (testId: string) => page.getByTestId(testId);
+
+    await expect.poll(() => text("node-products").textContent(), { timeout: 10_000 }).toContain("up");
+    await expect.poll(() => text("breaker-products").textContent(), { timeout: 10_000 }).toBe("closed");
+
+    // Sign in with the keyboard-reachable form, by its labels.
+    await page.getByLabel("Email").fill("admin@shopmesh.local");
+    await page.getByLabel("Password").fill("admin-password");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect.poll(() => text("signed-in").textContent()).toContain("admin");
+
+    // The load, off by default, started from the keyboard: 8 views a second.
+    expect(await text("load-rate").textContent()).toBe("off");
+    await page.getByLabel(/Views per second/).focus();
+    for (let i = 0; i < 8; i++) await page.keyboard.press("ArrowRight");
+    await expect.poll(() => text("load-rate").textContent()).toBe("8/s");
+    await expect.poll(() => text("share-STRONG-full").textContent(), { timeout: 10_000 }).toBe("100 %");
+    await expect.poll(() => text("share-EVENTUAL-full").textContent()).toBe("100 %");
+    // The newest view's trace: user-orders' span and its calls to the three services.
+    await expect.poll(() => page.locator(".bar-row").count(), { timeout: 10_000 }).toBeGreaterThanOrEqual(4);
+    await screenshot(page, "healthy");
+
+    // Hang products.
+    const products = page.getByRole("group", { name: "products" });
+    await products.getByLabel("Hang").check();
+    await products.getByRole("button", { name: "Apply to products" }).click();
+    await expect.poll(() => text("faults-products").textContent()).toContain("hang");
+    await expect.poll(() => text("breaker-products").textContent(), { timeout: 15_000 }).toBe("open");
+    await expect
+      .poll(async () => Number.parseInt((await text("share-STRONG-degraded").textContent()) ?? "", 10), {
+        timeout: 10_000,
+      })
+      .toBeGreaterThan(50);
+    // EVENTUAL views come from the projection: products' hang does not reach them.
+    expect(await text("share-EVENTUAL-full").textContent()).toBe("100 %");
+    expect(await text("share-STRONG-failed").textContent()).toBe("0 %");
+    await screenshot(page, "products-hung");
+
+    // Clear it: the breaker closes after its cool-down, and STRONG views are full again.
+    await products.getByRole("button", { name: "Clear products" }).click();
+    await expect.poll(() => text("faults-products").textContent()).toBe("In force: none");
+    await expect.poll(() => text("breaker-products").textContent(), { timeout: 15_000 }).toBe("closed");
+    await expect.poll(() => text("share-STRONG-full").textContent(), { timeout: 15_000 }).toBe("100 %");
+    await screenshot(page, "recovered");
+
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+});
