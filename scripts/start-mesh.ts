@@ -43,7 +43,8 @@ while it keeps failing); the others keep serving. Ctrl-C stops them all.
                       metrics at http://127.0.0.1:<port + 2000>/metrics
   METRICS_PORT=off    serve no metrics
   CONSOLE_PORT        the web console's port on 127.0.0.1 (default: 1 below the first admin
-                      listener, 30050; 0: any free port); CONSOLE=off serves none
+                      listener, 30050; 0: any free port); CONSOLE=off serves none, and
+                      a start of some services only serves one only when CONSOLE_PORT is set
   DATA_DIR            where the databases, keys, seed.json and logs/ go (default: data/
                       in the repository, wherever the command runs from)
   TLS                 on (default): mutual TLS between the services and TLS for every
@@ -85,9 +86,11 @@ function readStartSettings(args: string[]): StartSettings | undefined {
     ports: { users: basePort, products: basePort + 1, orders: basePort + 2, "user-orders": basePort + 3 },
     metrics: read.string("METRICS_PORT", "").toLowerCase() !== "off",
     tls: read.bool("TLS", true),
-    consolePort: read.bool("CONSOLE", true)
-      ? read.int("CONSOLE_PORT", defaultConsolePort(basePort), { min: 0, max: 65535 })
-      : undefined,
+    // One console per mesh: a start of some services only, beside another npm start, serves none unless asked to.
+    consolePort:
+      read.bool("CONSOLE", true) && (positionals.length === 0 || process.env.CONSOLE_PORT !== undefined)
+        ? read.int("CONSOLE_PORT", defaultConsolePort(basePort), { min: 0, max: 65535 })
+        : undefined,
   };
 }
 
@@ -225,6 +228,7 @@ async function main(): Promise<number | undefined> {
     say(
       `Running ${services.join(", ")}; the others are expected at ${others.map((s) => `${s} ${addressOf(ports[s])}`).join(", ")}.`,
     );
+    if (meshConsole !== undefined) say(`Console: ${meshConsole.url} (the mesh live)`);
     say("Press Ctrl-C to stop.");
     return undefined;
   }

@@ -124,8 +124,12 @@ describe.skipIf(browserProgram.missing)("the console in Chromium", { timeout: 90
     await expect.poll(() => text("load-rate").textContent()).toBe("8/s");
     await expect.poll(() => text("share-STRONG-full").textContent(), { timeout: 10_000 }).toBe("100 %");
     await expect.poll(() => text("share-EVENTUAL-full").textContent()).toBe("100 %");
-    // The newest view's trace: user-orders' span and its calls to the three services.
-    await expect.poll(() => page.locator(".bar-row").count(), { timeout: 10_000 }).toBeGreaterThanOrEqual(4);
+    // A STRONG view's trace, picked from the list: user-orders' span and its calls to the three services.
+    await page
+      .getByRole("button", { name: /^STRONG .* full/ })
+      .first()
+      .click();
+    await expect.poll(() => page.locator(".bar-row").count(), { timeout: 10_000 }).toBeGreaterThanOrEqual(6);
     await screenshot(page, "healthy");
 
     // Hang products.
@@ -142,6 +146,14 @@ describe.skipIf(browserProgram.missing)("the console in Chromium", { timeout: 90
     // EVENTUAL views come from the projection: products' hang does not reach them.
     expect(await text("share-EVENTUAL-full").textContent()).toBe("100 %");
     expect(await text("share-STRONG-failed").textContent()).toBe("0 %");
+    // A degraded view's trace names the fallback it took.
+    await page
+      .getByRole("button", { name: /^STRONG .* degraded: products/ })
+      .first()
+      .click();
+    await expect
+      .poll(() => page.locator(".events").textContent(), { timeout: 10_000 })
+      .toContain("degradation: products NO_PRODUCT_DETAILS");
     await screenshot(page, "products-hung");
 
     // Clear it: the breaker closes after its cool-down, and STRONG views are full again.
@@ -149,6 +161,20 @@ describe.skipIf(browserProgram.missing)("the console in Chromium", { timeout: 90
     await expect.poll(() => text("faults-products").textContent()).toBe("In force: none");
     await expect.poll(() => text("breaker-products").textContent(), { timeout: 15_000 }).toBe("closed");
     await expect.poll(() => text("share-STRONG-full").textContent(), { timeout: 15_000 }).toBe("100 %");
+    await page.getByRole("button", { name: "Follow the newest view" }).click();
+
+    // A customer's own view, both ways, as the contract answers it.
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByLabel("Email").fill("alice@shopmesh.local");
+    await page.getByLabel("Password").fill("alice-password");
+    await page.getByLabel("Password").press("Enter");
+    await expect.poll(() => text("signed-in").textContent()).toContain("Alice Example");
+    await page.getByRole("button", { name: "Load my view both ways" }).click();
+    for (const consistency of ["STRONG", "EVENTUAL"]) {
+      const view = page.getByRole("region", { name: `${consistency} view` });
+      await expect.poll(() => view.textContent()).toContain("3 orders for Alice Example");
+      expect(await view.textContent()).toContain("Full in");
+    }
     await screenshot(page, "recovered");
 
     expect(problems).toEqual([]);

@@ -1,6 +1,6 @@
 import { ConnectError } from "@connectrpc/connect";
 import type { Fault } from "@shopmesh/sdk/faults/v1";
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useMemo, useState } from "preact/hooks";
 import { type MeshService, meshServices } from "../summary-types.js";
 import { faultsOf } from "./clients.js";
 
@@ -22,7 +22,7 @@ function ServiceFaults({ service, enabled, up }: { service: MeshService; enabled
   const [hang, setHang] = useState(false);
   const [inForce, setInForce] = useState<string>("–");
   const [problem, setProblem] = useState<string | undefined>();
-  const client = faultsOf(service);
+  const client = useMemo(() => faultsOf(service), [service]);
   const show = (faults: Fault[]) => setInForce(faults.length === 0 ? "none" : faults.map(describe).join("; "));
   const run = async (call: () => Promise<{ faults: Fault[] }>) => {
     try {
@@ -92,7 +92,18 @@ function ServiceFaults({ service, enabled, up }: { service: MeshService; enabled
         >
           Apply to {service}
         </button>
-        <button type="button" onClick={() => void run(() => client.clearFaults({}, { timeoutMs: 2000 }))}>
+        <button
+          type="button"
+          onClick={() =>
+            void run(async () => {
+              const left = await client.clearFaults({}, { timeoutMs: 2000 });
+              setLatencyMs(0);
+              setErrorPercent(0);
+              setHang(false);
+              return left;
+            })
+          }
+        >
           Clear {service}
         </button>
       </div>

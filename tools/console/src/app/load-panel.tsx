@@ -1,4 +1,4 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import type { LoadSample, LoadState } from "../summary-types.js";
 import { bearer } from "./clients.js";
 import { formatMs } from "./live-summary.js";
@@ -105,7 +105,11 @@ export function LoadPanel(props: {
   const running = props.load?.ratePerSecond ?? 0;
   const [rate, setRate] = useState(running);
   const [problem, setProblem] = useState<string | undefined>();
-  useEffect(() => setRate(running), [running]);
+  // The server's rate wins (a load stops by itself after a while), but not over a slider being moved.
+  const editedAt = useRef(0);
+  useEffect(() => {
+    if (Date.now() - editedAt.current > 2000) setRate(running);
+  }, [running]);
   const send = async (ratePerSecond: number) => {
     const answer = await fetch("api/load", {
       method: "POST",
@@ -128,7 +132,10 @@ export function LoadPanel(props: {
           step={1}
           value={rate}
           disabled={!props.admin}
-          onInput={(e) => setRate(Number(e.currentTarget.value))}
+          onInput={(e) => {
+            editedAt.current = Date.now();
+            setRate(Number(e.currentTarget.value));
+          }}
           onChange={(e) => void send(Number(e.currentTarget.value))}
         />
         <output for="load-rate" data-testid="load-rate">

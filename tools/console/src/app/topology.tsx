@@ -45,7 +45,7 @@ function Edge({ edge }: { edge: EdgeState }) {
         text-anchor="middle"
         class="edge-label"
       >
-        {formatRate(edge.ratePerSecond)} · p99 {formatMs(edge.p99Ms)}
+        {formatRate(edge.ratePerSecond)} · p99 {edge.p99Ms === null ? "–" : `≤ ${formatMs(edge.p99Ms)}`}
       </text>
       <text x={mid.x + (horizontal ? 0 : 6)} y={mid.y + (horizontal ? -8 : 6)} text-anchor="middle" class="edge-label">
         errors {formatShare(edge.errorShare)}
@@ -116,7 +116,10 @@ export function Topology({ summary }: { summary: MeshSummary | undefined }) {
             )}
           </tbody>
         </table>
-        <p class="note">Rates, p99 and errors over the last {summary.windowSeconds} s of the services' metrics.</p>
+        <p class="note">
+          Requests, p99 (the bound of the histogram bucket it falls in) and errors over the last {summary.windowSeconds}{" "}
+          s of the callers' metrics.
+        </p>
       </div>
     </div>
   );

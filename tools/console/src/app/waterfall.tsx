@@ -29,11 +29,11 @@ export function Waterfall({
       }
     };
     void load().catch((error: Error) => setProblem(error.message));
-    // Spans arrive a moment after the view: look again shortly.
-    const again = setTimeout(() => void load().catch(() => undefined), 600);
+    // Each service sends its spans a moment after they end, the caller's last: look again a few times.
+    const again = [600, 1500, 3000].map((ms) => setTimeout(() => void load().catch(() => undefined), ms));
     return () => {
       stale = true;
-      clearTimeout(again);
+      for (const timer of again) clearTimeout(timer);
     };
   }, [traceId]);
   const bars = trace?.traceId === traceId ? trace.bars : [];

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -29,6 +29,21 @@ export function pageIsCurrent(): boolean {
 export async function ensurePageBuilt(): Promise<boolean> {
   if (pageIsCurrent()) return false;
   const { build } = await import("vite");
-  await build({ configFile: join(consoleDir, "vite.config.ts"), logLevel: "warn" });
+  // Built beside dist/ and moved into place, so that two starts building at once (tests in parallel on a
+  // fresh checkout) never serve a half-written page; the last to finish wins, and both builds are the same.
+  const staging = `${pageDir}.build-${process.pid}`;
+  try {
+    await build({
+      configFile: join(consoleDir, "vite.config.ts"),
+      logLevel: "warn",
+      build: { outDir: staging, emptyOutDir: true },
+    });
+    rmSync(pageDir, { recursive: true, force: true });
+    renameSync(staging, pageDir);
+  } catch (error) {
+    if (!existsSync(join(pageDir, "index.html"))) throw error;
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
   return true;
 }
