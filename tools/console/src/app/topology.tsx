@@ -75,6 +75,29 @@ export function Topology({ summary }: { summary: MeshSummary | undefined }) {
           <Node key={state.service} state={state} />
         ))}
       </svg>
+      <table class="visually-hidden">
+        <caption>Calls between the services</caption>
+        <thead>
+          <tr>
+            <th scope="col">from</th>
+            <th scope="col">to</th>
+            <th scope="col">requests</th>
+            <th scope="col">p99</th>
+            <th scope="col">errors</th>
+          </tr>
+        </thead>
+        <tbody>
+          {summary.edges.map((edge) => (
+            <tr key={`${edge.from}-${edge.to}`}>
+              <td>{edge.from}</td>
+              <td>{edge.to}</td>
+              <td>{formatRate(edge.ratePerSecond)}</td>
+              <td>{formatMs(edge.p99Ms)}</td>
+              <td>{formatShare(edge.errorShare)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
       <div class="facts">
         <table>
           <caption>user-orders' circuit breakers</caption>

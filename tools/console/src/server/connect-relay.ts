@@ -63,7 +63,8 @@ export function createConnectRelay(
   };
   return {
     handle(req, res) {
-      const match = /^\/rpc\/([\w.]+)\/(\w+)$/.exec(req.url?.split("?")[0] ?? "");
+      const [path = "", query] = (req.url ?? "").split("?", 2);
+      const match = /^\/rpc\/([\w.]+)\/(\w+)$/.exec(path);
       if (!match) return false;
       const service = relayedServices[match[1]!];
       if (service === undefined) {
@@ -80,7 +81,8 @@ export function createConnectRelay(
         const value = req.headers[name];
         if (value !== undefined) headers[name] = value;
       }
-      const url = new URL(`/${match[1]}/${match[2]}`, base);
+      // A query string is a Connect GET's request (idempotent methods may be called that way).
+      const url = new URL(`/${match[1]}/${match[2]}${query === undefined ? "" : `?${query}`}`, base);
       const send = url.protocol === "https:" ? request : plainRequest;
       const pem = ca();
       const outgoing = send(url, {

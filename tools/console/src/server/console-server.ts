@@ -80,6 +80,8 @@ const httpStatusOf = (code: Code) =>
 export async function startConsole(options: ConsoleOptions): Promise<RunningConsole> {
   const host = options.host ?? "127.0.0.1";
   const intervalMs = options.intervalMs ?? 500;
+  // A busy service may take longer than one interval to answer; a tick waits for the one before it.
+  const scrapeTimeoutMs = Math.max(intervalMs, 1000);
   const endpoints = options.endpoints;
   const tls = (service: MeshService) => {
     const ca = options.ca();
@@ -122,7 +124,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     const port = endpoints(service)?.metricsPort;
     if (port === undefined) return { service, atMs, error: "not running (or without metrics)" };
     try {
-      const answer = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(intervalMs) });
+      const answer = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(scrapeTimeoutMs) });
       if (!answer.ok) return { service, atMs, error: `metrics answered HTTP ${answer.status}` };
       return { service, atMs, samples: parsePrometheusText(await answer.text()) };
     } catch (error) {
