@@ -2,7 +2,8 @@
 // processes, TLS, demo data) with its console, driven in headless Chromium.
 // Signs in as the admin, starts the built-in load, hangs products and
 // expects the page to show the breaker opening and STRONG views degrading
-// while EVENTUAL ones stay full, then clears the fault and expects recovery.
+// while EVENTUAL ones stay full, then clears the fault and expects recovery;
+// reads alice's own view both ways, and sees a killed service marked down.
 // Any console error or failed request in the page fails it.
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
@@ -102,7 +103,7 @@ async function screenshot(page: Page, name: string): Promise<void> {
 }
 
 describe.skipIf(browserProgram.missing)("the console in Chromium", { timeout: 90_000 }, () => {
-  it("shows products hanging as an open breaker and degraded STRONG views, and the recovery", async () => {
+  it("shows products hanging as an open breaker and degraded STRONG views, the recovery, and a dead service as down", async () => {
     const page = await browser!.newPage({ viewport: { width: 1280, height: 800 } });
     const problems = watchForProblems(page);
     await page.goto(consoleUrl);
@@ -176,6 +177,13 @@ describe.skipIf(browserProgram.missing)("the console in Chromium", { timeout: 90
       expect(await view.textContent()).toContain("Full in");
     }
     await screenshot(page, "recovered");
+
+    // A service that dies is shown as down (npm start starts it again after a second), then up again.
+    const productsPid = Number(/^✓ products\s.* pid (\d+)/m.exec(printed.join("\n"))?.[1]);
+    expect(productsPid).toBeGreaterThan(0);
+    process.kill(productsPid, "SIGKILL");
+    await expect.poll(() => text("node-products").textContent(), { timeout: 5000, interval: 100 }).toContain("DOWN");
+    await expect.poll(() => text("node-products").textContent(), { timeout: 20_000 }).toContain("up");
 
     expect(problems).toEqual([]);
     await page.close();
