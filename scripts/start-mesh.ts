@@ -149,12 +149,16 @@ async function main(): Promise<number | undefined> {
 
   mkdirSync(join(dataDir, "logs"), { recursive: true });
   if (settings.consolePort !== undefined) {
+    // The mesh runs without its console rather than not at all (a page that does not build, say).
     meshConsole = await startMeshConsole({
       port: settings.consolePort,
       ports,
       metrics: settings.metrics,
       mesh: () => mesh,
       loadUserId: () => seedRecord?.accounts.alice.userId,
+    }).catch((error: unknown) => {
+      say(`✗ the console did not start (${firstLine(error)}); the services start without it`);
+      return undefined;
     });
   }
   const read = envReader();

@@ -125,6 +125,10 @@ describe.skipIf(browserProgram.missing)("the console in Chromium", { timeout: 90
     await expect.poll(() => text("load-rate").textContent()).toBe("8/s");
     await expect.poll(() => text("share-STRONG-full").textContent(), { timeout: 10_000 }).toBe("100 %");
     await expect.poll(() => text("share-EVENTUAL-full").textContent()).toBe("100 %");
+    // A few seconds of it, for the chart.
+    await expect
+      .poll(async () => Number(await text("views-STRONG").textContent()), { timeout: 10_000 })
+      .toBeGreaterThanOrEqual(10);
     // A STRONG view's trace, picked from the list: user-orders' span and its calls to the three services.
     await page
       .getByRole("button", { name: /^STRONG .* full/ })

@@ -84,7 +84,7 @@ function Shares({ samples }: { samples: LoadSample[] }) {
             <th scope="row" class={row.consistency.toLowerCase()}>
               {row.consistency}
             </th>
-            <td>{row.count}</td>
+            <td data-testid={`views-${row.consistency}`}>{row.count}</td>
             <td data-testid={`share-${row.consistency}-full`}>{row.full}</td>
             <td data-testid={`share-${row.consistency}-degraded`}>{row.degraded}</td>
             <td data-testid={`share-${row.consistency}-failed`}>{row.failed}</td>
