@@ -14,6 +14,7 @@ function Node({ state }: { state: ServiceState }) {
   const { x, y } = positions[state.service];
   return (
     <g class={state.up ? "node up" : "node down"} data-testid={`node-${state.service}`}>
+      <title>{state.up ? `${state.service}: up` : `${state.service}: down (${state.problem ?? "no answer"})`}</title>
       <rect x={x - nodeWidth / 2} y={y - nodeHeight / 2} width={nodeWidth} height={nodeHeight} rx={8} />
       <text x={x} y={y - 4} text-anchor="middle" class="node-name">
         {state.service}
