@@ -140,6 +140,10 @@ describe("the console's server", () => {
     };
     const body = JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans: [span] }] }] });
     expect((await post("/v1/traces", body)).status).toBe(200);
-    expect((await fetch(`${console_.url}/api/traces/${span.traceId}`)).status).toBe(404);
+    expect(await (await fetch(`${console_.url}/api/traces/${span.traceId}`)).json()).toEqual({
+      traceId: span.traceId,
+      bars: [],
+      events: [],
+    });
   });
 });

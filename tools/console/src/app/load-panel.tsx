@@ -66,32 +66,50 @@ function Shares({ samples }: { samples: LoadSample[] }) {
       failed: share("failed"),
     };
   });
+  const degradedBy = (dependency: string) =>
+    samples.filter(
+      (s) =>
+        s.consistency === "STRONG" &&
+        s.outcome === "degraded" &&
+        s.detail.split(", ").some((d) => d.startsWith(`${dependency} `)),
+    ).length;
   return (
-    <table class="shares">
-      <caption>Answers in the last 5 s</caption>
-      <thead>
-        <tr>
-          <th scope="col">view</th>
-          <th scope="col">views</th>
-          <th scope="col">full</th>
-          <th scope="col">degraded</th>
-          <th scope="col">failed</th>
-        </tr>
-      </thead>
-      <tbody>
-        {rows.map((row) => (
-          <tr key={row.consistency}>
-            <th scope="row" class={row.consistency.toLowerCase()}>
-              {row.consistency}
-            </th>
-            <td data-testid={`views-${row.consistency}`}>{row.count}</td>
-            <td data-testid={`share-${row.consistency}-full`}>{row.full}</td>
-            <td data-testid={`share-${row.consistency}-degraded`}>{row.degraded}</td>
-            <td data-testid={`share-${row.consistency}-failed`}>{row.failed}</td>
+    <>
+      <table class="shares">
+        <caption>Answers in the last 5 s</caption>
+        <thead>
+          <tr>
+            <th scope="col">view</th>
+            <th scope="col">views</th>
+            <th scope="col">full</th>
+            <th scope="col">degraded</th>
+            <th scope="col">failed</th>
           </tr>
+        </thead>
+        <tbody>
+          {rows.map((row) => (
+            <tr key={row.consistency}>
+              <th scope="row" class={row.consistency.toLowerCase()}>
+                {row.consistency}
+              </th>
+              <td data-testid={`views-${row.consistency}`}>{row.count}</td>
+              <td data-testid={`share-${row.consistency}-full`}>{row.full}</td>
+              <td data-testid={`share-${row.consistency}-degraded`}>{row.degraded}</td>
+              <td data-testid={`share-${row.consistency}-failed`}>{row.failed}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p class="degraded-by">
+        STRONG views degraded by:{" "}
+        {["users", "orders", "products"].map((dependency, index) => (
+          <span key={dependency}>
+            {index > 0 ? ", " : ""}
+            {dependency} <span data-testid={`degraded-by-${dependency}`}>{degradedBy(dependency)}</span>
+          </span>
         ))}
-      </tbody>
-    </table>
+      </p>
+    </>
   );
 }
 

@@ -48,8 +48,10 @@ export function Waterfall({
           </button>
         )}
       </p>
-      {problem !== undefined && bars.length === 0 && <p class="note">{problem}</p>}
       <ol class="bars" style={{ height: `${shownRows * 22}px` }} aria-label="Spans of the trace">
+        {traceId !== null && bars.length === 0 && (
+          <li class="note">{problem ?? "No spans of this trace have arrived (yet)."}</li>
+        )}
         {bars.map((bar, index) => (
           <li key={index} class="bar-row">
             <span class="bar-label" style={{ paddingLeft: `${bar.depth * 10}px` }} title={bar.label}>
