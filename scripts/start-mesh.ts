@@ -23,6 +23,7 @@ import {
   seedOnce,
   type SeedRecord,
 } from "@shopmesh/cli";
+import { consoleTracingEnv, defaultConsolePort, type RunningConsole, startMeshConsole } from "@shopmesh/console";
 
 const startUsage = `usage: npm start [-- <service>...]    or: npx shopmesh start [<service>...]
 
@@ -41,6 +42,9 @@ while it keeps failing); the others keep serving. Ctrl-C stops them all.
                       gRPC-Web: curl, browsers) 1000 above, and each serves Prometheus
                       metrics at http://127.0.0.1:<port + 2000>/metrics
   METRICS_PORT=off    serve no metrics
+  CONSOLE_PORT        the web console's port on 127.0.0.1 (default: 1 below the first admin
+                      listener, 30050; 0: any free port); CONSOLE=off serves none, and
+                      a start of some services only serves one only when CONSOLE_PORT is set
   DATA_DIR            where the databases, keys, seed.json and logs/ go (default: data/
                       in the repository, wherever the command runs from)
   TLS                 on (default): mutual TLS between the services and TLS for every
@@ -57,6 +61,8 @@ interface StartSettings {
   ports: Record<ServiceName, number>;
   metrics: boolean;
   tls: boolean;
+  /** The console's port; undefined with CONSOLE=off. */
+  consolePort: number | undefined;
 }
 
 /** Reads the command line and the environment; undefined for --help. */
@@ -80,6 +86,11 @@ function readStartSettings(args: string[]): StartSettings | undefined {
     ports: { users: basePort, products: basePort + 1, orders: basePort + 2, "user-orders": basePort + 3 },
     metrics: read.string("METRICS_PORT", "").toLowerCase() !== "off",
     tls: read.bool("TLS", true),
+    // One console per mesh: a start of some services only, beside another npm start, serves none unless asked to.
+    consolePort:
+      read.bool("CONSOLE", true) && (positionals.length === 0 || process.env.CONSOLE_PORT !== undefined)
+        ? read.int("CONSOLE_PORT", defaultConsolePort(basePort), { min: 0, max: 65535 })
+        : undefined,
   };
 }
 
@@ -91,6 +102,8 @@ let mesh: LocalMesh | undefined;
 let meshStart: Promise<LocalMesh> | undefined;
 const abandon = new AbortController();
 let restarts: RestartOnExit | undefined;
+let meshConsole: RunningConsole | undefined;
+let seedRecord: SeedRecord | undefined;
 let stopping = false;
 /**
  * How long a service may drain after SIGTERM before it gets SIGKILL: longer
@@ -119,12 +132,14 @@ async function main(): Promise<number | undefined> {
 
   // Every port, the admin listeners' too, before anything starts: a clash found by EADDRINUSE would leave half a mesh.
   const busy = await findBusyPorts(
-    services.flatMap((service) => [
-      { port: ports[service], what: service },
-      { port: defaultAdminPort(ports[service]), what: `${service} admin` },
-      ...(settings.metrics ? [{ port: defaultMetricsPort(ports[service]), what: `${service} metrics` }] : []),
-      { port: defaultHttpPort(ports[service]), what: `${service} HTTP` },
-    ]),
+    services
+      .flatMap((service) => [
+        { port: ports[service], what: service },
+        { port: defaultAdminPort(ports[service]), what: `${service} admin` },
+        ...(settings.metrics ? [{ port: defaultMetricsPort(ports[service]), what: `${service} metrics` }] : []),
+        { port: defaultHttpPort(ports[service]), what: `${service} HTTP` },
+      ])
+      .concat(settings.consolePort ? [{ port: settings.consolePort, what: "console" }] : []),
     host,
   );
   if (busy.length > 0) {
@@ -133,12 +148,31 @@ async function main(): Promise<number | undefined> {
   }
 
   mkdirSync(join(dataDir, "logs"), { recursive: true });
+  if (settings.consolePort !== undefined) {
+    // The mesh runs without its console rather than not at all (a page that does not build, say).
+    meshConsole = await startMeshConsole({
+      port: settings.consolePort,
+      ports,
+      metrics: settings.metrics,
+      mesh: () => mesh,
+      loadUserId: () => seedRecord?.accounts.alice.userId,
+    }).catch((error: unknown) => {
+      say(`✗ the console did not start (${firstLine(error)}); the services start without it`);
+      return undefined;
+    });
+  }
   const read = envReader();
   const common = {
     HOST: host,
     LOG_LEVEL: read.string("LOG_LEVEL", "info"),
     // A local mesh is for experiments: `shopmesh chaos` may inject faults.
     FAULT_INJECTION: read.string("FAULT_INJECTION", "on"),
+    // The console draws the traces of the views it sends; a collector of one's own comes first.
+    ...(meshConsole === undefined ||
+    process.env.OTEL_EXPORTER_OTLP_ENDPOINT ||
+    process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+      ? {}
+      : consoleTracingEnv(meshConsole.otlpEndpoint)),
   };
   const envOf = (service: ServiceName) => ({
     ...common,
@@ -198,6 +232,7 @@ async function main(): Promise<number | undefined> {
     say(
       `Running ${services.join(", ")}; the others are expected at ${others.map((s) => `${s} ${addressOf(ports[s])}`).join(", ")}.`,
     );
+    if (meshConsole !== undefined) say(`Console: ${meshConsole.url} (the mesh live)`);
     say("Press Ctrl-C to stop.");
     return undefined;
   }
@@ -219,6 +254,7 @@ async function main(): Promise<number | undefined> {
     },
     (service) => started.clientTls(service),
   );
+  seedRecord = record;
   say(seeded ? "seeded the demo catalog, users and orders" : "demo data already seeded (delete data/ to start over)");
   if (running("user-orders")) {
     say(
@@ -228,6 +264,10 @@ async function main(): Promise<number | undefined> {
     );
   }
   say();
+  if (meshConsole !== undefined) {
+    say(`Console: ${meshConsole.url} (the mesh live; sign in as ${record.accounts.admin.email} to inject faults)`);
+    say();
+  }
   printExamples(record);
   return undefined;
 }
@@ -363,6 +403,7 @@ async function stopAll(signal: string): Promise<void> {
   abandon.abort();
   await restarts?.stop();
   await mesh?.stop("SIGTERM", { killAfterMs: stopGraceMs });
+  await meshConsole?.close();
   say("  every service stopped");
   for (const log of logs.values()) log.end();
   process.exit(0);
@@ -384,6 +425,7 @@ main().then(
     abandon.abort();
     await restarts?.stop();
     await mesh?.stop("SIGTERM", { killAfterMs: stopGraceMs });
+    await meshConsole?.close();
     process.exit(1);
   },
 );

@@ -23,7 +23,7 @@ export function freePort(): Promise<number> {
 /**
  * A first port for `npm start`'s four services (SHOPMESH_PORT_BASE) where
  * every port they default to is free: the four gRPC ports and each one's
- * admin, metrics and HTTP ports.
+ * admin, metrics and HTTP ports, and the console's.
  */
 export async function freePortBase(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
@@ -34,6 +34,8 @@ export async function freePortBase(): Promise<number> {
       defaultMetricsPort(base + i),
       defaultHttpPort(base + i),
     ]);
+    // npm start's console, 1 below the first admin listener.
+    ports.push(defaultAdminPort(base) - 1);
     if ((await Promise.all(ports.map((port) => portIsFree(port)))).every(Boolean)) return base;
   }
   throw new Error("no four free ports in a row");

@@ -33,4 +33,5 @@ export {
   type StopOptions,
 } from "./process/spawn-service.js";
 export { readCpuMicros, readRssBytes } from "./process/proc-stats.js";
-export { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "./tracing/otlp-receiver.js";
+export { spansOf, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "./tracing/otlp-receiver.js";
+export { waterfallRows, type WaterfallRow, type WaterfallEvent } from "./experiment/waterfall-chart.js";

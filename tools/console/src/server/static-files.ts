@@ -1,0 +1,42 @@
+import { createReadStream, statSync } from "node:fs";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { extname, join, normalize, sep } from "node:path";
+
+const contentTypes: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".ico": "image/x-icon",
+  ".json": "application/json",
+};
+
+/**
+ * Serves the built page from `dir` for GET and HEAD: `/` is index.html, a
+ * path outside `dir` or not a file is 404. Hashed assets may be cached for
+ * good; index.html is checked again each time.
+ */
+export function serveStatic(dir: string, req: IncomingMessage, res: ServerResponse): void {
+  const path = decodeURIComponent((req.url ?? "/").split("?")[0]!);
+  const file = normalize(join(dir, path === "/" ? "index.html" : path));
+  let size: number | undefined;
+  try {
+    const stat = statSync(file);
+    if (stat.isFile() && file.startsWith(dir + sep)) size = stat.size;
+  } catch {
+    size = undefined;
+  }
+  if (size === undefined) {
+    res.writeHead(404, { "content-type": "text/plain" }).end("not found");
+    return;
+  }
+  res.writeHead(200, {
+    "content-type": contentTypes[extname(file)] ?? "application/octet-stream",
+    "content-length": size,
+    "cache-control": path.startsWith("/assets/") ? "public, max-age=31536000, immutable" : "no-cache",
+    "x-content-type-options": "nosniff",
+  });
+  if (req.method === "HEAD") res.end();
+  else createReadStream(file).pipe(res);
+}
