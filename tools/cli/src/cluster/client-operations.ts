@@ -33,7 +33,10 @@ export function clientOperations(context: ClientContext) {
       ...(options.roundRobin
         ? {
             loadBalancing: "round_robin" as const,
-            retry: { names: ["shopmesh.userorders.v1.UserOrdersService"], maxAttempts: 4 },
+            // Five attempts, the first retry after up to 100 ms: a loaded client may take a few hundred
+            // milliseconds to learn that a replica's connection is gone, and every attempt until then can
+            // be picked for it.
+            retry: { names: ["shopmesh.userorders.v1.UserOrdersService"], maxAttempts: 5, initialBackoffMs: 100 },
           }
         : {}),
       channelOptions: { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 1000 },
@@ -139,6 +142,8 @@ export function clientOperations(context: ClientContext) {
       const client = viewClient(args.host, args.token);
       const consistency = args.consistency === "STRONG" ? Consistency.STRONG : Consistency.EVENTUAL;
       const failed: Record<string, number> = {};
+      /** The first message of each code, to say what failed. */
+      const messages: Record<string, string> = {};
       const latencies: number[] = [];
       const started = performance.now();
       let issued = 0;
@@ -150,8 +155,10 @@ export function clientOperations(context: ClientContext) {
             await client.getUserOrders({ userId: args.userId, pageSize: 10, consistency }, { timeoutMs: 2000 });
             latencies.push(performance.now() - t);
           } catch (error) {
-            const code = Code[ConnectError.from(error).code];
+            const connectError = ConnectError.from(error);
+            const code = Code[connectError.code];
             failed[code] = (failed[code] ?? 0) + 1;
+            messages[code] ??= connectError.rawMessage;
           }
         }
       };
@@ -161,6 +168,7 @@ export function clientOperations(context: ClientContext) {
       return {
         ok: latencies.length,
         failed,
+        messages,
         p50: at(0.5),
         p99: at(0.99),
         max: latencies.at(-1) ?? 0,

@@ -29,7 +29,7 @@ export function renderMultiHostReport(report: MultiHostReport): string {
 
 ${runLine(report)}
 
-Every process on a host of its own: a Linux network namespace with its own address on ${report.cluster.subnet}, on a bridge the run created and removed; names from per-host hosts files; mutual TLS between the services (one certificate per host, naming the host, its service and its address); three nats-server nodes clustered with JetStream, every stream with 3 replicas. Clients call \`dns:///user-orders:50054\` with round_robin and the SDK's retries (UNAVAILABLE, up to 4 attempts). The cluster was up in ${s(report.cluster.upMs)}; the demo data was in both replicas' projections ${s(report.setup.catchUpMs)} after that; the whole run took ${s(report.totalMs)}.
+Every process on a host of its own: a Linux network namespace with its own address on ${report.cluster.subnet}, on a bridge the run created and removed; names from per-host hosts files; mutual TLS between the services (one certificate per host, naming the host, its service and its address); three nats-server nodes clustered with JetStream, every stream with 3 replicas. Clients call \`dns:///user-orders:50054\` with round_robin and the SDK's retries (UNAVAILABLE, up to 5 attempts, backoff from up to 100 ms doubling to 1 s). The cluster was up in ${s(report.cluster.upMs)}; the demo data was seeded and in both replicas' projections ${s(report.setup.catchUpMs)} after that; the whole run took ${s(report.totalMs)}.
 
 **${problems.length === 0 ? "Every scenario behaved as the rules say." : `${problems.length} problem(s): ${problems.join("; ")}.`}**
 
@@ -45,11 +45,13 @@ Four callers read alice's EVENTUAL view through the round_robin channel for ${s(
 | ---: | ---: | --- | ---: | ---: | ---: | ---: |
 | ${n(r.reads.ok + r.failedReads)} | ${n(r.reads.ok)} | ${codes(r.reads.failed)} | ${r.reads.p50.toFixed(1)} | ${r.reads.p99.toFixed(1)} | ${n(r.reads.max)} | ${n(r.answeredByAAfterKill)} in ${s(r.readingAfterKillMs)} |
 
-${verdict("replica loss")} Calls on the dead connection failed with UNAVAILABLE and were sent again by grpc-js to the other replica within their deadline; round_robin stopped picking the dead address once its connection closed. Started again on its own data, user-orders-b's projection was SERVING ${s(r.replicaBackMs)} later.
+${verdict("replica loss")} A call on the dead connection fails with UNAVAILABLE, and grpc-js sends it again, within its deadline, to an address whose connection is up; round_robin stops picking the dead address once its connection has closed. Started again on its own data, user-orders-b's projection was SERVING ${s(r.replicaBackMs)} later.
 
 ## 2. A NATS node goes away
 
 The node leading the orders stream (${nats.victim}) was killed; ${nats.newLeader} took over. ${n(nats.placedDuringOutage)} orders were placed right after (failed: ${codes(nats.failedDuringOutage)}); orders' relay and both projections reconnected to the other nodes by themselves.
+
+From the last of those orders, orders' relay had their events in JetStream after ${s(nats.relayedMs)}; the projections:
 
 | | user-orders-a | user-orders-b |
 | --- | --- | --- |
@@ -57,7 +59,7 @@ The node leading the orders stream (${nats.victim}) was killed; ${nats.newLeader
 | orders held, duplicates | ${n(nats.convergedDuringOutage.a.held)}, ${n(nats.convergedDuringOutage.a.duplicates)} | ${n(nats.convergedDuringOutage.b.held)}, ${n(nats.convergedDuringOutage.b.duplicates)} |
 | after the rejoin and ${n(nats.placedAfterRejoin)} more orders: held, duplicates, time | ${n(nats.convergedAfterRejoin.a.held)}, ${n(nats.convergedAfterRejoin.a.duplicates)}, ${s(nats.convergedAfterRejoin.a.ms)} | ${n(nats.convergedAfterRejoin.b.held)}, ${n(nats.convergedAfterRejoin.b.duplicates)}, ${s(nats.convergedAfterRejoin.b.ms)} |
 
-${verdict("NATS loss")} The time to converge is mostly the readers noticing the loss: a reader whose consumer lived on the dead node finds out when its pull expires and the consumer cannot be asked for, then opens a new one elsewhere from its stored position. ${nats.victim}, started again on its store, was a current replica of the stream ${s(nats.rejoinMs)} later. At the end the stream held ${n(nats.stream.messages)} messages (${nats.stream.replicasConfigured} replicas, leader ${nats.stream.leader}) whose outbox sequences are ${nats.stream.contiguous && nats.stream.unique === nats.stream.messages ? `1 to ${n(nats.stream.messages)}, each once` : "NOT 1 to n each once"}: no event lost or stored twice.
+${verdict("NATS loss")} What takes the time: the stream elects a new leader; a relay or reader whose connection went to the dead node reconnects to another after its backoff; one whose request waited on the old leader gives up when its timeout passes (a relay's publish after 5 s), and a reader whose consumer lived on the dead node finds out when its pull expires and the consumer cannot be asked for, then opens a new one from its stored position. ${nats.victim}, started again on its store, was a current replica of the stream ${s(nats.rejoinMs)} later. At the end the stream held ${n(nats.stream.messages)} messages (${nats.stream.replicasConfigured} replicas, leader ${nats.stream.leader}) whose outbox sequences are ${nats.stream.contiguous && nats.stream.unique === nats.stream.messages ? `1 to ${n(nats.stream.messages)}, each once` : "NOT 1 to n each once"}: no event lost or stored twice.
 
 ## 3. user-orders-a and products partitioned
 

@@ -90,7 +90,7 @@ export function multiHostProblems(report: MultiHostReport): string[] {
     if (!ok) problems.push(problem);
   };
   const r = report.replicaLoss;
-  check(r.failedReads === 0, `replica loss: ${r.failedReads} reads failed (${JSON.stringify(r.reads.failed)})`);
+  check(r.failedReads === 0, `replica loss: ${r.failedReads} reads failed (${JSON.stringify(r.reads.messages)})`);
   check(
     r.beforeKill.a > 0 && r.beforeKill.b > 0,
     "replica loss: the reads did not reach both replicas before the kill",
@@ -110,6 +110,7 @@ export function multiHostProblems(report: MultiHostReport): string[] {
       check(c.held === expected, `NATS loss: user-orders-${replica} holds ${c.held} orders ${phase}, not ${expected}`);
     }
   }
+  check(n.relayedMs !== undefined, "NATS loss: the relay did not get the orders' events into JetStream");
   check(n.rejoinMs !== undefined, `NATS loss: ${n.victim} did not become a current replica again`);
   check(
     n.stream.unique === n.stream.messages && n.stream.contiguous,

@@ -94,7 +94,11 @@ export async function natsNodeLoss(cluster: Cluster, client: ClientSession, setu
     requestPrefix: "nats-loss",
     intervalMs: 50,
   });
-  const converged = await bothReplicas(client, carol, during.acknowledged, 60_000);
+  // From here, two clocks: until JetStream holds the orders' events (the relay), and until both projections do.
+  const [relayedMs, converged] = await Promise.all([
+    relayed(client, before.messages + during.acknowledged.length, 60_000),
+    bothReplicas(client, carol, during.acknowledged, 60_000),
+  ]);
   const duringOutage = await client.call("streamState", { service: "orders" });
   const outageMs = since(killed);
 
@@ -128,6 +132,7 @@ export async function natsNodeLoss(cluster: Cluster, client: ClientSession, setu
     replicasConfigured: before.replicasConfigured,
     placedDuringOutage: during.acknowledged.length,
     failedDuringOutage: during.failed,
+    relayedMs,
     convergedDuringOutage: converged,
     outageMs,
     rejoinMs,
@@ -135,6 +140,17 @@ export async function natsNodeLoss(cluster: Cluster, client: ClientSession, setu
     convergedAfterRejoin: convergedAfter,
     stream: final,
   };
+}
+
+/** Time until the orders stream holds `messages` messages; undefined if it does not within `timeoutMs`. */
+async function relayed(client: ClientSession, messages: number, timeoutMs: number): Promise<number | undefined> {
+  const started = performance.now();
+  while (performance.now() - started < timeoutMs) {
+    const state = await client.call("streamState", { service: "orders" }).catch(() => undefined);
+    if (state && state.messages >= messages) return since(started);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return undefined;
 }
 
 /** Waits until both replicas' EVENTUAL views hold `orderIds`; returns each one's time, count and duplicates. */
