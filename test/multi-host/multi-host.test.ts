@@ -13,7 +13,7 @@ import { natsServer } from "../support/nats-server.js";
 
 const nats = natsServer();
 const rootOrIp = process.getuid?.() !== 0 || spawnSync("ip", ["-V"]).error ? "needs root and iproute2" : undefined;
-if (rootOrIp) console.warn(`skipped: the multi-host tests ${missingPrerequisite() ?? rootOrIp}`);
+if (rootOrIp) console.warn(`skipped: the multi-host tests: ${missingPrerequisite() ?? rootOrIp}`);
 
 describe.skipIf(rootOrIp !== undefined || nats.missing)("a multi-host mesh in network namespaces", () => {
   it("survives a lost replica, a lost NATS node, a partition and an orders restart, and leaves nothing behind", {

@@ -96,14 +96,20 @@ async function up(args: string[]): Promise<number> {
     process.stderr.write(`shopmesh cluster up: a cluster is recorded in ${dir}; run 'shopmesh cluster down' first\n`);
     return 1;
   }
+  let creating: Promise<Cluster> | undefined;
   let running: Cluster | undefined;
   const interrupted = () => {
-    void (running?.down() ?? Promise.resolve()).finally(() => process.exit(130));
+    void (async () => {
+      await (await creating?.catch(() => undefined))?.down();
+      process.exit(130);
+    })();
   };
   process.once("SIGINT", interrupted);
   process.once("SIGTERM", interrupted);
   try {
-    running = await Cluster.up({ dir, detached: true, progress: (line) => say(`shopmesh cluster: ${line}`) });
+    creating = Cluster.create({ dir, detached: true, progress: (line) => say(`shopmesh cluster: ${line}`) });
+    running = await creating;
+    await running.start();
     const client = await ClientSession.start(running);
     try {
       await prepare(client);

@@ -3,7 +3,7 @@
 // cluster's own, names resolved through per-host hosts files, mutual TLS
 // between the services, and three nats-server nodes clustered with
 // JetStream as the event backbone.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -89,6 +89,7 @@ export class Cluster {
   readonly processes = new Map<string, HostProcess>();
   readonly #removeDir: boolean;
   #down: Promise<string[]> | undefined;
+  #goingDown = false;
 
   private constructor(
     readonly id: string,
@@ -106,13 +107,28 @@ export class Cluster {
    * far is removed before the error is thrown.
    */
   static async up(options: ClusterOptions = {}): Promise<Cluster> {
+    const cluster = await Cluster.create(options);
+    try {
+      await cluster.start();
+      return cluster;
+    } catch (error) {
+      await cluster.down();
+      throw error;
+    }
+  }
+
+  /**
+   * The network, the hosts files and the certificates, with no process yet
+   * ({@link start} starts them). On a failure, what was made is removed.
+   * Once this has resolved, {@link down} removes everything, so a caller
+   * that may be interrupted holds the cluster from here on.
+   */
+  static async create(options: ClusterOptions = {}): Promise<Cluster> {
     const id = newClusterId();
     const dir = options.dir ?? mkdtempSync(join(tmpdir(), `shopmesh-cluster-${id}-`));
     mkdirSync(join(dir, "logs"), { recursive: true });
-    const progress = options.progress ?? (() => undefined);
-    progress(`cluster ${id}: network`);
+    (options.progress ?? (() => undefined))(`cluster ${id}: network`);
     const network = await createNetwork(id, clusterHosts);
-    let cluster: Cluster | undefined;
     try {
       writeHostsFiles(network.hosts, hostsEntries(network));
       const certificates = issueClusterCertificates(join(dir, "tls"), network.hosts, {
@@ -120,23 +136,25 @@ export class Cluster {
         clients: ["client"],
       });
       ensureKeyPair(defaultKeyFiles(dir));
-      cluster = new Cluster(id, dir, network, certificates, options);
+      const cluster = new Cluster(id, dir, network, certificates, options);
       cluster.#record();
-      progress(`cluster ${id}: nats`);
-      await Promise.all(natsHosts.map((host) => cluster!.startNats(host)));
-      for (const group of [["users"], ["products"], ["orders"], userOrdersReplicas] as ServiceHost[][]) {
-        progress(`cluster ${id}: ${group.join(", ")}`);
-        await Promise.all(group.map((host) => cluster!.startService(host)));
-      }
       return cluster;
     } catch (error) {
-      if (cluster) await cluster.down();
-      else {
-        removeHostsFiles(network.hosts);
-        await removeNetwork(network);
-        if (options.dir === undefined) rmSync(dir, { recursive: true, force: true });
-      }
+      removeHostsFiles(network.hosts);
+      await removeNetwork(network);
+      if (options.dir === undefined) rmSync(dir, { recursive: true, force: true });
       throw error;
+    }
+  }
+
+  /** Starts NATS, then the services in the order they depend on each other. */
+  async start(): Promise<void> {
+    const progress = this.options.progress ?? (() => undefined);
+    progress(`cluster ${this.id}: nats`);
+    await Promise.all(natsHosts.map((host) => this.startNats(host)));
+    for (const group of [["users"], ["products"], ["orders"], userOrdersReplicas] as ServiceHost[][]) {
+      progress(`cluster ${this.id}: ${group.join(", ")}`);
+      await Promise.all(group.map((host) => this.startService(host)));
     }
   }
 
@@ -257,6 +275,8 @@ export class Cluster {
    */
   down(): Promise<string[]> {
     this.#down ??= (async () => {
+      // A start still under way launches nothing more.
+      this.#goingDown = true;
       await Promise.all([...this.processes.values()].map((p) => p.kill("SIGKILL")));
       this.processes.clear();
       const failures = await tearDown(this.network);
@@ -267,11 +287,24 @@ export class Cluster {
     return this.#down;
   }
 
+  /** The last lines of every process's log, for a failure's message (the logs go with the cluster). */
+  logTails(lines = 6): string {
+    const logs = join(this.dir, "logs");
+    const files = existsSync(logs) ? readdirSync(logs).sort() : [];
+    return files
+      .map((file) => {
+        const tail = readFileSync(join(logs, file), "utf8").trimEnd().split("\n").slice(-lines);
+        return `--- ${file}\n${tail.map((line) => line.slice(0, 300)).join("\n")}`;
+      })
+      .join("\n");
+  }
+
   async #launch(
     name: string,
     host: NetworkHost,
     what: { command: string[]; env: Record<string, string>; ready: (line: string) => boolean },
   ): Promise<HostProcess> {
+    if (this.#goingDown) throw new Error(`cluster ${this.id} is going down: ${name} not started`);
     const started = await launchOnHost({
       name,
       host,
@@ -280,6 +313,11 @@ export class Cluster {
       cwd: repositoryRoot,
       detached: this.options.detached,
     });
+    if (this.#goingDown) {
+      // Became ready while the cluster went down: its namespace may be gone already, the process is not.
+      await started.kill("SIGKILL");
+      throw new Error(`cluster ${this.id} is going down: ${name} stopped`);
+    }
     this.processes.set(name, started);
     void started.exited.then(() => {
       if (this.processes.get(name) === started) this.processes.delete(name);

@@ -29,20 +29,24 @@ export async function runMultiHost(options: {
 }): Promise<MultiHostReport> {
   const progress = options.progress ?? (() => undefined);
   const started = performance.now();
+  let creating: Promise<Cluster> | undefined;
   let cluster: Cluster | undefined;
   let client: ClientSession | undefined;
   const interrupted = (signal: NodeJS.Signals) => {
     progress(`${signal}: tearing the cluster down`);
     void (async () => {
       await client?.close();
-      await cluster?.down();
+      // Interrupted while the network was being made: wait for it, then remove it.
+      await (await creating?.catch(() => undefined))?.down();
       process.exit(signal === "SIGINT" ? 130 : 143);
     })();
   };
   process.once("SIGINT", interrupted);
   process.once("SIGTERM", interrupted);
   try {
-    cluster = await Cluster.up({ progress, natsServer: options.natsServer });
+    creating = Cluster.create({ progress, natsServer: options.natsServer });
+    cluster = await creating;
+    await cluster.start();
     const upMs = Math.round(performance.now() - started);
     client = await ClientSession.start(cluster);
     progress("seeding, waiting for both projections");
@@ -75,6 +79,10 @@ export async function runMultiHost(options: {
       leftovers,
       totalMs: Math.round(performance.now() - started),
     };
+  } catch (error) {
+    // The logs go with the cluster: what they ended with goes to whoever reads the failure.
+    if (cluster) progress(`the end of each host's log:\n${cluster.logTails()}`);
+    throw error;
   } finally {
     process.removeListener("SIGINT", interrupted);
     process.removeListener("SIGTERM", interrupted);
