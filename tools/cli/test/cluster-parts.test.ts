@@ -1,9 +1,15 @@
 // The multi-host cluster's parts that need no root: names that fit Linux's
 // interface limit, the hosts file, the checks a run's figures are held to,
-// and the committed report being what its figures render to. The cluster
+// the committed report being what its figures render to, and the command's
+// answers to a command line it cannot use. The cluster
 // itself runs in test/multi-host/multi-host.test.ts.
-import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { missingPrerequisite } from "../src/cluster/cluster-command.js";
 import { clusterHosts } from "../src/cluster/cluster.js";
 import { hostsFileText } from "../src/cluster/hosts-files.js";
 import { renderMultiHostReport } from "../src/cluster/multi-host-report.js";
@@ -63,5 +69,40 @@ describe("the multi-host report", () => {
       "teardown left: ip netns del shopmesh-x-users failed",
     ]);
     expect(renderMultiHostReport(broken)).toContain("**6 problem(s): replica loss: 2 reads failed");
+  });
+});
+
+// Each run starts the bin under tsx: seconds apiece on a loaded two-core machine.
+describe("shopmesh cluster", { timeout: 60_000 }, () => {
+  const bin = fileURLToPath(new URL("../bin/shopmesh.mjs", import.meta.url));
+  const run = (args: string[]) => spawnSync(process.execPath, [bin, "cluster", ...args], { encoding: "utf8" });
+
+  it("names an unknown subcommand and exits 2", () => {
+    const result = run(["sideways"]);
+    expect([result.status, result.stderr]).toEqual([
+      2,
+      "shopmesh cluster: unknown subcommand 'sideways'\nRun 'shopmesh cluster --help' for its options.\n",
+    ]);
+  });
+
+  it("says what it needs, or what is wrong with exec's command line, or that there is nothing to take down", () => {
+    const dir = mkdtempSync(join(tmpdir(), "shopmesh-cluster-cli-"));
+    try {
+      const missing = missingPrerequisite();
+      const exec = run(["exec", "client", "--dir", dir]);
+      const down = run(["down", "--dir", dir]);
+      if (missing) {
+        expect([exec.status, exec.stderr]).toEqual([1, `shopmesh cluster: ${missing}\n`]);
+        expect(down.status).toBe(1);
+      } else {
+        expect([exec.status, exec.stderr]).toEqual([
+          2,
+          "shopmesh cluster: exec: give the command after --\nRun 'shopmesh cluster --help' for its options.\n",
+        ]);
+        expect([down.status, down.stdout]).toEqual([0, `shopmesh cluster: no cluster recorded in ${dir}\n`]);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
