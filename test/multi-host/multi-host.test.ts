@@ -1,12 +1,14 @@
 // The multi-host mesh: every process in a network namespace of its own, on
 // a bridge the run creates, and the four failures it must survive (a
 // replica's host dies, a NATS node dies, a partition, orders restarted),
-// each checked against the rules and written up as a report. Needs root
+// each checked against the rules and written up as a report; and a delay on
+// the network path beside the same delay inside products. Needs root
 // and iproute2; CI runs it once, outside test:parallel (npm run test:multi-host).
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { missingPrerequisite } from "../../tools/cli/src/cluster/cluster-command.js";
+import { renderSweepReport, runLatencySweep } from "../../tools/cli/src/cluster/latency-sweep.js";
 import { renderMultiHostReport } from "../../tools/cli/src/cluster/multi-host-report.js";
 import { multiHostProblems, runMultiHost, type MultiHostReport } from "../../tools/cli/src/cluster/multi-host-run.js";
 import { natsServer } from "../support/nats-server.js";
@@ -72,5 +74,27 @@ describe.skipIf(rootOrIp !== undefined || nats.missing)("a multi-host mesh in ne
     const markdown = renderMultiHostReport(report);
     expect(markdown).toContain("Every scenario behaved as the rules say.");
     expect(markdown).toContain(`| ${report.replicaLoss.reads.ok.toLocaleString("en-US")} |`);
+  });
+
+  it("slows a STRONG view by a delay on the network path as by the same delay inside products", {
+    timeout: 180_000,
+  }, async () => {
+    const sweep = await runLatencySweep({
+      command: "npm run test:multi-host",
+      delaysMs: [0, 100],
+      viewsPerPoint: 15,
+      natsServer: nats.path,
+      progress: (line) => console.log(`multi-host sweep: ${line}`),
+    });
+    const [none, delayed] = sweep.points;
+    for (const way of ["network", "inService"] as const) {
+      // No view can answer before products' delayed answer; the median grows by about the delay (a loaded
+      // machine moves medians by tens of milliseconds).
+      expect(delayed![way].min).toBeGreaterThanOrEqual(100);
+      expect(delayed![way].p50 - none![way].p50).toBeGreaterThan(50);
+      expect(delayed![way].p50 - none![way].p50).toBeLessThan(250);
+      expect(delayed![way].degraded + none![way].degraded).toBe(0);
+    }
+    expect(renderSweepReport(sweep)).toContain("| 100 |");
   });
 });

@@ -226,6 +226,32 @@ export function clientOperations(context: ClientContext) {
       return { acknowledged, failed };
     },
 
+    /** Sets the delay of a delay proxy (delay-proxy.ts) through its control listener. */
+    async setProxyDelay(args: { control: string; ms: number }) {
+      const response = await fetch(`http://${args.control}/delay?ms=${args.ms}`, { signal: AbortSignal.timeout(3000) });
+      if (!response.ok) throw new Error(`delay proxy at ${args.control}: ${response.status} ${await response.text()}`);
+      return { delayMs: args.ms };
+    },
+
+    /** `count` STRONG views from one replica, one after another: their latencies and how many were degraded. */
+    async viewLatencies(args: { host: string; token: string; userId: string; count: number }) {
+      const client = viewClient(args.host, args.token);
+      const latencies: number[] = [];
+      let degraded = 0;
+      for (let i = 0; i < args.count; i++) {
+        const started = performance.now();
+        const view = await client.getUserOrders(
+          { userId: args.userId, pageSize: 10, consistency: Consistency.STRONG },
+          { timeoutMs: 5000 },
+        );
+        latencies.push(performance.now() - started);
+        if (view.degradations.length > 0) degraded++;
+      }
+      latencies.sort((a, b) => a - b);
+      const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!;
+      return { min: latencies[0]!, p50: at(0.5), p90: at(0.9), max: latencies.at(-1)!, degraded };
+    },
+
     /** Every order of a user as orders itself lists them. */
     async listOrders(args: { token: string; userId: string }) {
       const orders = createClient(

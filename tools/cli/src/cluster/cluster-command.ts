@@ -33,6 +33,10 @@ anywhere else). Needs root and iproute2 (ip), and nats-server.
                                    restarted; writes DIR/multi-host.md and
                                    .json (default reports/); exit 1 when a
                                    scenario did not behave
+  sweep [--out DIR]                on a cluster of its own: STRONG view latency
+                                   with products' answers delayed on the
+                                   network path (a TCP proxy) and in products
+                                   itself; writes DIR/multi-host-sweep.md
 
 DIR defaults to data/cluster. Hosts: ${clusterHosts.join(", ")}.`;
 
@@ -45,7 +49,7 @@ export async function cluster(args: string[]): Promise<number> {
     return 0;
   }
   const unusable = missingPrerequisite();
-  if (unusable && ["up", "down", "exec", "scenarios"].includes(sub)) {
+  if (unusable && ["up", "down", "exec", "scenarios", "sweep"].includes(sub)) {
     process.stderr.write(`shopmesh cluster: ${unusable}\n`);
     return 1;
   }
@@ -59,6 +63,8 @@ export async function cluster(args: string[]): Promise<number> {
         return await exec(rest);
       case "scenarios":
         return await scenarios(rest);
+      case "sweep":
+        return await sweep(rest);
       default:
         throw new UsageError(`unknown subcommand '${sub}'`);
     }
@@ -179,4 +185,18 @@ async function scenarios(args: string[]): Promise<number> {
     `shopmesh cluster: ${problems.length === 0 ? "every scenario as the rules say" : `${problems.length} problem(s)`}; ${paths.markdown}`,
   );
   return problems.length === 0 ? 0 : 1;
+}
+
+async function sweep(args: string[]): Promise<number> {
+  const { values } = parseCommandLine({ args, options: { out: { type: "string", default: "reports" } } });
+  const { renderSweepReport, runLatencySweep } = await import("./latency-sweep.js");
+  const report = await runLatencySweep({
+    command: `shopmesh cluster sweep${args.length > 0 ? ` ${args.join(" ")}` : ""}`,
+    delaysMs: [0, 25, 50, 100, 200],
+    viewsPerPoint: 30,
+    progress: (line) => say(`shopmesh cluster: ${line}`),
+  });
+  const paths = writeReportFiles(values.out, "multi-host-sweep", report, renderSweepReport(report));
+  say(`shopmesh cluster: ${paths.markdown}`);
+  return 0;
 }

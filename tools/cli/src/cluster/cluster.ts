@@ -81,6 +81,8 @@ export interface ClusterOptions {
   progress?: (line: string) => void;
   /** The nats-server executable (default: NATS_SERVER_BIN, else nats-server from PATH). */
   natsServer?: string;
+  /** Further environment for a host's service (e.g. a dependency reached through a proxy). */
+  serviceEnv?: Partial<Record<ClusterHostName, Record<string, string>>>;
 }
 
 const repositoryRoot = fileURLToPath(new URL("../../../..", import.meta.url));
@@ -230,6 +232,7 @@ export class Cluster {
         ? { ORDERS_TARGET: target("orders"), PRODUCTS_TARGET: target("products"), EVENTS_SOURCE: "nats" }
         : { EVENTS_RELAY: "nats", EVENTS_STREAM_REPLICAS: "3" }),
       NATS_URL: natsUrls,
+      ...this.options.serviceEnv?.[name],
     };
     return this.#launch(name, host, {
       command: [process.execPath, ...nodeFlags, "--import", "tsx", entryOf(service)],
@@ -285,6 +288,20 @@ export class Cluster {
       return failures;
     })();
     return this.#down;
+  }
+
+  /** Starts a further node program on a host (a TypeScript entry, run with tsx), ready when it logs `ready`. */
+  launchNode(
+    hostName: ClusterHostName,
+    name: string,
+    entry: string,
+    env: Record<string, string>,
+  ): Promise<HostProcess> {
+    return this.#launch(name, this.host(hostName), {
+      command: [process.execPath, "--import", "tsx", entry],
+      env: { ...inheritedEnv(), ...env },
+      ready: (line) => line.includes('"msg":"ready"'),
+    });
   }
 
   /** The last lines of every process's log, for a failure's message (the logs go with the cluster). */

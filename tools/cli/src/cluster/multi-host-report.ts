@@ -83,9 +83,9 @@ Orders were placed for a new customer every 100 ms; 1.5 s in, every process on o
 
 ${verdict("orders restart")} An acknowledged order is committed to orders' SQLite file (synchronous=FULL) with its event before the answer; the relay resumes from the stream's last message, and the projections from their stored positions. The orders stream then held ${n(o.stream.messages)} messages, outbox sequences ${o.stream.contiguous && o.stream.unique === o.stream.messages ? `1 to ${n(o.stream.messages)}, each once` : "NOT 1 to n each once"}.
 
-## Not measured here
+## Elsewhere
 
-The latency sweep of the coupling experiment with faults on the network path (a TCP fault proxy per edge) is not part of this run; reports/coupling.md measures the same views with faults injected in the services.
+A delay on the network path (a TCP proxy between user-orders-a and products) beside the same delay inside products: \`shopmesh cluster sweep\`, reports/multi-host-sweep.md.
 
 Teardown: ${report.leftovers.length === 0 ? "every namespace, veth, the bridge and the hosts files removed" : report.leftovers.join("; ")}.
 `;
