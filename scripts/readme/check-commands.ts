@@ -157,6 +157,10 @@ export function blockSkipReason(block: ReadmeBlock): string | undefined {
   const section = sectionsNotRun[block.heading];
   if (section) return section;
   for (const program of markerValues(block.markers, "needs")) {
+    if (program === "root") {
+      if (process.getuid?.() !== 0) return "needs root (network namespaces, a bridge); CI runs as root";
+      continue;
+    }
     if (program === pythonGrpcioName) {
       // The README's command runs Debian's interpreter, which apt's packages are for.
       if (!importsGrpcio(debianPython))

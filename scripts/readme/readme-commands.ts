@@ -4,7 +4,8 @@
 //   <!-- docs-check: WORDS -->
 // are instructions for `npm run docs:check` (scripts/readme/check-commands.ts):
 //   needs PROGRAM          run only where PROGRAM is installed, else report it skipped
-//                          (needs python3-grpcio: where /usr/bin/python3 imports grpc)
+//                          (needs python3-grpcio: where /usr/bin/python3 imports grpc;
+//                          needs root: only when run as root)
 //   expect TEXT            the block's output (stdout and stderr) contains TEXT
 //   stream (why)           the last command follows a stream until Ctrl-C: it
 //                          passes once it has printed something and is still

@@ -61,8 +61,28 @@ export interface GrpcTransportOptions {
    * pings more often than every 5 minutes unless configured to).
    */
   keepalive?: { intervalMs: number; timeoutMs?: number; withoutCalls?: boolean };
+  /**
+   * Retries by grpc-js, following gRPC's retry design: a call that fails
+   * with UNAVAILABLE (nothing was processed, or the connection broke) is
+   * sent again, with jittered exponential backoff, within its deadline. Only
+   * for the services (`shopmesh.userorders.v1.UserOrdersService`) or methods
+   * (`shopmesh.userorders.v1.UserOrdersService/GetUserOrders`) named in
+   * `names`, which must be safe to repeat. Off when omitted.
+   */
+  retry?: RetryOptions;
   /** Further grpc-js channel options, applied last. */
   channelOptions?: ChannelOptions;
+}
+
+/** See {@link GrpcTransportOptions.retry}. */
+export interface RetryOptions {
+  /** Full service names, or `service/Method`. */
+  names: string[];
+  /** Attempts in all, the first included (default 3; grpc-js allows at most 5). */
+  maxAttempts?: number;
+  /** Backoff before the first retry (default 50 ms), doubling up to `maxBackoffMs` (default 1 s). */
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
 }
 
 /** A Connect transport backed by a grpc-js channel that can be closed. */
@@ -343,17 +363,40 @@ const neverAborted = new AbortController().signal;
 
 function channelOptionsFor(options: GrpcTransportOptions): ChannelOptions {
   const channel: ChannelOptions = {};
-  if (options.loadBalancing) {
-    channel["grpc.service_config"] = JSON.stringify({
-      loadBalancingConfig: [{ [options.loadBalancing]: {} }],
-    });
-  }
+  const serviceConfig: Record<string, unknown> = {};
+  if (options.loadBalancing) serviceConfig.loadBalancingConfig = [{ [options.loadBalancing]: {} }];
+  if (options.retry) serviceConfig.methodConfig = [retryMethodConfig(options.retry)];
+  if (Object.keys(serviceConfig).length > 0) channel["grpc.service_config"] = JSON.stringify(serviceConfig);
   if (options.keepalive) {
     channel["grpc.keepalive_time_ms"] = options.keepalive.intervalMs;
     channel["grpc.keepalive_timeout_ms"] = options.keepalive.timeoutMs ?? 20_000;
     channel["grpc.keepalive_permit_without_calls"] = options.keepalive.withoutCalls ? 1 : 0;
   }
   return { ...channel, ...options.channelOptions };
+}
+
+function retryMethodConfig(retry: RetryOptions): Record<string, unknown> {
+  const maxAttempts = retry.maxAttempts ?? 3;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 2 || maxAttempts > 5)
+    throw new RangeError(`retry.maxAttempts: ${maxAttempts} is not a whole number from 2 to 5`);
+  if (retry.names.length === 0) throw new RangeError("retry.names: name at least one service or method");
+  const name = retry.names.map((full) => {
+    const [service, method, ...rest] = full.split("/");
+    if (!service || rest.length > 0 || method === "")
+      throw new RangeError(`retry.names: "${full}" is not a service name or service/Method`);
+    return method === undefined ? { service } : { service, method };
+  });
+  const seconds = (ms: number) => `${(ms / 1000).toFixed(3)}s`;
+  return {
+    name,
+    retryPolicy: {
+      maxAttempts,
+      initialBackoff: seconds(retry.initialBackoffMs ?? 50),
+      maxBackoff: seconds(retry.maxBackoffMs ?? 1000),
+      backoffMultiplier: 2,
+      retryableStatusCodes: ["UNAVAILABLE"],
+    },
+  };
 }
 
 function callOptions(timeoutMs: number | undefined): GrpcCallOptions {

@@ -17,7 +17,12 @@ export { ConnectError, Code } from "@connectrpc/connect";
 export { createClient } from "./create-client.js";
 export type { Client, CallOptions, Interceptor, Transport } from "@connectrpc/connect";
 export { createTransport, type CreateTransportOptions, type TransportKind } from "./create-transport.js";
-export { createGrpcTransport, type GrpcTransport, type GrpcTransportOptions } from "./grpc-transport.js";
+export {
+  createGrpcTransport,
+  type GrpcTransport,
+  type GrpcTransportOptions,
+  type RetryOptions,
+} from "./grpc-transport.js";
 export { createConnectNodeTransport, type ConnectNodeTransportOptions } from "./connect-node-transport.js";
 export { bearerToken, type TokenSource } from "./bearer-token.js";
 export { retryPushbackMs } from "./retry-pushback.js";

@@ -1,7 +1,8 @@
 // What the SDK's grpc-js transport reports when the connection under a call is
 // torn down, against a bare HTTP/2 server process that breaks calls on
 // request: a lost connection is UNAVAILABLE (safe to retry an idempotent
-// read), never the INTERNAL that grpc-js reports for some of them.
+// read), never the INTERNAL that grpc-js reports for some of them; and what
+// the retry option does with an UNAVAILABLE.
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, type ConnectError } from "@connectrpc/connect";
@@ -80,6 +81,51 @@ describe("a connection torn down mid-call", () => {
     ]);
     // The connection is still there and still answers.
     expect((await failure(client.getProduct({ productId: "any" }, { timeoutMs: 5000 }))).code).toBe(Code.Unimplemented);
+  });
+});
+
+describe("retries", () => {
+  const failingFirst = (key: string, failures: number) => ({
+    headers: { "x-unavailable-first": `${key}:${failures}` },
+    timeoutMs: 5000,
+  });
+  const withRetry = (names: string[], maxAttempts?: number) => {
+    const transport = createGrpcTransport({ target: server.address, retry: { names, maxAttempts } });
+    transports.push(transport);
+    return createClient(ProductsService, transport);
+  };
+
+  it("are off by default: an UNAVAILABLE reaches the caller", async () => {
+    expect((await failure(products().getProduct({ productId: "a" }, failingFirst("off", 1)))).code).toBe(
+      Code.Unavailable,
+    );
+  });
+
+  it("send a call that failed with UNAVAILABLE again, up to maxAttempts, for the services named", async () => {
+    const client = withRetry(["shopmesh.products.v1.ProductsService"], 3);
+    let trailer: Headers | undefined;
+    await client.getProduct({ productId: "a" }, { ...failingFirst("two", 2), onTrailer: (t) => (trailer = t) });
+    expect(trailer?.get("x-attempt")).toBe("3");
+    expect((await failure(client.getProduct({ productId: "a" }, failingFirst("three", 3)))).code).toBe(
+      Code.Unavailable,
+    );
+  });
+
+  it("leave methods that are not named alone", async () => {
+    const client = withRetry(["shopmesh.products.v1.ProductsService/ListProducts"]);
+    expect((await failure(client.getProduct({ productId: "a" }, failingFirst("unnamed", 1)))).code).toBe(
+      Code.Unavailable,
+    );
+  });
+
+  it("refuse settings grpc-js cannot honour, naming the field", () => {
+    expect(() => createGrpcTransport({ target: server.address, retry: { names: ["a.B"], maxAttempts: 6 } })).toThrow(
+      /retry.maxAttempts: 6/,
+    );
+    expect(() => createGrpcTransport({ target: server.address, retry: { names: [] } })).toThrow(/retry.names/);
+    expect(() => createGrpcTransport({ target: server.address, retry: { names: ["a/b/c"] } })).toThrow(
+      /retry.names: "a\/b\/c"/,
+    );
   });
 });
 

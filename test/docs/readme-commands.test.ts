@@ -65,6 +65,14 @@ describe("what the check leaves out", () => {
   });
 });
 
+describe("a block that needs root", () => {
+  it("runs only as root, and says why it was skipped otherwise", () => {
+    const [block] = readmeBlocks("<!-- docs-check: needs root -->\n```sh\nip netns list\n```");
+    if (process.getuid?.() === 0) expect(blockSkipReason(block!)).toBeUndefined();
+    else expect(blockSkipReason(block!)).toBe("needs root (network namespaces, a bridge); CI runs as root");
+  });
+});
+
 describe("filling in a README command", () => {
   it("moves the metrics ports, 2000 above the services', with them", () => {
     expect(substitute("curl -s http://127.0.0.1:52054/metrics", mesh)).toBe("curl -s http://127.0.0.1:42103/metrics");

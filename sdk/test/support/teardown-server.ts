@@ -15,10 +15,30 @@ const teardowns: Record<string, (stream: http2.ServerHttp2Stream) => void> = {
   // This one stream is reset with INTERNAL_ERROR; the session stays up.
 };
 
+/** Calls seen per `x-unavailable-first` key: the first N of them fail with UNAVAILABLE, the next succeeds. */
+const attempts = new Map<string, number>();
+
 const server = http2.createServer();
 server.on("session", (session) => session.on("error", () => undefined));
 server.on("stream", (stream, headers) => {
   stream.on("error", () => undefined);
+  // "key:N": the first N calls with that key fail with UNAVAILABLE (before any
+  // work, as a server going away does); the next answers an empty message.
+  const unavailableFirst = /^(.+):(\d+)$/.exec(String(headers["x-unavailable-first"] ?? ""));
+  if (unavailableFirst) {
+    const [, key, failures] = unavailableFirst;
+    const seen = (attempts.get(key!) ?? 0) + 1;
+    attempts.set(key!, seen);
+    if (seen <= Number(failures)) {
+      stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": "14" }, { endStream: true });
+      return;
+    }
+    stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+    stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0", "x-attempt": String(seen) }));
+    stream.resume();
+    stream.on("end", () => stream.end(Buffer.alloc(5)));
+    return;
+  }
   const how = String(headers["x-teardown"] ?? "");
   // Reset before any response: refused, as a server that will not take the
   // stream does, or failed with INTERNAL_ERROR while the session stays up.

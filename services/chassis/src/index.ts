@@ -45,7 +45,9 @@ export { readTlsFiles, readTlsSettings, type TlsFiles, type TlsSettings } from "
 export { CertificateFiles, mutualTlsServerCredentials } from "./tls/certificate-files.js";
 export {
   ensureDevelopmentCertificates,
+  issueHostCertificate,
   type DevelopmentCertificates,
+  type HostCertificateRequest,
   type IdentityFiles,
 } from "./tls/development-ca.js";
 export { defaultKeyFiles, ensureKeyPair, readPem, type KeyPairFiles } from "./auth/keys.js";

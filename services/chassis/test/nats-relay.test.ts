@@ -316,6 +316,7 @@ describe("relay settings", () => {
     expect(readEventsRelayConfig({})).toEqual({ kind: "none" });
     expect(readEventsRelayConfig({ EVENTS_RELAY: "nats" })).toEqual({
       kind: "nats",
+      streamReplicas: 1,
       servers: ["nats://127.0.0.1:4222"],
       prefix: "shopmesh",
     });
@@ -324,14 +325,21 @@ describe("relay settings", () => {
         EVENTS_RELAY: "nats",
         NATS_URL: "nats://10.0.0.1:4222, nats://10.0.0.2:4222",
         EVENTS_NATS_PREFIX: "mesh-b",
+        EVENTS_STREAM_REPLICAS: "3",
       }),
-    ).toEqual({ kind: "nats", servers: ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"], prefix: "mesh-b" });
+    ).toEqual({
+      kind: "nats",
+      streamReplicas: 3,
+      servers: ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"],
+      prefix: "mesh-b",
+    });
   });
 
   it.each([
     ["EVENTS_RELAY", { EVENTS_RELAY: "kafka" }],
     ["NATS_URL", { EVENTS_RELAY: "nats", NATS_URL: "http://nowhere" }],
     ["EVENTS_NATS_PREFIX", { EVENTS_RELAY: "nats", EVENTS_NATS_PREFIX: "Has.Dots" }],
+    ["EVENTS_STREAM_REPLICAS", { EVENTS_RELAY: "nats", EVENTS_STREAM_REPLICAS: "6" }],
   ])("names %s when it is bad", (variable, env) => {
     const error = (() => {
       try {

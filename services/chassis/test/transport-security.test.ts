@@ -21,7 +21,7 @@ import {
   type GrpcTransport,
   type TransportKind,
 } from "@shopmesh/sdk";
-import { ensureDevelopmentCertificates, type DevelopmentCertificates } from "@shopmesh/chassis";
+import { ensureDevelopmentCertificates, issueHostCertificate, type DevelopmentCertificates } from "@shopmesh/chassis";
 import { spawnService, type ServiceProcess } from "@shopmesh/cli";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
@@ -77,6 +77,26 @@ describe("the development CA", () => {
     for (const key of ["ca-key.pem", "echo-key.pem", "users-key.pem"])
       expect(statSync(join(dir, key)).mode & 0o777).toBe(0o600);
     expect(ensureDevelopmentCertificates(dir, ["echo", "users"]).issued).toEqual([]);
+  });
+
+  it("issues a replica's host its own certificate for a shared identity, naming the host and its address", () => {
+    const files = issueHostCertificate(dir, {
+      identity: "users",
+      file: "users-b",
+      dnsNames: ["users-b"],
+      ipAddresses: ["10.213.1.12"],
+    });
+    const replica = new X509Certificate(readFileSync(files.certFile));
+    expect(replica.subjectAltName).toBe(
+      "URI:spiffe://shopmesh.local/users, DNS:users, DNS:users-b, IP Address:10.213.1.12",
+    );
+    expect(replica.checkIssued(new X509Certificate(readFileSync(certificates.caFile)))).toBe(true);
+    expect(statSync(files.keyFile).mode & 0o777).toBe(0o600);
+    // The identity's own files are left alone.
+    expect(files.certFile).not.toBe(certificates.identities.users!.certFile);
+    expect(() => issueHostCertificate(dir, { identity: "users", file: "../x", dnsNames: [], ipAddresses: [] })).toThrow(
+      /not a file name stem/,
+    );
   });
 });
 

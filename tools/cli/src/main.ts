@@ -12,6 +12,7 @@ const usage = `usage: shopmesh <command>
   bench       load each service and the aggregator; writes reports/bench.md
   soak        mixed load with faults on a schedule; writes reports/soak.md
   overload    1,000 STRONG views at once, health polled; writes reports/overload.md
+  cluster     a multi-host mesh in network namespaces (up, down, exec, scenarios; root)
 
 Run 'shopmesh <command> --help' for a command's options; 'shopmesh --version' for the version.`;
 
@@ -32,6 +33,9 @@ switch (command) {
   case "soak":
   case "overload":
     process.exitCode = await (await import("./robustness/robustness-commands.js")).run(command, args);
+    break;
+  case "cluster":
+    process.exitCode = await (await import("./cluster/cluster-command.js")).cluster(args);
     break;
   case "start": {
     const script = fileURLToPath(new URL("../../../scripts/start-mesh.ts", import.meta.url));

@@ -1,7 +1,8 @@
 // The Kubernetes manifests, rendered by kustomize (kubectl kustomize) the way
 // a cluster would receive them, held to the rules of deploy/k8s: probes,
 // resources and a locked-down security context on every container, one
-// writer per SQLite service, read replicas of user-orders, and network
+// writer per SQLite service, read replicas of user-orders, event streams
+// kept on every NATS server, and network
 // policies that allow exactly the edges of deploy/k8s/call-graph.yaml.
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -109,6 +110,15 @@ function problems(objects: K8sObject[]): string[] {
       if (set.spec.replicas !== 1) found.push(`${name}: ${set.spec.replicas} replicas, not one writer`);
       if ((set.spec.volumeClaimTemplates ?? []).length === 0) found.push(`${name}: no volumeClaimTemplate`);
     }
+  }
+  // Every relayed stream is kept on every NATS server, so that it outlives any one of them.
+  const natsServers = workload("nats")?.spec.replicas ?? 0;
+  for (const name of sqliteServices) {
+    const env = (workload(name)?.spec.template?.spec.containers[0] as { env?: { name: string; value?: string }[] })
+      ?.env;
+    const replicas = env?.find((e) => e.name === "EVENTS_STREAM_REPLICAS")?.value ?? "1";
+    if (Number(replicas) !== natsServers)
+      found.push(`${name}: its stream has ${replicas} replicas on ${natsServers} NATS servers`);
   }
   const userOrders = workload("user-orders");
   if (!userOrders || (userOrders.spec.replicas ?? 1) < 2) found.push("user-orders: fewer than two replicas");

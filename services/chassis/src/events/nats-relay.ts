@@ -33,6 +33,8 @@ export interface NatsRelayOptions<Desc extends DescMessage> extends NatsSettings
   maxBackoffMs?: number;
   /** How long one publish may wait for its ack (default 5 s). */
   ackTimeoutMs?: number;
+  /** Servers that keep a copy of the stream when the relay creates it (default 1). */
+  streamReplicas?: number;
 }
 
 /** A running relay. */
@@ -143,7 +145,7 @@ async function relaySession<Desc extends DescMessage>(context: SessionContext<De
   void nc.closed().then((error) => session.abort(error ?? new Error("NATS connection closed")));
   try {
     const jsm = await nc.jetstreamManager();
-    await ensureStream(jsm, names);
+    await ensureStream(jsm, names, context.streamReplicas ?? 1);
     const last = await lastRelayed(jsm, names);
     const js = nc.jetstream({ timeout: context.ackTimeoutMs ?? 5000 });
     let subjectSequence = last.streamSequence;
@@ -187,8 +189,12 @@ async function relaySession<Desc extends DescMessage>(context: SessionContext<De
   }
 }
 
-/** Creates the stream when it is missing (file storage, kept without limit like the outbox). */
-async function ensureStream(jsm: JetStreamManager, names: NatsEventNames): Promise<void> {
+/**
+ * Creates the stream when it is missing (file storage, kept without limit
+ * like the outbox), with `replicas` copies. An existing stream keeps the
+ * replica count it was made with.
+ */
+async function ensureStream(jsm: JetStreamManager, names: NatsEventNames, replicas: number): Promise<void> {
   try {
     const info = await jsm.streams.info(names.stream);
     if (!info.config.subjects?.includes(names.subject)) {
@@ -205,7 +211,7 @@ async function ensureStream(jsm: JetStreamManager, names: NatsEventNames): Promi
       storage: StorageType.File,
       retention: RetentionPolicy.Limits,
       discard: DiscardPolicy.Old,
-      num_replicas: 1,
+      num_replicas: replicas,
       duplicate_window: nanos(duplicateWindowMs),
     });
   }

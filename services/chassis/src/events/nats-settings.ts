@@ -61,10 +61,23 @@ export function readNatsSettings(env: Record<string, string | undefined> = proce
 }
 
 /** Whether a producer relays its outbox, and where to. */
-export type EventsRelayConfig = { kind: "none" } | ({ kind: "nats" } & NatsSettings);
+export type EventsRelayConfig =
+  | { kind: "none" }
+  | ({
+      kind: "nats";
+      /**
+       * Servers that keep a copy of a stream the relay creates
+       * (EVENTS_STREAM_REPLICAS, default 1). With 3 on a three-server cluster
+       * the stream outlives any one server.
+       */
+      streamReplicas: number;
+    } & NatsSettings);
 
-/** EVENTS_RELAY = none (default) | nats, with NATS_URL and EVENTS_NATS_PREFIX for nats. */
+/** EVENTS_RELAY = none (default) | nats, with NATS_URL, EVENTS_NATS_PREFIX and EVENTS_STREAM_REPLICAS for nats. */
 export function readEventsRelayConfig(env: Record<string, string | undefined> = process.env): EventsRelayConfig {
-  const kind = envReader(env).oneOf("EVENTS_RELAY", ["none", "nats"] as const, "none");
-  return kind === "none" ? { kind } : { kind, ...readNatsSettings(env) };
+  const read = envReader(env);
+  const kind = read.oneOf("EVENTS_RELAY", ["none", "nats"] as const, "none");
+  if (kind === "none") return { kind };
+  // JetStream allows at most 5 replicas of a stream.
+  return { kind, streamReplicas: read.int("EVENTS_STREAM_REPLICAS", 1, { min: 1, max: 5 }), ...readNatsSettings(env) };
 }

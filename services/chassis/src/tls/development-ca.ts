@@ -89,7 +89,7 @@ export function ensureDevelopmentCertificates(dir: string, names: readonly strin
     const keyFile = join(dir, `${name}-key.pem`);
     identities[name] = { certFile, keyFile, caFile };
     if (usable(certFile, keyFile, ca, name)) continue;
-    issue(dir, name, certFile, keyFile, caFile, caKeyFile);
+    issue(dir, name, certFile, keyFile, caFile, caKeyFile, ["localhost", name], ["127.0.0.1"]);
     issued.push(name);
   }
   return { dir, caFile, identities, issued };
@@ -109,16 +109,58 @@ function usable(certFile: string, keyFile: string, ca: X509Certificate | undefin
   }
 }
 
-function issue(dir: string, name: string, certFile: string, keyFile: string, caFile: string, caKeyFile: string): void {
-  const csr = join(dir, `${name}.csr`);
-  const extensions = join(dir, `${name}.ext`);
+/** Where {@link issueHostCertificate} puts a host's certificate. */
+export interface HostCertificateRequest {
+  /** The identity the certificate proves: `spiffe://shopmesh.local/<identity>`. */
+  identity: string;
+  /** File name stem: `<file>.pem` and `<file>-key.pem`. */
+  file: string;
+  /** DNS names beside the identity's own name. */
+  dnsNames: readonly string[];
+  ipAddresses: readonly string[];
+}
+
+/**
+ * Issues, with the development CA under `dir` (made by
+ * {@link ensureDevelopmentCertificates}), a certificate for one host that
+ * runs `identity`: several hosts may prove the same identity (replicas),
+ * each under its own names and addresses. Always issues anew.
+ */
+export function issueHostCertificate(dir: string, request: HostCertificateRequest): IdentityFiles {
+  if (!/^[a-z][a-z0-9-]*$/.test(request.file)) throw new Error(`not a file name stem: ${JSON.stringify(request.file)}`);
+  const caFile = join(dir, "ca.pem");
+  const certFile = join(dir, `${request.file}.pem`);
+  const keyFile = join(dir, `${request.file}-key.pem`);
+  const dnsNames = [...new Set([request.identity, ...request.dnsNames])];
+  issue(dir, request.identity, certFile, keyFile, caFile, join(dir, "ca-key.pem"), dnsNames, request.ipAddresses);
+  return { certFile, keyFile, caFile };
+}
+
+function issue(
+  dir: string,
+  name: string,
+  certFile: string,
+  keyFile: string,
+  caFile: string,
+  caKeyFile: string,
+  dnsNames: readonly string[],
+  ipAddresses: readonly string[],
+): void {
+  const stem = certFile.slice(dir.length + 1, -".pem".length);
+  const csr = join(dir, `${stem}.csr`);
+  const extensions = join(dir, `${stem}.ext`);
+  const alternativeNames = [
+    `URI:${meshIdentityUri(name)}`,
+    ...dnsNames.map((dns) => `DNS:${dns}`),
+    ...ipAddresses.map((address) => `IP:${address}`),
+  ];
   writeFileSync(
     extensions,
     [
       "basicConstraints = critical, CA:FALSE",
       "keyUsage = critical, digitalSignature",
       "extendedKeyUsage = serverAuth, clientAuth",
-      `subjectAltName = URI:${meshIdentityUri(name)}, DNS:localhost, DNS:${name}, IP:127.0.0.1`,
+      `subjectAltName = ${alternativeNames.join(", ")}`,
       "",
     ].join("\n"),
   );
