@@ -124,7 +124,7 @@ export interface AdmissionConfig {
   /** Unary calls waiting for a slot at most (MAX_CALLS_QUEUED), default 64; more are refused at once. */
   maxCallsQueued: number;
   /**
-   * Longest wait for a slot a call is queued for (MAX_QUEUE_WAIT), default 250 ms, and at most
+   * Longest wait for a slot (MAX_QUEUE_WAIT), default 250 ms, and at most
    * half a call's deadline; a call expected to wait longer is refused at once.
    */
   maxQueueWaitMs: number;

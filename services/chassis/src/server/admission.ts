@@ -7,9 +7,8 @@ export interface AdmissionSettings {
   /** Calls waiting for a slot at most (MAX_CALLS_QUEUED); more are refused at once. */
   maxCallsQueued: number;
   /**
-   * Longest wait for a slot a call is queued for (MAX_QUEUE_WAIT). A call
-   * with a deadline is planned at most half of the time it arrived with,
-   * whichever is shorter.
+   * Longest wait for a slot (MAX_QUEUE_WAIT). A call with a deadline may wait
+   * at most half of the time it arrived with, whichever is shorter.
    */
   maxQueueWaitMs: number;
 }
@@ -32,33 +31,23 @@ const holdWeight = 0.05;
 const waitSpread = 2;
 
 /**
- * A queued call that has waited this many times MAX_QUEUE_WAIT without a
- * slot coming free is refused after all: the server is stuck (a handler
- * that never returns), not busy, and a caller without a deadline would
- * otherwise wait for as long as it stays stuck.
- */
-export const stuckQueueFactor = 4;
-
-/**
  * Admission control: at most `maxCallsInFlight` calls run at once, at most
  * `maxCallsQueued` wait, first come first served.
  *
- * A call that finds every slot taken may be planned to wait only as long as
- * it can afford (`maxQueueWaitMs`, or half the time its deadline gave it
- * when that is shorter): past that it would start with too little time to
- * finish. Whether it can is decided when it arrives, and only then: slots
- * come free at about `maxCallsInFlight` per mean hold time (a running mean
- * of how long admitted calls held their slot), so the n-th in the queue
- * expects to wait n × mean hold ÷ slots, give or take √n × the holds'
- * standard deviation ÷ slots; it is queued only when the expected wait plus
- * twice that spread is affordable, and refused at once otherwise. A refusal
- * while the caller still listens (RESOURCE_EXHAUSTED: try elsewhere, or
- * later) is of use to it; a refusal after a wait is not, since the wait is
- * lost and the call would have had its turn soon after. So a queued call
- * keeps its place until a slot comes free for it, however long its wait
- * runs over the estimate, unless its caller gives up (its deadline, or a
- * cancel) or nothing has come free for {@link stuckQueueFactor} ×
- * MAX_QUEUE_WAIT. What the wait took counts against the call's own budget.
+ * A call that finds every slot taken may wait only as long as it can afford
+ * (`maxQueueWaitMs`, or half the time its deadline gave it when that is
+ * shorter): past that it would start with too little time to finish. It is
+ * refused at once, not after waiting that long, when its wait is expected to
+ * be longer: slots come free at about `maxCallsInFlight` per mean hold time
+ * (a running mean of how long admitted calls held their slot), so the n-th
+ * in the queue expects to wait n × mean hold ÷ slots, give or take
+ * √n × the holds' standard deviation ÷ slots; it is queued only when the
+ * expected wait plus twice that spread is affordable. A refusal while the
+ * caller still listens (RESOURCE_EXHAUSTED: try elsewhere, or later) is more
+ * use to it than a wait that ends in a refusal anyway, or in a
+ * DEADLINE_EXCEEDED that looks like a slow server. A call that was expected
+ * to start in time but has not is still refused when its affordable wait is
+ * over.
  *
  * The common case, a free slot and nobody waiting, is {@link tryAcquire} and
  * {@link release}: a counter, no objects. cockatiel's bulkhead has the same
@@ -152,14 +141,13 @@ export class CallLimiter {
       return undefined;
     }
     const waiter: Waiter = { admit, refuse, timer: undefined };
-    const stuckMs = stuckQueueFactor * maxQueueWaitMs;
     waiter.timer = setTimeout(() => {
       this.leave(waiter);
       refuse(
-        `server overloaded: ${this.#running} calls in progress; no slot came free within ${stuckMs} ms`,
+        `server overloaded: ${this.#running} calls in progress; no slot came free within ${Math.round(affordableMs)} ms`,
         this.pushback.refused(),
       );
-    }, stuckMs);
+    }, affordableMs);
     this.#queue.push(waiter);
     return waiter;
   }
