@@ -62,8 +62,7 @@ try {
     });
     void once(launcher, "exit").then(() => reject(new Error(printed.join("\n"))));
   });
-  // The console is printed before the services start; the demo data is seeded once they are.
-  await new Promise<void>((resolve) => lines.on("line", (line) => line.includes("seeded") && resolve()));
+  // npm start prints the console's address once the demo data is there.
   const products = `127.0.0.1:${base + 1}`;
   const metricsPort = defaultMetricsPort(base + 1);
   const ca = readFileSync(join(dataDir, "tls", "ca.pem"));
