@@ -33,5 +33,11 @@ export {
   type StopOptions,
 } from "./process/spawn-service.js";
 export { readCpuMicros, readRssBytes } from "./process/proc-stats.js";
-export { spansOf, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "./tracing/otlp-receiver.js";
+export {
+  readOtlpBody,
+  spansOf,
+  startOtlpReceiver,
+  type OtlpReceiver,
+  type ReceivedSpan,
+} from "./tracing/otlp-receiver.js";
 export { waterfallRows, type WaterfallRow, type WaterfallEvent } from "./experiment/waterfall-chart.js";

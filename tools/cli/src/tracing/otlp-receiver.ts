@@ -146,13 +146,14 @@ export function spansOf(request: ExportTraceServiceRequest): ReceivedSpan[] {
   return spans;
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
+/** An OTLP/HTTP export's body as text, gunzipped when sent so; a RangeError past `limitBytes`. */
+export async function readOtlpBody(req: IncomingMessage, limitBytes = maxBodyBytes): Promise<string> {
   const source = req.headers["content-encoding"] === "gzip" ? req.pipe(createGunzip()) : req;
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of source as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > maxBodyBytes) throw new RangeError(`request body over ${maxBodyBytes} bytes`);
+    if (size > limitBytes) throw new RangeError(`request body over ${limitBytes} bytes`);
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString("utf8");
@@ -192,7 +193,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       refuse(res, 415, `content-type ${type || "(none)"}: this receiver takes OTLP's JSON encoding (application/json)`);
       return;
     }
-    readBody(req)
+    readOtlpBody(req)
       .then((body) => spansOf(JSON.parse(body) as ExportTraceServiceRequest))
       .then(
         (spans) => {

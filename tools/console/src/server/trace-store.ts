@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { createGunzip } from "node:zlib";
-import { spansOf, waterfallRows, type ReceivedSpan } from "@shopmesh/cli";
+import { readOtlpBody, spansOf, waterfallRows, type ReceivedSpan } from "@shopmesh/cli";
 import type { TraceView } from "../summary-types.js";
 
 type ExportRequest = Parameters<typeof spansOf>[0];
@@ -61,18 +60,6 @@ export class TraceStore {
 /** Largest export body taken; a batch of the SDK's default 512 spans is well under it. */
 const maxBodyBytes = 8 * 1024 * 1024;
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const source = req.headers["content-encoding"] === "gzip" ? req.pipe(createGunzip()) : req;
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of source as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxBodyBytes) throw new RangeError(`request body over ${maxBodyBytes} bytes`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
-
 /**
  * POST /v1/traces: OTLP/HTTP in its JSON encoding (what the services'
  * exporter sends with OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/json), into
@@ -92,7 +79,7 @@ export async function receiveOtlp(
   if (!(req.headers["content-type"] ?? "").startsWith("application/json"))
     return refuse(415, "this receiver takes OTLP's JSON encoding (application/json)");
   try {
-    const spans = spansOf(JSON.parse(await readBody(req)) as ExportRequest);
+    const spans = spansOf(JSON.parse(await readOtlpBody(req, maxBodyBytes)) as ExportRequest);
     if (accepting()) store.add(spans);
     res.writeHead(200, { "content-type": "application/json" }).end("{}");
   } catch (error) {
