@@ -43,6 +43,9 @@ const request = (...sizes: number[]): StreamingOutputCallRequest =>
 
 describe("a bidi call", () => {
   it("answers each request as it comes (ping-pong), with response header and trailer", async () => {
+    // The server may record the call's end after the client has its last answer: awaited here, so that a later
+    // test's wait for an end is not given this one.
+    const ended = once(server.events, "end");
     const input = pushable<StreamingOutputCallRequest>();
     let header: Headers | undefined;
     let trailer: Headers | undefined;
@@ -63,12 +66,15 @@ describe("a bidi call", () => {
     expect((await iterator.next()).done).toBe(true);
     expect(header?.get("x-kind")).toBe("bidi");
     expect(trailer?.get("x-kind-trailer")).toBe("bidi");
+    await ended;
   });
 
   it("ends with OK and no answers when the client sends nothing", async () => {
+    const ended = once(server.events, "end");
     const received: unknown[] = [];
     for await (const response of client.fullDuplexCall(pushableClosed())) received.push(response);
     expect(received).toEqual([]);
+    await ended;
   });
 
   it("answers a half-duplex call after the requests end, in order", async () => {

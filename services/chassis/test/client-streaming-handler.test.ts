@@ -52,6 +52,9 @@ describe("a client-streaming call", () => {
   it("reads every request and answers once, with the handler's response header and trailer", async () => {
     let header: Headers | undefined;
     let trailer: Headers | undefined;
+    // The server may record the call's end after the client has its answer: awaited here, so that a later
+    // test's wait for an end is not given this one.
+    const ended = once(server.events, "end");
     const response = await client.streamingInputCall(requests(10, 200, 3_000, 0), {
       onHeader: (h) => (header = h),
       onTrailer: (t) => (trailer = t),
@@ -59,11 +62,14 @@ describe("a client-streaming call", () => {
     expect(response.aggregatedPayloadSize).toBe(3_210);
     expect(header?.get("x-kind")).toBe("client-streaming");
     expect(trailer?.get("x-total")).toBe("3210");
+    await ended;
   });
 
   it("answers a stream with no requests at all", async () => {
+    const ended = once(server.events, "end");
     const response = await client.streamingInputCall(requests());
     expect(response.aggregatedPayloadSize).toBe(0);
+    await ended;
   });
 
   it("expires at its deadline: DEADLINE_EXCEEDED for the client, and the handler's next read fails with it", async () => {
