@@ -12,6 +12,7 @@ import { createContextValues, type Interceptor, type ServiceImpl } from "@connec
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { peerIdentityKey, SocketPeerIdentity } from "../auth/peer-identity.js";
 import type { CertificateFiles } from "../tls/certificate-files.js";
+import { listenOn } from "./listen-on.js";
 import type { TcpListener } from "./tcp-listener.js";
 
 /** Options for {@link listenForConnectGrpc}. */
@@ -87,20 +88,17 @@ export async function listenForConnectGrpc(options: ConnectGrpcListenOptions): P
     });
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ host: options.host, port: options.port }, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const address = server.address();
-  if (address === null || typeof address === "string")
-    throw new Error(`unexpected listening address ${String(address)}`);
+  let port: number;
+  try {
+    port = await listenOn(server, options.host, options.port);
+  } catch (error) {
+    stopRenewals?.();
+    throw error;
+  }
 
   let closed: Promise<void> | undefined;
   return {
-    port: address.port,
+    port,
     close() {
       stopRenewals?.();
       server.close();

@@ -17,6 +17,7 @@ import type { ConnectionConfig } from "../config.js";
 import { peerIdentityKey, SocketPeerIdentity } from "../auth/peer-identity.js";
 import type { CertificateFiles } from "../tls/certificate-files.js";
 import type { TlsFiles } from "../tls/tls-settings.js";
+import { listenOn } from "./listen-on.js";
 
 /** A service descriptor with its implementation (see service-server.ts's HostedService). */
 interface HostedImpl {
@@ -215,24 +216,17 @@ export async function listenForHttp(options: HttpListenOptions): Promise<HttpLis
   server.on("drop", () => options.onDropped?.());
   // No clientError listener: Node then answers a malformed request 400, headers too large 431 and a slow one 408, and closes.
 
-  await new Promise<void>((resolve, reject) => {
-    const fail = (error: Error) => {
-      stopRenewals?.();
-      reject(error);
-    };
-    server.once("error", fail);
-    server.listen({ host: options.host, port: options.port }, () => {
-      server.off("error", fail);
-      resolve();
-    });
-  });
-  const address = server.address();
-  if (address === null || typeof address === "string")
-    throw new Error(`unexpected listening address ${String(address)}`);
+  let port: number;
+  try {
+    port = await listenOn(server, options.host, options.port);
+  } catch (error) {
+    stopRenewals?.();
+    throw error;
+  }
 
   let closed: Promise<void> | undefined;
   return {
-    port: address.port,
+    port,
     close() {
       closed ??= new Promise<void>((resolve) => {
         closing = true;
