@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { runLine, thisMachine, type RunMachine } from "../report-files.js";
 import { ClientSession } from "./client-session.js";
+import { tearDownOnSignal, type HeldCluster } from "./teardown-on-signal.js";
 import { Cluster } from "./cluster.js";
 import { prepare } from "./scenarios.js";
 
@@ -41,19 +42,11 @@ export async function runLatencySweep(options: {
   natsServer?: string;
 }): Promise<SweepReport> {
   const progress = options.progress ?? (() => undefined);
-  let creating: Promise<Cluster> | undefined;
   let client: ClientSession | undefined;
-  const interrupted = (signal: NodeJS.Signals) => {
-    void (async () => {
-      await client?.close();
-      await (await creating?.catch(() => undefined))?.down();
-      process.exit(signal === "SIGINT" ? 130 : 143);
-    })();
-  };
-  process.once("SIGINT", interrupted);
-  process.once("SIGTERM", interrupted);
+  const held: HeldCluster = {};
+  const stopListening = tearDownOnSignal(held, progress);
   try {
-    creating = Cluster.create({
+    const creating = Cluster.create({
       progress,
       natsServer: options.natsServer,
       serviceEnv: {
@@ -62,6 +55,7 @@ export async function runLatencySweep(options: {
         products: { FAULT_INJECTION: "on" },
       },
     });
+    held.creating = creating;
     const cluster = await creating;
     await cluster.launchNode("user-orders-a", "delay-proxy", proxyEntry, {
       LISTEN: `127.0.0.1:${proxyPort}`,
@@ -69,7 +63,7 @@ export async function runLatencySweep(options: {
       CONTROL: `${cluster.host("user-orders-a").address}:${controlPort}`,
     });
     await cluster.start();
-    client = await ClientSession.start(cluster);
+    client = held.client = await ClientSession.start(cluster);
     const setup = await prepare(client);
     const views = () =>
       client!.call("viewLatencies", {
@@ -113,10 +107,9 @@ export async function runLatencySweep(options: {
       points,
     };
   } finally {
-    process.removeListener("SIGINT", interrupted);
-    process.removeListener("SIGTERM", interrupted);
+    stopListening();
     await client?.close();
-    await (await creating?.catch(() => undefined))?.down();
+    await (await held.creating?.catch(() => undefined))?.down();
   }
 }
 

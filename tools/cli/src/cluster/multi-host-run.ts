@@ -3,6 +3,7 @@
 // (including Ctrl-C or a SIGTERM while it runs). Its result is the report.
 import { thisMachine, type RunMachine } from "../report-files.js";
 import { ClientSession } from "./client-session.js";
+import { tearDownOnSignal, type HeldCluster } from "./teardown-on-signal.js";
 import { Cluster } from "./cluster.js";
 import { natsNodeLoss, ordersRestart, partition, prepare, replicaLoss } from "./scenarios.js";
 
@@ -29,26 +30,16 @@ export async function runMultiHost(options: {
 }): Promise<MultiHostReport> {
   const progress = options.progress ?? (() => undefined);
   const started = performance.now();
-  let creating: Promise<Cluster> | undefined;
   let cluster: Cluster | undefined;
   let client: ClientSession | undefined;
-  const interrupted = (signal: NodeJS.Signals) => {
-    progress(`${signal}: tearing the cluster down`);
-    void (async () => {
-      await client?.close();
-      // Interrupted while the network was being made: wait for it, then remove it.
-      await (await creating?.catch(() => undefined))?.down();
-      process.exit(signal === "SIGINT" ? 130 : 143);
-    })();
-  };
-  process.once("SIGINT", interrupted);
-  process.once("SIGTERM", interrupted);
+  const held: HeldCluster = {};
+  const stopListening = tearDownOnSignal(held, progress);
   try {
-    creating = Cluster.create({ progress, natsServer: options.natsServer });
-    cluster = await creating;
+    held.creating = Cluster.create({ progress, natsServer: options.natsServer });
+    cluster = await held.creating;
     await cluster.start();
     const upMs = Math.round(performance.now() - started);
-    client = await ClientSession.start(cluster);
+    client = held.client = await ClientSession.start(cluster);
     progress("seeding, waiting for both projections");
     const setup = await prepare(client);
     progress("1/4 a user-orders replica's host goes away");
@@ -84,8 +75,7 @@ export async function runMultiHost(options: {
     if (cluster) progress(`the end of each host's log:\n${cluster.logTails()}`);
     throw error;
   } finally {
-    process.removeListener("SIGINT", interrupted);
-    process.removeListener("SIGTERM", interrupted);
+    stopListening();
     await client?.close();
     await cluster?.down();
   }
