@@ -31,11 +31,14 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { once } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
 import { createMethodUrl, runStreamingCall } from "@connectrpc/connect/protocol";
 import { toConnectError } from "./grpc-error.js";
 import { applyInterceptors } from "./interceptors.js";
 import { headersToMetadata, metadataToHeaders, type HeadersLike } from "./metadata.js";
 import { methodPath } from "./method-path.js";
+import { attemptsBehind, backoffMs, retryAfterHeadersFor, type RetryAfterHeaders } from "./retry-after-headers.js";
+import { retryPushbackMs } from "./retry-pushback.js";
 
 /** Options for {@link createGrpcTransport}. */
 export interface GrpcTransportOptions {
@@ -68,6 +71,12 @@ export interface GrpcTransportOptions {
    * for the services (`shopmesh.userorders.v1.UserOrdersService`) or methods
    * (`shopmesh.userorders.v1.UserOrdersService/GetUserOrders`) named in
    * `names`, which must be safe to repeat. Off when omitted.
+   *
+   * gRPC's design stops retrying once the server's response headers have
+   * arrived, so a server killed between its headers and its trailers would
+   * fail the call. For a unary method whose contract marks it free of side
+   * effects or idempotent, the SDK sends it again then as well, within the
+   * same attempts, backoff and deadline.
    */
   retry?: RetryOptions;
   /** Further grpc-js channel options, applied last. */
@@ -101,6 +110,14 @@ interface MethodCodec {
   url: string;
   serialize: Serializer;
   deserialize: Deserializer;
+  /** Set when a call broken after its response headers may be sent again. */
+  retryAfterHeaders: RetryAfterHeaders | undefined;
+}
+
+/** What one attempt of a unary call saw besides its outcome. */
+interface UnaryAttempt {
+  /** The response headers, once they arrived. */
+  headers?: Metadata;
 }
 
 /**
@@ -123,6 +140,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
     channelOptionsFor(options),
   );
   const interceptors = options.interceptors ?? [];
+  const retry = options.retry && parseRetry(options.retry);
   const baseUrl = `grpc://${options.target}`;
   const codecs = new WeakMap<object, MethodCodec>();
 
@@ -135,6 +153,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
         url: createMethodUrl(baseUrl, method),
         serialize: (value) => asBuffer(toBinary(input, value as MessageShape<DescMessage>)),
         deserialize: (bytes) => fromBinary(output, bytes),
+        retryAfterHeaders: retry && retryAfterHeadersFor(method, retry.names, retry),
       };
       codecs.set(method, codec);
     }
@@ -162,8 +181,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
       contextValues = createContextValues(),
     ): Promise<UnaryResponse<I, O>> {
       const codec = codecFor(method);
-      const options = callOptions(timeoutMs);
-      const innermost = (req: UnaryRequest<I, O>) =>
+      const sendOnce = (req: UnaryRequest<I, O>, options: GrpcCallOptions, attempt?: UnaryAttempt) =>
         new Promise<UnaryResponse<I, O>>((resolve, reject) => {
           if (req.signal.aborted) {
             reject(ConnectError.from(req.signal.reason, Code.Canceled));
@@ -211,11 +229,43 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
               });
             },
           );
-          call.on("metadata", (metadata: Metadata) => (headerMetadata = metadata));
+          call.on("metadata", (metadata: Metadata) => {
+            headerMetadata = metadata;
+            if (attempt) attempt.headers = metadata;
+          });
           call.on("status", (status: { metadata: Metadata }) => (trailerMetadata = status.metadata));
           // The shared never-aborting signal would collect a listener per call in flight.
           if (req.signal !== neverAborted) req.signal.addEventListener("abort", onAbort, { once: true });
         });
+      // Sent once more, within the same deadline, when the connection broke after the response
+      // headers: see GrpcTransportOptions.retry.
+      const sendRetryingAfterHeaders = async (req: UnaryRequest<I, O>, plan: RetryAfterHeaders) => {
+        const options = callOptions(timeoutMs);
+        let attempts = 0;
+        for (;;) {
+          const attempt: UnaryAttempt = {};
+          try {
+            return await sendOnce(req, options, attempt);
+          } catch (error) {
+            if (!attempt.headers || !(error instanceof ConnectError) || error.code !== Code.Unavailable) throw error;
+            attempts += attemptsBehind(attempt.headers);
+            const pushback = error.metadata.get("grpc-retry-pushback-ms");
+            // gRPC's retry design: a pushback that is not a whole number of ms means "do not retry".
+            const wait = pushback === null ? backoffMs(plan, attempts) : retryPushbackMs(error);
+            if (attempts >= plan.maxAttempts || wait === undefined) throw error;
+            if (options.deadline !== undefined && Date.now() + wait >= Number(options.deadline)) throw error;
+            try {
+              await sleep(wait, undefined, { signal: req.signal });
+            } catch {
+              throw ConnectError.from(req.signal.reason, Code.Canceled);
+            }
+          }
+        }
+      };
+      const innermost = (req: UnaryRequest<I, O>) =>
+        codec.retryAfterHeaders === undefined
+          ? sendOnce(req, callOptions(timeoutMs))
+          : sendRetryingAfterHeaders(req, codec.retryAfterHeaders);
       let requestSignal = signal ?? neverAborted;
       let timer: NodeJS.Timeout | undefined;
       if (interceptors.length > 0 && timeoutMs !== undefined) {
@@ -375,24 +425,39 @@ function channelOptionsFor(options: GrpcTransportOptions): ChannelOptions {
   return { ...channel, ...options.channelOptions };
 }
 
-function retryMethodConfig(retry: RetryOptions): Record<string, unknown> {
+/** The retry option checked and with its defaults filled in. */
+interface RetryPlan extends RetryAfterHeaders {
+  names: { service: string; method?: string }[];
+}
+
+function parseRetry(retry: RetryOptions): RetryPlan {
   const maxAttempts = retry.maxAttempts ?? 3;
   if (!Number.isInteger(maxAttempts) || maxAttempts < 2 || maxAttempts > 5)
     throw new RangeError(`retry.maxAttempts: ${maxAttempts} is not a whole number from 2 to 5`);
   if (retry.names.length === 0) throw new RangeError("retry.names: name at least one service or method");
-  const name = retry.names.map((full) => {
+  const names = retry.names.map((full) => {
     const [service, method, ...rest] = full.split("/");
     if (!service || rest.length > 0 || method === "")
       throw new RangeError(`retry.names: "${full}" is not a service name or service/Method`);
     return method === undefined ? { service } : { service, method };
   });
+  return {
+    names,
+    maxAttempts,
+    initialBackoffMs: retry.initialBackoffMs ?? 50,
+    maxBackoffMs: retry.maxBackoffMs ?? 1000,
+  };
+}
+
+function retryMethodConfig(retry: RetryOptions): Record<string, unknown> {
+  const plan = parseRetry(retry);
   const seconds = (ms: number) => `${(ms / 1000).toFixed(3)}s`;
   return {
-    name,
+    name: plan.names,
     retryPolicy: {
-      maxAttempts,
-      initialBackoff: seconds(retry.initialBackoffMs ?? 50),
-      maxBackoff: seconds(retry.maxBackoffMs ?? 1000),
+      maxAttempts: plan.maxAttempts,
+      initialBackoff: seconds(plan.initialBackoffMs),
+      maxBackoff: seconds(plan.maxBackoffMs),
       backoffMultiplier: 2,
       retryableStatusCodes: ["UNAVAILABLE"],
     },

@@ -118,6 +118,42 @@ describe("retries", () => {
     );
   });
 
+  describe("after the response headers arrived", () => {
+    const resetAfterHeaders = (key: string, failures: number) => ({
+      headers: { "x-reset-after-headers": `${key}:${failures}` },
+      timeoutMs: 5000,
+    });
+    /** How many attempts the server saw with a key, read from one more call that it answers. */
+    const attemptsSeen = async (key: string) => {
+      let trailer: Headers | undefined;
+      await products().getProduct(
+        { productId: "a" },
+        { ...resetAfterHeaders(key, 0), onTrailer: (t) => (trailer = t) },
+      );
+      return Number(trailer?.get("x-attempt")) - 1;
+    };
+
+    it("send a read the contract marks free of side effects again, within maxAttempts", async () => {
+      const client = withRetry(["shopmesh.products.v1.ProductsService"], 3);
+      let trailer: Headers | undefined;
+      await client.getProduct({ productId: "a" }, { ...resetAfterHeaders("get", 2), onTrailer: (t) => (trailer = t) });
+      expect(trailer?.get("x-attempt")).toBe("3");
+
+      const exhausted = await failure(client.getProduct({ productId: "a" }, resetAfterHeaders("get-3", 3)));
+      expect(exhausted.code).toBe(Code.Unavailable);
+      expect(await attemptsSeen("get-3")).toBe(3);
+    });
+
+    it("leave a method the contract does not mark safe to repeat to fail, as grpc-js does", async () => {
+      const client = withRetry(["shopmesh.products.v1.ProductsService"], 3);
+      expect((await failure(client.createProduct({ name: "x" }, resetAfterHeaders("create", 1)))).code).toBe(
+        Code.Unavailable,
+      );
+      // One attempt only: the headers had arrived, so grpc-js did not retry it either.
+      expect(await attemptsSeen("create")).toBe(1);
+    });
+  });
+
   it("refuse settings grpc-js cannot honour, naming the field", () => {
     expect(() => createGrpcTransport({ target: server.address, retry: { names: ["a.B"], maxAttempts: 6 } })).toThrow(
       /retry.maxAttempts: 6/,

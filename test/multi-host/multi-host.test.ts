@@ -36,6 +36,8 @@ describe.skipIf(rootOrIp !== undefined || nats.missing)("a multi-host mesh in ne
     // 1: both replicas took reads, then one died, and no read failed.
     expect(report.replicaLoss.beforeKill.a).toBeGreaterThan(0);
     expect(report.replicaLoss.beforeKill.b).toBeGreaterThan(0);
+    // The messages name what failed, should anything fail.
+    expect(report.replicaLoss.reads.messages).toEqual({});
     expect(report.replicaLoss.reads.failed).toEqual({});
     expect(report.replicaLoss.answeredByAAfterKill).toBeGreaterThan(0);
 

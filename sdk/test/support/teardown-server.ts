@@ -3,6 +3,7 @@
 // a connection torn down under a call. It logs a `ready` line with its port,
 // as a service does.
 import http2 from "node:http2";
+import type { Socket } from "node:net";
 
 const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
@@ -18,10 +19,35 @@ const teardowns: Record<string, (stream: http2.ServerHttp2Stream) => void> = {
 /** Calls seen per `x-unavailable-first` key: the first N of them fail with UNAVAILABLE, the next succeeds. */
 const attempts = new Map<string, number>();
 
+/** The raw sockets by the client's port, so that a call can reset its connection as a killed process's kernel does. */
+const sockets = new Map<number, Socket>();
+
 const server = http2.createServer();
+server.on("connection", (socket: Socket) => {
+  sockets.set(socket.remotePort ?? 0, socket);
+  socket.on("close", () => sockets.delete(socket.remotePort ?? 0));
+});
 server.on("session", (session) => session.on("error", () => undefined));
 server.on("stream", (stream, headers) => {
   stream.on("error", () => undefined);
+  // "key:N": the first N calls with that key get the response headers and an
+  // answer, then their connection is reset before the trailers (the server
+  // killed while answering); the next answers with its attempt number.
+  const resetAfterHeaders = /^(.+):(\d+)$/.exec(String(headers["x-reset-after-headers"] ?? ""));
+  if (resetAfterHeaders) {
+    const [, key, failures] = resetAfterHeaders;
+    const seen = (attempts.get(key!) ?? 0) + 1;
+    attempts.set(key!, seen);
+    stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+    stream.resume();
+    if (seen <= Number(failures)) {
+      stream.write(Buffer.alloc(5), () => sockets.get(stream.session?.socket.remotePort ?? 0)?.resetAndDestroy());
+      return;
+    }
+    stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0", "x-attempt": String(seen) }));
+    stream.on("end", () => stream.end(Buffer.alloc(5)));
+    return;
+  }
   // "key:N": the first N calls with that key fail with UNAVAILABLE (before any
   // work, as a server going away does); the next answers an empty message.
   const unavailableFirst = /^(.+):(\d+)$/.exec(String(headers["x-unavailable-first"] ?? ""));
