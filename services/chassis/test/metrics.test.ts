@@ -134,6 +134,16 @@ describe("a service's /metrics", () => {
     expect(await count()).toBe(before + 1);
   });
 
+  it("serves only the families named with ?name=, leaving out names it does not have", async () => {
+    const query = "name=rpc_server_duration_seconds&name=process_cpu_seconds_total&name=no_such_metric";
+    const response = await fetch(`http://127.0.0.1:${service.metricsPort}/metrics?${query}`);
+    expect(response.status).toBe(200);
+    const families = [...(await response.text()).matchAll(/^# TYPE (\S+) /gm)].map((match) => match[1]);
+    expect(families).toEqual(["rpc_server_duration_seconds", "process_cpu_seconds_total"]);
+    const none = await fetch(`http://127.0.0.1:${service.metricsPort}/metrics?name=no_such_metric`);
+    expect([none.status, await none.text()]).toEqual([200, ""]);
+  });
+
   it("answers 404 elsewhere", async () => {
     const response = await fetch(`http://127.0.0.1:${service.metricsPort}/`);
     expect(response.status).toBe(404);

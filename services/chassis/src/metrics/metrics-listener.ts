@@ -50,7 +50,9 @@ export interface MetricsListener {
  * Serves the process's registry in Prometheus' text format at `GET
  * /metrics` over plain HTTP/1.1, on a listener of its own: a scraper needs
  * neither gRPC nor a token, and a port apart keeps scrapes out of the
- * service's admission control.
+ * service's admission control. `/metrics?name=a&name=b` serves only those
+ * families (a name this process does not have is left out), for a watcher
+ * that reads a few of them often and should not pay for the rest.
  */
 export async function startMetricsListener(config: MetricsConfig): Promise<MetricsListener> {
   collectProcessMetrics();
@@ -64,7 +66,7 @@ export async function startMetricsListener(config: MetricsConfig): Promise<Metri
       res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" }).end("use GET\n");
       return;
     }
-    metricsRegistry.metrics().then(
+    metricsText(new URLSearchParams((req.url ?? "").split("?")[1] ?? "").getAll("name")).then(
       (text) => {
         res.writeHead(200, { "content-type": metricsRegistry.contentType });
         res.end(req.method === "HEAD" ? undefined : text);
@@ -89,4 +91,13 @@ export async function startMetricsListener(config: MetricsConfig): Promise<Metri
         server.closeAllConnections();
       }),
   };
+}
+
+/** The whole registry, or only the families named. */
+async function metricsText(names: string[]): Promise<string> {
+  if (names.length === 0) return metricsRegistry.metrics();
+  const known = [...new Set(names)].filter((name) => metricsRegistry.getSingleMetric(name) !== undefined);
+  if (known.length === 0) return "";
+  const families = await Promise.all(known.map((name) => metricsRegistry.getSingleMetricAsString(name)));
+  return `${families.join("\n")}\n`;
 }

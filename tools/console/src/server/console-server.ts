@@ -8,7 +8,7 @@ import { UsersService } from "@shopmesh/sdk/users/v1";
 import { type LoadControl, type MeshService, type MeshSummary, meshServices } from "../summary-types.js";
 import { createAdminRelay, requireAdminToken } from "./admin-relay.js";
 import { createConnectRelay } from "./connect-relay.js";
-import { ScrapeHistory } from "./mesh-summary.js";
+import { ScrapeHistory, summaryMetricFamilies } from "./mesh-summary.js";
 import { parsePrometheusText } from "./prometheus-text.js";
 import { serveStatic } from "./static-files.js";
 import { receiveOtlp, TraceStore } from "./trace-store.js";
@@ -119,12 +119,15 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
   const pages = new Set<ServerResponse>();
   let ticker: NodeJS.Timeout | undefined;
 
+  const familiesQuery = summaryMetricFamilies.map((name) => `name=${name}`).join("&");
   const scrape = async (service: MeshService) => {
     const atMs = Date.now();
     const port = endpoints(service)?.metricsPort;
     if (port === undefined) return { service, atMs, error: "not running (or without metrics)" };
     try {
-      const answer = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(scrapeTimeoutMs) });
+      const answer = await fetch(`http://127.0.0.1:${port}/metrics?${familiesQuery}`, {
+        signal: AbortSignal.timeout(scrapeTimeoutMs),
+      });
       if (!answer.ok) return { service, atMs, error: `metrics answered HTTP ${answer.status}` };
       return { service, atMs, samples: parsePrometheusText(await answer.text()) };
     } catch (error) {

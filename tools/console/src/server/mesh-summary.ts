@@ -17,6 +17,19 @@ export const meshEdges: readonly { from: MeshService; to: MeshService }[] = [
   { from: "orders", to: "products" },
 ];
 
+/**
+ * The metric families the summary reads: the console asks each service for
+ * these alone (`/metrics?name=...`), so that a scrape twice a second does not
+ * make the services render their process and runtime metrics as well.
+ */
+export const summaryMetricFamilies = [
+  "rpc_server_duration_seconds",
+  "rpc_client_duration_seconds",
+  "shopmesh_circuit_breaker_state",
+  "shopmesh_projection_lag_events",
+  "shopmesh_projection_connected",
+] as const;
+
 /** Counts by status code and by bucket of one histogram, summed over the other labels. */
 interface HistogramTotals {
   count: number;
