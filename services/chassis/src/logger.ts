@@ -16,7 +16,10 @@ export function createLogger(service: string, level: string = "info", destinatio
     formatters: { level: (label) => ({ level: label }) },
     mixin: traceIds,
   };
-  return destination === undefined ? pino(options) : pino(options, destination);
+  // Written synchronously: pino's asynchronous destination flushes at exit with a loop that
+  // retries a failed write forever, so a process whose log reader had gone (a supervisor that
+  // died: EPIPE) never exited on SIGTERM. A broken pipe here just ends the logging.
+  return pino(options, destination ?? pino.destination({ dest: 1, sync: true }));
 }
 
 const noIds = {};

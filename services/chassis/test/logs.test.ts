@@ -1,5 +1,9 @@
 // Structured logs: at LOG_LEVEL=debug a service process writes one JSON line
-// per call with the method, the status code name and the duration.
+// per call with the method, the status code name and the duration; and a
+// process whose log reader has gone still stops on SIGTERM.
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { setTimeout } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Code, createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
@@ -82,5 +86,33 @@ describe("call logs at LOG_LEVEL=debug", () => {
         callLines().some((line) => line.method === "/shopmesh.echo.v1.EchoService/Echo" && line.code === "INTERNAL"),
       ).toBe(true),
     );
+  });
+});
+
+describe("a service whose log reader has gone", () => {
+  it("still stops on SIGTERM (its supervisor died, so writing a line fails with EPIPE)", {
+    timeout: 30_000,
+  }, async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", echoMain], {
+      env: { ...process.env, TLS: "off", PORT: "0", METRICS_PORT: "off" },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    try {
+      let output = "";
+      child.stdout.setEncoding("utf8");
+      for await (const chunk of child.stdout) {
+        output += chunk;
+        if (output.includes('"msg":"ready"')) break;
+      }
+      expect(output).toContain('"msg":"ready"');
+      child.stdout.destroy();
+      const exited = once(child, "exit");
+      child.kill("SIGTERM");
+      // Bounded, so that a process that hangs fails the test and is still killed below.
+      const outcome = await Promise.race([exited.then(([code]) => code), setTimeout(20_000, "still running")]);
+      expect(outcome).toBe(0);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    }
   });
 });
