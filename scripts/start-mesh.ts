@@ -94,7 +94,11 @@ function readStartSettings(args: string[]): StartSettings | undefined {
   };
 }
 
-const say = (line = "") => process.stdout.write(`${line}\n`);
+/** Set when whoever read the output has gone: nothing more is written. */
+let outputGone = false;
+const say = (line = "") => {
+  if (!outputGone) process.stdout.write(`${line}\n`);
+};
 const logs = new Map<ServiceName, WriteStream>();
 let settings: StartSettings;
 let mesh: LocalMesh | undefined;
@@ -409,6 +413,13 @@ async function stopAll(signal: string): Promise<void> {
   process.exit(0);
 }
 
+// The reader of the output went away (`npm start | head`, a parent that exited without a signal
+// to this process): the services must not outlive the launcher, so they stop as on Ctrl-C.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE") throw error;
+  outputGone = true;
+  void stopAll("output closed");
+});
 process.on("SIGINT", () => void stopAll("SIGINT"));
 process.on("SIGTERM", () => void stopAll("SIGTERM"));
 

@@ -77,4 +77,13 @@ describe("npm start when the mesh does not come up", { timeout: 120_000 }, () =>
     expect(launcher.lines.join("\n")).toContain("SIGINT: abandoning the start; stopping what it started");
     expect(processesWithEnv("DATA_DIR", launcher.dataDir)).toEqual([]);
   });
+
+  it("stops every service it started when whoever read its output goes away", async () => {
+    const launcher = await launch();
+    await launcher.until(/^✓ users\s+ready on/);
+    // As `npm start | head -3` does once head has its lines: the next line npm start writes fails with EPIPE.
+    launcher.child.stdout!.destroy();
+    await launcher.exited;
+    expect(processesWithEnv("DATA_DIR", launcher.dataDir)).toEqual([]);
+  });
 });
