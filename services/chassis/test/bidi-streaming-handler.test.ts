@@ -90,7 +90,7 @@ describe("a bidi call", () => {
     input.push(request(1));
     const ended = once(server.events, "end") as Promise<[HandlerEnd]>;
     const received: number[] = [];
-    const code = await consume(client.fullDuplexCall(input, { timeoutMs: 300 }), received);
+    const code = await consume(client.fullDuplexCall(input, { timeoutMs: 1000 }), received);
     expect(code).toBe(Code.DeadlineExceeded);
     expect(received).toEqual([1]);
     const [end] = await ended;
