@@ -78,13 +78,15 @@ describe.skipIf(rootOrIp !== undefined || nats.missing)("a multi-host mesh in ne
     expect(markdown).toContain(`| ${report.replicaLoss.reads.ok.toLocaleString("en-US")} |`);
   });
 
-  it("slows a STRONG view by a delay on the network path as by the same delay inside products", {
-    timeout: 180_000,
+  it("slows a STRONG view by a delay on the network path as by the same delay inside products, and degrades it when products is unavailable either way", {
+    timeout: 240_000,
   }, async () => {
     const sweep = await runLatencySweep({
       command: "npm run test:multi-host",
       delaysMs: [0, 100],
       viewsPerPoint: 15,
+      outageShares: [0.5],
+      outageViews: 60,
       natsServer: nats.path,
       progress: (line) => console.log(`multi-host sweep: ${line}`),
     });
@@ -96,7 +98,17 @@ describe.skipIf(rootOrIp !== undefined || nats.missing)("a multi-host mesh in ne
       expect(delayed![way].p50 - none![way].p50).toBeGreaterThan(50);
       expect(delayed![way].p50 - none![way].p50).toBeLessThan(250);
       expect(delayed![way].degraded + none![way].degraded).toBe(0);
+      expect({ ...delayed![way].failed, ...none![way].failed }).toEqual({});
     }
     expect(renderSweepReport(sweep)).toContain("| 100 |");
+
+    // Products unavailable half the time: views degrade, by products, and none fails, either way.
+    const [half] = sweep.outages.points;
+    for (const way of ["network", "inService"] as const) {
+      expect(half![way].failed).toEqual({});
+      expect(half![way].degraded).toBeGreaterThan(0);
+      expect(half![way].degraded).toBeLessThanOrEqual(half![way].views);
+    }
+    expect(renderSweepReport(sweep)).toContain("| 50 % |");
   });
 });

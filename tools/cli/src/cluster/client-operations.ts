@@ -2,6 +2,7 @@
 // harness (client-driver.ts carries the calls in and the answers out). Every
 // call goes over the cluster's network, by name, with the mesh's CA.
 import { readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@shopmesh/sdk/health/v1";
@@ -233,23 +234,49 @@ export function clientOperations(context: ClientContext) {
       return { delayMs: args.ms };
     },
 
-    /** `count` STRONG views from one replica, one after another: their latencies and how many were degraded. */
-    async viewLatencies(args: { host: string; token: string; userId: string; count: number }) {
+    async setProxyOutage(args: { control: string; share: number; periodMs: number }) {
+      const url = `http://${args.control}/outage?share=${args.share}&periodMs=${args.periodMs}`;
+      const response = await fetch(url, { signal: AbortSignal.timeout(3000) });
+      if (!response.ok) throw new Error(`delay proxy at ${args.control}: ${response.status} ${await response.text()}`);
+      return { share: args.share, periodMs: args.periodMs };
+    },
+
+    /**
+     * `count` STRONG views from one replica, one after another (`paceMs`
+     * apart, so that they spread over time): their latencies, how many were
+     * degraded, and how many failed, by code.
+     */
+    async viewLatencies(args: { host: string; token: string; userId: string; count: number; paceMs?: number }) {
       const client = viewClient(args.host, args.token);
       const latencies: number[] = [];
       let degraded = 0;
+      const failed: Record<string, number> = {};
       for (let i = 0; i < args.count; i++) {
+        if (i > 0 && args.paceMs) await sleep(args.paceMs);
         const started = performance.now();
-        const view = await client.getUserOrders(
-          { userId: args.userId, pageSize: 10, consistency: Consistency.STRONG },
-          { timeoutMs: 5000 },
-        );
+        try {
+          const view = await client.getUserOrders(
+            { userId: args.userId, pageSize: 10, consistency: Consistency.STRONG },
+            { timeoutMs: 5000 },
+          );
+          if (view.degradations.length > 0) degraded++;
+        } catch (error) {
+          const code = Code[ConnectError.from(error).code];
+          failed[code] = (failed[code] ?? 0) + 1;
+        }
         latencies.push(performance.now() - started);
-        if (view.degradations.length > 0) degraded++;
       }
       latencies.sort((a, b) => a - b);
       const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!;
-      return { min: latencies[0]!, p50: at(0.5), p90: at(0.9), max: latencies.at(-1)!, degraded };
+      return {
+        views: args.count,
+        min: latencies[0]!,
+        p50: at(0.5),
+        p90: at(0.9),
+        max: latencies.at(-1)!,
+        degraded,
+        failed,
+      };
     },
 
     /** Every order of a user as orders itself lists them. */

@@ -33,10 +33,11 @@ anywhere else). Needs root and iproute2 (ip), and nats-server.
                                    restarted; writes DIR/multi-host.md and
                                    .json (default reports/); exit 1 when a
                                    scenario did not behave
-  sweep [--out DIR]                on a cluster of its own: STRONG view latency
-                                   with products' answers delayed on the
-                                   network path (a TCP proxy) and in products
-                                   itself; writes DIR/multi-host-sweep.md
+  sweep [--out DIR]                on a cluster of its own: STRONG views with
+                                   products' answers delayed, and with products
+                                   unavailable part of the time, on the network
+                                   path (a TCP proxy) and in products itself;
+                                   writes DIR/multi-host-sweep.md
 
 DIR defaults to data/cluster. Hosts: ${clusterHosts.join(", ")}.`;
 
@@ -194,6 +195,8 @@ async function sweep(args: string[]): Promise<number> {
     command: `shopmesh cluster sweep${args.length > 0 ? ` ${args.join(" ")}` : ""}`,
     delaysMs: [0, 25, 50, 100, 200],
     viewsPerPoint: 30,
+    outageShares: [0.1, 0.25, 0.5],
+    outageViews: 60,
     progress: (line) => say(`shopmesh cluster: ${line}`),
   });
   const paths = writeReportFiles(values.out, "multi-host-sweep", report, renderSweepReport(report));

@@ -1,8 +1,11 @@
 // A TCP proxy that delays what comes back: every chunk from the upstream
 // reaches the caller `delayMs` later, in order, so a call through it takes
 // that much longer on the network path, whatever the protocol above it
-// (TLS included). The delay can be changed while it runs, through a small
-// HTTP control listener (GET /delay?ms=N).
+// (TLS included). It can also take the link down for a share of every
+// period: at the start of each period it resets every connection and refuses
+// new ones until the outage ends, as a flapping link does. Both change while
+// it runs, through a small HTTP control listener (GET /delay?ms=N,
+// GET /outage?share=S&periodMs=T).
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { connect, createServer, type Server, type Socket } from "node:net";
 
@@ -10,8 +13,16 @@ export interface DelayProxy {
   readonly port: number;
   readonly controlPort: number;
   delayMs: number;
+  /** Takes the link down for `share` (0 to 0.9) of every `periodMs`; a share of 0 ends the outages. */
+  setOutage(share: number, periodMs: number): void;
+  /** Connections reset or refused by outages so far. */
+  readonly cutConnections: number;
   close(): Promise<void>;
 }
+
+const outageForm =
+  "GET /outage?share=S&periodMs=T, S from 0 to 0.9, T a whole number of milliseconds from 100 to 60000";
+const delayForm = "GET /delay?ms=N, N a whole number of milliseconds from 0 to 10000";
 
 export async function startDelayProxy(options: {
   listen: { host: string; port: number };
@@ -19,8 +30,32 @@ export async function startDelayProxy(options: {
   control: { host: string; port: number };
 }): Promise<DelayProxy> {
   const sockets = new Set<Socket>();
-  const proxy = { delayMs: 0 };
+  const proxy = { delayMs: 0, down: false, cut: 0 };
+  let outageTimers: NodeJS.Timeout[] = [];
+  const stopOutages = () => {
+    for (const timer of outageTimers) clearTimeout(timer);
+    outageTimers = [];
+    proxy.down = false;
+  };
+  const setOutage = (share: number, periodMs: number) => {
+    stopOutages();
+    if (share === 0) return;
+    const goDown = () => {
+      proxy.down = true;
+      proxy.cut += Math.round(sockets.size / 2);
+      for (const socket of sockets) socket.resetAndDestroy();
+      sockets.clear();
+      outageTimers[1] = setTimeout(() => (proxy.down = false), share * periodMs);
+    };
+    goDown();
+    outageTimers[0] = setInterval(goDown, periodMs);
+  };
   const server: Server = createServer((downstream) => {
+    if (proxy.down) {
+      proxy.cut++;
+      downstream.resetAndDestroy();
+      return;
+    }
     const upstream = connect(options.upstream.port, options.upstream.host);
     sockets.add(downstream).add(upstream);
     downstream.pipe(upstream);
@@ -43,13 +78,26 @@ export async function startDelayProxy(options: {
   });
   const control: HttpServer = createHttpServer((request, response) => {
     const url = new URL(request.url ?? "/", "http://control");
+    const json = (body: object) =>
+      response.writeHead(200, { "content-type": "application/json" }).end(`${JSON.stringify(body)}\n`);
+    if (url.pathname === "/outage") {
+      const share = Number(url.searchParams.get("share") ?? Number.NaN);
+      const periodMs = Number(url.searchParams.get("periodMs") ?? Number.NaN);
+      if (!(share >= 0 && share <= 0.9) || !Number.isInteger(periodMs) || periodMs < 100 || periodMs > 60_000) {
+        response.writeHead(400).end(`${outageForm}\n`);
+        return;
+      }
+      setOutage(share, periodMs);
+      json({ share, periodMs });
+      return;
+    }
     const ms = Number(url.searchParams.get("ms"));
     if (url.pathname !== "/delay" || !Number.isInteger(ms) || ms < 0 || ms > 10_000) {
-      response.writeHead(400).end("GET /delay?ms=N, N a whole number of milliseconds from 0 to 10000\n");
+      response.writeHead(400).end(`${delayForm}\n${outageForm}\n`);
       return;
     }
     proxy.delayMs = ms;
-    response.writeHead(200, { "content-type": "application/json" }).end(`${JSON.stringify({ delayMs: ms })}\n`);
+    json({ delayMs: ms });
   });
   await new Promise<void>((resolve) => server.listen(options.listen.port, options.listen.host, resolve));
   await new Promise<void>((resolve) => control.listen(options.control.port, options.control.host, resolve));
@@ -62,7 +110,12 @@ export async function startDelayProxy(options: {
     set delayMs(value: number) {
       proxy.delayMs = value;
     },
+    setOutage,
+    get cutConnections() {
+      return proxy.cut;
+    },
     async close() {
+      stopOutages();
       for (const socket of sockets) socket.destroy();
       await Promise.all([
         new Promise((resolve) => server.close(resolve)),
