@@ -88,13 +88,10 @@ export async function listenForConnectGrpc(options: ConnectGrpcListenOptions): P
     });
   });
 
-  let port: number;
-  try {
-    port = await listenOn(server, options.host, options.port);
-  } catch (error) {
+  const port = await listenOn(server, options.host, options.port).catch((error: unknown) => {
     stopRenewals?.();
     throw error;
-  }
+  });
 
   let closed: Promise<void> | undefined;
   return {

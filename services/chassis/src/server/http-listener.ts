@@ -216,13 +216,10 @@ export async function listenForHttp(options: HttpListenOptions): Promise<HttpLis
   server.on("drop", () => options.onDropped?.());
   // No clientError listener: Node then answers a malformed request 400, headers too large 431 and a slow one 408, and closes.
 
-  let port: number;
-  try {
-    port = await listenOn(server, options.host, options.port);
-  } catch (error) {
+  const port = await listenOn(server, options.host, options.port).catch((error: unknown) => {
     stopRenewals?.();
     throw error;
-  }
+  });
 
   let closed: Promise<void> | undefined;
   return {

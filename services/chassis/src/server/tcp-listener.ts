@@ -1,5 +1,6 @@
 import { createServer, type Socket } from "node:net";
 import { ServerCredentials, type Server } from "@grpc/grpc-js";
+import { listenOn } from "./listen-on.js";
 
 /** A listening socket that hands connections to a grpc-js server. */
 export interface TcpListener {
@@ -169,18 +170,9 @@ export async function listenForGrpc(server: Server, options: ListenOptions): Pro
   tcp.maxConnections = options.maxConnections;
   tcp.on("drop", () => options.onDropped?.());
 
-  await new Promise<void>((resolve, reject) => {
-    tcp.once("error", reject);
-    tcp.listen({ host, port }, () => {
-      tcp.off("error", reject);
-      resolve();
-    });
-  });
-  const address = tcp.address();
-  if (address === null || typeof address === "string")
-    throw new Error(`unexpected listening address ${String(address)}`);
+  const boundPort = await listenOn(tcp, host, port);
   return {
-    port: address.port,
+    port: boundPort,
     close() {
       tcp.close();
       for (const socket of handshaking) socket.destroy();
