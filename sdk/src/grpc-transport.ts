@@ -37,7 +37,7 @@ import { toConnectError } from "./grpc-error.js";
 import { applyInterceptors } from "./interceptors.js";
 import { headersToMetadata, metadataToHeaders, type HeadersLike } from "./metadata.js";
 import { methodPath } from "./method-path.js";
-import { attemptsBehind, backoffMs, retryAfterHeadersFor, type RetryAfterHeaders } from "./retry-after-headers.js";
+import { attemptsBehind, backoffMs, retriesAfterHeaders, type RetryPlan } from "./retry-after-headers.js";
 import { retryPushbackMs } from "./retry-pushback.js";
 
 /** Options for {@link createGrpcTransport}. */
@@ -110,8 +110,8 @@ interface MethodCodec {
   url: string;
   serialize: Serializer;
   deserialize: Deserializer;
-  /** Set when a call broken after its response headers may be sent again. */
-  retryAfterHeaders: RetryAfterHeaders | undefined;
+  /** Whether a call broken after its response headers may be sent again. */
+  retriesAfterHeaders: boolean;
 }
 
 /** What one attempt of a unary call saw besides its outcome. */
@@ -153,7 +153,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
         url: createMethodUrl(baseUrl, method),
         serialize: (value) => asBuffer(toBinary(input, value as MessageShape<DescMessage>)),
         deserialize: (bytes) => fromBinary(output, bytes),
-        retryAfterHeaders: retry && retryAfterHeadersFor(method, retry.names, retry),
+        retriesAfterHeaders: retry !== undefined && retriesAfterHeaders(method, retry),
       };
       codecs.set(method, codec);
     }
@@ -239,7 +239,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
         });
       // Sent once more, within the same deadline, when the connection broke after the response
       // headers: see GrpcTransportOptions.retry.
-      const sendRetryingAfterHeaders = async (req: UnaryRequest<I, O>, plan: RetryAfterHeaders) => {
+      const sendRetryingAfterHeaders = async (req: UnaryRequest<I, O>, plan: RetryPlan) => {
         const options = callOptions(timeoutMs);
         let attempts = 0;
         for (;;) {
@@ -263,9 +263,9 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
         }
       };
       const innermost = (req: UnaryRequest<I, O>) =>
-        codec.retryAfterHeaders === undefined
-          ? sendOnce(req, callOptions(timeoutMs))
-          : sendRetryingAfterHeaders(req, codec.retryAfterHeaders);
+        retry !== undefined && codec.retriesAfterHeaders
+          ? sendRetryingAfterHeaders(req, retry)
+          : sendOnce(req, callOptions(timeoutMs));
       let requestSignal = signal ?? neverAborted;
       let timer: NodeJS.Timeout | undefined;
       if (interceptors.length > 0 && timeoutMs !== undefined) {
@@ -423,11 +423,6 @@ function channelOptionsFor(options: GrpcTransportOptions): ChannelOptions {
     channel["grpc.keepalive_permit_without_calls"] = options.keepalive.withoutCalls ? 1 : 0;
   }
   return { ...channel, ...options.channelOptions };
-}
-
-/** The retry option checked and with its defaults filled in. */
-interface RetryPlan extends RetryAfterHeaders {
-  names: { service: string; method?: string }[];
 }
 
 function parseRetry(retry: RetryOptions): RetryPlan {

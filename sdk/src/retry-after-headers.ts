@@ -3,8 +3,7 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import type { Metadata } from "@grpc/grpc-js";
 
 /**
- * When a unary call may be sent again after its connection broke once the
- * response headers had arrived.
+ * The `retry` option, checked, with its defaults filled in.
  *
  * grpc-js follows gRPC's retry design, which commits a call to its attempt
  * as soon as the server's response headers arrive: a server that dies
@@ -16,31 +15,26 @@ import type { Metadata } from "@grpc/grpc-js";
  *
  * @internal
  */
-export interface RetryAfterHeaders {
+export interface RetryPlan {
+  /** Services (`pkg.Service`) and methods (`pkg.Service/Method`) named. */
+  readonly names: readonly { service: string; method?: string }[];
   readonly maxAttempts: number;
   readonly initialBackoffMs: number;
   readonly maxBackoffMs: number;
 }
 
-/** A named service (`pkg.Service`) or method (`pkg.Service/Method`), as in the `retry` option. */
-type RetryName = { service: string; method?: string };
-
 /**
- * The plan for a method, or undefined when it is not named or its contract
- * does not say that repeating it is safe.
+ * Whether a unary call of `method` may be sent again after its connection
+ * broke once the response headers had arrived: it is named in the plan and
+ * its contract says that repeating it is safe.
  *
  * @internal
  */
-export function retryAfterHeadersFor(
-  method: DescMethod,
-  names: readonly RetryName[],
-  plan: RetryAfterHeaders,
-): RetryAfterHeaders | undefined {
-  if (method.idempotency === MethodOptions_IdempotencyLevel.IDEMPOTENCY_UNKNOWN) return undefined;
-  const named = names.some(
+export function retriesAfterHeaders(method: DescMethod, plan: RetryPlan): boolean {
+  if (method.idempotency === MethodOptions_IdempotencyLevel.IDEMPOTENCY_UNKNOWN) return false;
+  return plan.names.some(
     (name) => name.service === method.parent.typeName && (name.method === undefined || name.method === method.name),
   );
-  return named ? plan : undefined;
 }
 
 /**
@@ -60,7 +54,7 @@ export function attemptsBehind(headers: Metadata): number {
  *
  * @internal
  */
-export function backoffMs(plan: RetryAfterHeaders, attempts: number): number {
+export function backoffMs(plan: RetryPlan, attempts: number): number {
   const ceiling = Math.min(plan.initialBackoffMs * 2 ** Math.max(0, attempts - 1), plan.maxBackoffMs);
   return Math.random() * ceiling;
 }

@@ -144,6 +144,32 @@ describe("retries", () => {
       expect(await attemptsSeen("get-3")).toBe(3);
     });
 
+    it("send a server's UNAVAILABLE again, unless its pushback says not to", async () => {
+      const client = withRetry(["shopmesh.products.v1.ProductsService"], 3);
+      const unavailable = (key: string, pushback?: string) => ({
+        headers: {
+          "x-unavailable-after-headers": `${key}:1`,
+          ...(pushback === undefined ? {} : { "x-pushback": pushback }),
+        },
+        timeoutMs: 5000,
+      });
+      let trailer: Headers | undefined;
+      await client.getProduct({ productId: "a" }, { ...unavailable("plain"), onTrailer: (t) => (trailer = t) });
+      expect(trailer?.get("x-attempt")).toBe("2");
+      await client.getProduct({ productId: "a" }, { ...unavailable("wait", "20"), onTrailer: (t) => (trailer = t) });
+      expect(trailer?.get("x-attempt")).toBe("2");
+      // gRPC's retry design: a negative pushback means "do not retry".
+      expect((await failure(client.getProduct({ productId: "a" }, unavailable("stop", "-1")))).code).toBe(
+        Code.Unavailable,
+      );
+      const answered = await products().getProduct(
+        { productId: "a" },
+        { headers: { "x-unavailable-after-headers": "stop:0" }, timeoutMs: 5000, onTrailer: (t) => (trailer = t) },
+      );
+      expect(answered).toBeDefined();
+      expect(trailer?.get("x-attempt")).toBe("2");
+    });
+
     it("leave a method the contract does not mark safe to repeat to fail, as grpc-js does", async () => {
       const client = withRetry(["shopmesh.products.v1.ProductsService"], 3);
       expect((await failure(client.createProduct({ name: "x" }, resetAfterHeaders("create", 1)))).code).toBe(

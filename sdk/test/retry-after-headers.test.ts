@@ -2,21 +2,21 @@ import { Metadata } from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
-import { attemptsBehind, backoffMs, retryAfterHeadersFor } from "../src/retry-after-headers.js";
+import { attemptsBehind, backoffMs, retriesAfterHeaders } from "../src/retry-after-headers.js";
 
-const plan = { maxAttempts: 4, initialBackoffMs: 100, maxBackoffMs: 300 };
+const plan = { names: [], maxAttempts: 4, initialBackoffMs: 100, maxBackoffMs: 300 };
 
-describe("retryAfterHeadersFor", () => {
+describe("retriesAfterHeaders", () => {
   it("covers the named services and methods that the contract marks safe to repeat", () => {
-    const products = [{ service: "shopmesh.products.v1.ProductsService" }];
-    expect(retryAfterHeadersFor(ProductsService.method.getProduct, products, plan)).toBe(plan);
-    expect(retryAfterHeadersFor(ProductsService.method.updateProduct, products, plan)).toBe(plan);
+    const products = { ...plan, names: [{ service: "shopmesh.products.v1.ProductsService" }] };
+    expect(retriesAfterHeaders(ProductsService.method.getProduct, products)).toBe(true);
+    expect(retriesAfterHeaders(ProductsService.method.updateProduct, products)).toBe(true);
     // No idempotency level in the contract: a second create could make a second product.
-    expect(retryAfterHeadersFor(ProductsService.method.createProduct, products, plan)).toBeUndefined();
-    expect(retryAfterHeadersFor(OrdersService.method.listOrders, products, plan)).toBeUndefined();
-    const one = [{ service: "shopmesh.products.v1.ProductsService", method: "ListProducts" }];
-    expect(retryAfterHeadersFor(ProductsService.method.listProducts, one, plan)).toBe(plan);
-    expect(retryAfterHeadersFor(ProductsService.method.getProduct, one, plan)).toBeUndefined();
+    expect(retriesAfterHeaders(ProductsService.method.createProduct, products)).toBe(false);
+    expect(retriesAfterHeaders(OrdersService.method.listOrders, products)).toBe(false);
+    const one = { ...plan, names: [{ service: "shopmesh.products.v1.ProductsService", method: "ListProducts" }] };
+    expect(retriesAfterHeaders(ProductsService.method.listProducts, one)).toBe(true);
+    expect(retriesAfterHeaders(ProductsService.method.getProduct, one)).toBe(false);
   });
 });
 

@@ -65,6 +65,27 @@ server.on("stream", (stream, headers) => {
     stream.on("end", () => stream.end(Buffer.alloc(5)));
     return;
   }
+  // "key:N": the first N calls with that key get the response headers, then trailers with
+  // UNAVAILABLE (and the `x-pushback` header's value as grpc-retry-pushback-ms, when sent).
+  const unavailableAfterHeaders = /^(.+):(\d+)$/.exec(String(headers["x-unavailable-after-headers"] ?? ""));
+  if (unavailableAfterHeaders) {
+    const [, key, failures] = unavailableAfterHeaders;
+    const seen = (attempts.get(key!) ?? 0) + 1;
+    attempts.set(key!, seen);
+    const pushback =
+      headers["x-pushback"] === undefined ? {} : { "grpc-retry-pushback-ms": String(headers["x-pushback"]) };
+    stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+    stream.resume();
+    stream.on("wantTrailers", () =>
+      stream.sendTrailers(
+        seen <= Number(failures)
+          ? { "grpc-status": "14", "grpc-message": "unavailable after its headers", ...pushback }
+          : { "grpc-status": "0", "x-attempt": String(seen) },
+      ),
+    );
+    stream.on("end", () => stream.end(seen <= Number(failures) ? undefined : Buffer.alloc(5)));
+    return;
+  }
   const how = String(headers["x-teardown"] ?? "");
   // Reset before any response: refused, as a server that will not take the
   // stream does, or failed with INTERNAL_ERROR while the session stays up.
