@@ -29,12 +29,14 @@ export async function startDelayProxy(options: {
   upstream: { host: string; port: number };
   control: { host: string; port: number };
 }): Promise<DelayProxy> {
-  const sockets = new Set<Socket>();
+  /** Each connection through the proxy: the caller's side and products'. */
+  const links = new Set<{ downstream: Socket; upstream: Socket }>();
   const proxy = { delayMs: 0, down: false, cut: 0 };
-  let outageTimers: NodeJS.Timeout[] = [];
+  let outage: { every: NodeJS.Timeout; upAgain?: NodeJS.Timeout } | undefined;
   const stopOutages = () => {
-    for (const timer of outageTimers) clearTimeout(timer);
-    outageTimers = [];
+    clearInterval(outage?.every);
+    clearTimeout(outage?.upAgain);
+    outage = undefined;
     proxy.down = false;
   };
   const setOutage = (share: number, periodMs: number) => {
@@ -42,13 +44,16 @@ export async function startDelayProxy(options: {
     if (share === 0) return;
     const goDown = () => {
       proxy.down = true;
-      proxy.cut += Math.round(sockets.size / 2);
-      for (const socket of sockets) socket.resetAndDestroy();
-      sockets.clear();
-      outageTimers[1] = setTimeout(() => (proxy.down = false), share * periodMs);
+      proxy.cut += links.size;
+      for (const { downstream, upstream } of links) {
+        downstream.resetAndDestroy();
+        upstream.resetAndDestroy();
+      }
+      links.clear();
+      if (outage) outage.upAgain = setTimeout(() => (proxy.down = false), share * periodMs);
     };
+    outage = { every: setInterval(goDown, periodMs) };
     goDown();
-    outageTimers[0] = setInterval(goDown, periodMs);
   };
   const server: Server = createServer((downstream) => {
     if (proxy.down) {
@@ -57,7 +62,8 @@ export async function startDelayProxy(options: {
       return;
     }
     const upstream = connect(options.upstream.port, options.upstream.host);
-    sockets.add(downstream).add(upstream);
+    const link = { downstream, upstream };
+    links.add(link);
     downstream.pipe(upstream);
     // Each chunk leaves no sooner than the one before it, so a shorter delay set mid-stream cannot reorder bytes.
     let lastDue = 0;
@@ -70,8 +76,7 @@ export async function startDelayProxy(options: {
     const close = () => {
       downstream.destroy();
       upstream.destroy();
-      sockets.delete(downstream);
-      sockets.delete(upstream);
+      links.delete(link);
     };
     downstream.on("error", close).on("close", close);
     upstream.on("error", close).on("close", () => setTimeout(close, Math.max(0, lastDue - Date.now())));
@@ -116,7 +121,10 @@ export async function startDelayProxy(options: {
     },
     async close() {
       stopOutages();
-      for (const socket of sockets) socket.destroy();
+      for (const { downstream, upstream } of links) {
+        downstream.destroy();
+        upstream.destroy();
+      }
       await Promise.all([
         new Promise((resolve) => server.close(resolve)),
         new Promise((resolve) => control.close(resolve)),

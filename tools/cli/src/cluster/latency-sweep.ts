@@ -84,12 +84,14 @@ export async function runLatencySweep(options: {
     await cluster.start();
     client = held.client = await ClientSession.start(cluster);
     const setup = await prepare(client);
-    const views = () =>
+    /** STRONG views from user-orders-a, one after another (`paceMs` apart). */
+    const views = (count = options.viewsPerPoint, paceMs?: number) =>
       client!.call("viewLatencies", {
         host: "user-orders-a",
         token: setup.aliceToken,
         userId: setup.aliceId,
-        count: options.viewsPerPoint,
+        count,
+        paceMs,
       });
     const inProducts = async (args: string[]) => {
       // The admin listener answers on loopback only, so the command runs on products' host.
@@ -121,35 +123,22 @@ export async function runLatencySweep(options: {
     // breaker may still be open after the fault is gone.
     const untilHealthy = async () => {
       for (let attempt = 0; attempt < 100; attempt++) {
-        const view = await client!.call("viewLatencies", {
-          host: "user-orders-a",
-          token: setup.aliceToken,
-          userId: setup.aliceId,
-          count: 1,
-        });
+        const view = await views(1);
         if (view.degraded === 0 && Object.keys(view.failed).length === 0) return;
         await sleep(200);
       }
       throw new Error("user-orders-a's views stayed degraded for 20 s after the fault was cleared");
     };
-    const pacedViews = () =>
-      client!.call("viewLatencies", {
-        host: "user-orders-a",
-        token: setup.aliceToken,
-        userId: setup.aliceId,
-        count: options.outageViews,
-        paceMs: outagePaceMs,
-      });
     const outagePoints: SweepReport["outages"]["points"] = [];
     for (const share of options.outageShares) {
       progress(`products unavailable ${Math.round(share * 100)} % of the time`);
       await untilHealthy();
       await client.call("setProxyOutage", { control, share, periodMs: outagePeriodMs });
-      const network = await pacedViews();
+      const network = await views(options.outageViews, outagePaceMs);
       await client.call("setProxyOutage", { control, share: 0, periodMs: outagePeriodMs });
       await untilHealthy();
       await inProducts(["--error-rate", String(share)]);
-      const inService = await pacedViews();
+      const inService = await views(options.outageViews, outagePaceMs);
       await inProducts(["--clear"]);
       outagePoints.push({ share, network, inService });
     }
