@@ -124,8 +124,10 @@ export interface AdmissionConfig {
   /** Unary calls waiting for a slot at most (MAX_CALLS_QUEUED), default 64; more are refused at once. */
   maxCallsQueued: number;
   /**
-   * Longest wait for a slot (MAX_QUEUE_WAIT), default 250 ms, and at most
-   * half a call's deadline; a call expected to wait longer is refused at once.
+   * Longest wait a call is queued for (MAX_QUEUE_WAIT), default 250 ms, and
+   * at most half a call's deadline; a call expected to wait longer is refused
+   * at once. What is queued is refused only when no slot has freed for four
+   * times this long.
    */
   maxQueueWaitMs: number;
 }

@@ -1,6 +1,7 @@
 // The admission limiter on its own: slots, a first-come-first-served queue,
-// the wait limit (MAX_QUEUE_WAIT, or half the deadline), and the refusal at
-// once of a call whose expected wait is longer than that, on fake time.
+// the refusal at once of a call whose expected wait is longer than it can
+// afford (MAX_QUEUE_WAIT, or half the deadline), a queued call keeping its
+// place, and the refusal of the queue by a stuck server, on fake time.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { CallLimiter } from "../src/server/admission.js";
 
@@ -8,6 +9,14 @@ interface Recorded {
   events: string[];
   /** Asks for a slot for call `name`; returns the function that ends it, after `heldMs` in its slot if it ran. */
   call(name: string, timeLeftMs?: number): (heldMs?: number) => void;
+}
+
+/** A limiter whose calls so far held their slot `holdMs` each: with a hold measured, it may queue. */
+function warmedUp(settings: ConstructorParameters<typeof CallLimiter>[0], holdMs = 10): CallLimiter {
+  const limiter = new CallLimiter(settings);
+  expect(limiter.tryAcquire()).toBe(true);
+  limiter.release(holdMs);
+  return limiter;
 }
 
 /** Drives the limiter as the call gate does: a free slot first, else the queue. */
@@ -47,7 +56,7 @@ describe("CallLimiter", () => {
   afterEach(() => vi.useRealTimers());
 
   it("starts waiting calls in arrival order as slots free, and counts each end once", () => {
-    const limiter = new CallLimiter({ maxCallsInFlight: 2, maxCallsQueued: 3, maxQueueWaitMs: 1_000 });
+    const limiter = warmedUp({ maxCallsInFlight: 2, maxCallsQueued: 3, maxQueueWaitMs: 1_000 });
     const { events, call } = recorder(limiter);
     const endA = call("a");
     const endB = call("b");
@@ -67,7 +76,7 @@ describe("CallLimiter", () => {
   });
 
   it("lets a new call wait behind those already waiting, even when a slot is free for a moment", () => {
-    const limiter = new CallLimiter({ maxCallsInFlight: 1, maxCallsQueued: 2, maxQueueWaitMs: 1_000 });
+    const limiter = warmedUp({ maxCallsInFlight: 1, maxCallsQueued: 2, maxQueueWaitMs: 1_000 });
     const { events, call } = recorder(limiter);
     const endA = call("a");
     call("b");
@@ -77,29 +86,58 @@ describe("CallLimiter", () => {
     expect(limiter.waiting).toBe(1);
   });
 
-  it("refuses a waiting call after MAX_QUEUE_WAIT, or half its deadline when that is sooner", () => {
-    const limiter = new CallLimiter({ maxCallsInFlight: 1, maxCallsQueued: 5, maxQueueWaitMs: 300 });
+  it("queues nothing before a call has given its slot back: with no hold time measured, no wait can be promised", () => {
+    const limiter = new CallLimiter({ maxCallsInFlight: 1, maxCallsQueued: 5, maxQueueWaitMs: 1_000 });
     const { events, call } = recorder(limiter);
-    call("running");
-    call("no deadline");
-    call("long deadline", 10_000);
-    call("short deadline", 200);
-    vi.advanceTimersByTime(99);
-    expect(events).toEqual(["running runs"]);
+    const endFirst = call("first");
+    call("second");
+    expect(events).toEqual([
+      "first runs",
+      "second refused: server overloaded: 1 calls in progress, no call has finished yet to tell how long a wait would be",
+    ]);
+    endFirst(10);
+    call("third");
+    call("fourth");
+    expect(events.slice(2)).toEqual(["third runs"]);
+    expect(limiter.waiting).toBe(1);
+  });
+
+  it("keeps a queued call's place past its expected wait, for as long as slots keep coming free", () => {
+    const limiter = warmedUp({ maxCallsInFlight: 1, maxCallsQueued: 5, maxQueueWaitMs: 100 });
+    const { events, call } = recorder(limiter);
+    const endA = call("a");
+    const endB = call("b", 1_000);
+    call("c");
+    // a holds its slot 300 ms, thirty times the 10 ms the estimate assumed, and three times MAX_QUEUE_WAIT.
+    vi.advanceTimersByTime(300);
+    expect(events).toEqual(["a runs"]);
+    endA(300);
+    expect(events).toEqual(["a runs", "b runs"]);
+    // c has waited 650 ms, but a slot came free 350 ms ago: the server is slow, not stuck.
+    vi.advanceTimersByTime(350);
+    expect(limiter.waiting).toBe(1);
+    endB(350);
+    expect(events).toEqual(["a runs", "b runs", "c runs"]);
+  });
+
+  it("refuses what waits only when no slot has come free for 4 × MAX_QUEUE_WAIT: a stuck server", () => {
+    const limiter = warmedUp({ maxCallsInFlight: 1, maxCallsQueued: 5, maxQueueWaitMs: 100 });
+    const { events, call } = recorder(limiter);
+    call("stuck");
+    call("first waiting");
+    call("second waiting");
+    vi.advanceTimersByTime(399);
+    expect(events).toEqual(["stuck runs"]);
     vi.advanceTimersByTime(1);
-    expect(events.at(-1)).toBe(
-      "short deadline refused: server overloaded: 1 calls in progress; no slot came free within 100 ms",
-    );
-    vi.advanceTimersByTime(200);
-    expect(events.slice(2)).toEqual([
-      "no deadline refused: server overloaded: 1 calls in progress; no slot came free within 300 ms",
-      "long deadline refused: server overloaded: 1 calls in progress; no slot came free within 300 ms",
+    expect(events.slice(1)).toEqual([
+      "first waiting refused: server overloaded: 1 calls in progress, and none has finished for 400 ms",
+      "second waiting refused: server overloaded: 1 calls in progress, and none has finished for 400 ms",
     ]);
     expect(limiter.waiting).toBe(0);
   });
 
   it("forgets a waiting call that ends before its turn", () => {
-    const limiter = new CallLimiter({ maxCallsInFlight: 1, maxCallsQueued: 1, maxQueueWaitMs: 1_000 });
+    const limiter = warmedUp({ maxCallsInFlight: 1, maxCallsQueued: 1, maxQueueWaitMs: 1_000 });
     const { events, call } = recorder(limiter);
     const endA = call("a");
     const endGone = call("gone");
@@ -112,7 +150,7 @@ describe("CallLimiter", () => {
   });
 
   it("refuses at once when the queue is full, or when the deadline leaves no time to wait", () => {
-    const limiter = new CallLimiter({ maxCallsInFlight: 1, maxCallsQueued: 1, maxQueueWaitMs: 1_000 });
+    const limiter = warmedUp({ maxCallsInFlight: 1, maxCallsQueued: 1, maxQueueWaitMs: 1_000 });
     const { events, call } = recorder(limiter);
     call("a");
     call("expired", 0);
@@ -120,7 +158,7 @@ describe("CallLimiter", () => {
     call("c");
     expect(events).toEqual([
       "a runs",
-      "expired refused: server overloaded: 1 calls in progress, a wait of about 0 ms expected, 0 ms affordable",
+      "expired refused: server overloaded: 1 calls in progress, a wait of about 10 ms expected, 0 ms affordable",
       "c refused: server overloaded: 1 calls in progress, 1 waiting",
     ]);
   });
@@ -169,6 +207,22 @@ describe("CallLimiter", () => {
     const next = fitting + 1;
     expect(events.at(-1)).toBe(
       `w5 refused: server overloaded: 1 calls in progress, a wait of about ${Math.round(expected(next))} ms expected (up to ${Math.round(worst(next))} ms), 250 ms affordable`,
+    );
+  });
+
+  it("takes the hold as at least the mean time the running calls have held their slots, so that growing holds show at once", () => {
+    const limiter = warmedUp({ maxCallsInFlight: 2, maxCallsQueued: 10, maxQueueWaitMs: 250 });
+    const { events, call } = recorder(limiter);
+    call("a");
+    vi.advanceTimersByTime(200);
+    call("b");
+    // a has run 200 ms and b 0 ms: holds of at least 100 ms, not the 10 ms the one finished call held.
+    vi.advanceTimersByTime(100);
+    // Now 300 and 100 ms: 200 ms on average, so the 1st place expects 100 ms, the 2nd 200 ms, the 3rd 300 ms.
+    for (const name of ["w1", "w2", "w3"]) call(name);
+    expect(limiter.waiting).toBe(2);
+    expect(events.at(-1)).toBe(
+      "w3 refused: server overloaded: 2 calls in progress, a wait of about 300 ms expected, 250 ms affordable",
     );
   });
 
