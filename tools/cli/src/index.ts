@@ -41,3 +41,4 @@ export {
   type ReceivedSpan,
 } from "./tracing/otlp-receiver.js";
 export { waterfallRows, type WaterfallRow, type WaterfallEvent } from "./experiment/waterfall-chart.js";
+export { parsePrometheusText, type Sample } from "./prometheus-text.js";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ScrapeHistory } from "../src/server/mesh-summary.js";
-import { parsePrometheusText } from "../src/server/prometheus-text.js";
+import { parsePrometheusText } from "@shopmesh/cli";
 
 /** user-orders' metrics with `ok` and `failed` calls to products, spread over the buckets given. */
 function userOrders(buckets: Record<string, number>, ok: number, failed: number, breaker = "closed") {

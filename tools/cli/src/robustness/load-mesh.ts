@@ -7,6 +7,7 @@ import { readRssBytes } from "../process/proc-stats.js";
 import { createClient, createTransport, type ClientTlsOptions, type GrpcTransport } from "@shopmesh/sdk";
 import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 import { LocalMesh, serviceNames, type ServiceName } from "../mesh/local-mesh.js";
+import { parsePrometheusText } from "../prometheus-text.js";
 
 /** The admin account of a soak or overload mesh. */
 export const loadAdmin = {
@@ -52,6 +53,18 @@ export interface ServerRefusals {
   within10Ms: number;
   /** Mean time an admitted call held its slot, ms. */
   meanHoldMs: number;
+}
+
+/** How long a service took to answer one method's calls with OK, as its rpc_server_duration_seconds histogram says. */
+export interface ServerAnswers {
+  /** Calls answered OK. */
+  answered: number;
+  /** The histogram bound the share below is read at, ms: the largest at or under the budget asked about. */
+  boundMs: number;
+  /** Share of them answered within boundMs of their arrival, 0 to 1. */
+  withinBound: number;
+  /** The smallest bound every OK answer came within, ms (Infinity past the last). */
+  slowestBoundMs: number;
 }
 
 export class LoadMesh {
@@ -189,6 +202,20 @@ export class LoadMesh {
     return samples;
   }
 
+  /** The longest garbage-collection pause of a service so far, and how many were over 10 ms, as it last reported them. */
+  gcPauses(service: ServiceName): { maxMs: number; over10Ms: number } | undefined {
+    try {
+      const report = JSON.parse(readFileSync(join(this.dataDir, `${service}.heap.json`), "utf8")) as {
+        gcMaxPauseMs?: number;
+        gcPausesOver10Ms?: number;
+      };
+      if (report.gcMaxPauseMs === undefined) return undefined;
+      return { maxMs: report.gcMaxPauseMs, over10Ms: report.gcPausesOver10Ms ?? 0 };
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Which services have exited on their own (a crash under load). */
   exited(): ServiceName[] {
     return [...this.mesh.processes]
@@ -199,6 +226,34 @@ export class LoadMesh {
   /** How soon after arriving each service refused the calls it refused for overload, as it logged at its stop. */
   serverRefusals(): Partial<Record<ServiceName, ServerRefusals>> {
     return Object.fromEntries(this.refusals);
+  }
+
+  /**
+   * From `service`'s metrics listener: how soon after arriving its OK answers
+   * to `method` left, measured in the server, against `budgetMs`.
+   */
+  async serverAnswers(service: ServiceName, method: string, budgetMs: number): Promise<ServerAnswers> {
+    const { metricsPort } = this.mesh.processes.get(service) ?? {};
+    if (metricsPort === undefined) throw new Error(`${service} runs without a metrics listener`);
+    const response = await fetch(`http://127.0.0.1:${metricsPort}/metrics?name=rpc_server_duration_seconds`);
+    if (!response.ok) throw new Error(`${service}'s /metrics answered ${response.status}`);
+    const buckets = parsePrometheusText(await response.text())
+      .filter(
+        (sample) =>
+          sample.name === "rpc_server_duration_seconds_bucket" &&
+          sample.labels.rpc_method === method &&
+          sample.labels.rpc_grpc_status_code === "0",
+      )
+      .map((sample) => ({ boundMs: Number(sample.labels.le) * 1000, count: sample.value }))
+      .sort((a, b) => a.boundMs - b.boundMs);
+    const answered = buckets.at(-1)?.count ?? 0;
+    const atBudget = buckets.filter((bucket) => bucket.boundMs <= budgetMs).at(-1);
+    return {
+      answered,
+      boundMs: atBudget?.boundMs ?? 0,
+      withinBound: answered === 0 ? 0 : (atBudget?.count ?? 0) / answered,
+      slowestBoundMs: buckets.find((bucket) => bucket.count === answered)?.boundMs ?? 0,
+    };
   }
 
   /** What a process wrote to standard error (the first 16 KiB). */

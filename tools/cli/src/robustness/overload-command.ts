@@ -228,6 +228,8 @@ export async function overload(args: string[]): Promise<number> {
     const outcomes: Outcome[] = results.flatMap((result) => result.outcomes.map(([code, ms]) => ({ code, ms })));
 
     const report = summarise(settings, budgetMs, elapsedMs, outcomes, health, running.exited());
+    report.serverAnswered = await running.serverAnswers("user-orders", "GetUserOrders", budgetMs);
+    report.gcPauses = running.gcPauses("user-orders");
     // The servers log their refusal times as they stop.
     await running.stop("SIGTERM");
     report.serverRefusals = running.serverRefusals();

@@ -35,6 +35,10 @@ export interface OverloadReport {
     withinBudgetPlus50: number;
   };
   refused: Spread & { count: number /** Share refused within 10 ms. */; within10Ms: number };
+  /** user-orders' own account of its OK views, from its rpc_server_duration_seconds histogram. */
+  serverAnswered?: { answered: number; boundMs: number; withinBound: number; slowestBoundMs: number };
+  /** user-orders' garbage-collection pauses over the run: the longest, and how many were over 10 ms. */
+  gcPauses?: { maxMs: number; over10Ms: number };
   /** Every status other than OK and RESOURCE_EXHAUSTED, by count. */
   otherCodes: Record<string, number>;
   otherLatency: Record<string, Spread>;
@@ -83,6 +87,12 @@ function serverRefusalLines(report: OverloadReport): string[] {
     "",
     "Measured by each server from the moment grpc-js handed it the call's headers to the refusal, in buckets (0.5, 1, 2, 5, 10, 25 ... 1,000 ms): the difference from the client's figure above is time on the connections and in both processes' event-loop queues. Calls to the services behind user-orders come from user-orders itself.",
     "",
+    ...(report.gcPauses === undefined
+      ? []
+      : [
+          `user-orders' longest garbage-collection pause in the run was ${ms(report.gcPauses.maxMs)} ms, and ${n(report.gcPauses.over10Ms)} paused it for more than 10 ms: a refusal is decided in the same turn of the event loop as the call's arrival, so only a pause within that turn can make one take longer: a garbage collection, or the process waiting for a core while the load, the health checks and the other services use the machine's ${report.machine.cpus} CPUs.`,
+          "",
+        ]),
   ];
 }
 
@@ -123,6 +133,12 @@ export function renderOverloadMarkdown(report: OverloadReport): string {
       return `| ${code} | ${n(count)} | ${(count / report.elapsedSeconds).toFixed(1)} | ${ms(spread.p50Ms)} | ${ms(spread.p90Ms)} | ${ms(spread.p99Ms)} | ${ms(spread.maxMs)} | ${pct(count / Math.max(1, report.calls))} of calls |`;
     }),
     "",
+    ...(report.serverAnswered === undefined
+      ? []
+      : [
+          `In user-orders itself (its \`rpc_server_duration_seconds\` histogram, from the call's arrival to its status): ${n(report.serverAnswered.answered)} views answered OK, ${pct(report.serverAnswered.withinBound)} within ${n(report.serverAnswered.boundMs)} ms, every one within ${Number.isFinite(report.serverAnswered.slowestBoundMs) ? `${n(report.serverAnswered.slowestBoundMs)} ms` : "the histogram's last bound"} (its buckets: ... 250, 500, 1,000, 2,500 ms).`,
+          "",
+        ]),
     "Latency is measured by the client, from the call's start to its answer, so it includes the time a call waited in the client and on the connections. " +
       "ABANDONED: still unanswered 30 s after the load's end, given up by the client. " +
       `The busiest load process's own event loop was late by ${ms(report.clientLoopDelay.p50Ms)} ms at the median, ${ms(report.clientLoopDelay.p99Ms)} ms at p99 and ${ms(report.clientLoopDelay.maxMs)} ms at most: that much of any latency above can be the client's.`,

@@ -9,7 +9,7 @@ import { type LoadControl, type MeshService, type MeshSummary, meshServices } fr
 import { createAdminRelay, requireAdminToken } from "./admin-relay.js";
 import { createConnectRelay } from "./connect-relay.js";
 import { ScrapeHistory, summaryMetricFamilies } from "./mesh-summary.js";
-import { parsePrometheusText } from "./prometheus-text.js";
+import { parsePrometheusText } from "@shopmesh/cli";
 import { serveStatic } from "./static-files.js";
 import { receiveOtlp, TraceStore } from "./trace-store.js";
 import { maxLoadRate, ViewLoad } from "./view-load.js";

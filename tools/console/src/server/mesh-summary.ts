@@ -1,5 +1,5 @@
 import type { EdgeState, MeshService, ServiceState, StreamState } from "../summary-types.js";
-import type { Sample } from "./prometheus-text.js";
+import type { Sample } from "@shopmesh/cli";
 
 /** One scrape of a service's metrics endpoint: its samples, or why there are none. */
 export interface Scrape {

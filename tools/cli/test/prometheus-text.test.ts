@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parsePrometheusText } from "../src/server/prometheus-text.js";
+import { parsePrometheusText } from "../src/prometheus-text.js";
 
 describe("parsePrometheusText", () => {
   it("reads samples with labels, skipping comments, and keeps +Inf buckets", () => {
