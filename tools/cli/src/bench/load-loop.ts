@@ -1,4 +1,6 @@
+import { retryPushbackMs } from "@shopmesh/sdk";
 import * as hdr from "hdr-histogram-js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** A latency histogram in microseconds, from 1 µs to one minute, 3 significant digits. */
 export type LatencyHistogram = hdr.Histogram;
@@ -21,6 +23,10 @@ export interface LoopResult {
  * makes one call, waits for its answer and makes the next (a closed loop, so
  * the load adapts to what the server sustains). Successful calls' latencies go
  * into `histogram` (µs) when one is given; failed calls are counted, not timed.
+ * A loop whose call was refused with a retry pushback (admission control's
+ * RESOURCE_EXHAUSTED) pauses that long before its next call, as a caller
+ * that honours it would, rather than sending the refused call straight back
+ * and measuring a retry storm.
  */
 export async function closedLoop(
   call: () => Promise<unknown>,
@@ -44,6 +50,8 @@ export async function closedLoop(
         } catch (error) {
           errors++;
           firstError ??= error instanceof Error ? error.message : String(error);
+          const pushback = retryPushbackMs(error);
+          if (pushback !== undefined) await sleep(Math.min(pushback, Math.max(0, end - performance.now())));
         }
       }
     }),

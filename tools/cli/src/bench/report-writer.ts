@@ -298,7 +298,7 @@ export function renderMarkdown(report: BenchReport): string {
     "",
     `Machine: ${m.cpus} × ${m.cpuModel}, ${fmt(m.totalMemoryGiB, 1)} GiB memory, ${m.platform} ${m.release}, Node.js ${m.node}.`,
     "",
-    `Closed loop: each concurrency level keeps that many calls in flight from one client process (the SDK's grpc-js transport) while the servers run in their own processes. ` +
+    `Closed loop: each concurrency level keeps that many calls in flight from one client process (the SDK's grpc-js transport) while the servers run in their own processes; a call refused for overload (RESOURCE_EXHAUSTED with \`grpc-retry-pushback-ms\`) is followed by a pause as long as its pushback, as the SDK's callers are asked to, and counted as failed. ` +
       `Each target's calls are spread over ${s.connections} HTTP/2 connection${s.connections === 1 ? "" : "s"}, taken in turn, as from that many separate callers. ` +
       `Per level every target gets ${fmt(s.warmupSeconds, 1)} s of warm-up, then ${fmt(s.durationSeconds, 1)} s of measurement taken in slices of at most ${fmt(s.sliceSeconds, 1)} s, ` +
       `interleaved with the other targets in a rotating order, so a change in the machine's load falls on all of them alike. ` +
