@@ -33,7 +33,10 @@ await runService({
       migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
       schema,
     });
-    const store = new OrderStore(database, readEventStreamOptions(env));
+    const store = new OrderStore(database, {
+      streams: readEventStreamOptions(env),
+      cacheEntries: read.int("ORDER_CACHE_ENTRIES", 10_000, { min: 0, max: 10_000_000 }),
+    });
     const backfilled = store.backfillEvents();
     if (backfilled > 0) logger.info({ events: backfilled }, "recorded OrderPlaced for orders that predate the outbox");
     const service = createOrdersService({

@@ -1,5 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
+import { LRUCache } from "lru-cache";
 import { EventLog, newId, prepareExactRows, type EventStreamOptions, type OpenDatabase } from "@shopmesh/chassis";
 import { OrderEventSchema } from "@shopmesh/sdk/orders/v1";
 import { toOrder } from "./order-messages.js";
@@ -24,12 +25,25 @@ export interface NewOrder {
   lines: { productId: string; quantity: number; unitPriceMinor: bigint }[];
 }
 
+/** Options for {@link OrderStore}. */
+export interface OrderStoreOptions {
+  /** Event streams' limits (see the chassis). */
+  streams?: EventStreamOptions;
+  /** Orders kept in memory with their lines (ORDER_CACHE_ENTRIES), default 10,000; 0: none. */
+  cacheEntries?: number;
+}
+
 /**
  * The orders service's data access; the only code that touches orders.sqlite.
  * A placed order appends OrderPlaced to the outbox in the same transaction.
  * Amounts are int64 minor units held as bigints; every read of them goes
  * through a statement that returns them exactly, since drizzle's reads would
  * round any amount past 2^53.
+ *
+ * A placed order never changes, so orders read with their lines are kept in
+ * an LRU cache by id, and a page reads only its ids from the index before
+ * reading the orders the cache does not hold: the page's two statements were
+ * the largest part of ListOrders' server time (docs/performance-notes.md).
  */
 export class OrderStore {
   readonly events: EventLog<typeof OrderEventSchema>;
@@ -38,29 +52,38 @@ export class OrderStore {
   // were over a fifth of ListOrders' CPU, and its reads are not exact.
   readonly #firstPage;
   readonly #pageBefore;
+  /** The orders whose ids are in one JSON array. */
+  readonly #ordersByIds;
   readonly #orderById;
   readonly #orderByRequest;
   readonly #everyOrder;
   /** The lines of any set of orders, their ids passed as one JSON array. */
   readonly #linesOf;
+  readonly #cache: LRUCache<string, StoredOrder> | undefined;
 
   private readonly db: OrdersDb;
 
-  constructor(database: OpenDatabase<typeof schema>, streamOptions: EventStreamOptions = {}) {
+  constructor(database: OpenDatabase<typeof schema>, options: OrderStoreOptions = {}) {
     const { db, sqlite } = database;
     this.db = db;
-    this.events = new EventLog(sqlite, OrderEventSchema, streamOptions);
+    this.events = new EventLog(sqlite, OrderEventSchema, options.streams);
+    const cacheEntries = options.cacheEntries ?? 10_000;
+    this.#cache = cacheEntries > 0 ? new LRUCache({ max: cacheEntries }) : undefined;
     const selectOrders = `SELECT id, user_id AS userId, request_id AS requestId, request_fingerprint AS requestFingerprint,
       currency, total_minor AS totalMinor, created_at AS createdAt FROM orders`;
     const amounts = ["totalMinor"] as const;
-    this.#firstPage = prepareExactRows<[userId: string, limit: number], OrderRow>(
+    // Only the ids, which the (user_id, id) index holds: no table row is read for them.
+    this.#firstPage = sqlite
+      .prepare<[userId: string, limit: number], string>("SELECT id FROM orders WHERE user_id = ? ORDER BY id DESC LIMIT ?")
+      .pluck();
+    this.#pageBefore = sqlite
+      .prepare<[userId: string, before: string, limit: number], string>(
+        "SELECT id FROM orders WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+      )
+      .pluck();
+    this.#ordersByIds = prepareExactRows<[ids: string], OrderRow>(
       sqlite,
-      `${selectOrders} WHERE user_id = ? ORDER BY id DESC LIMIT ?`,
-      amounts,
-    );
-    this.#pageBefore = prepareExactRows<[userId: string, before: string, limit: number], OrderRow>(
-      sqlite,
-      `${selectOrders} WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?`,
+      `${selectOrders} WHERE id IN (SELECT value FROM json_each(?))`,
       amounts,
     );
     this.#orderById = prepareExactRows<[id: string], OrderRow>(sqlite, `${selectOrders} WHERE id = ?`, amounts);
@@ -143,15 +166,37 @@ export class OrderStore {
   }
 
   byId(id: string): StoredOrder | undefined {
+    const cached = this.#cache?.get(id);
+    if (cached) return cached;
     const row = this.#orderById.get(id);
-    return row ? this.#withLines([row])[0] : undefined;
+    return row ? this.#keep(this.#withLines([row]))[0] : undefined;
   }
 
   /** Up to `limit` of a user's orders older than `beforeId`, newest first. */
   pageForUser(userId: string, beforeId: string | undefined, limit: number): StoredOrder[] {
-    const rows =
+    const ids =
       beforeId === undefined ? this.#firstPage.all(userId, limit) : this.#pageBefore.all(userId, beforeId, limit);
-    return this.#withLines(rows);
+    const page = new Array<StoredOrder | undefined>(ids.length);
+    let missing: string[] | undefined;
+    for (let i = 0; i < ids.length; i++) {
+      const cached = this.#cache?.get(ids[i]!);
+      if (cached) page[i] = cached;
+      else (missing ??= []).push(ids[i]!);
+    }
+    if (missing !== undefined) {
+      const read = new Map<string, StoredOrder>();
+      for (const order of this.#keep(this.#withLines(this.#ordersByIds.all(JSON.stringify(missing)))))
+        read.set(order.id, order);
+      for (let i = 0; i < ids.length; i++) page[i] ??= read.get(ids[i]!);
+    }
+    // An id the index listed has its row: both are written in one transaction and never deleted.
+    return page as StoredOrder[];
+  }
+
+  /** Puts orders read in full into the cache; returns them. */
+  #keep(read: StoredOrder[]): StoredOrder[] {
+    if (this.#cache !== undefined) for (const order of read) this.#cache.set(order.id, order);
+    return read;
   }
 
   /**

@@ -17,7 +17,7 @@ import {
 } from "@shopmesh/chassis";
 import type { OrdersService } from "@shopmesh/sdk/orders/v1";
 import type { ProductsService } from "@shopmesh/sdk/products/v1";
-import { toOrder } from "./order-messages.js";
+import { orderMessage, toOrder } from "./order-messages.js";
 import { priceOrder } from "./order-pricing.js";
 import type { OrderStore, StoredOrder } from "./order-store.js";
 import { requestFingerprint } from "./request-fingerprint.js";
@@ -130,7 +130,7 @@ export function createOrdersService(deps: OrdersServiceDeps): ServiceImpl<typeof
       const order = deps.store.byId(id);
       if (!order) throw new ConnectError(`order ${id} not found`, Code.NotFound);
       requireSelfOrAdmin(context, order.userId);
-      return { order: toOrder(order) };
+      return { order: orderMessage(order) };
     },
 
     listOrders(request, context) {
@@ -142,7 +142,7 @@ export function createOrdersService(deps: OrdersServiceDeps): ServiceImpl<typeof
       const page = rows.slice(0, pageSize);
       const last = page.at(-1);
       return {
-        orders: page.map(toOrder),
+        orders: page.map(orderMessage),
         nextPageToken: rows.length > pageSize && last ? encodePageToken({ before: last.id }) : "",
       };
     },

@@ -106,4 +106,40 @@ describe("OrderStore", () => {
     expect(requestFingerprint(second.order.lines)).toBe(fingerprint);
     expect(store.byRequest(userId, " r ")).toBeUndefined();
   });
+
+  it("pages the same with its cache of orders as without, whichever of a page's orders it already holds", () => {
+    const cached = new OrderStore(database);
+    const uncached = new OrderStore(database, { cacheEntries: 0 });
+    const otherUser = "01900000-0000-7000-8000-000000000002";
+    const place = (store: OrderStore, user: string, n: number) =>
+      store.place({
+        userId: user,
+        requestId: `r${n}`,
+        requestFingerprint: requestFingerprint(items),
+        currency: "EUR",
+        totalMinor: BigInt(n),
+        lines: items.slice(0, 1 + (n % 2)).map((item) => ({ ...item, unitPriceMinor: BigInt(n) })),
+      }).order;
+    const placed = Array.from({ length: 7 }, (_, n) => place(uncached, n % 3 === 0 ? otherUser : userId, n));
+    const pages = (store: OrderStore) => {
+      const first = store.pageForUser(userId, undefined, 3);
+      return [first, store.pageForUser(userId, first.at(-1)!.id, 3)];
+    };
+    const expected = pages(uncached);
+    expect(expected.map((page) => page.map((order) => order.totalMinor))).toEqual([
+      [5n, 4n, 2n],
+      [1n],
+    ]);
+    // Some of the page in the cache, then all of it: the same orders, lines and order either way.
+    cached.byId(placed[4]!.id);
+    expect(pages(cached)).toEqual(expected);
+    expect(pages(cached)).toEqual(expected);
+    // An order placed after the cache filled is on the next read of the first page.
+    const newest = place(cached, userId, 8);
+    expect(cached.pageForUser(userId, undefined, 3).map((order) => order.id)).toEqual([
+      newest.id,
+      ...expected[0]!.slice(0, 2).map((order) => order.id),
+    ]);
+    expect(cached.byId(newest.id)).toEqual(uncached.byId(newest.id));
+  });
 });
