@@ -74,7 +74,9 @@ export class OrderStore {
     const amounts = ["totalMinor"] as const;
     // Only the ids, which the (user_id, id) index holds: no table row is read for them.
     this.#firstPage = sqlite
-      .prepare<[userId: string, limit: number], string>("SELECT id FROM orders WHERE user_id = ? ORDER BY id DESC LIMIT ?")
+      .prepare<[userId: string, limit: number], string>(
+        "SELECT id FROM orders WHERE user_id = ? ORDER BY id DESC LIMIT ?",
+      )
       .pluck();
     this.#pageBefore = sqlite
       .prepare<[userId: string, before: string, limit: number], string>(
@@ -177,13 +179,13 @@ export class OrderStore {
     const ids =
       beforeId === undefined ? this.#firstPage.all(userId, limit) : this.#pageBefore.all(userId, beforeId, limit);
     const page = new Array<StoredOrder | undefined>(ids.length);
-    let missing: string[] | undefined;
+    const missing: string[] = [];
     for (let i = 0; i < ids.length; i++) {
       const cached = this.#cache?.get(ids[i]!);
       if (cached) page[i] = cached;
-      else (missing ??= []).push(ids[i]!);
+      else missing.push(ids[i]!);
     }
-    if (missing !== undefined) {
+    if (missing.length > 0) {
       const read = new Map<string, StoredOrder>();
       for (const order of this.#keep(this.#withLines(this.#ordersByIds.all(JSON.stringify(missing)))))
         read.set(order.id, order);

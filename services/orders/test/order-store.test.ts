@@ -126,10 +126,7 @@ describe("OrderStore", () => {
       return [first, store.pageForUser(userId, first.at(-1)!.id, 3)];
     };
     const expected = pages(uncached);
-    expect(expected.map((page) => page.map((order) => order.totalMinor))).toEqual([
-      [5n, 4n, 2n],
-      [1n],
-    ]);
+    expect(expected.map((page) => page.map((order) => order.totalMinor))).toEqual([[5n, 4n, 2n], [1n]]);
     // Some of the page in the cache, then all of it: the same orders, lines and order either way.
     cached.byId(placed[4]!.id);
     expect(pages(cached)).toEqual(expected);
