@@ -1,3 +1,4 @@
+import { maxTimerMs } from "../config.js";
 import { RetryPushback } from "./retry-pushback.js";
 
 /** How many calls a server runs at once, and how long others may wait for a turn. */
@@ -181,7 +182,7 @@ export class CallLimiter {
     const check = () => {
       const idleMs = performance.now() - Math.max(this.#lastReleaseAt, queuedAt);
       if (idleMs < stuckMs) {
-        waiter.timer = setTimeout(check, stuckMs - idleMs);
+        waiter.timer = setTimeout(check, Math.min(stuckMs - idleMs, maxTimerMs));
         return;
       }
       this.leave(waiter);
@@ -190,7 +191,9 @@ export class CallLimiter {
         this.pushback.refused(),
       );
     };
-    waiter.timer = setTimeout(check, stuckMs);
+    // Four times a MAX_QUEUE_WAIT near setTimeout's limit would pass it, and Node would fire the
+    // check every millisecond for as long as the call waits.
+    waiter.timer = setTimeout(check, Math.min(stuckMs, maxTimerMs));
     this.#queue.push(waiter);
     return waiter;
   }
