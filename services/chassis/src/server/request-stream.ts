@@ -30,9 +30,11 @@ export async function* requestMessages(call: Readable, context: CallContext): As
   if (!call.readableEnded) throw endedEarly(context);
   // A client's reset ends the HTTP/2 stream's readable side before it closes
   // it (Node pushes the end, then emits close), so grpc-js reports a
-  // half-close just before the cancellation. The cancellation has arrived by
-  // the next turn of the event loop: wait for it, so that an implementation
-  // never takes a cancelled upload for a complete one.
+  // half-close just before the cancellation. Node reports the reset in the
+  // loop's next pass over I/O, after this pass's immediates: two immediates
+  // let that pass run, so that an implementation never takes a cancelled
+  // upload for a complete one.
+  await new Promise<void>((resolve) => setImmediate(resolve));
   await new Promise<void>((resolve) => setImmediate(resolve));
   // grpc-js ends a call whose deadline passed the same way, and closes it only once the client has acknowledged.
   if (context.hasDeadline && context.timeoutMs()! <= 0) context.end(deadlinePassed());
