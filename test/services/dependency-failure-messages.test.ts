@@ -82,8 +82,10 @@ describe("a dependency's failure, told to callers", () => {
         .poll(() => failedCallLogs(service, "products").map((line) => [line.target, line.code]))
         .toContainEqual([productsAddress, "DEADLINE_EXCEEDED"]);
     }
-    expect(failedCallLogs("orders", "products").some((line) => String(line.detail).includes("remote_addr="))).toBe(
-      true,
+    // grpc-js's own words go to the log as they are; they name the peer (remote_addr=) when the call
+    // had a stream by its deadline, which a loaded machine does not always give it.
+    expect(failedCallLogs("orders", "products").map((line) => String(line.detail))).toContainEqual(
+      expect.stringMatching(/^Deadline exceeded after /),
     );
   });
 
