@@ -67,9 +67,11 @@ describe("shopmesh overload", () => {
     const others = Object.values(report.otherCodes).reduce((sum, count) => sum + count, 0);
     expect(report.answered.count + report.refused.count + others).toBe(report.calls);
     expect(report.otherCodes.INTERNAL).toBeUndefined();
-    // user-orders' own count of the views it answered OK, from its metrics, is the clients' count; the
-    // share is read at the largest histogram bound within the 3 s deadline.
-    expect(report.serverAnswered).toMatchObject({ answered: report.answered.count, boundMs: 2_500 });
+    // user-orders' own count of the views it answered OK, from its metrics: every OK a client got (and
+    // any sent just as its client's deadline passed); the share is read at the largest histogram
+    // bound within the 3 s deadline.
+    expect(report.serverAnswered?.answered).toBeGreaterThanOrEqual(report.answered.count);
+    expect(report.serverAnswered?.boundMs).toBe(2_500);
     // And its garbage-collection pauses, from the preload that reports its heap.
     expect(report.gcPauses?.maxMs).toBeGreaterThan(0);
     // How many are answered depends on the machine; the shares are shares either way.
