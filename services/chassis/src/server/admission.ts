@@ -18,7 +18,6 @@ export interface AdmissionSettings {
 /** A call waiting for a slot. */
 export interface Waiter {
   readonly admit: () => void;
-  readonly refuse: (details: string, pushbackMs: number) => void;
   timer: NodeJS.Timeout | undefined;
 }
 
@@ -176,7 +175,7 @@ export class CallLimiter {
       refuse(`server overloaded: ${this.#running} calls in progress, ${why}`, this.pushback.refused());
       return undefined;
     }
-    const waiter: Waiter = { admit, refuse, timer: undefined };
+    const waiter: Waiter = { admit, timer: undefined };
     const stuckMs = stuckQueueFactor * maxQueueWaitMs;
     const queuedAt = performance.now();
     const check = () => {
