@@ -99,6 +99,29 @@ describe("shopmesh overload", () => {
       expect(markdown).toContain(text);
   });
 
+  it("reports without user-orders' own count when the services run without a metrics listener", {
+    timeout: 180_000,
+  }, async () => {
+    const out = join(outDir, "no-metrics");
+    const run = await shopmesh([
+      "overload",
+      "--seconds",
+      "1",
+      "--concurrency",
+      "10",
+      "--set",
+      "METRICS_PORT=off",
+      "--out",
+      out,
+    ]);
+    expect(run.stderr).toBe("");
+    expect(run.code, run.stdout).toBe(0);
+    const report = JSON.parse(readFileSync(join(out, "overload.json"), "utf8")) as OverloadReport;
+    expect(report.calls).toBeGreaterThan(0);
+    expect(report.serverAnswered).toBeUndefined();
+    expect(readFileSync(join(out, "overload.md"), "utf8")).not.toContain("In user-orders itself");
+  });
+
   it("refuses an unknown --after-refusal, naming it", async () => {
     const run = await shopmesh(["overload", "--after-refusal", "later"]);
     expect(run.code).toBe(2);

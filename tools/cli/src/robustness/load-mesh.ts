@@ -27,6 +27,14 @@ export interface FaultSpec {
   hang?: boolean;
 }
 
+/** What heap-report-preload.mjs writes. */
+interface HeapReport {
+  heapUsed?: number;
+  heapTotal?: number;
+  gcMaxPauseMs?: number;
+  gcPausesOver10Ms?: number;
+}
+
 /** Memory of one service process at one moment. */
 export interface MemorySample {
   rssBytes: number;
@@ -191,26 +199,23 @@ export class LoadMesh {
     for (const [service, pid] of this.pids()) {
       const rssBytes = readRssBytes(pid);
       if (rssBytes === undefined) continue;
-      let heap: { heapUsed?: number; heapTotal?: number } = {};
-      try {
-        heap = JSON.parse(readFileSync(join(this.dataDir, `${service}.heap.json`), "utf8")) as typeof heap;
-      } catch {
-        // Not reported yet.
-      }
-      samples.set(service, { rssBytes, heapUsedBytes: heap.heapUsed, heapTotalBytes: heap.heapTotal });
+      const heap = this.#heapReport(service);
+      samples.set(service, { rssBytes, heapUsedBytes: heap?.heapUsed, heapTotalBytes: heap?.heapTotal });
     }
     return samples;
   }
 
   /** The longest garbage-collection pause of a service so far, and how many were over 10 ms, as it last reported them. */
   gcPauses(service: ServiceName): { maxMs: number; over10Ms: number } | undefined {
+    const heap = this.#heapReport(service);
+    if (heap?.gcMaxPauseMs === undefined) return undefined;
+    return { maxMs: heap.gcMaxPauseMs, over10Ms: heap.gcPausesOver10Ms ?? 0 };
+  }
+
+  /** What a service's heap preload last wrote (see heap-report-preload.mjs); undefined before its first report. */
+  #heapReport(service: ServiceName): HeapReport | undefined {
     try {
-      const report = JSON.parse(readFileSync(join(this.dataDir, `${service}.heap.json`), "utf8")) as {
-        gcMaxPauseMs?: number;
-        gcPausesOver10Ms?: number;
-      };
-      if (report.gcMaxPauseMs === undefined) return undefined;
-      return { maxMs: report.gcMaxPauseMs, over10Ms: report.gcPausesOver10Ms ?? 0 };
+      return JSON.parse(readFileSync(join(this.dataDir, `${service}.heap.json`), "utf8")) as HeapReport;
     } catch {
       return undefined;
     }
@@ -230,11 +235,13 @@ export class LoadMesh {
 
   /**
    * From `service`'s metrics listener: how soon after arriving its OK answers
-   * to `method` left, measured in the server, against `budgetMs`.
+   * to `method` left, measured in the server, against `budgetMs`; undefined
+   * when it runs without one.
    */
-  async serverAnswers(service: ServiceName, method: string, budgetMs: number): Promise<ServerAnswers> {
+  async serverAnswers(service: ServiceName, method: string, budgetMs: number): Promise<ServerAnswers | undefined> {
     const { metricsPort } = this.mesh.processes.get(service) ?? {};
-    if (metricsPort === undefined) throw new Error(`${service} runs without a metrics listener`);
+    // Run with METRICS_PORT=off: the load's own figures stand alone.
+    if (metricsPort === undefined) return undefined;
     const response = await fetch(`http://127.0.0.1:${metricsPort}/metrics?name=rpc_server_duration_seconds`);
     if (!response.ok) throw new Error(`${service}'s /metrics answered ${response.status}`);
     const buckets = parsePrometheusText(await response.text())
