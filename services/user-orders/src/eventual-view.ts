@@ -8,13 +8,17 @@ import {
   Dependency,
   Fallback,
   GetUserOrdersResponseSchema,
+  OrderViewSchema,
   type DegradationSchema,
+  type OrderView,
   type GetUserOrdersResponse,
   type StreamLagSchema,
 } from "@shopmesh/sdk/userorders/v1";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { dependencyEnum } from "./dependencies.js";
+import type { ProjectedProduct } from "./db/schema.js";
 import type { Projection } from "./projection/projection.js";
+import type { ProjectedOrderWithLines } from "./projection/projection-store.js";
 import type { StreamState } from "./projection/stream-follower.js";
 import { distinctProductIds, toProfile } from "./view-messages.js";
 
@@ -57,6 +61,47 @@ function missingProducts(
   };
 }
 
+const builtViews = new WeakMap<
+  ProjectedOrderWithLines,
+  { products: (ProjectedProduct | undefined)[]; view: OrderView }
+>();
+
+/**
+ * The OrderView of a projected order with the current details of its lines'
+ * products. The store hands out the same objects for an order and for a
+ * product until the product changes (an order never does), so the message
+ * built for an order is kept (weakly, with the order's object) with the
+ * product objects it was built from, and built again only when one of them
+ * is no longer the current one. Never to be modified.
+ */
+function orderView(order: ProjectedOrderWithLines, products: ReadonlyMap<string, ProjectedProduct>): OrderView {
+  const built = builtViews.get(order);
+  if (built !== undefined && order.lines.every((line, i) => products.get(line.productId) === built.products[i]))
+    return built.view;
+  const money = (minorUnits: bigint, currency = order.currency) => ({ currencyCode: currency, minorUnits });
+  const used = order.lines.map((line) => products.get(line.productId));
+  const view = create(OrderViewSchema, {
+    orderId: order.id,
+    createTime: timestampFromMs(order.createdAt),
+    total: money(order.totalMinor),
+    lines: order.lines.map((line, i) => {
+      const product = used[i];
+      return {
+        productId: line.productId,
+        quantity: line.quantity,
+        unitPrice: money(line.unitPriceMinor),
+        product: product && {
+          name: product.name,
+          description: product.description,
+          currentPrice: money(product.priceMinor, product.currency),
+        },
+      };
+    }),
+  });
+  builtViews.set(order, { products: used, view });
+  return view;
+}
+
 /**
  * A user's view from the projection. A user the projection does not hold is
  * NOT_FOUND only once the users stream has caught up with its source since
@@ -85,27 +130,7 @@ export function eventualView(
   const last = page.at(-1);
   return create(GetUserOrdersResponseSchema, {
     profile: toProfile(user),
-    orders: page.map((order) => {
-      const money = (minorUnits: bigint, currency = order.currency) => ({ currencyCode: currency, minorUnits });
-      return {
-        orderId: order.id,
-        createTime: timestampFromMs(order.createdAt),
-        total: money(order.totalMinor),
-        lines: order.lines.map((line) => {
-          const product = products.get(line.productId);
-          return {
-            productId: line.productId,
-            quantity: line.quantity,
-            unitPrice: money(line.unitPriceMinor),
-            product: product && {
-              name: product.name,
-              description: product.description,
-              currentPrice: money(product.priceMinor, product.currency),
-            },
-          };
-        }),
-      };
-    }),
+    orders: page.map((order) => orderView(order, products)),
     nextPageToken: more && last ? encodePageToken({ before: last.id }) : "",
     degradations: degradation ? [degradation] : [],
     consistency: Consistency.EVENTUAL,

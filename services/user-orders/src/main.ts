@@ -114,6 +114,7 @@ await runService({
       projection = new Projection(database.sqlite, source, logger, {
         initialBackoffMs: read.durationMs("EVENTS_RECONNECT_MIN", "100ms"),
         maxBackoffMs: read.durationMs("EVENTS_RECONNECT_MAX", "5s"),
+        cacheEntries: read.int("PROJECTION_CACHE_ENTRIES", 10_000, { min: 0, max: 10_000_000 }),
       });
       projection.start();
     }

@@ -177,3 +177,88 @@ describe("amounts in the projection", () => {
     ]);
   });
 });
+
+describe.each([
+  ["its caches", undefined],
+  ["no cache", 0],
+])("reads through a store with %s", (_, cacheEntries) => {
+  const eur = (minorUnits: bigint) => ({ currencyCode: "EUR", minorUnits });
+  const product = (sequence: number, name: string, price: bigint) =>
+    create(ProductEventSchema, {
+      sequence: BigInt(sequence),
+      kind: { case: "productChanged", value: { product: { id: "p0", name, price: eur(price) } } },
+    });
+  const user = (sequence: number, displayName: string) =>
+    create(UserEventSchema, {
+      sequence: BigInt(sequence),
+      kind: { case: "userRegistered", value: { user: { id: "u1", email: "u1@shopmesh.test", displayName } } },
+    });
+  const view = (projection: Projection, pageToken = "", pageSize = 10) =>
+    eventualView(projection, { userId: "u1", pageSize, pageToken });
+
+  let cached: ProjectionStore;
+  let projection: Projection;
+  beforeEach(() => {
+    // A projection that never starts following: its views read only its store.
+    projection = new Projection(database.sqlite, {} as EventSource, { info() {}, warn() {} }, { cacheEntries });
+    cached = projection.store;
+    cached.applyBatch("users", [user(1, "First")]);
+    cached.applyBatch("products", [product(1, "Tea", 450n)]);
+    cached.applyBatch("orders", [orderPlaced(1, "o1", [1, 2]), orderPlaced(2, "o2", [3]), orderPlaced(3, "o3", [4])]);
+  });
+
+  it("gives a product's and a user's new row once an event changed them", () => {
+    const before = view(projection);
+    expect(before.profile?.displayName).toBe("First");
+    expect(before.orders[0]?.lines[0]?.product?.currentPrice?.minorUnits).toBe(450n);
+
+    cached.applyBatch("products", [product(2, "Green tea", 500n)]);
+    cached.applyBatch("users", [user(2, "Second")]);
+    const after = view(projection);
+    expect(after.profile?.displayName).toBe("Second");
+    expect(after.orders.map((order) => order.lines[0]?.product?.name)).toEqual(["Green tea", "Green tea", "Green tea"]);
+    expect(after.orders[0]?.lines[0]?.product?.currentPrice?.minorUnits).toBe(500n);
+    // The line keeps the price paid; only the product's details moved.
+    expect(after.orders[0]?.lines[0]?.unitPrice?.minorUnits).toBe(100n);
+  });
+
+  it("keeps the old row of a product whose change was rolled back", () => {
+    expect(cached.products(["p0"]).get("p0")?.priceMinor).toBe(450n);
+    database.sqlite.exec(
+      "CREATE TRIGGER refuse_products_position_insert BEFORE INSERT ON stream_positions WHEN NEW.stream = 'products' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    );
+    database.sqlite.exec(
+      "CREATE TRIGGER refuse_products_position_update BEFORE UPDATE ON stream_positions WHEN NEW.stream = 'products' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    );
+    expect(() => cached.applyBatch("products", [product(2, "Green tea", 500n)])).toThrow(/refused/);
+    expect(cached.products(["p0"]).get("p0")?.priceMinor).toBe(450n);
+    expect(view(projection).orders[0]?.lines[0]?.product?.name).toBe("Tea");
+  });
+
+  it("pages through the orders, newest first, the same on every read", () => {
+    const first = view(projection, "", 2);
+    expect(first.orders.map((order) => order.orderId)).toEqual(["o3", "o2"]);
+    expect(first.orders[1]?.lines.map((line) => line.quantity)).toEqual([3]);
+    const second = view(projection, first.nextPageToken, 2);
+    expect(second.orders.map((order) => order.orderId)).toEqual(["o1"]);
+    expect(second.orders[0]?.lines.map((line) => line.quantity)).toEqual([1, 2]);
+    expect(second.nextPageToken).toBe("");
+    // Read again, from the caches where there are any: the same answers.
+    expect(toBinary(GetUserOrdersResponseSchema, view(projection, "", 2))).toEqual(
+      toBinary(GetUserOrdersResponseSchema, first),
+    );
+    expect(view(projection, first.nextPageToken, 2).orders[0]?.lines.map((line) => line.quantity)).toEqual([1, 2]);
+  });
+
+  it("shows a product that arrives after its order", () => {
+    // Line 2 of o1 names p1, which the products stream has not carried yet.
+    expect(view(projection).orders.at(-1)?.lines[1]?.product).toBeUndefined();
+    cached.applyBatch("products", [
+      create(ProductEventSchema, {
+        sequence: 2n,
+        kind: { case: "productCreated", value: { product: { id: "p1", name: "Cup", price: eur(900n) } } },
+      }),
+    ]);
+    expect(view(projection).orders.at(-1)?.lines[1]?.product?.name).toBe("Cup");
+  });
+});

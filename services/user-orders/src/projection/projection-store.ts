@@ -1,5 +1,6 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type Database from "better-sqlite3";
+import { LRUCache } from "lru-cache";
 import { inEventSpan, prepareExactRows, tracingEnabled } from "@shopmesh/chassis";
 import type { Order } from "@shopmesh/sdk/orders/v1";
 import type { Product } from "@shopmesh/sdk/products/v1";
@@ -27,6 +28,15 @@ export interface AppliedBatch {
   missing: number;
 }
 
+/** Options for {@link ProjectionStore}. */
+export interface ProjectionStoreOptions {
+  /**
+   * Orders (with their lines), products and users kept in memory, up to
+   * this many of each (PROJECTION_CACHE_ENTRIES); default 10,000; 0: none.
+   */
+  cacheEntries?: number;
+}
+
 /** An order with its lines, as the view reads it. */
 export interface ProjectedOrderWithLines extends ProjectedOrder {
   lines: Omit<ProjectedOrderLine, "orderId">[];
@@ -37,6 +47,15 @@ export interface ProjectedOrderWithLines extends ProjectedOrder {
  * statements are prepared once on the better-sqlite3 handle. Amounts are
  * bound as the events' bigints and read back as bigints, so an amount near
  * the int64 maximum reaches an EVENTUAL view as its source wrote it.
+ *
+ * Reads are served from LRU caches where they can be, since the SQLite reads
+ * were the largest part of an EVENTUAL view's server time
+ * (docs/performance-notes.md). This store is the projection's only writer:
+ * a placed order never changes, so an order is cached for good, and a user
+ * or product is dropped from its cache when an event writes it, so the next
+ * read takes the new row (or the old one, when the batch rolled back). Each
+ * object a cache hands out stays the same until its row changes, and is
+ * never to be modified.
  */
 export class ProjectionStore {
   readonly #sqlite: Database.Database;
@@ -49,11 +68,21 @@ export class ProjectionStore {
   readonly #user;
   readonly #firstPage;
   readonly #pageBefore;
+  readonly #ordersByIds;
   readonly #linesOf;
   readonly #productsOf;
+  readonly #orders: LRUCache<string, ProjectedOrderWithLines> | undefined;
+  readonly #products: LRUCache<string, ProjectedProduct> | undefined;
+  readonly #users: LRUCache<string, ProjectedUser> | undefined;
 
-  constructor(sqlite: Database.Database) {
+  constructor(sqlite: Database.Database, options: ProjectionStoreOptions = {}) {
     this.#sqlite = sqlite;
+    const cacheEntries = options.cacheEntries ?? 10_000;
+    if (cacheEntries > 0) {
+      this.#orders = new LRUCache({ max: cacheEntries });
+      this.#products = new LRUCache({ max: cacheEntries });
+      this.#users = new LRUCache({ max: cacheEntries });
+    }
     this.#position = sqlite.prepare<[stream: string], StreamPosition>(
       "SELECT sequence, event_time AS eventTime, applied_at AS appliedAt FROM stream_positions WHERE stream = ?",
     );
@@ -83,15 +112,21 @@ export class ProjectionStore {
     this.#user = sqlite.prepare<[id: string], ProjectedUser>(
       "SELECT id, email, display_name AS displayName FROM users WHERE id = ?",
     );
-    const orderColumns = "id, user_id AS userId, currency, total_minor AS totalMinor, created_at AS createdAt";
-    this.#firstPage = prepareExactRows<[userId: string, limit: number], ProjectedOrder>(
+    // Only the ids, which the (user_id, id) index holds: no table row is read for them.
+    this.#firstPage = sqlite
+      .prepare<[userId: string, limit: number], string>(
+        "SELECT id FROM orders WHERE user_id = ? ORDER BY id DESC LIMIT ?",
+      )
+      .pluck();
+    this.#pageBefore = sqlite
+      .prepare<[userId: string, before: string, limit: number], string>(
+        "SELECT id FROM orders WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+      )
+      .pluck();
+    this.#ordersByIds = prepareExactRows<[orderIds: string], ProjectedOrder>(
       sqlite,
-      `SELECT ${orderColumns} FROM orders WHERE user_id = ? ORDER BY id DESC LIMIT ?`,
-      ["totalMinor"],
-    );
-    this.#pageBefore = prepareExactRows<[userId: string, before: string, limit: number], ProjectedOrder>(
-      sqlite,
-      `SELECT ${orderColumns} FROM orders WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?`,
+      `SELECT id, user_id AS userId, currency, total_minor AS totalMinor, created_at AS createdAt
+         FROM orders WHERE id IN (SELECT value FROM json_each(?))`,
       ["totalMinor"],
     );
     this.#linesOf = prepareExactRows<[orderIds: string], ProjectedOrderLine>(
@@ -178,10 +213,12 @@ export class ProjectionStore {
   }
 
   #putUser(user: User): void {
+    this.#users?.delete(user.id);
     this.#upsertUser.run(user.id, user.email, user.displayName);
   }
 
   #putProduct(product: Product): void {
+    this.#products?.delete(product.id);
     this.#upsertProduct.run(
       product.id,
       product.name,
@@ -201,13 +238,17 @@ export class ProjectionStore {
   }
 
   user(id: string): ProjectedUser | undefined {
-    return this.#user.get(id);
+    const cached = this.#users?.get(id);
+    if (cached) return cached;
+    const user = this.#user.get(id);
+    if (user) this.#users?.set(id, user);
+    return user;
   }
 
   /**
    * Up to `pageSize` of a user's orders older than `beforeId`, newest first,
-   * with their lines, and whether older ones remain (one row more is read to
-   * tell; its lines are not).
+   * with their lines, and whether older ones remain (one id more is read to
+   * tell).
    */
   ordersPage(
     userId: string,
@@ -219,20 +260,49 @@ export class ProjectionStore {
         ? this.#firstPage.all(userId, pageSize + 1)
         : this.#pageBefore.all(userId, beforeId, pageSize + 1);
     const more = found.length > pageSize;
-    const rows = more ? found.slice(0, pageSize) : found;
-    if (rows.length === 0) return { orders: [], more };
-    const byOrder = new Map<string, ProjectedOrderWithLines["lines"]>();
-    for (const { orderId, ...line } of this.#linesOf.all(JSON.stringify(rows.map((row) => row.id)))) {
-      const list = byOrder.get(orderId);
-      if (list) list.push(line);
-      else byOrder.set(orderId, [line]);
+    const ids = more ? found.slice(0, pageSize) : found;
+    const page = new Array<ProjectedOrderWithLines | undefined>(ids.length);
+    const missing: string[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      const cached = this.#orders?.get(ids[i]!);
+      if (cached) page[i] = cached;
+      else missing.push(ids[i]!);
     }
-    return { orders: rows.map((row) => ({ ...row, lines: byOrder.get(row.id) ?? [] })), more };
+    if (missing.length > 0) {
+      const read = this.#withLines(this.#ordersByIds.all(JSON.stringify(missing)));
+      for (let i = 0; i < ids.length; i++) page[i] ??= read.get(ids[i]!);
+    }
+    // An id the index listed has its row, and the row's lines: they are
+    // written in one transaction and never deleted.
+    return { orders: page as ProjectedOrderWithLines[], more };
   }
 
+  /** `rows` with their lines, by id, each put into the cache. */
+  #withLines(rows: ProjectedOrder[]): Map<string, ProjectedOrderWithLines> {
+    const byOrder = new Map<string, ProjectedOrderWithLines>();
+    for (const row of rows) byOrder.set(row.id, { ...row, lines: [] });
+    for (const { orderId, ...line } of this.#linesOf.all(JSON.stringify(rows.map((row) => row.id))))
+      byOrder.get(orderId)?.lines.push(line);
+    if (this.#orders !== undefined) for (const [id, order] of byOrder) this.#orders.set(id, order);
+    return byOrder;
+  }
+
+  /** The products among `ids` that the projection holds, by id. */
   products(ids: readonly string[]): Map<string, ProjectedProduct> {
-    if (ids.length === 0) return new Map();
-    return new Map(this.#productsOf.all(JSON.stringify(ids)).map((row) => [row.id, row]));
+    const found = new Map<string, ProjectedProduct>();
+    const missing: string[] = [];
+    for (const id of ids) {
+      const cached = this.#products?.get(id);
+      if (cached) found.set(id, cached);
+      else missing.push(id);
+    }
+    if (missing.length > 0) {
+      for (const row of this.#productsOf.all(JSON.stringify(missing))) {
+        found.set(row.id, row);
+        this.#products?.set(row.id, row);
+      }
+    }
+    return found;
   }
 }
 

@@ -2,7 +2,7 @@ import type Database from "better-sqlite3";
 import { trackProjection } from "@shopmesh/chassis";
 import { dependencyNames, type DependencyName } from "../dependencies.js";
 import type { EventSource } from "./event-source.js";
-import { ProjectionStore } from "./projection-store.js";
+import { ProjectionStore, type ProjectionStoreOptions } from "./projection-store.js";
 import { StreamFollower, type FollowerLog, type StreamFollowerOptions, type StreamState } from "./stream-follower.js";
 
 /**
@@ -13,8 +13,13 @@ export class Projection {
   readonly store: ProjectionStore;
   readonly #followers: { [S in DependencyName]: StreamFollower<S> };
 
-  constructor(sqlite: Database.Database, source: EventSource, log: FollowerLog, options: StreamFollowerOptions = {}) {
-    this.store = new ProjectionStore(sqlite);
+  constructor(
+    sqlite: Database.Database,
+    source: EventSource,
+    log: FollowerLog,
+    options: StreamFollowerOptions & ProjectionStoreOptions = {},
+  ) {
+    this.store = new ProjectionStore(sqlite, { cacheEntries: options.cacheEntries });
     this.#followers = {
       users: new StreamFollower("users", source, this.store, log, options),
       products: new StreamFollower("products", source, this.store, log, options),
