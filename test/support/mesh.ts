@@ -45,7 +45,28 @@ export class TestMesh {
   private constructor(
     readonly dataDir: string,
     private readonly mesh: LocalMesh,
+    /** The end of what each service wrote to stderr, to tell why one died. */
+    private readonly stderrTails: Map<ServiceName, string>,
   ) {}
+
+  /**
+   * Says on the test's stderr when one of the mesh's services exits by
+   * itself with an error, with what it last wrote: the test then fails
+   * later with a refused connection that does not say which service went
+   * away, or why. Stops with a signal (the tests' own) are not reported.
+   */
+  #watch(service: ServiceName, running: ServiceProcess): ServiceProcess {
+    running.child.once("exit", (code, signal) => {
+      if (signal !== null || code === 0) return;
+      const errors = running.logs.filter((entry) => typeof entry.level === "number" && entry.level >= 50).slice(-5);
+      console.error(
+        `test mesh: ${service} (pid ${running.child.pid}, port ${running.port}) exited with code ${code}\n` +
+          `its last error logs: ${JSON.stringify(errors)}\n` +
+          `its stderr ended with: ${this.stderrTails.get(service) ?? ""}`,
+      );
+    });
+    return running;
+  }
 
   /**
    * Starts `services` with mutual TLS (a throw-away CA in the mesh's data
@@ -60,10 +81,14 @@ export class TestMesh {
     const dataDir = mkdtempSync(join(tmpdir(), "shopmesh-test-"));
     const common = { ADMIN_EMAILS: adminEmail, SHUTDOWN_GRACE: "2s", LOG_LEVEL: "info" };
     const abandon = new AbortController();
+    const stderrTails = new Map<ServiceName, string>();
     const starting = (async () => {
       const mesh = await LocalMesh.start({
         dataDir,
         services,
+        spawn: (service) => ({
+          onStderr: (text) => stderrTails.set(service, ((stderrTails.get(service) ?? "") + text).slice(-4096)),
+        }),
         env: Object.fromEntries(services.map((s) => [s, { ...common, ...env[s] }])),
         tls: options.tls,
         extraIdentities: options.extraIdentities,
@@ -79,7 +104,9 @@ export class TestMesh {
     const underWay = { abandon, settled: starting.catch(() => undefined) };
     startsUnderWay.add(underWay);
     try {
-      return new TestMesh(dataDir, await starting);
+      const started = new TestMesh(dataDir, await starting, stderrTails);
+      for (const [service, running] of started.processes) started.#watch(service, running);
+      return started;
     } catch (error) {
       rmSync(dataDir, { recursive: true, force: true });
       throw error;
@@ -94,8 +121,8 @@ export class TestMesh {
   }
 
   /** Starts (or restarts) one service on a free port with the mesh's data directory. */
-  startService(service: ServiceName, extraEnv: Record<string, string> = {}): Promise<ServiceProcess> {
-    return this.mesh.startService(service, extraEnv);
+  async startService(service: ServiceName, extraEnv: Record<string, string> = {}): Promise<ServiceProcess> {
+    return this.#watch(service, await this.mesh.startService(service, extraEnv));
   }
 
   /**
@@ -108,7 +135,7 @@ export class TestMesh {
     if (!running) throw new Error(`${service} is not running in this mesh`);
     const port = running.address.split(":").at(-1)!;
     await running.stop(signal);
-    return () => this.mesh.startService(service, { PORT: port });
+    return () => this.startService(service, { PORT: port });
   }
 
   /**

@@ -38,6 +38,9 @@ export async function sourceHeads(mesh: MeshAccess): Promise<Record<DependencyNa
         return message.headSequence;
       }
       throw new Error(`${source} ended its event stream without a heartbeat`);
+    } catch (error) {
+      // Which of the three failed, and where: a refused connection alone does not say.
+      throw new Error(`reading ${source}'s stream head at ${mesh.address(source)}: ${String(error)}`, { cause: error });
     } finally {
       abort.abort();
       transport.close();
