@@ -224,7 +224,11 @@ describe("npm start", { timeout: 120_000 }, () => {
       }
     } finally {
       // Ctrl-C in its terminal: the whole process group (npm, shopmesh, the launcher, the service).
-      process.kill(-products.child.pid!, "SIGINT");
+      // A group that is already gone (its start failed) has nothing to stop; the
+      // failure above, not ESRCH, is then what the test reports.
+      if (products.child.exitCode === null && products.child.signalCode === null) {
+        process.kill(-products.child.pid!, "SIGINT");
+      }
       await products.exited;
     }
     expect(await portIsFree(base + 1)).toBe(true);
