@@ -73,6 +73,7 @@ export {
 export { openDatabase, type OpenDatabase, type OpenDatabaseOptions } from "./db/open-database.js";
 export { fitsInt64, int64, int64Max, int64Min } from "./db/int64-column.js";
 export { prepareExactRows, type ExactRows } from "./db/exact-rows.js";
+export { RowCache, type RowCacheOptions } from "./db/row-cache.js";
 export { isUuid, newId } from "./ids.js";
 export {
   checkCurrencyCode,

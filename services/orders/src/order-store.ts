@@ -1,7 +1,13 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
-import { LRUCache } from "lru-cache";
-import { EventLog, newId, prepareExactRows, type EventStreamOptions, type OpenDatabase } from "@shopmesh/chassis";
+import {
+  EventLog,
+  newId,
+  prepareExactRows,
+  RowCache,
+  type EventStreamOptions,
+  type OpenDatabase,
+} from "@shopmesh/chassis";
 import { OrderEventSchema } from "@shopmesh/sdk/orders/v1";
 import { toOrder } from "./order-messages.js";
 import type * as schema from "./db/schema.js";
@@ -41,7 +47,7 @@ export interface OrderStoreOptions {
  * round any amount past 2^53.
  *
  * A placed order never changes, so orders read with their lines are kept in
- * an LRU cache by id, and a page reads only its ids from the index before
+ * a {@link RowCache}, and a page reads only its ids from the index before
  * reading the orders the cache does not hold: the page's two statements were
  * the largest part of ListOrders' server time (docs/performance-notes.md).
  */
@@ -59,7 +65,7 @@ export class OrderStore {
   readonly #everyOrder;
   /** The lines of any set of orders, their ids passed as one JSON array. */
   readonly #linesOf;
-  readonly #cache: LRUCache<string, StoredOrder> | undefined;
+  readonly #cached: RowCache<StoredOrder>;
 
   private readonly db: OrdersDb;
 
@@ -67,8 +73,6 @@ export class OrderStore {
     const { db, sqlite } = database;
     this.db = db;
     this.events = new EventLog(sqlite, OrderEventSchema, options.streams);
-    const cacheEntries = options.cacheEntries ?? 10_000;
-    this.#cache = cacheEntries > 0 ? new LRUCache({ max: cacheEntries }) : undefined;
     const selectOrders = `SELECT id, user_id AS userId, request_id AS requestId, request_fingerprint AS requestFingerprint,
       currency, total_minor AS totalMinor, created_at AS createdAt FROM orders`;
     const amounts = ["totalMinor"] as const;
@@ -101,6 +105,15 @@ export class OrderStore {
          FROM order_lines WHERE order_id IN (SELECT value FROM json_each(?)) ORDER BY order_id, line_no`,
       ["unitPriceMinor"],
     );
+    this.#cached = new RowCache({
+      entries: options.cacheEntries ?? 10_000,
+      idOf: (order) => order.id,
+      readMany: (ids) => this.#withLines(this.#ordersByIds.all(JSON.stringify(ids))),
+      readOne: (id) => {
+        const row = this.#orderById.get(id);
+        return row && this.#withLines([row])[0];
+      },
+    });
   }
 
   /**
@@ -168,37 +181,14 @@ export class OrderStore {
   }
 
   byId(id: string): StoredOrder | undefined {
-    const cached = this.#cache?.get(id);
-    if (cached) return cached;
-    const row = this.#orderById.get(id);
-    return row ? this.#keep(this.#withLines([row]))[0] : undefined;
+    return this.#cached.get(id);
   }
 
   /** Up to `limit` of a user's orders older than `beforeId`, newest first. */
   pageForUser(userId: string, beforeId: string | undefined, limit: number): StoredOrder[] {
     const ids =
       beforeId === undefined ? this.#firstPage.all(userId, limit) : this.#pageBefore.all(userId, beforeId, limit);
-    const page = new Array<StoredOrder | undefined>(ids.length);
-    const missing: string[] = [];
-    for (let i = 0; i < ids.length; i++) {
-      const cached = this.#cache?.get(ids[i]!);
-      if (cached) page[i] = cached;
-      else missing.push(ids[i]!);
-    }
-    if (missing.length > 0) {
-      const read = new Map<string, StoredOrder>();
-      for (const order of this.#keep(this.#withLines(this.#ordersByIds.all(JSON.stringify(missing)))))
-        read.set(order.id, order);
-      for (let i = 0; i < ids.length; i++) page[i] ??= read.get(ids[i]!);
-    }
-    // An id the index listed has its row: both are written in one transaction and never deleted.
-    return page as StoredOrder[];
-  }
-
-  /** Puts orders read in full into the cache; returns them. */
-  #keep(read: StoredOrder[]): StoredOrder[] {
-    if (this.#cache !== undefined) for (const order of read) this.#cache.set(order.id, order);
-    return read;
+    return this.#cached.getInOrder(ids);
   }
 
   /**

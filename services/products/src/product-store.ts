@@ -1,7 +1,13 @@
 import { eq } from "drizzle-orm";
 import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
-import { LRUCache } from "lru-cache";
-import { EventLog, newId, prepareExactRows, type EventStreamOptions, type OpenDatabase } from "@shopmesh/chassis";
+import {
+  EventLog,
+  newId,
+  prepareExactRows,
+  RowCache,
+  type EventStreamOptions,
+  type OpenDatabase,
+} from "@shopmesh/chassis";
 import { ProductEventSchema } from "@shopmesh/sdk/products/v1";
 import type * as schema from "./db/schema.js";
 import { products, type ProductRow } from "./db/schema.js";
@@ -25,7 +31,7 @@ export interface ProductStoreOptions {
  * products.sqlite. Every change appends its event (ProductCreated,
  * ProductChanged) to the outbox in the same transaction.
  *
- * Reads by id go through an in-memory LRU cache of rows. It cannot go stale:
+ * Reads by id go through a {@link RowCache}. It cannot go stale:
  * this process is the only writer of its database, and every write replaces
  * the cached row once its transaction has committed. The SQLite point read is
  * a large part of GetProduct's server time, and the catalog is read far more
@@ -43,7 +49,7 @@ export class ProductStore {
   readonly #firstPage;
   readonly #pageAfter;
   readonly #everyProduct;
-  readonly #cache: LRUCache<string, ProductRow> | undefined;
+  readonly #cached: RowCache<ProductRow>;
 
   private readonly db: ProductsDb;
 
@@ -51,8 +57,6 @@ export class ProductStore {
     const { db, sqlite } = database;
     this.db = db;
     this.events = new EventLog(sqlite, ProductEventSchema, options.streams);
-    const cacheEntries = options.cacheEntries ?? 10_000;
-    this.#cache = cacheEntries > 0 ? new LRUCache({ max: cacheEntries }) : undefined;
     const selectProducts =
       "SELECT id, name, description, price_minor AS priceMinor, currency, created_at AS createdAt FROM products";
     const amounts = ["priceMinor"] as const;
@@ -73,6 +77,15 @@ export class ProductStore {
       amounts,
     );
     this.#everyProduct = prepareExactRows<[], ProductRow>(sqlite, `${selectProducts} ORDER BY id`, amounts);
+    this.#cached = new RowCache({
+      entries: options.cacheEntries ?? 10_000,
+      idOf: (row) => row.id,
+      readMany: (ids) => this.#byIds.all(JSON.stringify(ids)).map((row) => Object.freeze(row)),
+      readOne: (id) => {
+        const row = this.#byId.get(id);
+        return row && Object.freeze(row);
+      },
+    });
   }
 
   create(product: Omit<ProductRow, "id" | "createdAt">): ProductRow {
@@ -118,32 +131,17 @@ export class ProductStore {
   }
 
   byId(id: string): ProductRow | undefined {
-    const cached = this.#cache?.get(id);
-    if (cached) return cached;
-    const row = this.#byId.get(id);
-    return row && this.#remember(row);
+    return this.#cached.get(id);
   }
 
-  /** The products among `ids` that exist, each once, in no particular order. */
-  byIds(ids: readonly string[]): ProductRow[] {
-    const found: ProductRow[] = [];
-    const missing = new Set<string>();
-    for (const id of new Set(ids)) {
-      const cached = this.#cache?.get(id);
-      if (cached) found.push(cached);
-      else missing.add(id);
-    }
-    if (missing.size > 0) {
-      for (const row of this.#byIds.all(JSON.stringify([...missing]))) found.push(this.#remember(row));
-    }
-    return found;
+  /** The products among `ids` that exist, by id. */
+  byIds(ids: readonly string[]): Map<string, ProductRow> {
+    return this.#cached.getMany(ids);
   }
 
   /** Keeps a committed row in the cache, frozen, since readers share it. */
   #remember(row: ProductRow): ProductRow {
-    const frozen = Object.freeze(row);
-    this.#cache?.set(row.id, frozen);
-    return frozen;
+    return this.#cached.set(Object.freeze(row));
   }
 
   /** Up to `limit` products after the given id, oldest first. */

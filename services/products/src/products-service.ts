@@ -81,7 +81,7 @@ export function createProductsService(store: ProductStore): ServiceImpl<typeof P
 
     batchGetProducts(request) {
       const ids = checkIds("product_ids", request.productIds, { max: maxBatchProducts });
-      const found = new Map(store.byIds(ids).map((row) => [row.id, row]));
+      const found = store.byIds(ids);
       return {
         products: ids.flatMap((id) => {
           const row = found.get(id);

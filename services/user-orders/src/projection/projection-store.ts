@@ -1,7 +1,6 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type Database from "better-sqlite3";
-import { LRUCache } from "lru-cache";
-import { inEventSpan, prepareExactRows, tracingEnabled } from "@shopmesh/chassis";
+import { inEventSpan, prepareExactRows, RowCache, tracingEnabled } from "@shopmesh/chassis";
 import type { Order } from "@shopmesh/sdk/orders/v1";
 import type { Product } from "@shopmesh/sdk/products/v1";
 import type { User } from "@shopmesh/sdk/users/v1";
@@ -48,7 +47,7 @@ export interface ProjectedOrderWithLines extends ProjectedOrder {
  * bound as the events' bigints and read back as bigints, so an amount near
  * the int64 maximum reaches an EVENTUAL view as its source wrote it.
  *
- * Reads are served from LRU caches where they can be, since the SQLite reads
+ * Reads go through {@link RowCache}s, since the SQLite reads
  * were the largest part of an EVENTUAL view's server time
  * (docs/performance-notes.md). This store is the projection's only writer:
  * a placed order never changes, so an order is cached for good, and a user
@@ -71,18 +70,12 @@ export class ProjectionStore {
   readonly #ordersByIds;
   readonly #linesOf;
   readonly #productsOf;
-  readonly #orders: LRUCache<string, ProjectedOrderWithLines> | undefined;
-  readonly #products: LRUCache<string, ProjectedProduct> | undefined;
-  readonly #users: LRUCache<string, ProjectedUser> | undefined;
+  readonly #orders: RowCache<ProjectedOrderWithLines>;
+  readonly #products: RowCache<ProjectedProduct>;
+  readonly #users: RowCache<ProjectedUser>;
 
   constructor(sqlite: Database.Database, options: ProjectionStoreOptions = {}) {
     this.#sqlite = sqlite;
-    const cacheEntries = options.cacheEntries ?? 10_000;
-    if (cacheEntries > 0) {
-      this.#orders = new LRUCache({ max: cacheEntries });
-      this.#products = new LRUCache({ max: cacheEntries });
-      this.#users = new LRUCache({ max: cacheEntries });
-    }
     this.#position = sqlite.prepare<[stream: string], StreamPosition>(
       "SELECT sequence, event_time AS eventTime, applied_at AS appliedAt FROM stream_positions WHERE stream = ?",
     );
@@ -141,6 +134,22 @@ export class ProjectionStore {
          FROM products WHERE id IN (SELECT value FROM json_each(?))`,
       ["priceMinor"],
     );
+    const entries = options.cacheEntries ?? 10_000;
+    this.#orders = new RowCache({
+      entries,
+      idOf: (order) => order.id,
+      readMany: (ids) => this.#withLines(this.#ordersByIds.all(JSON.stringify(ids))),
+    });
+    this.#products = new RowCache({
+      entries,
+      idOf: (product) => product.id,
+      readMany: (ids) => this.#productsOf.all(JSON.stringify(ids)),
+    });
+    this.#users = new RowCache({
+      entries,
+      idOf: (user) => user.id,
+      readMany: (ids) => ids.flatMap((id) => this.#user.get(id) ?? []),
+    });
   }
 
   /** The stream's position; sequence 0 before its first event. */
@@ -213,12 +222,12 @@ export class ProjectionStore {
   }
 
   #putUser(user: User): void {
-    this.#users?.delete(user.id);
+    this.#users.delete(user.id);
     this.#upsertUser.run(user.id, user.email, user.displayName);
   }
 
   #putProduct(product: Product): void {
-    this.#products?.delete(product.id);
+    this.#products.delete(product.id);
     this.#upsertProduct.run(
       product.id,
       product.name,
@@ -238,11 +247,7 @@ export class ProjectionStore {
   }
 
   user(id: string): ProjectedUser | undefined {
-    const cached = this.#users?.get(id);
-    if (cached) return cached;
-    const user = this.#user.get(id);
-    if (user) this.#users?.set(id, user);
-    return user;
+    return this.#users.get(id);
   }
 
   /**
@@ -260,49 +265,21 @@ export class ProjectionStore {
         ? this.#firstPage.all(userId, pageSize + 1)
         : this.#pageBefore.all(userId, beforeId, pageSize + 1);
     const more = found.length > pageSize;
-    const ids = more ? found.slice(0, pageSize) : found;
-    const page = new Array<ProjectedOrderWithLines | undefined>(ids.length);
-    const missing: string[] = [];
-    for (let i = 0; i < ids.length; i++) {
-      const cached = this.#orders?.get(ids[i]!);
-      if (cached) page[i] = cached;
-      else missing.push(ids[i]!);
-    }
-    if (missing.length > 0) {
-      const read = this.#withLines(this.#ordersByIds.all(JSON.stringify(missing)));
-      for (let i = 0; i < ids.length; i++) page[i] ??= read.get(ids[i]!);
-    }
-    // An id the index listed has its row, and the row's lines: they are
-    // written in one transaction and never deleted.
-    return { orders: page as ProjectedOrderWithLines[], more };
+    return { orders: this.#orders.getInOrder(more ? found.slice(0, pageSize) : found), more };
   }
 
-  /** `rows` with their lines, by id, each put into the cache. */
-  #withLines(rows: ProjectedOrder[]): Map<string, ProjectedOrderWithLines> {
+  /** `rows` with their lines. */
+  #withLines(rows: ProjectedOrder[]): ProjectedOrderWithLines[] {
     const byOrder = new Map<string, ProjectedOrderWithLines>();
     for (const row of rows) byOrder.set(row.id, { ...row, lines: [] });
     for (const { orderId, ...line } of this.#linesOf.all(JSON.stringify(rows.map((row) => row.id))))
       byOrder.get(orderId)?.lines.push(line);
-    if (this.#orders !== undefined) for (const [id, order] of byOrder) this.#orders.set(id, order);
-    return byOrder;
+    return [...byOrder.values()];
   }
 
   /** The products among `ids` that the projection holds, by id. */
   products(ids: readonly string[]): Map<string, ProjectedProduct> {
-    const found = new Map<string, ProjectedProduct>();
-    const missing: string[] = [];
-    for (const id of ids) {
-      const cached = this.#products?.get(id);
-      if (cached) found.set(id, cached);
-      else missing.push(id);
-    }
-    if (missing.length > 0) {
-      for (const row of this.#productsOf.all(JSON.stringify(missing))) {
-        found.set(row.id, row);
-        this.#products?.set(row.id, row);
-      }
-    }
-    return found;
+    return this.#products.getMany(ids);
   }
 }
 

@@ -1,0 +1,94 @@
+import { LRUCache } from "lru-cache";
+
+/** Options for {@link RowCache}. */
+export interface RowCacheOptions<Row> {
+  /** Most rows kept in memory; 0 keeps none, and every read goes to `readMany`. */
+  entries: number;
+  /** The id a row is kept under. */
+  idOf(row: Row): string;
+  /** Reads the rows with these ids (distinct, at least one) that exist, in any order. */
+  readMany(ids: readonly string[]): Iterable<Row>;
+  /** Reads one row by id; when absent, `readMany` is called with that one id. */
+  readOne?(id: string): Row | undefined;
+}
+
+/**
+ * Rows read by id through an in-memory LRU cache: a read takes what the
+ * cache holds and reads only the rest, in one statement, and keeps what it
+ * read. It is right only for a store that is its database's only writer,
+ * and that calls {@link set} or {@link delete} once each write of a cached
+ * row has committed. The rows it hands out are shared between readers and
+ * are never to be modified.
+ */
+export class RowCache<Row extends object> {
+  readonly #cache: LRUCache<string, Row> | undefined;
+  readonly #idOf: (row: Row) => string;
+  readonly #readMany: (ids: readonly string[]) => Iterable<Row>;
+  readonly #readOne: (id: string) => Row | undefined;
+
+  constructor(options: RowCacheOptions<Row>) {
+    if (!Number.isSafeInteger(options.entries) || options.entries < 0) {
+      throw new RangeError(`RowCache entries must be a whole number of 0 or more, not ${options.entries}`);
+    }
+    this.#cache = options.entries > 0 ? new LRUCache({ max: options.entries }) : undefined;
+    this.#idOf = options.idOf;
+    this.#readMany = options.readMany;
+    this.#readOne =
+      options.readOne ??
+      ((id) => {
+        for (const row of options.readMany([id])) return row;
+        return undefined;
+      });
+  }
+
+  /** The row with this id, if it exists. */
+  get(id: string): Row | undefined {
+    const cached = this.#cache?.get(id);
+    if (cached !== undefined) return cached;
+    const row = this.#readOne(id);
+    if (row !== undefined) this.#cache?.set(id, row);
+    return row;
+  }
+
+  /** The rows among `ids` that exist, by id (an id asked twice is read once). */
+  getMany(ids: readonly string[]): Map<string, Row> {
+    const found = new Map<string, Row>();
+    const missing: string[] = [];
+    for (const id of ids) {
+      if (found.has(id)) continue;
+      const cached = this.#cache?.get(id);
+      if (cached !== undefined) found.set(id, cached);
+      else if (!missing.includes(id)) missing.push(id);
+    }
+    if (missing.length > 0) {
+      for (const row of this.#readMany(missing)) {
+        const id = this.#idOf(row);
+        found.set(id, row);
+        this.#cache?.set(id, row);
+      }
+    }
+    return found;
+  }
+
+  /** The rows among `ids` that exist, in the order of `ids`. */
+  getInOrder(ids: readonly string[]): Row[] {
+    const found = this.getMany(ids);
+    const rows: Row[] = [];
+    for (const id of ids) {
+      const row = found.get(id);
+      if (row !== undefined) rows.push(row);
+    }
+    return rows;
+  }
+
+  /** Keeps a row just written (after its transaction committed); returns it. */
+  set(row: Row): Row {
+    this.#cache?.set(this.#idOf(row), row);
+    return row;
+  }
+
+  /** Drops a row about to be written, so that the next read takes it from the database. */
+  delete(id: string): void {
+    this.#cache?.delete(id);
+  }
+}
