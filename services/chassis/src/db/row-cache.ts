@@ -53,15 +53,15 @@ export class RowCache<Row extends object> {
   /** The rows among `ids` that exist, by id (an id asked twice is read once). */
   getMany(ids: readonly string[]): Map<string, Row> {
     const found = new Map<string, Row>();
-    const missing: string[] = [];
+    const missing = new Set<string>();
     for (const id of ids) {
-      if (found.has(id)) continue;
+      if (found.has(id) || missing.has(id)) continue;
       const cached = this.#cache?.get(id);
       if (cached !== undefined) found.set(id, cached);
-      else if (!missing.includes(id)) missing.push(id);
+      else missing.add(id);
     }
-    if (missing.length > 0) {
-      for (const row of this.#readMany(missing)) {
+    if (missing.size > 0) {
+      for (const row of this.#readMany([...missing])) {
         const id = this.#idOf(row);
         found.set(id, row);
         this.#cache?.set(id, row);
