@@ -224,13 +224,21 @@ describe("npm start", { timeout: 120_000 }, () => {
       }
     } finally {
       // Ctrl-C in its terminal: the whole process group (npm, shopmesh, the launcher, the service).
-      // A group that is already gone (its start failed) has nothing to stop; the
-      // failure above, not ESRCH, is then what the test reports.
-      if (products.child.exitCode === null && products.child.signalCode === null) {
-        process.kill(-products.child.pid!, "SIGINT");
-      }
+      // The group is signalled even when npm itself has exited, since the
+      // service it started may still run. A group already gone (its start
+      // failed) gives ESRCH, and the failure above is what the test reports.
+      interruptGroup(products.child.pid!);
       await products.exited;
     }
     expect(await portIsFree(base + 1)).toBe(true);
   });
 });
+
+/** Ctrl-C to a process group; a group already gone (ESRCH) has nothing left to stop. */
+function interruptGroup(leader: number): void {
+  try {
+    process.kill(-leader, "SIGINT");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+  }
+}
