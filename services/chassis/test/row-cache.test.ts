@@ -93,6 +93,48 @@ describe("RowCache", () => {
     expect(source.reads.many).toEqual([["b", "a"], ["a"]]);
   });
 
+  it("freezes every row it hands out, with the objects and arrays inside it, the cache on or off", () => {
+    interface Order {
+      id: string;
+      lines: { productId: string; quantity: number }[];
+      extra?: { note: string };
+      bytes?: Uint8Array;
+    }
+    const read = (ids: readonly string[]): Order[] =>
+      ids.map((id) => ({
+        id,
+        lines: [{ productId: "p", quantity: 1 }],
+        extra: { note: "n" },
+        bytes: new Uint8Array([1, 2]),
+      }));
+    for (const entries of [10, 0]) {
+      const cache = new RowCache<Order>({ entries, idOf: (order) => order.id, readMany: read });
+      const given: Order = { id: "w", lines: [{ productId: "q", quantity: 2 }] };
+      for (const order of [
+        cache.get("a")!,
+        cache.getMany(["b"]).get("b")!,
+        cache.getInOrder(["c"])[0]!,
+        cache.set(given),
+      ]) {
+        expect(() => {
+          order.id = "changed";
+        }).toThrow(TypeError);
+        expect(() => order.lines.push({ productId: "x", quantity: 9 })).toThrow(TypeError);
+        expect(() => {
+          order.lines[0]!.quantity = 99;
+        }).toThrow(TypeError);
+        if (order.extra) {
+          expect(() => {
+            order.extra!.note = "changed";
+          }).toThrow(TypeError);
+        }
+        // A typed array cannot be frozen; it is left as it is rather than failing the read.
+        if (order.bytes) expect(Object.isFrozen(order.bytes)).toBe(false);
+      }
+      expect(cache.get("a")!.lines[0]!.quantity).toBe(1);
+    }
+  });
+
   it("refuses a size that is not a whole number of 0 or more", () => {
     for (const entries of [-1, 1.5, Number.NaN]) {
       expect(() => new RowCache({ entries, idOf, readMany: () => [] })).toThrow(/RowCache entries/);

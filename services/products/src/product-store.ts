@@ -80,11 +80,8 @@ export class ProductStore {
     this.#cached = new RowCache({
       entries: options.cacheEntries ?? 10_000,
       idOf: (row) => row.id,
-      readMany: (ids) => this.#byIds.all(JSON.stringify(ids)).map((row) => Object.freeze(row)),
-      readOne: (id) => {
-        const row = this.#byId.get(id);
-        return row && Object.freeze(row);
-      },
+      readMany: (ids) => this.#byIds.all(JSON.stringify(ids)),
+      readOne: (id) => this.#byId.get(id),
     });
   }
 
@@ -139,9 +136,9 @@ export class ProductStore {
     return this.#cached.getMany(ids);
   }
 
-  /** Keeps a committed row in the cache, frozen, since readers share it. */
+  /** Keeps a committed row in the cache (which freezes it: readers share it). */
   #remember(row: ProductRow): ProductRow {
-    return this.#cached.set(Object.freeze(row));
+    return this.#cached.set(row);
   }
 
   /** Up to `limit` products after the given id, oldest first. */

@@ -17,8 +17,11 @@ export interface RowCacheOptions<Row> {
  * cache holds and reads only the rest, in one statement, and keeps what it
  * read. It is right only for a store that is its database's only writer,
  * and that calls {@link set} or {@link delete} once each write of a cached
- * row has committed. The rows it hands out are shared between readers and
- * are never to be modified.
+ * row has committed. The rows it hands out are shared between readers, so
+ * it freezes each row it reads or is given, with the plain objects and
+ * arrays inside it (an order's lines): code that would change a row another
+ * call is reading fails with a TypeError instead. It freezes them with the
+ * cache off too, so that such code fails the same way in either setting.
  */
 export class RowCache<Row extends object> {
   readonly #cache: LRUCache<string, Row> | undefined;
@@ -46,7 +49,9 @@ export class RowCache<Row extends object> {
     const cached = this.#cache?.get(id);
     if (cached !== undefined) return cached;
     const row = this.#readOne(id);
-    if (row !== undefined) this.#cache?.set(id, row);
+    if (row === undefined) return undefined;
+    freezeRow(row);
+    this.#cache?.set(id, row);
     return row;
   }
 
@@ -62,6 +67,7 @@ export class RowCache<Row extends object> {
     }
     if (missing.size > 0) {
       for (const row of this.#readMany([...missing])) {
+        freezeRow(row);
         const id = this.#idOf(row);
         found.set(id, row);
         this.#cache?.set(id, row);
@@ -81,8 +87,9 @@ export class RowCache<Row extends object> {
     return rows;
   }
 
-  /** Keeps a row just written (after its transaction committed); returns it. */
+  /** Keeps a row just written (after its transaction committed); returns it, frozen. */
   set(row: Row): Row {
+    freezeRow(row);
     this.#cache?.set(this.#idOf(row), row);
     return row;
   }
@@ -91,4 +98,23 @@ export class RowCache<Row extends object> {
   delete(id: string): void {
     this.#cache?.delete(id);
   }
+}
+
+/**
+ * Freezes a row and the plain objects and arrays it holds, at any depth.
+ * Other objects (a Uint8Array, a Date) are left as they are: a typed array
+ * with elements cannot be frozen.
+ */
+function freezeRow(value: object): void {
+  if (Object.isFrozen(value)) return;
+  Object.freeze(value);
+  for (const inner of Object.values(value)) {
+    if (typeof inner === "object" && inner !== null && isPlain(inner)) freezeRow(inner);
+  }
+}
+
+function isPlain(value: object): boolean {
+  if (Array.isArray(value)) return true;
+  const prototype: unknown = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
 }
