@@ -7,6 +7,8 @@ export interface Observation {
   method: string;
   message: string;
   timeoutMs: number | undefined;
+  /** When the server's copy of the deadline passes (Date.now() time), if the call has one. */
+  deadlineAt: number | undefined;
   header: Record<string, string>;
   aborted?: { afterMs: number; code: Code | undefined };
 }
@@ -31,10 +33,12 @@ export interface Observation {
  */
 export function createEchoService(observations: Observation[] = []): ServiceImpl<typeof EchoService> {
   function steer(method: string, message: string, context: HandlerContext): Observation {
+    const timeoutMs = context.timeoutMs();
     const observation: Observation = {
       method,
       message,
-      timeoutMs: context.timeoutMs(),
+      timeoutMs,
+      deadlineAt: timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
       header: Object.fromEntries(context.requestHeader.entries()),
     };
     observations.push(observation);
