@@ -99,7 +99,10 @@ await runService({
       migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
       schema,
     });
-    const store = new UserStore(database, readEventStreamOptions(env));
+    const store = new UserStore(database, {
+      streams: readEventStreamOptions(env),
+      cacheEntries: read.int("USER_CACHE_ENTRIES", 10_000, { min: 0, max: 10_000_000 }),
+    });
     const renormalised = store.renormaliseEmails((email) => {
       try {
         return normaliseEmail("email", email);

@@ -1,9 +1,9 @@
-import { asc, eq, inArray, sql } from "drizzle-orm";
+import { asc, eq, sql } from "drizzle-orm";
 import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
-import { EventLog, newId, type EventStreamOptions, type OpenDatabase } from "@shopmesh/chassis";
+import { EventLog, newId, RowCache, type EventStreamOptions, type OpenDatabase } from "@shopmesh/chassis";
 import { UserEventSchema } from "@shopmesh/sdk/users/v1";
 import type * as schema from "./db/schema.js";
-import { users, type UserRow } from "./db/schema.js";
+import { users, type PublicUserRow, type UserRow } from "./db/schema.js";
 import { toUser } from "./user-messages.js";
 
 export type UsersDb = BetterSQLite3Database<typeof schema>;
@@ -16,27 +16,54 @@ export interface NewUser {
   role: UserRow["role"];
 }
 
+/** Options for {@link UserStore}. */
+export interface UserStoreOptions {
+  /** Event stream limits (batch size, heartbeat) of the outbox's readers. */
+  streams?: EventStreamOptions;
+  /** Most accounts kept in memory for reads by id; 0 turns the cache off. Default 10,000. */
+  cacheEntries?: number;
+}
+
 /**
  * The users service's data access; the only code that touches users.sqlite.
  * A new account appends UserRegistered to the outbox in the same transaction.
+ *
+ * Reads by id (GetUser, BatchGetUsers, which every user-orders view asks)
+ * go through a {@link RowCache}, as products' and orders' do. It cannot go
+ * stale: this process is the only writer of its database, a new account is
+ * kept once its transaction has committed, and an email brought to its
+ * normal form is dropped before it is written. The cache holds accounts
+ * without their password hashes; only sign-in reads those, by email, from
+ * the database.
  */
 export class UserStore {
   readonly events: EventLog<typeof UserEventSchema>;
-  // The per-call lookups are prepared once instead of rebuilt on every call.
+  // Reads by id are prepared on the better-sqlite3 handle, naming only the
+  // public columns with the schema's field names, so that a row needs no
+  // mapping; sign-in's read by email is prepared once through drizzle.
   readonly #byId;
+  /** The accounts whose ids are in one JSON array. */
+  readonly #byIds;
   readonly #byEmail;
+  readonly #cached: RowCache<PublicUserRow>;
 
   private readonly db: UsersDb;
 
-  constructor(database: OpenDatabase<typeof schema>, streamOptions: EventStreamOptions = {}) {
+  constructor(database: OpenDatabase<typeof schema>, options: UserStoreOptions = {}) {
     const { db, sqlite } = database;
     this.db = db;
-    this.events = new EventLog(sqlite, UserEventSchema, streamOptions);
-    this.#byId = db
-      .select()
-      .from(users)
-      .where(eq(users.id, sql.placeholder("id")))
-      .prepare();
+    this.events = new EventLog(sqlite, UserEventSchema, options.streams);
+    const selectPublic = "SELECT id, email, display_name AS displayName, role, created_at AS createdAt FROM users";
+    this.#byId = sqlite.prepare<[id: string], PublicUserRow>(`${selectPublic} WHERE id = ?`);
+    this.#byIds = sqlite.prepare<[ids: string], PublicUserRow>(
+      `${selectPublic} WHERE id IN (SELECT value FROM json_each(?))`,
+    );
+    this.#cached = new RowCache({
+      entries: options.cacheEntries ?? 10_000,
+      idOf: (row) => row.id,
+      readMany: (ids) => this.#byIds.all(JSON.stringify(ids)),
+      readOne: (id) => this.#byId.get(id),
+    });
     this.#byEmail = db
       .select()
       .from(users)
@@ -47,12 +74,14 @@ export class UserStore {
   /** Inserts an account; returns undefined when the email is taken. */
   create(user: NewUser): UserRow | undefined {
     const row: UserRow = { id: newId(), createdAt: Date.now(), ...user };
-    return this.db.transaction((tx) => {
+    const inserted = this.db.transaction((tx) => {
       const inserted = tx.insert(users).values(row).onConflictDoNothing({ target: users.email }).returning().get();
       if (inserted)
         this.events.append({ kind: { case: "userRegistered", value: { user: toUser(inserted) } } }, inserted.createdAt);
       return inserted;
     });
+    if (inserted) this.#cached.set(publicPart(inserted));
+    return inserted;
   }
 
   /**
@@ -92,6 +121,7 @@ export class UserStore {
           left.push(row.id);
           continue;
         }
+        this.#cached.delete(row.id);
         tx.update(users).set({ email: normal }).where(eq(users.id, row.id)).run();
         changed += 1;
       }
@@ -103,16 +133,17 @@ export class UserStore {
     return this.#byEmail.get({ email });
   }
 
-  byId(id: string): UserRow | undefined {
-    return this.#byId.get({ id });
+  byId(id: string): PublicUserRow | undefined {
+    return this.#cached.get(id);
   }
 
-  byIds(ids: readonly string[]): UserRow[] {
-    if (ids.length === 0) return [];
-    return this.db
-      .select()
-      .from(users)
-      .where(inArray(users.id, [...ids]))
-      .all();
+  /** The accounts among `ids` that exist, by id. */
+  byIds(ids: readonly string[]): Map<string, PublicUserRow> {
+    return this.#cached.getMany(ids);
   }
+}
+
+/** A copy of the account without its password hash. */
+function publicPart(row: UserRow): PublicUserRow {
+  return { id: row.id, email: row.email, displayName: row.displayName, role: row.role, createdAt: row.createdAt };
 }

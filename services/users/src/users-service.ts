@@ -12,7 +12,7 @@ import {
   type TokenSigner,
 } from "@shopmesh/chassis";
 import type { UsersService } from "@shopmesh/sdk/users/v1";
-import type { UserRow } from "./db/schema.js";
+import type { PublicUserRow } from "./db/schema.js";
 import { toUser } from "./user-messages.js";
 import { decoyHash, hashPassword, verifyPassword } from "./passwords.js";
 import { toJwks, toSigningKey } from "./signing-key-messages.js";
@@ -66,7 +66,7 @@ export function normaliseEmail(field: string, value: string): string {
 /** The UsersService handlers: validation, authorisation and mapping; data access is in UserStore. */
 export function createUsersService(deps: UsersServiceDeps): ServiceImpl<typeof UsersService> {
   const throttle = deps.throttle ?? new SignInThrottle();
-  const session = async (row: UserRow) => {
+  const session = async (row: PublicUserRow) => {
     const { token, expiresAt } = await deps.signer.sign({ userId: row.id, role: row.role });
     return { accessToken: token, expireTime: timestampFromMs(expiresAt.getTime()) };
   };
@@ -116,7 +116,7 @@ export function createUsersService(deps: UsersServiceDeps): ServiceImpl<typeof U
     batchGetUsers(request, context) {
       requireAdmin(context);
       const ids = checkIds("user_ids", request.userIds, { max: maxBatchUsers });
-      const found = new Map(deps.store.byIds(ids).map((row) => [row.id, row]));
+      const found = deps.store.byIds(ids);
       return {
         users: ids.flatMap((id) => (found.has(id) ? [toUser(found.get(id)!)] : [])),
         missingUserIds: ids.filter((id) => !found.has(id)),

@@ -14,5 +14,8 @@ export const users = sqliteTable("users", {
 
 export type UserRow = typeof users.$inferSelect;
 
+/** An account without its password hash: what a User message shows, and all that reads by id hold. */
+export type PublicUserRow = Omit<UserRow, "passwordHash">;
+
 /** Events waiting for readers, written in the same transaction as each change (see the chassis). */
 export { outbox } from "@shopmesh/chassis/outbox-table";
