@@ -74,6 +74,7 @@ export { openDatabase, type OpenDatabase, type OpenDatabaseOptions } from "./db/
 export { fitsInt64, int64, int64Max, int64Min } from "./db/int64-column.js";
 export { prepareExactRows, type ExactRows } from "./db/exact-rows.js";
 export { RowCache, type RowCacheOptions } from "./db/row-cache.js";
+export { PageIdsCache, type PageIdsCacheOptions } from "./db/page-ids-cache.js";
 export { isUuid, newId } from "./ids.js";
 export {
   checkCurrencyCode,

@@ -1,6 +1,6 @@
 // What ListOrders' own work on one page costs, in this process, without the
-// transport: reading the page (the ids from the index, then the orders the
-// cache lacks), building its Order messages, and encoding the response. Each
+// transport: reading the page (its ids and orders from the caches, or from
+// both statements), building its Order messages, and encoding the response. Each
 // step runs in a hot loop on a real SQLite file holding one customer's orders,
 // in several rounds, and the median CPU µs per page is printed. Set beside
 // the bench's server CPU per ListOrders call, it tells how much of that call
@@ -75,7 +75,7 @@ try {
   const response = create(ListOrdersResponseSchema, { orders: messages, nextPageToken: "" });
 
   const steps: [name: string, step: () => unknown][] = [
-    ["read the page, orders cached", () => cached.pageForUser(userId, undefined, pageSize)],
+    ["read the page, its ids and orders cached", () => cached.pageForUser(userId, undefined, pageSize)],
     ["read the page, no cache (both statements)", () => uncached.pageForUser(userId, undefined, pageSize)],
     ["build its Order messages", () => page.map((order) => create(OrderSchema, toOrder(order)))],
     ["take its kept Order messages", () => page.map(orderMessage)],

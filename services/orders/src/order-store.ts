@@ -3,6 +3,7 @@ import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
 import {
   EventLog,
   newId,
+  PageIdsCache,
   prepareExactRows,
   RowCache,
   type EventStreamOptions,
@@ -35,7 +36,10 @@ export interface NewOrder {
 export interface OrderStoreOptions {
   /** Event streams' limits (see the chassis). */
   streams?: EventStreamOptions;
-  /** Orders kept in memory with their lines (ORDER_CACHE_ENTRIES), default 10,000; 0: none. */
+  /**
+   * Orders kept in memory with their lines (ORDER_CACHE_ENTRIES), and as
+   * many ids of users' pages; default 10,000; 0: none.
+   */
   cacheEntries?: number;
 }
 
@@ -50,6 +54,8 @@ export interface OrderStoreOptions {
  * a {@link RowCache}, and a page reads only its ids from the index before
  * reading the orders the cache does not hold: the page's two statements were
  * the largest part of ListOrders' server time (docs/performance-notes.md).
+ * The ids of a user's pages are kept too ({@link PageIdsCache}), until the
+ * user places an order: then a page of cached orders runs no statement.
  */
 export class OrderStore {
   readonly events: EventLog<typeof OrderEventSchema>;
@@ -66,6 +72,7 @@ export class OrderStore {
   /** The lines of any set of orders, their ids passed as one JSON array. */
   readonly #linesOf;
   readonly #cached: RowCache<StoredOrder>;
+  readonly #pageIds: PageIdsCache;
 
   private readonly db: OrdersDb;
 
@@ -114,6 +121,7 @@ export class OrderStore {
         return row && this.#withLines([row])[0];
       },
     });
+    this.#pageIds = new PageIdsCache({ ids: options.cacheEntries ?? 10_000 });
   }
 
   /**
@@ -123,7 +131,7 @@ export class OrderStore {
    * different request is the caller's (see request-fingerprint.ts).
    */
   place(order: NewOrder): { order: StoredOrder; created: boolean } {
-    return this.db.transaction((tx) => {
+    const placed = this.db.transaction((tx) => {
       const row: OrderRow = {
         id: newId(),
         userId: order.userId,
@@ -150,6 +158,8 @@ export class OrderStore {
       this.events.append({ kind: { case: "orderPlaced", value: { order: toOrder(placed) } } }, row.createdAt);
       return { order: placed, created: true };
     });
+    if (placed.created) this.#pageIds.drop(order.userId);
+    return placed;
   }
 
   /**
@@ -186,8 +196,11 @@ export class OrderStore {
 
   /** Up to `limit` of a user's orders older than `beforeId`, newest first. */
   pageForUser(userId: string, beforeId: string | undefined, limit: number): StoredOrder[] {
+    // The limit first: it has no space, so no before id can make two pages' keys alike.
     const ids =
-      beforeId === undefined ? this.#firstPage.all(userId, limit) : this.#pageBefore.all(userId, beforeId, limit);
+      beforeId === undefined
+        ? this.#pageIds.get(userId, String(limit), () => this.#firstPage.all(userId, limit))
+        : this.#pageIds.get(userId, `${limit} ${beforeId}`, () => this.#pageBefore.all(userId, beforeId, limit));
     return this.#cached.getInOrder(ids);
   }
 

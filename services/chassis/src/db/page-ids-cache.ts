@@ -1,0 +1,57 @@
+import { LRUCache } from "lru-cache";
+
+/** Options for {@link PageIdsCache}. */
+export interface PageIdsCacheOptions {
+  /** Most ids kept, over every owner's pages; 0 keeps none, and every page is read. */
+  ids: number;
+}
+
+/** Pages kept of one owner: a page key can grow, so a few owners cannot fill the cache with stale keys. */
+const pagesPerOwner = 32;
+
+/**
+ * The ids on the pages of one owner's list (a user's orders, newest first),
+ * kept from one read of a page to the next until the owner's list changes.
+ * A page of rows already cached is then read without a statement.
+ *
+ * It is right only for a store that is its database's only writer, and that
+ * calls {@link drop} for an owner once a write to that owner's list has
+ * committed. Owners are evicted least recently used first, when their pages
+ * together would hold more than `ids` ids. The arrays it hands out are
+ * shared between readers and frozen.
+ */
+export class PageIdsCache {
+  readonly #owners: LRUCache<string, Map<string, readonly string[]>> | undefined;
+
+  constructor(options: PageIdsCacheOptions) {
+    if (!Number.isSafeInteger(options.ids) || options.ids < 0) {
+      throw new RangeError(`PageIdsCache ids must be a whole number of 0 or more, not ${options.ids}`);
+    }
+    this.#owners = options.ids > 0 ? new LRUCache({ maxSize: options.ids }) : undefined;
+  }
+
+  /**
+   * The ids on `owner`'s page named `page` (any string that tells the page's
+   * start and length apart from every other page's), read with `read` when
+   * they are not kept.
+   */
+  get(owner: string, page: string, read: () => string[]): readonly string[] {
+    const pages = this.#owners?.get(owner);
+    const kept = pages?.get(page);
+    if (kept !== undefined) return kept;
+    const ids = Object.freeze(read());
+    if (this.#owners === undefined) return ids;
+    const next = pages !== undefined && pages.size < pagesPerOwner ? pages : new Map<string, readonly string[]>();
+    next.set(page, ids);
+    let size = 0;
+    for (const entry of next.values()) size += entry.length + 1;
+    // Set again so that the owner's size counts the new page; an owner larger than the whole cache is not kept.
+    this.#owners.set(owner, next, { size });
+    return ids;
+  }
+
+  /** Forgets `owner`'s pages: its list changed. */
+  drop(owner: string): void {
+    this.#owners?.delete(owner);
+  }
+}
