@@ -250,6 +250,19 @@ describe.each([
     expect(view(projection, first.nextPageToken, 2).orders[0]?.lines.map((line) => line.quantity)).toEqual([1, 2]);
   });
 
+  it("shows an order applied after its user's pages were read, on every page", () => {
+    const ids = (response: ReturnType<typeof view>) => response.orders.map((order) => order.orderId);
+    const first = view(projection, "", 2);
+    expect([ids(first), ids(view(projection, first.nextPageToken, 2))]).toEqual([["o3", "o2"], ["o1"]]);
+    cached.applyBatch("orders", [orderPlaced(4, "o4", [5])]);
+    const newest = view(projection, "", 2);
+    expect([ids(newest), ids(view(projection, newest.nextPageToken, 2))]).toEqual([
+      ["o4", "o3"],
+      ["o2", "o1"],
+    ]);
+    expect(ids(view(projection))).toEqual(["o4", "o3", "o2", "o1"]);
+  });
+
   it("shows a product that arrives after its order", () => {
     // Line 2 of o1 names p1, which the products stream has not carried yet.
     expect(view(projection).orders.at(-1)?.lines[1]?.product).toBeUndefined();

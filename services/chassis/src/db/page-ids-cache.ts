@@ -15,8 +15,10 @@ const pagesPerOwner = 32;
  * A page of rows already cached is then read without a statement.
  *
  * It is right only for a store that is its database's only writer, and that
- * calls {@link drop} for an owner once a write to that owner's list has
- * committed. Owners are evicted least recently used first, when their pages
+ * calls {@link drop} for an owner with each write to that owner's list,
+ * before the write or once it has committed, with no read of that owner's
+ * pages in between (better-sqlite3's synchronous transactions leave no room
+ * for one). Owners are evicted least recently used first, when their pages
  * together would hold more than `ids` ids. The arrays it hands out are
  * shared between readers and frozen.
  */

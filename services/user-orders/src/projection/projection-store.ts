@@ -1,6 +1,6 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type Database from "better-sqlite3";
-import { inEventSpan, prepareExactRows, RowCache, tracingEnabled } from "@shopmesh/chassis";
+import { inEventSpan, PageIdsCache, prepareExactRows, RowCache, tracingEnabled } from "@shopmesh/chassis";
 import type { Order } from "@shopmesh/sdk/orders/v1";
 import type { Product } from "@shopmesh/sdk/products/v1";
 import type { User } from "@shopmesh/sdk/users/v1";
@@ -31,7 +31,8 @@ export interface AppliedBatch {
 export interface ProjectionStoreOptions {
   /**
    * Orders (with their lines), products and users kept in memory, up to
-   * this many of each (PROJECTION_CACHE_ENTRIES); default 10,000; 0: none.
+   * this many of each, and as many ids of users' pages
+   * (PROJECTION_CACHE_ENTRIES); default 10,000; 0: none.
    */
   cacheEntries?: number;
 }
@@ -52,9 +53,10 @@ export interface ProjectedOrderWithLines extends ProjectedOrder {
  * (docs/performance-notes.md). This store is the projection's only writer:
  * a placed order never changes, so an order is cached for good, and a user
  * or product is dropped from its cache when an event writes it, so the next
- * read takes the new row (or the old one, when the batch rolled back). Each
- * object a cache hands out stays the same until its row changes, and is
- * never to be modified.
+ * read takes the new row (or the old one, when the batch rolled back). A
+ * user's page ids are kept too ({@link PageIdsCache}), and dropped when an
+ * order of theirs is applied. Each object a cache hands out stays the same
+ * until its row changes, and is never to be modified.
  */
 export class ProjectionStore {
   readonly #sqlite: Database.Database;
@@ -73,6 +75,7 @@ export class ProjectionStore {
   readonly #orders: RowCache<ProjectedOrderWithLines>;
   readonly #products: RowCache<ProjectedProduct>;
   readonly #users: RowCache<ProjectedUser>;
+  readonly #pageIds: PageIdsCache;
 
   constructor(sqlite: Database.Database, options: ProjectionStoreOptions = {}) {
     this.#sqlite = sqlite;
@@ -150,6 +153,7 @@ export class ProjectionStore {
       idOf: (user) => user.id,
       readMany: (ids) => ids.flatMap((id) => this.#user.get(id) ?? []),
     });
+    this.#pageIds = new PageIdsCache({ ids: entries });
   }
 
   /** The stream's position; sequence 0 before its first event. */
@@ -238,6 +242,7 @@ export class ProjectionStore {
   }
 
   #putOrder(order: Order): void {
+    this.#pageIds.drop(order.userId);
     const currency = order.total?.currencyCode ?? "";
     const createdAt = order.createTime ? timestampMs(order.createTime) : 0;
     this.#insertOrder.run(order.id, order.userId, currency, order.total?.minorUnits ?? 0n, createdAt);
@@ -260,10 +265,12 @@ export class ProjectionStore {
     beforeId: string | undefined,
     pageSize: number,
   ): { orders: ProjectedOrderWithLines[]; more: boolean } {
+    const limit = pageSize + 1;
+    // The limit first: it has no space, so no before id can make two pages' keys alike.
     const found =
       beforeId === undefined
-        ? this.#firstPage.all(userId, pageSize + 1)
-        : this.#pageBefore.all(userId, beforeId, pageSize + 1);
+        ? this.#pageIds.get(userId, String(limit), () => this.#firstPage.all(userId, limit))
+        : this.#pageIds.get(userId, `${limit} ${beforeId}`, () => this.#pageBefore.all(userId, beforeId, limit));
     const more = found.length > pageSize;
     return { orders: this.#orders.getInOrder(more ? found.slice(0, pageSize) : found), more };
   }
