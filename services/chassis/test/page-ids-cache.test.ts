@@ -48,7 +48,7 @@ describe("PageIdsCache", () => {
   });
 
   it("keeps at most the ids it is given, evicting the owner read longest ago", () => {
-    const source = lists({ a: 4, b: 4, c: 4, big: 20 });
+    const source = lists({ a: 4, b: 12, c: 4, big: 20 });
     // Each page counts its ids and one more: three owners' 4-id pages do not fit in 12.
     const cache = new PageIdsCache({ ids: 12 });
     cache.get("a", "4", source.page("a", 0, 4));
@@ -59,6 +59,15 @@ describe("PageIdsCache", () => {
     cache.get("a", "4", source.page("a", 0, 4));
     cache.get("b", "4", source.page("b", 0, 4));
     expect(source.reads.slice(3)).toEqual(["b 0 4"]);
+    // An owner's pages count together: b's second page makes its pages 10 of the 12, and a goes.
+    cache.get("b", "4 b3", source.page("b", 4, 4));
+    cache.get("a", "4", source.page("a", 0, 4));
+    expect(source.reads.slice(4)).toEqual(["b 4 4", "a 0 4"]);
+    // A third would make b's pages larger than the whole cache: they are not kept.
+    cache.get("b", "4 b7", source.page("b", 8, 4));
+    cache.get("b", "4", source.page("b", 0, 4));
+    expect(source.reads.slice(6)).toEqual(["b 8 4", "b 0 4"]);
+    source.reads.splice(4);
     // An owner larger than the whole cache is answered and not kept.
     expect(cache.get("big", "20", source.page("big", 0, 20))).toHaveLength(20);
     expect(cache.get("big", "20", source.page("big", 0, 20))).toHaveLength(20);

@@ -43,11 +43,12 @@ export class PageIdsCache {
     if (kept !== undefined) return kept;
     const ids = Object.freeze(read());
     if (this.#owners === undefined) return ids;
-    const next = pages !== undefined && pages.size < pagesPerOwner ? pages : new Map<string, readonly string[]>();
+    // A new map each time: lru-cache counts an entry's size again only when its value changes.
+    const next = new Map(pages !== undefined && pages.size < pagesPerOwner ? pages : undefined);
     next.set(page, ids);
     let size = 0;
     for (const entry of next.values()) size += entry.length + 1;
-    // Set again so that the owner's size counts the new page; an owner larger than the whole cache is not kept.
+    // An owner larger than the whole cache is not kept.
     this.#owners.set(owner, next, { size });
     return ids;
   }
