@@ -196,11 +196,9 @@ export class OrderStore {
 
   /** Up to `limit` of a user's orders older than `beforeId`, newest first. */
   pageForUser(userId: string, beforeId: string | undefined, limit: number): StoredOrder[] {
-    // The limit first: it has no space, so no before id can make two pages' keys alike.
-    const ids =
-      beforeId === undefined
-        ? this.#pageIds.get(userId, String(limit), () => this.#firstPage.all(userId, limit))
-        : this.#pageIds.get(userId, `${limit} ${beforeId}`, () => this.#pageBefore.all(userId, beforeId, limit));
+    const ids = this.#pageIds.get(userId, limit, beforeId, () =>
+      beforeId === undefined ? this.#firstPage.all(userId, limit) : this.#pageBefore.all(userId, beforeId, limit),
+    );
     return this.#cached.getInOrder(ids);
   }
 

@@ -33,11 +33,13 @@ export class PageIdsCache {
   }
 
   /**
-   * The ids on `owner`'s page named `page` (any string that tells the page's
-   * start and length apart from every other page's), read with `read` when
-   * they are not kept.
+   * The ids on `owner`'s page of at most `limit` ids that follow `after`
+   * (from the start of the list when undefined), read with `read` when they
+   * are not kept.
    */
-  get(owner: string, page: string, read: () => string[]): readonly string[] {
+  get(owner: string, limit: number, after: string | undefined, read: () => string[]): readonly string[] {
+    // The limit first: it has no space, so no id can make two pages' keys alike.
+    const page = after === undefined ? String(limit) : `${limit} ${after}`;
     const pages = this.#owners?.get(owner);
     const kept = pages?.get(page);
     if (kept !== undefined) return kept;

@@ -266,11 +266,9 @@ export class ProjectionStore {
     pageSize: number,
   ): { orders: ProjectedOrderWithLines[]; more: boolean } {
     const limit = pageSize + 1;
-    // The limit first: it has no space, so no before id can make two pages' keys alike.
-    const found =
-      beforeId === undefined
-        ? this.#pageIds.get(userId, String(limit), () => this.#firstPage.all(userId, limit))
-        : this.#pageIds.get(userId, `${limit} ${beforeId}`, () => this.#pageBefore.all(userId, beforeId, limit));
+    const found = this.#pageIds.get(userId, limit, beforeId, () =>
+      beforeId === undefined ? this.#firstPage.all(userId, limit) : this.#pageBefore.all(userId, beforeId, limit),
+    );
     const more = found.length > pageSize;
     return { orders: this.#orders.getInOrder(more ? found.slice(0, pageSize) : found), more };
   }
