@@ -131,7 +131,7 @@ export class OrderStore {
    * different request is the caller's (see request-fingerprint.ts).
    */
   place(order: NewOrder): { order: StoredOrder; created: boolean } {
-    const placed = this.db.transaction((tx) => {
+    const result = this.db.transaction((tx) => {
       const row: OrderRow = {
         id: newId(),
         userId: order.userId,
@@ -158,8 +158,8 @@ export class OrderStore {
       this.events.append({ kind: { case: "orderPlaced", value: { order: toOrder(placed) } } }, row.createdAt);
       return { order: placed, created: true };
     });
-    if (placed.created) this.#pageIds.drop(order.userId);
-    return placed;
+    if (result.created) this.#pageIds.drop(order.userId);
+    return result;
   }
 
   /**

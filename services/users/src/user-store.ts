@@ -31,7 +31,7 @@ export interface UserStoreOptions {
  * Reads by id (GetUser, BatchGetUsers, which every user-orders view asks)
  * go through a {@link RowCache}, as products' and orders' do. It cannot go
  * stale: this process is the only writer of its database, a new account is
- * kept once its transaction has committed, and an email brought to its
+ * read on its first read by id like any other, and an email brought to its
  * normal form is dropped before it is written. The cache holds accounts
  * without their password hashes; only sign-in reads those, by email, from
  * the database.
@@ -74,14 +74,12 @@ export class UserStore {
   /** Inserts an account; returns undefined when the email is taken. */
   create(user: NewUser): UserRow | undefined {
     const row: UserRow = { id: newId(), createdAt: Date.now(), ...user };
-    const inserted = this.db.transaction((tx) => {
+    return this.db.transaction((tx) => {
       const inserted = tx.insert(users).values(row).onConflictDoNothing({ target: users.email }).returning().get();
       if (inserted)
         this.events.append({ kind: { case: "userRegistered", value: { user: toUser(inserted) } } }, inserted.createdAt);
       return inserted;
     });
-    if (inserted) this.#cached.set(publicPart(inserted));
-    return inserted;
   }
 
   /**
@@ -141,9 +139,4 @@ export class UserStore {
   byIds(ids: readonly string[]): Map<string, PublicUserRow> {
     return this.#cached.getMany(ids);
   }
-}
-
-/** A copy of the account without its password hash. */
-function publicPart(row: UserRow): PublicUserRow {
-  return { id: row.id, email: row.email, displayName: row.displayName, role: row.role, createdAt: row.createdAt };
 }

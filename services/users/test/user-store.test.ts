@@ -39,7 +39,7 @@ describe.each([
   ["no cache", 0],
   ["the default cache", undefined],
 ])("UserStore with %s", (_, cacheEntries) => {
-  it("reads every account by id and by ids, kept at creation or read from the file", () => {
+  it("reads every account by id and by ids, from the store that wrote them and from a fresh one", () => {
     const store = new UserStore(database, { cacheEntries });
     const ids = ["ann", "bob", "cat", "dan", "eve"].map((name) => store.create(account(name))!.id);
     // A second store on the same file starts with nothing cached.
