@@ -1,4 +1,6 @@
-# One image for every shopmesh service, compiled JavaScript on Node 24:
+# One image for every shopmesh service, compiled JavaScript on Node.js 24.18.1,
+# the 24 release the tests run on (better-sqlite3 12.x built for a later 24,
+# 24.21, aborts the process when a statement is freed; see the README):
 #
 #   docker build -t shopmesh .
 #   docker run -e SERVICE=products -e TLS_CERT=... -e TLS_KEY=... -e TLS_CA=... shopmesh
@@ -9,7 +11,7 @@
 # install their production dependencies. better-sqlite3's native module is
 # built there, on the same base as the runtime stage.
 
-FROM node:24-slim AS build
+FROM node:24.18.1-slim AS build
 # A compiler for better-sqlite3 when no prebuilt binary fits the platform.
 RUN apt-get update \
   && apt-get install -y --no-install-recommends python3 make g++ \
@@ -22,7 +24,7 @@ RUN node scripts/stage-production.mjs /app
 WORKDIR /app
 RUN npm install --omit=dev --no-audit --no-fund
 
-FROM node:24-slim
+FROM node:24.18.1-slim
 ENV NODE_ENV=production \
   HOST=0.0.0.0 \
   HEALTH_PORT=50050 \
@@ -39,4 +41,7 @@ EXPOSE 50050 50051 50052 50053 50054
 # grpc.health.v1 on the plaintext health port, with the compiled check (grpc-js).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "services/chassis/dist/health-check.js"]
-ENTRYPOINT ["/bin/sh", "-c", "exec node \"services/${SERVICE:?set SERVICE to users, products, orders or user-orders}/dist/main.js\""]
+# The heap flags every service starts with elsewhere (npm start, the tests, the
+# bench), so that a container's memory under load is what the bench measured
+# (README: the paragraph on SHOPMESH_SERVICE_NODE_FLAGS).
+ENTRYPOINT ["/bin/sh", "-c", "exec node --max-semi-space-size=4 --heap-growing-percent=100 \"services/${SERVICE:?set SERVICE to users, products, orders or user-orders}/dist/main.js\""]

@@ -1,8 +1,12 @@
 // The production path: `npm run build`, the compiled workspaces staged the
 // way the Dockerfile stages them (scripts/stage-production.mjs: dist/ and
 // migrations, no sources), and a service started from there with plain node
-// (no tsx, no loader flags) answers grpc.health.v1 SERVING on its TLS port
-// and on its plaintext health port, through the compiled health check too.
+// (no tsx, no loader flags; the heap flags of the Dockerfile's ENTRYPOINT)
+// answers grpc.health.v1 SERVING on its TLS port and on its plaintext health
+// port, through the compiled health check too. The Dockerfile itself is read
+// for what cannot be run here (there is no Docker engine): its base images
+// are the Node.js 24 release CI tests, and its ENTRYPOINT passes the mesh's
+// heap flags.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
@@ -14,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureDevelopmentCertificates } from "@shopmesh/chassis";
 import { createClient, createTransport } from "@shopmesh/sdk";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@shopmesh/sdk/health/v1";
+import { defaultServiceNodeFlags } from "../src/mesh/local-mesh.js";
 
 const root = fileURLToPath(new URL("../../..", import.meta.url));
 const scratch = mkdtempSync(join(tmpdir(), "compiled-service-"));
@@ -33,6 +38,27 @@ function linkDependencies(): void {
     symlinkSync(join(stage, workspace), join(modules, name));
   }
 }
+
+/** The Dockerfile's base images, and the node flags its ENTRYPOINT starts a service with. */
+function readDockerfile(): { bases: string[]; nodeFlags: string[] } {
+  const text = readFileSync(join(root, "Dockerfile"), "utf8");
+  const bases = [...text.matchAll(/^FROM\s+(\S+)/gm)].map((match) => match[1]!);
+  const entrypoint = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(text)?.[1];
+  if (entrypoint === undefined) throw new Error("the Dockerfile has no ENTRYPOINT in exec form");
+  const command = (JSON.parse(entrypoint) as string[]).at(-1) ?? "";
+  const flags = /\bexec node((?:\s+--\S+)*)\s/.exec(command)?.[1];
+  if (flags === undefined) throw new Error(`the ENTRYPOINT does not exec node: ${command}`);
+  return { bases, nodeFlags: flags.trim().split(/\s+/).filter(Boolean) };
+}
+
+/** The Node.js 24 release .ci/run tests on. */
+function ciNode24(): string {
+  const version = /^node24_version=(\S+)$/m.exec(readFileSync(join(root, ".ci/run"), "utf8"))?.[1];
+  if (version === undefined) throw new Error(".ci/run names no node24_version");
+  return version;
+}
+
+const dockerfile = readDockerfile();
 
 /** A plain node process, without the loader options the test runner may carry. */
 function plainNode(args: string[], env: Record<string, string>) {
@@ -58,6 +84,16 @@ afterAll(async () => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
+describe("the Dockerfile", () => {
+  it("builds and runs on the Node.js 24 release CI tests, not on whatever 24 is newest", () => {
+    expect(dockerfile.bases).toEqual([`node:${ciNode24()}-slim`, `node:${ciNode24()}-slim`]);
+  });
+
+  it("starts a service with the mesh's heap flags", () => {
+    expect(dockerfile.nodeFlags).toEqual(defaultServiceNodeFlags);
+  });
+});
+
 describe("a compiled service", () => {
   it("ships no TypeScript sources in the stage", () => {
     const files = readdirSync(join(stage, "services/products"), { recursive: true }) as string[];
@@ -65,7 +101,9 @@ describe("a compiled service", () => {
     expect(files).toContain(join("dist", "main.js"));
   });
 
-  it("starts with plain node, applies its migrations and answers SERVING", { timeout: 60_000 }, async () => {
+  it("starts with plain node and the image's flags, applies its migrations and answers SERVING", {
+    timeout: 60_000,
+  }, async () => {
     const tls = ensureDevelopmentCertificates(join(scratch, "tls"), ["products"]);
     const identity = tls.identities.products!;
     const env = {
@@ -79,7 +117,7 @@ describe("a compiled service", () => {
       TLS_KEY: identity.keyFile,
       TLS_CA: identity.caFile,
     };
-    const service = plainNode([join(stage, "services/products/dist/main.js")], env);
+    const service = plainNode([...dockerfile.nodeFlags, join(stage, "services/products/dist/main.js")], env);
     child = service;
     let stderr = "";
     service.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
