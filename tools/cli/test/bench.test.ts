@@ -174,6 +174,10 @@ describe("shopmesh bench", () => {
       /TLS is the only difference from the bare server's plaintext port in the same process: it adds -?[\d,]+ µs of server CPU/,
     );
     expect(markdown).toMatch(/would then give at most [\d,]+ calls\/s, [\d.]+ % of the baseline's rate/);
+    // The aggregator's check says what its four calls alone would cost, from the bare rows of the same run.
+    expect(markdown).toMatch(
+      /the calls alone \(one served and three sent against three served, .*\) would give [\d.]+x/,
+    );
     // What each products variant's one difference costs, against the control in the same run,
     // and how far the control is from the mesh's own products process.
     expect(markdown.match(/Against the control \(a second products process with nothing changed\)/g)).toHaveLength(3);

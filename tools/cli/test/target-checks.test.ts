@@ -1,0 +1,63 @@
+// The bench's targets read from its rows: verdicts at the target level, and
+// the aggregator's check priced against what its calls alone cost.
+import { describe, expect, it } from "vitest";
+import type { StepResult } from "../src/bench/bench-results.js";
+import { checkTargets } from "../src/bench/target-checks.js";
+
+function step(target: StepResult["target"], fields: Partial<StepResult>): StepResult {
+  return {
+    target,
+    title: target,
+    concurrency: 64,
+    calls: 1000,
+    errors: 0,
+    degraded: 0,
+    elapsedSeconds: 1,
+    callsPerSecond: 1000,
+    latencyMs: { p50: 1, p90: 1, p99: 1, p999: 1, max: 1, mean: 1 },
+    baseline: "bare.tls",
+    ratioToBaseline: 1,
+    clientCpuMicrosPerCall: 0,
+    serverCpuMicrosPerCall: null,
+    serverCpuMicrosPerCallByProcess: {},
+    ...fields,
+  };
+}
+
+const bareTls = step("bare.tls", { clientCpuMicrosPerCall: 200, serverCpuMicrosPerCall: 100 });
+const view = step("user-orders.GetUserOrders", {
+  callsPerSecond: 300,
+  ratioToBaseline: 0.06,
+  serverCpuMicrosPerCall: 3000,
+  serverCpuMicrosPerCallByProcess: { "user-orders": 1800, users: 400, orders: 500, products: 300 },
+});
+
+describe("checkTargets", () => {
+  it("reads user-orders' CPU per view against its dependencies' together", () => {
+    const check = checkTargets([bareTls, view], []).find((candidate) => candidate.unit.includes("dependencies"));
+    expect(check?.measured).toBeCloseTo(1.5, 6);
+    expect(check?.pass).toBe(false);
+    expect(check?.detail).toContain("user-orders 1,800 µs vs 1,200 µs");
+  });
+
+  it("prices the view's calls alone from the bare server's row: one served and three sent against three served", () => {
+    const check = checkTargets([bareTls, view], []).find((candidate) => candidate.unit.includes("dependencies"));
+    // (100 + 3 × 200) / (3 × 100)
+    expect(check?.detail).toContain("the bare server's 100 µs per call served and the bench client's 200 µs");
+    expect(check?.detail).toMatch(/would give 2\.33x$/);
+  });
+
+  it("leaves the calls' price out when the bare server's CPU was not read", () => {
+    const unread = { ...bareTls, serverCpuMicrosPerCall: null };
+    const check = checkTargets([unread, view], []).find((candidate) => candidate.unit.includes("dependencies"));
+    expect(check?.detail).not.toContain("the calls alone");
+  });
+
+  it("passes when user-orders costs no more than its dependencies", () => {
+    const cheap = step("user-orders.GetUserOrders", {
+      serverCpuMicrosPerCallByProcess: { "user-orders": 1200, users: 400, orders: 500, products: 300 },
+    });
+    const check = checkTargets([bareTls, cheap], []).find((candidate) => candidate.unit.includes("dependencies"));
+    expect(check?.pass).toBe(true);
+  });
+});
