@@ -132,6 +132,11 @@ describe("shopmesh bench", () => {
       "user-orders",
       "bare-baseline",
     ]);
+    // The targets are read on the other release's rows as well, without pricing its calls with this client.
+    expect(report.otherNode?.checks.map((check) => check.unit)).toEqual(report.checks.map((check) => check.unit));
+    expect(report.otherNode?.checks.find((check) => check.unit.includes("dependencies"))?.detail).not.toContain(
+      "the calls alone",
+    );
     expect(report.checks.map((check) => check.unit)).toEqual([
       "share of baseline calls/s",
       "share of baseline calls/s",
@@ -162,6 +167,7 @@ describe("shopmesh bench", () => {
       "## user-orders.GetUserOrders on connect-node",
       "## Memory (RSS)",
       `## Node.js ${process.version} and ${process.version} side by side`,
+      `### Targets on Node.js ${process.version}`,
     ]) {
       expect(markdown).toContain(heading);
     }

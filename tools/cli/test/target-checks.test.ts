@@ -53,6 +53,14 @@ describe("checkTargets", () => {
     expect(check?.detail).not.toContain("the calls alone");
   });
 
+  it("leaves the calls' price out when the bench client ran on another Node.js than the servers", () => {
+    const check = checkTargets([bareTls, view], [], { clientOnServersNode: false }).find((candidate) =>
+      candidate.unit.includes("dependencies"),
+    );
+    expect(check?.detail).toContain("user-orders 1,800 µs vs 1,200 µs");
+    expect(check?.detail).not.toContain("the calls alone");
+  });
+
   it("passes when user-orders costs no more than its dependencies", () => {
     const cheap = step("user-orders.GetUserOrders", {
       serverCpuMicrosPerCallByProcess: { "user-orders": 1200, users: 400, orders: 500, products: 300 },

@@ -70,7 +70,10 @@ export interface BenchReport {
   rss: RssResult[];
   /** What the OTLP sink of products-traced received over the whole run. */
   otlpExport?: { exports: number; bytes: number };
-  /** The baselines and main reads measured again with every server on another Node.js (--other-node). */
-  otherNode?: { node: string; steps: StepResult[]; rss: RssResult[] };
+  /**
+   * The baselines and main reads measured again with every server on another
+   * Node.js (--other-node), and the targets read from those rows alone.
+   */
+  otherNode?: { node: string; steps: StepResult[]; rss: RssResult[]; checks: TargetCheck[] };
   checks: TargetCheck[];
 }

@@ -283,6 +283,30 @@ function nodeSection(report: BenchReport): string[] {
       [false, true, true, true, true],
     ),
     "",
+    `### Targets on Node.js ${other.node}`,
+    "",
+    `The same targets, read from the rows above that ran on Node.js ${other.node}, each against its own bare server.`,
+    "",
+    ...targetsTable(other.checks),
+  ];
+}
+
+/** The targets as a table with their verdicts, and which fall short. */
+function targetsTable(checks: TargetCheck[]): string[] {
+  return [
+    table(
+      ["target", "measured", "verdict", "detail"],
+      checks.map((check) => [check.name, describeCheck(check), verdict(check), check.detail]),
+      [false, false, false, false],
+    ),
+    "",
+    checks.every((check) => check.pass)
+      ? "Every target is met."
+      : `Short of target: ${checks
+          .filter((check) => !check.pass)
+          .map((check) => check.name)
+          .join("; ")}.`,
+    "",
   ];
 }
 
@@ -308,19 +332,7 @@ export function renderMarkdown(report: BenchReport): string {
     "",
     "## Targets",
     "",
-    table(
-      ["target", "measured", "verdict", "detail"],
-      report.checks.map((check) => [check.name, describeCheck(check), verdict(check), check.detail]),
-      [false, false, false, false],
-    ),
-    "",
-    report.checks.every((check) => check.pass)
-      ? "Every target is met."
-      : `Short of target: ${report.checks
-          .filter((check) => !check.pass)
-          .map((check) => check.name)
-          .join("; ")}.`,
-    "",
+    ...targetsTable(report.checks),
     ...connectNodeSection(report),
   );
   const keys = [...new Set(report.steps.map((step) => step.target))];
@@ -409,6 +421,11 @@ export function renderSummary(report: BenchReport, paths: { json: string; markdo
   lines.push("targets:");
   for (const check of report.checks)
     lines.push(`  ${verdict(check).padEnd(5)}  ${check.name}: ${describeCheck(check)}`);
+  if (other !== undefined) {
+    lines.push(`targets on Node.js ${other.node}:`);
+    for (const check of other.checks)
+      lines.push(`  ${verdict(check).padEnd(5)}  ${check.name}: ${describeCheck(check)}`);
+  }
   lines.push(`report: ${paths.markdown}`, `        ${paths.json}`);
   return `${lines.join("\n")}\n`;
 }

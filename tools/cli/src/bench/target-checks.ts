@@ -16,7 +16,17 @@ export const targetConcurrency = 64;
  * 64 was not measured, the highest level measured stands in (and the detail
  * says so). A target whose row was not loaded (--targets) is left out.
  */
-export function checkTargets(steps: StepResult[], rss: RssResult[]): TargetCheck[] {
+export function checkTargets(
+  steps: StepResult[],
+  rss: RssResult[],
+  options: {
+    /**
+     * Whether the bench client ran on the servers' Node.js, so that its CPU
+     * per call may price the calls user-orders sends (see callsAlone).
+     */
+    clientOnServersNode?: boolean;
+  } = {},
+): TargetCheck[] {
   const levels = [...new Set(steps.map((step) => step.concurrency))].sort((a, b) => a - b);
   const level = levels.includes(targetConcurrency) ? targetConcurrency : levels[levels.length - 1]!;
   const stand = level === targetConcurrency ? "" : ` (64 was not measured; at ${level} instead)`;
@@ -42,7 +52,7 @@ export function checkTargets(steps: StepResult[], rss: RssResult[]): TargetCheck
   const listOrdersCpu = listOrders?.serverCpuMicrosPerCallByProcess.orders;
   const view = at("user-orders.GetUserOrders");
   const viewCpu = view?.serverCpuMicrosPerCallByProcess;
-  const viewBare = view === undefined ? undefined : at(view.baseline);
+  const viewBare = view === undefined || options.clientOnServersNode === false ? undefined : at(view.baseline);
   const dependenciesCpu =
     viewCpu?.users === undefined || viewCpu.orders === undefined || viewCpu.products === undefined
       ? undefined
