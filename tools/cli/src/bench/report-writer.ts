@@ -285,7 +285,7 @@ function nodeSection(report: BenchReport): string[] {
     "",
     `### Targets on Node.js ${other.node}`,
     "",
-    `The same targets, read from the rows above that ran on Node.js ${other.node}, each against its own bare server.`,
+    `The same targets, read from the rows above that ran on Node.js ${other.node}, each against its own bare server. The bench client stayed on Node.js ${here}, so the aggregator's check gives the ratio of its calls alone only when the two are the same release.`,
     "",
     ...targetsTable(other.checks),
   ];
@@ -331,6 +331,8 @@ export function renderMarkdown(report: BenchReport): string {
       (s.quick ? " **Quick mode: a smoke test, the figures are not a measurement.**" : ""),
     "",
     "## Targets",
+    "",
+    `Read on the rows above, with every server on Node.js ${m.node}${report.otherNode === undefined ? "" : ` (for Node.js ${report.otherNode.node}, see the side-by-side section below)`}.`,
     "",
     ...targetsTable(report.checks),
     ...connectNodeSection(report),
@@ -418,14 +420,10 @@ export function renderSummary(report: BenchReport, paths: { json: string; markdo
         .map((step) => `${step.title} ${pct(step.ratioToBaseline)}`)
         .join(", ")} of its bare server`,
     );
-  lines.push("targets:");
-  for (const check of report.checks)
-    lines.push(`  ${verdict(check).padEnd(5)}  ${check.name}: ${describeCheck(check)}`);
-  if (other !== undefined) {
-    lines.push(`targets on Node.js ${other.node}:`);
-    for (const check of other.checks)
-      lines.push(`  ${verdict(check).padEnd(5)}  ${check.name}: ${describeCheck(check)}`);
-  }
+  const verdictLines = (checks: TargetCheck[]) =>
+    checks.map((check) => `  ${verdict(check).padEnd(5)}  ${check.name}: ${describeCheck(check)}`);
+  lines.push("targets:", ...verdictLines(report.checks));
+  if (other !== undefined) lines.push(`targets on Node.js ${other.node}:`, ...verdictLines(other.checks));
   lines.push(`report: ${paths.markdown}`, `        ${paths.json}`);
   return `${lines.join("\n")}\n`;
 }
