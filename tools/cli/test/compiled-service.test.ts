@@ -1,17 +1,16 @@
 // The production path: `npm run build`, the compiled workspaces staged the
 // way the Dockerfile stages them (scripts/stage-production.mjs: dist/ and
-// migrations, no sources), and a service started from there with plain node
-// (no tsx, no loader flags; the heap flags of the Dockerfile's ENTRYPOINT)
-// answers grpc.health.v1 SERVING on its TLS port and on its plaintext health
-// port, through the compiled health check too. The Dockerfile itself is read
-// for what cannot be run here (there is no Docker engine): its base images
-// are the Node.js 24 release CI tests, and its ENTRYPOINT passes the mesh's
-// heap flags.
+// migrations, no sources), and a service started from there by the
+// Dockerfile's own ENTRYPOINT command (plain node: no tsx, no loader flags;
+// the mesh's heap flags) answers grpc.health.v1 SERVING on its TLS port and
+// on its plaintext health port, through the compiled health check too. There
+// is no Docker engine here, so the Dockerfile is also read for what cannot
+// be run: its base images are the Node.js 24 release CI tests.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -39,16 +38,19 @@ function linkDependencies(): void {
   }
 }
 
-/** The Dockerfile's base images, and the node flags its ENTRYPOINT starts a service with. */
-function readDockerfile(): { bases: string[]; nodeFlags: string[] } {
+/**
+ * The Dockerfile's base images (each FROM's image), and the shell command of
+ * its ENTRYPOINT (the last one, as Docker takes it; exec form, `sh -c`).
+ */
+function readDockerfile(): { bases: string[]; entrypointCommand: string } {
   const text = readFileSync(join(root, "Dockerfile"), "utf8");
-  const bases = [...text.matchAll(/^FROM\s+(\S+)/gm)].map((match) => match[1]!);
-  const entrypoint = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(text)?.[1];
-  if (entrypoint === undefined) throw new Error("the Dockerfile has no ENTRYPOINT in exec form");
-  const command = (JSON.parse(entrypoint) as string[]).at(-1) ?? "";
-  const flags = /\bexec node((?:\s+--\S+)*)\s/.exec(command)?.[1];
-  if (flags === undefined) throw new Error(`the ENTRYPOINT does not exec node: ${command}`);
-  return { bases, nodeFlags: flags.trim().split(/\s+/).filter(Boolean) };
+  const bases = [...text.matchAll(/^FROM\s+(?:--\S+\s+)*(\S+)/gim)].map((match) => match[1]!);
+  const entrypoint = [...text.matchAll(/^ENTRYPOINT\s+(\[.*\])\s*$/gim)].at(-1)?.[1];
+  if (entrypoint === undefined) throw new Error("the Dockerfile has no one-line ENTRYPOINT in exec form");
+  const argv = JSON.parse(entrypoint) as string[];
+  if (argv.length !== 3 || argv[0] !== "/bin/sh" || argv[1] !== "-c")
+    throw new Error(`the ENTRYPOINT is not ["/bin/sh", "-c", command]: ${entrypoint}`);
+  return { bases, entrypointCommand: argv[2]! };
 }
 
 /** The Node.js 24 release .ci/run tests on. */
@@ -58,12 +60,40 @@ function ciNode24(): string {
   return version;
 }
 
-const dockerfile = readDockerfile();
+/** The environment of a plain node process, without the loader options the test runner may carry. */
+function plainEnv(env: Record<string, string>): NodeJS.ProcessEnv {
+  const { NODE_OPTIONS: _ignored, SHOPMESH_SERVICE_NODE_FLAGS: _unset, ...inherited } = process.env;
+  return { ...inherited, ...env };
+}
 
-/** A plain node process, without the loader options the test runner may carry. */
+/** A plain node process. */
 function plainNode(args: string[], env: Record<string, string>) {
-  const { NODE_OPTIONS: _ignored, ...inherited } = process.env;
-  return spawn(process.execPath, args, { env: { ...inherited, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  return spawn(process.execPath, args, { env: plainEnv(env), stdio: ["ignore", "pipe", "pipe"] });
+}
+
+/**
+ * The Dockerfile's ENTRYPOINT command, run by /bin/sh in the stage as the
+ * image's WORKDIR, with the `node` that runs these tests first on PATH.
+ */
+function entrypointEnv(env: Record<string, string>): NodeJS.ProcessEnv {
+  return plainEnv({ PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}`, ...env });
+}
+function entrypoint(env: Record<string, string>) {
+  const { entrypointCommand } = readDockerfile();
+  return spawn("/bin/sh", ["-c", entrypointCommand], {
+    cwd: stage,
+    env: entrypointEnv(env),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+function entrypointSync(env: Record<string, string>) {
+  const { entrypointCommand } = readDockerfile();
+  return spawnSync("/bin/sh", ["-c", entrypointCommand], {
+    cwd: stage,
+    env: entrypointEnv(env),
+    encoding: "utf8",
+    timeout: 30_000,
+  });
 }
 
 beforeAll(() => {
@@ -86,11 +116,24 @@ afterAll(async () => {
 
 describe("the Dockerfile", () => {
   it("builds and runs on the Node.js 24 release CI tests, not on whatever 24 is newest", () => {
-    expect(dockerfile.bases).toEqual([`node:${ciNode24()}-slim`, `node:${ciNode24()}-slim`]);
+    expect(readDockerfile().bases).toEqual([`node:${ciNode24()}-slim`, `node:${ciNode24()}-slim`]);
   });
 
-  it("starts a service with the mesh's heap flags", () => {
-    expect(dockerfile.nodeFlags).toEqual(defaultServiceNodeFlags);
+  it("refuses to start without SERVICE, saying what to set", () => {
+    const run = entrypointSync({});
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toContain("set SERVICE to users, products, orders or user-orders");
+  });
+
+  it("lets SHOPMESH_SERVICE_NODE_FLAGS replace the heap flags, as the mesh's tools do", () => {
+    // node prints its own flags instead of starting the service named after them.
+    const run = entrypointSync({
+      SERVICE: "products",
+      SHOPMESH_SERVICE_NODE_FLAGS: "--stack-size=900 -p process.execArgv",
+    });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toContain("--stack-size=900");
+    expect(run.stdout).not.toContain("--max-semi-space-size");
   });
 });
 
@@ -101,7 +144,7 @@ describe("a compiled service", () => {
     expect(files).toContain(join("dist", "main.js"));
   });
 
-  it("starts with plain node and the image's flags, applies its migrations and answers SERVING", {
+  it("starts by the image's ENTRYPOINT with the mesh's heap flags, applies its migrations and answers SERVING", {
     timeout: 60_000,
   }, async () => {
     const tls = ensureDevelopmentCertificates(join(scratch, "tls"), ["products"]);
@@ -117,7 +160,7 @@ describe("a compiled service", () => {
       TLS_KEY: identity.keyFile,
       TLS_CA: identity.caFile,
     };
-    const service = plainNode([...dockerfile.nodeFlags, join(stage, "services/products/dist/main.js")], env);
+    const service = entrypoint({ ...env, SERVICE: "products" });
     child = service;
     let stderr = "";
     service.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
@@ -131,6 +174,10 @@ describe("a compiled service", () => {
         resolve(entry);
       });
     });
+
+    // The shell exec'd node itself (so signals reach it), with the mesh's heap flags before the entry file.
+    const argv = readFileSync(`/proc/${service.pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+    expect(argv.slice(1)).toEqual([...defaultServiceNodeFlags, "services/products/dist/main.js"]);
 
     // Its own database, migrated from the staged drizzle/ folder.
     expect(existsSync(join(scratch, "data", "products.sqlite"))).toBe(true);
