@@ -72,28 +72,17 @@ function plainNode(args: string[], env: Record<string, string>) {
 }
 
 /**
- * The Dockerfile's ENTRYPOINT command, run by /bin/sh in the stage as the
- * image's WORKDIR, with the `node` that runs these tests first on PATH.
+ * How the image runs the Dockerfile's ENTRYPOINT command: /bin/sh in the
+ * stage as the image's WORKDIR, with only the SERVICE and flags given here
+ * (none inherited from the test's own environment), and the `node` that runs
+ * these tests first on PATH.
  */
-function entrypointEnv(env: Record<string, string>): NodeJS.ProcessEnv {
-  return plainEnv({ PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}`, ...env });
-}
 function entrypoint(env: Record<string, string>) {
-  const { entrypointCommand } = readDockerfile();
-  return spawn("/bin/sh", ["-c", entrypointCommand], {
-    cwd: stage,
-    env: entrypointEnv(env),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-}
-function entrypointSync(env: Record<string, string>) {
-  const { entrypointCommand } = readDockerfile();
-  return spawnSync("/bin/sh", ["-c", entrypointCommand], {
-    cwd: stage,
-    env: entrypointEnv(env),
-    encoding: "utf8",
-    timeout: 30_000,
-  });
+  const { SERVICE: _inherited, ...base } = plainEnv({ PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}` });
+  return {
+    args: ["-c", readDockerfile().entrypointCommand],
+    options: { cwd: stage, env: { ...base, ...env } },
+  };
 }
 
 beforeAll(() => {
@@ -120,17 +109,19 @@ describe("the Dockerfile", () => {
   });
 
   it("refuses to start without SERVICE, saying what to set", () => {
-    const run = entrypointSync({});
+    const { args, options } = entrypoint({});
+    const run = spawnSync("/bin/sh", args, { ...options, encoding: "utf8", timeout: 30_000 });
     expect(run.status).not.toBe(0);
     expect(run.stderr).toContain("set SERVICE to users, products, orders or user-orders");
   });
 
   it("lets SHOPMESH_SERVICE_NODE_FLAGS replace the heap flags, as the mesh's tools do", () => {
     // node prints its own flags instead of starting the service named after them.
-    const run = entrypointSync({
+    const { args, options } = entrypoint({
       SERVICE: "products",
       SHOPMESH_SERVICE_NODE_FLAGS: "--stack-size=900 -p process.execArgv",
     });
+    const run = spawnSync("/bin/sh", args, { ...options, encoding: "utf8", timeout: 30_000 });
     expect(run.status, run.stderr).toBe(0);
     expect(run.stdout).toContain("--stack-size=900");
     expect(run.stdout).not.toContain("--max-semi-space-size");
@@ -160,7 +151,8 @@ describe("a compiled service", () => {
       TLS_KEY: identity.keyFile,
       TLS_CA: identity.caFile,
     };
-    const service = entrypoint({ ...env, SERVICE: "products" });
+    const { args, options } = entrypoint({ ...env, SERVICE: "products" });
+    const service = spawn("/bin/sh", args, { ...options, stdio: ["ignore", "pipe", "pipe"] });
     child = service;
     let stderr = "";
     service.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
