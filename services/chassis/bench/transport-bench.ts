@@ -3,7 +3,11 @@
 //   1. the SDK's grpc-js-backed Connect transport (createTransport kind "grpc-js"),
 //   2. connect-node's own gRPC transport (createTransport kind "connect-node"),
 //   3. grpc-js's own Client with makeUnaryRequest and the same protobuf-es
-//      serializers: the floor the first one is measured against.
+//      serializers: the floor the first one is measured against,
+//   4. node's HTTP/2 client alone, framing the gRPC message and reading the
+//      status by hand: not a client to use (no deadlines, resolution or
+//      retries), but what any Node.js gRPC client pays at the least, to
+//      set against the server's CPU for the same call.
 //
 // One echo server runs as its own process (so its CPU is not counted here);
 // this process runs a closed loop with a fixed number of calls in flight for
@@ -14,12 +18,13 @@
 //
 //   npm run bench:transport -- [--duration 5] [--warmup 1] [--concurrency 16] [--rounds 3] [--message-bytes 16]
 //
-// `--only grpc-js|connect-node|floor` runs one client alone, for profiling:
+// `--only grpc-js|connect-node|floor|node-http2` runs one client alone, for profiling:
 //
 //   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx services/chassis/bench/transport-bench.ts --only grpc-js --rounds 1 --duration 10
 //
 // or the same settings as BENCH_DURATION, BENCH_WARMUP, BENCH_CONCURRENCY,
 // BENCH_ROUNDS and BENCH_MESSAGE_BYTES (seconds for durations).
+import { connect as connectHttp2 } from "node:http2";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -42,7 +47,7 @@ interface Settings {
   concurrency: number;
   rounds: number;
   messageBytes: number;
-  only: "grpc-js" | "connect-node" | "floor" | undefined;
+  only: Contender["key"] | undefined;
 }
 
 function readSettings(): Settings {
@@ -76,13 +81,14 @@ function readSettings(): Settings {
 }
 
 function readOnly(text: string | undefined): Settings["only"] {
-  if (text === undefined || text === "grpc-js" || text === "connect-node" || text === "floor") return text;
-  throw new Error(`--only: expected grpc-js, connect-node or floor, got ${text}`);
+  if (text === undefined || text === "grpc-js" || text === "connect-node" || text === "floor" || text === "node-http2")
+    return text;
+  throw new Error(`--only: expected grpc-js, connect-node, floor or node-http2, got ${text}`);
 }
 
 /** One way of making an Echo call. */
 interface Contender {
-  key: "grpc-js" | "connect-node" | "floor";
+  key: "grpc-js" | "connect-node" | "floor" | "node-http2";
   name: string;
   call: (message: string) => Promise<EchoResponse>;
   close: () => void;
@@ -118,6 +124,49 @@ function grpcJsFloor(target: string): Contender {
         );
       }),
     close: () => client.close(),
+  };
+}
+
+/**
+ * A unary gRPC call made with node's HTTP/2 client and nothing else: one
+ * length-prefixed message out, one back, the status from the trailers.
+ */
+function nodeHttp2Alone(target: string): Contender {
+  const session = connectHttp2(`http://${target}`);
+  session.on("error", () => {});
+  const path = methodPath(EchoService.method.echo);
+  return {
+    key: "node-http2",
+    name: "node:http2 alone",
+    call: (message) =>
+      new Promise((resolve, reject) => {
+        const body = toBinary(EchoRequestSchema, create(EchoRequestSchema, { message }));
+        const frame = Buffer.allocUnsafe(5 + body.byteLength);
+        frame[0] = 0;
+        frame.writeUInt32BE(body.byteLength, 1);
+        frame.set(body, 5);
+        const stream = session.request({
+          ":method": "POST",
+          ":path": path,
+          "content-type": "application/grpc",
+          te: "trailers",
+        });
+        const chunks: Buffer[] = [];
+        let status: string | undefined;
+        stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+        stream.on("trailers", (trailers) => (status = String(trailers["grpc-status"])));
+        stream.on("error", reject);
+        stream.on("end", () => {
+          const answer = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+          if (status !== "0" || answer.byteLength < 5) {
+            reject(new Error(`node:http2 alone: grpc-status ${status}, ${answer.byteLength} bytes`));
+            return;
+          }
+          resolve(fromBinary(EchoResponseSchema, answer.subarray(5, 5 + answer.readUInt32BE(1))));
+        });
+        stream.end(frame);
+      }),
+    close: () => session.close(),
   };
 }
 
@@ -213,6 +262,8 @@ function percentile(sorted: Float64Array, p: number): number {
 
 const perSecond = (sample: Sample) => (sample.calls * 1000) / sample.elapsedMs;
 const cpuPerCall = (sample: Sample) => sample.cpuMicros / sample.calls;
+const serverCpuPerCall = (sample: Sample) =>
+  sample.serverCpuMicros === undefined ? Number.NaN : sample.serverCpuMicros / sample.calls;
 
 function table(rows: string[][], rightAligned: boolean[]): string {
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
@@ -250,6 +301,7 @@ async function main() {
       createTransport({ target: server.address, kind: "connect-node" }),
     ),
     grpcJsFloor(server.address),
+    nodeHttp2Alone(server.address),
   ];
   const contenders = all.filter((contender) => settings.only === undefined || contender.key === settings.only);
   for (const unused of all.filter((contender) => !contenders.includes(contender))) unused.close();
@@ -304,6 +356,7 @@ async function main() {
       name: contender.name,
       callsPerSecond: median(runs.map(perSecond)),
       cpuMicrosPerCall: median(runs.map(cpuPerCall)),
+      serverCpuMicrosPerCall: median(runs.map(serverCpuPerCall)),
       p50,
       p99,
     };
@@ -316,19 +369,31 @@ async function main() {
     return;
   }
   const rows = [
-    ["client", "calls/s", "vs floor", "client CPU µs/call", "vs floor", "p50 ms", "p99 ms"],
+    [
+      "client",
+      "calls/s",
+      "vs floor",
+      "client CPU µs/call",
+      "vs floor",
+      "server CPU µs/call",
+      "client / server",
+      "p50 ms",
+      "p99 ms",
+    ],
     ...summary.map((row) => [
       row.name,
       format(row.callsPerSecond),
       `${format(row.callsPerSecond / floor.callsPerSecond, 2)}x`,
       format(row.cpuMicrosPerCall, 1),
       `${format(row.cpuMicrosPerCall / floor.cpuMicrosPerCall, 2)}x`,
+      format(row.serverCpuMicrosPerCall, 1),
+      `${format(row.cpuMicrosPerCall / row.serverCpuMicrosPerCall, 2)}x`,
       format(row.p50, 2),
       format(row.p99, 2),
     ]),
   ];
   process.stdout.write(
-    `\nmedian of ${settings.rounds} round(s)\n${table(rows, [false, true, true, true, true, true, true])}\n\n`,
+    `\nmedian of ${settings.rounds} round(s)\n${table(rows, [false, true, true, true, true, true, true, true, true])}\n\n`,
   );
 
   const grpcJs = summary.find((row) => row.name === all[0]!.name);
