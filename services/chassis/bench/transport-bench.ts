@@ -6,15 +6,17 @@
 //      serializers: the floor the first one is measured against,
 //   4. node's HTTP/2 client alone, framing the gRPC message and reading the
 //      status by hand: not a client to use (no deadlines, resolution or
-//      retries), but what any Node.js gRPC client pays at the least, to
-//      set against the server's CPU for the same call.
+//      retries, and fewer headers), but about the least a client on
+//      node:http2 pays per call.
 //
-// One echo server runs as its own process (so its CPU is not counted here);
-// this process runs a closed loop with a fixed number of calls in flight for
-// each client in turn (one-second slices, interleaved, order rotated), in
-// several rounds, and prints the median over the rounds of calls per second
-// and client CPU per call, each as a ratio to grpc-js's own client. The goal:
-// the grpc-js transport within 15 % of the floor.
+// One echo server runs as its own process; its CPU is read from /proc and
+// printed beside the client's, so that each client's CPU per call can be set
+// against what its own calls cost the server. This process runs a closed
+// loop with a fixed number of calls in flight for each client in turn
+// (one-second slices, interleaved, order rotated), in several rounds, and
+// prints the median over the rounds of calls per second and CPU per call,
+// the client's as a ratio to grpc-js's own client. The goal: the grpc-js
+// transport within 15 % of the floor.
 //
 //   npm run bench:transport -- [--duration 5] [--warmup 1] [--concurrency 16] [--rounds 3] [--message-bytes 16]
 //
@@ -47,7 +49,7 @@ interface Settings {
   concurrency: number;
   rounds: number;
   messageBytes: number;
-  only: Contender["key"] | undefined;
+  only: ContenderKey | undefined;
 }
 
 function readSettings(): Settings {
@@ -81,14 +83,16 @@ function readSettings(): Settings {
 }
 
 function readOnly(text: string | undefined): Settings["only"] {
-  if (text === undefined || text === "grpc-js" || text === "connect-node" || text === "floor" || text === "node-http2")
-    return text;
-  throw new Error(`--only: expected grpc-js, connect-node, floor or node-http2, got ${text}`);
+  if (text === undefined || (contenderKeys as readonly string[]).includes(text)) return text as Settings["only"];
+  throw new Error(`--only: expected one of ${contenderKeys.join(", ")}, got ${text}`);
 }
+
+const contenderKeys = ["grpc-js", "connect-node", "floor", "node-http2"] as const;
+type ContenderKey = (typeof contenderKeys)[number];
 
 /** One way of making an Echo call. */
 interface Contender {
-  key: "grpc-js" | "connect-node" | "floor" | "node-http2";
+  key: ContenderKey;
   name: string;
   call: (message: string) => Promise<EchoResponse>;
   close: () => void;
@@ -133,7 +137,9 @@ function grpcJsFloor(target: string): Contender {
  */
 function nodeHttp2Alone(target: string): Contender {
   const session = connectHttp2(`http://${target}`);
-  session.on("error", () => {});
+  // Kept so that calls failing after it say why; a session error is not thrown.
+  let sessionError: Error | undefined;
+  session.on("error", (error: Error) => (sessionError = error));
   const path = methodPath(EchoService.method.echo);
   return {
     key: "node-http2",
@@ -153,16 +159,22 @@ function nodeHttp2Alone(target: string): Contender {
         });
         const chunks: Buffer[] = [];
         let status: string | undefined;
+        const fail = (why: string) =>
+          reject(new Error(`node:http2 alone: ${why}${sessionError ? ` (session: ${sessionError.message})` : ""}`));
         stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-        stream.on("trailers", (trailers) => (status = String(trailers["grpc-status"])));
-        stream.on("error", reject);
+        // A trailers-only answer (an error) carries its status in the headers.
+        stream.on("response", (headers) => (status ??= headers["grpc-status"]?.toString()));
+        stream.on("trailers", (trailers) => (status = trailers["grpc-status"]?.toString()));
+        stream.on("error", (error: Error) => fail(error.message));
+        // A stream reset without an error ends with neither 'end' nor 'error';
+        // after either, this reject does nothing.
+        stream.on("close", () => fail(`stream closed, code ${stream.rstCode}`));
         stream.on("end", () => {
           const answer = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-          if (status !== "0" || answer.byteLength < 5) {
-            reject(new Error(`node:http2 alone: grpc-status ${status}, ${answer.byteLength} bytes`));
-            return;
-          }
-          resolve(fromBinary(EchoResponseSchema, answer.subarray(5, 5 + answer.readUInt32BE(1))));
+          if (status !== "0") return fail(`grpc-status ${status}`);
+          if (answer.byteLength < 5 || answer[0] !== 0 || answer.byteLength !== 5 + answer.readUInt32BE(1))
+            return fail(`not one uncompressed message: ${answer.byteLength} bytes`);
+          resolve(fromBinary(EchoResponseSchema, answer.subarray(5)));
         });
         stream.end(frame);
       }),
@@ -276,6 +288,9 @@ function table(rows: string[][], rightAligned: boolean[]): string {
     .join("\n");
 }
 
+/** A ratio as "1.23x", or "-" when it could not be measured. */
+const times = (ratio: number) => (Number.isFinite(ratio) ? `${format(ratio, 2)}x` : "-");
+
 const format = (value: number, digits = 0) =>
   Number.isFinite(value)
     ? value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })
@@ -364,7 +379,7 @@ async function main() {
   const floor = summary.find((row) => row.name === all[2]!.name);
   if (!floor) {
     process.stdout.write(
-      `\n${summary.map((row) => `${row.name}: ${format(row.callsPerSecond)} calls/s, ${format(row.cpuMicrosPerCall, 1)} µs CPU/call`).join("\n")}\n`,
+      `\n${summary.map((row) => `${row.name}: ${format(row.callsPerSecond)} calls/s, ${format(row.cpuMicrosPerCall, 1)} µs client CPU/call, ${format(row.serverCpuMicrosPerCall, 1)} µs server CPU/call (${times(row.cpuMicrosPerCall / row.serverCpuMicrosPerCall)})`).join("\n")}\n`,
     );
     return;
   }
@@ -387,13 +402,16 @@ async function main() {
       format(row.cpuMicrosPerCall, 1),
       `${format(row.cpuMicrosPerCall / floor.cpuMicrosPerCall, 2)}x`,
       format(row.serverCpuMicrosPerCall, 1),
-      `${format(row.cpuMicrosPerCall / row.serverCpuMicrosPerCall, 2)}x`,
+      times(row.cpuMicrosPerCall / row.serverCpuMicrosPerCall),
       format(row.p50, 2),
       format(row.p99, 2),
     ]),
   ];
   process.stdout.write(
-    `\nmedian of ${settings.rounds} round(s)\n${table(rows, [false, true, true, true, true, true, true, true, true])}\n\n`,
+    `\nmedian of ${settings.rounds} round(s)\n${table(
+      rows,
+      rows[0]!.map((_, column) => column > 0),
+    )}\n\n`,
   );
 
   const grpcJs = summary.find((row) => row.name === all[0]!.name);
