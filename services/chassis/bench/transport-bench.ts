@@ -288,13 +288,13 @@ function table(rows: string[][], rightAligned: boolean[]): string {
     .join("\n");
 }
 
-/** A ratio as "1.23x", or "-" when it could not be measured. */
-const times = (ratio: number) => (Number.isFinite(ratio) ? `${format(ratio, 2)}x` : "-");
-
 const format = (value: number, digits = 0) =>
   Number.isFinite(value)
     ? value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })
     : "-";
+
+/** A ratio as "1.23x", or "-" when it could not be measured. */
+const times = (ratio: number) => (Number.isFinite(ratio) ? `${format(ratio, 2)}x` : "-");
 
 async function main() {
   const settings = readSettings();
@@ -368,6 +368,7 @@ async function main() {
     const p50 = median(runs.map((run) => percentile(run.latenciesMs, 50)));
     const p99 = median(runs.map((run) => percentile(run.latenciesMs, 99)));
     return {
+      key: contender.key,
       name: contender.name,
       callsPerSecond: median(runs.map(perSecond)),
       cpuMicrosPerCall: median(runs.map(cpuPerCall)),
@@ -376,7 +377,7 @@ async function main() {
       p99,
     };
   });
-  const floor = summary.find((row) => row.name === all[2]!.name);
+  const floor = summary.find((row) => row.key === "floor");
   if (!floor) {
     process.stdout.write(
       `\n${summary.map((row) => `${row.name}: ${format(row.callsPerSecond)} calls/s, ${format(row.cpuMicrosPerCall, 1)} µs client CPU/call, ${format(row.serverCpuMicrosPerCall, 1)} µs server CPU/call (${times(row.cpuMicrosPerCall / row.serverCpuMicrosPerCall)})`).join("\n")}\n`,
@@ -398,9 +399,9 @@ async function main() {
     ...summary.map((row) => [
       row.name,
       format(row.callsPerSecond),
-      `${format(row.callsPerSecond / floor.callsPerSecond, 2)}x`,
+      times(row.callsPerSecond / floor.callsPerSecond),
       format(row.cpuMicrosPerCall, 1),
-      `${format(row.cpuMicrosPerCall / floor.cpuMicrosPerCall, 2)}x`,
+      times(row.cpuMicrosPerCall / floor.cpuMicrosPerCall),
       format(row.serverCpuMicrosPerCall, 1),
       times(row.cpuMicrosPerCall / row.serverCpuMicrosPerCall),
       format(row.p50, 2),
@@ -414,7 +415,7 @@ async function main() {
     )}\n\n`,
   );
 
-  const grpcJs = summary.find((row) => row.name === all[0]!.name);
+  const grpcJs = summary.find((row) => row.key === "grpc-js");
   if (!grpcJs) return;
   const slowerBy = 1 - grpcJs.callsPerSecond / floor.callsPerSecond;
   const costlierBy = grpcJs.cpuMicrosPerCall / floor.cpuMicrosPerCall - 1;
