@@ -167,9 +167,10 @@ describe("a compiled service", () => {
       });
     });
 
-    // The shell exec'd node itself (so signals reach it), with the mesh's heap flags before the entry file.
+    // The shell exec'd node itself (so signals reach it), with the mesh's heap flags for the image's
+    // Node.js release before the entry file.
     const argv = readFileSync(`/proc/${service.pid}/cmdline`, "utf8").split("\0").filter(Boolean);
-    expect(argv.slice(1)).toEqual([...defaultServiceNodeFlags, "services/products/dist/main.js"]);
+    expect(argv.slice(1)).toEqual([...defaultServiceNodeFlags(ciNode24()), "services/products/dist/main.js"]);
 
     // Its own database, migrated from the staged drizzle/ folder.
     expect(existsSync(join(scratch, "data", "products.sqlite"))).toBe(true);

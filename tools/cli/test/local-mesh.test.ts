@@ -1,12 +1,12 @@
 // LocalMesh over real service processes: a failed or abandoned start leaves nothing running.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { processesWithEnv } from "../../../test/support/processes-with-env.js";
-import { defaultServiceNodeFlags, LocalMesh } from "../src/mesh/local-mesh.js";
+import { defaultServiceNodeFlags, LocalMesh, nodeVersionOf, serviceNodeFlags } from "../src/mesh/local-mesh.js";
 import { spawnService } from "../src/process/spawn-service.js";
 
 const dataDir = mkdtempSync(join(tmpdir(), "shopmesh-local-mesh-"));
@@ -113,12 +113,56 @@ describe("ServiceProcess.stop", () => {
 
 describe("defaultServiceNodeFlags", () => {
   // node refuses an unknown V8 flag ("bad option", exit 9): every service would fail to start.
-  it("are accepted by the Node.js that runs the tests", () => {
-    const run = spawnSync(process.execPath, [...defaultServiceNodeFlags, "-p", "'ok'"], {
-      encoding: "utf8",
-    });
-    expect(run.stderr).toBe("");
-    expect(run.status).toBe(0);
-    expect(run.stdout.trim()).toBe("ok");
+  it("are accepted by the Node.js that runs the tests, and so are the other release line's", () => {
+    for (const version of [process.versions.node, "20.20.2", "24.18.1"]) {
+      const run = spawnSync(process.execPath, [...defaultServiceNodeFlags(version), "-p", "'ok'"], {
+        encoding: "utf8",
+      });
+      expect(run.stderr, version).toBe("");
+      expect(run.status, version).toBe(0);
+      expect(run.stdout.trim()).toBe("ok");
+    }
+  });
+
+  it("cap the young generation by release line, and refuse what is not a version", () => {
+    expect(defaultServiceNodeFlags("v20.20.2")).toEqual(["--max-semi-space-size=4", "--heap-growing-percent=100"]);
+    expect(defaultServiceNodeFlags("24.18.1")).toEqual(["--max-semi-space-size=16", "--heap-growing-percent=100"]);
+    expect(() => defaultServiceNodeFlags("lts")).toThrow(/not a Node.js version: "lts"/);
+  });
+});
+
+describe("serviceNodeFlags", () => {
+  it("takes SHOPMESH_SERVICE_NODE_FLAGS in place of the defaults, an empty one meaning none", () => {
+    expect(serviceNodeFlags("24.18.1", {})).toEqual(defaultServiceNodeFlags("24.18.1"));
+    expect(serviceNodeFlags("24.18.1", { SHOPMESH_SERVICE_NODE_FLAGS: "" })).toEqual([]);
+    expect(serviceNodeFlags("20.20.2", { SHOPMESH_SERVICE_NODE_FLAGS: " --stack-size=900   --no-opt " })).toEqual([
+      "--stack-size=900",
+      "--no-opt",
+    ]);
+  });
+
+  it("are what a mesh's service process runs with, for the Node.js it runs on", { timeout: 60_000 }, async () => {
+    const ownDir = mkdtempSync(join(tmpdir(), "shopmesh-local-mesh-"));
+    // Another path to the same executable, so that its version is asked of it rather than known.
+    symlinkSync(process.execPath, join(ownDir, "node"));
+    const node = join(ownDir, "node");
+    expect(nodeVersionOf(node)).toBe(process.versions.node);
+    let mesh: LocalMesh | undefined;
+    try {
+      mesh = await LocalMesh.start({
+        dataDir: ownDir,
+        services: ["users"],
+        tls: false,
+        spawn: () => ({ keepLogs: false, node }),
+      });
+      const pid = mesh.processes.get("users")!.child.pid!;
+      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+      expect(argv[0]).toBe(node);
+      expect(argv.slice(1, argv.indexOf("--import"))).toEqual(serviceNodeFlags(process.versions.node));
+    } finally {
+      await mesh?.stop();
+      for (const pid of processesWithEnv("DATA_DIR", ownDir)) process.kill(pid, "SIGKILL");
+      rmSync(ownDir, { recursive: true, force: true });
+    }
   });
 });

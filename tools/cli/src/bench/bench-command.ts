@@ -8,6 +8,7 @@ import { relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { BenchReport, RssResult, StepResult } from "./bench-results.js";
 import { benchUsage, knownTargets, readBenchSettings, UsageRequested, type BenchSettings } from "./bench-settings.js";
+import { serviceNodeFlags } from "../mesh/local-mesh.js";
 import { busyPortLines } from "../mesh/port-check.js";
 import {
   BenchMesh,
@@ -186,6 +187,7 @@ export async function bench(args: string[]): Promise<number> {
     // The bench client stays on this Node.js: its CPU per call prices another release's sent calls only when it is the same.
     return {
       node: version,
+      serviceNodeFlags: serviceNodeFlags(version),
       steps: measured.steps,
       rss,
       checks: checkTargets(measured.steps, rss, { priceCallsAlone: version === process.version }),
@@ -288,6 +290,7 @@ export async function bench(args: string[]): Promise<number> {
         sliceSeconds: settings.sliceMs / 1000,
         quick: settings.quick,
         portBase: settings.portBase,
+        serviceNodeFlags: serviceNodeFlags(process.versions.node),
       },
       seeded: { products: data.productIds.length, orders: data.orderIds.length, linesPerOrder: "2-3" },
       steps,

@@ -64,6 +64,8 @@ export interface BenchReport {
     sliceSeconds: number;
     quick: boolean;
     portBase: number;
+    /** The flags `node` gave every service process (not the bare server's, which has none). */
+    serviceNodeFlags: readonly string[];
   };
   seeded: { products: number; orders: number; linesPerOrder: string };
   steps: StepResult[];
@@ -74,6 +76,12 @@ export interface BenchReport {
    * The baselines and main reads measured again with every server on another
    * Node.js (--other-node), and the targets read from those rows alone.
    */
-  otherNode?: { node: string; steps: StepResult[]; rss: RssResult[]; checks: TargetCheck[] };
+  otherNode?: {
+    node: string;
+    serviceNodeFlags: readonly string[];
+    steps: StepResult[];
+    rss: RssResult[];
+    checks: TargetCheck[];
+  };
   checks: TargetCheck[];
 }

@@ -29,7 +29,7 @@ import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { ProductsService } from "@shopmesh/sdk/products/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";
-import { defaultServiceNodeFlags, LocalMesh } from "../mesh/local-mesh.js";
+import { LocalMesh, serviceNodeFlags } from "../mesh/local-mesh.js";
 
 const adminEmail = "admin@streams-bench.shopmesh.local";
 /** Client connections the streams are spread over. */
@@ -145,8 +145,7 @@ async function main(): Promise<void> {
   const settings = readSettings();
   const dataDir = mkdtempSync(join(tmpdir(), "shopmesh-streams-memory-"));
   const transports: GrpcTransport[] = [];
-  const flags = process.env.SHOPMESH_SERVICE_NODE_FLAGS;
-  const nodeFlags = flags === undefined ? defaultServiceNodeFlags : flags.split(/\s+/).filter(Boolean);
+  const nodeFlags = serviceNodeFlags(process.versions.node);
   const limits: Record<string, string> = {};
   if (settings.maxStreams !== undefined) limits.EVENTS_MAX_STREAMS = String(settings.maxStreams);
   if (settings.maxStreamsPerCaller !== undefined)
@@ -261,7 +260,7 @@ async function main(): Promise<void> {
 
 function writeReport(
   settings: Settings,
-  nodeFlags: string[],
+  nodeFlags: readonly string[],
   limits: Record<string, string>,
   figures: {
     before: number | undefined;

@@ -229,6 +229,11 @@ function connectNodeSection(report: BenchReport): string[] {
   ];
 }
 
+/** The services' node flags as the report names them. */
+function flagsText(flags: readonly string[]): string {
+  return flags.length === 0 ? "none" : `\`${flags.join(" ")}\``;
+}
+
 /** The rows measured on both Node.js releases at the level the second was measured at. */
 function nodeSection(report: BenchReport): string[] {
   const other = report.otherNode;
@@ -247,7 +252,7 @@ function nodeSection(report: BenchReport): string[] {
   return [
     `## Node.js ${here} and ${other.node} side by side`,
     "",
-    `After the levels above, every server process (the four services and the bare baseline) was started again on Node.js ${other.node}, with better-sqlite3's addon built for it, on fresh data seeded the same way, and the same rows were measured at ${level} in flight; the bench client stayed on Node.js ${here}. Each release's rows are read against its own bare server, so the shares compare across releases where the raw calls/s carry whatever the machine did between the two halves (they ran one after the other, not interleaved).`,
+    `After the levels above, every server process (the four services and the bare baseline) was started again on Node.js ${other.node}, with better-sqlite3's addon built for it and the services' flags for that release (${flagsText(other.serviceNodeFlags)}), on fresh data seeded the same way, and the same rows were measured at ${level} in flight; the bench client stayed on Node.js ${here}. Each release's rows are read against its own bare server, so the shares compare across releases where the raw calls/s carry whatever the machine did between the two halves (they ran one after the other, not interleaved).`,
     "",
     table(
       [
@@ -385,7 +390,7 @@ export function renderMarkdown(report: BenchReport): string {
     "",
     `Resident memory of each process, read from /proc/<pid>/status (VmRSS) every 100 ms for the whole load; "before load" is after start-up and seeding. ` +
       `Every process runs under \`node --import tsx\`, the bare server included, so the loader's share is the same on both sides of the ratio. ` +
-      `The bare server runs with Node's default heap settings; the services with the flags every local mesh gives them (\`--max-semi-space-size=4 --heap-growing-percent=100\` unless SHOPMESH_SERVICE_NODE_FLAGS says otherwise), which is part of what the ratio measures. ` +
+      `The bare server runs with Node's default heap settings; the services with the flags every local mesh gives them on this Node.js (${flagsText(report.settings.serviceNodeFlags)}), which is part of what the ratio measures. ` +
       `The target is every service's peak within 1.3 times the bare server's; the products variants and the connect-node stack are listed but are not the mesh.`,
     "",
     ...nodeSection(report),

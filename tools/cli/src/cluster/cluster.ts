@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { defaultKeyFiles, ensureKeyPair } from "@shopmesh/chassis";
-import { defaultServiceNodeFlags, entryOf, type ServiceName } from "../mesh/local-mesh.js";
+import { entryOf, serviceNodeFlags, type ServiceName } from "../mesh/local-mesh.js";
 import { launchOnHost, type HostProcess } from "./host-process.js";
 import { removeHostsFiles, writeHostsFiles, type HostsEntry } from "./hosts-files.js";
 import {
@@ -207,8 +207,7 @@ export class Cluster {
     mkdirSync(dataDir, { recursive: true });
     const identity = this.certificates.hosts[name]!;
     const keys = defaultKeyFiles(this.dir);
-    const flags = process.env.SHOPMESH_SERVICE_NODE_FLAGS;
-    const nodeFlags = flags === undefined ? defaultServiceNodeFlags : flags.split(/\s+/).filter(Boolean);
+    const nodeFlags = serviceNodeFlags(process.versions.node);
     const target = (to: ServiceName) => `${to}:${clusterPorts[to]}`;
     const env: Record<string, string> = {
       ...inheritedEnv(),

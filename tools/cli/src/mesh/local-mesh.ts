@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readFileSync } from "node:fs";
@@ -34,18 +35,47 @@ export function entryOf(service: ServiceName): string {
 }
 
 /**
- * Flags `node` gets for every service process unless SHOPMESH_SERVICE_NODE_FLAGS
- * (space-separated) says otherwise. They go on the command line, since
- * NODE_OPTIONS refuses most V8 flags. Under load V8 grows its young
- * generation to 16 MiB semi-spaces and keeps it resident: capped at 4 MiB.
- * And it lets the old generation grow up to four times what survived the
- * last full collection before collecting again: fixed at twice, so that
- * user-orders, whose views stay in flight long enough to be promoted, stays
- * near a bare server's memory, at the price of more frequent full
- * collections (the figures are in docs/performance-notes.md). Node 20 and
- * 24 take both (tools/cli/test/local-mesh.test.ts checks the running one).
+ * Flags `node` gets for every service process on a Node.js release (a
+ * version such as "24.18.1" or "v20.20.2"), unless SHOPMESH_SERVICE_NODE_FLAGS
+ * says otherwise (see {@link serviceNodeFlags}). They go on the command line,
+ * since NODE_OPTIONS refuses most V8 flags. Under load V8 grows its young
+ * generation and keeps it resident, and lets the old generation grow up to
+ * four times what survived the last full collection before collecting again:
+ * fixed at twice, so that user-orders, whose views stay in flight long enough
+ * to be promoted, stays near a bare server's memory, at the price of more
+ * frequent full collections. The young generation is capped by release: at
+ * 4 MiB semi-spaces on Node 20, where 16 MiB took the services to the bench's
+ * memory limit; at 16 MiB on Node 24, whose bare server is larger and where
+ * 4 MiB cost user-orders CPU per view (the figures are in
+ * docs/performance-notes.md). Node 20 and 24 take both
+ * (tools/cli/test/local-mesh.test.ts checks the running one).
  */
-export const defaultServiceNodeFlags = ["--max-semi-space-size=4", "--heap-growing-percent=100"];
+export function defaultServiceNodeFlags(nodeVersion: string): readonly string[] {
+  const major = Number(/^v?(\d+)\./.exec(nodeVersion)?.[1]);
+  if (!Number.isInteger(major)) throw new Error(`not a Node.js version: ${JSON.stringify(nodeVersion)}`);
+  return [`--max-semi-space-size=${major >= 24 ? 16 : 4}`, "--heap-growing-percent=100"];
+}
+
+/**
+ * The flags a service process gets on that Node.js release: the space-separated
+ * SHOPMESH_SERVICE_NODE_FLAGS when it is set (empty: none), the defaults otherwise.
+ */
+export function serviceNodeFlags(nodeVersion: string, env: NodeJS.ProcessEnv = process.env): readonly string[] {
+  const flags = env.SHOPMESH_SERVICE_NODE_FLAGS;
+  return flags === undefined ? defaultServiceNodeFlags(nodeVersion) : flags.split(/\s+/).filter(Boolean);
+}
+
+const nodeVersions = new Map<string, string>([[process.execPath, process.versions.node]]);
+
+/** The version of the Node.js at `executable` ("24.18.1"), asked once per path. */
+export function nodeVersionOf(executable: string): string {
+  let version = nodeVersions.get(executable);
+  if (version === undefined) {
+    version = execFileSync(executable, ["-p", "process.versions.node"], { encoding: "utf8" }).trim();
+    nodeVersions.set(executable, version);
+  }
+  return version;
+}
 
 /** Options for {@link LocalMesh.start}. */
 export interface LocalMeshOptions {
@@ -135,8 +165,8 @@ export class LocalMesh {
    */
   spawn(service: ServiceName, extraEnv: Record<string, string> = {}): Promise<ServiceProcess> {
     const port = this.options.ports?.[service];
-    const flags = process.env.SHOPMESH_SERVICE_NODE_FLAGS;
-    const nodeArgs = flags === undefined ? defaultServiceNodeFlags : flags.split(/\s+/).filter(Boolean);
+    const spawnOptions = this.options.spawn?.(service);
+    const nodeArgs = serviceNodeFlags(nodeVersionOf(spawnOptions?.node ?? process.execPath));
     const identity = this.certificates?.identities[service];
     const env: Record<string, string> = {
       // A local mesh is for development: faults may be injected without an admin token.
@@ -156,7 +186,6 @@ export class LocalMesh {
       ...this.options.env?.[service],
       ...extraEnv,
     };
-    const spawnOptions = this.options.spawn?.(service);
     return spawnService({
       signal: this.options.signal,
       ...spawnOptions,
