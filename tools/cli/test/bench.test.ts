@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import type { BenchReport } from "../src/bench/bench-results.js";
+import { serviceNodeFlags } from "../src/mesh/local-mesh.js";
 
 const main = fileURLToPath(new URL("../src/main.ts", import.meta.url));
 const outDir = mkdtempSync(join(tmpdir(), "shopmesh-bench-test-"));
@@ -112,6 +113,9 @@ describe("shopmesh bench", () => {
     }
     // The baselines and main reads measured again with every server on the other Node.js, each against its own bare server.
     expect(report.otherNode?.node).toBe(process.version);
+    // Each half names the flags its services got on its release; here both halves ran on this one.
+    expect(report.settings.serviceNodeFlags).toEqual(serviceNodeFlags(process.versions.node));
+    expect(report.otherNode?.serviceNodeFlags).toEqual(serviceNodeFlags(process.versions.node));
     expect(report.otherNode?.steps.map((step) => step.target)).toEqual([
       "bare",
       "bare.tls",
@@ -173,6 +177,9 @@ describe("shopmesh bench", () => {
       expect(markdown).toContain(heading);
     }
     expect(markdown).toMatch(/\| (PASS|SHORT) \|/);
+    const flags = `\`${serviceNodeFlags(process.versions.node).join(" ")}\``;
+    expect(markdown).toContain(`the services with the flags every local mesh gives them on this Node.js (${flags})`);
+    expect(markdown).toContain(`and the services' flags for that release (${flags})`);
     expect(markdown).toMatch(
       /By process: user-orders [\d,]+ µs, users [\d,]+ µs, orders [\d,]+ µs, products [\d,]+ µs\./,
     );
