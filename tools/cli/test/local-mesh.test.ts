@@ -1,6 +1,6 @@
 // LocalMesh over real service processes: a failed or abandoned start leaves nothing running.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -143,10 +143,17 @@ describe("serviceNodeFlags", () => {
 
   it("are what a mesh's service process runs with, for the Node.js it runs on", { timeout: 60_000 }, async () => {
     const ownDir = mkdtempSync(join(tmpdir(), "shopmesh-local-mesh-"));
-    // Another path to the same executable, so that its version is asked of it rather than known.
-    symlinkSync(process.execPath, join(ownDir, "node"));
+    // A node that says it is the other release line (and runs this one): the flags must follow
+    // the version of the node the service runs on, not the one running the mesh.
+    const otherLine = process.versions.node.startsWith("24.") ? "20.20.2" : "24.18.1";
     const node = join(ownDir, "node");
-    expect(nodeVersionOf(node)).toBe(process.versions.node);
+    writeFileSync(
+      node,
+      `#!/bin/sh\nif [ "$1" = -p ] && [ "$2" = process.versions.node ]; then echo ${otherLine}; exit 0; fi\nexec "${process.execPath}" "$@"\n`,
+      { mode: 0o755 },
+    );
+    expect(nodeVersionOf(node)).toBe(otherLine);
+    expect(defaultServiceNodeFlags(otherLine)).not.toEqual(defaultServiceNodeFlags(process.versions.node));
     let mesh: LocalMesh | undefined;
     try {
       mesh = await LocalMesh.start({
@@ -157,11 +164,25 @@ describe("serviceNodeFlags", () => {
       });
       const pid = mesh.processes.get("users")!.child.pid!;
       const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
-      expect(argv[0]).toBe(node);
-      expect(argv.slice(1, argv.indexOf("--import"))).toEqual(serviceNodeFlags(process.versions.node));
+      expect(argv.slice(1, argv.indexOf("--import"))).toEqual(serviceNodeFlags(otherLine));
     } finally {
       await mesh?.stop();
       for (const pid of processesWithEnv("DATA_DIR", ownDir)) process.kill(pid, "SIGKILL");
+      rmSync(ownDir, { recursive: true, force: true });
+    }
+  });
+
+  it("rejects a start on a node that cannot be run", async () => {
+    const ownDir = mkdtempSync(join(tmpdir(), "shopmesh-local-mesh-"));
+    try {
+      const start = LocalMesh.start({
+        dataDir: ownDir,
+        services: ["users"],
+        tls: false,
+        spawn: () => ({ keepLogs: false, node: join(ownDir, "no-such-node") }),
+      });
+      await expect(start).rejects.toThrow(/ENOENT/);
+    } finally {
       rmSync(ownDir, { recursive: true, force: true });
     }
   });

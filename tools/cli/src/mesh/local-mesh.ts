@@ -163,7 +163,8 @@ export class LocalMesh {
    * Starts a service process that is not the mesh's own (for example a
    * second instance configured differently). The caller stops it.
    */
-  spawn(service: ServiceName, extraEnv: Record<string, string> = {}): Promise<ServiceProcess> {
+  // async, so that a node that cannot be asked its version rejects the start rather than throwing.
+  async spawn(service: ServiceName, extraEnv: Record<string, string> = {}): Promise<ServiceProcess> {
     const port = this.options.ports?.[service];
     const spawnOptions = this.options.spawn?.(service);
     const nodeArgs = serviceNodeFlags(nodeVersionOf(spawnOptions?.node ?? process.execPath));
