@@ -161,9 +161,9 @@ export class LocalMesh {
 
   /**
    * Starts a service process that is not the mesh's own (for example a
-   * second instance configured differently). The caller stops it.
+   * second instance configured differently). The caller stops it. A node
+   * that cannot be asked its version rejects the start (it does not throw).
    */
-  // async, so that a node that cannot be asked its version rejects the start rather than throwing.
   async spawn(service: ServiceName, extraEnv: Record<string, string> = {}): Promise<ServiceProcess> {
     const port = this.options.ports?.[service];
     const spawnOptions = this.options.spawn?.(service);
