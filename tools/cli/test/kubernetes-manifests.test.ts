@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
+import { defaultServiceNodeFlags } from "../src/mesh/local-mesh.js";
 
 const k8s = fileURLToPath(new URL("../../../deploy/k8s", import.meta.url));
 const sqliteServices = ["users", "products", "orders"];
@@ -202,6 +203,11 @@ describe("deploy/k8s", () => {
     for (const name of [...sqliteServices, "user-orders"]) {
       const env = (container(development, name) as { env?: { name: string; value?: string }[] }).env ?? [];
       expect(env).toContainEqual({ name: "DEVELOPMENT_MODE", value: "on" });
+      // The image's Node 24 flags give a 16 MiB young generation; the smaller limit wants the 4 MiB one.
+      expect(env).toContainEqual({
+        name: "SHOPMESH_SERVICE_NODE_FLAGS",
+        value: defaultServiceNodeFlags("20.20.2").join(" "),
+      });
       expect(container(development, name).resources?.limits?.memory).not.toBe(
         container(base, name).resources?.limits?.memory,
       );
