@@ -1,14 +1,13 @@
 // `shopmesh bench` (also `npm run bench`): closed-loop load on each service's
 // main read and on GetUserOrders, beside a bare grpc-js baseline measured in
 // the same run; writes reports/bench.json and reports/bench.md.
-import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { cpus, platform, release, totalmem } from "node:os";
 import { relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { BenchReport, RssResult, StepResult } from "./bench-results.js";
 import { benchUsage, knownTargets, readBenchSettings, UsageRequested, type BenchSettings } from "./bench-settings.js";
-import { serviceNodeFlags } from "../mesh/local-mesh.js";
+import { nodeVersionOf, serviceNodeFlags } from "../mesh/local-mesh.js";
 import { busyPortLines } from "../mesh/port-check.js";
 import {
   BenchMesh,
@@ -154,7 +153,8 @@ export async function bench(args: string[]): Promise<number> {
    * the same way, and its rows are read against its own bare server.
    */
   const measureOnOtherNode = async (node: NonNullable<BenchSettings["otherNode"]>, measuredHere: StepResult[]) => {
-    const version = execFileSync(node.path, ["-p", "process.version"], { encoding: "utf8" }).trim();
+    // process.version's form ("v24.18.1"), as machine.node is.
+    const version = `v${nodeVersionOf(node.path)}`;
     closeTargets();
     closeTargets = () => {};
     await mesh?.stop();
