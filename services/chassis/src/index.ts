@@ -140,7 +140,8 @@ export {
   type BreakerStateName,
   type StreamProgress,
 } from "./metrics/service-metrics.js";
-export { addSpanEvent, withAttempt, type RequestAttempt } from "./tracing/tracer.js";
+export { withAttempt, type RequestAttempt } from "./tracing/tracer.js";
+export { addSpanEvent } from "./tracing/span-clock.js";
 export { startTracing, tracingEnabled, type StartTracingOptions, type Tracing } from "./tracing/tracing-setup.js";
 export { serverTracingInterceptor } from "./tracing/server-tracing.js";
 export { traceDependencyCalls } from "./tracing/client-tracing.js";

@@ -2,7 +2,8 @@ import { context, propagation, SpanKind, SpanStatusCode, trace, type TextMapSett
 import { ConnectError } from "@connectrpc/connect";
 import type { GrpcTransport } from "@shopmesh/sdk";
 import { dependencyName } from "../client/dependency-errors.js";
-import { currentAttempt, tracer } from "./tracer.js";
+import { endSpan, startSpan } from "./span-clock.js";
+import { currentAttempt } from "./tracer.js";
 
 const headerSetter: TextMapSetter<Headers> = { set: (headers, key, value) => headers.set(key, value) };
 
@@ -21,7 +22,7 @@ export function traceDependencyCalls(transport: GrpcTransport): GrpcTransport {
     close: () => transport.close(),
     unary: (method, signal, timeoutMs, header, message, contextValues) => {
       const attempt = currentAttempt();
-      const span = tracer().startSpan(`${method.parent.typeName}/${method.name}`, {
+      const span = startSpan(`${method.parent.typeName}/${method.name}`, {
         kind: SpanKind.CLIENT,
         attributes: {
           "rpc.system": "grpc",
@@ -39,14 +40,14 @@ export function traceDependencyCalls(transport: GrpcTransport): GrpcTransport {
         .then(
           (response) => {
             span.setAttribute("rpc.grpc.status_code", 0);
-            span.end();
+            endSpan(span);
             return response;
           },
           (error: unknown) => {
             const failure = ConnectError.from(error);
             span.setAttribute("rpc.grpc.status_code", failure.code);
             span.setStatus({ code: SpanStatusCode.ERROR, message: failure.rawMessage });
-            span.end();
+            endSpan(span);
             throw error;
           },
         );

@@ -9,7 +9,7 @@ import {
   type Attributes,
   type Link,
 } from "@opentelemetry/api";
-import { tracer } from "./tracer.js";
+import { endSpan, startSpan } from "./span-clock.js";
 import { tracingEnabled } from "./tracing-setup.js";
 
 /**
@@ -62,7 +62,7 @@ export function inEventSpan<T>(
   producer: ProducerTraceContext | undefined,
   work: () => T,
 ): T {
-  const span = tracer().startSpan(name, {
+  const span = startSpan(name, {
     kind: producer === undefined ? SpanKind.INTERNAL : SpanKind.CONSUMER,
     attributes,
     links: linksTo(producer),
@@ -73,6 +73,6 @@ export function inEventSpan<T>(
     span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
     throw error;
   } finally {
-    span.end();
+    endSpan(span);
   }
 }

@@ -9,7 +9,7 @@ import {
   type TextMapGetter,
 } from "@opentelemetry/api";
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
-import { tracer } from "./tracer.js";
+import { endSpan, startSpan } from "./span-clock.js";
 
 const headerGetter: TextMapGetter<Headers> = {
   keys: (headers) => [...headers.keys()],
@@ -42,7 +42,7 @@ export const serverSpanKey = createContextKey<Span | undefined>(undefined, { des
  */
 export const serverTracingInterceptor: Interceptor = (next) => async (req) => {
   const parent = propagation.extract(ROOT_CONTEXT, req.header, headerGetter);
-  const span = tracer().startSpan(
+  const span = startSpan(
     `${req.service.typeName}/${req.method.name}`,
     {
       kind: SpanKind.SERVER,
@@ -86,5 +86,5 @@ function endServerSpan(span: Span, failure: ConnectError | undefined): void {
   if (failure && serverFaults.has(failure.code)) {
     span.setStatus({ code: SpanStatusCode.ERROR, message: failure.rawMessage });
   }
-  span.end();
+  endSpan(span);
 }

@@ -1,17 +1,9 @@
-import { context, trace, type Attributes, type Tracer } from "@opentelemetry/api";
+import { context, trace, type Tracer } from "@opentelemetry/api";
 import { tracingEnabled } from "./tracing-setup.js";
 
 /** The chassis' tracer, from whatever provider is registered (the no-op one when tracing is off). */
 export function tracer(): Tracer {
   return trace.getTracer("@shopmesh/chassis");
-}
-
-/**
- * Records an event (a breaker refusing a call, a fallback taken) on the
- * span of the call being handled; nothing when there is none.
- */
-export function addSpanEvent(name: string, attributes: Attributes): void {
-  trace.getActiveSpan()?.addEvent(name, attributes);
 }
 
 /** Which request of a guarded call is being sent: the attempt (1 first, then each retry), and whether it is a hedge. */
