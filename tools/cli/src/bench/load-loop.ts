@@ -51,10 +51,20 @@ export async function closedLoop(
           errors++;
           firstError ??= error instanceof Error ? error.message : String(error);
           const pushback = retryPushbackMs(error);
-          if (pushback !== undefined) await sleep(Math.min(pushback, Math.max(0, end - performance.now())));
+          if (pushback !== undefined) await pauseUntil(Math.min(performance.now() + pushback, end));
         }
       }
     }),
   );
   return { calls, errors, firstError, elapsedMs: performance.now() - started };
+}
+
+/**
+ * Waits until `performance.now()` reaches `until`. One timer is not enough:
+ * Node.js counts timers in whole milliseconds of the event loop's clock, so
+ * a sleep can end up to a millisecond before that time, and a loop would
+ * send its next call before the pushback was over.
+ */
+async function pauseUntil(until: number): Promise<void> {
+  for (let left = until - performance.now(); left > 0; left = until - performance.now()) await sleep(left);
 }
