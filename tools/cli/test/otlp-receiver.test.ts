@@ -32,18 +32,24 @@ describe("the OTLP receiver", () => {
   });
 
   it("keeps what the OTLP/HTTP exporter sends, grouped by trace: kinds, parents, times, attributes, events, status", async () => {
-    const before = Date.now();
-    const parent = tracer.startSpan("Checkout/Pay", { kind: SpanKind.SERVER });
+    // Times of our own, in ms since the epoch with fractions the SDK keeps as nanoseconds: the SDK's
+    // own would anchor each span on a whole-millisecond Date.now() of its own.
+    const t0 = Date.now() + 0.25;
+    const parent = tracer.startSpan("Checkout/Pay", { kind: SpanKind.SERVER, startTime: t0 });
     const traceId = parent.spanContext().traceId;
     const child = tracer.startSpan(
       "Bank/Charge",
-      { kind: SpanKind.CLIENT, attributes: { "shopmesh.attempt": 2, "shopmesh.hedge": false, "peer.service": "bank" } },
+      {
+        kind: SpanKind.CLIENT,
+        attributes: { "shopmesh.attempt": 2, "shopmesh.hedge": false, "peer.service": "bank" },
+        startTime: t0 + 0.125,
+      },
       trace.setSpan(ROOT_CONTEXT, parent),
     );
-    child.addEvent("degradation", { "shopmesh.fallback": "NO_RECEIPT", "shopmesh.code": 4 });
+    child.addEvent("degradation", { "shopmesh.fallback": "NO_RECEIPT", "shopmesh.code": 4 }, t0 + 0.5);
     child.setStatus({ code: SpanStatusCode.ERROR, message: "deadline exceeded" });
-    child.end();
-    parent.end();
+    child.end(t0 + 0.75);
+    parent.end(t0 + 1);
     // Another trace at the same time stays apart.
     const other = tracer.startSpan("Checkout/Refund");
     other.end();
@@ -64,12 +70,13 @@ describe("the OTLP receiver", () => {
       name: "degradation",
       attributes: { "shopmesh.fallback": "NO_RECEIPT", "shopmesh.code": 4 },
     });
-    // Times in ms since the epoch, in order, with sub-millisecond precision kept.
-    expect(server.startMs).toBeGreaterThanOrEqual(before - 1);
-    expect(server.startMs).toBeLessThanOrEqual(client.startMs);
-    expect(client.events[0]!.timeMs).toBeGreaterThanOrEqual(client.startMs);
-    expect(client.endMs).toBeGreaterThanOrEqual(client.events[0]!.timeMs);
-    expect(server.endMs).toBeGreaterThanOrEqual(client.endMs);
+    // Times in ms since the epoch, with sub-millisecond precision kept (to a few microseconds: an
+    // epoch time in ms is a double).
+    expect(server.startMs).toBeCloseTo(t0, 2);
+    expect(client.startMs - t0).toBeCloseTo(0.125, 2);
+    expect(client.events[0]!.timeMs - t0).toBeCloseTo(0.5, 2);
+    expect(client.endMs - t0).toBeCloseTo(0.75, 2);
+    expect(server.endMs - t0).toBeCloseTo(1, 2);
     expect(receiver.trace(traceId)).toHaveLength(2);
     const otherSpans = await receiver.waitForTrace(other.spanContext().traceId, (s) => s.length > 0, 10_000);
     expect(otherSpans.map((s) => s.name)).toEqual(["Checkout/Refund"]);
