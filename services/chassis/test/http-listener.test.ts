@@ -42,6 +42,12 @@ async function startEcho(env: Record<string, string> = {}) {
   };
 }
 
+/** Unary calls the service is running now, from its admission gauge. */
+async function callsRunning(service: ServiceProcess): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${service.metricsPort}/metrics`)).text();
+  return Number(/^shopmesh_admission_calls\{queue="running"\} (\d+)$/m.exec(text)?.[1] ?? Number.NaN);
+}
+
 function configError(read: () => unknown): ConfigError {
   try {
     read();
@@ -145,14 +151,18 @@ describe("a service's HTTP listener", () => {
   it("lets in-flight calls finish on SIGTERM, ends streams, and closes", async () => {
     const { service, connect, baseUrl } = await startEcho({ SHUTDOWN_GRACE: "10s" });
     const inFlight = connect.echo({ message: "finishing" }, { headers: { "x-delay-ms": "800" } });
+    let streaming = false;
     const stream = (async () => {
       const received: number[] = [];
       for await (const message of connect.echoStream({ message: "s", count: 1000, intervalMs: 50 })) {
         received.push(message.index);
+        streaming = true;
       }
       return received;
     })();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // SIGTERM once both are being served.
+    await expect.poll(() => streaming, { timeout: 5_000 }).toBe(true);
+    await expect.poll(() => callsRunning(service), { timeout: 5_000 }).toBe(1);
     const started = performance.now();
     const exit = service.stop("SIGTERM");
     expect((await inFlight).message).toBe("finishing");
@@ -168,7 +178,7 @@ describe("a service's HTTP listener", () => {
     const calls = [connect, grpcWeb].map((client) =>
       settle(client.echo({ message: "stuck" }, { headers: { "x-delay-ms": "20000" } })),
     );
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await expect.poll(() => callsRunning(service), { timeout: 5_000 }).toBe(2);
     const exit = service.stop("SIGTERM");
     for (const call of calls) {
       const error = asConnectError((await call).error);

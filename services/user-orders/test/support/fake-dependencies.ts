@@ -1,5 +1,6 @@
 // In-memory users, orders and products services for testing the aggregator
-// without processes: each one plays a script (answer, fail, hang, delay) and
+// without processes: each one plays a script (answer, fail, hang, delay,
+// wait for the test) and
 // records every call it sees.
 import { setTimeout as sleep } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
@@ -15,12 +16,15 @@ export type Step =
   | { kind: "answer" }
   | { kind: "fail"; code: Code }
   | { kind: "hang" }
-  | { kind: "delay"; ms: number; then?: Step };
+  | { kind: "delay"; ms: number; then?: Step }
+  | { kind: "until"; released: Promise<void>; then?: Step };
 
 export const answer: Step = { kind: "answer" };
 export const hang: Step = { kind: "hang" };
 export const fail = (code: Code): Step => ({ kind: "fail", code });
 export const delay = (ms: number, then: Step = answer): Step => ({ kind: "delay", ms, then });
+/** Waits until the test resolves `released` (or the call is aborted), then plays `then`. */
+export const until = (released: Promise<void>, then: Step = answer): Step => ({ kind: "until", released, then });
 
 /** One call a fake saw. */
 export interface SeenCall {
@@ -78,6 +82,13 @@ async function run(step: Step, signal: AbortSignal): Promise<void> {
       });
     case "delay":
       await sleep(step.ms, undefined, { signal });
+      return run(step.then ?? answer, signal);
+    case "until":
+      await new Promise<void>((resolve, reject) => {
+        if (signal.aborted) reject(signal.reason);
+        signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+        void step.released.then(resolve);
+      });
       return run(step.then ?? answer, signal);
   }
 }
