@@ -24,6 +24,18 @@ const kinds: TransportKind[] = ["grpc-js", "connect-node"];
 
 let uniqueCounter = 0;
 /** A message that identifies one call among the server's observations. */
+/**
+ * What a handler waiting for its abort sees when the deadline passes:
+ * DEADLINE_EXCEEDED, unless the request reached the server later than the
+ * slack the server allows (a fifth of the timeout). Then the client's
+ * cancellation may come first, and from the server's side it is one (see
+ * the twenty-call test below). `lateMs`: how far the server's deadline is
+ * after the client's.
+ */
+function handlerAbortCode(lateMs: number, timeoutMs: number) {
+  return lateMs <= timeoutMs / 5 - 5 ? Code.DeadlineExceeded : expect.toBeOneOf([Code.DeadlineExceeded, Code.Canceled]);
+}
+
 function unique(label: string): string {
   return `${label}-${++uniqueCounter}-${Math.random().toString(36).slice(2, 8)}`;
 }
@@ -116,6 +128,7 @@ describe.each(kinds)("chassis over the %s transport", (kind) => {
 
     it("expires with DEADLINE_EXCEEDED on the client and aborts the handler", async () => {
       const message = unique("deadline");
+      const clientDeadline = Date.now() + 300;
       const outcome = await settle(client.echo({ message }, { timeoutMs: 300, headers: { "x-wait-for-abort": "1" } }));
       const error = asConnectError(outcome.error);
       expect(error.code).toBe(Code.DeadlineExceeded);
@@ -126,7 +139,7 @@ describe.each(kinds)("chassis over the %s transport", (kind) => {
       const observation = echo.observed(message);
       expect(observation.timeoutMs!).toBeLessThanOrEqual(300);
       expect(observation.timeoutMs!).toBeGreaterThan(100);
-      expect(observation.aborted?.code).toBe(Code.DeadlineExceeded);
+      expect(observation.aborted?.code).toEqual(handlerAbortCode(observation.deadlineAt! - clientDeadline, 300));
       expect(observation.aborted!.afterMs).toBeGreaterThan(100);
       expect(observation.aborted!.afterMs).toBeLessThan(1_500);
     });
@@ -176,6 +189,7 @@ describe.each(kinds)("chassis over the %s transport", (kind) => {
 
     it("expires a server stream with DEADLINE_EXCEEDED after the messages sent in time", async () => {
       const message = unique("stream-deadline");
+      const clientDeadline = Date.now() + 300;
       const received: number[] = [];
       const outcome = await settle(
         (async () => {
@@ -191,9 +205,9 @@ describe.each(kinds)("chassis over the %s transport", (kind) => {
       expect(asConnectError(outcome.error).code).toBe(Code.DeadlineExceeded);
       expect(outcome.elapsedMs).toBeGreaterThanOrEqual(250);
       expect(outcome.elapsedMs).toBeLessThan(1_500);
-      await vi.waitFor(() => expect(echo.observed(message).aborted?.code).toBe(Code.DeadlineExceeded), {
-        timeout: 3_000,
-      });
+      await vi.waitFor(() => expect(echo.observed(message).aborted).toBeDefined(), { timeout: 3_000 });
+      const observation = echo.observed(message);
+      expect(observation.aborted?.code).toEqual(handlerAbortCode(observation.deadlineAt! - clientDeadline, 300));
     });
   });
 

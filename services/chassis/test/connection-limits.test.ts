@@ -176,8 +176,9 @@ describe("maximum connection age", () => {
   });
 
   it("asks a busy connection to go away after the maximum age and closes it after the grace period", async () => {
-    const session = await rawSession(server.address);
+    // The server times the age from when it accepted the connection, before the session is ready here.
     const started = performance.now();
+    const session = await rawSession(server.address);
     const watch = openWatch(session);
     await once(watch, "response");
     const goaway = once(session, "goaway");

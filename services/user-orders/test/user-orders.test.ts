@@ -9,7 +9,8 @@ import { adminToken, signUpCustomer, TestMesh } from "../../../test/support/mesh
 import { freePort } from "../../../test/support/free-port.js";
 
 const breakerFailures = 3;
-const breakerCooldownMs = 1000;
+// Long enough that the breaker is still open for the call after the one that opened it on a busy machine.
+const breakerCooldownMs = 3000;
 const productsTimeoutMs = 1000;
 
 let mesh: TestMesh;
@@ -133,11 +134,9 @@ describe("user-orders when products goes down", () => {
       ]);
     }
 
+    // The breaker answers for products: no request is sent (attempts: 0).
     let header = new Headers();
-    const started = performance.now();
     const fast = await view.getUserOrders({ userId: alice.userId }, { onHeader: (h) => (header = h) });
-    const elapsed = performance.now() - started;
-    expect(elapsed).toBeLessThan(productsTimeoutMs / 2);
     expect(fast.degradations).toMatchObject([{ dependency: Dependency.PRODUCTS, code: "UNAVAILABLE" }]);
     expect(fast.degradations[0]!.message).toMatch(/circuit breaker for products is open/);
     expect(fast.timings.find((t) => t.dependency === Dependency.PRODUCTS)).toMatchObject({
