@@ -17,7 +17,8 @@ export interface ServiceProcess {
   /** Every JSON log line the process printed so far. */
   readonly logs: Record<string, unknown>[];
   /**
-   * Sends a signal and waits for the exit; resolves with the exit code. With
+   * Sends a signal and waits for the exit, and for the last of its output to
+   * be read (in `logs`); resolves with the exit code. With
    * `killAfterMs`, a process still running that long after the signal gets
    * SIGKILL.
    */
@@ -57,14 +58,14 @@ export interface SpawnServiceOptions {
   abortGraceMs?: number;
 }
 
-/** Sends `signal`, then SIGKILL after `killAfterMs` (if given) unless the child exited; resolves on the exit. */
+/** Sends `signal`, then SIGKILL after `killAfterMs` (if given) unless the child exited; resolves once it has exited and its output has been read. */
 function terminate(
   child: ChildProcess,
   exited: Promise<number | null>,
   signal: NodeJS.Signals,
   killAfterMs: number | undefined,
 ): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  if (child.exitCode !== null || child.signalCode !== null) return exited;
   child.kill(signal);
   if (signal !== "SIGKILL" && killAfterMs !== undefined) {
     const timer = setTimeout(() => child.kill("SIGKILL"), killAfterMs);
@@ -93,7 +94,9 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
     if (stderr.length < 64 * 1024) stderr += chunk;
     options.onStderr?.(chunk);
   });
-  const exited = once(child, "exit").then(([code]) => code as number | null);
+  // On "close", not "exit": the process may have exited before the last of what it wrote was read
+  // here, and its stderr goes into the error of a failed start, its stdout into `logs`.
+  const exited = once(child, "close").then(([code]) => code as number | null);
   let adminPort = 0;
   let metricsPort: number | undefined;
   let httpPort: number | undefined;
