@@ -135,7 +135,9 @@ export class TestMesh {
     if (!running) throw new Error(`${service} is not running in this mesh`);
     const port = running.address.split(":").at(-1)!;
     await running.stop(signal);
-    return () => this.startService(service, { PORT: port });
+    // The admin listener on a free port again: by default it would go 20000 below PORT, which for a
+    // port from the ephemeral range may itself be in that range and held by then.
+    return () => this.startService(service, { PORT: port, ADMIN_PORT: "0" });
   }
 
   /**
