@@ -157,9 +157,14 @@ describe("fault injection in a service process", () => {
     const list = chaosCli("users", admin, "--list");
     expect(list.stdout).toContain("every method: UNAVAILABLE on 100% of calls");
     expect(chaosCli("users", admin, "--clear").stdout).toContain("no faults");
-    started = performance.now();
-    await echo.echo({ message: "x" });
-    expect(performance.now() - started).toBeLessThan(280);
+    // The latency would be added to every call; the fastest of three is below it even if one is held up.
+    const took: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      started = performance.now();
+      await echo.echo({ message: "x" });
+      took.push(performance.now() - started);
+    }
+    expect(Math.min(...took)).toBeLessThan(280);
   });
 
   it("refuses the admin RPC when fault injection is disabled: FAILED_PRECONDITION", async () => {
