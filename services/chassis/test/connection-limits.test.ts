@@ -151,8 +151,8 @@ describe("handshake timeout, idle timeout and stream limit", () => {
   });
 
   it("closes a connection that has had no calls for the idle timeout", async () => {
-    const session = await rawSession(server.address);
     const started = performance.now();
+    const session = await rawSession(server.address);
     await once(session, "close");
     expect(performance.now() - started).toBeGreaterThanOrEqual(1_000);
   });

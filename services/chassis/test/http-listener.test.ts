@@ -150,7 +150,7 @@ describe("a service's HTTP listener", () => {
 
   it("lets in-flight calls finish on SIGTERM, ends streams, and closes", async () => {
     const { service, connect, baseUrl } = await startEcho({ SHUTDOWN_GRACE: "10s" });
-    const inFlight = connect.echo({ message: "finishing" }, { headers: { "x-delay-ms": "800" } });
+    const inFlight = connect.echo({ message: "finishing" }, { headers: { "x-delay-ms": "2000" } });
     let streaming = false;
     const stream = (async () => {
       const received: number[] = [];

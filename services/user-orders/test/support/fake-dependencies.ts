@@ -1,7 +1,6 @@
 // In-memory users, orders and products services for testing the aggregator
-// without processes: each one plays a script (answer, fail, hang, delay,
-// wait for the test) and
-// records every call it sees.
+// without processes: each one plays a script (answer, fail, hang, delay, or
+// wait for the test) and records every call it sees.
 import { setTimeout as sleep } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
