@@ -58,6 +58,9 @@ export interface SpawnServiceOptions {
   abortGraceMs?: number;
 }
 
+/** How long a process's output may stay open after it exited. */
+const outputGraceMs = 2_000;
+
 /** Sends `signal`, then SIGKILL after `killAfterMs` (if given) unless the child exited; resolves once it has exited and its output has been read. */
 function terminate(
   child: ChildProcess,
@@ -94,9 +97,18 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
     if (stderr.length < 64 * 1024) stderr += chunk;
     options.onStderr?.(chunk);
   });
-  // On "close", not "exit": the process may have exited before the last of what it wrote was read
-  // here, and its stderr goes into the error of a failed start, its stdout into `logs`.
-  const exited = once(child, "close").then(([code]) => code as number | null);
+  // Settled once what the process wrote has been read ("close"), not at its "exit", which may come
+  // first: its stderr goes into the error of a failed start, its stdout into `logs`. A process of
+  // its own that kept the pipes open would hold "close" back, so the wait for it is bounded.
+  let outputRead!: () => void;
+  const outputEnded = new Promise<void>((resolve) => (outputRead = resolve));
+  child.once("close", () => outputRead());
+  const exited = once(child, "exit").then(async ([code]) => {
+    const grace = setTimeout(outputRead, outputGraceMs);
+    await outputEnded;
+    clearTimeout(grace);
+    return code as number | null;
+  });
   let adminPort = 0;
   let metricsPort: number | undefined;
   let httpPort: number | undefined;
