@@ -65,6 +65,6 @@ export async function closedLoop(
  * a sleep can end up to a millisecond before that time, and a loop would
  * send its next call before the pushback was over.
  */
-async function pauseUntil(until: number): Promise<void> {
+export async function pauseUntil(until: number): Promise<void> {
   for (let left = until - performance.now(); left > 0; left = until - performance.now()) await sleep(left);
 }

@@ -9,6 +9,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { ConnectError, createClient, createTransport, retryPushbackMs, type GrpcTransport } from "@shopmesh/sdk";
 import { statusName } from "@shopmesh/chassis";
 import { UserOrdersService } from "@shopmesh/sdk/userorders/v1";
+import { pauseUntil } from "../bench/load-loop.js";
 import { readyAndWaitForGo } from "./measuring-process.js";
 
 export interface ViewLoadSettings {
@@ -99,8 +100,7 @@ async function load(settings: ViewLoadSettings): Promise<ViewLoadResult> {
                   : // Jittered, so that the callers refused together do not come back together.
                     settings.afterRefusal * (0.5 + Math.random());
             // A pause never runs past the load's end.
-            const left = end - performance.now();
-            if (pause && left > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)));
+            if (pause) await pauseUntil(Math.min(performance.now() + pause, end));
           }
         }
       }),
