@@ -126,10 +126,17 @@ function eventTraceTests(source: "grpc" | "nats"): void {
   });
 
   it("links each stream's events to the write that produced them: a product created, customers signed up", async () => {
+    // Each sign-up that succeeded (the admin's and the customer's) registered a user. The spans are
+    // exported in batches, so the writes' own may still be on their way.
+    const succeeded = (span: ReceivedSpan) => span.attributes["rpc.grpc.status_code"] === 0;
+    await eventually(
+      () => serverSpan("products", "CreateProduct").length > 0 && serverSpan("users", "SignUp", succeeded).length >= 2,
+      5000,
+      () => "the CreateProduct span and both SignUp spans",
+    );
     const [createProduct, ...more] = serverSpan("products", "CreateProduct");
     expect(more).toHaveLength(0);
-    // Each sign-up that succeeded (the admin's and the customer's) registered a user.
-    const signUps = serverSpan("users", "SignUp", (span) => span.attributes["rpc.grpc.status_code"] === 0);
+    const signUps = serverSpan("users", "SignUp", succeeded);
     expect(signUps).toHaveLength(2);
     await eventually(
       () =>
