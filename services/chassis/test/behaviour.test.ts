@@ -17,6 +17,7 @@ import {
   type TransportKind,
 } from "@shopmesh/sdk";
 import { EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
+import { deadlineSlackMs } from "../src/server/call-context.js";
 import { asConnectError, settle } from "./support/call-outcome.js";
 import { startEchoServer, type LoopbackEchoServer } from "./support/loopback-server.js";
 
@@ -33,7 +34,7 @@ let uniqueCounter = 0;
  * time the handler found left.
  */
 function handlerAbortCode(lateMs: number, serverTimeoutMs: number) {
-  return lateMs <= Math.min(1_000, Math.max(25, serverTimeoutMs / 5)) - 5
+  return lateMs <= deadlineSlackMs(serverTimeoutMs) - 5
     ? Code.DeadlineExceeded
     : expect.toBeOneOf([Code.DeadlineExceeded, Code.Canceled]);
 }

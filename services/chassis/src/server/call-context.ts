@@ -69,8 +69,10 @@ export interface CallLike {
  * delays (a few ms when idle, tens of ms on a loaded host). A cancellation
  * that close to the deadline is the deadline: within a fifth of the timeout,
  * but at least 25 ms and at most 1 s.
+ *
+ * @internal
  */
-function deadlineSlackMs(timeoutMs: number): number {
+export function deadlineSlackMs(timeoutMs: number): number {
   return Math.min(1_000, Math.max(25, timeoutMs / 5));
 }
 
