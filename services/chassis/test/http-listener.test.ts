@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
 import { ConfigError, readHttpConfig } from "@shopmesh/chassis";
-import { spawnService, type ServiceProcess } from "@shopmesh/cli";
+import { parsePrometheusText, spawnService, type ServiceProcess } from "@shopmesh/cli";
 import { createTransport, retryPushbackMs, type GrpcTransport } from "@shopmesh/sdk";
 import { afterEach, describe, expect, it } from "vitest";
 import { EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
@@ -43,9 +43,10 @@ async function startEcho(env: Record<string, string> = {}) {
 }
 
 /** Unary calls the service is running now, from its admission gauge. */
-async function callsRunning(service: ServiceProcess): Promise<number> {
+async function callsRunning(service: ServiceProcess): Promise<number | undefined> {
   const text = await (await fetch(`http://127.0.0.1:${service.metricsPort}/metrics`)).text();
-  return Number(/^shopmesh_admission_calls\{queue="running"\} (\d+)$/m.exec(text)?.[1] ?? Number.NaN);
+  return parsePrometheusText(text).find((s) => s.name === "shopmesh_admission_calls" && s.labels.queue === "running")
+    ?.value;
 }
 
 function configError(read: () => unknown): ConfigError {
