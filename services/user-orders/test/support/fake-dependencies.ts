@@ -75,21 +75,23 @@ async function run(step: Step, signal: AbortSignal): Promise<void> {
     case "fail":
       throw new ConnectError(`scripted ${Code[step.code]}`, step.code);
     case "hang":
-      return new Promise((_, reject) => {
-        if (signal.aborted) reject(signal.reason);
-        signal.addEventListener("abort", () => reject(signal.reason), { once: true });
-      });
+      return whenReleased(new Promise<void>(() => {}), signal);
     case "delay":
       await sleep(step.ms, undefined, { signal });
       return run(step.then ?? answer, signal);
     case "until":
-      await new Promise<void>((resolve, reject) => {
-        if (signal.aborted) reject(signal.reason);
-        signal.addEventListener("abort", () => reject(signal.reason), { once: true });
-        void step.released.then(resolve);
-      });
+      await whenReleased(step.released, signal);
       return run(step.then ?? answer, signal);
   }
+}
+
+/** Settles when `release` does, or rejects when the call is aborted first. */
+function whenReleased(release: Promise<void>, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+    void release.then(resolve);
+  });
 }
 
 /** The data the fakes serve. */
