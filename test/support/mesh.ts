@@ -54,9 +54,10 @@ export class TestMesh {
    * itself with an error, with what it last wrote: the test then fails
    * later with a refused connection that does not say which service went
    * away, or why. Stops with a signal (the tests' own) are not reported.
+   * Told on 'close', when its output has all been read, not on 'exit'.
    */
   #watch(service: ServiceName, running: ServiceProcess): ServiceProcess {
-    running.child.once("exit", (code, signal) => {
+    running.child.once("close", (code, signal) => {
       if (signal !== null || code === 0) return;
       const errors = running.logs.filter((entry) => typeof entry.level === "number" && entry.level >= 50).slice(-5);
       console.error(
