@@ -394,7 +394,7 @@ function printExamples(record: SeedRecord): void {
   say("Press Ctrl-C to stop every service.");
 }
 
-async function stopAll(signal: string): Promise<void> {
+async function stopAll(signal: string, exitCode = 0): Promise<void> {
   if (stopping) return;
   stopping = true;
   if (mesh === undefined && meshStart !== undefined) {
@@ -410,7 +410,7 @@ async function stopAll(signal: string): Promise<void> {
   await meshConsole?.close();
   say("  every service stopped");
   for (const log of logs.values()) log.end();
-  process.exit(0);
+  process.exit(exitCode);
 }
 
 // The reader of the output went away (`npm start | head`, a parent that exited without a signal
@@ -419,6 +419,12 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
   if (error.code !== "EPIPE") throw error;
   outputGone = true;
   void stopAll("output closed");
+});
+// A fault in the launcher itself (its console included) must not leave the services running with
+// nothing left to stop them.
+process.on("uncaughtException", (error) => {
+  process.stderr.write(`shopmesh start: ${error.stack ?? error.message}\n`);
+  void stopAll("the launcher failed", 1);
 });
 process.on("SIGINT", () => void stopAll("SIGINT"));
 process.on("SIGTERM", () => void stopAll("SIGTERM"));

@@ -129,6 +129,16 @@ describe("the console's server", () => {
     expect(status).toBe(421);
   });
 
+  it("refuses a path that does not decode, and goes on serving", async () => {
+    const bad = await fetch(`${console_.url}/%zz`);
+    expect(bad.status).toBe(400);
+    expect(await bad.text()).toContain("bad percent-encoding");
+    const missing = await fetch(`${console_.url}/no-such-file%20here.js`);
+    expect(missing.status).toBe(404);
+    await missing.arrayBuffer();
+    expect((await fetch(`${console_.url}/api/traces/${"0".repeat(32)}`)).status).toBe(200);
+  });
+
   it("drops spans while nobody watches, and has no trace to show then", async () => {
     const span = {
       traceId: "0af7651916cd43dd8448eb211c80319c",

@@ -206,6 +206,15 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
 
   let port = options.port;
   const server = createServer((req, res) => {
+    // One bad request must not end the console, nor the `npm start` it runs in with the services under it.
+    try {
+      route(req, res);
+    } catch (error) {
+      if (res.headersSent) res.destroy();
+      else fail(res, 500, `the console failed on ${req.method} ${req.url}: ${(error as Error).message}`);
+    }
+  });
+  const route = (req: IncomingMessage, res: ServerResponse) => {
     // The console relays admin calls: only pages it served itself, by the address it listens on, may reach it.
     const hostHeader = req.headers.host ?? "";
     if (hostHeader !== `${host}:${port}` && hostHeader !== `localhost:${port}`) {
@@ -232,7 +241,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     }
     if (req.method === "GET" || req.method === "HEAD") return serveStatic(options.pageDir, req, res);
     fail(res, 405, `${req.method} ${path}: not served here`);
-  });
+  };
   server.listen(options.port, host);
   await once(server, "listening");
   port = (server.address() as AddressInfo).port;

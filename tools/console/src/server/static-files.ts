@@ -14,11 +14,16 @@ const contentTypes: Record<string, string> = {
 
 /**
  * Serves the built page from `dir` for GET and HEAD: `/` is index.html, a
- * path outside `dir` or not a file is 404. Hashed assets may be cached for
- * good; index.html is checked again each time.
+ * path outside `dir` or not a file is 404, a path that does not decode
+ * (`/%zz`) is 400. Hashed assets may be cached for good; index.html is
+ * checked again each time.
  */
 export function serveStatic(dir: string, req: IncomingMessage, res: ServerResponse): void {
-  const path = decodeURIComponent((req.url ?? "/").split("?")[0]!);
+  const path = decodedPath(req.url ?? "/");
+  if (path === undefined) {
+    res.writeHead(400, { "content-type": "text/plain" }).end("not a valid path: bad percent-encoding");
+    return;
+  }
   const file = normalize(join(dir, path === "/" ? "index.html" : path));
   let size: number | undefined;
   try {
@@ -39,4 +44,12 @@ export function serveStatic(dir: string, req: IncomingMessage, res: ServerRespon
   });
   if (req.method === "HEAD") res.end();
   else createReadStream(file).pipe(res);
+}
+
+function decodedPath(url: string): string | undefined {
+  try {
+    return decodeURIComponent(url.split("?")[0]!);
+  } catch {
+    return undefined;
+  }
 }
