@@ -5,6 +5,7 @@
 // slot has freed for 4 × MAX_QUEUE_WAIT. Health
 // checks and server streams are not held. Real gRPC over loopback, with
 // handlers that block until the test lets them go.
+import { connect } from "node:http2";
 import { fileURLToPath } from "node:url";
 import { Client as RawClient, credentials, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
@@ -313,6 +314,44 @@ describe("admission control, the slot of a call that ends", () => {
       await vi.waitFor(() => expect(running()).toBe(0), { timeout: 5_000 });
     } finally {
       raw.close();
+    }
+  });
+
+  it("holds no slot for a request that has not arrived whole, and gives it to one that has", async () => {
+    const session = connect(`http://${limited.server.address}`);
+    const send = (message: string, whole: boolean) => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/shopmesh.echo.v1.EchoService/Echo",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      const body = Buffer.concat([Buffer.from([0x0a, message.length]), Buffer.from(message)]);
+      const prefix = Buffer.alloc(5);
+      prefix.writeUInt32BE(body.length, 1);
+      stream.write(Buffer.concat([prefix, body]));
+      if (whole) stream.end();
+      return stream;
+    };
+    try {
+      // Sent first on the same connection, so the server has their headers and messages before the whole one.
+      const unfinished = ["never-ends-1", "never-ends-2", "never-ends-3"].map((message) => send(message, false));
+      const whole = send("whole", true);
+      whole.resume();
+      const status = await new Promise<string>((resolve, reject) => {
+        whole.on("trailers", (trailers) => resolve(String(trailers["grpc-status"])));
+        whole.on("response", (headers) => {
+          if (headers["grpc-status"] !== undefined) resolve(String(headers["grpc-status"]));
+        });
+        whole.on("error", reject);
+      });
+      expect(status).toBe(String(GrpcStatus.OK));
+      expect(limited.echo.started).toContain("whole");
+      expect(limited.echo.started).not.toContain("never-ends-1");
+      expect(running()).toBe(0);
+      for (const stream of unfinished) stream.close();
+    } finally {
+      session.close();
     }
   });
 

@@ -40,7 +40,7 @@ const retryPushbackKey = "grpc-retry-pushback-ms";
 
 const admittedCalls = new WeakMap<Metadata, AdmittedCall>();
 
-/** The gate's record of the call whose request metadata this is, if admission control admitted it. */
+/** The gate's record of the call whose request metadata this is, if admission control counts it. */
 export function admittedCall(metadata: Metadata): AdmittedCall | undefined {
   return admittedCalls.get(metadata);
 }
@@ -51,6 +51,9 @@ export function admittedCall(metadata: Metadata): AdmittedCall | undefined {
  * on the prototype (grpc-js's ServerInterceptingCall copies a listener's
  * methods unbound, so it would need closures per call).
  *
+ * It asks for a slot once its request has arrived whole (the half-close),
+ * when its handler could run: a caller that sends the headers and never
+ * ends the request holds a stream, bounded per connection, but no slot.
  * Its slot is freed when the call has ended (status sent, client gone,
  * deadline passed: grpc-js's onCancel) and its handler has settled: a
  * handler that is still running after its deadline still uses the process,
@@ -58,14 +61,13 @@ export function admittedCall(metadata: Metadata): AdmittedCall | undefined {
  */
 class GatedCall implements ServerInterceptingCallInterface, InterceptingServerListener, AdmittedCall {
   #listener: InterceptingServerListener | undefined;
-  readonly #arrivedAt = performance.now();
+  /** When the whole request had arrived; -1 before. */
+  #arrivedAt = -1;
   #admittedAt = -1;
   waitedMs = 0;
   #waiter: Waiter | undefined;
   #ended = false;
   #handlerRunning = false;
-  /** What arrived while the call waited for its slot. */
-  #held: { metadata: Metadata; message?: unknown; hasMessage: boolean; halfClosed: boolean } | undefined;
 
   constructor(
     readonly inner: ServerInterceptingCallInterface,
@@ -80,13 +82,22 @@ class GatedCall implements ServerInterceptingCallInterface, InterceptingServerLi
   }
 
   onReceiveMetadata(metadata: Metadata): void {
+    admittedCalls.set(metadata, this);
+    this.#listener!.onReceiveMetadata(metadata);
+  }
+
+  onReceiveMessage(message: unknown): void {
+    this.#listener!.onReceiveMessage(message);
+  }
+
+  onReceiveHalfClose(): void {
+    if (this.#ended) return;
+    this.#arrivedAt = performance.now();
     if (this.limiter.tryAcquire()) {
       this.#admittedAt = this.#arrivedAt;
-      admittedCalls.set(metadata, this);
-      this.#listener!.onReceiveMetadata(metadata);
+      this.#listener!.onReceiveHalfClose();
       return;
     }
-    this.#held = { metadata, hasMessage: false, halfClosed: false };
     this.#waiter = this.limiter.wait(
       deadlineMs(this.inner.getDeadline()) - Date.now(),
       () => this.#admitted(),
@@ -98,38 +109,19 @@ class GatedCall implements ServerInterceptingCallInterface, InterceptingServerLi
     this.#waiter = undefined;
     this.#admittedAt = performance.now();
     this.waitedMs = this.#admittedAt - this.#arrivedAt;
-    const held = this.#held!;
-    this.#held = undefined;
     if (this.#ended) {
       this.#maybeRelease();
       return;
     }
-    admittedCalls.set(held.metadata, this);
-    const listener = this.#listener!;
-    listener.onReceiveMetadata(held.metadata);
-    if (held.hasMessage) listener.onReceiveMessage(held.message);
-    if (held.halfClosed) listener.onReceiveHalfClose();
+    this.#listener!.onReceiveHalfClose();
   }
 
   #refuse(details: string, pushbackMs: number): void {
     this.#waiter = undefined;
-    this.#held = undefined;
     this.onRefused?.(this.path, GrpcStatus.RESOURCE_EXHAUSTED, details, performance.now() - this.#arrivedAt);
     const trailers = new Metadata();
     trailers.set(retryPushbackKey, String(pushbackMs));
     this.inner.sendStatus({ code: GrpcStatus.RESOURCE_EXHAUSTED, details, metadata: trailers });
-  }
-
-  onReceiveMessage(message: unknown): void {
-    if (this.#held !== undefined) {
-      this.#held.message = message;
-      this.#held.hasMessage = true;
-    } else if (this.#admittedAt >= 0) this.#listener!.onReceiveMessage(message);
-  }
-
-  onReceiveHalfClose(): void {
-    if (this.#held !== undefined) this.#held.halfClosed = true;
-    else if (this.#admittedAt >= 0) this.#listener!.onReceiveHalfClose();
   }
 
   onCancel(): void {
@@ -194,9 +186,9 @@ class GatedCall implements ServerInterceptingCallInterface, InterceptingServerLi
  * The grpc-js server interceptor every call passes before its handler, on
  * every method the server hosts (reflection's and health's included):
  *
- * - A unary call that is not exempt needs a slot (see CallLimiter) before its
- *   handler is told about it, and so before its body is read; a refused call
- *   ends with RESOURCE_EXHAUSTED. Streaming calls do not count: they are
+ * - A unary call that is not exempt needs a slot (see CallLimiter) once its
+ *   request has arrived whole, before its handler runs; a refused call ends
+ *   with RESOURCE_EXHAUSTED. Streaming calls do not count: they are
  *   long-lived (event streams, health watches, reflection), and a slot held
  *   for hours would shrink the limit for everything else; they are bounded
  *   per connection by MAX_CONCURRENT_STREAMS instead.
