@@ -55,6 +55,16 @@ describe("grpc.health.v1.Health", () => {
     expect(asConnectError(outcome.error).code).toBe(Code.NotFound);
   });
 
+  it("cuts a long status message short, so that the call and its connection go on", async () => {
+    const name = `shopmesh.${"x".repeat(200_000)}.Service`;
+    const outcome = await settle(echo.health.check({ service: name }, { timeoutMs: 5_000 }));
+    const error = asConnectError(outcome.error);
+    expect(error.code).toBe(Code.NotFound);
+    expect(error.rawMessage).toMatch(/^unknown service "shopmesh\.x+… \(\d+ more characters\)$/);
+    expect(error.rawMessage.length).toBeLessThan(1_100);
+    expect((await echo.health.check({}, { timeoutMs: 5_000 })).status).toBe(ServingStatus.SERVING);
+  });
+
   it("streams SERVICE_UNKNOWN from Watch for a service it does not host", async () => {
     const controller = new AbortController();
     const outcome = settle(

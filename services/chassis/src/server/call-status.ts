@@ -49,8 +49,25 @@ export function toCallStatus(error: unknown, abortReason: unknown, trailer: Meta
   headersToMetadata(connectError.metadata, metadata);
   return {
     code: connectError.code as number as GrpcStatus,
-    details: connectError.rawMessage,
+    details: boundedDetails(connectError.rawMessage),
     metadata,
     internal,
   };
+}
+
+/** Characters of a status message sent in full; see {@link boundedDetails}. */
+export const maxDetailsLength = 1_000;
+
+/**
+ * A status message cut to {@link maxDetailsLength} characters, saying how
+ * much was left out. It travels percent-encoded in the grpc-message trailer:
+ * a message that echoes a long input (an unknown health service name of
+ * 100 KB) made trailers larger than the client would take, and the call,
+ * with every later call on its connection, never ended.
+ */
+export function boundedDetails(message: string): string {
+  if (message.length <= maxDetailsLength) return message;
+  // Not between the two halves of a surrogate pair.
+  const end = /[\uD800-\uDBFF]/.test(message[maxDetailsLength - 1]!) ? maxDetailsLength - 1 : maxDetailsLength;
+  return `${message.slice(0, end)}… (${message.length - end} more characters)`;
 }
