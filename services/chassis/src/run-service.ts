@@ -2,7 +2,7 @@ import { ConfigError, readServerConfig, type AdmissionConfig, type ServerConfig 
 import { createLogger, type Logger } from "./logger.js";
 import { startServer, type HostedService, type RunningServer } from "./server/service-server.js";
 import type { HealthRegistry } from "./server/health.js";
-import type { Interceptor } from "@connectrpc/connect";
+import type { ConnectError, Interceptor } from "@connectrpc/connect";
 import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 import { createFaultInjectionService } from "./faults/fault-injection-service.js";
 import { FaultRegistry, parseFaultsEnv } from "./faults/fault-registry.js";
@@ -101,6 +101,15 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
   const logger = createLogger(options.name, config.logLevel);
   try {
     const setup = await options.setup({ config, logger, env: process.env, tls });
+    try {
+      faults.restrictTo(setup.services.flatMap((hosted) => hosted.service.methods.map((method) => method.name)));
+    } catch (error) {
+      throw new ConfigError(
+        "FAULTS",
+        process.env.FAULTS ?? "",
+        `faults for methods this service hosts (${(error as ConnectError).rawMessage})`,
+      );
+    }
     // Outside development, injecting faults is for admins, even from loopback.
     const adminOnly = config.faultInjection && !readDevelopmentMode(process.env);
     if (adminOnly && !setup.verifier)

@@ -99,12 +99,29 @@ describe("FaultRegistry", () => {
     expect(registry.list()).toEqual([]);
   });
 
+  it("takes faults only for the methods the service hosts, once it knows them", () => {
+    const registry = new FaultRegistry(true, [rule({ method: "Nope", hang: true })]);
+    expect(() => registry.restrictTo(["Echo", "EchoStream"])).toThrow(/method: "Nope" is not a method/);
+    const hosted = new FaultRegistry(true);
+    hosted.restrictTo(["Echo", "EchoStream"]);
+    expect(() => hosted.set(rule({ method: "echo", hang: true }))).toThrow(/did you mean "Echo"/);
+    hosted.set(rule({ method: "pkg.Service/EchoStream", hang: true }));
+    hosted.set(rule({ method: "*", errorRate: 1 }));
+    expect(hosted.list().map((r) => r.method)).toEqual(["EchoStream", "*"]);
+  });
+
   it("refuses bad faults with INVALID_ARGUMENT naming the field", () => {
     expect(() => rule({ errorRate: 1.5 })).toThrow(/error_rate/);
     expect(() => rule({ errorCode: "TEAPOT" })).toThrow(/error_code/);
     expect(() => rule({ errorCode: "OK" })).toThrow(/error_code/);
     expect(() => parseFaultsEnv('[{"latency":"soon"}]')).toThrow(/FAULTS\[0\]\.latency/);
     expect(() => parseFaultsEnv("{}")).toThrow(/array/);
+    expect(() => rule({ latency: { $typeName: "google.protobuf.Duration", seconds: 0n, nanos: 2e9 } })).toThrow(
+      /latency: not a valid duration/,
+    );
+    expect(() => rule({ latency: { $typeName: "google.protobuf.Duration", seconds: 1n, nanos: -5 } })).toThrow(
+      /latency: not a valid duration/,
+    );
     expect(parseFaultsEnv('[{"method":"Echo","latency":"250ms","slowProbability":0.5}]')[0]).toMatchObject({
       method: "Echo",
       latencyMs: 250,
@@ -149,6 +166,11 @@ describe("fault injection in a service process", () => {
     let started = performance.now();
     await echo.echo({ message: "x" });
     expect(performance.now() - started).toBeGreaterThanOrEqual(280);
+
+    const misnamed = chaosCli("users", admin, "--method", "echo", "--hang");
+    expect(misnamed.status).toBe(1);
+    expect(misnamed.stderr).toContain('method: "echo" is not a method of this service (did you mean "Echo"?)');
+    expect(chaosCli("users", admin, "--list").stdout).not.toContain("echo: hangs");
 
     expect(chaosCli("users", admin, "--error-rate", "1", "--code", "UNAVAILABLE").status).toBe(0);
     const error = await failure(echo.echoStream({ message: "x", count: 1 })[Symbol.asyncIterator]().next());
@@ -207,5 +229,11 @@ describe("fault injection in a service process", () => {
     await expect(spawnService({ entry: echoMain, env: { TLS: "off", FAULTS: '[{"hang":true}]' } })).rejects.toThrow(
       /exited with 2[\s\S]*FAULTS/,
     );
+    await expect(
+      spawnService({
+        entry: echoMain,
+        env: { TLS: "off", FAULT_INJECTION: "on", DEVELOPMENT_MODE: "on", FAULTS: '[{"method":"Nope","hang":true}]' },
+      }),
+    ).rejects.toThrow(/exited with 2[\s\S]*FAULTS[\s\S]*"Nope" is not a method/);
   });
 });

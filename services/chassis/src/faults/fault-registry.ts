@@ -43,7 +43,10 @@ export function toFaultRule(fault: Fault): FaultRule {
       `error_code: "${fault.errorCode}" is not a gRPC status code name other than OK`,
       Code.InvalidArgument,
     );
-  const latencyMs = fault.latency ? Number(fault.latency.seconds) * 1000 + fault.latency.nanos / 1e6 : 0;
+  const latency = fault.latency;
+  if (latency && (Math.abs(latency.nanos) > 999_999_999 || (latency.seconds > 0n && latency.nanos < 0)))
+    throw new ConnectError("latency: not a valid duration (nanos out of range)", Code.InvalidArgument);
+  const latencyMs = latency ? Number(latency.seconds) * 1000 + latency.nanos / 1e6 : 0;
   if (latencyMs < 0 || latencyMs > 600_000)
     throw new ConnectError("latency: must be from 0 to 10 minutes", Code.InvalidArgument);
   return {
@@ -107,6 +110,8 @@ export function parseFaultsEnv(text: string): FaultRule[] {
  */
 export class FaultRegistry {
   readonly #rules = new Map<string, FaultRule>();
+  /** The methods a fault may name, once the service knows what it hosts. */
+  #methods: ReadonlySet<string> | undefined;
 
   constructor(
     /** Whether faults may be set at all (FAULT_INJECTION=on). */
@@ -117,8 +122,30 @@ export class FaultRegistry {
     for (const rule of initial) this.set(rule);
   }
 
+  /**
+   * Limits faults to the methods the service hosts (and `*`), checking the
+   * ones already set: a fault for a method that does not exist would be
+   * listed as in force and never happen.
+   */
+  restrictTo(methods: Iterable<string>): void {
+    this.#methods = new Set(methods);
+    for (const rule of this.#rules.values()) this.#check(rule.method);
+  }
+
   set(rule: FaultRule): void {
+    this.#check(rule.method);
     this.#rules.set(rule.method, rule);
+  }
+
+  #check(method: string): void {
+    if (this.#methods === undefined || method === everyMethod || this.#methods.has(method)) return;
+    const names = [...this.#methods];
+    const meant = names.find((name) => name.toLowerCase() === method.toLowerCase());
+    const shown = method.length > 100 ? `${method.slice(0, 100)}…` : method;
+    throw new ConnectError(
+      `method: "${shown}" is not a method of this service${meant ? ` (did you mean "${meant}"?)` : ""}; one of ${names.join(", ")}, or "*" for every method`,
+      Code.InvalidArgument,
+    );
   }
 
   /** Removes one method's fault, or all faults. */
