@@ -671,8 +671,9 @@ export const UsersService: GenService<{
    * after_sequence, in sequence order, and then keeps following new ones as
    * they are committed. Every event was written in the same transaction as
    * the change it describes (a transactional outbox), so none is lost or
-   * invented. A slow reader slows only its own stream. Admins and services
-   * only.
+   * invented. A slow reader slows only its own stream. Only for a caller
+   * whose mesh certificate (mutual TLS) names one of the service's event
+   * readers; no token opens it.
    *
    * @generated from rpc shopmesh.users.v1.UsersService.StreamEvents
    */

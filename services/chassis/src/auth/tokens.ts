@@ -113,9 +113,10 @@ export async function createTokenSigner(
 
 /**
  * A token for another service's process rather than a person: role
- * "service", subject the service's name. Whoever holds the private key
- * mints it (a local mesh does so for user-orders, which reads the event
- * streams); in production it comes from the secret store, like any key.
+ * "service", subject the service's name, and no key id: it is checked with
+ * the unnamed key (AUTH_PUBLIC_KEY_FILE). Whoever holds the private key
+ * mints it; a local mesh mints none, since the event streams take a mesh
+ * certificate, not a token.
  */
 export async function mintServiceToken(privateKeyPem: string, service: string, ttlSeconds: number): Promise<string> {
   const signer = await createTokenSigner(privateKeyPem, ttlSeconds);

@@ -4,7 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 export interface StreamLimits {
   /** Open streams in total (EVENTS_MAX_STREAMS). */
   maxStreams: number;
-  /** Open streams of one caller, the token's subject (EVENTS_MAX_STREAMS_PER_CALLER). */
+  /** Open streams of one caller, the service its certificate names (EVENTS_MAX_STREAMS_PER_CALLER). */
   maxStreamsPerCaller: number;
 }
 

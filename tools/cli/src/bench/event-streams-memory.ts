@@ -5,8 +5,8 @@
 // flags, see SHOPMESH_SERVICE_NODE_FLAGS), writes `--events` orders through
 // the contracts so that orders' outbox holds that many events, samples the
 // orders process's RSS, then opens `--streams` StreamEvents replays from
-// after_sequence 0 at once, with service tokens of `--callers` different
-// subjects, and reads them for `--seconds`. Then it cancels every stream and
+// after_sequence 0 at once, with mesh certificates of `--callers` different
+// readers, and reads them for `--seconds`. Then it cancels every stream and
 // samples RSS again `--settle` seconds (5) later. Prints RSS before, at the peak and after, and
 // how the streams ended; `--report` also writes them as markdown.
 //
