@@ -3,6 +3,7 @@ import { Code, ConnectError, type Interceptor, type Transport } from "@connectrp
 import { isIP } from "node:net";
 import type { GrpcTransport } from "./grpc-transport.js";
 import { isTlsRefusal, meshServerIdentityCheck, type ClientTlsOptions } from "./mesh-tls.js";
+import { boundedTimeoutMs } from "./timeout-limit.js";
 
 /**
  * connect-node reports a refused TLS connection (a certificate that does
@@ -57,8 +58,10 @@ export function createConnectNodeTransport(options: ConnectNodeTransportOptions)
   });
   return {
     target: options.target,
-    unary: transport.unary.bind(transport),
-    stream: transport.stream.bind(transport),
+    unary: (method, signal, timeoutMs, header, message, contextValues) =>
+      transport.unary(method, signal, boundedTimeoutMs(timeoutMs), header, message, contextValues),
+    stream: (method, signal, timeoutMs, header, input, contextValues) =>
+      transport.stream(method, signal, boundedTimeoutMs(timeoutMs), header, input, contextValues),
     close() {
       // connect-node keeps HTTP/2 sessions in a shared pool that closes idle
       // sessions by itself; there is nothing to release per transport.

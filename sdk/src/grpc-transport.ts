@@ -39,6 +39,7 @@ import { headersToMetadata, metadataToHeaders, type HeadersLike } from "./metada
 import { methodPath } from "./method-path.js";
 import { attemptsBehind, backoffMs, retriesAfterHeaders, type RetryPlan } from "./retry-after-headers.js";
 import { retryPushbackMs } from "./retry-pushback.js";
+import { boundedTimeoutMs } from "./timeout-limit.js";
 
 /** Options for {@link createGrpcTransport}. */
 export interface GrpcTransportOptions {
@@ -175,11 +176,12 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
     unary<I extends DescMessage, O extends DescMessage>(
       method: DescMethodUnary<I, O>,
       signal: AbortSignal | undefined,
-      timeoutMs: number | undefined,
+      requestedTimeoutMs: number | undefined,
       header: HeadersLike,
       message: MessageInitShape<I>,
       contextValues = createContextValues(),
     ): Promise<UnaryResponse<I, O>> {
+      const timeoutMs = boundedTimeoutMs(requestedTimeoutMs);
       const codec = codecFor(method);
       const sendOnce = (req: UnaryRequest<I, O>, options: GrpcCallOptions, attempt?: UnaryAttempt) =>
         new Promise<UnaryResponse<I, O>>((resolve, reject) => {
@@ -297,11 +299,12 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
     stream<I extends DescMessage, O extends DescMessage>(
       method: DescMethodStreaming<I, O>,
       signal: AbortSignal | undefined,
-      timeoutMs: number | undefined,
+      requestedTimeoutMs: number | undefined,
       header: HeadersLike,
       input: AsyncIterable<MessageInitShape<I>>,
       contextValues = createContextValues(),
     ) {
+      const timeoutMs = boundedTimeoutMs(requestedTimeoutMs);
       const codec = codecFor(method);
       return runStreamingCall<I, O>({
         interceptors,

@@ -11,6 +11,7 @@ import {
   ConnectError,
   createClient,
   createTransport,
+  maxTimeoutMs,
   type Client,
   type GrpcTransport,
   type Interceptor,
@@ -122,6 +123,14 @@ describe.each(kinds)("chassis over the %s transport", (kind) => {
       expect(timeoutMs).toBeDefined();
       expect(timeoutMs!).toBeLessThanOrEqual(5_000);
       expect(timeoutMs!).toBeGreaterThan(4_000);
+    });
+
+    it("sends a timeout of weeks as the longest grpc-timeout carries, and the call is answered", async () => {
+      const message = unique("weeks");
+      await client.echo({ message }, { timeoutMs: 30 * 24 * 3_600_000 });
+      const { timeoutMs } = echo.observed(message);
+      expect(timeoutMs!).toBeLessThanOrEqual(maxTimeoutMs);
+      expect(timeoutMs!).toBeGreaterThan(maxTimeoutMs - 60_000);
     });
 
     it("has no timeout in the handler when the client sets none", async () => {

@@ -115,6 +115,24 @@ describe("a service's HTTP listener", () => {
     await expect.poll(() => service.logs.filter((line) => line.msg === "handler failed").length).toBe(2);
   });
 
+  it("refuses a timeout longer than a timer holds with invalid_argument, and serves one just under it", async () => {
+    const { baseUrl } = await startEcho();
+    const echo = (timeoutMs: number) =>
+      fetch(`${baseUrl}/${EchoService.typeName}/Echo`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "connect-timeout-ms": String(timeoutMs) },
+        body: '{"message":"hi"}',
+      });
+    const tooLong = await echo(2_200_000_000);
+    expect(tooLong.status).toBe(400);
+    expect(await tooLong.json()).toMatchObject({
+      code: "invalid_argument",
+      message: "timeout 2200000000ms must be <= 2147483647",
+    });
+    const longest = await echo(2 ** 31 - 1);
+    expect([longest.status, await longest.json()]).toEqual([200, { message: "hi" }]);
+  });
+
   it("shares admission control with the gRPC port: a full server refuses either with RESOURCE_EXHAUSTED", async () => {
     const echo = await startEcho({ MAX_CALLS_IN_FLIGHT: "1", MAX_CALLS_QUEUED: "0" });
     const slow = { headers: { "x-delay-ms": "5000" } };

@@ -11,6 +11,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { createContextValues, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { peerIdentityKey, SocketPeerIdentity } from "../auth/peer-identity.js";
+import { maxTimerMs } from "../config.js";
 import type { CertificateFiles } from "../tls/certificate-files.js";
 import { listenOn } from "./listen-on.js";
 import type { TcpListener } from "./tcp-listener.js";
@@ -54,6 +55,8 @@ export async function listenForConnectGrpc(options: ConnectGrpcListenOptions): P
     connect: false,
     interceptors: options.interceptors,
     readMaxBytes: options.maxRequestBytes,
+    // Node's timers fire at once past 2^31 - 1 ms, so a longer timeout would end the call at once.
+    maxTimeoutMs: maxTimerMs,
   });
   const handle = (req: Http2ServerRequest, res: Http2ServerResponse) => void adapter(req, res);
   const settings = { maxConcurrentStreams: options.maxConcurrentStreams };

@@ -13,7 +13,7 @@ import { codeToString, contentTypeRegExp as connectContentType } from "@connectr
 import { contentTypeRegExp as grpcWebContentType } from "@connectrpc/connect/protocol-grpc-web";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import cors from "cors";
-import type { ConnectionConfig } from "../config.js";
+import { maxTimerMs, type ConnectionConfig } from "../config.js";
 import { peerIdentityKey, SocketPeerIdentity } from "../auth/peer-identity.js";
 import type { CertificateFiles } from "../tls/certificate-files.js";
 import type { TlsFiles } from "../tls/tls-settings.js";
@@ -119,6 +119,8 @@ export async function listenForHttp(options: HttpListenOptions): Promise<HttpLis
     connect: true,
     interceptors: options.interceptors,
     readMaxBytes: options.maxRequestBytes,
+    // Node's timers fire at once past 2^31 - 1 ms, so a longer timeout would end the call at once.
+    maxTimeoutMs: maxTimerMs,
     // curl, fetch and browser forms do not send Connect-Protocol-Version.
     requireConnectProtocolHeader: false,
     // A misspelt field is an error to report, not a value to drop silently.
