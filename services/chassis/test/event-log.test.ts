@@ -175,6 +175,14 @@ describe("EventLog.follow", () => {
       );
     expect(error).toBeInstanceOf(ConnectError);
     expect((error as ConnectError).code).toBe(Code.OutOfRange);
+    const largest = await log
+      .follow(2n ** 64n - 1n, signal())
+      .next()
+      .then(
+        () => undefined,
+        (e: unknown) => e as ConnectError,
+      );
+    expect(largest?.rawMessage).toMatch(/^after_sequence 18446744073709551615 is beyond the newest event 1:/);
   });
 
   it("sends a heartbeat with the head when nothing happens for heartbeatMs, and not before", async () => {

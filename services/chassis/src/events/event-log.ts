@@ -195,14 +195,15 @@ export class EventLog<Desc extends DescMessage> {
     const unsubscribe = stopping ? this.#stopping.subscribe(stopping, end) : undefined;
     const signal = linked.signal;
     try {
-      let position = Number(afterSequence);
       const head = this.outbox.head();
-      if (position > head) {
+      // Compared as sent: past 2^53 a number would round (2^64 - 1 read as 18446744073709552000).
+      if (afterSequence > BigInt(head)) {
         throw new ConnectError(
-          `after_sequence ${position} is beyond the newest event ${head}: this log is not the one the reader followed`,
+          `after_sequence ${afterSequence} is beyond the newest event ${head}: this log is not the one the reader followed`,
           Code.OutOfRange,
         );
       }
+      let position = Number(afterSequence);
       yield { headSequence: BigInt(head) };
       while (!signal.aborted) {
         const entries = this.outbox.after(position, this.#batchSize);
