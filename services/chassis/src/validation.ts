@@ -31,11 +31,7 @@ export function checkText(
   value: string,
   limits: { min?: number; max: number; multiline?: boolean },
 ): string {
-  const found = (limits.multiline ? controlOrFormatInLines : controlOrFormat).exec(value);
-  if (found) {
-    const codePoint = found[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
-    throw invalidArgument(field, `must not contain control or invisible formatting characters (found U+${codePoint})`);
-  }
+  refuseHidden(field, value, limits.multiline ? controlOrFormatInLines : controlOrFormat);
   const text = value.trim();
   const min = limits.min ?? 1;
   const length = [...text].length;
@@ -44,16 +40,25 @@ export function checkText(
   return text;
 }
 
+function refuseHidden(field: string, value: string, pattern: RegExp): void {
+  const found = pattern.exec(value);
+  if (found) {
+    const codePoint = found[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
+    throw invalidArgument(field, `must not contain control or invisible formatting characters (found U+${codePoint})`);
+  }
+}
+
 /**
  * Checks a client-chosen key that is compared exactly, such as an
  * idempotency key: 1 to `max` characters, returned unchanged. Trimming it
  * would make "  k  " and "k" one key, and keeping the spaces would make them
  * two keys a person cannot tell apart, so white space at either end is
- * refused instead.
+ * refused instead, as are control and invisible characters anywhere.
  */
 export function checkKey(field: string, value: string, limits: { max: number }): string {
   if (value === "") throw invalidArgument(field, "is required");
   if (value.trim() !== value) throw invalidArgument(field, "must not begin or end with white space");
+  refuseHidden(field, value, controlOrFormat);
   if ([...value].length > limits.max) throw invalidArgument(field, `must be at most ${limits.max} characters`);
   return value;
 }
@@ -94,7 +99,10 @@ export function checkRange(field: string, value: number, min: number, max: numbe
 /** Checks a page size; 0 means the default. */
 export function checkPageSize(field: string, value: number, limits: { fallback: number; max: number }): number {
   if (value === 0) return limits.fallback;
-  return checkRange(field, value, 1, limits.max);
+  if (!Number.isInteger(value) || value < 1 || value > limits.max) {
+    throw invalidArgument(field, `must be from 1 to ${limits.max}, or 0 for the default (${limits.fallback})`);
+  }
+  return value;
 }
 
 /**

@@ -89,6 +89,8 @@ describe("CreateOrder", () => {
     ["request_id", { requestId: "  padded  ", items: [{ productId: unknownProduct, quantity: 1 }] }],
     ["request_id", { requestId: "r\n", items: [{ productId: unknownProduct, quantity: 1 }] }],
     ["request_id", { requestId: " ", items: [{ productId: unknownProduct, quantity: 1 }] }],
+    ["request_id", { requestId: "r\u0000x", items: [{ productId: unknownProduct, quantity: 1 }] }],
+    ["request_id", { requestId: "r\u200bx", items: [{ productId: unknownProduct, quantity: 1 }] }],
     ["items", { requestId: "r", items: [] }],
     [
       "items",

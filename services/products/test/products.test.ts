@@ -111,6 +111,11 @@ describe("ListProducts", () => {
       expect(error.code).toBe(Code.InvalidArgument);
       expect(error.rawMessage.startsWith(`${field}:`)).toBe(true);
     }
+    const zero = await products.listProducts({ pageSize: 0 });
+    expect(zero.products.length).toBeGreaterThan(0);
+    expect((await failure(products.listProducts({ pageSize: -1 }))).rawMessage).toBe(
+      "page_size: must be from 1 to 100, or 0 for the default (20)",
+    );
   });
 });
 
