@@ -24,7 +24,7 @@ import {
   type Send,
 } from "./resilience/guarded-dependency.js";
 import { StaleOrdersCache, type OrdersPageKey } from "./stale-orders-cache.js";
-import { distinctProductIds, toOrderViews, toProfile } from "./view-messages.js";
+import { checkViewSize, distinctProductIds, toOrderViews, toProfile } from "./view-messages.js";
 
 /** Cancellation and deadline of one downstream request. */
 type DownstreamCall = Parameters<Send<unknown>>[0];
@@ -204,6 +204,7 @@ export function createUserOrdersAggregator(deps: AggregatorDeps): UserOrdersAggr
         timings.push(toTiming("products", found.timing));
       }
 
+      checkViewSize(orders.page.orders, (id) => products.get(id));
       return create(GetUserOrdersResponseSchema, {
         profile: userResult.ok && userResult.value ? toProfile(userResult.value) : undefined,
         orders: toOrderViews(orders.page.orders, products),

@@ -20,7 +20,7 @@ import type { ProjectedProduct } from "./db/schema.js";
 import type { Projection } from "./projection/projection.js";
 import type { ProjectedOrderWithLines } from "./projection/projection-store.js";
 import type { StreamState } from "./projection/stream-follower.js";
-import { distinctProductIds, toProfile } from "./view-messages.js";
+import { checkViewSize, distinctProductIds, toProfile } from "./view-messages.js";
 
 /** How far the projection is behind each source, as the response reports it. */
 export function toStreamLags(
@@ -127,6 +127,7 @@ export function eventualView(
   const products = store.products(productIds);
   const missing = productIds.filter((id) => !products.has(id));
   const degradation = missing.length > 0 ? missingProducts(missing, projection.state("products")) : undefined;
+  checkViewSize(page, (id) => products.get(id));
   const last = page.at(-1);
   return create(GetUserOrdersResponseSchema, {
     profile: toProfile(user),

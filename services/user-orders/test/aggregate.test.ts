@@ -123,6 +123,33 @@ describe("a full view", () => {
     expect(result.timings.map((t) => t.dependency)).toEqual([Dependency.USERS, Dependency.ORDERS]);
   });
 
+  it("refuses a page whose view would be over 4 MiB with RESOURCE_EXHAUSTED naming page_size, and builds one just under", async () => {
+    const user = makeUser();
+    const wordy = makeProduct("Wordy", 100n);
+    wordy.description = "w".repeat(2_000);
+    const accented = makeProduct("Accented", 100n);
+    accented.description = "é".repeat(2_000);
+    const ordersOf = (count: number, product: typeof wordy) =>
+      Array.from({ length: count }, () =>
+        makeOrder(
+          user.id,
+          Array.from({ length: 100 }, () => ({ product, quantity: 1 })),
+        ),
+      );
+    // 1,900 lines of 2,000 one-byte characters: about 4.0 MB, under 4 MiB, though three bytes a character would not be.
+    const under = setup({ users: [user], orders: ordersOf(19, wordy), products: [wordy] });
+    expect((await under.view({ pageSize: 100 })).orders).toHaveLength(19);
+    const over = setup({ users: [user], orders: ordersOf(21, wordy), products: [wordy] });
+    const error = await failure(over.view({ pageSize: 100 }));
+    expect(error.code).toBe(Code.ResourceExhausted);
+    expect(error.rawMessage).toMatch(
+      /^page_size: the view of these 21 orders would take about 4\.\d MiB, over the 4 MiB/,
+    );
+    // Two bytes a character: 1,100 such lines are over.
+    const twoByte = setup({ users: [user], orders: ordersOf(11, accented), products: [accented] });
+    expect((await failure(twoByte.view({ pageSize: 100 }))).code).toBe(Code.ResourceExhausted);
+  });
+
   it("asks for more than 500 products in parallel batches of at most 500, reported as one timing", async () => {
     const user = makeUser();
     const many = Array.from({ length: 750 }, (_, i) => makeProduct(`P${i}`, 100n));

@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import { int64Max, openDatabase, type OpenDatabase } from "@shopmesh/chassis";
 import { OrderEventSchema, type OrderEvent } from "@shopmesh/sdk/orders/v1";
 import { ProductEventSchema } from "@shopmesh/sdk/products/v1";
@@ -37,7 +38,12 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function orderPlaced(sequence: number, orderId: string, quantities: number[]): OrderEvent {
+function orderPlaced(
+  sequence: number,
+  orderId: string,
+  quantities: number[],
+  productOf = (line: number) => `p${line}`,
+): OrderEvent {
   return create(OrderEventSchema, {
     sequence: BigInt(sequence),
     occurTime: timestampFromMs(1_700_000_000_000 + sequence),
@@ -50,7 +56,7 @@ function orderPlaced(sequence: number, orderId: string, quantities: number[]): O
           total: { currencyCode: "EUR", minorUnits: BigInt(quantities.reduce((a, b) => a + b, 0) * 100) },
           createTime: timestampFromMs(1_700_000_000_000),
           lines: quantities.map((quantity, i) => ({
-            productId: `p${i}`,
+            productId: productOf(i),
             quantity,
             unitPrice: { currencyCode: "EUR", minorUnits: 100n },
           })),
@@ -233,6 +239,30 @@ describe.each([
     expect(() => cached.applyBatch("products", [product(2, "Green tea", 500n)])).toThrow(/refused/);
     expect(cached.products(["p0"]).get("p0")?.priceMinor).toBe(450n);
     expect(view(projection).orders[0]?.lines[0]?.product?.name).toBe("Tea");
+  });
+
+  it("refuses a page whose view would be over 4 MiB with RESOURCE_EXHAUSTED naming page_size", () => {
+    const wordy = create(ProductEventSchema, {
+      sequence: 2n,
+      kind: {
+        case: "productChanged",
+        value: { product: { id: "p0", name: "Wordy", description: "w".repeat(2_000), price: eur(450n) } },
+      },
+    });
+    cached.applyBatch("products", [wordy]);
+    const hundredLines = Array.from({ length: 100 }, () => 1);
+    const orders = Array.from({ length: 21 }, (_, i) => orderPlaced(4 + i, `big-${i}`, hundredLines, () => "p0"));
+    cached.applyBatch("orders", orders);
+    const refusal = (() => {
+      try {
+        view(projection, "", 100);
+      } catch (error) {
+        return error as ConnectError;
+      }
+    })();
+    expect(refusal?.code).toBe(Code.ResourceExhausted);
+    expect(refusal?.rawMessage).toMatch(/^page_size: the view of these 24 orders would take about 4\.\d MiB/);
+    expect(view(projection, "", 10).orders).toHaveLength(10);
   });
 
   it("pages through the orders, newest first, the same on every read", () => {
