@@ -397,20 +397,24 @@ function printExamples(record: SeedRecord): void {
 async function stopAll(signal: string, exitCode = 0): Promise<void> {
   if (stopping) return;
   stopping = true;
-  if (mesh === undefined && meshStart !== undefined) {
-    say(`\n${signal}: abandoning the start; stopping what it started...`);
+  try {
+    if (mesh === undefined && meshStart !== undefined) {
+      say(`\n${signal}: abandoning the start; stopping what it started...`);
+      abandon.abort();
+      mesh = await meshStart.catch(() => undefined);
+    } else {
+      say(`\n${signal}: stopping ${[...(mesh?.processes.keys() ?? [])].join(", ") || "nothing"}...`);
+    }
     abandon.abort();
-    mesh = await meshStart.catch(() => undefined);
-  } else {
-    say(`\n${signal}: stopping ${[...(mesh?.processes.keys() ?? [])].join(", ") || "nothing"}...`);
+    await restarts?.stop();
+    await mesh?.stop("SIGTERM", { killAfterMs: stopGraceMs });
+    await meshConsole?.close();
+    say("  every service stopped");
+    for (const log of logs.values()) log.end();
+  } finally {
+    // A failure of the launcher meanwhile (see uncaughtException) has set exitCode already.
+    process.exit(process.exitCode || exitCode);
   }
-  abandon.abort();
-  await restarts?.stop();
-  await mesh?.stop("SIGTERM", { killAfterMs: stopGraceMs });
-  await meshConsole?.close();
-  say("  every service stopped");
-  for (const log of logs.values()) log.end();
-  process.exit(exitCode);
 }
 
 // The reader of the output went away (`npm start | head`, a parent that exited without a signal
@@ -424,6 +428,7 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
 // nothing left to stop them.
 process.on("uncaughtException", (error) => {
   process.stderr.write(`shopmesh start: ${error.stack ?? error.message}\n`);
+  process.exitCode = 1;
   void stopAll("the launcher failed", 1);
 });
 process.on("SIGINT", () => void stopAll("SIGINT"));
