@@ -347,11 +347,11 @@ describe("admission control, the slot of a call that ends", () => {
       });
       expect(status).toBe(String(GrpcStatus.OK));
       expect(limited.echo.started).toContain("whole");
-      expect(limited.echo.started).not.toContain("never-ends-1");
       expect(running()).toBe(0);
       for (const stream of unfinished) stream.close();
     } finally {
-      session.close();
+      // Not close(): it would wait for the streams that never end.
+      session.destroy();
     }
   });
 

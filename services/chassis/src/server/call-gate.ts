@@ -16,7 +16,11 @@ export interface CallGateOptions {
   limiter?: CallLimiter;
   /** Methods that bypass admission control, by path (health checks). */
   exempt?: (path: string) => boolean;
-  /** Told about every call the gate ends itself, before a handler ran, `afterMs` after the call arrived. */
+  /**
+   * Told about every call the gate ends itself, before a handler ran:
+   * `afterMs` after its request had arrived whole (refused for overload), or
+   * after its headers (a message that does not decode).
+   */
   onRefused?: (path: string, code: GrpcStatus, details: string, afterMs: number) => void;
 }
 
@@ -62,7 +66,7 @@ export function admittedCall(metadata: Metadata): AdmittedCall | undefined {
 class GatedCall implements ServerInterceptingCallInterface, InterceptingServerListener, AdmittedCall {
   #listener: InterceptingServerListener | undefined;
   /** When the whole request had arrived; -1 before. */
-  #arrivedAt = -1;
+  #requestCompleteAt = -1;
   #admittedAt = -1;
   waitedMs = 0;
   #waiter: Waiter | undefined;
@@ -92,9 +96,9 @@ class GatedCall implements ServerInterceptingCallInterface, InterceptingServerLi
 
   onReceiveHalfClose(): void {
     if (this.#ended) return;
-    this.#arrivedAt = performance.now();
+    this.#requestCompleteAt = performance.now();
     if (this.limiter.tryAcquire()) {
-      this.#admittedAt = this.#arrivedAt;
+      this.#admittedAt = this.#requestCompleteAt;
       this.#listener!.onReceiveHalfClose();
       return;
     }
@@ -108,7 +112,7 @@ class GatedCall implements ServerInterceptingCallInterface, InterceptingServerLi
   #admitted(): void {
     this.#waiter = undefined;
     this.#admittedAt = performance.now();
-    this.waitedMs = this.#admittedAt - this.#arrivedAt;
+    this.waitedMs = this.#admittedAt - this.#requestCompleteAt;
     if (this.#ended) {
       this.#maybeRelease();
       return;
@@ -118,7 +122,7 @@ class GatedCall implements ServerInterceptingCallInterface, InterceptingServerLi
 
   #refuse(details: string, pushbackMs: number): void {
     this.#waiter = undefined;
-    this.onRefused?.(this.path, GrpcStatus.RESOURCE_EXHAUSTED, details, performance.now() - this.#arrivedAt);
+    this.onRefused?.(this.path, GrpcStatus.RESOURCE_EXHAUSTED, details, performance.now() - this.#requestCompleteAt);
     const trailers = new Metadata();
     trailers.set(retryPushbackKey, String(pushbackMs));
     this.inner.sendStatus({ code: GrpcStatus.RESOURCE_EXHAUSTED, details, metadata: trailers });

@@ -3,9 +3,10 @@ const boundsMs = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000] as const;
 
 /**
  * How long after arriving the calls refused for overload were refused, as
- * the server saw it (from the moment grpc-js gave the call's headers to the
- * call gate to the refusal): a client's figure also holds the time the call
- * spent on the network and in both event loops' queues. Counts in fixed
+ * the server saw it (from the moment the call's request had arrived whole,
+ * when the call gate asks for its slot, to the refusal): a client's figure
+ * also holds the time the call spent on the network and in both event
+ * loops' queues. Counts in fixed
  * buckets, so recording costs no allocation.
  */
 export class RefusalTimes {
