@@ -26,7 +26,7 @@ export {
 export { createConnectNodeTransport, type ConnectNodeTransportOptions } from "./connect-node-transport.js";
 export { bearerToken, type TokenSource } from "./bearer-token.js";
 export { retryPushbackMs } from "./retry-pushback.js";
-export { maxTimeoutMs } from "./timeout-limit.js";
+export { maxSentTimeoutMs } from "./timeout-limit.js";
 export { tracingInterceptor } from "./tracing-interceptor.js";
 export {
   meshIdentityUri,
