@@ -167,10 +167,13 @@ describe("fault injection in a service process", () => {
     await echo.echo({ message: "x" });
     expect(performance.now() - started).toBeGreaterThanOrEqual(280);
 
-    const misnamed = chaosCli("users", admin, "--method", "echo", "--hang");
-    expect(misnamed.status).toBe(1);
-    expect(misnamed.stderr).toContain('method: "echo" is not a method of this service (did you mean "Echo"?)');
-    expect(chaosCli("users", admin, "--list").stdout).not.toContain("echo: hangs");
+    const faults = createClient(FaultInjectionService, clientFor(`127.0.0.1:${enabled.adminPort}`));
+    const misnamed = await failure(faults.setFault({ fault: { method: "echo", hang: true } }));
+    expect([misnamed.code, misnamed.rawMessage]).toEqual([
+      Code.InvalidArgument,
+      'method: "echo" is not a method of this service (did you mean "Echo"?); one of Echo, EchoStream, or "*" for every method',
+    ]);
+    expect((await faults.listFaults({})).faults.map((fault) => fault.method)).toEqual(["Echo"]);
 
     expect(chaosCli("users", admin, "--error-rate", "1", "--code", "UNAVAILABLE").status).toBe(0);
     const error = await failure(echo.echoStream({ message: "x", count: 1 })[Symbol.asyncIterator]().next());

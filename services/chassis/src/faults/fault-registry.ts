@@ -141,9 +141,8 @@ export class FaultRegistry {
     if (this.#methods === undefined || method === everyMethod || this.#methods.has(method)) return;
     const names = [...this.#methods];
     const meant = names.find((name) => name.toLowerCase() === method.toLowerCase());
-    const shown = method.length > 100 ? `${method.slice(0, 100)}…` : method;
     throw new ConnectError(
-      `method: "${shown}" is not a method of this service${meant ? ` (did you mean "${meant}"?)` : ""}; one of ${names.join(", ")}, or "*" for every method`,
+      `method: "${method}" is not a method of this service${meant ? ` (did you mean "${meant}"?)` : ""}; one of ${names.join(", ")}, or "*" for every method`,
       Code.InvalidArgument,
     );
   }
