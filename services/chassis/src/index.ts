@@ -62,7 +62,6 @@ export {
 export {
   createTokenSigner,
   createTokenVerifier,
-  mintServiceToken,
   tokenAlgorithm,
   tokenAudience,
   tokenIssuer,

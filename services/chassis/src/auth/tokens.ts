@@ -110,15 +110,3 @@ export async function createTokenSigner(
     },
   };
 }
-
-/**
- * A token for another service's process rather than a person: role
- * "service", subject the service's name, and no key id: it is checked with
- * the unnamed key (AUTH_PUBLIC_KEY_FILE). Whoever holds the private key
- * mints it; a local mesh mints none, since the event streams take a mesh
- * certificate, not a token.
- */
-export async function mintServiceToken(privateKeyPem: string, service: string, ttlSeconds: number): Promise<string> {
-  const signer = await createTokenSigner(privateKeyPem, ttlSeconds);
-  return (await signer.sign({ userId: service, role: "service" })).token;
-}
