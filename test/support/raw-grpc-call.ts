@@ -6,6 +6,31 @@ export interface RawStatus {
   message: string;
 }
 
+/** A gRPC length-prefixed message: the uncompressed flag, the length in 4 bytes, the bytes. */
+export function grpcFrame(message: Uint8Array): Buffer {
+  const frame = Buffer.alloc(5 + message.byteLength);
+  frame.writeUInt32BE(message.byteLength, 1);
+  frame.set(message, 5);
+  return frame;
+}
+
+/** The status a gRPC stream ends with: from its trailers, or from the headers of a trailers-only answer. */
+export function streamStatus(stream: http2.ClientHttp2Stream): Promise<RawStatus> {
+  return new Promise<RawStatus>((resolve, reject) => {
+    stream.once("error", reject);
+    const statusFrom = (headers: http2.IncomingHttpHeaders) => {
+      if (headers["grpc-status"] === undefined) return;
+      resolve({
+        code: Number(headers["grpc-status"]),
+        message: decodeURIComponent(String(headers["grpc-message"] ?? "")),
+      });
+    };
+    stream.once("response", statusFrom);
+    stream.once("trailers", statusFrom);
+    stream.resume();
+  });
+}
+
 /**
  * One unary gRPC call over a bare HTTP/2 client, which sends `timeoutMs` as
  * the `grpc-timeout` header but, unlike a gRPC client, does not give up when
@@ -45,22 +70,8 @@ export async function rawUnaryCall(
         "grpc-timeout": `${Math.max(1, Math.round(options.timeoutMs * 1000))}u`,
         ...options.headers,
       });
-      stream.once("error", reject);
-      const statusFrom = (headers: http2.IncomingHttpHeaders) => {
-        if (headers["grpc-status"] === undefined) return;
-        resolve({
-          code: Number(headers["grpc-status"]),
-          message: decodeURIComponent(String(headers["grpc-message"] ?? "")),
-        });
-      };
-      // A trailers-only answer carries its status in the headers.
-      stream.once("response", statusFrom);
-      stream.once("trailers", statusFrom);
-      stream.resume();
-      const frame = Buffer.alloc(5 + request.byteLength);
-      frame.writeUInt32BE(request.byteLength, 1);
-      frame.set(request, 5);
-      stream.end(frame);
+      streamStatus(stream).then(resolve, reject);
+      stream.end(grpcFrame(request));
     });
   } finally {
     clearTimeout(timer);

@@ -15,7 +15,9 @@ import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@sho
 import { admissionWaitMs, createLogger, hosted, startServer, type RunningServer } from "@shopmesh/chassis";
 import { spawnService } from "@shopmesh/cli";
 import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
-import { EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { EchoRequestSchema, EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
+import { grpcFrame, streamStatus } from "../../../test/support/raw-grpc-call.js";
 import { asConnectError, readAll, settle } from "./support/call-outcome.js";
 
 /**
@@ -326,26 +328,15 @@ describe("admission control, the slot of a call that ends", () => {
         "content-type": "application/grpc",
         te: "trailers",
       });
-      const body = Buffer.concat([Buffer.from([0x0a, message.length]), Buffer.from(message)]);
-      const prefix = Buffer.alloc(5);
-      prefix.writeUInt32BE(body.length, 1);
-      stream.write(Buffer.concat([prefix, body]));
+      stream.write(grpcFrame(toBinary(EchoRequestSchema, create(EchoRequestSchema, { message }))));
       if (whole) stream.end();
       return stream;
     };
     try {
       // Sent first on the same connection, so the server has their headers and messages before the whole one.
       const unfinished = ["never-ends-1", "never-ends-2", "never-ends-3"].map((message) => send(message, false));
-      const whole = send("whole", true);
-      whole.resume();
-      const status = await new Promise<string>((resolve, reject) => {
-        whole.on("trailers", (trailers) => resolve(String(trailers["grpc-status"])));
-        whole.on("response", (headers) => {
-          if (headers["grpc-status"] !== undefined) resolve(String(headers["grpc-status"]));
-        });
-        whole.on("error", reject);
-      });
-      expect(status).toBe(String(GrpcStatus.OK));
+      const status = await streamStatus(send("whole", true));
+      expect(status.code).toBe(GrpcStatus.OK);
       expect(limited.echo.started).toContain("whole");
       expect(running()).toBe(0);
       for (const stream of unfinished) stream.close();
