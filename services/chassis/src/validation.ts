@@ -88,10 +88,10 @@ export function checkIds(field: string, values: readonly string[], limits: { max
   return [...new Set(values)];
 }
 
-/** Checks a whole number lies in a range. */
-export function checkRange(field: string, value: number, min: number, max: number): number {
+/** Checks a whole number lies in a range; `otherwise` names a value the range leaves out on purpose. */
+export function checkRange(field: string, value: number, min: number, max: number, otherwise = ""): number {
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw invalidArgument(field, `must be from ${min} to ${max}`);
+    throw invalidArgument(field, `must be from ${min} to ${max}${otherwise}`);
   }
   return value;
 }
@@ -99,10 +99,7 @@ export function checkRange(field: string, value: number, min: number, max: numbe
 /** Checks a page size; 0 means the default. */
 export function checkPageSize(field: string, value: number, limits: { fallback: number; max: number }): number {
   if (value === 0) return limits.fallback;
-  if (!Number.isInteger(value) || value < 1 || value > limits.max) {
-    throw invalidArgument(field, `must be from 1 to ${limits.max}, or 0 for the default (${limits.fallback})`);
-  }
-  return value;
+  return checkRange(field, value, 1, limits.max, `, or 0 for the default (${limits.fallback})`);
 }
 
 /**
