@@ -87,21 +87,34 @@ export function ephemeralPortRange(): [number, number] {
 }
 
 /**
- * What to print when ports are busy: one line per port saying what holds it,
- * then one line on what to do. `moveWith` is how this command moves its
- * ports, e.g. "SHOPMESH_PORT_BASE=<first port>" or "--port-base <first port>".
+ * What to print when ports are busy: what holds each port, then one line on
+ * what to do. Ports that servers listen on share one line, since a second
+ * start of the same mesh finds every one of its ports so. `moveWith` is how
+ * this command moves its ports, e.g. "SHOPMESH_PORT_BASE=<first port>" or
+ * "--port-base <first port>".
  */
 export function busyPortLines(busy: readonly BusyPort[], moveWith: string): string[] {
   const [low, high] = ephemeralPortRange();
-  const lines = busy.map(({ port, what, holder }) => {
+  const listened = busy.filter(({ holder }) => holder.kind === "listener");
+  const lines: string[] = [];
+  if (listened.length === 1) {
+    lines.push(
+      `port ${listened[0]!.port} (${listened[0]!.what}) is busy: a server listens on it (is shopmesh already running?)`,
+    );
+  } else if (listened.length > 1) {
+    const named = listened.map(({ port, what }) => `${port} (${what})`).join(", ");
+    lines.push(`ports ${named} are busy: servers listen on them (is shopmesh already running?)`);
+  }
+  for (const { port, what, holder } of busy) {
     const head = `port ${port} (${what}) is busy`;
-    if (holder.kind === "listener") return `${head}: a server listens on it (is shopmesh already running?)`;
-    if (holder.kind === "unknown") return head;
-    if (port >= low && port <= high) {
-      return `${head}: an outgoing connection (${holder.state}) holds it, not a server; the system lent it the port from its ephemeral range ${low}-${high}`;
-    }
-    return `${head}: a socket that is not a server holds it (${holder.state})`;
-  });
+    if (holder.kind === "listener") continue;
+    if (holder.kind === "unknown") lines.push(head);
+    else if (port >= low && port <= high) {
+      lines.push(
+        `${head}: an outgoing connection (${holder.state}) holds it, not a server; the system lent it the port from its ephemeral range ${low}-${high}`,
+      );
+    } else lines.push(`${head}: a socket that is not a server holds it (${holder.state})`);
+  }
   const lent = busy.some(({ port, holder }) => holder.kind === "connection" && port >= low && port <= high);
   lines.push(
     lent
