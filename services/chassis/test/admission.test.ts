@@ -13,6 +13,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { Code, createClient, createTransport, retryPushbackMs, type Client, type GrpcTransport } from "@shopmesh/sdk";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@shopmesh/sdk/health/v1";
 import { admissionWaitMs, createLogger, hosted, startServer, type RunningServer } from "@shopmesh/chassis";
+import { arrivalGraceMs } from "../src/server/call-gate.js";
 import { spawnService } from "@shopmesh/cli";
 import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -367,6 +368,58 @@ describe("admission control, the slot of a call that ends", () => {
     expect(running()).toBe(1);
     limited.echo.release("block-cancelled");
     await vi.waitFor(() => expect(running()).toBe(0), { timeout: 5_000 });
+  });
+});
+
+describe("admission control, requests that never finish arriving", () => {
+  let limited: Limited;
+
+  beforeAll(async () => {
+    // Slots and queue together: at most 2 calls still arriving are kept.
+    limited = await startLimited({ maxCallsInFlight: 1, maxCallsQueued: 1, maxQueueWaitMs: 300 });
+  });
+
+  afterAll(() => stopLimited(limited));
+
+  it("keeps no more of them than the server holds calls, cutting the oldest, while whole requests are answered", async () => {
+    const session = connect(`http://${limited.server.address}`);
+    const send = (message: string, whole: boolean) => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/shopmesh.echo.v1.EchoService/Echo",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      stream.write(grpcFrame(toBinary(EchoRequestSchema, create(EchoRequestSchema, { message }))));
+      if (whole) stream.end();
+      return stream;
+    };
+    try {
+      const unfinished = [1, 2, 3, 4].map((n) => send(`never-ends-${n}`, false));
+      const sentAt = performance.now();
+      const [first, second] = await Promise.all(unfinished.slice(0, 2).map((stream) => streamStatus(stream)));
+      // Cut only once they have had their time to arrive.
+      expect(performance.now() - sentAt).toBeGreaterThanOrEqual(arrivalGraceMs - 5);
+      for (const status of [first, second]) {
+        expect(status!.code).toBe(GrpcStatus.RESOURCE_EXHAUSTED);
+        expect(status!.message).toMatch(
+          /^request not complete after \d+ ms while \d+ others were also arriving \(this server keeps at most 2\); send the whole request and end the stream$/,
+        );
+      }
+      expect(unfinished[2]!.closed).toBe(false);
+      expect(unfinished[3]!.closed).toBe(false);
+
+      // A whole request arriving now makes one too many: the oldest still arriving gives way to it.
+      const third = streamStatus(unfinished[2]!);
+      expect((await streamStatus(send("whole", true))).code).toBe(GrpcStatus.OK);
+      expect((await third).code).toBe(GrpcStatus.RESOURCE_EXHAUSTED);
+      expect(unfinished[3]!.closed).toBe(false);
+      expect(limited.echo.started.filter((message) => message.startsWith("never-ends"))).toEqual([]);
+      expect(limited.server.admission?.running).toBe(0);
+    } finally {
+      // Not close(): it would wait for the stream that never ends.
+      session.destroy();
+    }
   });
 });
 

@@ -135,9 +135,15 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   );
   const refusals = new RefusalTimes();
   if (limiter) trackAdmission(() => limiter);
+  const cutUnfinished = throttled((cut) => logger.warn({ cut }, "cutting calls whose requests do not finish arriving"));
   const gate = callGate({
     limiter,
     exempt: (path) => path.startsWith(healthPath),
+    onCut: (method, details, afterMs) => {
+      recordRefusedCall(method, GrpcStatus.RESOURCE_EXHAUSTED, afterMs);
+      if (logger.isLevelEnabled("debug")) logger.debug({ method, details }, "call cut");
+      cutUnfinished();
+    },
     onRefused: (method, code, details, afterMs) => {
       recordRefusedCall(method, code, afterMs);
       if (logger.isLevelEnabled("debug")) logger.debug({ method, code: statusName(code), details }, "call refused");
