@@ -141,8 +141,13 @@ export async function chaos(args: string[]): Promise<number> {
   } catch (error) {
     const e = ConnectError.from(error);
     if (e.code === Code.Unavailable) {
+      // The usual cause besides a stopped mesh: one started on other ports, which this shell does not know of.
+      const movedHint =
+        request.admin === undefined && process.env.SHOPMESH_PORT_BASE === undefined
+          ? " (if it was started with SHOPMESH_PORT_BASE, set the same here)"
+          : "";
       process.stderr.write(
-        `shopmesh chaos: cannot reach ${service}' admin listener at ${address}: is \`npm start\` running?\n`,
+        `shopmesh chaos: cannot reach ${service}' admin listener at ${address}: is \`npm start\` running${movedHint}?\n`,
       );
     } else {
       process.stderr.write(`${service} (${address}): ${e.rawMessage} [${Code[e.code]}]\n`);
