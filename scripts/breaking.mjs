@@ -28,6 +28,7 @@ if (result.error) {
   console.error(`buf breaking: cannot run ${buf}: ${result.error.message}`);
   process.exit(1);
 }
+if (result.status === 0) console.log("buf breaking: no breaking changes");
 process.exit(result.status ?? 1);
 
 /** Builds a buf git input for a ref of the repository that holds the cwd. */
