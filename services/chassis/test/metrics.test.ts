@@ -140,8 +140,10 @@ describe("a service's /metrics", () => {
     expect(response.status).toBe(200);
     const families = [...(await response.text()).matchAll(/^# TYPE (\S+) /gm)].map((match) => match[1]);
     expect(families).toEqual(["rpc_server_duration_seconds", "process_cpu_seconds_total"]);
-    const none = await fetch(`http://127.0.0.1:${service.metricsPort}/metrics?name=no_such_metric`);
-    expect([none.status, await none.text()]).toEqual([200, ""]);
+    for (const name of ["no_such_metric", "__proto__", "constructor", "toString"]) {
+      const none = await fetch(`http://127.0.0.1:${service.metricsPort}/metrics?name=${name}`);
+      expect([name, none.status, await none.text()]).toEqual([name, 200, ""]);
+    }
   });
 
   it("answers 404 elsewhere", async () => {

@@ -96,7 +96,9 @@ export async function startMetricsListener(config: MetricsConfig): Promise<Metri
 /** The whole registry, or only the families named. */
 async function metricsText(names: string[]): Promise<string> {
   if (names.length === 0) return metricsRegistry.metrics();
-  const known = [...new Set(names)].filter((name) => metricsRegistry.getSingleMetric(name) !== undefined);
+  // Not getSingleMetric: it looks names up on a plain object, where __proto__ and constructor are found.
+  const have = new Set(metricsRegistry.getMetricsAsArray().map((metric) => metric.name));
+  const known = [...new Set(names)].filter((name) => have.has(name));
   if (known.length === 0) return "";
   const families = await Promise.all(known.map((name) => metricsRegistry.getSingleMetricAsString(name)));
   return `${families.join("\n")}\n`;
