@@ -36,10 +36,22 @@ function defaultCaFile(): string {
 }
 
 /** `shopmesh keys`: rotates or lists the users service's token signing keys. Returns the exit code. */
+/** The CA certificate's bytes, or a usage error naming the file (a folder given for it, say). */
+function readCa(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    throw new UsageError(
+      `cannot read the CA certificate ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+    );
+  }
+}
+
 export async function keys(args: string[]): Promise<number> {
   let action: "rotate" | "list";
   let target: string;
   let caFile: string | undefined;
+  let ca: Buffer | undefined;
   try {
     const { values, positionals } = parseCommandLine({
       args,
@@ -63,6 +75,7 @@ export async function keys(args: string[]): Promise<number> {
     caFile = envReader().bool("TLS", true) ? (values.cacert ?? defaultCaFile()) : undefined;
     if (caFile !== undefined && !existsSync(caFile))
       throw new UsageError(`no CA certificate at ${caFile}: pass --cacert, or TLS=off for a mesh without TLS`);
+    ca = caFile === undefined ? undefined : readCa(caFile);
   } catch (error) {
     return usageFailure("keys", error);
   }
@@ -74,7 +87,7 @@ export async function keys(args: string[]): Promise<number> {
   const transport = createTransport({
     target,
     ...(token === undefined ? {} : { token }),
-    ...(caFile === undefined ? {} : { tls: { ca: readFileSync(caFile), service: "users" } }),
+    ...(ca === undefined ? {} : { tls: { ca, service: "users" } }),
   });
   try {
     const users = createClient(UsersService, transport);

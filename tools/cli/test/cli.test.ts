@@ -118,6 +118,13 @@ describe("shopmesh chaos", { timeout: 60_000 }, () => {
     );
   });
 
+  it("names a CA certificate it cannot read, a folder given for it, without a stack trace", async () => {
+    const run = await shopmesh(["keys", "list", "--cacert", dataDir]);
+    expect(run.code).toBe(2);
+    expect(run.stderr.split("\n")[0]).toBe(`shopmesh keys: cannot read the CA certificate ${dataDir}: EISDIR`);
+    expect(run.stderr).not.toMatch(/^\s+at /m);
+  });
+
   it("looks for npm start's admin listener below the ephemeral range, moved by SHOPMESH_PORT_BASE", async () => {
     const base = await freeBase();
     const run = await shopmesh(["chaos", "orders", "--list"], { SHOPMESH_PORT_BASE: String(base) });
