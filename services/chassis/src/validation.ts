@@ -105,7 +105,9 @@ export function checkPageSize(field: string, value: number, limits: { fallback: 
 /**
  * Page tokens are opaque to clients: base64url JSON of where the next page
  * starts. A token that does not decode to the expected shape is
- * INVALID_ARGUMENT, never a crash.
+ * INVALID_ARGUMENT, never a crash; a field of shape "id" must hold an id
+ * such as this service issues, so that a made-up cursor ("", "zzz") is
+ * refused rather than read as a place in the list.
  */
 export function encodePageToken(cursor: Record<string, string | number>): string {
   return Buffer.from(JSON.stringify(cursor)).toString("base64url");
@@ -114,7 +116,7 @@ export function encodePageToken(cursor: Record<string, string | number>): string
 export function decodePageToken<T extends Record<string, string | number>>(
   field: string,
   token: string,
-  shape: { [K in keyof T]: T[K] extends number ? "number" : "string" },
+  shape: { [K in keyof T]: T[K] extends number ? "number" : "string" | "id" },
 ): T | undefined {
   if (token === "") return undefined;
   let value: unknown;
@@ -125,9 +127,9 @@ export function decodePageToken<T extends Record<string, string | number>>(
   }
   if (typeof value !== "object" || value === null) throw invalidArgument(field, "is not a token this service issued");
   for (const [key, type] of Object.entries(shape)) {
-    if (typeof (value as Record<string, unknown>)[key] !== type) {
-      throw invalidArgument(field, "is not a token this service issued");
-    }
+    const held = (value as Record<string, unknown>)[key];
+    const fits = type === "id" ? typeof held === "string" && isUuid(held) : typeof held === type;
+    if (!fits) throw invalidArgument(field, "is not a token this service issued");
   }
   return value as T;
 }

@@ -137,7 +137,7 @@ export function createOrdersService(deps: OrdersServiceDeps): ServiceImpl<typeof
       const userId = checkId("user_id", request.userId);
       requireSelfOrAdmin(context, userId);
       const pageSize = checkPageSize("page_size", request.pageSize, { fallback: 20, max: 100 });
-      const cursor = decodePageToken<{ before: string }>("page_token", request.pageToken, { before: "string" });
+      const cursor = decodePageToken<{ before: string }>("page_token", request.pageToken, { before: "id" });
       const rows = deps.store.pageForUser(userId, cursor?.before, pageSize + 1);
       const page = rows.slice(0, pageSize);
       const last = page.at(-1);

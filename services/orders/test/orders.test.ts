@@ -338,8 +338,17 @@ describe("GetOrder and ListOrders", () => {
       pageToken = page.nextPageToken;
     } while (pageToken);
     expect(seen).toEqual(placed.reverse());
-    const bad = await failure(orders.listOrders({ userId, pageToken: "%%%" }));
-    expect([bad.code, bad.rawMessage.split(":")[0]]).toEqual([Code.InvalidArgument, "page_token"]);
+    for (const pageToken of [
+      "%%%",
+      ...['{"before":"zzz"}', '{"before":""}'].map((json) => Buffer.from(json).toString("base64url")),
+    ]) {
+      const bad = await failure(orders.listOrders({ userId, pageToken }));
+      expect([pageToken, bad.code, bad.rawMessage]).toEqual([
+        pageToken,
+        Code.InvalidArgument,
+        "page_token: is not a token this service issued",
+      ]);
+    }
   });
 });
 

@@ -69,7 +69,7 @@ export function createProductsService(store: ProductStore): ServiceImpl<typeof P
 
     listProducts(request) {
       const pageSize = checkPageSize("page_size", request.pageSize, { fallback: 20, max: 100 });
-      const cursor = decodePageToken<{ after: string }>("page_token", request.pageToken, { after: "string" });
+      const cursor = decodePageToken<{ after: string }>("page_token", request.pageToken, { after: "id" });
       const rows = store.page(cursor?.after, pageSize + 1);
       const page = rows.slice(0, pageSize);
       const last = page.at(-1);

@@ -106,6 +106,9 @@ describe("ListProducts", () => {
       [{ pageSize: 101 }, "page_size"],
       [{ pageToken: "definitely not ours" }, "page_token"],
       [{ pageToken: Buffer.from('{"after":1}').toString("base64url") }, "page_token"],
+      // The right shape, but a cursor no product id could be.
+      [{ pageToken: Buffer.from('{"after":"zzz"}').toString("base64url") }, "page_token"],
+      [{ pageToken: Buffer.from('{"after":""}').toString("base64url") }, "page_token"],
     ] as const) {
       const error = await failure(products.listProducts(request));
       expect(error.code).toBe(Code.InvalidArgument);

@@ -121,7 +121,7 @@ export function eventualView(
       Code.Unavailable,
     );
   }
-  const cursor = decodePageToken<{ before: string }>("page_token", request.pageToken, { before: "string" });
+  const cursor = decodePageToken<{ before: string }>("page_token", request.pageToken, { before: "id" });
   const { orders: page, more } = store.ordersPage(request.userId, cursor?.before, request.pageSize);
   const productIds = distinctProductIds(page);
   const products = store.products(productIds);

@@ -19,6 +19,9 @@ import type { EventSource } from "../src/projection/event-source.js";
 import { Projection } from "../src/projection/projection.js";
 import { ProjectionStore } from "../src/projection/projection-store.js";
 
+/** The n-th order's id: a UUID, as orders issues, in the order they were placed. */
+const orderIdOf = (n: number) => `00000000-0000-7000-8000-${String(n).padStart(12, "0")}`;
+
 let dir: string;
 let database: OpenDatabase<typeof schema>;
 let store: ProjectionStore;
@@ -76,7 +79,7 @@ function tables() {
 
 describe("ProjectionStore.applyBatch", () => {
   it("applies events in order, stores the position, and skips every event it already has", () => {
-    const events = [orderPlaced(1, "o1", [1, 2]), orderPlaced(2, "o2", [3])];
+    const events = [orderPlaced(1, orderIdOf(1), [1, 2]), orderPlaced(2, orderIdOf(2), [3])];
     expect(store.applyBatch("orders", events)).toMatchObject({
       applied: 2,
       skipped: 0,
@@ -89,7 +92,7 @@ describe("ProjectionStore.applyBatch", () => {
     // The same events again, and an overlap with one new event.
     expect(store.applyBatch("orders", events)).toMatchObject({ applied: 0, skipped: 2 });
     expect(tables()).toEqual(before);
-    expect(store.applyBatch("orders", [events[1]!, orderPlaced(3, "o3", [4])])).toMatchObject({
+    expect(store.applyBatch("orders", [events[1]!, orderPlaced(3, orderIdOf(3), [4])])).toMatchObject({
       applied: 1,
       skipped: 1,
       position: { sequence: 3 },
@@ -118,18 +121,22 @@ describe("ProjectionStore.applyBatch", () => {
   });
 
   it("keeps nothing of a batch that fails part-way, position included", () => {
-    store.applyBatch("orders", [orderPlaced(1, "o1", [1])]);
+    store.applyBatch("orders", [orderPlaced(1, orderIdOf(1), [1])]);
     database.sqlite.exec(
-      "CREATE TRIGGER refuse_o3 BEFORE INSERT ON orders WHEN NEW.id = 'o3' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+      `CREATE TRIGGER refuse_o3 BEFORE INSERT ON orders WHEN NEW.id = '${orderIdOf(3)}' BEGIN SELECT RAISE(ABORT, 'refused'); END`,
     );
     const before = tables();
-    expect(() => store.applyBatch("orders", [orderPlaced(2, "o2", [1]), orderPlaced(3, "o3", [1])])).toThrow(/refused/);
+    expect(() =>
+      store.applyBatch("orders", [orderPlaced(2, orderIdOf(2), [1]), orderPlaced(3, orderIdOf(3), [1])]),
+    ).toThrow(/refused/);
     expect(tables()).toEqual(before);
     expect(store.position("orders").sequence).toBe(1);
   });
 
   it("counts sequence numbers missing between events", () => {
-    expect(store.applyBatch("orders", [orderPlaced(1, "o1", [1]), orderPlaced(4, "o4", [1])]).missing).toBe(2);
+    expect(
+      store.applyBatch("orders", [orderPlaced(1, orderIdOf(1), [1]), orderPlaced(4, orderIdOf(4), [1])]).missing,
+    ).toBe(2);
   });
 });
 
@@ -155,7 +162,7 @@ describe("amounts in the projection", () => {
           case: "orderPlaced",
           value: {
             order: {
-              id: "o1",
+              id: orderIdOf(1),
               userId: "u1",
               total: eur(int64Max),
               createTime: timestampFromMs(1_700_000_000_000),
@@ -210,7 +217,11 @@ describe.each([
     cached = projection.store;
     cached.applyBatch("users", [user(1, "First")]);
     cached.applyBatch("products", [product(1, "Tea", 450n)]);
-    cached.applyBatch("orders", [orderPlaced(1, "o1", [1, 2]), orderPlaced(2, "o2", [3]), orderPlaced(3, "o3", [4])]);
+    cached.applyBatch("orders", [
+      orderPlaced(1, orderIdOf(1), [1, 2]),
+      orderPlaced(2, orderIdOf(2), [3]),
+      orderPlaced(3, orderIdOf(3), [4]),
+    ]);
   });
 
   it("gives a product's and a user's new row once an event changed them", () => {
@@ -267,10 +278,10 @@ describe.each([
 
   it("pages through the orders, newest first, the same on every read", () => {
     const first = view(projection, "", 2);
-    expect(first.orders.map((order) => order.orderId)).toEqual(["o3", "o2"]);
+    expect(first.orders.map((order) => order.orderId)).toEqual([orderIdOf(3), orderIdOf(2)]);
     expect(first.orders[1]?.lines.map((line) => line.quantity)).toEqual([3]);
     const second = view(projection, first.nextPageToken, 2);
-    expect(second.orders.map((order) => order.orderId)).toEqual(["o1"]);
+    expect(second.orders.map((order) => order.orderId)).toEqual([orderIdOf(1)]);
     expect(second.orders[0]?.lines.map((line) => line.quantity)).toEqual([1, 2]);
     expect(second.nextPageToken).toBe("");
     // Read again, from the caches where there are any: the same answers.
@@ -278,19 +289,25 @@ describe.each([
       toBinary(GetUserOrdersResponseSchema, first),
     );
     expect(view(projection, first.nextPageToken, 2).orders[0]?.lines.map((line) => line.quantity)).toEqual([1, 2]);
+    // A token of the right shape whose cursor no order id could be.
+    const madeUp = Buffer.from('{"before":"zzz"}').toString("base64url");
+    expect(() => view(projection, madeUp, 2)).toThrow("page_token: is not a token this service issued");
   });
 
   it("shows an order applied after its user's pages were read, on every page", () => {
     const ids = (response: ReturnType<typeof view>) => response.orders.map((order) => order.orderId);
     const first = view(projection, "", 2);
-    expect([ids(first), ids(view(projection, first.nextPageToken, 2))]).toEqual([["o3", "o2"], ["o1"]]);
-    cached.applyBatch("orders", [orderPlaced(4, "o4", [5])]);
+    expect([ids(first), ids(view(projection, first.nextPageToken, 2))]).toEqual([
+      [orderIdOf(3), orderIdOf(2)],
+      [orderIdOf(1)],
+    ]);
+    cached.applyBatch("orders", [orderPlaced(4, orderIdOf(4), [5])]);
     const newest = view(projection, "", 2);
     expect([ids(newest), ids(view(projection, newest.nextPageToken, 2))]).toEqual([
-      ["o4", "o3"],
-      ["o2", "o1"],
+      [orderIdOf(4), orderIdOf(3)],
+      [orderIdOf(2), orderIdOf(1)],
     ]);
-    expect(ids(view(projection))).toEqual(["o4", "o3", "o2", "o1"]);
+    expect(ids(view(projection))).toEqual([orderIdOf(4), orderIdOf(3), orderIdOf(2), orderIdOf(1)]);
   });
 
   it("shows a product that arrives after its order", () => {
