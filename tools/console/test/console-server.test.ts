@@ -1,6 +1,11 @@
+import { generateKeyPairSync } from "node:crypto";
 import { once } from "node:events";
 import { createServer, request, type Server } from "node:http";
+import { createServer as createHttp2Server, type Http2Server } from "node:http2";
 import type { AddressInfo } from "node:net";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { createTokenSigner } from "@shopmesh/chassis";
+import { UsersService } from "@shopmesh/sdk/users/v1";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningConsole, startConsole } from "../src/server/console-server.js";
 import { pageDir } from "../src/server/page-build.js";
@@ -12,8 +17,11 @@ let scrapes = 0;
 /** A port nothing listens on: the other services are down. */
 let closedPort: number;
 let console_: RunningConsole;
+/** Stands in for users, publishing only the key that signs `adminToken`. */
+let users: Http2Server;
+let adminToken: string;
 
-const listen = async (server: Server) => {
+const listen = async (server: Server | Http2Server) => {
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
   return (server.address() as AddressInfo).port;
@@ -28,6 +36,17 @@ beforeAll(async () => {
   const probe = createServer();
   closedPort = await listen(probe);
   probe.close();
+  const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+  const signer = await createTokenSigner(privateKey.export({ format: "pem", type: "pkcs8" }).toString(), 300, "test");
+  adminToken = (await signer.sign({ userId: "an-admin", role: "admin" })).token;
+  const raw = Buffer.from(publicKey.export({ format: "jwk" }).x!, "base64url");
+  users = createHttp2Server(
+    connectNodeAdapter({
+      routes: (router) =>
+        router.service(UsersService, { getSigningKeys: () => ({ keys: [{ keyId: "test", publicKey: raw }] }) }),
+    }),
+  );
+  const usersPort = await listen(users);
   console_ = await startConsole({
     port: 0,
     pageDir,
@@ -35,7 +54,7 @@ beforeAll(async () => {
     ca: () => undefined,
     loadUserId: () => "someone",
     endpoints: (service) => ({
-      address: `127.0.0.1:${closedPort}`,
+      address: `127.0.0.1:${service === "users" ? usersPort : closedPort}`,
       adminPort: closedPort,
       httpPort: closedPort,
       metricsPort: service === "user-orders" ? metricsPort : closedPort,
@@ -46,6 +65,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await console_.close();
   metrics.close();
+  users.close();
 });
 
 const post = (path: string, body: string, headers: Record<string, string> = {}) =>
@@ -54,6 +74,17 @@ const post = (path: string, body: string, headers: Record<string, string> = {}) 
     headers: { "content-type": "application/json", ...headers },
     body,
   });
+
+/** Runs `act` while a page watches (the load runs only then), then leaves. */
+async function whileWatching(act: () => Promise<void>): Promise<void> {
+  const events = await fetch(`${console_.url}/api/events`);
+  try {
+    await act();
+  } finally {
+    await events.body!.cancel();
+    await expect.poll(() => console_.watchers).toBe(0);
+  }
+}
 
 /** Reads server-sent events until `enough` says so, then disconnects. */
 async function watch(enough: (summary: MeshSummary) => boolean): Promise<MeshSummary> {
@@ -106,6 +137,14 @@ describe("the console's server", () => {
     expect(await other.json()).toMatchObject({ code: "unimplemented" });
   });
 
+  it("relays no service named like an object's built-in properties", async () => {
+    for (const name of ["constructor", "__proto__", "toString", "hasOwnProperty", "valueOf"]) {
+      const answer = await post(`/rpc/${name}/ListProducts`, "{}");
+      expect(answer.status, name).toBe(404);
+      expect(await answer.json()).toEqual({ code: "unimplemented", message: `the console relays no service ${name}` });
+    }
+  });
+
   it("relays faults and starts the load for an admin only", async () => {
     const faults = await post("/admin/products/shopmesh.faults.v1.FaultInjectionService/ListFaults", "{}");
     expect(faults.status).toBe(401);
@@ -114,6 +153,26 @@ describe("the console's server", () => {
     expect(load.status).toBe(401);
     const forged = await post("/api/load", '{"ratePerSecond":5}', { authorization: "Bearer not.a.token" });
     expect([401, 503]).toContain(forged.status);
+  });
+
+  it("refuses a load rate it does not offer, a tiny one above all (its timer's delay would overflow)", async () => {
+    const admin = { authorization: `Bearer ${adminToken}` };
+    await whileWatching(async () => {
+      for (const rate of [1e-300, 0.5, -1, 21, "5"]) {
+        const refused = await post("/api/load", JSON.stringify({ ratePerSecond: rate }), admin);
+        expect(refused.status, `ratePerSecond ${rate}`).toBe(400);
+        expect(await refused.json()).toEqual({
+          error: "ratePerSecond: must be 0 (off) or from 1 to 20 views a second",
+        });
+      }
+      // 1e999 is Infinity once parsed.
+      expect((await post("/api/load", '{"ratePerSecond":1e999}', admin)).status).toBe(400);
+      for (const rate of [1, 20, 0]) {
+        const taken = await post("/api/load", JSON.stringify({ ratePerSecond: rate }), admin);
+        expect(taken.status, `ratePerSecond ${rate}`).toBe(200);
+        expect(await taken.json()).toEqual({ ratePerSecond: rate });
+      }
+    });
   });
 
   it("answers only to its own address, against pages of other origins that resolve to loopback", async () => {

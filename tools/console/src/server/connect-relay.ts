@@ -3,13 +3,17 @@ import { Agent, request } from "node:https";
 import { request as plainRequest } from "node:http";
 import type { MeshService } from "../summary-types.js";
 
-/** The contracts a page may call through the relay, by their fully-qualified service name. */
-export const relayedServices: Readonly<Record<string, MeshService>> = {
-  "shopmesh.users.v1.UsersService": "users",
-  "shopmesh.products.v1.ProductsService": "products",
-  "shopmesh.orders.v1.OrdersService": "orders",
-  "shopmesh.userorders.v1.UserOrdersService": "user-orders",
-};
+/**
+ * The contracts a page may call through the relay, by their fully-qualified
+ * service name. A Map, since the name comes from the request's path: on a
+ * plain object `constructor` or `__proto__` would be found too.
+ */
+export const relayedServices: ReadonlyMap<string, MeshService> = new Map<string, MeshService>([
+  ["shopmesh.users.v1.UsersService", "users"],
+  ["shopmesh.products.v1.ProductsService", "products"],
+  ["shopmesh.orders.v1.OrdersService", "orders"],
+  ["shopmesh.userorders.v1.UserOrdersService", "user-orders"],
+]);
 
 /** Request headers the Connect protocol (and a trace) needs; nothing else is passed on. */
 const forwarded = [
@@ -66,7 +70,7 @@ export function createConnectRelay(
       const [path = "", query] = (req.url ?? "").split("?", 2);
       const match = /^\/rpc\/([\w.]+)\/(\w+)$/.exec(path);
       if (!match) return false;
-      const service = relayedServices[match[1]!];
+      const service = relayedServices.get(match[1]!);
       if (service === undefined) {
         connectError(res, 404, "unimplemented", `the console relays no service ${match[1]}`);
         return true;

@@ -12,7 +12,7 @@ import { ScrapeHistory, summaryMetricFamilies } from "./mesh-summary.js";
 import { parsePrometheusText } from "@shopmesh/cli";
 import { serveStatic } from "./static-files.js";
 import { receiveOtlp, TraceStore } from "./trace-store.js";
-import { maxLoadRate, ViewLoad } from "./view-load.js";
+import { maxLoadRate, minLoadRate, ViewLoad } from "./view-load.js";
 
 /** Where a running service listens; undefined fields for listeners it does not have. */
 export interface ServiceEndpoints {
@@ -192,8 +192,9 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
         throw new ConnectError("no demo user to load: the demo data is not seeded yet", Code.Unavailable);
       const body = (await readJson(req)) as Partial<LoadControl>;
       const rate = body.ratePerSecond;
-      if (typeof rate !== "number" || !Number.isFinite(rate) || rate < 0 || rate > maxLoadRate) {
-        fail(res, 400, `ratePerSecond: must be a number from 0 to ${maxLoadRate}`);
+      // Written so that NaN and the Infinity JSON.parse makes of 1e999 are refused too.
+      if (typeof rate !== "number" || (rate !== 0 && !(rate >= minLoadRate && rate <= maxLoadRate))) {
+        fail(res, 400, `ratePerSecond: must be 0 (off) or from ${minLoadRate} to ${maxLoadRate} views a second`);
         return;
       }
       load.set(rate, token, userId);

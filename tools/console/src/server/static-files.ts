@@ -2,15 +2,16 @@ import { createReadStream, statSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { extname, join, normalize, sep } from "node:path";
 
-const contentTypes: Record<string, string> = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".css": "text/css; charset=utf-8",
-  ".svg": "image/svg+xml",
-  ".png": "image/png",
-  ".ico": "image/x-icon",
-  ".json": "application/json",
-};
+/** By the requested file's extension: a Map, as is every lookup by a name the request chose (no inherited property answers). */
+const contentTypes: ReadonlyMap<string, string> = new Map([
+  [".html", "text/html; charset=utf-8"],
+  [".js", "text/javascript; charset=utf-8"],
+  [".css", "text/css; charset=utf-8"],
+  [".svg", "image/svg+xml"],
+  [".png", "image/png"],
+  [".ico", "image/x-icon"],
+  [".json", "application/json"],
+]);
 
 /**
  * Serves the built page from `dir` for GET and HEAD: `/` is index.html, a
@@ -37,7 +38,7 @@ export function serveStatic(dir: string, req: IncomingMessage, res: ServerRespon
     return;
   }
   res.writeHead(200, {
-    "content-type": contentTypes[extname(file)] ?? "application/octet-stream",
+    "content-type": contentTypes.get(extname(file)) ?? "application/octet-stream",
     "content-length": size,
     "cache-control": path.startsWith("/assets/") ? "public, max-age=31536000, immutable" : "no-cache",
     "x-content-type-options": "nosniff",

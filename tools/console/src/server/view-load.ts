@@ -19,6 +19,12 @@ export interface ViewLoadOptions {
 
 /** Fastest load the console offers: it is a demonstration, not a benchmark. */
 export const maxLoadRate = 20;
+/**
+ * Slowest load the console offers, the slider's lowest step. Views are sent
+ * every 1000 / rate ms, and a Node timer holds at most 2^31 - 1 ms: a longer
+ * delay fires every millisecond instead, so a tiny rate would be the fastest.
+ */
+export const minLoadRate = 1;
 /** Views in flight at once, at most: with a dependency hanging, each waits for its deadline. */
 const maxInFlight = 40;
 
@@ -50,11 +56,16 @@ export class ViewLoad {
     this.#options = { timeoutMs: 1000, maxDurationMs: 10 * 60_000, keepMs: 60_000, ...options };
   }
 
-  /** Sends `ratePerSecond` views of `userId` a second (0 stops) with the given access token. */
+  /**
+   * Sends `ratePerSecond` views of `userId` a second, held to `minLoadRate`
+   * to `maxLoadRate` (0, or anything not above it, stops), with the given
+   * access token.
+   */
   set(ratePerSecond: number, token: string, userId: string): void {
     this.stop();
-    if (ratePerSecond <= 0) return;
-    this.#rate = Math.min(ratePerSecond, maxLoadRate);
+    // Written so that NaN stops too: as a timer's delay it would mean every millisecond.
+    if (!(ratePerSecond > 0)) return;
+    this.#rate = Math.min(Math.max(ratePerSecond, minLoadRate), maxLoadRate);
     this.#token = token;
     this.#userId = userId;
     this.#endsAtMs = Date.now() + this.#options.maxDurationMs;
