@@ -50,6 +50,35 @@ describe("TraceStore", () => {
     expect(bars[0]!.startMs).toBe(0);
   });
 
+  it("draws a trace whose parent links loop, or that names a span id twice, keeping each span once", () => {
+    const store = new TraceStore();
+    const ids = (s: ReceivedSpan, spanId: string, parentSpanId: string): ReceivedSpan => ({
+      ...s,
+      spanId,
+      parentSpanId,
+    });
+    store.add([
+      ids(span("t", view, "server"), "root", ""),
+      // The same id again, naming itself as its parent: dropped.
+      ids(span("t", "again", "internal"), "root", "root"),
+      // A ring of two, with a span under one of them; and a span its own parent.
+      ids(span("t", "ring-a", "client"), "a", "b"),
+      ids(span("t", "ring-b", "client"), "b", "a"),
+      ids(span("t", "under-a", "internal"), "c", "a"),
+      ids(span("t", "self", "internal"), "d", "d"),
+      // No id at all: "" is what a root names as its parent, so this would be its own child.
+      ids(span("t", "no-id", "internal"), "", ""),
+    ]);
+    const bars = store.view("t")!.bars;
+    expect(bars.map((b) => [b.depth, b.label.split(" ").at(-1)])).toEqual([
+      [0, "GetUserOrders"],
+      [0, "ring-a"],
+      [1, "under-a"],
+      [0, "ring-b"],
+      [0, "self"],
+    ]);
+  });
+
   it("caps the spans kept of one trace", () => {
     const store = new TraceStore(10, 3);
     store.add(Array.from({ length: 5 }, () => span("big", "x", "internal")));
