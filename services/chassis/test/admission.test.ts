@@ -13,7 +13,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { Code, createClient, createTransport, retryPushbackMs, type Client, type GrpcTransport } from "@shopmesh/sdk";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@shopmesh/sdk/health/v1";
 import { admissionWaitMs, createLogger, hosted, startServer, type RunningServer } from "@shopmesh/chassis";
-import { arrivalGraceMs } from "../src/server/call-gate.js";
+import { arrivalGraceMs } from "../src/server/request-arrivals.js";
 import { spawnService } from "@shopmesh/cli";
 import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -403,7 +403,7 @@ describe("admission control, requests that never finish arriving", () => {
       for (const status of [first, second]) {
         expect(status!.code).toBe(GrpcStatus.RESOURCE_EXHAUSTED);
         expect(status!.message).toMatch(
-          /^request not complete after \d+ ms while \d+ others were also arriving \(this server keeps at most 2\); send the whole request and end the stream$/,
+          /^request not complete after \d+ ms while \d+ others were also arriving \(this server keeps at most 2\); send the whole request at once$/,
         );
       }
       expect(unfinished[2]!.closed).toBe(false);

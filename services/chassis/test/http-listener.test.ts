@@ -11,6 +11,7 @@ import { parsePrometheusText, spawnService, type ServiceProcess } from "@shopmes
 import { createTransport, retryPushbackMs, type GrpcTransport } from "@shopmesh/sdk";
 import { afterEach, describe, expect, it } from "vitest";
 import { EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
+import { arrivalGraceMs } from "../src/server/request-arrivals.js";
 import { asConnectError, settle } from "./support/call-outcome.js";
 
 const echoMain = fileURLToPath(new URL("./support/echo-main.ts", import.meta.url));
@@ -131,6 +132,41 @@ describe("a service's HTTP listener", () => {
     });
     const longest = await echo(2 ** 31 - 1);
     expect([longest.status, await longest.json()]).toEqual([200, { message: "hi" }]);
+  });
+
+  it("keeps no more requests whose bodies never end than the server holds calls, closing the oldest", async () => {
+    // Slots and queue together: at most 2 requests still arriving are kept.
+    const { service, baseUrl } = await startEcho({ MAX_CALLS_IN_FLIGHT: "1", MAX_CALLS_QUEUED: "1" });
+    const unfinished = async () => {
+      const socket = connect(service.httpPort!, "127.0.0.1");
+      await once(socket, "connect");
+      socket.on("error", () => {});
+      socket.write(
+        `POST /${EchoService.typeName}/Echo HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"message":`,
+      );
+      return socket;
+    };
+    const sockets = [];
+    for (let n = 0; n < 4; n++) sockets.push(await unfinished());
+    try {
+      const sentAt = performance.now();
+      await Promise.all(sockets.slice(0, 2).map((socket) => once(socket, "close")));
+      expect(performance.now() - sentAt).toBeGreaterThanOrEqual(arrivalGraceMs - 5);
+      expect([sockets[2]!.closed, sockets[3]!.closed]).toEqual([false, false]);
+
+      // A whole request arriving now makes one too many: the oldest still arriving gives way to it.
+      const thirdClosed = once(sockets[2]!, "close");
+      const answer = await fetch(`${baseUrl}/${EchoService.typeName}/Echo`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: '{"message":"whole"}',
+      });
+      expect([answer.status, await answer.json()]).toEqual([200, { message: "whole" }]);
+      await thirdClosed;
+      expect(sockets[3]!.closed).toBe(false);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+    }
   });
 
   it("shares admission control with the gRPC port: a full server refuses either with RESOURCE_EXHAUSTED", async () => {

@@ -8,6 +8,7 @@ import {
 } from "@grpc/grpc-js";
 import type { CallLimiter, Waiter } from "./admission.js";
 import { deadlineMs } from "./deadline-ms.js";
+import { arrivalGraceMs, type ArrivingRequest, RequestArrivals } from "./request-arrivals.js";
 import { UndecodableRequest } from "./request-decoding.js";
 
 /** Options for {@link callGate}. */
@@ -22,18 +23,11 @@ export interface CallGateOptions {
    * after its headers (a message that does not decode).
    */
   onRefused?: (path: string, code: GrpcStatus, details: string, afterMs: number) => void;
-  /** Told about every call cut because its request never finished arriving (see {@link Arrivals}), `afterMs` after its headers. */
+  /** Told about every call cut because its request never finished arriving (see {@link RequestArrivals}), `afterMs` after its headers. */
   onCut?: (path: string, details: string, afterMs: number) => void;
   /** How long a request may take to arrive whole before it can be cut; {@link arrivalGraceMs} when absent. */
   arrivalGraceMs?: number;
 }
-
-/**
- * How long a unary request may take to arrive whole before it may be cut
- * for memory. A request sent in one piece arrives within a few turns of the
- * event loop; this leaves room for a loop held up by garbage collection.
- */
-export const arrivalGraceMs = 250;
 
 /**
  * What the host of an admitted call's handler tells the gate, found by the
@@ -61,63 +55,6 @@ export function admittedCall(metadata: Metadata): AdmittedCall | undefined {
 }
 
 /**
- * The unary calls whose request has not yet arrived whole, oldest first.
- * Such a call holds no slot, but it holds its stream and what it has sent,
- * up to MAX_REQUEST_BYTES, and a caller may open many streams on many
- * connections and never end them. So no more of them are kept than the
- * server would hold calls anyway (its slots and its queue): past that, the
- * oldest, once they have had {@link arrivalGraceMs} to arrive, are cut with
- * RESOURCE_EXHAUSTED. A request sent whole leaves this set within a few
- * turns of the event loop, so it is not the one cut, and requests that
- * never end cannot keep it from being answered.
- *
- * @internal
- */
-export class Arrivals {
-  readonly #calls = new Set<GatedCall>();
-  #sweep: NodeJS.Timeout | undefined;
-
-  constructor(
-    readonly limit: number,
-    readonly graceMs: number,
-  ) {}
-
-  get size(): number {
-    return this.#calls.size;
-  }
-
-  add(call: GatedCall): void {
-    this.#calls.add(call);
-    if (this.#calls.size > this.limit) this.#cutOldest();
-  }
-
-  delete(call: GatedCall): void {
-    this.#calls.delete(call);
-  }
-
-  #cutOldest(): void {
-    const now = performance.now();
-    // Deleting the entry a Set's iterator stands on is safe: iteration goes on with the next.
-    for (const call of this.#calls) {
-      if (this.#calls.size <= this.limit) return;
-      const age = now - call.startedAt;
-      if (age < this.graceMs) {
-        this.#sweep ??= setTimeout(() => {
-          this.#sweep = undefined;
-          this.#cutOldest();
-        }, this.graceMs - age).unref();
-        return;
-      }
-      this.#calls.delete(call);
-      call.cut(
-        `request not complete after ${Math.round(age)} ms while ${this.#calls.size} others were also arriving (this server keeps at most ${this.limit}); send the whole request and end the stream`,
-        age,
-      );
-    }
-  }
-}
-
-/**
  * One unary call under admission control: the call grpc-js's handler talks
  * to, and the listener of the call beneath, in one object with its methods
  * on the prototype (grpc-js's ServerInterceptingCall copies a listener's
@@ -126,13 +63,13 @@ export class Arrivals {
  * It asks for a slot once its request has arrived whole (the half-close),
  * when its handler could run: a caller that sends the headers and never
  * ends the request holds a stream but no slot, and is cut when too many
- * such calls are kept (see {@link Arrivals}).
+ * such calls are kept (see {@link RequestArrivals}).
  * Its slot is freed when the call has ended (status sent, client gone,
  * deadline passed: grpc-js's onCancel) and its handler has settled: a
  * handler that is still running after its deadline still uses the process,
  * and counts until it returns.
  */
-class GatedCall implements ServerInterceptingCallInterface, InterceptingServerListener, AdmittedCall {
+class GatedCall implements ServerInterceptingCallInterface, InterceptingServerListener, AdmittedCall, ArrivingRequest {
   #listener: InterceptingServerListener | undefined;
   /** When the call began, its headers read. */
   readonly startedAt = performance.now();
@@ -149,7 +86,7 @@ class GatedCall implements ServerInterceptingCallInterface, InterceptingServerLi
     readonly limiter: CallLimiter,
     readonly path: string,
     readonly onRefused: CallGateOptions["onRefused"],
-    readonly arrivals: Arrivals,
+    readonly arrivals: RequestArrivals<GatedCall>,
     readonly onCut: CallGateOptions["onCut"],
   ) {}
 
@@ -203,7 +140,7 @@ class GatedCall implements ServerInterceptingCallInterface, InterceptingServerLi
     this.inner.sendStatus({ code: GrpcStatus.RESOURCE_EXHAUSTED, details, metadata: trailers });
   }
 
-  /** Ends a call whose request has not arrived whole: see {@link Arrivals}. */
+  /** Ends a call whose request has not arrived whole: see {@link RequestArrivals}. */
   cut(details: string, afterMs: number): void {
     this.#ended = true;
     this.onCut?.(this.path, details, afterMs);
@@ -290,7 +227,7 @@ export function callGate(options: CallGateOptions): ServerInterceptor {
   const { limiter, exempt, onRefused, onCut } = options;
   const arrivals =
     limiter &&
-    new Arrivals(
+    new RequestArrivals<GatedCall>(
       limiter.settings.maxCallsInFlight + limiter.settings.maxCallsQueued,
       options.arrivalGraceMs ?? arrivalGraceMs,
     );

@@ -18,6 +18,7 @@ import { peerIdentityKey, SocketPeerIdentity } from "../auth/peer-identity.js";
 import type { CertificateFiles } from "../tls/certificate-files.js";
 import type { TlsFiles } from "../tls/tls-settings.js";
 import { listenOn } from "./listen-on.js";
+import { type ArrivingRequest, RequestArrivals } from "./request-arrivals.js";
 
 /** A service descriptor with its implementation (see service-server.ts's HostedService). */
 interface HostedImpl {
@@ -39,6 +40,13 @@ export interface HttpListenOptions {
   corsOrigins: readonly string[];
   /** Told about each connection closed for being over `connections.maxConnections`. */
   onDropped?: () => void;
+  /**
+   * Most requests kept while their bodies are still arriving: past that the
+   * oldest are cut (see RequestArrivals); no bound when absent.
+   */
+  maxRequestsArriving?: number;
+  /** Told about each request cut for a body that did not finish arriving, `afterMs` after its headers. */
+  onCut?: (path: string, details: string, afterMs: number) => void;
   /** Serve HTTPS with these files (the gRPC port's), following their renewals; plain HTTP when absent. */
   tls?: CertificateFiles;
 }
@@ -149,6 +157,28 @@ export async function listenForHttp(options: HttpListenOptions): Promise<HttpLis
           maxAge: 7200,
         });
 
+  const arrivals =
+    options.maxRequestsArriving === undefined ? undefined : new RequestArrivals(options.maxRequestsArriving);
+  /**
+   * Keeps a request among those arriving until its body has been read
+   * whole. A cut one loses its connection: HTTP/1.1 has no way to answer a
+   * request whose body is still coming and go on with the connection, and
+   * connect-node is reading that body.
+   */
+  const trackArrival = (req: IncomingMessage, res: ServerResponse, arrivals: RequestArrivals<ArrivingRequest>) => {
+    const arriving: ArrivingRequest = {
+      startedAt: performance.now(),
+      cut(details, afterMs) {
+        options.onCut?.((req.url ?? "/").split("?")[0]!, details, afterMs);
+        req.socket.destroy();
+      },
+    };
+    arrivals.add(arriving);
+    const arrived = () => arrivals.delete(arriving);
+    req.once("end", arrived);
+    res.once("close", arrived);
+  };
+
   let closing = false;
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     if (closing) {
@@ -178,6 +208,8 @@ export async function listenForHttp(options: HttpListenOptions): Promise<HttpLis
       );
       return;
     }
+    // A GET has no body to wait for.
+    if (arrivals !== undefined && req.method === "POST" && !req.complete) trackArrival(req, res, arrivals);
     void adapter(req, res);
   };
 

@@ -25,7 +25,7 @@ import { trackAdmission } from "../metrics/service-metrics.js";
 import type { HttpConfig } from "../http-config.js";
 import { httpCallGate, type HttpCallGateOptions } from "./http-call-gate.js";
 import { listenForConnectGrpc } from "./connect-grpc-listener.js";
-import { listenForHttp, type HttpListener } from "./http-listener.js";
+import { listenForHttp, type HttpListener, type HttpListenOptions } from "./http-listener.js";
 import type { CertificateFiles } from "../tls/certificate-files.js";
 
 /** A service descriptor with its implementation. */
@@ -136,14 +136,15 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   const refusals = new RefusalTimes();
   if (limiter) trackAdmission(() => limiter);
   const cutUnfinished = throttled((cut) => logger.warn({ cut }, "cutting calls whose requests do not finish arriving"));
+  const onCut = (method: string, details: string, afterMs: number) => {
+    recordRefusedCall(method, GrpcStatus.RESOURCE_EXHAUSTED, afterMs);
+    if (logger.isLevelEnabled("debug")) logger.debug({ method, details }, "call cut");
+    cutUnfinished();
+  };
   const gate = callGate({
     limiter,
     exempt: (path) => path.startsWith(healthPath),
-    onCut: (method, details, afterMs) => {
-      recordRefusedCall(method, GrpcStatus.RESOURCE_EXHAUSTED, afterMs);
-      if (logger.isLevelEnabled("debug")) logger.debug({ method, details }, "call cut");
-      cutUnfinished();
-    },
+    onCut,
     onRefused: (method, code, details, afterMs) => {
       recordRefusedCall(method, code, afterMs);
       if (logger.isLevelEnabled("debug")) logger.debug({ method, code: statusName(code), details }, "call refused");
@@ -237,7 +238,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
         ),
       });
   const port = listener.port;
-  const http = options.http === undefined ? undefined : await startHttp(options, options.http, httpGate);
+  const http = options.http === undefined ? undefined : await startHttp(options, options.http, httpGate, onCut);
   const address = `${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
 
   let stopped: Promise<void> | undefined;
@@ -303,7 +304,12 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
 }
 
 /** The HTTP listener of {@link startServer}'s services, behind the HTTP call gate and the services' interceptors. */
-function startHttp(options: StartServerOptions, http: HttpConfig, gate: HttpCallGateOptions): Promise<HttpListener> {
+function startHttp(
+  options: StartServerOptions,
+  http: HttpConfig,
+  gate: HttpCallGateOptions,
+  onCut: HttpListenOptions["onCut"],
+): Promise<HttpListener> {
   const { config, logger } = options;
   const connections = config.connections ?? defaultConnectionConfig;
   return listenForHttp({
@@ -315,6 +321,10 @@ function startHttp(options: StartServerOptions, http: HttpConfig, gate: HttpCall
     connections,
     corsOrigins: http.corsOrigins,
     tls: options.httpCertificates,
+    // As on the gRPC port: no more requests still arriving than calls the server holds.
+    ...(gate.limiter === undefined
+      ? {}
+      : { maxRequestsArriving: gate.limiter.settings.maxCallsInFlight + gate.limiter.settings.maxCallsQueued, onCut }),
     onDropped: throttled((dropped) =>
       logger.warn(
         { dropped, maxConnections: connections.maxConnections, listener: "http" },
