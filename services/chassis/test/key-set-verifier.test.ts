@@ -1,7 +1,13 @@
 import { createPublicKey, generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { createKeySetVerifier, createTokenSigner, type PublishedKey } from "@shopmesh/chassis";
+import {
+  ConfigError,
+  createKeySetVerifier,
+  createTokenSigner,
+  loadUnnamedKey,
+  type PublishedKey,
+} from "@shopmesh/chassis";
 
 function signingKey(keyId: string) {
   const { privateKey } = generateKeyPairSync("ed25519", {
@@ -119,5 +125,18 @@ describe("a key set verifier", () => {
       ),
     });
     expect((await withKey.verify(token)).role).toBe("service");
+  });
+});
+
+describe("loadUnnamedKey", () => {
+  it("reads AUTH_PUBLIC_KEY, and names it when it holds no public key", async () => {
+    const { publicKey } = generateKeyPairSync("ed25519");
+    const pem = publicKey.export({ format: "pem", type: "spki" }).toString();
+    expect(await loadUnnamedKey({ AUTH_PUBLIC_KEY: pem, DATA_DIR: "/nonexistent" })).toBeDefined();
+    const refused = await loadUnnamedKey({ AUTH_PUBLIC_KEY: "garbage", DATA_DIR: "/nonexistent" }).catch((e) => e);
+    expect(refused).toBeInstanceOf(ConfigError);
+    expect((refused as ConfigError).message).toBe(
+      'AUTH_PUBLIC_KEY="garbage" is not valid: expected an Ed25519 public key in PEM (-----BEGIN PUBLIC KEY-----)',
+    );
   });
 });

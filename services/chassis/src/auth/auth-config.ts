@@ -5,7 +5,7 @@ import { importSPKI } from "jose";
 import { createClient } from "@connectrpc/connect";
 import { UsersService } from "@shopmesh/sdk/users/v1";
 import { createDependencyTransport } from "../client/dependency-transport.js";
-import { envReader, maxTimerMs } from "../config.js";
+import { ConfigError, envReader, maxTimerMs } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { TlsSettings } from "../tls/tls-settings.js";
 import { createKeySetVerifier, defaultMinKeyRefreshIntervalMs, type KeySetVerifier } from "./key-set-verifier.js";
@@ -60,7 +60,17 @@ export async function loadUnnamedKey(
       : existsSync(fallback)
         ? readPem(fallback, "token verifying key")
         : undefined);
-  return pem === undefined ? undefined : ((await importSPKI(pem, tokenAlgorithm)) as CryptoKey);
+  if (pem === undefined) return undefined;
+  try {
+    return (await importSPKI(pem, tokenAlgorithm)) as CryptoKey;
+  } catch {
+    const variable = inline !== undefined ? "AUTH_PUBLIC_KEY" : "AUTH_PUBLIC_KEY_FILE";
+    throw new ConfigError(
+      variable,
+      inline !== undefined ? `${inline.slice(0, 40)}${inline.length > 40 ? "…" : ""}` : (file ?? fallback),
+      "an Ed25519 public key in PEM (-----BEGIN PUBLIC KEY-----)",
+    );
+  }
 }
 
 /**
