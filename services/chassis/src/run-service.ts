@@ -95,6 +95,13 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
       throw new ConfigError("FAULTS", process.env.FAULTS ?? "", "no faults unless FAULT_INJECTION=on");
     }
     faults = new FaultRegistry(config.faultInjection, initialFaults);
+    checkListenersApart([
+      ["PORT", config.host, config.port],
+      ["ADMIN_PORT", "127.0.0.1", config.adminPort],
+      ["HTTP_PORT", config.host, http?.port],
+      ["METRICS_PORT", metricsConfig?.host ?? "", metricsConfig?.port],
+      ["HEALTH_PORT", config.host, healthPort],
+    ]);
   } catch (error) {
     return exitOnStartError(options.name, error);
   }
@@ -214,6 +221,28 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
   } catch (error) {
     logger.fatal({ err: error }, "start-up failed");
     return exitOnStartError(options.name, error);
+  }
+}
+
+/**
+ * Refuses two of a service's listeners on one port where their addresses
+ * overlap (the same one, or either listening on every address), naming the
+ * later variable: otherwise the second would fail to listen with
+ * EADDRINUSE, which names no setting. 0 picks a free port for each.
+ */
+function checkListenersApart(listeners: [variable: string, host: string, port: number | undefined][]): void {
+  const everywhere = (host: string) => host === "0.0.0.0" || host === "::" || host === "";
+  for (const [index, [variable, host, port]] of listeners.entries()) {
+    if (port === undefined || port === 0) continue;
+    const earlier = listeners
+      .slice(0, index)
+      .find(
+        ([, otherHost, otherPort]) =>
+          otherPort === port && (otherHost === host || everywhere(otherHost) || everywhere(host)),
+      );
+    if (earlier !== undefined) {
+      throw new ConfigError(variable, String(port), `a port other than ${earlier[0]}'s (${port}), or 0 for a free one`);
+    }
   }
 }
 

@@ -239,9 +239,9 @@ describe("readServerConfig", () => {
 });
 
 describe("a service process with a bad configuration", () => {
-  it("exits with code 2 and names the variable on stderr", async () => {
+  async function start(env: Record<string, string>) {
     const child = spawn(process.execPath, ["--import", "tsx", echoMain], {
-      env: { ...process.env, TLS: "off", PORT: "notaport" },
+      env: { ...process.env, TLS: "off", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stderr = "";
@@ -250,12 +250,27 @@ describe("a service process with a bad configuration", () => {
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
     try {
       const [code] = (await once(child, "exit")) as [number | null];
-      expect(code).toBe(2);
-      expect(stderr).toContain("PORT");
-      expect(stderr).toContain("notaport");
-      expect(stdout).not.toContain('"ready"');
+      return { code, stderr, stdout };
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     }
+  }
+
+  it("exits with code 2 and names the variable on stderr", async () => {
+    const { code, stderr, stdout } = await start({ PORT: "notaport" });
+    expect(code).toBe(2);
+    expect(stderr).toContain("PORT");
+    expect(stderr).toContain("notaport");
+    expect(stdout).not.toContain('"ready"');
+  });
+
+  it("names the variable that gives a second listener a port another already has", async () => {
+    const port = "41733";
+    const { code, stderr, stdout } = await start({ PORT: port, METRICS_PORT: port, HTTP_PORT: "off" });
+    expect(code).toBe(2);
+    expect(stderr).toContain(
+      `METRICS_PORT="${port}" is not valid: expected a port other than PORT's (${port}), or 0 for a free one`,
+    );
+    expect(stdout).not.toContain('"ready"');
   });
 });
