@@ -46,3 +46,11 @@ describe("openDatabase's native addon", () => {
     expect(() => openDatabase({ path: join(dir, "b.sqlite"), migrationsFolder, schema: {} })).toThrow(/missing\.node/);
   });
 });
+
+describe("openDatabase's file", () => {
+  it("names the file it cannot open, a folder where the database should be", () => {
+    expect(() => openDatabase({ path: dir, migrationsFolder, schema: {} })).toThrow(
+      `cannot open the database ${dir}: unable to open database file`,
+    );
+  });
+});

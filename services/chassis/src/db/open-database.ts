@@ -38,9 +38,20 @@ export interface OpenDatabase<TSchema extends Record<string, unknown>> {
 export function openDatabase<TSchema extends Record<string, unknown>>(
   options: OpenDatabaseOptions<TSchema>,
 ): OpenDatabase<TSchema> {
-  if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
   const nativeBinding = options.nativeBinding ?? (process.env.SQLITE_NATIVE_BINDING || undefined);
-  const sqlite = new Database(options.path, nativeBinding === undefined ? {} : { nativeBinding });
+  let sqlite: Database.Database;
+  try {
+    if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
+    sqlite = new Database(options.path, nativeBinding === undefined ? {} : { nativeBinding });
+  } catch (error) {
+    // SQLite's own message ("unable to open database file") names no file.
+    throw new Error(
+      `cannot open the database ${options.path}: ${error instanceof Error ? error.message : String(error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
   try {
     sqlite.pragma("journal_mode = WAL");
     sqlite.pragma("synchronous = FULL");
