@@ -62,7 +62,7 @@ function readChaosRequest(args: string[]): ChaosRequest | undefined {
     args,
     allowPositionals: true,
     options: {
-      method: { type: "string", default: "*" },
+      method: { type: "string", multiple: true },
       latency: { type: "string" },
       "slow-probability": { type: "string" },
       "error-rate": { type: "string" },
@@ -79,9 +79,29 @@ function readChaosRequest(args: string[]): ChaosRequest | undefined {
   if (service === undefined) throw new UsageError(`which service? One of ${services.join(", ")}`);
   if (!services.includes(service)) throw new UsageError(`unknown service '${service}' (one of ${services.join(", ")})`);
   if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
+  const methods = values.method ?? ["*"];
+  if (methods.length > 1) throw new UsageError(`--method: one method a command (given ${methods.length})`);
+  if (methods[0]!.trim() === "")
+    throw new UsageError("--method: a method's name, such as GetProduct (leave it out for every method)");
+  // --clear may name the method whose faults to clear; --list takes nothing.
+  const faultOptions = {
+    latency: values.latency,
+    "slow-probability": values["slow-probability"],
+    "error-rate": values["error-rate"],
+    code: values.code,
+    hang: values.hang || undefined,
+  };
+  const named = (options: Record<string, unknown>) =>
+    Object.keys(options).filter((name) => options[name] !== undefined);
+  const refused = { list: named({ method: values.method, ...faultOptions }), clear: named(faultOptions) };
+  for (const action of ["list", "clear"] as const) {
+    if (values[action] && refused[action].length > 0)
+      throw new UsageError(`--${action} takes no --${refused[action].join(", --")}`);
+  }
+  if (values.list && values.clear) throw new UsageError("--list or --clear, not both");
   return {
     service,
-    method: values.method,
+    method: methods[0]!,
     latencyMs: durationOption("latency", values.latency, 0),
     slowProbability: fractionOption("slow-probability", values["slow-probability"], 0),
     errorRate: fractionOption("error-rate", values["error-rate"], values.code ? 1 : 0),

@@ -33,8 +33,9 @@ export function usageFailure(command: string, error: unknown): number {
 /** A fraction from 0 to 1 given as `--flag`, or `fallback` when absent. */
 export function fractionOption(flag: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
-  const value = Number(text);
-  if (text.trim() === "" || !Number.isFinite(value) || value < 0 || value > 1) {
+  // Decimal digits only: Number() would also take "0x1", "1e-1" and " 1".
+  const value = /^(\d+(\.\d*)?|\.\d+)$/.test(text) ? Number(text) : Number.NaN;
+  if (!(value >= 0 && value <= 1)) {
     throw new UsageError(`--${flag}: "${text}" is not a fraction from 0 to 1 (0.2 is 20 % of calls)`);
   }
   return value;
@@ -43,7 +44,8 @@ export function fractionOption(flag: string, text: string | undefined, fallback:
 /** A duration such as 300ms or 2s given as `--flag`, in milliseconds; `fallback` when absent. */
 export function durationOption(flag: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
-  const value = parseDurationMs(text);
+  // With its unit: a bare number, which the environment's durations read as ms, could be meant as seconds.
+  const value = /[a-z]$/i.test(text) ? parseDurationMs(text) : undefined;
   if (value === undefined) throw new UsageError(`--${flag}: "${text}" is not a duration such as 300ms or 2s`);
   return value;
 }

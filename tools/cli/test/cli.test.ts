@@ -101,6 +101,13 @@ describe("shopmesh chaos", { timeout: 60_000 }, () => {
     [["--error-rate", "half"], '--error-rate: "half" is not a fraction from 0 to 1'],
     [["--latency", "1s", "--slow-probability", "1.5"], '--slow-probability: "1.5" is not a fraction from 0 to 1'],
     [["--latency", "soon"], '--latency: "soon" is not a duration such as 300ms or 2s'],
+    [["--latency", "300"], '--latency: "300" is not a duration such as 300ms or 2s'],
+    [["--error-rate", "0x1"], '--error-rate: "0x1" is not a fraction from 0 to 1'],
+    [["--error-rate", "1e-1"], '--error-rate: "1e-1" is not a fraction from 0 to 1'],
+    [["--method", "", "--hang"], "--method: a method's name, such as GetProduct"],
+    [["--method", "GetProduct", "--method", "ListProducts", "--hang"], "--method: one method a command (given 2)"],
+    [["--hang", "--clear"], "--clear takes no --hang"],
+    [["--list", "--method", "GetProduct"], "--list takes no --method"],
   ])("refuses %j before calling anything, naming the option", async (options, message) => {
     const admin = `127.0.0.1:${await closedPort()}`;
     const run = await shopmesh(["chaos", "products", "--admin", admin, ...options]);
