@@ -5,6 +5,7 @@
 // slot has freed for 4 × MAX_QUEUE_WAIT. Health
 // checks and server streams are not held. Real gRPC over loopback, with
 // handlers that block until the test lets them go.
+import { once } from "node:events";
 import { connect } from "node:http2";
 import { fileURLToPath } from "node:url";
 import { Client as RawClient, credentials, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
@@ -396,8 +397,21 @@ describe("admission control, requests that never finish arriving", () => {
     };
     try {
       const unfinished = [1, 2, 3, 4].map((n) => send(`never-ends-${n}`, false));
+      const seen = unfinished.map((stream) => {
+        const events = { answered: false, closed: false };
+        stream.on("response", () => (events.answered = true));
+        stream.on("close", () => (events.closed = true));
+        return events;
+      });
       const sentAt = performance.now();
-      const [first, second] = await Promise.all(unfinished.slice(0, 2).map((stream) => streamStatus(stream)));
+      const cut = async (stream: (typeof unfinished)[number]) => {
+        const closed = once(stream, "close");
+        const status = await streamStatus(stream);
+        // Reset by the server (this client never ends its side), so that nothing of it is kept.
+        await closed;
+        return status;
+      };
+      const [first, second] = await Promise.all(unfinished.slice(0, 2).map(cut));
       // Cut only once they have had their time to arrive.
       expect(performance.now() - sentAt).toBeGreaterThanOrEqual(arrivalGraceMs - 5);
       for (const status of [first, second]) {
@@ -406,14 +420,16 @@ describe("admission control, requests that never finish arriving", () => {
           /^request not complete after \d+ ms while \d+ others were also arriving \(this server keeps at most 2\); send the whole request at once$/,
         );
       }
-      expect(unfinished[2]!.closed).toBe(false);
-      expect(unfinished[3]!.closed).toBe(false);
+      expect(seen.slice(2)).toEqual([
+        { answered: false, closed: false },
+        { answered: false, closed: false },
+      ]);
 
       // A whole request arriving now makes one too many: the oldest still arriving gives way to it.
-      const third = streamStatus(unfinished[2]!);
+      const third = cut(unfinished[2]!);
       expect((await streamStatus(send("whole", true))).code).toBe(GrpcStatus.OK);
       expect((await third).code).toBe(GrpcStatus.RESOURCE_EXHAUSTED);
-      expect(unfinished[3]!.closed).toBe(false);
+      expect(seen[3]).toEqual({ answered: false, closed: false });
       expect(limited.echo.started.filter((message) => message.startsWith("never-ends"))).toEqual([]);
       expect(limited.server.admission?.running).toBe(0);
     } finally {

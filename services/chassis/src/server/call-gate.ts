@@ -6,9 +6,10 @@ import {
   type ServerInterceptor,
   type ServerListener,
 } from "@grpc/grpc-js";
+import { constants as http2Constants, type ServerHttp2Stream } from "node:http2";
 import type { CallLimiter, Waiter } from "./admission.js";
 import { deadlineMs } from "./deadline-ms.js";
-import { arrivalGraceMs, type ArrivingRequest, RequestArrivals } from "./request-arrivals.js";
+import { type ArrivingRequest, maxRequestsArriving, RequestArrivals } from "./request-arrivals.js";
 import { UndecodableRequest } from "./request-decoding.js";
 
 /** Options for {@link callGate}. */
@@ -25,8 +26,6 @@ export interface CallGateOptions {
   onRefused?: (path: string, code: GrpcStatus, details: string, afterMs: number) => void;
   /** Told about every call cut because its request never finished arriving (see {@link RequestArrivals}), `afterMs` after its headers. */
   onCut?: (path: string, details: string, afterMs: number) => void;
-  /** How long a request may take to arrive whole before it can be cut; {@link arrivalGraceMs} when absent. */
-  arrivalGraceMs?: number;
 }
 
 /**
@@ -93,10 +92,11 @@ class GatedCall implements ServerInterceptingCallInterface, InterceptingServerLi
   start(listener: InterceptingServerListener): void {
     this.#listener = listener;
     this.inner.start(this);
-    if (!this.#ended) this.arrivals.add(this);
   }
 
   onReceiveMetadata(metadata: Metadata): void {
+    // Here rather than in start: grpc-js calls this only for a stream still open, and onCancel only after it.
+    this.arrivals.add(this);
     admittedCalls.set(metadata, this);
     this.#listener!.onReceiveMetadata(metadata);
   }
@@ -145,6 +145,14 @@ class GatedCall implements ServerInterceptingCallInterface, InterceptingServerLi
     this.#ended = true;
     this.onCut?.(this.path, details, afterMs);
     this.inner.sendStatus({ code: GrpcStatus.RESOURCE_EXHAUSTED, details, metadata: new Metadata() });
+    // grpc-js ends only its own side of the stream: a caller that never ends
+    // its side would keep the stream, and grpc-js's call with what it had
+    // buffered, for as long as the connection lasts. Having answered, the
+    // server may reset the stream with NO_ERROR (RFC 9113, section 8.1).
+    // grpc-js offers no way to, so its call's stream is reached directly:
+    // this gate is the first interceptor, so `inner` is grpc-js's own call.
+    const stream = (this.inner as { stream?: Partial<Pick<ServerHttp2Stream, "closed" | "close">> }).stream;
+    if (typeof stream?.close === "function" && stream.closed === false) stream.close(http2Constants.NGHTTP2_NO_ERROR);
   }
 
   onCancel(): void {
@@ -225,12 +233,7 @@ class GatedCall implements ServerInterceptingCallInterface, InterceptingServerLi
  */
 export function callGate(options: CallGateOptions): ServerInterceptor {
   const { limiter, exempt, onRefused, onCut } = options;
-  const arrivals =
-    limiter &&
-    new RequestArrivals<GatedCall>(
-      limiter.settings.maxCallsInFlight + limiter.settings.maxCallsQueued,
-      options.arrivalGraceMs ?? arrivalGraceMs,
-    );
+  const arrivals = limiter && new RequestArrivals<GatedCall>(maxRequestsArriving(limiter.settings));
   return (method, call) => {
     if (method.requestStream) return undecodableRefused(method.path, call, onRefused);
     // Typed as the class, but grpc-js only uses the interface of what an interceptor returns.
