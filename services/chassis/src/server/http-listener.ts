@@ -165,7 +165,7 @@ export async function listenForHttp(options: HttpListenOptions): Promise<HttpLis
    * request whose body is still coming and go on with the connection, and
    * connect-node is reading that body.
    */
-  const trackArrival = (req: IncomingMessage, res: ServerResponse, arrivals: RequestArrivals<ArrivingRequest>) => {
+  const trackArrival = (req: IncomingMessage, res: ServerResponse, among: RequestArrivals<ArrivingRequest>) => {
     const arriving: ArrivingRequest = {
       startedAt: performance.now(),
       cut(details, afterMs) {
@@ -173,8 +173,8 @@ export async function listenForHttp(options: HttpListenOptions): Promise<HttpLis
         req.socket.destroy();
       },
     };
-    arrivals.add(arriving);
-    const arrived = () => arrivals.delete(arriving);
+    among.add(arriving);
+    const arrived = () => among.delete(arriving);
     req.once("end", arrived);
     res.once("close", arrived);
   };

@@ -5,6 +5,11 @@
  */
 export const arrivalGraceMs = 250;
 
+/** How many requests still arriving a server keeps: as many as it holds calls, running and queued. */
+export function maxRequestsArriving(admission: { maxCallsInFlight: number; maxCallsQueued: number }): number {
+  return admission.maxCallsInFlight + admission.maxCallsQueued;
+}
+
 /** A request whose body has begun to arrive but not ended. */
 export interface ArrivingRequest {
   /** When it began: its headers read (performance.now()). */

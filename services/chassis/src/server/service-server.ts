@@ -26,6 +26,7 @@ import type { HttpConfig } from "../http-config.js";
 import { httpCallGate, type HttpCallGateOptions } from "./http-call-gate.js";
 import { listenForConnectGrpc } from "./connect-grpc-listener.js";
 import { listenForHttp, type HttpListener, type HttpListenOptions } from "./http-listener.js";
+import { maxRequestsArriving } from "./request-arrivals.js";
 import type { CertificateFiles } from "../tls/certificate-files.js";
 
 /** A service descriptor with its implementation. */
@@ -322,9 +323,7 @@ function startHttp(
     corsOrigins: http.corsOrigins,
     tls: options.httpCertificates,
     // As on the gRPC port: no more requests still arriving than calls the server holds.
-    ...(gate.limiter === undefined
-      ? {}
-      : { maxRequestsArriving: gate.limiter.settings.maxCallsInFlight + gate.limiter.settings.maxCallsQueued, onCut }),
+    ...(gate.limiter === undefined ? {} : { maxRequestsArriving: maxRequestsArriving(gate.limiter.settings), onCut }),
     onDropped: throttled((dropped) =>
       logger.warn(
         { dropped, maxConnections: connections.maxConnections, listener: "http" },
