@@ -102,17 +102,18 @@ export function checkPageSize(field: string, value: number, limits: { fallback: 
   return checkRange(field, value, 1, limits.max, `, or 0 for the default (${limits.fallback})`);
 }
 
-/**
- * Page tokens are opaque to clients: base64url JSON of where the next page
- * starts. A token that does not decode to the expected shape is
- * INVALID_ARGUMENT, never a crash; a field of shape "id" must hold an id
- * such as this service issues, so that a made-up cursor ("", "zzz") is
- * refused rather than read as a place in the list.
- */
+/** Page tokens are opaque to clients: base64url JSON of where the next page starts. */
 export function encodePageToken(cursor: Record<string, string | number>): string {
   return Buffer.from(JSON.stringify(cursor)).toString("base64url");
 }
 
+/**
+ * The cursor of a page token from {@link encodePageToken}. A token that does
+ * not decode to the expected shape is INVALID_ARGUMENT, never a crash; a
+ * field of shape "id" must hold an id such as this service issues, so that
+ * a made-up cursor ("", "zzz") is refused rather than read as a place in
+ * the list.
+ */
 export function decodePageToken<T extends Record<string, string | number>>(
   field: string,
   token: string,

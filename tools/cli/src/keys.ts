@@ -35,7 +35,6 @@ function defaultCaFile(): string {
   return join(resolve(envReader().string("DATA_DIR", join(root, "data"))), "tls", "ca.pem");
 }
 
-/** `shopmesh keys`: rotates or lists the users service's token signing keys. Returns the exit code. */
 /** The CA certificate's bytes, or a usage error naming the file (a folder given for it, say). */
 function readCa(file: string): Buffer {
   try {
@@ -47,6 +46,7 @@ function readCa(file: string): Buffer {
   }
 }
 
+/** `shopmesh keys`: rotates or lists the users service's token signing keys. Returns the exit code. */
 export async function keys(args: string[]): Promise<number> {
   let action: "rotate" | "list";
   let target: string;

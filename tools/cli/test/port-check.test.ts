@@ -29,9 +29,10 @@ describe("busyPortLines", () => {
     const below = low - 10;
     const lines = busyPortLines(
       [
-        { port: below, what: "users", holder: listener },
         { port: below + 1, what: "products", holder: { kind: "connection", state: "CLOSE_WAIT" } },
         { port: below + 2, what: "orders", holder: { kind: "unknown" } },
+        // The servers' line comes first wherever their ports are.
+        { port: below, what: "users", holder: listener },
         { port: low, what: "user-orders", holder: { kind: "connection", state: "ESTABLISHED" } },
       ],
       "--port-base <first port>",
