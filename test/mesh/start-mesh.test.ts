@@ -192,7 +192,12 @@ describe("npm start", { timeout: 120_000 }, () => {
   it("refuses to start, naming the port, when a port is busy", async () => {
     const second = launch(base);
     expect(await second.exited).toBe(1);
-    expect(second.lines.join("\n")).toMatch(new RegExp(`port ${base}\\b.*busy`));
+    expect(second.lines.join("\n")).toMatch(
+      new RegExp(
+        `^ports ${base} \\(users\\), .* are busy: servers listen on them \\(is shopmesh already running\\?\\)$`,
+        "m",
+      ),
+    );
   });
 
   it("runs one service from its own workspace against the others: npm start -w @shopmesh/products", async () => {
