@@ -3,10 +3,26 @@
 import { describe, expect, it } from "vitest";
 import { renderSvg } from "../src/experiment/charts.js";
 import { waterfallChart, waterfallRows } from "../src/experiment/waterfall-chart.js";
+import type { ReceivedSpan } from "../src/tracing/otlp-receiver.js";
 import { spans, t0 } from "./trace-fixture.js";
 
 describe("waterfallRows", () => {
   const { rows, events } = waterfallRows(spans);
+
+  it("draws a span id given twice once, and a loop of parent links from a root, without recursing forever", () => {
+    const [root, client] = spans as [ReceivedSpan, ReceivedSpan];
+    const looped = [
+      root,
+      { ...root, name: "sent again" },
+      { ...client, spanId: "a", parentSpanId: "a" },
+      { ...client, spanId: "b", parentSpanId: "c" },
+      { ...client, spanId: "c", parentSpanId: "b" },
+      { ...client, spanId: "", parentSpanId: "" },
+    ];
+    const laid = waterfallRows(looped).rows;
+    expect(laid.map((row) => row.span.spanId).sort()).toEqual([root.spanId, "a", "b", "c"].sort());
+    expect(laid.find((row) => row.span.spanId === root.spanId)!.span.name).toBe(root.name);
+  });
 
   it("puts every span under its parent, children in the order they started, from the trace's start", () => {
     expect(rows.map((r) => [r.depth, r.label])).toEqual([

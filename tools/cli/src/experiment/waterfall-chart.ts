@@ -71,11 +71,48 @@ function eventLabel(event: ReceivedSpan["events"][number]): string {
 }
 
 /**
+ * The spans of one trace as a forest that {@link waterfallRows} can walk:
+ * it lays out each span's children under it by recursion, so a span reached
+ * again through a loop of parent links would be laid out forever. A span on
+ * such a loop (its own parent, or one of a ring) is made a root; spans that
+ * hang from the loop stay under their parents. Span ids are unique here,
+ * which is what makes this enough.
+ */
+function untangled(spans: ReadonlyMap<string, ReceivedSpan>): ReceivedSpan[] {
+  const parentOf = (spanId: string) => {
+    const parent = spans.get(spanId)!.parentSpanId;
+    return spans.has(parent) ? parent : undefined;
+  };
+  const onLoop = new Set<string>();
+  const walked = new Set<string>();
+  for (const start of spans.keys()) {
+    // Up the parent links until a root, a span walked before, or this walk's own path again.
+    const path: string[] = [];
+    const onPath = new Map<string, number>();
+    let at: string | undefined = start;
+    while (at !== undefined && !walked.has(at) && !onPath.has(at)) {
+      onPath.set(at, path.length);
+      path.push(at);
+      at = parentOf(at);
+    }
+    if (at !== undefined && onPath.has(at)) for (const looped of path.slice(onPath.get(at))) onLoop.add(looped);
+    for (const spanId of path) walked.add(spanId);
+  }
+  return [...spans.values()].map((span) => (onLoop.has(span.spanId) ? { ...span, parentSpanId: "" } : span));
+}
+
+/**
  * Lays a trace out as rows: each span under its parent, children in the
  * order they started, times relative to the first span's start. A span whose
- * parent is not in the trace (the caller's own span) is a root.
+ * parent is not in the trace (the caller's own span) is a root. Spans come
+ * from whoever sends them, so a span id given twice is drawn once (the
+ * first), a span without an id not at all, and a loop of parent links from
+ * a root.
  */
-export function waterfallRows(spans: readonly ReceivedSpan[]): { rows: WaterfallRow[]; events: WaterfallEvent[] } {
+export function waterfallRows(received: readonly ReceivedSpan[]): { rows: WaterfallRow[]; events: WaterfallEvent[] } {
+  const byId = new Map<string, ReceivedSpan>();
+  for (const span of received) if (span.spanId !== "" && !byId.has(span.spanId)) byId.set(span.spanId, span);
+  const spans = untangled(byId);
   if (spans.length === 0) return { rows: [], events: [] };
   const t0 = Math.min(...spans.map((s) => s.startMs));
   const ids = new Set(spans.map((s) => s.spanId));

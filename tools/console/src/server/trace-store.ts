@@ -8,37 +8,6 @@ type ExportRequest = Parameters<typeof spansOf>[0];
 const isViewSpan = (span: ReceivedSpan) => span.kind === "server" && span.name.endsWith("/GetUserOrders");
 
 /**
- * The spans of one trace as a forest that `waterfallRows` can walk: it
- * lays out each span's children under it by recursion, so a span reached
- * again through a loop of parent links would be laid out forever. A span on
- * such a loop (its own parent, or one of a ring) is made a root; spans that
- * hang from the loop stay under their parents. Span ids are unique here
- * (`TraceStore.add` keeps one span per id), which is what makes this enough.
- */
-function untangled(spans: ReadonlyMap<string, ReceivedSpan>): ReceivedSpan[] {
-  const parentOf = (spanId: string) => {
-    const parent = spans.get(spanId)!.parentSpanId;
-    return spans.has(parent) ? parent : undefined;
-  };
-  const onLoop = new Set<string>();
-  const walked = new Set<string>();
-  for (const start of spans.keys()) {
-    // Up the parent links until a root, a span walked before, or this walk's own path again.
-    const path: string[] = [];
-    const onPath = new Map<string, number>();
-    let at: string | undefined = start;
-    while (at !== undefined && !walked.has(at) && !onPath.has(at)) {
-      onPath.set(at, path.length);
-      path.push(at);
-      at = parentOf(at);
-    }
-    if (at !== undefined && onPath.has(at)) for (const looped of path.slice(onPath.get(at))) onLoop.add(looped);
-    for (const spanId of path) walked.add(spanId);
-  }
-  return [...spans.values()].map((span) => (onLoop.has(span.spanId) ? { ...span, parentSpanId: "" } : span));
-}
-
-/**
  * The spans the services export to the console, kept by trace for the most
  * recent `maxTraces` traces only: a console left open under load must not
  * grow without bound.
@@ -81,7 +50,7 @@ export class TraceStore {
   view(traceId: string): TraceView | undefined {
     const spans = this.#traces.get(traceId);
     if (spans === undefined) return undefined;
-    const { rows, events } = waterfallRows(untangled(spans));
+    const { rows, events } = waterfallRows([...spans.values()]);
     return {
       traceId,
       bars: rows.map(({ depth, label, startMs, endMs, kind, note }) => ({ depth, label, startMs, endMs, kind, note })),
