@@ -39,10 +39,6 @@ export class RequestArrivals<T extends ArrivingRequest> {
     readonly graceMs: number = arrivalGraceMs,
   ) {}
 
-  get size(): number {
-    return this.#requests.size;
-  }
-
   add(request: T): void {
     this.#requests.add(request);
     if (this.#requests.size > this.limit) this.#cutOldest();
