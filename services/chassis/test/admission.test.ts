@@ -6,7 +6,7 @@
 // checks and server streams are not held. Real gRPC over loopback, with
 // handlers that block until the test lets them go.
 import { once } from "node:events";
-import { connect } from "node:http2";
+import { type ClientHttp2Session, connect } from "node:http2";
 import { fileURLToPath } from "node:url";
 import { Client as RawClient, credentials, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
@@ -64,6 +64,24 @@ function blockingEcho() {
       for (const resolve of blocked.values()) resolve();
       blocked.clear();
     },
+  };
+}
+
+/**
+ * Sends Echo calls over a bare HTTP/2 session, each either whole or with its
+ * message but never its end, as no gRPC client would.
+ */
+function echoSender(session: ClientHttp2Session) {
+  return (message: string, whole: boolean) => {
+    const stream = session.request({
+      ":method": "POST",
+      ":path": "/shopmesh.echo.v1.EchoService/Echo",
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
+    stream.write(grpcFrame(toBinary(EchoRequestSchema, create(EchoRequestSchema, { message }))));
+    if (whole) stream.end();
+    return stream;
   };
 }
 
@@ -323,17 +341,7 @@ describe("admission control, the slot of a call that ends", () => {
 
   it("holds no slot for a request that has not arrived whole, and gives it to one that has", async () => {
     const session = connect(`http://${limited.server.address}`);
-    const send = (message: string, whole: boolean) => {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": "/shopmesh.echo.v1.EchoService/Echo",
-        "content-type": "application/grpc",
-        te: "trailers",
-      });
-      stream.write(grpcFrame(toBinary(EchoRequestSchema, create(EchoRequestSchema, { message }))));
-      if (whole) stream.end();
-      return stream;
-    };
+    const send = echoSender(session);
     try {
       // Sent first on the same connection, so the server has their headers and messages before the whole one.
       const unfinished = ["never-ends-1", "never-ends-2", "never-ends-3"].map((message) => send(message, false));
@@ -384,17 +392,7 @@ describe("admission control, requests that never finish arriving", () => {
 
   it("keeps no more of them than the server holds calls, cutting the oldest, while whole requests are answered", async () => {
     const session = connect(`http://${limited.server.address}`);
-    const send = (message: string, whole: boolean) => {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": "/shopmesh.echo.v1.EchoService/Echo",
-        "content-type": "application/grpc",
-        te: "trailers",
-      });
-      stream.write(grpcFrame(toBinary(EchoRequestSchema, create(EchoRequestSchema, { message }))));
-      if (whole) stream.end();
-      return stream;
-    };
+    const send = echoSender(session);
     try {
       const unfinished = [1, 2, 3, 4].map((n) => send(`never-ends-${n}`, false));
       const seen = unfinished.map((stream) => {
