@@ -195,6 +195,29 @@ export interface ServerConfig {
 }
 
 /**
+ * Refuses two of a service's listeners on one port where their addresses
+ * overlap (the same one, or either listening on every address: "" stands
+ * for a host not known here), naming the later variable: otherwise the
+ * second would fail to listen with EADDRINUSE, which names no setting. 0
+ * picks a free port for each.
+ */
+export function checkPortsApart(listeners: [variable: string, host: string, port: number | undefined][]): void {
+  const everywhere = (host: string) => host === "0.0.0.0" || host === "::" || host === "";
+  for (const [index, [variable, host, port]] of listeners.entries()) {
+    if (port === undefined || port === 0) continue;
+    const earlier = listeners
+      .slice(0, index)
+      .find(
+        ([, otherHost, otherPort]) =>
+          otherPort === port && (otherHost === host || everywhere(otherHost) || everywhere(host)),
+      );
+    if (earlier !== undefined) {
+      throw new ConfigError(variable, String(port), `a port other than ${earlier[0]}'s (${port}), or 0 for a free one`);
+    }
+  }
+}
+
+/**
  * Where a service's admin listener goes when ADMIN_PORT is not set: 20000
  * below its port (50051 → 30051), or 10000 above it for a port below 21024,
  * so that the usual ports' admin listeners sit below Linux's ephemeral range

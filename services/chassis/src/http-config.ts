@@ -1,4 +1,4 @@
-import { ConfigError, envReader } from "./config.js";
+import { checkPortsApart, ConfigError, envReader } from "./config.js";
 
 type Env = Record<string, string | undefined>;
 
@@ -48,13 +48,11 @@ export function readHttpConfig(port: number, adminPort: number, env: Env = proce
   if (text !== undefined && (!/^\d+$/.test(text) || Number(text) > 65535))
     throw new ConfigError("HTTP_PORT", text, "a port from 0 to 65535 (0: a free one), or off");
   const httpPort = text === undefined ? defaultHttpPort(port) : Number(text);
-  if (httpPort !== 0 && (httpPort === port || httpPort === adminPort)) {
-    throw new ConfigError(
-      "HTTP_PORT",
-      String(httpPort),
-      `a port other than the gRPC port (${port}) and the admin port (${adminPort}), 0 for a free one, or off`,
-    );
-  }
+  checkPortsApart([
+    ["PORT", "", port],
+    ["ADMIN_PORT", "", adminPort],
+    ["HTTP_PORT", "", httpPort],
+  ]);
   const origins = (read.optionalString("HTTP_CORS_ORIGINS") ?? "")
     .split(",")
     .map((origin) => origin.trim())

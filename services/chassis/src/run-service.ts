@@ -1,4 +1,4 @@
-import { ConfigError, readServerConfig, type AdmissionConfig, type ServerConfig } from "./config.js";
+import { checkPortsApart, ConfigError, readServerConfig, type AdmissionConfig, type ServerConfig } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
 import { startServer, type HostedService, type RunningServer } from "./server/service-server.js";
 import type { HealthRegistry } from "./server/health.js";
@@ -95,7 +95,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
       throw new ConfigError("FAULTS", process.env.FAULTS ?? "", "no faults unless FAULT_INJECTION=on");
     }
     faults = new FaultRegistry(config.faultInjection, initialFaults);
-    checkListenersApart([
+    checkPortsApart([
       ["PORT", config.host, config.port],
       ["ADMIN_PORT", "127.0.0.1", config.adminPort],
       ["HTTP_PORT", config.host, http?.port],
@@ -221,28 +221,6 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
   } catch (error) {
     logger.fatal({ err: error }, "start-up failed");
     return exitOnStartError(options.name, error);
-  }
-}
-
-/**
- * Refuses two of a service's listeners on one port where their addresses
- * overlap (the same one, or either listening on every address), naming the
- * later variable: otherwise the second would fail to listen with
- * EADDRINUSE, which names no setting. 0 picks a free port for each.
- */
-function checkListenersApart(listeners: [variable: string, host: string, port: number | undefined][]): void {
-  const everywhere = (host: string) => host === "0.0.0.0" || host === "::" || host === "";
-  for (const [index, [variable, host, port]] of listeners.entries()) {
-    if (port === undefined || port === 0) continue;
-    const earlier = listeners
-      .slice(0, index)
-      .find(
-        ([, otherHost, otherPort]) =>
-          otherPort === port && (otherHost === host || everywhere(otherHost) || everywhere(host)),
-      );
-    if (earlier !== undefined) {
-      throw new ConfigError(variable, String(port), `a port other than ${earlier[0]}'s (${port}), or 0 for a free one`);
-    }
   }
 }
 
