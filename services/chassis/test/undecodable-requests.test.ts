@@ -1,7 +1,7 @@
 // Request bodies that are not valid protobuf get INVALID_ARGUMENT naming the
 // type, never INTERNAL, on every method a chassis server hosts: the service's
 // own (unary and server streaming), health, reflection, and the admin
-// listener's fault injection. Raw bytes go over a real socket to a spawned
+// listener's fault injection; and on the HTTP port, in Connect and gRPC-Web. Raw bytes go over a real socket to a spawned
 // echo process from a grpc-js client whose serializer passes them unchanged.
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,9 +15,17 @@ import {
   type ServiceError,
 } from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { endStreamFromJson } from "@connectrpc/connect/protocol-connect";
+import { trailerParse } from "@connectrpc/connect/protocol-grpc-web";
 import { hostService } from "@shopmesh/chassis";
 import { spawnService, type ServiceProcess } from "@shopmesh/cli";
-import { EchoRequestSchema, EchoResponseSchema, EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
+import {
+  EchoRequestSchema,
+  EchoResponseSchema,
+  EchoService,
+  EchoStreamRequestSchema,
+  EchoStreamResponseSchema,
+} from "../../../gen/shopmesh/echo/v1/echo_pb.js";
 
 const echoMain = fileURLToPath(new URL("./support/echo-main.ts", import.meta.url));
 
@@ -80,6 +88,26 @@ function bidiStream(client: Client, path: string, body: Buffer): Promise<Ended> 
     call.write(body);
     call.end();
   });
+}
+
+/** `payload` in an envelope of Connect streaming and gRPC-Web: flags, a 32-bit length, the bytes. */
+function enveloped(flags: number, payload: Uint8Array): Buffer {
+  const header = Buffer.alloc(5);
+  header[0] = flags;
+  header.writeUInt32BE(payload.byteLength, 1);
+  return Buffer.concat([header, payload]);
+}
+
+/** The envelopes of a whole Connect streaming or gRPC-Web body. */
+function envelopes(bytes: Uint8Array): { flags: number; payload: Uint8Array }[] {
+  const found: { flags: number; payload: Uint8Array }[] = [];
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let at = 0; at < view.byteLength; ) {
+    const length = view.readUInt32BE(at + 1);
+    found.push({ flags: view[at]!, payload: view.subarray(at + 5, at + 5 + length) });
+    at += 5 + length;
+  }
+  return found;
 }
 
 describe("undecodable request bodies", () => {
@@ -156,6 +184,70 @@ describe("undecodable request bodies", () => {
       }
     },
   );
+
+  describe.each(Object.entries(malformed))("%s on the HTTP port", (_kind, bytes) => {
+    const body = Buffer.from(bytes);
+    const url = (method: string) => `http://127.0.0.1:${echo.httpPort}/shopmesh.echo.v1.EchoService/${method}`;
+
+    it("gets invalid_argument from Connect unary, naming the request type", async () => {
+      const response = await fetch(url("Echo"), {
+        method: "POST",
+        headers: { "content-type": "application/proto" },
+        body,
+      });
+      expect(response.status).toBe(400);
+      const error = (await response.json()) as { code: string; message: string };
+      expect(error.code).toBe("invalid_argument");
+      expect(error.message).toMatch(/^request: cannot decode shopmesh\.echo\.v1\.EchoRequest: \S/);
+    });
+
+    it("gets INVALID_ARGUMENT in gRPC-Web's trailers", async () => {
+      const response = await fetch(url("Echo"), {
+        method: "POST",
+        headers: { "content-type": "application/grpc-web+proto" },
+        body: enveloped(0, body),
+      });
+      const frames = envelopes(new Uint8Array(await response.arrayBuffer()));
+      expect(frames.map((frame) => frame.flags)).toEqual([0x80]);
+      const trailer = trailerParse(frames[0]!.payload);
+      expect(trailer.get("grpc-status")).toBe(String(GrpcStatus.INVALID_ARGUMENT));
+      expect(decodeURIComponent(trailer.get("grpc-message")!)).toMatch(
+        /^request: cannot decode shopmesh\.echo\.v1\.EchoRequest: \S/,
+      );
+    });
+
+    it("gets invalid_argument at the end of a Connect server stream", async () => {
+      const response = await fetch(url("EchoStream"), {
+        method: "POST",
+        headers: { "content-type": "application/connect+proto" },
+        body: enveloped(0, body),
+      });
+      const frames = envelopes(new Uint8Array(await response.arrayBuffer()));
+      expect(frames.map((frame) => frame.flags)).toEqual([0x02]);
+      const { error } = endStreamFromJson(frames[0]!.payload);
+      expect(error?.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+      expect(error?.rawMessage).toMatch(/^request: cannot decode shopmesh\.echo\.v1\.EchoStreamRequest: \S/);
+    });
+  });
+
+  it("passes a valid stream through the HTTP port untouched, its messages first", async () => {
+    const request = toBinary(EchoStreamRequestSchema, create(EchoStreamRequestSchema, { message: "whole", count: 3 }));
+    for (const [contentType, end] of [
+      ["application/connect+proto", 0x02],
+      ["application/grpc-web+proto", 0x80],
+    ] as const) {
+      const response = await fetch(`http://127.0.0.1:${echo.httpPort}/shopmesh.echo.v1.EchoService/EchoStream`, {
+        method: "POST",
+        headers: { "content-type": contentType },
+        body: enveloped(0, request),
+      });
+      const frames = envelopes(new Uint8Array(await response.arrayBuffer()));
+      expect(frames.map((frame) => frame.flags)).toEqual([0, 0, 0, end]);
+      expect(frames.slice(0, 3).map((frame) => fromBinary(EchoStreamResponseSchema, frame.payload).index)).toEqual([
+        0, 1, 2,
+      ]);
+    }
+  });
 
   it("keeps serving after all of that", async () => {
     const body = Buffer.from(toBinary(EchoRequestSchema, create(EchoRequestSchema, { message: "still here" })));

@@ -17,6 +17,14 @@ export class UndecodableRequest {
 /** protobuf-es repeats the type in some of its messages; the status names it once. */
 const repeatedPrefix = /^cannot decode (message )?\S+ from binary: /;
 
+/**
+ * The status message for a request of type `typeName` that does not decode,
+ * in the same words on the gRPC port and the HTTP port.
+ */
+export function cannotDecodeMessage(typeName: string, reason: string): string {
+  return `request: cannot decode ${typeName}: ${reason.replace(repeatedPrefix, "")}`;
+}
+
 /** Wraps `decode` so that undecodable bytes give an {@link UndecodableRequest} naming `typeName`. */
 export function safeDeserializer<T>(
   typeName: string,
@@ -28,7 +36,7 @@ export function safeDeserializer<T>(
     } catch (error) {
       // A RangeError from a stack overflow lands here too: deep nesting is bad input, not a crash.
       const reason = error instanceof Error ? error.message : String(error);
-      return new UndecodableRequest(`request: cannot decode ${typeName}: ${reason.replace(repeatedPrefix, "")}`);
+      return new UndecodableRequest(cannotDecodeMessage(typeName, reason));
     }
   };
 }

@@ -1,0 +1,157 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import {
+  codeToHttpStatus,
+  endStreamFlag,
+  endStreamFromJson,
+  endStreamToJson,
+  errorFromJsonBytes,
+  errorToJsonBytes,
+} from "@connectrpc/connect/protocol-connect";
+import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+import { cannotDecodeMessage } from "./request-decoding.js";
+
+/** What connect's binary serialization puts before protobuf-es's own message. */
+const parseBinaryPrefix = "parse binary: ";
+/** An envelope's header: one byte of flags, four of length. */
+const envelopeHeaderBytes = 5;
+/** The flag of an envelope whose payload is compressed. */
+const compressedFlag = 0b01;
+
+/**
+ * The INVALID_ARGUMENT to answer instead of `error`, when `error` is
+ * connect's report of request bytes that do not decode. connect-node reads
+ * such bytes as its own failure, INTERNAL "parse binary: …": its
+ * serialization reports decoding failures on either side that way, and on a
+ * server only the request is decoded.
+ */
+function asInvalidRequest(error: ConnectError, typeName: string): ConnectError | undefined {
+  if (error.code !== Code.Internal || !error.rawMessage.startsWith(parseBinaryPrefix)) return undefined;
+  return new ConnectError(
+    cannotDecodeMessage(typeName, error.rawMessage.slice(parseBinaryPrefix.length)),
+    Code.InvalidArgument,
+  );
+}
+
+async function readAll(body: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of body) chunks.push(chunk);
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
+
+/** An envelope with `flags` around `payload`. */
+function envelope(flags: number, payload: Uint8Array): Uint8Array {
+  const bytes = new Uint8Array(envelopeHeaderBytes + payload.byteLength);
+  bytes[0] = flags;
+  new DataView(bytes.buffer).setUint32(1, payload.byteLength);
+  bytes.set(payload, envelopeHeaderBytes);
+  return bytes;
+}
+
+/**
+ * The body with its first envelope given to `rewrite`, which returns the
+ * envelope to send in its place, or undefined to keep it. Everything after
+ * the first envelope passes as it comes.
+ */
+async function* rewritingFirstEnvelope(
+  body: AsyncIterable<Uint8Array>,
+  rewrite: (flags: number, payload: Uint8Array) => Uint8Array | undefined,
+): AsyncGenerator<Uint8Array> {
+  const chunks = body[Symbol.asyncIterator]();
+  let head: Uint8Array = new Uint8Array(0);
+  const length = () =>
+    head.byteLength < envelopeHeaderBytes
+      ? Number.POSITIVE_INFINITY
+      : envelopeHeaderBytes + new DataView(head.buffer, head.byteOffset, head.byteLength).getUint32(1);
+  while (head.byteLength < length()) {
+    const next = await chunks.next();
+    if (next.done === true) {
+      if (head.byteLength > 0) yield head;
+      return;
+    }
+    head = head.byteLength === 0 ? next.value : Buffer.concat([head, next.value]);
+  }
+  const first = head.subarray(0, length());
+  yield rewrite(first[0]!, first.subarray(envelopeHeaderBytes)) ?? first;
+  if (head.byteLength > first.byteLength) yield head.subarray(first.byteLength);
+  for (let next = await chunks.next(); next.done !== true; next = await chunks.next()) yield next.value;
+}
+
+/** A Connect unary error answer, with its body read: rewritten, or as it was. */
+async function connectUnary(response: UniversalServerResponse, typeName: string): Promise<UniversalServerResponse> {
+  const bytes = await readAll(response.body!);
+  const error = errorFromJsonBytes(bytes, undefined, new ConnectError("", Code.Unknown));
+  const invalid = asInvalidRequest(error, typeName);
+  if (invalid === undefined)
+    return {
+      ...response,
+      body: (async function* () {
+        yield bytes;
+      })(),
+    };
+  const body = errorToJsonBytes(invalid, undefined);
+  const header = new Headers(response.header);
+  header.set("content-length", String(body.byteLength));
+  return {
+    ...response,
+    status: codeToHttpStatus(Code.InvalidArgument),
+    header,
+    body: (async function* () {
+      yield body;
+    })(),
+  };
+}
+
+/**
+ * Wraps one of connect-node's handlers so that a request body that is not
+ * a valid message gets INVALID_ARGUMENT naming the request type, as on the
+ * gRPC port (see request-decoding.ts), and not INTERNAL. connect decodes a
+ * unary request before any interceptor runs, so the call gate cannot see the
+ * failure; the answer is rewritten instead: a Connect unary error body, or
+ * the first envelope of a gRPC-Web or Connect streaming answer when that
+ * envelope is already the end (the trailers, or Connect's end of stream),
+ * which is where a request that never decoded ends. Other answers pass
+ * unchanged, apart from holding back a streaming answer's first envelope
+ * until it has arrived whole.
+ *
+ * @internal
+ */
+export function decodingErrorsAsInvalid(handler: UniversalHandler): UniversalHandler {
+  const typeName = handler.method.input.typeName;
+  const wrapped = async (request: Parameters<UniversalHandler>[0]): Promise<UniversalServerResponse> => {
+    const response = await handler(request);
+    if (response.body === undefined) return response;
+    const contentType = response.header?.get("content-type") ?? "";
+    if (response.status !== 200 && contentType.startsWith("application/json")) return connectUnary(response, typeName);
+    if (contentType.startsWith("application/grpc-web")) {
+      return {
+        ...response,
+        body: rewritingFirstEnvelope(response.body, (flags, payload) => {
+          if ((flags & trailerFlag) !== trailerFlag || (flags & compressedFlag) !== 0) return undefined;
+          const trailer = trailerParse(payload);
+          const error = findTrailerError(trailer);
+          const invalid = error && asInvalidRequest(error, typeName);
+          return invalid && envelope(flags, trailerSerialize(setTrailerStatus(trailer, invalid)));
+        }),
+      };
+    }
+    if (contentType.startsWith("application/connect+")) {
+      return {
+        ...response,
+        body: rewritingFirstEnvelope(response.body, (flags, payload) => {
+          if ((flags & endStreamFlag) !== endStreamFlag || (flags & compressedFlag) !== 0) return undefined;
+          const end = endStreamFromJson(payload);
+          const invalid = end.error && asInvalidRequest(end.error, typeName);
+          if (invalid === undefined) return undefined;
+          return envelope(
+            flags,
+            new TextEncoder().encode(JSON.stringify(endStreamToJson(end.metadata, invalid, undefined))),
+          );
+        }),
+      };
+    }
+    return response;
+  };
+  return Object.assign(wrapped, handler);
+}
