@@ -81,6 +81,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
   let tracing: Tracing;
   let http: HttpConfig | undefined;
   let tls: TlsSettings;
+  let developmentMode: boolean;
   try {
     // First, so that everything after runs with the tracer in place.
     tracing = await startTracing({ serviceName: options.name });
@@ -89,6 +90,8 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
     healthPort = readHealthPort();
     tls = readTlsSettings(process.env);
     relayConfig = readEventsRelayConfig();
+    // Read whether or not this service needs it, so that a bad value is refused at start, not later.
+    developmentMode = readDevelopmentMode(process.env);
     http = readHttpConfig(config.port, config.adminPort, process.env);
     const initialFaults = process.env.FAULTS?.trim() ? parseFaultsEnv(process.env.FAULTS) : [];
     if (initialFaults.length > 0 && !config.faultInjection) {
@@ -118,7 +121,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
       );
     }
     // Outside development, injecting faults is for admins, even from loopback.
-    const adminOnly = config.faultInjection && !readDevelopmentMode(process.env);
+    const adminOnly = config.faultInjection && !developmentMode;
     if (adminOnly && !setup.verifier)
       throw new ConfigError(
         "FAULT_INJECTION",

@@ -239,4 +239,15 @@ describe("fault injection in a service process", () => {
       }),
     ).rejects.toThrow(/exited with 2[\s\S]*FAULTS[\s\S]*"Nope" is not a method/);
   });
+
+  it("refuses a DEVELOPMENT_MODE that is neither on nor off at start, with or without fault injection", async () => {
+    for (const faultInjection of ["on", "off"]) {
+      await expect(
+        spawnService({
+          entry: echoMain,
+          env: { TLS: "off", FAULT_INJECTION: faultInjection, DEVELOPMENT_MODE: "maybe" },
+        }),
+      ).rejects.toThrow(/exited with 2[\s\S]*DEVELOPMENT_MODE="maybe" is not valid/);
+    }
+  });
 });
