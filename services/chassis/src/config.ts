@@ -32,7 +32,18 @@ export interface EnvReader {
    */
   durationMs(name: string, fallback: string | number, range?: { min?: number; max?: number }): number;
   oneOf<T extends string>(name: string, choices: readonly T[], fallback: T): T;
+  /**
+   * Where a gRPC server listens, as grpc-js takes it: `host:port`
+   * (`127.0.0.1:50051`, `[::1]:50051`, `users.internal:50051`), or a target
+   * with one of grpc-js's schemes (`dns:///users.internal:50051`,
+   * `unix:///run/users.sock`, `ipv4:10.0.0.1:50051,10.0.0.2:50051`).
+   */
+  target(name: string, fallback: string): string;
 }
+
+/** The schemes grpc-js resolves; any other target must be host:port. */
+const targetScheme = /^(dns|unix|unix-abstract|ipv4|ipv6):./;
+const hostAndPort = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5})$/;
 
 const durationPattern = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
 const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -113,6 +124,19 @@ export function envReader(env: Env = process.env): EnvReader {
       if (!(choices as readonly string[]).includes(text))
         throw new ConfigError(name, text, `one of ${choices.join(", ")}`);
       return text as (typeof choices)[number];
+    },
+    target(name, fallback) {
+      const text = raw(name);
+      if (text === undefined || targetScheme.test(text)) return text ?? fallback;
+      const port = Number(hostAndPort.exec(text)?.[2] ?? 0);
+      if (port < 1 || port > 65_535) {
+        throw new ConfigError(
+          name,
+          text,
+          'host:port, such as "127.0.0.1:50051" or "[::1]:50051", or a grpc-js target such as "dns:///users.internal:50051"',
+        );
+      }
+      return text;
     },
   };
 }

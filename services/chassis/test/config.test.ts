@@ -52,6 +52,22 @@ describe("envReader", () => {
     expect(read.durationMs("MISSING", "2s")).toBe(2_000);
     expect(read.durationMs("MISSING", 42)).toBe(42);
     expect(read.oneOf("MISSING", ["a", "b"], "b")).toBe("b");
+    expect(read.target("MISSING", "127.0.0.1:50051")).toBe("127.0.0.1:50051");
+  });
+
+  it("takes a target as host:port or with one of grpc-js's schemes", () => {
+    for (const target of [
+      "127.0.0.1:50051",
+      "[::1]:50051",
+      "users.internal:50051",
+      "users:1",
+      "localhost:65535",
+      "dns:///users.internal:50051",
+      "unix:///run/users.sock",
+      "ipv4:10.0.0.1:50051,10.0.0.2:50051",
+    ]) {
+      expect(envReader({ USERS_TARGET: target }).target("USERS_TARGET", "x")).toBe(target);
+    }
   });
 
   it("reads good values, trimmed", () => {
@@ -76,7 +92,7 @@ describe("envReader", () => {
     expect(read.oneOf("MODE", ["a", "b"], "a")).toBe("b");
   });
 
-  it.each([
+  it.each<[string, string, string, () => unknown]>([
     ["int", "COUNT", "twelve", () => envReader({ COUNT: "twelve" }).int("COUNT", 0)],
     ["int (fraction)", "COUNT", "1.5", () => envReader({ COUNT: "1.5" }).int("COUNT", 0)],
     ["int (below min)", "COUNT", "0", () => envReader({ COUNT: "0" }).int("COUNT", 5, { min: 1 })],
@@ -87,6 +103,14 @@ describe("envReader", () => {
     ["bool", "FLAG", "maybe", () => envReader({ FLAG: "maybe" }).bool("FLAG", false)],
     ["duration", "WAIT", "soon", () => envReader({ WAIT: "soon" }).durationMs("WAIT", 0)],
     ["oneOf", "MODE", "c", () => envReader({ MODE: "c" }).oneOf("MODE", ["a", "b"], "a")],
+    ...[":", "users", "users:", ":50051", "users:0", "users:65536", "users:50051/x", "http://users:50051", "a b:1"].map(
+      (value): [string, string, string, () => unknown] => [
+        `target (${value})`,
+        "USERS_TARGET",
+        value,
+        () => envReader({ USERS_TARGET: value }).target("USERS_TARGET", "x"),
+      ],
+    ),
   ])("throws a ConfigError naming the variable for a bad %s", (_kind, variable, value, read) => {
     const error = configError(read);
     expect(error.variable).toBe(variable);

@@ -24,7 +24,7 @@ await runService({
   async setup({ env, logger, tls }) {
     const read = envReader(env);
     const verifier = await loadTokenVerifier(env, logger, tls);
-    const productsTransport = createDependencyTransport(read.string("PRODUCTS_TARGET", "127.0.0.1:50052"), logger, {
+    const productsTransport = createDependencyTransport(read.target("PRODUCTS_TARGET", "127.0.0.1:50052"), logger, {
       service: "products",
       tls,
     });

@@ -21,9 +21,9 @@ export const userOrdersAdmission = { maxCallsInFlight: 16 } as const;
 export function readDependencyTargets(env: Env = process.env): Record<DependencyName, string> {
   const read = envReader(env);
   return {
-    users: read.string("USERS_TARGET", "127.0.0.1:50051"),
-    orders: read.string("ORDERS_TARGET", "127.0.0.1:50053"),
-    products: read.string("PRODUCTS_TARGET", "127.0.0.1:50052"),
+    users: read.target("USERS_TARGET", "127.0.0.1:50051"),
+    orders: read.target("ORDERS_TARGET", "127.0.0.1:50053"),
+    products: read.target("PRODUCTS_TARGET", "127.0.0.1:50052"),
   };
 }
 

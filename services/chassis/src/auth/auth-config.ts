@@ -86,7 +86,7 @@ export async function loadTokenVerifier(
   tls: TlsSettings,
 ): Promise<KeySetVerifier & { close(): void }> {
   // Over mutual TLS like any dependency: a key set from anyone but users would let its holder sign tokens.
-  const transport = createDependencyTransport(envReader(env).string("USERS_TARGET", "127.0.0.1:50051"), logger, {
+  const transport = createDependencyTransport(envReader(env).target("USERS_TARGET", "127.0.0.1:50051"), logger, {
     service: "users",
     tls,
   });
