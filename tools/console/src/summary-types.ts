@@ -1,6 +1,7 @@
 // What the console's server tells the page, as plain JSON (no RPC): the
 // mesh's state from the services' metrics, the built-in load's results and
-// a trace laid out as a waterfall. Types only, shared by server and page.
+// a trace laid out as a waterfall. Types, and the few constants both sides
+// must agree on, shared by server and page.
 
 /** The four services of the mesh, in the order they start. */
 export const meshServices = ["users", "products", "orders", "user-orders"] as const;
@@ -88,6 +89,15 @@ export interface TraceView {
   bars: WaterfallBar[];
   events: { row: number; atMs: number; label: string }[];
 }
+
+/** Fastest load the console offers: it is a demonstration, not a benchmark. */
+export const maxLoadRate = 20;
+/**
+ * Slowest load the console offers, the slider's lowest step. Views are sent
+ * every 1000 / rate ms, and a Node timer holds at most 2^31 - 1 ms: a longer
+ * delay fires every millisecond instead, so a tiny rate would be the fastest.
+ */
+export const minLoadRate = 1;
 
 /** The answer of POST /api/load. */
 export interface LoadControl {

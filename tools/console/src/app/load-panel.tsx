@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import type { LoadSample, LoadState } from "../summary-types.js";
+import { type LoadSample, type LoadState, maxLoadRate } from "../summary-types.js";
 import { bearer } from "./clients.js";
 import { formatMs } from "./live-summary.js";
 
@@ -146,7 +146,7 @@ export function LoadPanel(props: {
           id="load-rate"
           type="range"
           min={0}
-          max={20}
+          max={maxLoadRate}
           step={1}
           value={rate}
           disabled={!props.admin}

@@ -5,14 +5,21 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { createKeySetVerifier, type TokenVerifier } from "@shopmesh/chassis";
 import { createClient, createTransport } from "@shopmesh/sdk";
 import { UsersService } from "@shopmesh/sdk/users/v1";
-import { type LoadControl, type MeshService, type MeshSummary, meshServices } from "../summary-types.js";
+import {
+  type LoadControl,
+  type MeshService,
+  type MeshSummary,
+  maxLoadRate,
+  meshServices,
+  minLoadRate,
+} from "../summary-types.js";
 import { createAdminRelay, requireAdminToken } from "./admin-relay.js";
 import { createConnectRelay } from "./connect-relay.js";
 import { ScrapeHistory, summaryMetricFamilies } from "./mesh-summary.js";
 import { parsePrometheusText } from "@shopmesh/cli";
 import { serveStatic } from "./static-files.js";
 import { receiveOtlp, TraceStore } from "./trace-store.js";
-import { maxLoadRate, minLoadRate, ViewLoad } from "./view-load.js";
+import { ViewLoad } from "./view-load.js";
 
 /** Where a running service listens; undefined fields for listeners it does not have. */
 export interface ServiceEndpoints {

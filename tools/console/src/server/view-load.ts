@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { ConnectError } from "@connectrpc/connect";
 import { type ClientTlsOptions, createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
 import { Consistency, Dependency, UserOrdersService } from "@shopmesh/sdk/userorders/v1";
-import type { LoadSample, LoadState } from "../summary-types.js";
+import { type LoadSample, type LoadState, maxLoadRate, minLoadRate } from "../summary-types.js";
 
 export interface ViewLoadOptions {
   /** user-orders' gRPC address now; undefined while it is not running. */
@@ -17,14 +17,6 @@ export interface ViewLoadOptions {
   keepMs?: number;
 }
 
-/** Fastest load the console offers: it is a demonstration, not a benchmark. */
-export const maxLoadRate = 20;
-/**
- * Slowest load the console offers, the slider's lowest step. Views are sent
- * every 1000 / rate ms, and a Node timer holds at most 2^31 - 1 ms: a longer
- * delay fires every millisecond instead, so a tiny rate would be the fastest.
- */
-export const minLoadRate = 1;
 /** Views in flight at once, at most: with a dependency hanging, each waits for its deadline. */
 const maxInFlight = 40;
 
