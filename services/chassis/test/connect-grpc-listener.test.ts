@@ -2,7 +2,7 @@
 // node:http2 answers grpc-js and connect-node clients alike, with the same
 // interceptors and admission as grpc-js's port, health outside both, and a
 // drain that lets a call in flight finish. Real HTTP/2 over loopback.
-import type { Interceptor, ServiceImpl } from "@connectrpc/connect";
+import { ConnectError, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { Code, createClient, createTransport, type GrpcTransport, type TransportKind } from "@shopmesh/sdk";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@shopmesh/sdk/health/v1";
 import { createLogger, hosted, readServerConfig, startServer, type RunningServer } from "@shopmesh/chassis";
@@ -23,6 +23,7 @@ const transports: GrpcTransport[] = [];
 
 const echo: ServiceImpl<typeof EchoService> = {
   async echo(request) {
+    if (request.message.startsWith("fail:")) throw new ConnectError(request.message, Code.InvalidArgument);
     if (request.message.startsWith("block"))
       await new Promise<void>((resolve) => blocked.set(request.message, resolve));
     return { message: request.message };
@@ -75,6 +76,18 @@ describe("the gRPC port served by connect-node (GRPC_SERVER=connect-node)", () =
     const health = createClient(Health, transports[0]!);
     expect((await health.check({})).status).toBe(ServingStatus.SERVING);
     expect(intercepted).toEqual(["Echo", "Echo"]);
+  });
+
+  it("sends at most 1,000 characters of a status message, and the connection goes on", async () => {
+    for (const kind of ["grpc-js", "connect-node"] as const) {
+      const echoes = client(kind);
+      const failed = asConnectError((await settle(echoes.echo({ message: `fail:${"x".repeat(200_000)}` }))).error);
+      expect(failed.code).toBe(Code.InvalidArgument);
+      // grpc-js leaves connect-node's percent-encoding of ":", " " and "(" in place.
+      const message = kind === "grpc-js" ? decodeURIComponent(failed.rawMessage) : failed.rawMessage;
+      expect(message).toMatch(/^fail:x{995}… \(199005 more characters\)$/);
+      expect((await echoes.echo({ message: "after" })).message).toBe("after");
+    }
   });
 
   it("shares admission control: with the only slot taken and no queue, a call is refused with RESOURCE_EXHAUSTED and health still answers", async () => {

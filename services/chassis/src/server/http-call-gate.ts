@@ -2,7 +2,7 @@ import { Code, ConnectError, type Interceptor, type StreamResponse } from "@conn
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
 import type { CallLimiter } from "./admission.js";
-import { statusName } from "./call-status.js";
+import { boundedDetails, maxDetailsLength, statusName } from "./call-status.js";
 import { admissionWaitKey } from "./call-context.js";
 import { callEnded } from "./host-options.js";
 import type { CallRecord, RunningCalls } from "./host-service.js";
@@ -39,12 +39,21 @@ function timeoutMsOf(header: Headers): number | undefined {
  * call was already aborted (deadline, shutdown), the abort's reason, since
  * what the handler threw follows from it; anything else becomes INTERNAL
  * with a generic message, so that no stack trace or SQL reaches a browser
- * (connect-node would send the error's own message).
+ * (connect-node would send the error's own message). Its message is held
+ * to the gRPC port's length (see boundedDetails): on HTTP/2 it travels in
+ * the trailers.
  */
 function visibleError(error: unknown, signal: AbortSignal): { error: ConnectError; internal?: unknown } {
-  if (error instanceof ConnectError) return { error };
-  if (signal.aborted && signal.reason instanceof ConnectError) return { error: signal.reason };
+  if (error instanceof ConnectError) return { error: bounded(error) };
+  if (signal.aborted && signal.reason instanceof ConnectError) return { error: bounded(signal.reason) };
   return { error: new ConnectError("internal error", Code.Internal), internal: error };
+}
+
+function bounded(error: ConnectError): ConnectError {
+  if (error.rawMessage.length <= maxDetailsLength) return error;
+  const cut = new ConnectError(boundedDetails(error.rawMessage), error.code, error.metadata, undefined, error.cause);
+  cut.details = error.details;
+  return cut;
 }
 
 /** Waits for a slot; rejects with RESOURCE_EXHAUSTED when refused, or with the abort reason when the call ends first. */
