@@ -59,23 +59,28 @@ async function* rewritingFirstEnvelope(
   rewrite: (flags: number, payload: Uint8Array) => Uint8Array | undefined,
 ): AsyncGenerator<Uint8Array> {
   const chunks = body[Symbol.asyncIterator]();
-  let head: Uint8Array = new Uint8Array(0);
-  const length = () =>
-    head.byteLength < envelopeHeaderBytes
-      ? Number.POSITIVE_INFINITY
-      : envelopeHeaderBytes + new DataView(head.buffer, head.byteOffset, head.byteLength).getUint32(1);
-  while (head.byteLength < length()) {
-    const next = await chunks.next();
-    if (next.done === true) {
-      if (head.byteLength > 0) yield head;
-      return;
+  try {
+    let head: Uint8Array = new Uint8Array(0);
+    const length = () =>
+      head.byteLength < envelopeHeaderBytes
+        ? Number.POSITIVE_INFINITY
+        : envelopeHeaderBytes + new DataView(head.buffer, head.byteOffset, head.byteLength).getUint32(1);
+    while (head.byteLength < length()) {
+      const next = await chunks.next();
+      if (next.done === true) {
+        if (head.byteLength > 0) yield head;
+        return;
+      }
+      head = head.byteLength === 0 ? next.value : Buffer.concat([head, next.value]);
     }
-    head = head.byteLength === 0 ? next.value : Buffer.concat([head, next.value]);
+    const first = head.subarray(0, length());
+    yield rewrite(first[0]!, first.subarray(envelopeHeaderBytes)) ?? first;
+    if (head.byteLength > first.byteLength) yield head.subarray(first.byteLength);
+    for (let next = await chunks.next(); next.done !== true; next = await chunks.next()) yield next.value;
+  } finally {
+    // A client that went away stops this generator; the handler's stream must hear of it too.
+    await chunks.return?.();
   }
-  const first = head.subarray(0, length());
-  yield rewrite(first[0]!, first.subarray(envelopeHeaderBytes)) ?? first;
-  if (head.byteLength > first.byteLength) yield head.subarray(first.byteLength);
-  for (let next = await chunks.next(); next.done !== true; next = await chunks.next()) yield next.value;
 }
 
 /** A Connect unary error answer, with its body read: rewritten, or as it was. */
@@ -123,6 +128,8 @@ export function decodingErrorsAsInvalid(handler: UniversalHandler): UniversalHan
     const response = await handler(request);
     if (response.body === undefined) return response;
     const contentType = response.header?.get("content-type") ?? "";
+    // A compressed answer is left as it is: connect compresses only bodies of 1 KiB or more, larger than its error.
+    if (response.header?.has("content-encoding")) return response;
     if (response.status !== 200 && contentType.startsWith("application/json")) return connectUnary(response, typeName);
     if (contentType.startsWith("application/grpc-web")) {
       return {
