@@ -18,7 +18,7 @@ import { arrivalGraceMs } from "../src/server/request-arrivals.js";
 import { spawnService } from "@shopmesh/cli";
 import { FaultInjectionService } from "@shopmesh/sdk/faults/v1";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { EchoRequestSchema, EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
+import { EchoRequestSchema, EchoService, EchoStreamRequestSchema } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
 import { grpcFrame, streamStatus } from "../../../test/support/raw-grpc-call.js";
 import { asConnectError, readAll, settle } from "./support/call-outcome.js";
 
@@ -71,18 +71,29 @@ function blockingEcho() {
  * Sends Echo calls over a bare HTTP/2 session, each either whole or with its
  * message but never its end, as no gRPC client would.
  */
-function echoSender(session: ClientHttp2Session) {
-  return (message: string, whole: boolean) => {
+/** Sends one request message to `path`, ending the request only when `whole`. */
+function rawSender(session: ClientHttp2Session) {
+  return (path: string, message: Uint8Array, whole: boolean) => {
     const stream = session.request({
       ":method": "POST",
-      ":path": "/shopmesh.echo.v1.EchoService/Echo",
+      ":path": path,
       "content-type": "application/grpc",
       te: "trailers",
     });
-    stream.write(grpcFrame(toBinary(EchoRequestSchema, create(EchoRequestSchema, { message }))));
+    stream.write(grpcFrame(message));
     if (whole) stream.end();
     return stream;
   };
+}
+
+function echoSender(session: ClientHttp2Session) {
+  const send = rawSender(session);
+  return (message: string, whole: boolean) =>
+    send(
+      "/shopmesh.echo.v1.EchoService/Echo",
+      toBinary(EchoRequestSchema, create(EchoRequestSchema, { message })),
+      whole,
+    );
 }
 
 interface Limited {
@@ -432,6 +443,40 @@ describe("admission control, requests that never finish arriving", () => {
       expect(limited.server.admission?.running).toBe(0);
     } finally {
       // Not close(): it would wait for the stream that never ends.
+      session.destroy();
+    }
+  });
+
+  it("counts server-streaming and health requests among them, though neither takes a slot", async () => {
+    const session = connect(`http://${limited.server.address}`);
+    const send = rawSender(session);
+    const stream = toBinary(
+      EchoStreamRequestSchema,
+      create(EchoStreamRequestSchema, { message: "stream-never-ends", count: 1 }),
+    );
+    try {
+      const unfinished = [
+        send("/shopmesh.echo.v1.EchoService/EchoStream", stream, false),
+        send("/grpc.health.v1.Health/Check", new Uint8Array(0), false),
+        send("/grpc.health.v1.Health/Watch", new Uint8Array(0), false),
+        send("/shopmesh.echo.v1.EchoService/EchoStream", stream, false),
+      ];
+      const answered = unfinished.map((call) => {
+        const seen = { value: false };
+        call.on("response", () => (seen.value = true));
+        return seen;
+      });
+      const statuses = await Promise.all(unfinished.slice(0, 2).map((call) => streamStatus(call)));
+      expect(statuses.map((status) => status!.code)).toEqual([
+        GrpcStatus.RESOURCE_EXHAUSTED,
+        GrpcStatus.RESOURCE_EXHAUSTED,
+      ]);
+      expect(statuses[0]!.message).toMatch(/^request not complete after \d+ ms/);
+      expect(answered.slice(2).map((seen) => seen.value)).toEqual([false, false]);
+      // Health still answers a whole request at once.
+      expect((await limited.health.check({})).status).toBe(ServingStatus.SERVING);
+      expect(limited.echo.started).not.toContain("stream-never-ends");
+    } finally {
       session.destroy();
     }
   });

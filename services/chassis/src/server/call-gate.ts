@@ -54,95 +54,51 @@ export function admittedCall(metadata: Metadata): AdmittedCall | undefined {
 }
 
 /**
- * One unary call under admission control: the call grpc-js's handler talks
- * to, and the listener of the call beneath, in one object with its methods
- * on the prototype (grpc-js's ServerInterceptingCall copies a listener's
- * methods unbound, so it would need closures per call).
- *
- * It asks for a slot once its request has arrived whole (the half-close),
- * when its handler could run: a caller that sends the headers and never
- * ends the request holds a stream but no slot, and is cut when too many
- * such calls are kept (see {@link RequestArrivals}).
- * Its slot is freed when the call has ended (status sent, client gone,
- * deadline passed: grpc-js's onCancel) and its handler has settled: a
- * handler that is still running after its deadline still uses the process,
- * and counts until it returns.
+ * A call whose request is kept among those arriving (see
+ * {@link RequestArrivals}) from its headers until its request has arrived
+ * whole (the half-close), when grpc-js may start a unary or server-streaming
+ * handler: one that never ends its request is cut once too many such calls
+ * are kept. It is the call grpc-js's handler talks to and the listener of
+ * the call beneath, in one object with its methods on the prototype
+ * (grpc-js's ServerInterceptingCall copies a listener's methods unbound, so
+ * it would need closures per call).
  */
-class GatedCall implements ServerInterceptingCallInterface, InterceptingServerListener, AdmittedCall, ArrivingRequest {
-  #listener: InterceptingServerListener | undefined;
+class ArrivingCall implements ServerInterceptingCallInterface, InterceptingServerListener, ArrivingRequest {
+  protected listener: InterceptingServerListener | undefined;
   /** When the call began, its headers read. */
   readonly startedAt = performance.now();
-  /** When the whole request had arrived; -1 before. */
-  #requestCompleteAt = -1;
-  #admittedAt = -1;
-  waitedMs = 0;
-  #waiter: Waiter | undefined;
-  #ended = false;
-  #handlerRunning = false;
+  protected ended = false;
 
   constructor(
     readonly inner: ServerInterceptingCallInterface,
-    readonly limiter: CallLimiter,
     readonly path: string,
-    readonly onRefused: CallGateOptions["onRefused"],
-    readonly arrivals: RequestArrivals<GatedCall>,
+    readonly arrivals: RequestArrivals<ArrivingCall>,
     readonly onCut: CallGateOptions["onCut"],
   ) {}
 
   start(listener: InterceptingServerListener): void {
-    this.#listener = listener;
+    this.listener = listener;
     this.inner.start(this);
   }
 
   onReceiveMetadata(metadata: Metadata): void {
     // Here rather than in start: grpc-js calls this only for a stream still open, and onCancel only after it.
     this.arrivals.add(this);
-    admittedCalls.set(metadata, this);
-    this.#listener!.onReceiveMetadata(metadata);
+    this.listener!.onReceiveMetadata(metadata);
   }
 
   onReceiveMessage(message: unknown): void {
-    this.#listener!.onReceiveMessage(message);
+    this.listener!.onReceiveMessage(message);
   }
 
   onReceiveHalfClose(): void {
     this.arrivals.delete(this);
-    if (this.#ended) return;
-    this.#requestCompleteAt = performance.now();
-    if (this.limiter.tryAcquire()) {
-      this.#admittedAt = this.#requestCompleteAt;
-      this.#listener!.onReceiveHalfClose();
-      return;
-    }
-    this.#waiter = this.limiter.wait(
-      deadlineMs(this.inner.getDeadline()) - Date.now(),
-      () => this.#admitted(),
-      (details, pushbackMs) => this.#refuse(details, pushbackMs),
-    );
-  }
-
-  #admitted(): void {
-    this.#waiter = undefined;
-    this.#admittedAt = performance.now();
-    this.waitedMs = this.#admittedAt - this.#requestCompleteAt;
-    if (this.#ended) {
-      this.#maybeRelease();
-      return;
-    }
-    this.#listener!.onReceiveHalfClose();
-  }
-
-  #refuse(details: string, pushbackMs: number): void {
-    this.#waiter = undefined;
-    this.onRefused?.(this.path, GrpcStatus.RESOURCE_EXHAUSTED, details, performance.now() - this.#requestCompleteAt);
-    const trailers = new Metadata();
-    trailers.set(retryPushbackKey, String(pushbackMs));
-    this.inner.sendStatus({ code: GrpcStatus.RESOURCE_EXHAUSTED, details, metadata: trailers });
+    if (!this.ended) this.listener!.onReceiveHalfClose();
   }
 
   /** Ends a call whose request has not arrived whole: see {@link RequestArrivals}. */
   cut(details: string, afterMs: number): void {
-    this.#ended = true;
+    this.ended = true;
     this.onCut?.(this.path, details, afterMs);
     this.inner.sendStatus({ code: GrpcStatus.RESOURCE_EXHAUSTED, details, metadata: new Metadata() });
     // grpc-js ends only its own side of the stream: a caller that never ends
@@ -157,29 +113,8 @@ class GatedCall implements ServerInterceptingCallInterface, InterceptingServerLi
 
   onCancel(): void {
     this.arrivals.delete(this);
-    this.#ended = true;
-    if (this.#waiter !== undefined) {
-      this.limiter.leave(this.#waiter);
-      this.#waiter = undefined;
-    }
-    this.#maybeRelease();
-    this.#listener!.onCancel();
-  }
-
-  handlerStarted(): void {
-    this.#handlerRunning = true;
-  }
-
-  handlerSettled(): void {
-    this.#handlerRunning = false;
-    this.#maybeRelease();
-  }
-
-  #maybeRelease(): void {
-    if (this.#admittedAt < 0 || !this.#ended || this.#handlerRunning) return;
-    const heldMs = performance.now() - this.#admittedAt;
-    this.#admittedAt = -1;
-    this.limiter.release(heldMs);
+    this.ended = true;
+    this.listener!.onCancel();
   }
 
   sendMetadata(metadata: Metadata): void {
@@ -215,6 +150,102 @@ class GatedCall implements ServerInterceptingCallInterface, InterceptingServerLi
 }
 
 /**
+ * One unary call under admission control. It asks for a slot once its
+ * request has arrived whole (the half-close), when its handler could run: a
+ * caller that sends the headers and never ends the request holds a stream
+ * but no slot, and is cut as an {@link ArrivingCall}.
+ * Its slot is freed when the call has ended (status sent, client gone,
+ * deadline passed: grpc-js's onCancel) and its handler has settled: a
+ * handler that is still running after its deadline still uses the process,
+ * and counts until it returns.
+ */
+class GatedCall extends ArrivingCall implements AdmittedCall {
+  /** When the whole request had arrived; -1 before. */
+  #requestCompleteAt = -1;
+  #admittedAt = -1;
+  waitedMs = 0;
+  #waiter: Waiter | undefined;
+  #handlerRunning = false;
+
+  constructor(
+    inner: ServerInterceptingCallInterface,
+    readonly limiter: CallLimiter,
+    path: string,
+    readonly onRefused: CallGateOptions["onRefused"],
+    arrivals: RequestArrivals<ArrivingCall>,
+    onCut: CallGateOptions["onCut"],
+  ) {
+    super(inner, path, arrivals, onCut);
+  }
+
+  override onReceiveMetadata(metadata: Metadata): void {
+    admittedCalls.set(metadata, this);
+    super.onReceiveMetadata(metadata);
+  }
+
+  override onReceiveHalfClose(): void {
+    this.arrivals.delete(this);
+    if (this.ended) return;
+    this.#requestCompleteAt = performance.now();
+    if (this.limiter.tryAcquire()) {
+      this.#admittedAt = this.#requestCompleteAt;
+      this.listener!.onReceiveHalfClose();
+      return;
+    }
+    this.#waiter = this.limiter.wait(
+      deadlineMs(this.inner.getDeadline()) - Date.now(),
+      () => this.#admitted(),
+      (details, pushbackMs) => this.#refuse(details, pushbackMs),
+    );
+  }
+
+  #admitted(): void {
+    this.#waiter = undefined;
+    this.#admittedAt = performance.now();
+    this.waitedMs = this.#admittedAt - this.#requestCompleteAt;
+    if (this.ended) {
+      this.#maybeRelease();
+      return;
+    }
+    this.listener!.onReceiveHalfClose();
+  }
+
+  #refuse(details: string, pushbackMs: number): void {
+    this.#waiter = undefined;
+    this.onRefused?.(this.path, GrpcStatus.RESOURCE_EXHAUSTED, details, performance.now() - this.#requestCompleteAt);
+    const trailers = new Metadata();
+    trailers.set(retryPushbackKey, String(pushbackMs));
+    this.inner.sendStatus({ code: GrpcStatus.RESOURCE_EXHAUSTED, details, metadata: trailers });
+  }
+
+  override onCancel(): void {
+    if (this.#waiter !== undefined) {
+      this.limiter.leave(this.#waiter);
+      this.#waiter = undefined;
+    }
+    this.ended = true;
+    this.#maybeRelease();
+    super.onCancel();
+  }
+
+  handlerStarted(): void {
+    this.#handlerRunning = true;
+  }
+
+  handlerSettled(): void {
+    this.#handlerRunning = false;
+    this.#maybeRelease();
+  }
+
+  #maybeRelease(): void {
+    if (this.#admittedAt < 0 || !this.ended || this.#handlerRunning) return;
+    const heldMs = performance.now() - this.#admittedAt;
+    this.#admittedAt = -1;
+    this.limiter.release(heldMs);
+  }
+}
+
+/**
  * The grpc-js server interceptor every call passes before its handler, on
  * every method the server hosts (reflection's and health's included):
  *
@@ -224,6 +255,12 @@ class GatedCall implements ServerInterceptingCallInterface, InterceptingServerLi
  *   long-lived (event streams, health watches, reflection), and a slot held
  *   for hours would shrink the limit for everything else; they are bounded
  *   per connection by MAX_CONCURRENT_STREAMS instead.
+ * - Under admission control, every call with a single request message
+ *   (unary and server-streaming, exempt ones such as health's included) is
+ *   kept among the requests arriving until that request has arrived whole,
+ *   and cut when it takes too long while too many are kept (see
+ *   {@link ArrivingCall}). A client-streaming or bidi call's request stays
+ *   open for as long as the call does, so it is not.
  * - A method with a streaming request (client-streaming and bidi: server
  *   reflection's, from @grpc/proto-loader, and those hostService hosts) gets
  *   a request message that could not be decoded (an
@@ -233,11 +270,13 @@ class GatedCall implements ServerInterceptingCallInterface, InterceptingServerLi
  */
 export function callGate(options: CallGateOptions): ServerInterceptor {
   const { limiter, exempt, onRefused, onCut } = options;
-  const arrivals = limiter && new RequestArrivals<GatedCall>(maxRequestsArriving(limiter.settings));
+  const arrivals = limiter && new RequestArrivals<ArrivingCall>(maxRequestsArriving(limiter.settings));
   return (method, call) => {
     if (method.requestStream) return undecodableRefused(method.path, call, onRefused);
     // Typed as the class, but grpc-js only uses the interface of what an interceptor returns.
-    if (arrivals === undefined || method.responseStream || exempt?.(method.path)) return call as ServerInterceptingCall;
+    if (arrivals === undefined) return call as ServerInterceptingCall;
+    if (method.responseStream || exempt?.(method.path))
+      return new ArrivingCall(call, method.path, arrivals, onCut) as unknown as ServerInterceptingCall;
     return new GatedCall(call, limiter!, method.path, onRefused, arrivals, onCut) as unknown as ServerInterceptingCall;
   };
 }
