@@ -144,6 +144,25 @@ describe("draining on SIGTERM", () => {
     );
   });
 
+  it("ends a dozen Watch streams at the drain, with no listener-leak warning", async () => {
+    let stderr = "";
+    const service = await spawnService({
+      entry: echoMain,
+      env: { TLS: "off", SHUTDOWN_DELAY: "0", SHUTDOWN_GRACE: "5s" },
+      onStderr: (text) => (stderr += text),
+    });
+    processes.push(service);
+    const transport = createTransport({ target: service.address });
+    transports.push(transport);
+    const health = createClient(Health, transport);
+    const first = Array.from({ length: 12 }, () => signalled());
+    const watches = first.map((seen) => settle(readAll(health.watch({ service: "" }), () => seen.resolve())));
+    await Promise.all(first.map((seen) => seen.promise));
+    expect(await service.stop("SIGTERM")).toBe(0);
+    for (const outcome of await Promise.all(watches)) expect(outcome.error).toBeUndefined();
+    expect(stderr).not.toContain("MaxListenersExceededWarning");
+  });
+
   it("cancels calls still running after the grace period and still exits 0", async () => {
     const { service, echo } = await startEcho({ SHUTDOWN_DELAY: "0", SHUTDOWN_GRACE: "300ms" });
 

@@ -12,8 +12,9 @@ type Listener = (status: ServingStatus) => void;
  */
 export class HealthRegistry {
   readonly #statuses = new Map<string, ServingStatus>();
-  readonly #listeners = new Set<{ service: string; listener: Listener }>();
-  readonly #closing = new AbortController();
+  /** Each Watch stream open: its service, what it is told of a change, and what ends it. */
+  readonly #watchers = new Set<{ service: string; listener: Listener; stop: () => void }>();
+  #closed = false;
 
   constructor(services: Iterable<string>, initial = ServingStatus.SERVING) {
     this.#statuses.set("", initial);
@@ -29,7 +30,7 @@ export class HealthRegistry {
   set(service: string, status: ServingStatus): void {
     if (this.#statuses.get(service) === status) return;
     this.#statuses.set(service, status);
-    for (const entry of this.#listeners) if (entry.service === service) entry.listener(status);
+    for (const entry of this.#watchers) if (entry.service === service) entry.listener(status);
   }
 
   /** Sets every service's status, the server's included. */
@@ -39,7 +40,8 @@ export class HealthRegistry {
 
   /** Ends every Watch stream, so that a draining server is not kept open by them. */
   close(): void {
-    this.#closing.abort();
+    this.#closed = true;
+    for (const entry of this.#watchers) entry.stop();
   }
 
   /** The Health service implementation, ready to host. */
@@ -63,11 +65,12 @@ export class HealthRegistry {
         pending.push(status);
         wake?.();
       },
+      stop: () => wake?.(),
     };
-    const stop = () => wake?.();
-    this.#listeners.add(entry);
-    context.signal.addEventListener("abort", stop);
-    this.#closing.signal.addEventListener("abort", stop);
+    // Each stream listens to its own call's signal only: one listener per stream on a signal
+    // every stream shares would pass Node's limit of ten, and warn of a leak.
+    context.signal.addEventListener("abort", entry.stop);
+    this.#watchers.add(entry);
     try {
       for (;;) {
         const next = pending.shift();
@@ -75,14 +78,13 @@ export class HealthRegistry {
           yield { status: next };
           continue;
         }
-        if (context.signal.aborted || this.#closing.signal.aborted) return;
+        if (context.signal.aborted || this.#closed) return;
         await new Promise<void>((resolve) => (wake = resolve));
         wake = undefined;
       }
     } finally {
-      this.#listeners.delete(entry);
-      context.signal.removeEventListener("abort", stop);
-      this.#closing.signal.removeEventListener("abort", stop);
+      this.#watchers.delete(entry);
+      context.signal.removeEventListener("abort", entry.stop);
     }
   }
 }
