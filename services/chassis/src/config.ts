@@ -45,6 +45,20 @@ export interface EnvReader {
 const targetScheme = /^(dns|unix|unix-abstract|ipv4|ipv6):./;
 const hostAndPort = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5})$/;
 
+/** What a target must look like, for messages that refuse one. */
+export const targetForm =
+  'host:port, such as "127.0.0.1:50051" or "[::1]:50051", or a grpc-js target such as "dns:///users.internal:50051"';
+
+/**
+ * Whether `text` names a gRPC server as grpc-js takes it: `host:port` with a
+ * port from 1 to 65535, or a target with one of grpc-js's schemes.
+ */
+export function isGrpcTarget(text: string): boolean {
+  if (targetScheme.test(text)) return true;
+  const port = Number(hostAndPort.exec(text)?.[2] ?? 0);
+  return port >= 1 && port <= 65_535;
+}
+
 const durationPattern = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
 const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -127,15 +141,8 @@ export function envReader(env: Env = process.env): EnvReader {
     },
     target(name, fallback) {
       const text = raw(name);
-      if (text === undefined || targetScheme.test(text)) return text ?? fallback;
-      const port = Number(hostAndPort.exec(text)?.[2] ?? 0);
-      if (port < 1 || port > 65_535) {
-        throw new ConfigError(
-          name,
-          text,
-          'host:port, such as "127.0.0.1:50051" or "[::1]:50051", or a grpc-js target such as "dns:///users.internal:50051"',
-        );
-      }
+      if (text === undefined) return fallback;
+      if (!isGrpcTarget(text)) throw new ConfigError(name, text, targetForm);
       return text;
     },
   };

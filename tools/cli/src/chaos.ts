@@ -3,7 +3,14 @@ import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { defaultAdminPort, envReader } from "@shopmesh/chassis";
 import { createClient, createTransport } from "@shopmesh/sdk";
 import { FaultInjectionService, type Fault } from "@shopmesh/sdk/faults/v1";
-import { durationOption, fractionOption, parseCommandLine, usageFailure, UsageError } from "./command-line.js";
+import {
+  durationOption,
+  fractionOption,
+  parseCommandLine,
+  targetOption,
+  usageFailure,
+  UsageError,
+} from "./command-line.js";
 
 const services = ["users", "products", "orders", "user-orders"] as const;
 
@@ -53,10 +60,13 @@ interface ChaosRequest {
   hang: boolean;
   clear: boolean;
   list: boolean;
-  admin?: string;
+  /** The admin listener's address: --admin, or the local mesh's. */
+  address: string;
+  /** Whether --admin named it. */
+  addressGiven: boolean;
 }
 
-/** Reads the command line; undefined for --help; throws a UsageError when it cannot be used. */
+/** Reads the command line; undefined for --help; throws a UsageError when it cannot be used (a ConfigError for a bad SHOPMESH_PORT_BASE). */
 function readChaosRequest(args: string[]): ChaosRequest | undefined {
   const { values, positionals } = parseCommandLine({
     args,
@@ -109,7 +119,8 @@ function readChaosRequest(args: string[]): ChaosRequest | undefined {
     hang: values.hang,
     clear: values.clear,
     list: values.list,
-    admin: values.admin,
+    address: values.admin === undefined ? adminAddress(service) : targetOption("admin", values.admin),
+    addressGiven: values.admin !== undefined,
   };
 }
 
@@ -126,7 +137,7 @@ export async function chaos(args: string[]): Promise<number> {
     return 0;
   }
   const { service } = request;
-  const address = request.admin ?? adminAddress(service);
+  const { address } = request;
   // Outside development mode the admin listener wants an admin's token.
   const token = envReader().optionalString("SHOPMESH_TOKEN");
   const transport = createTransport({ target: address, ...(token === undefined ? {} : { token }) });
@@ -163,7 +174,7 @@ export async function chaos(args: string[]): Promise<number> {
     if (e.code === Code.Unavailable) {
       // The usual cause besides a stopped mesh: one started on other ports, which this shell does not know of.
       const movedHint =
-        request.admin === undefined && process.env.SHOPMESH_PORT_BASE === undefined
+        !request.addressGiven && process.env.SHOPMESH_PORT_BASE === undefined
           ? " (if it was started with SHOPMESH_PORT_BASE, set the same here)"
           : "";
       process.stderr.write(

@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { parseDurationMs } from "@shopmesh/chassis";
+import { ConfigError, isGrpcTarget, parseDurationMs, targetForm } from "@shopmesh/chassis";
 
 /** A command line that cannot be used; its message is one line that names the option. */
 export class UsageError extends Error {
@@ -25,9 +25,16 @@ export function parseCommandLine<const T extends ParseArgsConfig>(config: T): Re
 
 /** Prints "shopmesh <command>: <message>" and where to find the options; returns exit code 2. */
 export function usageFailure(command: string, error: unknown): number {
-  if (!(error instanceof UsageError)) throw error;
+  // A variable the command reads (SHOPMESH_PORT_BASE, TLS) is part of how it was called.
+  if (!(error instanceof UsageError) && !(error instanceof ConfigError)) throw error;
   process.stderr.write(`shopmesh ${command}: ${error.message}\nRun 'shopmesh ${command} --help' for its options.\n`);
   return 2;
+}
+
+/** A server's address given as `--flag`: host:port, or a grpc-js target with its scheme. */
+export function targetOption(flag: string, text: string): string {
+  if (!isGrpcTarget(text)) throw new UsageError(`--${flag}: "${text}" is not ${targetForm}`);
+  return text;
 }
 
 /** A fraction from 0 to 1 given as `--flag`, or `fallback` when absent. */

@@ -1,3 +1,4 @@
+import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -6,7 +7,7 @@ import { ConnectError } from "@connectrpc/connect";
 import { envReader } from "@shopmesh/chassis";
 import { createClient, createTransport } from "@shopmesh/sdk";
 import { UsersService, type SigningKey } from "@shopmesh/sdk/users/v1";
-import { parseCommandLine, usageFailure, UsageError } from "./command-line.js";
+import { parseCommandLine, targetOption, usageFailure, UsageError } from "./command-line.js";
 
 export const keysUsage = `usage: shopmesh keys rotate | list [--target HOST:PORT] [--cacert FILE]
 
@@ -37,13 +38,20 @@ function defaultCaFile(): string {
 
 /** The CA certificate's bytes, or a usage error naming the file (a folder given for it, say). */
 function readCa(file: string): Buffer {
+  let pem: Buffer;
   try {
-    return readFileSync(file);
+    pem = readFileSync(file);
   } catch (error) {
     throw new UsageError(
       `cannot read the CA certificate ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
     );
   }
+  try {
+    new X509Certificate(pem);
+  } catch {
+    throw new UsageError(`${file} holds no certificate in PEM (the mesh's is data/tls/ca.pem)`);
+  }
+  return pem;
 }
 
 /** `shopmesh keys`: rotates or lists the users service's token signing keys. Returns the exit code. */
@@ -71,7 +79,10 @@ export async function keys(args: string[]): Promise<number> {
       throw new UsageError(first ? `unknown action '${first}'` : "rotate or list?");
     if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
     action = first;
-    target = values.target ?? `127.0.0.1:${envReader().int("SHOPMESH_PORT_BASE", 50051, { min: 1024, max: 65532 })}`;
+    target =
+      values.target !== undefined
+        ? targetOption("target", values.target)
+        : `127.0.0.1:${envReader().int("SHOPMESH_PORT_BASE", 50051, { min: 1024, max: 65532 })}`;
     caFile = envReader().bool("TLS", true) ? (values.cacert ?? defaultCaFile()) : undefined;
     if (caFile !== undefined && !existsSync(caFile))
       throw new UsageError(`no CA certificate at ${caFile}: pass --cacert, or TLS=off for a mesh without TLS`);

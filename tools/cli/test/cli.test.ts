@@ -5,7 +5,7 @@
 // listener's) already held.
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -130,6 +130,38 @@ describe("shopmesh chaos", { timeout: 60_000 }, () => {
     expect(run.code).toBe(2);
     expect(run.stderr.split("\n")[0]).toBe(`shopmesh keys: cannot read the CA certificate ${dataDir}: EISDIR`);
     expect(run.stderr).not.toMatch(/^\s+at /m);
+  });
+
+  it.each([
+    [
+      ["chaos", "products", "--list"],
+      { SHOPMESH_PORT_BASE: "abc" },
+      'shopmesh chaos: SHOPMESH_PORT_BASE="abc" is not valid',
+    ],
+    [["chaos", "products", "--list", "--admin", ""], {}, 'shopmesh chaos: --admin: "" is not host:port'],
+    [
+      ["chaos", "products", "--list", "--admin", "products"],
+      {},
+      'shopmesh chaos: --admin: "products" is not host:port',
+    ],
+    [["keys", "list"], { SHOPMESH_PORT_BASE: "99999" }, 'shopmesh keys: SHOPMESH_PORT_BASE="99999" is not valid'],
+    [["keys", "list"], { TLS: "maybe" }, 'shopmesh keys: TLS="maybe" is not valid'],
+    [["keys", "list", "--target", ""], {}, 'shopmesh keys: --target: "" is not host:port'],
+  ])("refuses %j with %j in one line and exit 2, before calling anything", async (args, env, message) => {
+    const run = await shopmesh(args, env);
+    expect(run.code).toBe(2);
+    expect(run.stderr.split("\n")[0]!.startsWith(message), run.stderr).toBe(true);
+    expect(run.stderr).not.toMatch(/^\s+at /m);
+  });
+
+  it("refuses a --cacert that holds no certificate, naming it", async () => {
+    const notACertificate = join(dataDir, "not-a-certificate.pem");
+    writeFileSync(notACertificate, "garbage\n");
+    const run = await shopmesh(["keys", "list", "--cacert", notACertificate]);
+    expect(run.code).toBe(2);
+    expect(run.stderr.split("\n")[0]).toBe(
+      `shopmesh keys: ${notACertificate} holds no certificate in PEM (the mesh's is data/tls/ca.pem)`,
+    );
   });
 
   it("looks for npm start's admin listener below the ephemeral range, moved by SHOPMESH_PORT_BASE", async () => {
