@@ -4,6 +4,7 @@
 // listener's fault injection; and on the HTTP port, in Connect and gRPC-Web. Raw bytes go over a real socket to a spawned
 // echo process from a grpc-js client whose serializer passes them unchanged.
 import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   Client,
@@ -227,6 +228,99 @@ describe("undecodable request bodies", () => {
       const { error } = endStreamFromJson(frames[0]!.payload);
       expect(error?.code).toBe(GrpcStatus.INVALID_ARGUMENT);
       expect(error?.rawMessage).toMatch(/^request: cannot decode shopmesh\.echo\.v1\.EchoStreamRequest: \S/);
+    });
+  });
+
+  describe("requests the HTTP port cannot read, other than undecodable bytes", () => {
+    const url = (method: string, query = "") =>
+      `http://127.0.0.1:${echo.httpPort}/shopmesh.echo.v1.EchoService/${method}${query}`;
+    const valid = Buffer.from(toBinary(EchoRequestSchema, create(EchoRequestSchema, { message: "x" })));
+    const validStream = Buffer.from(
+      toBinary(EchoStreamRequestSchema, create(EchoStreamRequestSchema, { message: "x", count: 1 })),
+    );
+
+    /** The code and message of a Connect unary error answer. */
+    async function connectError(response: Response): Promise<[number, string, string]> {
+      const error = (await response.json()) as { code: string; message: string };
+      return [response.status, error.code, error.message];
+    }
+
+    /** The code and message of a gRPC-Web answer that is only trailers. */
+    async function grpcWebStatus(response: Response): Promise<[string | null, string]> {
+      const frames = envelopes(new Uint8Array(await response.arrayBuffer()));
+      expect(frames.map((frame) => frame.flags)).toEqual([0x80]);
+      const trailer = trailerParse(frames[0]!.payload);
+      return [trailer.get("grpc-status"), decodeURIComponent(trailer.get("grpc-message") ?? "")];
+    }
+
+    /** The error at the end of a Connect stream that sent no message. */
+    async function connectStreamError(response: Response): Promise<[number | undefined, string | undefined]> {
+      const frames = envelopes(new Uint8Array(await response.arrayBuffer()));
+      expect(frames.map((frame) => frame.flags)).toEqual([0x02]);
+      const { error } = endStreamFromJson(frames[0]!.payload);
+      return [error?.code, error?.rawMessage];
+    }
+
+    it("a truncated gzip body (Connect unary)", async () => {
+      const response = await fetch(url("Echo"), {
+        method: "POST",
+        headers: { "content-type": "application/proto", "content-encoding": "gzip" },
+        body: gzipSync(valid).subarray(0, 10),
+      });
+      expect(await connectError(response)).toEqual([
+        400,
+        "invalid_argument",
+        expect.stringMatching(/^request: cannot read shopmesh\.echo\.v1\.EchoRequest: \S/),
+      ]);
+    });
+
+    it("a GET whose message is not base64 (Connect unary)", async () => {
+      const response = await fetch(url("Echo", "?connect=v1&encoding=proto&base64=1&message=!!!!"));
+      expect(await connectError(response)).toEqual([
+        400,
+        "invalid_argument",
+        expect.stringMatching(/^request: cannot read shopmesh\.echo\.v1\.EchoRequest: \S/),
+      ]);
+    });
+
+    it("a compressed envelope with no encoding, and two messages for a unary method (gRPC-Web)", async () => {
+      const compressed = await fetch(url("Echo"), {
+        method: "POST",
+        headers: { "content-type": "application/grpc-web+proto" },
+        body: enveloped(1, valid),
+      });
+      expect(await grpcWebStatus(compressed)).toEqual([
+        String(GrpcStatus.INVALID_ARGUMENT),
+        expect.stringMatching(/^request: cannot read shopmesh\.echo\.v1\.EchoRequest: received compressed envelope/),
+      ]);
+      const twice = await fetch(url("Echo"), {
+        method: "POST",
+        headers: { "content-type": "application/grpc-web+proto" },
+        body: Buffer.concat([enveloped(0, valid), enveloped(0, valid)]),
+      });
+      expect(await grpcWebStatus(twice)).toEqual([
+        String(GrpcStatus.INVALID_ARGUMENT),
+        expect.stringMatching(/^request: received extra input message/),
+      ]);
+    });
+
+    it("a server stream's request with no message, two, or a compressed one with no encoding (Connect)", async () => {
+      const send = (body: Buffer) =>
+        fetch(url("EchoStream"), { method: "POST", headers: { "content-type": "application/connect+proto" }, body });
+      expect(await connectStreamError(await send(Buffer.alloc(0)))).toEqual([
+        GrpcStatus.INVALID_ARGUMENT,
+        "request: no shopmesh.echo.v1.EchoStreamRequest: send exactly one",
+      ]);
+      expect(
+        await connectStreamError(await send(Buffer.concat([enveloped(0, validStream), enveloped(0, validStream)]))),
+      ).toEqual([
+        GrpcStatus.INVALID_ARGUMENT,
+        "request: more than one shopmesh.echo.v1.EchoStreamRequest: send exactly one",
+      ]);
+      expect(await connectStreamError(await send(enveloped(1, validStream)))).toEqual([
+        GrpcStatus.INVALID_ARGUMENT,
+        expect.stringMatching(/^request: cannot read shopmesh\.echo\.v1\.EchoStreamRequest: received compressed/),
+      ]);
     });
   });
 

@@ -5,6 +5,7 @@ import type { CallLimiter } from "./admission.js";
 import { boundedDetails, maxDetailsLength, statusName } from "./call-status.js";
 import { admissionWaitKey } from "./call-context.js";
 import { callEnded } from "./host-options.js";
+import { oneRequestMessage, reachedGateKey } from "./http-request-decoding.js";
 import type { CallRecord, RunningCalls } from "./host-service.js";
 
 /** Options for {@link httpCallGate}. */
@@ -153,11 +154,15 @@ async function* reported<T>(
  *   server starts to stop;
  * - an error that is not a ConnectError reaches the client as INTERNAL
  *   "internal error" and the log in full;
- * - every call is reported to `onCallEnd`, as on the gRPC port.
+ * - every call is reported to `onCallEnd`, as on the gRPC port;
+ * - a server-streaming call's request is read through oneRequestMessage, so
+ *   that one connect cannot read gets INVALID_ARGUMENT, as unary ones do
+ *   (see requestErrorsAsInvalid).
  */
 export function httpCallGate(options: HttpCallGateOptions): Interceptor {
   const { limiter, running, stopping, onRefused, onCallEnd } = options;
   return (next) => async (req) => {
+    req.contextValues.set(reachedGateKey, true);
     const started = performance.now();
     const path = `/${req.service.typeName}/${req.method.name}`;
     const timeoutMs = timeoutMsOf(req.header);
@@ -180,7 +185,11 @@ export function httpCallGate(options: HttpCallGateOptions): Interceptor {
 
     if (req.stream) {
       try {
-        const response = (await next(req)) as StreamResponse;
+        const request =
+          req.method.methodKind === "server_streaming"
+            ? { ...req, message: oneRequestMessage(req.message, req.method.input.typeName) }
+            : req;
+        const response = (await next(request)) as StreamResponse;
         const messages = stopping === undefined ? response.message : untilStopped(response.message, stopping);
         return { ...response, message: reported(messages, () => report(ok), failed) };
       } catch (error) {

@@ -17,7 +17,7 @@ import { maxTimerMs, type ConnectionConfig } from "../config.js";
 import { peerIdentityKey, SocketPeerIdentity } from "../auth/peer-identity.js";
 import type { CertificateFiles } from "../tls/certificate-files.js";
 import type { TlsFiles } from "../tls/tls-settings.js";
-import { decodingErrorsAsInvalid } from "./http-request-decoding.js";
+import { requestErrorsAsInvalid } from "./http-request-decoding.js";
 import { listenOn } from "./listen-on.js";
 import { type ArrivingRequest, RequestArrivals } from "./request-arrivals.js";
 
@@ -116,7 +116,7 @@ export async function listenForHttp(options: HttpListenOptions): Promise<HttpLis
     routes(router) {
       for (const { service, impl } of options.services) router.service(service, impl as ServiceImpl<DescService>);
       // The adapter reads the router's handlers once routes() has returned.
-      router.handlers.splice(0, router.handlers.length, ...router.handlers.map(decodingErrorsAsInvalid));
+      router.handlers.splice(0, router.handlers.length, ...router.handlers.map(requestErrorsAsInvalid));
     },
     // The client's address, as on the gRPC port (SignIn's throttle counts failures per address),
     // and over HTTPS the service a client certificate signed by the mesh's CA names.

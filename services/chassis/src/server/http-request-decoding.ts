@@ -1,4 +1,4 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import {
   codeToHttpStatus,
@@ -14,24 +14,67 @@ import { cannotDecodeMessage } from "./request-decoding.js";
 
 /** What connect's binary serialization puts before protobuf-es's own message. */
 const parseBinaryPrefix = "parse binary: ";
+/** What connect puts before its complaints about a request's messages (none, or one too many). */
+const protocolErrorPrefix = "protocol error: ";
 /** An envelope's header: one byte of flags, four of length. */
 const envelopeHeaderBytes = 5;
 /** The flag of an envelope whose payload is compressed. */
 const compressedFlag = 0b01;
 
 /**
- * The INVALID_ARGUMENT to answer instead of `error`, when `error` is
- * connect's report of request bytes that do not decode. connect-node reads
- * such bytes as its own failure, INTERNAL "parse binary: …": its
- * serialization reports decoding failures on either side that way, and on a
- * server only the request is decoded.
+ * Set by the HTTP call gate, the first interceptor, for every call it sees.
+ * connect reads and decodes a unary request before any interceptor runs, so
+ * a unary call that failed without it failed on its request.
+ *
+ * @internal
  */
-function asInvalidRequest(error: ConnectError, typeName: string): ConnectError | undefined {
-  if (error.code !== Code.Internal || !error.rawMessage.startsWith(parseBinaryPrefix)) return undefined;
-  return new ConnectError(
-    cannotDecodeMessage(typeName, error.rawMessage.slice(parseBinaryPrefix.length)),
-    Code.InvalidArgument,
-  );
+export const reachedGateKey = createContextKey(false, { description: "the call reached the HTTP call gate" });
+
+/**
+ * The INVALID_ARGUMENT to answer instead of `error`, when `error` is
+ * connect's report of a request it could not read: bytes that do not decode
+ * ("parse binary: …"), a body it cannot decompress, a malformed GET, all of
+ * which connect-node reports as INTERNAL, its own failure; or a stream with
+ * no request message or one too many, which it reports as UNIMPLEMENTED.
+ * Undefined for any other error. Only for errors known to come from
+ * reading the request: connect's serialization reports a response that does
+ * not decode the same way.
+ */
+export function asInvalidRequest(error: ConnectError, typeName: string): ConnectError | undefined {
+  const message = error.rawMessage;
+  if (error.code === Code.Internal) {
+    return new ConnectError(
+      message.startsWith(parseBinaryPrefix)
+        ? cannotDecodeMessage(typeName, message.slice(parseBinaryPrefix.length))
+        : `request: cannot read ${typeName}: ${message}`,
+      Code.InvalidArgument,
+    );
+  }
+  if (error.code === Code.Unimplemented && message.startsWith(protocolErrorPrefix)) {
+    return new ConnectError(`request: ${message.slice(protocolErrorPrefix.length)}`, Code.InvalidArgument);
+  }
+  return undefined;
+}
+
+/**
+ * A server-streaming call's request messages, as connect reads them: an
+ * error in reading them is the request's (see {@link asInvalidRequest}),
+ * and there must be exactly one.
+ *
+ * @internal
+ */
+export async function* oneRequestMessage<T>(messages: AsyncIterable<T>, typeName: string): AsyncGenerator<T> {
+  let count = 0;
+  try {
+    for await (const message of messages) {
+      if (++count > 1)
+        throw new ConnectError(`request: more than one ${typeName}: send exactly one`, Code.InvalidArgument);
+      yield message;
+    }
+  } catch (error) {
+    throw (error instanceof ConnectError && asInvalidRequest(error, typeName)) || error;
+  }
+  if (count === 0) throw new ConnectError(`request: no ${typeName}: send exactly one`, Code.InvalidArgument);
 }
 
 async function readAll(body: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
@@ -79,7 +122,8 @@ async function* rewritingFirstEnvelope(
     for (let next = await chunks.next(); next.done !== true; next = await chunks.next()) yield next.value;
   } finally {
     // A client that went away stops this generator; the handler's stream must hear of it too.
-    await chunks.return?.();
+    // Not awaited, as in untilStopped: nothing is pending in it here, but a failed return must not be left unhandled.
+    chunks.return?.()?.catch(() => undefined);
   }
 }
 
@@ -109,24 +153,25 @@ async function connectUnary(response: UniversalServerResponse, typeName: string)
 }
 
 /**
- * Wraps one of connect-node's handlers so that a request body that is not
- * a valid message gets INVALID_ARGUMENT naming the request type, as on the
- * gRPC port (see request-decoding.ts), and not INTERNAL. connect decodes a
- * unary request before any interceptor runs, so the call gate cannot see the
- * failure; the answer is rewritten instead: a Connect unary error body, or
- * the first envelope of a gRPC-Web or Connect streaming answer when that
- * envelope is already the end (the trailers, or Connect's end of stream),
- * which is where a request that never decoded ends. Other answers pass
- * unchanged, apart from holding back a streaming answer's first envelope
- * until it has arrived whole.
+ * Wraps one of connect-node's handlers so that a request connect could not
+ * read gets INVALID_ARGUMENT naming the request type (see
+ * {@link asInvalidRequest}), as on the gRPC port (see request-decoding.ts),
+ * and not INTERNAL. connect reads a unary request before any interceptor
+ * runs, so the call gate never sees such a call; its answer is rewritten
+ * instead: a Connect unary error body, or the first envelope of a gRPC-Web
+ * or Connect streaming answer when that envelope is already the end (the
+ * trailers, or Connect's end of stream). Answers to calls the gate saw pass
+ * unchanged; it reads a stream's request itself, through
+ * {@link oneRequestMessage}.
  *
  * @internal
  */
-export function decodingErrorsAsInvalid(handler: UniversalHandler): UniversalHandler {
+export function requestErrorsAsInvalid(handler: UniversalHandler): UniversalHandler {
   const typeName = handler.method.input.typeName;
   const wrapped = async (request: Parameters<UniversalHandler>[0]): Promise<UniversalServerResponse> => {
     const response = await handler(request);
-    if (response.body === undefined) return response;
+    // A call the gate saw had its request read whole (unary), or reads it inside the gate (streams).
+    if (response.body === undefined || request.contextValues?.get(reachedGateKey) !== false) return response;
     const contentType = response.header?.get("content-type") ?? "";
     // A compressed answer is left as it is: connect compresses only bodies of 1 KiB or more, larger than its error.
     if (response.header?.has("content-encoding")) return response;
