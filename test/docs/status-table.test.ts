@@ -115,6 +115,23 @@ const checks: Record<string, () => Promise<Answer[]>> = {
     return answers;
   },
 
+  "no request message, or more than one, for a method that takes one": async () => {
+    const path = "/shopmesh.products.v1.ProductsService/GetProduct";
+    const answers: Answer[] = [];
+    for (const [messages, sent] of [
+      [[], "none"],
+      [[Uint8Array.of(0x0a, 0x01, 0x61), Uint8Array.of(0x0a, 0x01, 0x62)], "more than one"],
+    ] as const) {
+      const status = await rawUnaryCall(mesh.address("products"), path, messages, {
+        timeoutMs: 5000,
+        ca: mesh.clientTls(undefined)?.ca,
+      });
+      answers.push({ code: statusName(status.code), message: status.message });
+      expect(status.message).toBe(`request: ${path} takes one request message; this call sent ${sent}`);
+    }
+    return answers;
+  },
+
   "no token, a bad or an expired one": async () => {
     const c = await signUpCustomer(mesh);
     return [

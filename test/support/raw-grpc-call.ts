@@ -32,7 +32,8 @@ export function streamStatus(stream: http2.ClientHttp2Stream): Promise<RawStatus
 }
 
 /**
- * One unary gRPC call over a bare HTTP/2 client, which sends `timeoutMs` as
+ * One unary gRPC call over a bare HTTP/2 client (`request` one message, or
+ * as many as the array holds, none included), which sends `timeoutMs` as
  * the `grpc-timeout` header but, unlike a gRPC client, does not give up when
  * it passes: it waits for whatever status the server sends. For seeing what a
  * server answers to a deadline shorter than the round trip, which a real
@@ -41,7 +42,7 @@ export function streamStatus(stream: http2.ClientHttp2Stream): Promise<RawStatus
 export async function rawUnaryCall(
   address: string,
   path: string,
-  request: Uint8Array,
+  request: Uint8Array | readonly Uint8Array[],
   options: {
     timeoutMs: number;
     headers?: Record<string, string>;
@@ -71,7 +72,11 @@ export async function rawUnaryCall(
         ...options.headers,
       });
       streamStatus(stream).then(resolve, reject);
-      stream.end(grpcFrame(request));
+      stream.end(
+        request instanceof Uint8Array
+          ? grpcFrame(request)
+          : Buffer.concat(request.map((message) => grpcFrame(message))),
+      );
     });
   } finally {
     clearTimeout(timer);

@@ -3,6 +3,7 @@
 // own (unary and server streaming), health, reflection, and the admin
 // listener's fault injection; and on the HTTP port, in Connect and gRPC-Web. Raw bytes go over a real socket to a spawned
 // echo process from a grpc-js client whose serializer passes them unchanged.
+import { connect } from "node:http2";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,6 +19,7 @@ import {
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { endStreamFromJson } from "@connectrpc/connect/protocol-connect";
 import { trailerParse } from "@connectrpc/connect/protocol-grpc-web";
+import { grpcFrame, streamStatus } from "../../../test/support/raw-grpc-call.js";
 import { hostService } from "@shopmesh/chassis";
 import { spawnService, type ServiceProcess } from "@shopmesh/cli";
 import {
@@ -89,6 +91,11 @@ function bidiStream(client: Client, path: string, body: Buffer): Promise<Ended> 
     call.write(body);
     call.end();
   });
+}
+
+/** A valid EchoRequest, which is also a valid EchoStreamRequest (field 1, a string). */
+function valid(): Uint8Array {
+  return toBinary(EchoRequestSchema, create(EchoRequestSchema, { message: "one" }));
 }
 
 /** `payload` in an envelope of Connect streaming and gRPC-Web: flags, a 32-bit length, the bytes. */
@@ -165,6 +172,33 @@ describe("undecodable request bodies", () => {
       expect(ended.code).toBe(GrpcStatus.INVALID_ARGUMENT);
       expect(ended.details).toMatch(/^request: cannot decode shopmesh\.faults\.v1\.ClearFaultsRequest: \S/);
     });
+  });
+
+  it.each([
+    ["/shopmesh.echo.v1.EchoService/Echo", 0, "none"],
+    ["/shopmesh.echo.v1.EchoService/Echo", 2, "more than one"],
+    ["/shopmesh.echo.v1.EchoService/EchoStream", 0, "none"],
+    ["/shopmesh.echo.v1.EchoService/EchoStream", 2, "more than one"],
+    ["/grpc.health.v1.Health/Check", 0, "none"],
+  ])("%s with %i request messages gets INVALID_ARGUMENT naming the method", async (path, count, sent) => {
+    const messages = Array.from({ length: count }, valid);
+    const session = connect(`http://${echo.address}`);
+    try {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": path,
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      for (const message of messages) stream.write(grpcFrame(message));
+      stream.end();
+      expect(await streamStatus(stream)).toEqual({
+        code: GrpcStatus.INVALID_ARGUMENT,
+        message: `request: ${path} takes one request message; this call sent ${sent}`,
+      });
+    } finally {
+      session.destroy();
+    }
   });
 
   // Reflection decodes with protobuf.js, which takes invalid UTF-8 and reads

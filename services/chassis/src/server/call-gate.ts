@@ -54,11 +54,12 @@ export function admittedCall(metadata: Metadata): AdmittedCall | undefined {
 }
 
 /**
- * A call whose request is kept among those arriving (see
+ * A call with one request message (unary or server-streaming). Under
+ * admission control it is kept among the requests arriving (see
  * {@link RequestArrivals}) from its headers until its request has arrived
- * whole (the half-close), when grpc-js may start a unary or server-streaming
- * handler: one that never ends its request is cut once too many such calls
- * are kept. It is the call grpc-js's handler talks to and the listener of
+ * whole (the half-close), when grpc-js may start its handler: one that never
+ * ends its request is cut once too many such calls are kept. A request of
+ * no message or more than one is refused with INVALID_ARGUMENT. It is the call grpc-js's handler talks to and the listener of
  * the call beneath, in one object with its methods on the prototype
  * (grpc-js's ServerInterceptingCall copies a listener's methods unbound, so
  * it would need closures per call).
@@ -68,12 +69,14 @@ class ArrivingCall implements ServerInterceptingCallInterface, InterceptingServe
   /** When the call began, its headers read. */
   readonly startedAt = performance.now();
   protected ended = false;
+  #messages = 0;
 
   constructor(
     readonly inner: ServerInterceptingCallInterface,
     readonly path: string,
-    readonly arrivals: RequestArrivals<ArrivingCall>,
+    readonly arrivals: RequestArrivals<ArrivingCall> | undefined,
     readonly onCut: CallGateOptions["onCut"],
+    readonly onRefused: CallGateOptions["onRefused"],
   ) {}
 
   start(listener: InterceptingServerListener): void {
@@ -83,24 +86,46 @@ class ArrivingCall implements ServerInterceptingCallInterface, InterceptingServe
 
   onReceiveMetadata(metadata: Metadata): void {
     // Here rather than in start: grpc-js calls this only for a stream still open, and onCancel only after it.
-    this.arrivals.add(this);
+    this.arrivals?.add(this);
     this.listener!.onReceiveMetadata(metadata);
   }
 
   onReceiveMessage(message: unknown): void {
-    this.listener!.onReceiveMessage(message);
+    if (this.ended) return;
+    // grpc-js would answer UNIMPLEMENTED "Received a second request message for server streaming method", unary or not.
+    if (++this.#messages > 1) this.#refuseRequest("more than one");
+    else this.listener!.onReceiveMessage(message);
   }
 
   onReceiveHalfClose(): void {
-    this.arrivals.delete(this);
-    if (!this.ended) this.listener!.onReceiveHalfClose();
+    this.arrivals?.delete(this);
+    if (this.ended) return;
+    if (this.#messages === 0) this.#refuseRequest("none");
+    else this.requestArrived();
+  }
+
+  /** The request has arrived whole, its one message and the half-close: the handler may start. */
+  protected requestArrived(): void {
+    this.listener!.onReceiveHalfClose();
+  }
+
+  #refuseRequest(sent: string): void {
+    this.arrivals?.delete(this);
+    const details = `request: ${this.path} takes one request message; this call sent ${sent}`;
+    this.onRefused?.(this.path, GrpcStatus.INVALID_ARGUMENT, details, performance.now() - this.startedAt);
+    this.end(GrpcStatus.INVALID_ARGUMENT, details);
   }
 
   /** Ends a call whose request has not arrived whole: see {@link RequestArrivals}. */
   cut(details: string, afterMs: number): void {
-    this.ended = true;
     this.onCut?.(this.path, details, afterMs);
-    this.inner.sendStatus({ code: GrpcStatus.RESOURCE_EXHAUSTED, details, metadata: new Metadata() });
+    this.end(GrpcStatus.RESOURCE_EXHAUSTED, details);
+  }
+
+  /** Answers the call before its handler ran, and lets go of its stream. */
+  protected end(code: GrpcStatus, details: string, metadata = new Metadata()): void {
+    this.ended = true;
+    this.inner.sendStatus({ code, details, metadata });
     // grpc-js ends only its own side of the stream: a caller that never ends
     // its side would keep the stream, and grpc-js's call with what it had
     // buffered, for as long as the connection lasts. Having answered, the
@@ -112,7 +137,7 @@ class ArrivingCall implements ServerInterceptingCallInterface, InterceptingServe
   }
 
   onCancel(): void {
-    this.arrivals.delete(this);
+    this.arrivals?.delete(this);
     this.ended = true;
     this.listener!.onCancel();
   }
@@ -171,11 +196,11 @@ class GatedCall extends ArrivingCall implements AdmittedCall {
     inner: ServerInterceptingCallInterface,
     readonly limiter: CallLimiter,
     path: string,
-    readonly onRefused: CallGateOptions["onRefused"],
+    onRefused: CallGateOptions["onRefused"],
     arrivals: RequestArrivals<ArrivingCall>,
     onCut: CallGateOptions["onCut"],
   ) {
-    super(inner, path, arrivals, onCut);
+    super(inner, path, arrivals, onCut, onRefused);
   }
 
   override onReceiveMetadata(metadata: Metadata): void {
@@ -183,9 +208,7 @@ class GatedCall extends ArrivingCall implements AdmittedCall {
     super.onReceiveMetadata(metadata);
   }
 
-  override onReceiveHalfClose(): void {
-    this.arrivals.delete(this);
-    if (this.ended) return;
+  protected override requestArrived(): void {
     this.#requestCompleteAt = performance.now();
     if (this.limiter.tryAcquire()) {
       this.#admittedAt = this.#requestCompleteAt;
@@ -261,6 +284,9 @@ class GatedCall extends ArrivingCall implements AdmittedCall {
  *   and cut when it takes too long while too many are kept (see
  *   {@link ArrivingCall}). A client-streaming or bidi call's request stays
  *   open for as long as the call does, so it is not.
+ * - A call with a single request message that sends none, or more than one,
+ *   gets INVALID_ARGUMENT naming the method (grpc-js would answer
+ *   UNIMPLEMENTED, as for a method that does not exist).
  * - A method with a streaming request (client-streaming and bidi: server
  *   reflection's, from @grpc/proto-loader, and those hostService hosts) gets
  *   a request message that could not be decoded (an
@@ -274,9 +300,8 @@ export function callGate(options: CallGateOptions): ServerInterceptor {
   return (method, call) => {
     if (method.requestStream) return undecodableRefused(method.path, call, onRefused);
     // Typed as the class, but grpc-js only uses the interface of what an interceptor returns.
-    if (arrivals === undefined) return call as ServerInterceptingCall;
-    if (method.responseStream || exempt?.(method.path))
-      return new ArrivingCall(call, method.path, arrivals, onCut) as unknown as ServerInterceptingCall;
+    if (arrivals === undefined || method.responseStream || exempt?.(method.path))
+      return new ArrivingCall(call, method.path, arrivals, onCut, onRefused) as unknown as ServerInterceptingCall;
     return new GatedCall(call, limiter!, method.path, onRefused, arrivals, onCut) as unknown as ServerInterceptingCall;
   };
 }
