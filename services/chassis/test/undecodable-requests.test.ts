@@ -358,6 +358,50 @@ describe("undecodable request bodies", () => {
     });
   });
 
+  it.each([
+    [
+      "POST",
+      "Echo",
+      "application/connect+proto",
+      415,
+      /^content-type "application\/connect\+proto": \/shopmesh\.echo\.v1\.EchoService\/Echo takes application\/json or application\/proto/,
+    ],
+    [
+      "POST",
+      "EchoStream",
+      "application/json",
+      415,
+      /^content-type "application\/json": \/shopmesh\.echo\.v1\.EchoService\/EchoStream takes application\/connect\+json/,
+    ],
+    [
+      "GET",
+      "Echo?encoding=xml&message={}",
+      undefined,
+      415,
+      /^GET \/shopmesh\.echo\.v1\.EchoService\/Echo: the query takes encoding=json or encoding=proto/,
+    ],
+    ["PUT", "Echo", "application/json", 405, /^PUT \/shopmesh\.echo\.v1\.EchoService\/Echo: send POST, or GET$/],
+    [
+      "GET",
+      "EchoStream?encoding=json&message={}",
+      undefined,
+      415,
+      /^GET \/shopmesh\.echo\.v1\.EchoService\/EchoStream: send POST \(GET is only for unary methods without side effects\)$/,
+    ],
+    ["DELETE", "EchoStream", undefined, 405, /^DELETE \/shopmesh\.echo\.v1\.EchoService\/EchoStream: send POST$/],
+  ] as const)(
+    "%s %s (%s) gets %i with a Connect error saying what to send",
+    async (method, path, contentType, status, message) => {
+      const response = await fetch(`http://127.0.0.1:${echo.httpPort}/shopmesh.echo.v1.EchoService/${path}`, {
+        method,
+        headers: contentType === undefined ? {} : { "content-type": contentType },
+        ...(method === "GET" || method === "DELETE" ? {} : { body: "{}" }),
+      });
+      expect(response.status).toBe(status);
+      expect(await response.json()).toEqual({ code: "invalid_argument", message: expect.stringMatching(message) });
+    },
+  );
+
   it("passes a valid stream through the HTTP port untouched, its messages first", async () => {
     const request = toBinary(EchoStreamRequestSchema, create(EchoStreamRequestSchema, { message: "whole", count: 3 }));
     for (const [contentType, end] of [

@@ -92,9 +92,9 @@ const maxHeadersCount = 100;
  * the Connect protocol (JSON and binary, unary and server-streaming) and gRPC-Web, through
  * connect-node's adapter: the same ServiceImpl objects and interceptors as
  * the gRPC port, for browsers and curl. The gRPC protocol stays on the gRPC
- * port (grpc-js). What the adapter would answer with an empty 404 or 415 (an
- * unknown method, a content type no protocol here speaks) gets a Connect
- * error naming the problem instead.
+ * port (grpc-js). What the adapter would answer with an empty 404, 405 or
+ * 415 (an unknown method, an HTTP method or content type the method does
+ * not take) gets a Connect error naming the problem instead.
  *
  * The connection limits follow the gRPC port's settings: HANDSHAKE_TIMEOUT
  * bounds the wait for a request's headers, CONNECTION_IDLE_TIMEOUT an idle

@@ -1,3 +1,5 @@
+import type { DescMethod } from "@bufbuild/protobuf";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createContextKey } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import {
@@ -152,6 +154,49 @@ async function connectUnary(response: UniversalServerResponse, typeName: string)
   };
 }
 
+/** The content types a method takes over the HTTP port, by its kind. */
+function contentTypesOf(method: DescMethod): string {
+  return method.methodKind === "unary"
+    ? "application/json or application/proto (Connect), application/grpc-web+proto (gRPC-Web)"
+    : "application/connect+json or application/connect+proto (Connect), application/grpc-web+proto (gRPC-Web)";
+}
+
+/**
+ * connect's empty 415 (a content type or GET encoding this method does not
+ * take) or 405 (an HTTP method it does not take) as a Connect error naming
+ * what was sent and what to send.
+ */
+function namedRefusal(
+  status: 415 | 405,
+  request: Parameters<UniversalHandler>[0],
+  handler: UniversalHandler,
+): UniversalServerResponse {
+  const method = handler.method;
+  const path = `/${method.parent.typeName}/${method.name}`;
+  const getAllowed =
+    method.methodKind === "unary" && method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS;
+  const header = new Headers({ "content-type": "application/json" });
+  let message: string;
+  if (status === 405 || (request.method === "GET" && !getAllowed)) {
+    header.set("allow", getAllowed ? "GET, POST" : "POST");
+    message = `${request.method} ${path}: send POST${getAllowed ? ", or GET" : ""}${request.method === "GET" ? " (GET is only for unary methods without side effects)" : ""}`;
+  } else if (request.method === "GET") {
+    message = `GET ${path}: the query takes encoding=json or encoding=proto, and message=`;
+  } else {
+    header.set("accept-post", contentTypesOf(method));
+    message = `content-type ${JSON.stringify(request.header.get("content-type") ?? "")}: ${path} takes ${contentTypesOf(method)}`;
+  }
+  const body = new TextEncoder().encode(JSON.stringify({ code: "invalid_argument", message }));
+  header.set("content-length", String(body.byteLength));
+  return {
+    status,
+    header,
+    body: (async function* () {
+      yield body;
+    })(),
+  };
+}
+
 /**
  * Wraps one of connect-node's handlers so that a request connect could not
  * read gets INVALID_ARGUMENT naming the request type (see
@@ -170,6 +215,8 @@ export function requestErrorsAsInvalid(handler: UniversalHandler): UniversalHand
   const typeName = handler.method.input.typeName;
   const wrapped = async (request: Parameters<UniversalHandler>[0]): Promise<UniversalServerResponse> => {
     const response = await handler(request);
+    if (response.body === undefined && (response.status === 415 || response.status === 405))
+      return namedRefusal(response.status, request, handler);
     // A call the gate saw had its request read whole (unary), or reads it inside the gate (streams).
     if (response.body === undefined || request.contextValues?.get(reachedGateKey) !== false) return response;
     const contentType = response.header?.get("content-type") ?? "";
