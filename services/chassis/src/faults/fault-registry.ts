@@ -49,7 +49,7 @@ export function toFaultRule(fault: Fault): FaultRule {
   const latencyMs = latency ? Number(latency.seconds) * 1000 + latency.nanos / 1e6 : 0;
   if (latencyMs < 0 || latencyMs > 600_000)
     throw new ConnectError("latency: must be from 0 to 10 minutes", Code.InvalidArgument);
-  return {
+  const rule = {
     method: methodKey(fault.method),
     latencyMs,
     slowProbability: fraction("slow_probability", fault.slowProbability),
@@ -57,6 +57,10 @@ export function toFaultRule(fault: Fault): FaultRule {
     errorCode: errorCode as Code,
     hang: fault.hang,
   };
+  // Stored, it would list as a fault and replace the one before it, and change nothing.
+  if (rule.latencyMs === 0 && rule.errorRate === 0 && !rule.hang)
+    throw new ConnectError("fault: injects nothing; set latency, error_rate or hang", Code.InvalidArgument);
+  return rule;
 }
 
 /** A rule as the contract describes it. */
