@@ -12,18 +12,23 @@ export function invalidArgument(field: string, problem: string): ConnectError {
 }
 
 /**
- * Control and format characters (Unicode categories Cc and Cf): NUL, BEL,
- * zero-width spaces and joiners, bidirectional overrides. They are invisible
- * or reorder what a person reads, so two texts that look the same could
- * differ; no name needs one.
+ * Characters no name or description needs, and which could make two texts
+ * that look the same differ, or a text look other than it is:
+ * - control and format characters (Unicode Cc and Cf): NUL, BEL,
+ *   zero-width spaces and joiners, bidirectional overrides;
+ * - line and paragraph separators (Zl, Zp), line breaks by another name;
+ * - private-use code points (Co), whose look depends on the font, and
+ *   noncharacters (U+FFFE, U+FFFF and the like), which mean nothing;
+ * - lone surrogates (Cs), which JSON's `\uD800` escapes can carry and
+ *   which UTF-8 cannot: stored, they would come back as U+FFFD.
  */
-const controlOrFormat = /[\p{Cc}\p{Cf}]/u;
+const hiddenOrMeaningless = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Co}\p{Cs}\p{Noncharacter_Code_Point}]/u;
 /** The same, less the line breaks and tabs that a longer text may hold. */
-const controlOrFormatInLines = /(?![\n\r\t])[\p{Cc}\p{Cf}]/u;
+const hiddenOrMeaninglessInLines = /(?![\n\r\t])[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Co}\p{Cs}\p{Noncharacter_Code_Point}]/u;
 
 /**
  * Checks a text field's length (in characters) after trimming, and that it
- * holds no control or format character (a `multiline` text may hold line
+ * holds none of the characters above (a `multiline` text may hold line
  * breaks and tabs); returns it trimmed.
  */
 export function checkText(
@@ -31,7 +36,7 @@ export function checkText(
   value: string,
   limits: { min?: number; max: number; multiline?: boolean },
 ): string {
-  refuseHidden(field, value, limits.multiline ? controlOrFormatInLines : controlOrFormat);
+  refuseHidden(field, value, limits.multiline ? hiddenOrMeaninglessInLines : hiddenOrMeaningless);
   const text = value.trim();
   const min = limits.min ?? 1;
   const length = [...text].length;
@@ -44,7 +49,10 @@ function refuseHidden(field: string, value: string, pattern: RegExp): void {
   const found = pattern.exec(value);
   if (found) {
     const codePoint = found[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
-    throw invalidArgument(field, `must not contain control or invisible formatting characters (found U+${codePoint})`);
+    throw invalidArgument(
+      field,
+      `must not contain control, invisible, separator, private-use or noncharacter code points (found U+${codePoint})`,
+    );
   }
 }
 
@@ -58,7 +66,7 @@ function refuseHidden(field: string, value: string, pattern: RegExp): void {
 export function checkKey(field: string, value: string, limits: { max: number }): string {
   if (value === "") throw invalidArgument(field, "is required");
   if (value.trim() !== value) throw invalidArgument(field, "must not begin or end with white space");
-  refuseHidden(field, value, controlOrFormat);
+  refuseHidden(field, value, hiddenOrMeaningless);
   if ([...value].length > limits.max) throw invalidArgument(field, `must be at most ${limits.max} characters`);
   return value;
 }

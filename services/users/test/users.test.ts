@@ -166,6 +166,9 @@ describe("input hygiene", () => {
     ["display_name", { email: "bel@example.com", password: "password1", displayName: "Bell\u0007" }],
     ["display_name", { email: "bidi@example.com", password: "password1", displayName: "Eve\u202Egnp.exe" }],
     ["display_name", { email: "zw@example.com", password: "password1", displayName: "Zero\u200Bwidth" }],
+    ["display_name", { email: "ls@example.com", password: "password1", displayName: "Line\u2028separator" }],
+    ["display_name", { email: "pu@example.com", password: "password1", displayName: "Private\uE000use" }],
+    ["display_name", { email: "nc@example.com", password: "password1", displayName: "Non\uFFFFcharacter" }],
     ["password", { email: "blank@example.com", password: "          ", displayName: "Blank" }],
   ])(
     "refuses control and format characters, and a blank password, naming %s: INVALID_ARGUMENT",
