@@ -246,6 +246,27 @@ describe("a service's HTTP listener", () => {
     expect(await exit).toBe(0);
   });
 
+  it("answers a request with more than 100 headers 431, naming the limit, rather than dropping the rest", async () => {
+    const { baseUrl, connect } = await startEcho();
+    const junk = Object.fromEntries(Array.from({ length: 99 }, (_, i) => [`x-junk-${i}`, "1"]));
+    const send = (headers: Record<string, string>) =>
+      fetch(`${baseUrl}/shopmesh.echo.v1.EchoService/Echo`, {
+        method: "POST",
+        headers: { ...headers, "content-type": "application/json" },
+        body: '{"message":"x"}',
+      });
+    // fetch adds host, connection, accept, accept-language, sec-fetch-mode, user-agent, accept-encoding and content-length.
+    const tooMany = await send({ ...junk, authorization: "Bearer x" });
+    expect(tooMany.status).toBe(431);
+    expect(await tooMany.json()).toEqual({
+      code: "invalid_argument",
+      message: "more than 100 request headers: send fewer",
+    });
+    const fewer = await send(Object.fromEntries(Object.entries(junk).slice(0, 80)));
+    expect(fewer.status).toBe(200);
+    expect((await connect.echo({ message: "after" })).message).toBe("after");
+  });
+
   it("allows only the configured origins (CORS)", async () => {
     const origin = "http://localhost:5173";
     const { baseUrl } = await startEcho({ HTTP_CORS_ORIGINS: origin });

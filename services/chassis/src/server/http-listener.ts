@@ -192,6 +192,16 @@ export async function listenForHttp(options: HttpListenOptions): Promise<HttpLis
     res.once("finish", () => {
       if (closing) setImmediate(() => server.closeIdleConnections());
     });
+    if (req.rawHeaders.length / 2 > maxHeadersCount) {
+      req.resume();
+      answerError(
+        res,
+        431,
+        new ConnectError(`more than ${maxHeadersCount} request headers: send fewer`, Code.InvalidArgument),
+        { connection: "close" },
+      );
+      return;
+    }
     const contentType = req.headers["content-type"];
     if (
       req.method === "POST" &&
@@ -248,7 +258,8 @@ export async function listenForHttp(options: HttpListenOptions): Promise<HttpLis
     stopRenewals = tls.onRenewed((files) => secure.setSecureContext(secureContextOf(files)));
     server = secure;
   }
-  server.maxHeadersCount = maxHeadersCount;
+  // One more than taken, so that a request with too many is seen (Node drops those past the count without a word).
+  server.maxHeadersCount = maxHeadersCount + 1;
   server.maxConnections = options.connections.maxConnections;
   server.on("drop", () => options.onDropped?.());
   // No clientError listener: Node then answers a malformed request 400, headers too large 431 and a slow one 408, and closes.
