@@ -57,6 +57,18 @@ export function durationOption(flag: string, text: string | undefined, fallback:
   return value;
 }
 
+/**
+ * A number from `min` to `max` given as `--flag`, written in decimal digits
+ * (`whole` ones only, or with a fraction): Number() would also take "0x10",
+ * "1e3", "0b11" and " 16 ".
+ */
+export function numberOption(flag: string, text: string, min: number, max: number, whole = false): number {
+  const value = (whole ? /^\d+$/ : /^\d+(\.\d+)?$/).test(text) ? Number(text) : Number.NaN;
+  if (!(value >= min && value <= max))
+    throw new UsageError(`--${flag}: expected a ${whole ? "whole " : ""}number from ${min} to ${max}, got ${text}`);
+  return value;
+}
+
 /** A port from 1024 to 65535 (minus `room` for the ports that follow it) given as `--flag`; `fallback` when absent. */
 export function portOption(flag: string, text: string | undefined, fallback: number, room = 0): number {
   if (text === undefined) return fallback;

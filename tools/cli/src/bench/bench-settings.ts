@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseCommandLine } from "../command-line.js";
+import { numberOption, parseCommandLine } from "../command-line.js";
 import { connectNodeProcesses, productsVariants } from "./bench-mesh.js";
 
 /** What one `shopmesh bench` run does. */
@@ -116,16 +116,11 @@ export function readBenchSettings(args: string[]): BenchSettings {
     fallback: number,
     min: number,
     max = Number.MAX_SAFE_INTEGER,
-  ) => {
-    if (text === undefined) return fallback;
-    const value = Number(text);
-    if (!Number.isFinite(value) || value < min || value > max)
-      throw new Error(`--${flag}: expected a number from ${min} to ${max}, got ${text}`);
-    return value;
-  };
+    whole = false,
+  ) => (text === undefined ? fallback : numberOption(flag, text, min, max, whole));
   const concurrency = (values.concurrency ?? (quick ? "16" : "1,16,64"))
     .split(",")
-    .map((part) => Math.round(number("concurrency", part.trim(), 1, 1, 4096)));
+    .map((part) => number("concurrency", part.trim(), 1, 1, 4096, true));
   const durationMs = number("duration", values.duration, quick ? 1 : 10, 0.1) * 1000;
   const targets = list(values.targets);
   for (const target of targets)
@@ -154,15 +149,15 @@ export function readBenchSettings(args: string[]): BenchSettings {
     if (file !== undefined && !existsSync(file)) throw new Error(`--${flag}: no file ${file}`);
   return {
     concurrency,
-    connections: Math.round(number("connections", values.connections, 4, 1, 64)),
+    connections: number("connections", values.connections, 4, 1, 64, true),
     durationMs,
     warmupMs: number("warmup", values.warmup, quick ? 0.3 : 2, 0) * 1000,
     sliceMs: Math.min(durationMs, 2000),
-    portBase: Math.round(number("port-base", values["port-base"], defaultBenchPortBase, 1024, 65521)),
+    portBase: number("port-base", values["port-base"], defaultBenchPortBase, 1024, 65521, true),
     // A quick run is a smoke test: its figures must not replace the measured report that is committed.
     outDir: resolve(values.out ?? (quick ? join(root, "data", "bench-quick") : join(root, "reports"))),
-    products: Math.round(number("products", values.products, quick ? 20 : 100, 1, 10_000)),
-    orders: Math.round(number("orders", values.orders, quick ? 5 : 20, 1, 1000)),
+    products: number("products", values.products, quick ? 20 : 100, 1, 10_000, true),
+    orders: number("orders", values.orders, quick ? 5 : 20, 1, 1000, true),
     quick,
     targets,
     cpuProf,

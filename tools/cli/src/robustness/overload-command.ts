@@ -3,6 +3,7 @@
 // call's status and latency and each health answer; writes overload.md and
 // overload.json. It measures; it does not judge, except that INTERNAL must
 // not occur.
+import { numberOption } from "../command-line.js";
 import { thisMachine } from "../report-files.js";
 import { relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -84,13 +85,14 @@ function readSettings(args: string[]): OverloadSettings | "help" {
     allowPositionals: false,
   });
   if (values.help) return "help";
-  const number = (flag: string, text: string | undefined, fallback: number | undefined, min: number, max: number) => {
-    if (text === undefined) return fallback;
-    const value = Number(text);
-    if (!Number.isFinite(value) || value < min || value > max)
-      throw new Error(`--${flag}: expected a number from ${min} to ${max}, got ${text}`);
-    return value;
-  };
+  const number = (
+    flag: string,
+    text: string | undefined,
+    fallback: number | undefined,
+    min: number,
+    max: number,
+    whole = false,
+  ) => (text === undefined ? fallback : numberOption(flag, text, min, max, whole));
   const env: Record<string, string> = {};
   for (const entry of values.set ?? []) {
     const match = /^((?:[a-z][a-z-]*:)?[A-Z][A-Z0-9_]*)=(.*)$/.exec(entry);
@@ -102,7 +104,7 @@ function readSettings(args: string[]): OverloadSettings | "help" {
     env[match[1]!] = match[2]!;
   }
   const durationMs = number("seconds", values.seconds, 20, 1, 600)! * 1000;
-  const concurrency = Math.round(number("concurrency", values.concurrency, 1000, 1, 10_000)!);
+  const concurrency = number("concurrency", values.concurrency, 1000, 1, 10_000, true)!;
   const afterRefusalText = values["after-refusal"] ?? "pushback";
   const afterRefusal: AfterRefusal =
     afterRefusalText === "pushback" || afterRefusalText === "at-once"
@@ -119,7 +121,7 @@ function readSettings(args: string[]): OverloadSettings | "help" {
   return {
     durationMs,
     concurrency,
-    clients: Math.min(concurrency, Math.round(number("clients", values.clients, 2, 1, 64)!)),
+    clients: Math.min(concurrency, number("clients", values.clients, 2, 1, 64, true)!),
     deadlineMs: number("deadline", values.deadline, undefined, 1, 600_000),
     afterRefusal,
     env,

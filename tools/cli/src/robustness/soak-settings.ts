@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { numberOption } from "../command-line.js";
 
 /** What one `shopmesh soak` run does. */
 export interface SoakSettings {
@@ -51,13 +52,8 @@ export function readSoakSettings(args: string[]): SoakSettings {
     allowPositionals: false,
   });
   if (values.help) throw new UsageRequested();
-  const number = (flag: string, text: string | undefined, min: number, max: number): number | undefined => {
-    if (text === undefined) return undefined;
-    const value = Number(text);
-    if (!Number.isFinite(value) || value < min || value > max)
-      throw new Error(`--${flag}: expected a number from ${min} to ${max}, got ${text}`);
-    return value;
-  };
+  const number = (flag: string, text: string | undefined, min: number, max: number): number | undefined =>
+    text === undefined ? undefined : numberOption(flag, text, min, max);
   const seconds = number("seconds", values.seconds, 5, 24 * 3600);
   const minutes = number("minutes", values.minutes, 0.1, 24 * 60);
   const durationMs = Math.round((seconds ?? (minutes ?? 10) * 60) * 1000);
