@@ -164,6 +164,13 @@ describe.skipIf(browserProgram.missing)("the console in Chromium", { timeout: 90
     // Clear it: the breaker closes after its cool-down, and STRONG views have product details again.
     await products.getByRole("button", { name: "Clear products" }).click();
     await expect.poll(() => text("faults-products").textContent()).toBe("In force: none");
+    // Applying nothing (every control at zero) removes the fault in force, without an error.
+    await products.getByLabel("Latency (ms)").fill("50");
+    await products.getByRole("button", { name: "Apply to products" }).click();
+    await expect.poll(() => text("faults-products").textContent()).toBe("In force: all methods: +50 ms");
+    await products.getByLabel("Latency (ms)").fill("0");
+    await products.getByRole("button", { name: "Apply to products" }).click();
+    await expect.poll(() => text("faults-products").textContent()).toBe("In force: none");
     await expect.poll(() => text("breaker-products").textContent(), { timeout: 15_000 }).toBe("closed");
     await expect.poll(productsDegradedShare, { timeout: 15_000 }).toBeLessThanOrEqual(0.2);
     await page.getByRole("button", { name: "Follow the newest view" }).click();

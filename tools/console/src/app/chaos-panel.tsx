@@ -75,18 +75,21 @@ function ServiceFaults({ service, enabled, up }: { service: MeshService; enabled
           type="button"
           onClick={() =>
             void run(() =>
-              client.setFault(
-                {
-                  fault: {
-                    method: "*",
-                    latency: { seconds: BigInt(Math.floor(latencyMs / 1000)), nanos: (latencyMs % 1000) * 1e6 },
-                    errorRate: errorPercent / 100,
-                    errorCode: code,
-                    hang,
-                  },
-                },
-                { timeoutMs: 2000 },
-              ),
+              // Nothing to inject: the services refuse such a fault, and applying it means having none.
+              latencyMs === 0 && errorPercent === 0 && !hang
+                ? client.clearFaults({ method: "*" }, { timeoutMs: 2000 })
+                : client.setFault(
+                    {
+                      fault: {
+                        method: "*",
+                        latency: { seconds: BigInt(Math.floor(latencyMs / 1000)), nanos: (latencyMs % 1000) * 1e6 },
+                        errorRate: errorPercent / 100,
+                        errorCode: code,
+                        hang,
+                      },
+                    },
+                    { timeoutMs: 2000 },
+                  ),
             )
           }
         >
