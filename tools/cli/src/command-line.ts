@@ -37,11 +37,15 @@ export function targetOption(flag: string, text: string): string {
   return text;
 }
 
+/** A number in decimal digits, with or without a fraction ("2", "2.5", ".5"): Number() would also take "0x1", "1e-1" and " 1". */
+const decimal = /^(\d+(\.\d*)?|\.\d+)$/;
+/** A whole number in decimal digits. */
+const wholeDecimal = /^\d+$/;
+
 /** A fraction from 0 to 1 given as `--flag`, or `fallback` when absent. */
 export function fractionOption(flag: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
-  // Decimal digits only: Number() would also take "0x1", "1e-1" and " 1".
-  const value = /^(\d+(\.\d*)?|\.\d+)$/.test(text) ? Number(text) : Number.NaN;
+  const value = decimal.test(text) ? Number(text) : Number.NaN;
   if (!(value >= 0 && value <= 1)) {
     throw new UsageError(`--${flag}: "${text}" is not a fraction from 0 to 1 (0.2 is 20 % of calls)`);
   }
@@ -57,13 +61,9 @@ export function durationOption(flag: string, text: string | undefined, fallback:
   return value;
 }
 
-/**
- * A number from `min` to `max` given as `--flag`, written in decimal digits
- * (`whole` ones only, or with a fraction): Number() would also take "0x10",
- * "1e3", "0b11" and " 16 ".
- */
+/** A number from `min` to `max` given as `--flag`, in decimal digits (`whole` ones only, or with a fraction). */
 export function numberOption(flag: string, text: string, min: number, max: number, whole = false): number {
-  const value = (whole ? /^\d+$/ : /^\d+(\.\d+)?$/).test(text) ? Number(text) : Number.NaN;
+  const value = (whole ? wholeDecimal : decimal).test(text) ? Number(text) : Number.NaN;
   if (!(value >= min && value <= max))
     throw new UsageError(`--${flag}: expected a ${whole ? "whole " : ""}number from ${min} to ${max}, got ${text}`);
   return value;
@@ -72,9 +72,8 @@ export function numberOption(flag: string, text: string, min: number, max: numbe
 /** A port from 1024 to 65535 (minus `room` for the ports that follow it) given as `--flag`; `fallback` when absent. */
 export function portOption(flag: string, text: string | undefined, fallback: number, room = 0): number {
   if (text === undefined) return fallback;
-  const value = Number(text);
+  const value = wholeDecimal.test(text) ? Number(text) : Number.NaN;
   const max = 65_535 - room;
-  if (!/^\d+$/.test(text.trim()) || value < 1024 || value > max)
-    throw new UsageError(`--${flag}: "${text}" is not a port from 1024 to ${max}`);
+  if (!(value >= 1024 && value <= max)) throw new UsageError(`--${flag}: "${text}" is not a port from 1024 to ${max}`);
   return value;
 }

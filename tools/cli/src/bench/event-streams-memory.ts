@@ -23,6 +23,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
+import { numberOption } from "../command-line.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { readRssBytes } from "../process/proc-stats.js";
 import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
@@ -66,13 +67,8 @@ function readSettings(): Settings {
     },
     allowPositionals: false,
   });
-  const whole = (name: string, text: string | undefined, min: number, max: number): number | undefined => {
-    if (text === undefined) return undefined;
-    const value = Number(text);
-    if (!Number.isInteger(value) || value < min || value > max)
-      throw new Error(`--${name} ${text}: expected a whole number from ${min} to ${max}`);
-    return value;
-  };
+  const whole = (name: string, text: string | undefined, min: number, max: number): number | undefined =>
+    text === undefined ? undefined : numberOption(name, text, min, max, true);
   return {
     events: whole("events", values.events, 1, 100_000)!,
     streams: whole("streams", values.streams, 1, 5_000)!,

@@ -3,7 +3,7 @@
 // call's status and latency and each health answer; writes overload.md and
 // overload.json. It measures; it does not judge, except that INTERNAL must
 // not occur.
-import { numberOption } from "../command-line.js";
+import { numberOption, UsageError } from "../command-line.js";
 import { thisMachine } from "../report-files.js";
 import { relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -112,7 +112,7 @@ function readSettings(args: string[]): OverloadSettings | "help" {
       : /^\d+$/.test(afterRefusalText) && Number(afterRefusalText) <= 60_000
         ? Number(afterRefusalText)
         : (() => {
-            throw new Error(
+            throw new UsageError(
               `--after-refusal: expected pushback, at-once or a number of ms up to 60000, got ${afterRefusalText}`,
             );
           })();
