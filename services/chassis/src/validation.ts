@@ -36,7 +36,7 @@ export function checkText(
   value: string,
   limits: { min?: number; max: number; multiline?: boolean },
 ): string {
-  refuseHidden(field, value, limits.multiline ? hiddenOrMeaninglessInLines : hiddenOrMeaningless);
+  refuseCodePoints(field, value, limits.multiline ? hiddenOrMeaninglessInLines : hiddenOrMeaningless);
   const text = value.trim();
   const min = limits.min ?? 1;
   const length = [...text].length;
@@ -45,7 +45,7 @@ export function checkText(
   return text;
 }
 
-function refuseHidden(field: string, value: string, pattern: RegExp): void {
+function refuseCodePoints(field: string, value: string, pattern: RegExp): void {
   const found = pattern.exec(value);
   if (found) {
     const codePoint = found[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
@@ -66,7 +66,7 @@ function refuseHidden(field: string, value: string, pattern: RegExp): void {
 export function checkKey(field: string, value: string, limits: { max: number }): string {
   if (value === "") throw invalidArgument(field, "is required");
   if (value.trim() !== value) throw invalidArgument(field, "must not begin or end with white space");
-  refuseHidden(field, value, hiddenOrMeaningless);
+  refuseCodePoints(field, value, hiddenOrMeaningless);
   if ([...value].length > limits.max) throw invalidArgument(field, `must be at most ${limits.max} characters`);
   return value;
 }
