@@ -313,7 +313,7 @@ describe("undecodable request bodies", () => {
       expect(await connectError(response)).toEqual([
         400,
         "invalid_argument",
-        expect.stringMatching(/^request: cannot read shopmesh\.echo\.v1\.EchoRequest: \S/),
+        "request: cannot read shopmesh.echo.v1.EchoRequest: its bytes are not valid (a GET's message= must be base64url with base64=1)",
       ]);
     });
 
@@ -334,7 +334,7 @@ describe("undecodable request bodies", () => {
       });
       expect(await grpcWebStatus(twice)).toEqual([
         String(GrpcStatus.INVALID_ARGUMENT),
-        expect.stringMatching(/^request: received extra input message/),
+        "request: /shopmesh.echo.v1.EchoService/Echo takes one request message; this call sent more than one",
       ]);
     });
 
@@ -343,13 +343,13 @@ describe("undecodable request bodies", () => {
         fetch(url("EchoStream"), { method: "POST", headers: { "content-type": "application/connect+proto" }, body });
       expect(await connectStreamError(await send(Buffer.alloc(0)))).toEqual([
         GrpcStatus.INVALID_ARGUMENT,
-        "request: no shopmesh.echo.v1.EchoStreamRequest: send exactly one",
+        "request: /shopmesh.echo.v1.EchoService/EchoStream takes one request message; this call sent none",
       ]);
       expect(
         await connectStreamError(await send(Buffer.concat([enveloped(0, validStream), enveloped(0, validStream)]))),
       ).toEqual([
         GrpcStatus.INVALID_ARGUMENT,
-        "request: more than one shopmesh.echo.v1.EchoStreamRequest: send exactly one",
+        "request: /shopmesh.echo.v1.EchoService/EchoStream takes one request message; this call sent more than one",
       ]);
       expect(await connectStreamError(await send(enveloped(1, validStream)))).toEqual([
         GrpcStatus.INVALID_ARGUMENT,
@@ -385,7 +385,7 @@ describe("undecodable request bodies", () => {
       "GET",
       "EchoStream?encoding=json&message={}",
       undefined,
-      415,
+      405,
       /^GET \/shopmesh\.echo\.v1\.EchoService\/EchoStream: send POST \(GET is only for unary methods without side effects\)$/,
     ],
     ["DELETE", "EchoStream", undefined, 405, /^DELETE \/shopmesh\.echo\.v1\.EchoService\/EchoStream: send POST$/],

@@ -10,18 +10,23 @@ import { constants as http2Constants, type ServerHttp2Stream } from "node:http2"
 import type { CallLimiter, Waiter } from "./admission.js";
 import { deadlineMs } from "./deadline-ms.js";
 import { type ArrivingRequest, maxRequestsArriving, RequestArrivals } from "./request-arrivals.js";
-import { UndecodableRequest } from "./request-decoding.js";
+import { oneMessageRefusal, UndecodableRequest } from "./request-decoding.js";
 
 /** Options for {@link callGate}. */
 export interface CallGateOptions {
-  /** Admission control for unary calls; none when absent. */
+  /**
+   * Admission control for unary calls; none when absent. Its settings also
+   * bound the requests still arriving (see {@link RequestArrivals}), for
+   * every call with one request message: without it, they are not bounded.
+   */
   limiter?: CallLimiter;
-  /** Methods that bypass admission control, by path (health checks). */
+  /** Methods that bypass admission control, by path (health checks); their arrivals are still bounded. */
   exempt?: (path: string) => boolean;
   /**
    * Told about every call the gate ends itself, before a handler ran:
    * `afterMs` after its request had arrived whole (refused for overload), or
-   * after its headers (a message that does not decode).
+   * after its headers (a message that does not decode, a request of no
+   * message or more than one).
    */
   onRefused?: (path: string, code: GrpcStatus, details: string, afterMs: number) => void;
   /** Told about every call cut because its request never finished arriving (see {@link RequestArrivals}), `afterMs` after its headers. */
@@ -109,9 +114,9 @@ class ArrivingCall implements ServerInterceptingCallInterface, InterceptingServe
     this.listener!.onReceiveHalfClose();
   }
 
-  #refuseRequest(sent: string): void {
+  #refuseRequest(sent: "none" | "more than one"): void {
     this.arrivals?.delete(this);
-    const details = `request: ${this.path} takes one request message; this call sent ${sent}`;
+    const details = oneMessageRefusal(this.path, sent);
     this.onRefused?.(this.path, GrpcStatus.INVALID_ARGUMENT, details, performance.now() - this.startedAt);
     this.end(GrpcStatus.INVALID_ARGUMENT, details);
   }
@@ -194,11 +199,11 @@ class GatedCall extends ArrivingCall implements AdmittedCall {
 
   constructor(
     inner: ServerInterceptingCallInterface,
-    readonly limiter: CallLimiter,
     path: string,
-    onRefused: CallGateOptions["onRefused"],
     arrivals: RequestArrivals<ArrivingCall>,
     onCut: CallGateOptions["onCut"],
+    onRefused: CallGateOptions["onRefused"],
+    readonly limiter: CallLimiter,
   ) {
     super(inner, path, arrivals, onCut, onRefused);
   }
@@ -238,7 +243,7 @@ class GatedCall extends ArrivingCall implements AdmittedCall {
     this.onRefused?.(this.path, GrpcStatus.RESOURCE_EXHAUSTED, details, performance.now() - this.#requestCompleteAt);
     const trailers = new Metadata();
     trailers.set(retryPushbackKey, String(pushbackMs));
-    this.inner.sendStatus({ code: GrpcStatus.RESOURCE_EXHAUSTED, details, metadata: trailers });
+    this.end(GrpcStatus.RESOURCE_EXHAUSTED, details, trailers);
   }
 
   override onCancel(): void {
@@ -302,7 +307,7 @@ export function callGate(options: CallGateOptions): ServerInterceptor {
     // Typed as the class, but grpc-js only uses the interface of what an interceptor returns.
     if (arrivals === undefined || method.responseStream || exempt?.(method.path))
       return new ArrivingCall(call, method.path, arrivals, onCut, onRefused) as unknown as ServerInterceptingCall;
-    return new GatedCall(call, limiter!, method.path, onRefused, arrivals, onCut) as unknown as ServerInterceptingCall;
+    return new GatedCall(call, method.path, arrivals, onCut, onRefused, limiter!) as unknown as ServerInterceptingCall;
   };
 }
 

@@ -156,8 +156,9 @@ async function* reported<T>(
  *   "internal error" and the log in full;
  * - every call is reported to `onCallEnd`, as on the gRPC port;
  * - a server-streaming call's request is read through oneRequestMessage, so
- *   that one connect cannot read gets INVALID_ARGUMENT, as unary ones do
- *   (see requestErrorsAsInvalid).
+ *   that one connect cannot read gets INVALID_ARGUMENT, as unary ones do on
+ *   the HTTP port (see requestErrorsAsInvalid; the bench's connect-node gRPC
+ *   listener leaves unary answers as connect gives them).
  */
 export function httpCallGate(options: HttpCallGateOptions): Interceptor {
   const { limiter, running, stopping, onRefused, onCallEnd } = options;
@@ -187,7 +188,7 @@ export function httpCallGate(options: HttpCallGateOptions): Interceptor {
       try {
         const request =
           req.method.methodKind === "server_streaming"
-            ? { ...req, message: oneRequestMessage(req.message, req.method.input.typeName) }
+            ? { ...req, message: oneRequestMessage(req.message, req.method) }
             : req;
         const response = (await next(request)) as StreamResponse;
         const messages = stopping === undefined ? response.message : untilStopped(response.message, stopping);

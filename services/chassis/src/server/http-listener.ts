@@ -9,7 +9,7 @@ import {
   type Interceptor,
   type ServiceImpl,
 } from "@connectrpc/connect";
-import { codeToString, contentTypeRegExp as connectContentType } from "@connectrpc/connect/protocol-connect";
+import { contentTypeRegExp as connectContentType, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { contentTypeRegExp as grpcWebContentType } from "@connectrpc/connect/protocol-grpc-web";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import cors from "cors";
@@ -17,7 +17,7 @@ import { maxTimerMs, type ConnectionConfig } from "../config.js";
 import { peerIdentityKey, SocketPeerIdentity } from "../auth/peer-identity.js";
 import type { CertificateFiles } from "../tls/certificate-files.js";
 import type { TlsFiles } from "../tls/tls-settings.js";
-import { requestErrorsAsInvalid } from "./http-request-decoding.js";
+import { acceptedContentTypes, requestErrorsAsInvalid } from "./http-request-decoding.js";
 import { listenOn } from "./listen-on.js";
 import { type ArrivingRequest, RequestArrivals } from "./request-arrivals.js";
 
@@ -67,16 +67,17 @@ export interface HttpListener {
 
 /** What an HTTP request that never reaches a handler is answered: a Connect error in JSON. */
 function answerError(res: ServerResponse, httpStatus: number, error: ConnectError, extra: Record<string, string> = {}) {
-  const body = JSON.stringify({ code: codeToString(error.code), message: error.rawMessage });
+  const body = errorToJsonBytes(error, undefined);
   res.writeHead(httpStatus, {
     "content-type": "application/json",
-    "content-length": Buffer.byteLength(body),
+    "content-length": body.byteLength,
     ...extra,
   });
   res.end(body);
 }
 
-const acceptedContentTypes = "application/json or application/proto (Connect), application/grpc-web+proto (gRPC-Web)";
+/** What a POST in no content type any protocol here speaks is told to send: a unary method's types, the usual call. */
+const acceptedForUnary = acceptedContentTypes(true);
 
 /**
  * How long a client has to send a whole request once connected. Requests
@@ -214,10 +215,10 @@ export async function listenForHttp(options: HttpListenOptions): Promise<HttpLis
         res,
         415,
         new ConnectError(
-          `content-type ${contentType === undefined ? "missing" : JSON.stringify(contentType)}: send ${acceptedContentTypes}`,
+          `content-type ${contentType === undefined ? "missing" : JSON.stringify(contentType)}: send ${acceptedForUnary.words}`,
           Code.InvalidArgument,
         ),
-        { "accept-post": "application/json, application/proto, application/grpc-web+proto" },
+        { "accept-post": acceptedForUnary.list },
       );
       return;
     }

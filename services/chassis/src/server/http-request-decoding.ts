@@ -12,7 +12,7 @@ import {
 } from "@connectrpc/connect/protocol-connect";
 import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
-import { cannotDecodeMessage } from "./request-decoding.js";
+import { cannotDecodeMessage, oneMessageRefusal } from "./request-decoding.js";
 
 /** What connect's binary serialization puts before protobuf-es's own message. */
 const parseBinaryPrefix = "parse binary: ";
@@ -32,30 +32,41 @@ const compressedFlag = 0b01;
  */
 export const reachedGateKey = createContextKey(false, { description: "the call reached the HTTP call gate" });
 
+/** What connect wraps a plain Error in (the base64 decoder's, for a GET's message). */
+const wrappedErrorMessage = "internal error";
+
 /**
  * The INVALID_ARGUMENT to answer instead of `error`, when `error` is
- * connect's report of a request it could not read: bytes that do not decode
- * ("parse binary: …"), a body it cannot decompress, a malformed GET, all of
- * which connect-node reports as INTERNAL, its own failure; or a stream with
- * no request message or one too many, which it reports as UNIMPLEMENTED.
- * Undefined for any other error. Only for errors known to come from
- * reading the request: connect's serialization reports a response that does
- * not decode the same way.
+ * connect's report of a request to `method` that it could not read: bytes
+ * that do not decode ("parse binary: …"), a body it cannot decompress, a
+ * GET whose message is not base64, all of which connect-node reports as
+ * INTERNAL, its own failure; or a request of no message or more than one,
+ * which it reports as UNIMPLEMENTED. Undefined for any other error. Only for
+ * errors known to come from reading the request: connect's serialization
+ * reports a response that does not decode the same way.
  */
-export function asInvalidRequest(error: ConnectError, typeName: string): ConnectError | undefined {
+export function asInvalidRequest(error: ConnectError, method: DescMethod): ConnectError | undefined {
   const message = error.rawMessage;
+  const typeName = method.input.typeName;
   if (error.code === Code.Internal) {
-    return new ConnectError(
-      message.startsWith(parseBinaryPrefix)
-        ? cannotDecodeMessage(typeName, message.slice(parseBinaryPrefix.length))
-        : `request: cannot read ${typeName}: ${message}`,
-      Code.InvalidArgument,
-    );
+    let details: string;
+    if (message.startsWith(parseBinaryPrefix))
+      details = cannotDecodeMessage(typeName, message.slice(parseBinaryPrefix.length));
+    else if (message === wrappedErrorMessage)
+      details = `request: cannot read ${typeName}: its bytes are not valid (a GET's message= must be base64url with base64=1)`;
+    else details = `request: cannot read ${typeName}: ${message}`;
+    return new ConnectError(details, Code.InvalidArgument);
   }
   if (error.code === Code.Unimplemented && message.startsWith(protocolErrorPrefix)) {
-    return new ConnectError(`request: ${message.slice(protocolErrorPrefix.length)}`, Code.InvalidArgument);
+    const sent = message.includes("missing") ? "none" : "more than one";
+    return new ConnectError(oneMessageRefusal(pathOf(method), sent), Code.InvalidArgument);
   }
   return undefined;
+}
+
+/** A method's path, as gRPC names it: `/pkg.Service/Method`. */
+function pathOf(method: DescMethod): string {
+  return `/${method.parent.typeName}/${method.name}`;
 }
 
 /**
@@ -65,18 +76,17 @@ export function asInvalidRequest(error: ConnectError, typeName: string): Connect
  *
  * @internal
  */
-export async function* oneRequestMessage<T>(messages: AsyncIterable<T>, typeName: string): AsyncGenerator<T> {
+export async function* oneRequestMessage<T>(messages: AsyncIterable<T>, method: DescMethod): AsyncGenerator<T> {
   let count = 0;
   try {
     for await (const message of messages) {
-      if (++count > 1)
-        throw new ConnectError(`request: more than one ${typeName}: send exactly one`, Code.InvalidArgument);
+      if (++count > 1) throw new ConnectError(oneMessageRefusal(pathOf(method), "more than one"), Code.InvalidArgument);
       yield message;
     }
   } catch (error) {
-    throw (error instanceof ConnectError && asInvalidRequest(error, typeName)) || error;
+    throw (error instanceof ConnectError && asInvalidRequest(error, method)) || error;
   }
-  if (count === 0) throw new ConnectError(`request: no ${typeName}: send exactly one`, Code.InvalidArgument);
+  if (count === 0) throw new ConnectError(oneMessageRefusal(pathOf(method), "none"), Code.InvalidArgument);
 }
 
 async function readAll(body: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
@@ -130,10 +140,10 @@ async function* rewritingFirstEnvelope(
 }
 
 /** A Connect unary error answer, with its body read: rewritten, or as it was. */
-async function connectUnary(response: UniversalServerResponse, typeName: string): Promise<UniversalServerResponse> {
+async function connectUnary(response: UniversalServerResponse, method: DescMethod): Promise<UniversalServerResponse> {
   const bytes = await readAll(response.body!);
   const error = errorFromJsonBytes(bytes, undefined, new ConnectError("", Code.Unknown));
-  const invalid = asInvalidRequest(error, typeName);
+  const invalid = asInvalidRequest(error, method);
   if (invalid === undefined)
     return {
       ...response,
@@ -154,17 +164,29 @@ async function connectUnary(response: UniversalServerResponse, typeName: string)
   };
 }
 
-/** The content types a method takes over the HTTP port, by its kind. */
-function contentTypesOf(method: DescMethod): string {
-  return method.methodKind === "unary"
-    ? "application/json or application/proto (Connect), application/grpc-web+proto (gRPC-Web)"
-    : "application/connect+json or application/connect+proto (Connect), application/grpc-web+proto (gRPC-Web)";
+/**
+ * The content types the HTTP port takes for a unary method, or for a
+ * streaming one: as a list of media types (for `accept-post`), and in words.
+ *
+ * @internal
+ */
+export function acceptedContentTypes(unary: boolean): { list: string; words: string } {
+  return unary
+    ? {
+        list: "application/json, application/proto, application/grpc-web+proto",
+        words: "application/json or application/proto (Connect), application/grpc-web+proto (gRPC-Web)",
+      }
+    : {
+        list: "application/connect+json, application/connect+proto, application/grpc-web+proto",
+        words: "application/connect+json or application/connect+proto (Connect), application/grpc-web+proto (gRPC-Web)",
+      };
 }
 
 /**
  * connect's empty 415 (a content type or GET encoding this method does not
  * take) or 405 (an HTTP method it does not take) as a Connect error naming
- * what was sent and what to send.
+ * what was sent and what to send. A GET on a method that takes only POST is
+ * a 405, whichever connect answered.
  */
 function namedRefusal(
   status: 415 | 405,
@@ -172,21 +194,23 @@ function namedRefusal(
   handler: UniversalHandler,
 ): UniversalServerResponse {
   const method = handler.method;
-  const path = `/${method.parent.typeName}/${method.name}`;
-  const getAllowed =
-    method.methodKind === "unary" && method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS;
+  const path = pathOf(method);
+  const unary = method.methodKind === "unary";
+  const getAllowed = unary && method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS;
   const header = new Headers({ "content-type": "application/json" });
   let message: string;
   if (status === 405 || (request.method === "GET" && !getAllowed)) {
+    status = 405;
     header.set("allow", getAllowed ? "GET, POST" : "POST");
     message = `${request.method} ${path}: send POST${getAllowed ? ", or GET" : ""}${request.method === "GET" ? " (GET is only for unary methods without side effects)" : ""}`;
   } else if (request.method === "GET") {
     message = `GET ${path}: the query takes encoding=json or encoding=proto, and message=`;
   } else {
-    header.set("accept-post", contentTypesOf(method));
-    message = `content-type ${JSON.stringify(request.header.get("content-type") ?? "")}: ${path} takes ${contentTypesOf(method)}`;
+    const accepted = acceptedContentTypes(unary);
+    header.set("accept-post", accepted.list);
+    message = `content-type ${JSON.stringify(request.header.get("content-type") ?? "")}: ${path} takes ${accepted.words}`;
   }
-  const body = new TextEncoder().encode(JSON.stringify({ code: "invalid_argument", message }));
+  const body = errorToJsonBytes(new ConnectError(message, Code.InvalidArgument), undefined);
   header.set("content-length", String(body.byteLength));
   return {
     status,
@@ -212,17 +236,20 @@ function namedRefusal(
  * @internal
  */
 export function requestErrorsAsInvalid(handler: UniversalHandler): UniversalHandler {
-  const typeName = handler.method.input.typeName;
+  const method = handler.method;
   const wrapped = async (request: Parameters<UniversalHandler>[0]): Promise<UniversalServerResponse> => {
     const response = await handler(request);
     if (response.body === undefined && (response.status === 415 || response.status === 405))
       return namedRefusal(response.status, request, handler);
-    // A call the gate saw had its request read whole (unary), or reads it inside the gate (streams).
+    // A call the gate saw had its request read whole (unary), or reads it inside the gate (server
+    // streams; a client-streaming request is left as connect reads it). connect resolves a
+    // streaming answer only once its first message or its end is ready, so by now the gate has
+    // run if it was going to.
     if (response.body === undefined || request.contextValues?.get(reachedGateKey) !== false) return response;
     const contentType = response.header?.get("content-type") ?? "";
     // A compressed answer is left as it is: connect compresses only bodies of 1 KiB or more, larger than its error.
     if (response.header?.has("content-encoding")) return response;
-    if (response.status !== 200 && contentType.startsWith("application/json")) return connectUnary(response, typeName);
+    if (response.status !== 200 && contentType.startsWith("application/json")) return connectUnary(response, method);
     if (contentType.startsWith("application/grpc-web")) {
       return {
         ...response,
@@ -230,7 +257,7 @@ export function requestErrorsAsInvalid(handler: UniversalHandler): UniversalHand
           if ((flags & trailerFlag) !== trailerFlag || (flags & compressedFlag) !== 0) return undefined;
           const trailer = trailerParse(payload);
           const error = findTrailerError(trailer);
-          const invalid = error && asInvalidRequest(error, typeName);
+          const invalid = error && asInvalidRequest(error, method);
           return invalid && envelope(flags, trailerSerialize(setTrailerStatus(trailer, invalid)));
         }),
       };
@@ -241,7 +268,7 @@ export function requestErrorsAsInvalid(handler: UniversalHandler): UniversalHand
         body: rewritingFirstEnvelope(response.body, (flags, payload) => {
           if ((flags & endStreamFlag) !== endStreamFlag || (flags & compressedFlag) !== 0) return undefined;
           const end = endStreamFromJson(payload);
-          const invalid = end.error && asInvalidRequest(end.error, typeName);
+          const invalid = end.error && asInvalidRequest(end.error, method);
           if (invalid === undefined) return undefined;
           return envelope(
             flags,

@@ -25,6 +25,15 @@ export function cannotDecodeMessage(typeName: string, reason: string): string {
   return `request: cannot decode ${typeName}: ${reason.replace(repeatedPrefix, "")}`;
 }
 
+/**
+ * The status message for a call of `path` (`/pkg.Service/Method`) whose
+ * request held no message, or more than one, where the method takes one:
+ * one wording on every port and protocol.
+ */
+export function oneMessageRefusal(path: string, sent: "none" | "more than one"): string {
+  return `request: ${path} takes one request message; this call sent ${sent}`;
+}
+
 /** Wraps `decode` so that undecodable bytes give an {@link UndecodableRequest} naming `typeName`. */
 export function safeDeserializer<T>(
   typeName: string,
