@@ -57,9 +57,14 @@ export function createTransport(options: CreateTransportOptions): GrpcTransport 
 const pem = (value: string | Buffer): Buffer => (typeof value === "string" ? Buffer.from(value) : value);
 const optionalPem = (value: string | Buffer | undefined): Buffer | null => (value === undefined ? null : pem(value));
 
+/** The name schemes grpc-js resolves a target with (`dns:///host:port`, `ipv4:a:p,b:p`, `unix:///path`). */
+export const grpcTargetSchemes = ["dns", "ipv4", "ipv6", "unix"] as const;
+
+const schemePrefix = new RegExp(`^(${grpcTargetSchemes.join("|")}):(\\/\\/[^/]*\\/)?`);
+
 /** The host of a grpc-js target: `127.0.0.1:50051`, `[::1]:50051`, `dns:///products.internal:50052`. */
 export function targetHost(target: string): string {
-  const address = target.replace(/^(dns|ipv4|ipv6|unix|unix-abstract|vsock):(\/\/[^/]*\/)?/, "");
+  const address = target.replace(schemePrefix, "");
   const bracketed = /^\[([^\]]+)\]/.exec(address);
   if (bracketed) return bracketed[1]!;
   const colon = address.lastIndexOf(":");

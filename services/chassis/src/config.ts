@@ -3,6 +3,7 @@
  * variable's name and a default, and a bad value fails start-up with an error
  * that names the variable, the value and what was expected.
  */
+import { grpcTargetSchemes } from "@shopmesh/sdk";
 
 /** A configuration value that could not be used. */
 export class ConfigError extends Error {
@@ -41,8 +42,8 @@ export interface EnvReader {
   target(name: string, fallback: string): string;
 }
 
-/** The schemes grpc-js resolves; any other target must be host:port. */
-const targetScheme = /^(dns|unix|unix-abstract|ipv4|ipv6):./;
+/** A target naming one of the schemes grpc-js resolves; any other target must be host:port. */
+const targetScheme = new RegExp(`^(${grpcTargetSchemes.join("|")}):.`);
 const hostAndPort = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5})$/;
 
 /** What a target must look like, for messages that refuse one. */
