@@ -201,6 +201,28 @@ describe("undecodable request bodies", () => {
     }
   });
 
+  it("a Check of no message on HEALTH_PORT gets INVALID_ARGUMENT as well", async () => {
+    const withHealthPort = await spawnService({ entry: echoMain, env: { TLS: "off", HEALTH_PORT: "0" } });
+    const session = connect(`http://127.0.0.1:${withHealthPort.logs.find((line) => line.msg === "ready")!.healthPort}`);
+    try {
+      const path = "/grpc.health.v1.Health/Check";
+      const stream = session.request({
+        ":method": "POST",
+        ":path": path,
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      stream.end();
+      expect(await streamStatus(stream)).toEqual({
+        code: GrpcStatus.INVALID_ARGUMENT,
+        message: `request: ${path} takes one request message; this call sent none`,
+      });
+    } finally {
+      session.destroy();
+      expect(await withHealthPort.stop()).toBe(0);
+    }
+  });
+
   // Reflection decodes with protobuf.js, which takes invalid UTF-8 and reads
   // the wrong-wire-type body above as valid, so only the bodies it refuses.
   it.each(["random bytes", "a truncated varint", "a wire type that does not exist", "very deep nesting (200 groups)"])(

@@ -1,6 +1,7 @@
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { Health } from "@shopmesh/sdk/health/v1";
 import { ConfigError, envReader } from "../config.js";
+import { callGate } from "./call-gate.js";
 import type { HealthRegistry } from "./health.js";
 import { hostService } from "./host-service.js";
 
@@ -34,7 +35,8 @@ export async function startHealthListener(options: {
   port: number;
   health: HealthRegistry;
 }): Promise<HealthListener> {
-  const server = new Server({ "grpc.enable_channelz": 0 });
+  // The gate without admission: a Check of no message or two gets INVALID_ARGUMENT, as on the service's port.
+  const server = new Server({ "grpc.enable_channelz": 0, interceptors: [callGate({})] });
   hostService(server, Health, options.health.service);
   const port = await new Promise<number>((resolve, reject) => {
     const address = options.host.includes(":")
