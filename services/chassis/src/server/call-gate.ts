@@ -64,10 +64,11 @@ export function admittedCall(metadata: Metadata): AdmittedCall | undefined {
  * {@link RequestArrivals}) from its headers until its request has arrived
  * whole (the half-close), when grpc-js may start its handler: one that never
  * ends its request is cut once too many such calls are kept. A request of
- * no message or more than one is refused with INVALID_ARGUMENT. It is the call grpc-js's handler talks to and the listener of
- * the call beneath, in one object with its methods on the prototype
- * (grpc-js's ServerInterceptingCall copies a listener's methods unbound, so
- * it would need closures per call).
+ * no message or more than one is refused with INVALID_ARGUMENT. It is the
+ * call grpc-js's handler talks to and the listener of the call beneath, in
+ * one object with its methods on the prototype (grpc-js's
+ * ServerInterceptingCall copies a listener's methods unbound, so it would
+ * need closures per call).
  */
 class ArrivingCall implements ServerInterceptingCallInterface, InterceptingServerListener, ArrivingRequest {
   protected listener: InterceptingServerListener | undefined;
