@@ -55,7 +55,11 @@ export const targetForm =
  * port from 1 to 65535, or a target with one of grpc-js's schemes.
  */
 export function isGrpcTarget(text: string): boolean {
-  if (targetScheme.test(text)) return true;
+  return targetScheme.test(text) || isHostAndPort(text);
+}
+
+/** Whether `text` is `host:port` with a port from 1 to 65535, the one form every gRPC client takes. */
+export function isHostAndPort(text: string): boolean {
   const port = Number(hostAndPort.exec(text)?.[2] ?? 0);
   return port >= 1 && port <= 65_535;
 }

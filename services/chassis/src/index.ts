@@ -5,6 +5,7 @@ export {
   defaultConnectionConfig,
   envReader,
   isGrpcTarget,
+  isHostAndPort,
   maxTimerMs,
   parseDurationMs,
   readServerConfig,

@@ -1,4 +1,4 @@
-import { ConfigError, envReader, maxTimerMs, type EnvReader } from "@shopmesh/chassis";
+import { ConfigError, envReader, isHostAndPort, maxTimerMs, type EnvReader } from "@shopmesh/chassis";
 import type { AggregatorSettings } from "./aggregate.js";
 import type { DependencyName } from "./dependencies.js";
 
@@ -17,13 +17,30 @@ type Env = Record<string, string | undefined>;
  */
 export const userOrdersAdmission = { maxCallsInFlight: 16 } as const;
 
-/** Where each dependency listens (USERS_TARGET, ORDERS_TARGET, PRODUCTS_TARGET). */
+/**
+ * Where each dependency listens (USERS_TARGET, ORDERS_TARGET,
+ * PRODUCTS_TARGET): host:port, or with grpc-js's client a target with one of
+ * its schemes. connect-node's client takes host:port only, so with
+ * DEPENDENCY_CLIENT=connect-node a scheme is refused at start rather than
+ * failing every call.
+ */
 export function readDependencyTargets(env: Env = process.env): Record<DependencyName, string> {
   const read = envReader(env);
+  const connectNode = readDependencyClient(env) === "connect-node";
+  const target = (name: string, fallback: string) => {
+    const text = read.target(name, fallback);
+    if (connectNode && !isHostAndPort(text))
+      throw new ConfigError(
+        name,
+        text,
+        'host:port, such as "127.0.0.1:50051", with DEPENDENCY_CLIENT=connect-node (its client takes no scheme)',
+      );
+    return text;
+  };
   return {
-    users: read.target("USERS_TARGET", "127.0.0.1:50051"),
-    orders: read.target("ORDERS_TARGET", "127.0.0.1:50053"),
-    products: read.target("PRODUCTS_TARGET", "127.0.0.1:50052"),
+    users: target("USERS_TARGET", "127.0.0.1:50051"),
+    orders: target("ORDERS_TARGET", "127.0.0.1:50053"),
+    products: target("PRODUCTS_TARGET", "127.0.0.1:50052"),
   };
 }
 

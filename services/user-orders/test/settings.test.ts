@@ -62,4 +62,23 @@ describe("settings", () => {
     expect(() => readAggregatorSettings({ [name]: value })).toThrow(ConfigError);
     expect(() => readAggregatorSettings({ [name]: value })).toThrow(new RegExp(`^${name}=`));
   });
+
+  it("takes a grpc-js scheme in a target only with grpc-js's client", () => {
+    const env = { USERS_TARGET: "dns:///users.internal:50051", ORDERS_TARGET: "[::1]:50053" };
+    expect(readDependencyTargets(env)).toEqual({
+      users: "dns:///users.internal:50051",
+      orders: "[::1]:50053",
+      products: "127.0.0.1:50052",
+    });
+    expect(
+      readDependencyTargets({ ...env, USERS_TARGET: "users.internal:50051", DEPENDENCY_CLIENT: "connect-node" }),
+    ).toEqual({
+      users: "users.internal:50051",
+      orders: "[::1]:50053",
+      products: "127.0.0.1:50052",
+    });
+    expect(() => readDependencyTargets({ ...env, DEPENDENCY_CLIENT: "connect-node" })).toThrow(
+      'USERS_TARGET="dns:///users.internal:50051" is not valid: expected host:port, such as "127.0.0.1:50051", with DEPENDENCY_CLIENT=connect-node (its client takes no scheme)',
+    );
+  });
 });
