@@ -11,6 +11,7 @@ import { ConfigError, defaultMetricsPort, readMetricsConfig } from "@shopmesh/ch
 import { spawnService, type ServiceProcess } from "@shopmesh/cli";
 import { EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
 import { failure } from "../../../test/support/failure.js";
+import { rawUnaryCall } from "../../../test/support/raw-grpc-call.js";
 
 const echoMain = fileURLToPath(new URL("./support/echo-main.ts", import.meta.url));
 
@@ -132,6 +133,41 @@ describe("a service's /metrics", () => {
     });
     expect(await response.json()).toEqual({ message: "over http" });
     expect(await count()).toBe(before + 1);
+  });
+
+  it("counts a request whose bytes or JSON do not decode as refused INVALID_ARGUMENT, on either port", async () => {
+    const invalid = { rpc_service: "shopmesh.echo.v1.EchoService", rpc_method: "Echo", rpc_grpc_status_code: "3" };
+    const counts = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${service.metricsPort}/metrics`)).text();
+      return [
+        sample(text, "shopmesh_calls_refused_total", invalid) ?? 0,
+        sample(text, "rpc_server_duration_seconds_count", invalid) ?? 0,
+      ];
+    };
+    // Field 1 (message, a string) announced as 5 bytes long, with one sent.
+    const undecodable = Uint8Array.of(0x0a, 0x05, 0x78);
+    const [refused, timed] = await counts();
+    const overGrpc = await rawUnaryCall(service.address, "/shopmesh.echo.v1.EchoService/Echo", undecodable, {
+      timeoutMs: 5_000,
+    });
+    expect(overGrpc.code).toBe(Code.InvalidArgument);
+    expect(await counts()).toEqual([refused! + 1, timed! + 1]);
+    const overHttp = await fetch(`http://127.0.0.1:${service.httpPort}/shopmesh.echo.v1.EchoService/Echo`, {
+      method: "POST",
+      headers: { "content-type": "application/proto" },
+      body: undecodable,
+    });
+    expect(overHttp.status).toBe(400);
+    expect(((await overHttp.json()) as { code: string }).code).toBe("invalid_argument");
+    expect(await counts()).toEqual([refused! + 2, timed! + 2]);
+    const misspelt = await fetch(`http://127.0.0.1:${service.httpPort}/shopmesh.echo.v1.EchoService/Echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"mesage":"x"}',
+    });
+    expect(misspelt.status).toBe(400);
+    expect(((await misspelt.json()) as { message: string }).message).toMatch(/mesage/);
+    expect(await counts()).toEqual([refused! + 3, timed! + 3]);
   });
 
   it("serves only the families named with ?name=, leaving out names it does not have", async () => {

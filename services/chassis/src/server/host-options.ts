@@ -65,6 +65,8 @@ export interface HostOptions {
   stopping?: AbortSignal;
   /** Called once per call when its status is known. */
   onCallEnd?: (record: CallRecord) => void;
+  /** Told about each call whose request did not decode, answered INVALID_ARGUMENT before any interceptor saw it. */
+  onRefused?: (path: string, code: number, details: string, afterMs: number) => void;
   /** Where single-answer calls are kept while they run, so that a stopping server can answer them (see {@link RunningCalls}). */
   running?: RunningCalls;
 }
@@ -108,10 +110,8 @@ export function callEnded(
   else otelContext.with(trace.setSpan(ROOT_CONTEXT, span), onCallEnd, undefined, record);
 }
 
-export function reportUndecodable(options: HostOptions, url: string, started: number): void {
-  options.onCallEnd?.({
-    method: url,
-    code: statusName(GrpcStatus.INVALID_ARGUMENT),
-    durationMs: performance.now() - started,
-  });
+export function reportUndecodable(options: HostOptions, url: string, started: number, details: string): void {
+  const durationMs = performance.now() - started;
+  options.onRefused?.(url, GrpcStatus.INVALID_ARGUMENT, details, durationMs);
+  options.onCallEnd?.({ method: url, code: statusName(GrpcStatus.INVALID_ARGUMENT), durationMs });
 }

@@ -17,7 +17,7 @@ export interface HttpCallGateOptions {
   /** Aborted when the server starts to stop: streams that would never end on their own end then. */
   stopping?: AbortSignal;
   /** Told about every call refused for overload, `afterMs` after it arrived (numeric gRPC code). */
-  onRefused?: (path: string, code: Code, details: string, afterMs: number) => void;
+  onRefused?: (path: string, code: number, details: string, afterMs: number) => void;
   /** Called once per call when its status is known. */
   onCallEnd?: (record: CallRecord) => void;
 }

@@ -48,6 +48,8 @@ export interface HttpListenOptions {
   maxRequestsArriving?: number;
   /** Told about each request cut for a body that did not finish arriving, `afterMs` after its headers. */
   onCut?: (path: string, details: string, afterMs: number) => void;
+  /** Told about each request connect-node could not read, answered INVALID_ARGUMENT before any interceptor saw it. */
+  onRefused?: (path: string, code: number, details: string, afterMs: number) => void;
   /** Serve HTTPS with these files (the gRPC port's), following their renewals; plain HTTP when absent. */
   tls?: CertificateFiles;
 }
@@ -117,7 +119,11 @@ export async function listenForHttp(options: HttpListenOptions): Promise<HttpLis
     routes(router) {
       for (const { service, impl } of options.services) router.service(service, impl as ServiceImpl<DescService>);
       // The adapter reads the router's handlers once routes() has returned.
-      router.handlers.splice(0, router.handlers.length, ...router.handlers.map(requestErrorsAsInvalid));
+      router.handlers.splice(
+        0,
+        router.handlers.length,
+        ...router.handlers.map((handler) => requestErrorsAsInvalid(handler, options.onRefused)),
+      );
     },
     // The client's address, as on the gRPC port (SignIn's throttle counts failures per address),
     // and over HTTPS the service a client certificate signed by the mesh's CA names.

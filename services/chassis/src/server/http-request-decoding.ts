@@ -140,10 +140,15 @@ async function* rewritingFirstEnvelope(
 }
 
 /** A Connect unary error answer, with its body read: rewritten, or as it was. */
-async function connectUnary(response: UniversalServerResponse, method: DescMethod): Promise<UniversalServerResponse> {
+async function connectUnary(
+  response: UniversalServerResponse,
+  method: DescMethod,
+  refused: (answer: ConnectError) => void,
+): Promise<UniversalServerResponse> {
   const bytes = await readAll(response.body!);
   const error = errorFromJsonBytes(bytes, undefined, new ConnectError("", Code.Unknown));
   const invalid = asInvalidRequest(error, method);
+  refused(invalid ?? error);
   if (invalid === undefined)
     return {
       ...response,
@@ -235,9 +240,17 @@ function namedRefusal(
  *
  * @internal
  */
-export function requestErrorsAsInvalid(handler: UniversalHandler): UniversalHandler {
+export function requestErrorsAsInvalid(
+  handler: UniversalHandler,
+  onRefused?: (path: string, code: number, details: string, afterMs: number) => void,
+): UniversalHandler {
   const method = handler.method;
+  const path = pathOf(method);
   const wrapped = async (request: Parameters<UniversalHandler>[0]): Promise<UniversalServerResponse> => {
+    const started = performance.now();
+    // Every error answered to a call the gate never saw ended before its handler ran.
+    const refused = (answer: ConnectError) =>
+      onRefused?.(path, answer.code, answer.rawMessage, performance.now() - started);
     const response = await handler(request);
     if (response.body === undefined && (response.status === 415 || response.status === 405))
       return namedRefusal(response.status, request, handler);
@@ -249,7 +262,8 @@ export function requestErrorsAsInvalid(handler: UniversalHandler): UniversalHand
     const contentType = response.header?.get("content-type") ?? "";
     // A compressed answer is left as it is: connect compresses only bodies of 1 KiB or more, larger than its error.
     if (response.header?.has("content-encoding")) return response;
-    if (response.status !== 200 && contentType.startsWith("application/json")) return connectUnary(response, method);
+    if (response.status !== 200 && contentType.startsWith("application/json"))
+      return connectUnary(response, method, refused);
     if (contentType.startsWith("application/grpc-web")) {
       return {
         ...response,
@@ -257,7 +271,9 @@ export function requestErrorsAsInvalid(handler: UniversalHandler): UniversalHand
           if ((flags & trailerFlag) !== trailerFlag || (flags & compressedFlag) !== 0) return undefined;
           const trailer = trailerParse(payload);
           const error = findTrailerError(trailer);
-          const invalid = error && asInvalidRequest(error, method);
+          if (error === undefined) return undefined;
+          const invalid = asInvalidRequest(error, method);
+          refused(invalid ?? error);
           return invalid && envelope(flags, trailerSerialize(setTrailerStatus(trailer, invalid)));
         }),
       };
@@ -268,7 +284,9 @@ export function requestErrorsAsInvalid(handler: UniversalHandler): UniversalHand
         body: rewritingFirstEnvelope(response.body, (flags, payload) => {
           if ((flags & endStreamFlag) !== endStreamFlag || (flags & compressedFlag) !== 0) return undefined;
           const end = endStreamFromJson(payload);
-          const invalid = end.error && asInvalidRequest(end.error, method);
+          if (end.error === undefined) return undefined;
+          const invalid = asInvalidRequest(end.error, method);
+          refused(invalid ?? end.error);
           if (invalid === undefined) return undefined;
           return envelope(
             flags,

@@ -20,7 +20,7 @@ export function serverStreamingHandler(method: DescMethod, impl: AnyImpl, option
         details: call.request.details,
         metadata: new Metadata(),
       });
-      reportUndecodable(options, url, started);
+      reportUndecodable(options, url, started, call.request.details);
       return;
     }
     const context = new CallContext(method, url, call);

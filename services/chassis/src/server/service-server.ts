@@ -142,19 +142,16 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     if (logger.isLevelEnabled("debug")) logger.debug({ method, details }, "call cut");
     cutUnfinished();
   };
-  const gate = callGate({
-    limiter,
-    exempt: (path) => path.startsWith(healthPath),
-    onCut,
-    onRefused: (method, code, details, afterMs) => {
-      recordRefusedCall(method, code, afterMs);
-      if (logger.isLevelEnabled("debug")) logger.debug({ method, code: statusName(code), details }, "call refused");
-      if (code === GrpcStatus.RESOURCE_EXHAUSTED) {
-        refusals.record(afterMs);
-        refusedForOverload();
-      }
-    },
-  });
+  // Every call ended before its handler ran, on either port: refused for overload, or a request that does not decode.
+  const onRefused = (method: string, code: number, details: string, afterMs: number) => {
+    recordRefusedCall(method, code, afterMs);
+    if (logger.isLevelEnabled("debug")) logger.debug({ method, code: statusName(code), details }, "call refused");
+    if (code === GrpcStatus.RESOURCE_EXHAUSTED) {
+      refusals.record(afterMs);
+      refusedForOverload();
+    }
+  };
+  const gate = callGate({ limiter, exempt: (path) => path.startsWith(healthPath), onCut, onRefused });
   const server = new Server({
     "grpc.max_receive_message_length": config.maxRequestBytes,
     // No channelz service is hosted, so nothing would read what grpc-js
@@ -188,11 +185,12 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     hostService(server, entry.service, entry.impl as ServiceImpl<DescService>, {
       interceptors: options.interceptors,
       onCallEnd,
+      onRefused,
       stopping: stopping.signal,
       running,
     });
   }
-  hostService(server, Health, health.service, { onCallEnd });
+  hostService(server, Health, health.service, { onCallEnd, onRefused });
   // Reflection's definitions come from @grpc/proto-loader, whose deserializers throw on bad bytes.
   const safely = {
     addService: (definition, implementation) => server.addService(decodingSafely(definition), implementation),
@@ -203,12 +201,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     limiter,
     running,
     stopping: stopping.signal,
-    onRefused: (method, code, details, afterMs) => {
-      recordRefusedCall(method, code, afterMs);
-      if (logger.isLevelEnabled("debug")) logger.debug({ method, code: statusName(code), details }, "call refused");
-      refusals.record(afterMs);
-      refusedForOverload();
-    },
+    onRefused,
     onCallEnd,
   };
   const connectNode = config.grpcServer === "connect-node";
@@ -322,6 +315,7 @@ function startHttp(
     connections,
     corsOrigins: http.corsOrigins,
     tls: options.httpCertificates,
+    onRefused: gate.onRefused,
     // As on the gRPC port: no more requests still arriving than calls the server holds.
     ...(gate.limiter === undefined ? {} : { maxRequestsArriving: maxRequestsArriving(gate.limiter.settings), onCut }),
     onDropped: throttled((dropped) =>

@@ -25,7 +25,7 @@ export function unaryHandler(method: DescMethod, impl: AnyImpl, options: HostOpt
     const started = performance.now();
     if (call.request instanceof UndecodableRequest) {
       callback({ code: GrpcStatus.INVALID_ARGUMENT, details: call.request.details, metadata: new Metadata() });
-      reportUndecodable(options, url, started);
+      reportUndecodable(options, url, started, call.request.details);
       return;
     }
     const admitted = admittedCall(call.metadata);
