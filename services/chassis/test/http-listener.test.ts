@@ -136,7 +136,11 @@ describe("a service's HTTP listener", () => {
 
   it("keeps no more requests whose bodies never end than the server holds calls, closing the oldest", async () => {
     // Slots and queue together: at most 2 requests still arriving are kept.
-    const { service, baseUrl } = await startEcho({ MAX_CALLS_IN_FLIGHT: "1", MAX_CALLS_QUEUED: "1" });
+    const { service, baseUrl } = await startEcho({
+      MAX_CALLS_IN_FLIGHT: "1",
+      MAX_CALLS_QUEUED: "1",
+      METRICS_PORT: "0",
+    });
     const unfinished = async () => {
       const socket = connect(service.httpPort!, "127.0.0.1");
       await once(socket, "connect");
@@ -167,6 +171,11 @@ describe("a service's HTTP listener", () => {
       expect([answer.status, await answer.json()]).toEqual([200, { message: "whole" }]);
       await vi.waitFor(() => expect(closed()).toHaveLength(3), { timeout: 10_000 });
       expect(kept.filter((socket) => !socket.closed)).toHaveLength(1);
+      // Counted once each, as cut: the body connect then fails to read is not counted again as undecodable.
+      const refused = parsePrometheusText(
+        await (await fetch(`http://127.0.0.1:${service.metricsPort}/metrics`)).text(),
+      ).filter((sample) => sample.name === "shopmesh_calls_refused_total");
+      expect(refused.map((sample) => [sample.labels.rpc_grpc_status_code, sample.value])).toEqual([["8", 3]]);
     } finally {
       for (const socket of sockets) socket.destroy();
     }

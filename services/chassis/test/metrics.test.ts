@@ -168,6 +168,17 @@ describe("a service's /metrics", () => {
     expect(misspelt.status).toBe(400);
     expect(((await misspelt.json()) as { message: string }).message).toMatch(/mesage/);
     expect(await counts()).toEqual([refused! + 3, timed! + 3]);
+    // A body over MAX_REQUEST_BYTES is not a request that does not decode, nor overload: not counted.
+    const overLimit = await fetch(`http://127.0.0.1:${service.httpPort}/shopmesh.echo.v1.EchoService/Echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ message: "x".repeat(1_100_000) }),
+    });
+    expect(overLimit.status).toBe(429);
+    await overLimit.body?.cancel();
+    const text = await (await fetch(`http://127.0.0.1:${service.metricsPort}/metrics`)).text();
+    expect(sample(text, "shopmesh_calls_refused_total", { ...invalid, rpc_grpc_status_code: "8" })).toBeUndefined();
+    expect(await counts()).toEqual([refused! + 3, timed! + 3]);
   });
 
   it("serves only the families named with ?name=, leaving out names it does not have", async () => {

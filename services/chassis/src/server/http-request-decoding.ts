@@ -248,10 +248,17 @@ export function requestErrorsAsInvalid(
   const path = pathOf(method);
   const wrapped = async (request: Parameters<UniversalHandler>[0]): Promise<UniversalServerResponse> => {
     const started = performance.now();
-    // Every error answered to a call the gate never saw ended before its handler ran.
-    const refused = (answer: ConnectError) =>
-      onRefused?.(path, answer.code, answer.rawMessage, performance.now() - started);
+    // A request that does not decode, as the gRPC port counts one: connect's own INVALID_ARGUMENT
+    // (JSON it cannot read) or one rewritten here. Not a body over the limit (RESOURCE_EXHAUSTED,
+    // which grpc-js answers uncounted on its port too), nor a request whose client left.
+    const refused = (answer: ConnectError) => {
+      if (answer.code === Code.InvalidArgument)
+        onRefused?.(path, answer.code, answer.rawMessage, performance.now() - started);
+    };
     const response = await handler(request);
+    // The client left, or the request was cut while arriving (counted then): connect's failure to
+    // read the rest is no fault of the request's, and there is no one to answer.
+    if (request.signal.aborted) return response;
     if (response.body === undefined && (response.status === 415 || response.status === 405))
       return namedRefusal(response.status, request, handler);
     // A call the gate saw had its request read whole (unary), or reads it inside the gate (server
