@@ -22,7 +22,7 @@ const refusedTlsAsUnavailable: Interceptor = (next) => async (req) => {
 
 /** Options for {@link createConnectNodeTransport}. */
 export interface ConnectNodeTransportOptions {
-  /** Server address as `host:port`, for example `127.0.0.1:50052`. */
+  /** Server address as `host:port`, for example `127.0.0.1:50052`; not a grpc-js target with a scheme. */
   target: string;
   /** Connect interceptors, run in order, outermost first. */
   interceptors?: Interceptor[];
@@ -31,15 +31,16 @@ export interface ConnectNodeTransportOptions {
 }
 
 /**
- * Creates connect-node's own gRPC transport (HTTP/2, plaintext or TLS) for the same
- * target syntax as the grpc-js transport. It needs no grpc-js at all, but
- * spends about twice the CPU per call; prefer `createGrpcTransport` between
- * services.
+ * Creates connect-node's own gRPC transport (HTTP/2, plaintext or TLS) for
+ * a `host:port` target, as the grpc-js transport takes it; grpc-js's
+ * schemes (`dns:///`, `unix:///`) are refused, since connect-node connects
+ * to a URL. It needs no grpc-js at all, but spends about twice the CPU per
+ * call; prefer `createGrpcTransport` between services.
  */
 export function createConnectNodeTransport(options: ConnectNodeTransportOptions): GrpcTransport {
   const tls = options.tls;
   const baseUrl = `${tls === undefined ? "http" : "https"}://${options.target}`;
-  const host = new URL(baseUrl).hostname.replace(/^\[|\]$/g, "");
+  const host = hostOf(baseUrl, options.target);
   const transport: Transport = createConnectGrpcTransport({
     baseUrl,
     interceptors: [...(options.interceptors ?? []), ...(tls === undefined ? [] : [refusedTlsAsUnavailable])],
@@ -67,4 +68,20 @@ export function createConnectNodeTransport(options: ConnectNodeTransportOptions)
       // sessions by itself; there is nothing to release per transport.
     },
   };
+}
+
+/** The host `target` names in `baseUrl`, once it is known to be host:port and nothing else. */
+function hostOf(baseUrl: string, target: string): string {
+  const url = URL.canParse(baseUrl) ? new URL(baseUrl) : undefined;
+  const hostAndPortOnly =
+    url !== undefined &&
+    /:\d+$/.test(target) &&
+    url.pathname === "/" &&
+    url.search === "" &&
+    url.hash === "" &&
+    url.username === "" &&
+    !target.endsWith("/");
+  if (!hostAndPortOnly)
+    throw new RangeError(`target: "${target}" is not host:port, such as "127.0.0.1:50051" or "[::1]:50051"`);
+  return url.hostname.replace(/^\[|\]$/g, "");
 }

@@ -3,6 +3,7 @@
  * variable's name and a default, and a bad value fails start-up with an error
  * that names the variable, the value and what was expected.
  */
+import { isIP } from "node:net";
 import { grpcTargetSchemes } from "@shopmesh/sdk";
 
 /** A configuration value that could not be used. */
@@ -58,10 +59,16 @@ export function isGrpcTarget(text: string): boolean {
   return targetScheme.test(text) || isHostAndPort(text);
 }
 
-/** Whether `text` is `host:port` with a port from 1 to 65535, the one form every gRPC client takes. */
+/**
+ * Whether `text` is `host:port` with a port from 1 to 65535, the one form
+ * every gRPC client takes; in brackets only an IPv6 address.
+ */
 export function isHostAndPort(text: string): boolean {
-  const port = Number(hostAndPort.exec(text)?.[2] ?? 0);
-  return port >= 1 && port <= 65_535;
+  const match = hostAndPort.exec(text);
+  if (match === null) return false;
+  const [, host, port] = match as unknown as [string, string, string];
+  if (host.startsWith("[") && isIP(host.slice(1, -1)) !== 6) return false;
+  return Number(port) >= 1 && Number(port) <= 65_535;
 }
 
 const durationPattern = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;

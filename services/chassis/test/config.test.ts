@@ -103,14 +103,24 @@ describe("envReader", () => {
     ["bool", "FLAG", "maybe", () => envReader({ FLAG: "maybe" }).bool("FLAG", false)],
     ["duration", "WAIT", "soon", () => envReader({ WAIT: "soon" }).durationMs("WAIT", 0)],
     ["oneOf", "MODE", "c", () => envReader({ MODE: "c" }).oneOf("MODE", ["a", "b"], "a")],
-    ...[":", "users", "users:", ":50051", "users:0", "users:65536", "users:50051/x", "http://users:50051", "a b:1"].map(
-      (value): [string, string, string, () => unknown] => [
-        `target (${value})`,
-        "USERS_TARGET",
-        value,
-        () => envReader({ USERS_TARGET: value }).target("USERS_TARGET", "x"),
-      ],
-    ),
+    ...[
+      ":",
+      "users",
+      "users:",
+      ":50051",
+      "users:0",
+      "users:65536",
+      "users:50051/x",
+      "http://users:50051",
+      "a b:1",
+      "[1.2.3.4]:50051",
+      "[::1:50051",
+    ].map((value): [string, string, string, () => unknown] => [
+      `target (${value})`,
+      "USERS_TARGET",
+      value,
+      () => envReader({ USERS_TARGET: value }).target("USERS_TARGET", "x"),
+    ]),
   ])("throws a ConfigError naming the variable for a bad %s", (_kind, variable, value, read) => {
     const error = configError(read);
     expect(error.variable).toBe(variable);
