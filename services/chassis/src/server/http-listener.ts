@@ -89,6 +89,12 @@ const acceptedForUnary = acceptedContentTypes(true);
 const requestTimeoutMs = 30_000;
 /** Headers a request may carry: Connect and gRPC-Web need a handful. */
 const maxHeadersCount = 100;
+/**
+ * Bytes a request's headers may take, Node's default, set here so that
+ * `--max-http-header-size` in NODE_OPTIONS cannot raise it: it is the only
+ * bound on what a request with too many headers holds before it is refused.
+ */
+const maxHeaderBytes = 16_384;
 
 /**
  * Serves the given Connect services over HTTP/1.1 (HTTPS with `tls`) with
@@ -237,6 +243,7 @@ export async function listenForHttp(options: HttpListenOptions): Promise<HttpLis
     headersTimeout: options.connections.handshakeTimeoutMs,
     requestTimeout: Math.max(requestTimeoutMs, options.connections.handshakeTimeoutMs),
     keepAliveTimeout: options.connections.idleTimeoutMs,
+    maxHeaderSize: maxHeaderBytes,
     // Node checks the two timeouts above this often (every 30 s by default, which would let a silent client hold a connection for 40 s).
     connectionsCheckingInterval: Math.min(1_000, options.connections.handshakeTimeoutMs),
   };
@@ -267,7 +274,7 @@ export async function listenForHttp(options: HttpListenOptions): Promise<HttpLis
   }
   // No count limit in Node's parser, so that the handler sees a request with too many and names the limit:
   // past maxHeadersCount, Node 20 drops the rest without a word and Node 24 answers an empty 431.
-  // Node's limit on their size (16 KiB by default) still bounds what a request's headers take.
+  // maxHeaderBytes still bounds what a request's headers take.
   server.maxHeadersCount = 0;
   server.maxConnections = options.connections.maxConnections;
   server.on("drop", () => options.onDropped?.());
