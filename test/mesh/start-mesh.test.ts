@@ -14,6 +14,7 @@ import { portIsFree } from "@shopmesh/cli";
 import { OrdersService } from "@shopmesh/sdk/orders/v1";
 import { UsersService } from "@shopmesh/sdk/users/v1";
 import { freePortBase } from "../support/free-port.js";
+import { processesWithEnv } from "../support/processes-with-env.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const dataDir = mkdtempSync(join(tmpdir(), "shopmesh-start-"));
@@ -74,6 +75,8 @@ afterAll(async () => {
     launcher.child.kill("SIGINT");
     await launcher.exited;
   }
+  // Whatever a failing test left running with this data folder: a launcher, or a service one left behind.
+  for (const pid of processesWithEnv("DATA_DIR", dataDir)) process.kill(pid, "SIGKILL");
   rmSync(dataDir, { recursive: true, force: true });
 });
 

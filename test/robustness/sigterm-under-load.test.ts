@@ -134,6 +134,9 @@ describe("SIGTERM under load", () => {
 
   it("answers UNAVAILABLE, not INTERNAL, for the calls still running when the grace period ends", async () => {
     const customer = await slowViewsOf();
+    // The first test's user-orders, if it failed before stopping it: the mesh keeps one process per name.
+    const previous = mesh.processes.get("user-orders");
+    if (previous?.child.exitCode === null && previous.child.signalCode === null) await previous.stop();
     // Far shorter than a view: the calls in flight are still running when it is over.
     const userOrders = await mesh.startService("user-orders", { SHUTDOWN_GRACE: "1ms" });
     const { exitCode, outcomes, inFlight, exitedAt } = await terminateUnderLoad(userOrders, customer);

@@ -11,6 +11,7 @@ import { spawnService, type ServiceProcess } from "@shopmesh/cli";
 import { EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
 import { failure } from "../../../test/support/failure.js";
 import { createEchoService } from "./support/echo-service.js";
+import { refusedStart } from "../../../test/support/refused-start.js";
 
 const root = fileURLToPath(new URL("../../..", import.meta.url));
 const echoMain = join(root, "services/chassis/test/support/echo-main.ts");
@@ -146,12 +147,13 @@ describe("fault injection in a service process", () => {
     spawnSync(shopmesh, ["chaos", ...args], { encoding: "utf8", timeout: 20_000 });
 
   beforeAll(async () => {
-    [enabled, disabled] = await Promise.all([
+    // Each assigned as it starts, so that afterAll stops one that started when the other did not.
+    await Promise.all([
       spawnService({
         entry: echoMain,
         env: { TLS: "off", FAULT_INJECTION: "on", DEVELOPMENT_MODE: "on", HOST: "0.0.0.0" },
-      }),
-      spawnService({ entry: echoMain, env: { TLS: "off" } }),
+      }).then((service) => (enabled = service)),
+      spawnService({ entry: echoMain, env: { TLS: "off" } }).then((service) => (disabled = service)),
     ]);
   });
   afterAll(async () => {
@@ -232,25 +234,22 @@ describe("fault injection in a service process", () => {
     } finally {
       await withFaults.stop();
     }
-    await expect(spawnService({ entry: echoMain, env: { TLS: "off", FAULTS: '[{"hang":true}]' } })).rejects.toThrow(
+    expect(String(await refusedStart({ entry: echoMain, env: { TLS: "off", FAULTS: '[{"hang":true}]' } }))).toMatch(
       /exited with 2[\s\S]*FAULTS/,
     );
-    await expect(
-      spawnService({
-        entry: echoMain,
-        env: { TLS: "off", FAULT_INJECTION: "on", DEVELOPMENT_MODE: "on", FAULTS: '[{"method":"Nope","hang":true}]' },
-      }),
-    ).rejects.toThrow(/exited with 2[\s\S]*FAULTS[\s\S]*"Nope" is not a method/);
+    const unknownMethod = await refusedStart({
+      entry: echoMain,
+      env: { TLS: "off", FAULT_INJECTION: "on", DEVELOPMENT_MODE: "on", FAULTS: '[{"method":"Nope","hang":true}]' },
+    });
+    expect(String(unknownMethod)).toMatch(/exited with 2[\s\S]*FAULTS[\s\S]*"Nope" is not a method/);
   });
 
   it("refuses a DEVELOPMENT_MODE that is neither on nor off at start, with or without fault injection", async () => {
     for (const faultInjection of ["on", "off"]) {
-      const outcome = await spawnService({
+      const outcome = await refusedStart({
         entry: echoMain,
         env: { TLS: "off", FAULT_INJECTION: faultInjection, DEVELOPMENT_MODE: "maybe" },
-      }).catch((error: Error) => error);
-      // A service that started after all is stopped, not left behind by the failing test.
-      if (!(outcome instanceof Error)) await outcome.stop();
+      });
       expect(String(outcome)).toMatch(/exited with 2[\s\S]*DEVELOPMENT_MODE="maybe" is not valid/);
     }
   });

@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
 import { arrivalGraceMs } from "../src/server/request-arrivals.js";
 import { asConnectError, settle } from "./support/call-outcome.js";
+import { refusedStart } from "../../../test/support/refused-start.js";
 
 const echoMain = fileURLToPath(new URL("./support/echo-main.ts", import.meta.url));
 
@@ -87,9 +88,7 @@ describe("readHttpConfig", () => {
   });
 
   it("stops a service whose HTTP_PORT is bad with exit code 2, naming the variable", async () => {
-    const failed = await spawnService({ entry: echoMain, env: { TLS: "off", HTTP_PORT: "web" } }).catch(
-      (error: Error) => error,
-    );
+    const failed = await refusedStart({ entry: echoMain, env: { TLS: "off", HTTP_PORT: "web" } });
     expect(String(failed)).toContain("exited with 2");
     expect(String(failed)).toContain('HTTP_PORT="web" is not valid');
   });

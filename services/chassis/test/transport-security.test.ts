@@ -26,6 +26,7 @@ import { spawnService, type ServiceProcess } from "@shopmesh/cli";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { EchoService } from "../../../gen/shopmesh/echo/v1/echo_pb.js";
 import { trustingFetch, type TrustingFetch } from "../../../test/support/trusting-fetch.js";
+import { refusedStart } from "../../../test/support/refused-start.js";
 
 const echoMain = fileURLToPath(new URL("./support/echo-main.ts", import.meta.url));
 const kinds: TransportKind[] = ["grpc-js", "connect-node"];
@@ -265,9 +266,11 @@ describe("TLS settings", () => {
   });
 
   it("refuses a key that does not belong to the certificate, naming TLS_KEY", async () => {
-    await expect(
-      spawnService({ entry: echoMain, env: { ...tlsEnv("echo"), TLS_KEY: certificates.identities.users!.keyFile } }),
-    ).rejects.toThrow(/exited with 2[\s\S]*TLS_KEY/);
+    const refused = await refusedStart({
+      entry: echoMain,
+      env: { ...tlsEnv("echo"), TLS_KEY: certificates.identities.users!.keyFile },
+    });
+    expect(String(refused)).toMatch(/exited with 2[\s\S]*TLS_KEY/);
   });
 
   it("serves plaintext with TLS=off, and says so", async () => {

@@ -152,11 +152,11 @@ describe("serviceNodeFlags", () => {
       `#!/bin/sh\nif [ "$1" = -p ] && [ "$2" = process.versions.node ]; then echo ${otherLine}; exit 0; fi\nexec "${process.execPath}" "$@"\n`,
       { mode: 0o755 },
     );
-    expect(nodeVersionOf(node)).toBe(otherLine);
-    expect(defaultServiceNodeFlags(otherLine)).not.toEqual(defaultServiceNodeFlags(process.versions.node));
     let spawnWith = node;
     let mesh: LocalMesh | undefined;
     try {
+      expect(nodeVersionOf(node)).toBe(otherLine);
+      expect(defaultServiceNodeFlags(otherLine)).not.toEqual(defaultServiceNodeFlags(process.versions.node));
       mesh = await LocalMesh.start({
         dataDir: ownDir,
         services: ["users"],
