@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { defaultHttpPort } from "@shopmesh/chassis";
@@ -256,6 +256,8 @@ async function runCommand(
     ...(context.mesh ? { SHOPMESH_PORT_BASE: String(context.mesh.base) } : {}),
     // As after npm start in that folder: `shopmesh keys` finds the mesh's CA certificate under it.
     ...(context.mesh?.dataDir === undefined ? {} : { DATA_DIR: context.mesh.dataDir }),
+    // What a command makes with mktemp goes in the check's own folder, removed with it.
+    TMPDIR: dirname(context.stateFile),
   };
   const started = Date.now();
   const child = spawn("bash", ["-c", script], {
