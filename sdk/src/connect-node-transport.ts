@@ -1,6 +1,7 @@
 import { createGrpcTransport as createConnectGrpcTransport } from "@connectrpc/connect-node";
 import { Code, ConnectError, type Interceptor, type Transport } from "@connectrpc/connect";
 import { isIP } from "node:net";
+import { isHostAndPort } from "./grpc-target.js";
 import type { GrpcTransport } from "./grpc-transport.js";
 import { isTlsRefusal, meshServerIdentityCheck, type ClientTlsOptions } from "./mesh-tls.js";
 import { boundedTimeoutMs } from "./timeout-limit.js";
@@ -40,7 +41,9 @@ export interface ConnectNodeTransportOptions {
 export function createConnectNodeTransport(options: ConnectNodeTransportOptions): GrpcTransport {
   const tls = options.tls;
   const baseUrl = `${tls === undefined ? "http" : "https"}://${options.target}`;
-  const host = hostOf(baseUrl, options.target);
+  if (!isHostAndPort(options.target))
+    throw new RangeError(`target: "${options.target}" is not host:port, such as "127.0.0.1:50051" or "[::1]:50051"`);
+  const host = new URL(baseUrl).hostname.replace(/^\[|\]$/g, "");
   const transport: Transport = createConnectGrpcTransport({
     baseUrl,
     interceptors: [...(options.interceptors ?? []), ...(tls === undefined ? [] : [refusedTlsAsUnavailable])],
@@ -68,20 +71,4 @@ export function createConnectNodeTransport(options: ConnectNodeTransportOptions)
       // sessions by itself; there is nothing to release per transport.
     },
   };
-}
-
-/** The host `target` names in `baseUrl`, once it is known to be host:port and nothing else. */
-function hostOf(baseUrl: string, target: string): string {
-  const url = URL.canParse(baseUrl) ? new URL(baseUrl) : undefined;
-  const hostAndPortOnly =
-    url !== undefined &&
-    /:\d+$/.test(target) &&
-    url.pathname === "/" &&
-    url.search === "" &&
-    url.hash === "" &&
-    url.username === "" &&
-    !target.endsWith("/");
-  if (!hostAndPortOnly)
-    throw new RangeError(`target: "${target}" is not host:port, such as "127.0.0.1:50051" or "[::1]:50051"`);
-  return url.hostname.replace(/^\[|\]$/g, "");
 }

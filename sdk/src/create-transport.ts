@@ -3,6 +3,7 @@ import { credentials as grpcCredentials } from "@grpc/grpc-js";
 import type { Interceptor } from "@connectrpc/connect";
 import { bearerToken, type TokenSource } from "./bearer-token.js";
 import { createConnectNodeTransport } from "./connect-node-transport.js";
+import { grpcTargetSchemes } from "./grpc-target.js";
 import { createGrpcTransport, type GrpcTransport, type GrpcTransportOptions } from "./grpc-transport.js";
 import { meshServerIdentityCheck, type ClientTlsOptions } from "./mesh-tls.js";
 
@@ -56,9 +57,6 @@ export function createTransport(options: CreateTransportOptions): GrpcTransport 
 
 const pem = (value: string | Buffer): Buffer => (typeof value === "string" ? Buffer.from(value) : value);
 const optionalPem = (value: string | Buffer | undefined): Buffer | null => (value === undefined ? null : pem(value));
-
-/** The name schemes grpc-js resolves a target with (`dns:///host:port`, `ipv4:a:p,b:p`, `unix:///path`). */
-export const grpcTargetSchemes = ["dns", "ipv4", "ipv6", "unix"] as const;
 
 const schemePrefix = new RegExp(`^(${grpcTargetSchemes.join("|")}):(\\/\\/[^/]*\\/)?`);
 

@@ -3,8 +3,7 @@
  * variable's name and a default, and a bad value fails start-up with an error
  * that names the variable, the value and what was expected.
  */
-import { isIP } from "node:net";
-import { grpcTargetSchemes } from "@shopmesh/sdk";
+import { grpcTargetSchemes, isHostAndPort } from "@shopmesh/sdk";
 
 /** A configuration value that could not be used. */
 export class ConfigError extends Error {
@@ -45,7 +44,6 @@ export interface EnvReader {
 
 /** A target naming one of the schemes grpc-js resolves; any other target must be host:port. */
 const targetScheme = new RegExp(`^(${grpcTargetSchemes.join("|")}):.`);
-const hostAndPort = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5})$/;
 
 /** What a target must look like, for messages that refuse one. */
 export const targetForm =
@@ -57,18 +55,6 @@ export const targetForm =
  */
 export function isGrpcTarget(text: string): boolean {
   return targetScheme.test(text) || isHostAndPort(text);
-}
-
-/**
- * Whether `text` is `host:port` with a port from 1 to 65535, the one form
- * every gRPC client takes; in brackets only an IPv6 address.
- */
-export function isHostAndPort(text: string): boolean {
-  const match = hostAndPort.exec(text);
-  if (match === null) return false;
-  const [, host, port] = match as unknown as [string, string, string];
-  if (host.startsWith("[") && isIP(host.slice(1, -1)) !== 6) return false;
-  return Number(port) >= 1 && Number(port) <= 65_535;
 }
 
 const durationPattern = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;

@@ -5,7 +5,6 @@ export {
   defaultConnectionConfig,
   envReader,
   isGrpcTarget,
-  isHostAndPort,
   maxTimerMs,
   parseDurationMs,
   readServerConfig,

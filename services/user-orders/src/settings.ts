@@ -1,4 +1,5 @@
-import { ConfigError, envReader, isHostAndPort, maxTimerMs, type EnvReader } from "@shopmesh/chassis";
+import { ConfigError, envReader, maxTimerMs, type EnvReader } from "@shopmesh/chassis";
+import { isHostAndPort } from "@shopmesh/sdk";
 import type { AggregatorSettings } from "./aggregate.js";
 import type { DependencyName } from "./dependencies.js";
 
