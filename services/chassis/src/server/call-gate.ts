@@ -12,6 +12,12 @@ import { deadlineMs } from "./deadline-ms.js";
 import { type ArrivingRequest, maxRequestsArriving, RequestArrivals } from "./request-arrivals.js";
 import { oneMessageRefusal, UndecodableRequest } from "./request-decoding.js";
 
+/**
+ * Told about a call ended before its handler ran, with its numeric gRPC
+ * code, by either port's gate or where a request is decoded.
+ */
+export type RefusalListener = (path: string, code: number, details: string, afterMs: number) => void;
+
 /** Options for {@link callGate}. */
 export interface CallGateOptions {
   /**
@@ -28,7 +34,7 @@ export interface CallGateOptions {
    * after its headers (a message that does not decode, a request of no
    * message or more than one).
    */
-  onRefused?: (path: string, code: GrpcStatus, details: string, afterMs: number) => void;
+  onRefused?: RefusalListener;
   /** Told about every call cut because its request never finished arriving (see {@link RequestArrivals}), `afterMs` after its headers. */
   onCut?: (path: string, details: string, afterMs: number) => void;
 }

@@ -13,6 +13,7 @@ import { context as otelContext, ROOT_CONTEXT, trace } from "@opentelemetry/api"
 import { serverSpanKey } from "../tracing/server-tracing.js";
 import { statusName, type CallStatus } from "./call-status.js";
 import type { CallContext } from "./call-context.js";
+import type { RefusalListener } from "./call-gate.js";
 
 /** What the adapter reports when a call ends. */
 export interface CallRecord {
@@ -66,7 +67,7 @@ export interface HostOptions {
   /** Called once per call when its status is known. */
   onCallEnd?: (record: CallRecord) => void;
   /** Told about each call whose request did not decode, answered INVALID_ARGUMENT before any interceptor saw it. */
-  onRefused?: (path: string, code: number, details: string, afterMs: number) => void;
+  onRefused?: RefusalListener;
   /** Where single-answer calls are kept while they run, so that a stopping server can answer them (see {@link RunningCalls}). */
   running?: RunningCalls;
 }

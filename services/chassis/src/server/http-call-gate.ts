@@ -7,6 +7,7 @@ import { admissionWaitKey } from "./call-context.js";
 import { callEnded } from "./host-options.js";
 import { oneRequestMessage, reachedGateKey } from "./http-request-decoding.js";
 import type { CallRecord, RunningCalls } from "./host-service.js";
+import type { RefusalListener } from "./call-gate.js";
 
 /** Options for {@link httpCallGate}. */
 export interface HttpCallGateOptions {
@@ -17,7 +18,7 @@ export interface HttpCallGateOptions {
   /** Aborted when the server starts to stop: streams that would never end on their own end then. */
   stopping?: AbortSignal;
   /** Told about every call refused for overload, `afterMs` after it arrived (numeric gRPC code). */
-  onRefused?: (path: string, code: number, details: string, afterMs: number) => void;
+  onRefused?: RefusalListener;
   /** Called once per call when its status is known. */
   onCallEnd?: (record: CallRecord) => void;
 }

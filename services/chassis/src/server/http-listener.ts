@@ -20,6 +20,7 @@ import type { TlsFiles } from "../tls/tls-settings.js";
 import { acceptedContentTypes, requestErrorsAsInvalid } from "./http-request-decoding.js";
 import { listenOn } from "./listen-on.js";
 import { type ArrivingRequest, RequestArrivals } from "./request-arrivals.js";
+import type { RefusalListener } from "./call-gate.js";
 
 /** A service descriptor with its implementation (see service-server.ts's HostedService). */
 interface HostedImpl {
@@ -49,7 +50,7 @@ export interface HttpListenOptions {
   /** Told about each request cut for a body that did not finish arriving, `afterMs` after its headers. */
   onCut?: (path: string, details: string, afterMs: number) => void;
   /** Told about each request connect-node could not read, answered INVALID_ARGUMENT before any interceptor saw it. */
-  onRefused?: (path: string, code: number, details: string, afterMs: number) => void;
+  onRefused?: RefusalListener;
   /** Serve HTTPS with these files (the gRPC port's), following their renewals; plain HTTP when absent. */
   tls?: CertificateFiles;
 }

@@ -13,6 +13,7 @@ import {
 import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { cannotDecodeMessage, oneMessageRefusal } from "./request-decoding.js";
+import type { RefusalListener } from "./call-gate.js";
 
 /** What connect's binary serialization puts before protobuf-es's own message. */
 const parseBinaryPrefix = "parse binary: ";
@@ -240,10 +241,7 @@ function namedRefusal(
  *
  * @internal
  */
-export function requestErrorsAsInvalid(
-  handler: UniversalHandler,
-  onRefused?: (path: string, code: number, details: string, afterMs: number) => void,
-): UniversalHandler {
+export function requestErrorsAsInvalid(handler: UniversalHandler, onRefused?: RefusalListener): UniversalHandler {
   const method = handler.method;
   const path = pathOf(method);
   const wrapped = async (request: Parameters<UniversalHandler>[0]): Promise<UniversalServerResponse> => {

@@ -12,7 +12,7 @@ import {
 import type { Logger } from "../logger.js";
 import { CallLimiter } from "./admission.js";
 import { statusName } from "./call-status.js";
-import { callGate } from "./call-gate.js";
+import { callGate, type RefusalListener } from "./call-gate.js";
 import { HealthRegistry, ServingStatus } from "./health.js";
 import { hostService } from "./host-service.js";
 import { RunningCalls, type CallRecord } from "./host-options.js";
@@ -143,7 +143,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     cutUnfinished();
   };
   // Every call ended before its handler ran, on either port: refused for overload, or a request that does not decode.
-  const onRefused = (method: string, code: number, details: string, afterMs: number) => {
+  const onRefused: RefusalListener = (method, code, details, afterMs) => {
     recordRefusedCall(method, code, afterMs);
     if (logger.isLevelEnabled("debug")) logger.debug({ method, code: statusName(code), details }, "call refused");
     if (code === GrpcStatus.RESOURCE_EXHAUSTED) {
