@@ -1,5 +1,6 @@
-// The bench's targets read from its rows: verdicts at the target level, and
-// the aggregator's check priced against what its calls alone cost.
+// The bench's targets read from its rows: verdicts at the target level, the
+// ceilings a throughput row's CPU per call allows, and the aggregator's check
+// priced against what its calls alone cost.
 import { describe, expect, it } from "vitest";
 import type { StepResult } from "../src/bench/bench-results.js";
 import { checkTargets } from "../src/bench/target-checks.js";
@@ -69,5 +70,49 @@ describe("checkTargets", () => {
     });
     const check = checkTargets([bareTls, cheap], []).find((candidate) => candidate.unit.includes("dependencies"));
     expect(check?.pass).toBe(true);
+  });
+
+  describe("a throughput target's ceilings", () => {
+    // The bare row's client: 5,000 calls/s at 200 µs each keeps it busy for 1.00 cores.
+    const busyBare = step("bare.tls", {
+      callsPerSecond: 5000,
+      clientCpuMicrosPerCall: 200,
+      serverCpuMicrosPerCall: 100,
+    });
+    const product = step("products.GetProduct", {
+      callsPerSecond: 3000,
+      ratioToBaseline: 0.6,
+      clientCpuMicrosPerCall: 250,
+      serverCpuMicrosPerCall: 150,
+    });
+    const getProduct = (checks: ReturnType<typeof checkTargets>) =>
+      checks.find((candidate) => candidate.name.startsWith("products.GetProduct"));
+
+    it("gives the share the bench client allows when the bare row kept it busy, and the one the cores allow", () => {
+      const check = getProduct(checkTargets([busyBare, product], [], { cores: 2 }));
+      expect(check?.pass).toBe(false);
+      // 200 / 250 of the client's CPU per call; 2 cores at 250 + 150 µs per call give 5,000 calls/s, all of the bare rate.
+      expect(check?.detail).toContain(
+        "the bench client, busy 1.00 cores in the bare row and 0.75 here, allows 80.0 % (200 µs of its CPU per bare call against 250 here)",
+      );
+      expect(check?.detail).toContain(
+        "2 cores allow 100.0 % (400 µs of CPU per call, the client's and the servers' together)",
+      );
+    });
+
+    it("gives no client ceiling when the bare row left the client idle part of the time: the server set that rate", () => {
+      const idleClient = { ...busyBare, callsPerSecond: 4000 };
+      const check = getProduct(checkTargets([idleClient, product], [], { cores: 2 }));
+      expect(check?.detail).not.toContain("the bench client");
+      expect(check?.detail).toContain("2 cores allow 125.0 %");
+    });
+
+    it("gives no cores' ceiling without the machine's cores or the row's server CPU", () => {
+      expect(getProduct(checkTargets([busyBare, product], []))?.detail).not.toContain("cores allow");
+      const unread = { ...product, serverCpuMicrosPerCall: null };
+      const check = getProduct(checkTargets([busyBare, unread], [], { cores: 2 }));
+      expect(check?.detail).not.toContain("cores allow");
+      expect(check?.detail).toContain("allows 80.0 %");
+    });
   });
 });

@@ -190,7 +190,7 @@ export async function bench(args: string[]): Promise<number> {
       serviceNodeFlags: serviceNodeFlags(version),
       steps: measured.steps,
       rss,
-      checks: checkTargets(measured.steps, rss, { priceCallsAlone: version === process.version }),
+      checks: checkTargets(measured.steps, rss, { priceCallsAlone: version === process.version, cores: cpus().length }),
     };
   };
 
@@ -297,7 +297,7 @@ export async function bench(args: string[]): Promise<number> {
       rss,
       ...(otlp === undefined ? {} : { otlpExport: otlp }),
       ...(otherNode === undefined ? {} : { otherNode }),
-      checks: checkTargets(steps, rss, { priceCallsAlone: true }),
+      checks: checkTargets(steps, rss, { priceCallsAlone: true, cores: cpu.length }),
     };
     const paths = writeReport(report, settings.outDir);
     const nearby = (path: string) =>

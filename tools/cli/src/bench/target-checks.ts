@@ -26,6 +26,8 @@ export function checkTargets(
      * call sent, ran on the same Node.js as the servers. Default true.
      */
     priceCallsAlone?: boolean;
+    /** The machine's cores, for the throughput targets' ceilings (see throughputCeilings); none given without it. */
+    cores?: number;
   } = {},
 ): TargetCheck[] {
   const levels = [...new Set(steps.map((step) => step.concurrency))].sort((a, b) => a - b);
@@ -45,7 +47,7 @@ export function checkTargets(
         target,
         unit: "share of baseline calls/s",
         pass: measured >= target,
-        detail: `${fmt(step.callsPerSecond)} calls/s vs ${fmt(bare?.callsPerSecond ?? 0)} for the bare server${step.baseline === "bare.tls" ? " over TLS" : ""} at ${level} in flight${stand}`,
+        detail: `${fmt(step.callsPerSecond)} calls/s vs ${fmt(bare?.callsPerSecond ?? 0)} for the bare server${step.baseline === "bare.tls" ? " over TLS" : ""} at ${level} in flight${stand}${throughputCeilings(step, bare, options.cores)}`,
       },
     ];
   };
@@ -112,6 +114,44 @@ export function checkTargets(
   ];
 }
 
+/** A bare row whose bench client was this busy (cores) measured the client: the bare server's rate was the client's. */
+export const clientBoundBusyCores = 0.9;
+
+/**
+ * The shares of the bare server's calls/s that a throughput row's CPU per
+ * call allows, as the detail of its check. Two things bound it, each read
+ * from the same run:
+ *
+ * - the bench client, when the bare row kept it busy (about a core or more:
+ *   it drives every call from one thread, so the bare server's rate was the
+ *   client's). Kept as busy for this row, it could send no more than its
+ *   CPU per call here allows, so the share is at most its CPU per bare call
+ *   over its CPU per call here, whatever the servers do;
+ * - the machine's cores, shared by the bench client and every server
+ *   process of the row, at the CPU per call they spent together.
+ *
+ * Both assume the CPU per call stays what it was, so a share can exceed
+ * neither without the calls getting cheaper; a row can fall short of both,
+ * when neither the client nor the cores were kept busy.
+ */
+function throughputCeilings(step: StepResult, bare: StepResult | undefined, cores: number | undefined): string {
+  if (bare === undefined || bare.callsPerSecond <= 0 || step.clientCpuMicrosPerCall <= 0) return "";
+  const busy = (row: StepResult) => (row.callsPerSecond * row.clientCpuMicrosPerCall) / 1_000_000;
+  const parts: string[] = [];
+  if (busy(bare) >= clientBoundBusyCores) {
+    parts.push(
+      `the bench client, busy ${fmt(busy(bare), 2)} cores in the bare row and ${fmt(busy(step), 2)} here, allows ${pct(bare.clientCpuMicrosPerCall / step.clientCpuMicrosPerCall)} (${fmt(bare.clientCpuMicrosPerCall)} µs of its CPU per bare call against ${fmt(step.clientCpuMicrosPerCall)} here)`,
+    );
+  }
+  if (cores !== undefined && cores > 0 && step.serverCpuMicrosPerCall !== null) {
+    const perCall = step.clientCpuMicrosPerCall + step.serverCpuMicrosPerCall;
+    parts.push(
+      `${cores} cores allow ${pct((cores * 1_000_000) / perCall / bare.callsPerSecond)} (${fmt(perCall)} µs of CPU per call, the client's and the servers' together)`,
+    );
+  }
+  return parts.length === 0 ? "" : `; at this CPU per call ${parts.join(", and ")}`;
+}
+
 /**
  * The ratio user-orders' CPU per STRONG view against its dependencies' would
  * have if a view were its four calls alone, empty and with no other work:
@@ -129,6 +169,8 @@ function callsAlone(bare: StepResult | undefined): string {
   const ratio = (served + 3 * sent) / (3 * served);
   return `; with empty calls alone (user-orders serving 1 and sending 3, its dependencies serving 3; ${fmt(served)} µs per call served by the bare server, ${fmt(sent)} µs per call sent by the bench client) the ratio would be ${ratio.toFixed(2)}x`;
 }
+
+const pct = (ratio: number) => `${fmt(ratio * 100, 1)} %`;
 
 export const fmt = (value: number, digits = 0) =>
   Number.isFinite(value)
