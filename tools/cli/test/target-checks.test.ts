@@ -72,7 +72,7 @@ describe("checkTargets", () => {
     expect(check?.pass).toBe(true);
   });
 
-  describe("a throughput target's ceilings", () => {
+  describe("the shares a throughput row's CPU per call allows", () => {
     // The bare row's client: 5,000 calls/s at 200 µs each keeps it busy for 1.00 cores.
     const busyBare = step("bare.tls", {
       callsPerSecond: 5000,
@@ -87,32 +87,42 @@ describe("checkTargets", () => {
     });
     const getProduct = (checks: ReturnType<typeof checkTargets>) =>
       checks.find((candidate) => candidate.name.startsWith("products.GetProduct"));
+    const measured = "3,000 calls/s vs 5,000 for the bare server over TLS at 64 in flight";
 
-    it("gives the share the bench client allows when the bare row kept it busy, and the one the cores allow", () => {
+    it("gives the share the cores allow, and the client's when the bare row kept the client busy", () => {
       const check = getProduct(checkTargets([busyBare, product], [], { cores: 2 }));
       expect(check?.pass).toBe(false);
-      // 200 / 250 of the client's CPU per call; 2 cores at 250 + 150 µs per call give 5,000 calls/s, all of the bare rate.
-      expect(check?.detail).toContain(
-        "the bench client, busy 1.00 cores in the bare row and 0.75 here, allows 80.0 % (200 µs of its CPU per bare call against 250 here)",
-      );
-      expect(check?.detail).toContain(
-        "2 cores allow 100.0 % (400 µs of CPU per call, the client's and the servers' together)",
+      // 2 cores at 250 + 150 µs per call give 5,000 calls/s, all of the bare rate; the client's is 200 / 250.
+      expect(check?.detail).toBe(
+        `${measured}; at this CPU per call 2 cores allow 100.0 % (400 µs of CPU per call, the client's and the servers' together), ` +
+          "and the bench client, as busy as in the bare row (1.00 cores there, 0.75 here), would allow about 80.0 % " +
+          "(200 µs of its CPU per bare call against 250 here)",
       );
     });
 
-    it("gives no client ceiling when the bare row left the client idle part of the time: the server set that rate", () => {
+    it("gives the client's share from nine tenths of a core in the bare row, and not below", () => {
+      const atThreshold = { ...busyBare, callsPerSecond: 4500 };
+      expect(getProduct(checkTargets([atThreshold, product], []))?.detail).toBe(
+        "3,000 calls/s vs 4,500 for the bare server over TLS at 64 in flight; at this CPU per call the bench client, " +
+          "as busy as in the bare row (0.90 cores there, 0.75 here), would allow about 80.0 % (200 µs of its CPU per bare call against 250 here)",
+      );
       const idleClient = { ...busyBare, callsPerSecond: 4000 };
-      const check = getProduct(checkTargets([idleClient, product], [], { cores: 2 }));
-      expect(check?.detail).not.toContain("the bench client");
-      expect(check?.detail).toContain("2 cores allow 125.0 %");
+      expect(getProduct(checkTargets([idleClient, product], [], { cores: 2 }))?.detail).toBe(
+        "3,000 calls/s vs 4,000 for the bare server over TLS at 64 in flight; at this CPU per call 2 cores allow 125.0 % " +
+          "(400 µs of CPU per call, the client's and the servers' together)",
+      );
     });
 
-    it("gives no cores' ceiling without the machine's cores or the row's server CPU", () => {
-      expect(getProduct(checkTargets([busyBare, product], []))?.detail).not.toContain("cores allow");
+    it("gives no cores' share without the machine's cores or the row's server CPU, and nothing without the bare row", () => {
+      const clientOnly =
+        "; at this CPU per call the bench client, as busy as in the bare row (1.00 cores there, 0.75 here), would allow about 80.0 % " +
+        "(200 µs of its CPU per bare call against 250 here)";
+      expect(getProduct(checkTargets([busyBare, product], []))?.detail).toBe(measured + clientOnly);
       const unread = { ...product, serverCpuMicrosPerCall: null };
-      const check = getProduct(checkTargets([busyBare, unread], [], { cores: 2 }));
-      expect(check?.detail).not.toContain("cores allow");
-      expect(check?.detail).toContain("allows 80.0 %");
+      expect(getProduct(checkTargets([busyBare, unread], [], { cores: 2 }))?.detail).toBe(measured + clientOnly);
+      expect(getProduct(checkTargets([product], [], { cores: 2 }))?.detail).toBe(
+        "3,000 calls/s vs 0 for the bare server over TLS at 64 in flight",
+      );
     });
   });
 });

@@ -131,6 +131,7 @@ export async function bench(args: string[]): Promise<number> {
     return 1;
   }
 
+  const cpu = cpus();
   const dataDir = newBenchDataDir();
   let mesh: BenchMesh | undefined;
   let closeTargets = (): void => {};
@@ -190,7 +191,7 @@ export async function bench(args: string[]): Promise<number> {
       serviceNodeFlags: serviceNodeFlags(version),
       steps: measured.steps,
       rss,
-      checks: checkTargets(measured.steps, rss, { priceCallsAlone: version === process.version, cores: cpus().length }),
+      checks: checkTargets(measured.steps, rss, { priceCallsAlone: version === process.version, cores: cpu.length }),
     };
   };
 
@@ -270,7 +271,6 @@ export async function bench(args: string[]): Promise<number> {
     });
     const otherNode =
       settings.otherNode === undefined ? undefined : await measureOnOtherNode(settings.otherNode, steps);
-    const cpu = cpus();
     const report: BenchReport = {
       generatedAt: new Date().toISOString(),
       command: ["shopmesh", "bench", ...args].join(" "),

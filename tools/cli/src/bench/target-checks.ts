@@ -26,7 +26,7 @@ export function checkTargets(
      * call sent, ran on the same Node.js as the servers. Default true.
      */
     priceCallsAlone?: boolean;
-    /** The machine's cores, for the throughput targets' ceilings (see throughputCeilings); none given without it. */
+    /** The machine's cores, for the share of each throughput target the cores allow (see throughputCeilings). */
     cores?: number;
   } = {},
 ): TargetCheck[] {
@@ -114,39 +114,44 @@ export function checkTargets(
   ];
 }
 
-/** A bare row whose bench client was this busy (cores) measured the client: the bare server's rate was the client's. */
-export const clientBoundBusyCores = 0.9;
+/**
+ * How busy the bench client must have been in the bare row, in cores of its
+ * process's CPU (helper threads included), for the client's share to be
+ * given: it sends every call from one thread, so below about nine tenths of
+ * a core it was waiting part of the time, and the bare server's rate was not
+ * the client's.
+ */
+const clientBusyCores = 0.9;
 
 /**
  * The shares of the bare server's calls/s that a throughput row's CPU per
- * call allows, as the detail of its check. Two things bound it, each read
- * from the same run:
+ * call allows, as the detail of its check, both read from the same run:
  *
- * - the bench client, when the bare row kept it busy (about a core or more:
- *   it drives every call from one thread, so the bare server's rate was the
- *   client's). Kept as busy for this row, it could send no more than its
- *   CPU per call here allows, so the share is at most its CPU per bare call
- *   over its CPU per call here, whatever the servers do;
- * - the machine's cores, shared by the bench client and every server
- *   process of the row, at the CPU per call they spent together.
+ * - the cores': the machine's cores shared by the bench client and every
+ *   server process of the row, at the CPU per call they spent together. No
+ *   row can pass it unless its calls get cheaper.
+ * - the client's, when the bare row kept the bench client busy (see
+ *   clientBusyCores): as busy again, it could send calls at its CPU per
+ *   call here, which gives its CPU per bare call over its CPU per call here.
+ *   An estimate, not a bound: the client may be busier in one row than in
+ *   another, and its CPU per call moves with how fast the servers answer.
  *
- * Both assume the CPU per call stays what it was, so a share can exceed
- * neither without the calls getting cheaper; a row can fall short of both,
- * when neither the client nor the cores were kept busy.
+ * The machine's cores are os.cpus(), which a container's CPU quota does not
+ * lower; there the cores' share reads too high.
  */
 function throughputCeilings(step: StepResult, bare: StepResult | undefined, cores: number | undefined): string {
   if (bare === undefined || bare.callsPerSecond <= 0 || step.clientCpuMicrosPerCall <= 0) return "";
   const busy = (row: StepResult) => (row.callsPerSecond * row.clientCpuMicrosPerCall) / 1_000_000;
   const parts: string[] = [];
-  if (busy(bare) >= clientBoundBusyCores) {
-    parts.push(
-      `the bench client, busy ${fmt(busy(bare), 2)} cores in the bare row and ${fmt(busy(step), 2)} here, allows ${pct(bare.clientCpuMicrosPerCall / step.clientCpuMicrosPerCall)} (${fmt(bare.clientCpuMicrosPerCall)} µs of its CPU per bare call against ${fmt(step.clientCpuMicrosPerCall)} here)`,
-    );
-  }
   if (cores !== undefined && cores > 0 && step.serverCpuMicrosPerCall !== null) {
     const perCall = step.clientCpuMicrosPerCall + step.serverCpuMicrosPerCall;
     parts.push(
       `${cores} cores allow ${pct((cores * 1_000_000) / perCall / bare.callsPerSecond)} (${fmt(perCall)} µs of CPU per call, the client's and the servers' together)`,
+    );
+  }
+  if (busy(bare) >= clientBusyCores) {
+    parts.push(
+      `the bench client, as busy as in the bare row (${fmt(busy(bare), 2)} cores there, ${fmt(busy(step), 2)} here), would allow about ${pct(bare.clientCpuMicrosPerCall / step.clientCpuMicrosPerCall)} (${fmt(bare.clientCpuMicrosPerCall)} µs of its CPU per bare call against ${fmt(step.clientCpuMicrosPerCall)} here)`,
     );
   }
   return parts.length === 0 ? "" : `; at this CPU per call ${parts.join(", and ")}`;
