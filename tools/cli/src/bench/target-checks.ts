@@ -134,7 +134,7 @@ const clientBusyCores = 0.9;
  *   clientBusyCores): as busy again, it could send calls at its CPU per
  *   call here, which gives its CPU per bare call over its CPU per call here.
  *   An estimate, not a bound: the client may be busier in one row than in
- *   another, and its CPU per call moves with how fast the servers answer.
+ *   another.
  *
  * The machine's cores are os.cpus(), which a container's CPU quota does not
  * lower; there the cores' share reads too high.
