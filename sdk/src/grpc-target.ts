@@ -16,3 +16,14 @@ export function isHostAndPort(target: string): boolean {
   if (host.startsWith("[") && isIP(host.slice(1, -1)) !== 6) return false;
   return Number(port) >= 1 && Number(port) <= 65_535;
 }
+
+/** A target naming one of the schemes grpc-js resolves; any other target must be host:port. */
+const schemeTarget = new RegExp(`^(${grpcTargetSchemes.join("|")}):.`);
+
+/**
+ * Whether `target` names a gRPC server as grpc-js takes it: `host:port` (see
+ * {@link isHostAndPort}), or a target with one of grpc-js's schemes.
+ */
+export function isGrpcTarget(target: string): boolean {
+  return schemeTarget.test(target) || isHostAndPort(target);
+}

@@ -17,7 +17,7 @@ export { ConnectError, Code } from "@connectrpc/connect";
 export { createClient } from "./create-client.js";
 export type { Client, CallOptions, Interceptor, Transport } from "@connectrpc/connect";
 export { createTransport, type CreateTransportOptions, type TransportKind } from "./create-transport.js";
-export { grpcTargetSchemes, isHostAndPort } from "./grpc-target.js";
+export { grpcTargetSchemes, isGrpcTarget, isHostAndPort } from "./grpc-target.js";
 export {
   createGrpcTransport,
   type GrpcTransport,

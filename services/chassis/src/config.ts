@@ -3,7 +3,7 @@
  * variable's name and a default, and a bad value fails start-up with an error
  * that names the variable, the value and what was expected.
  */
-import { grpcTargetSchemes, isHostAndPort } from "@shopmesh/sdk";
+import { isGrpcTarget } from "@shopmesh/sdk";
 
 /** A configuration value that could not be used. */
 export class ConfigError extends Error {
@@ -42,20 +42,9 @@ export interface EnvReader {
   target(name: string, fallback: string): string;
 }
 
-/** A target naming one of the schemes grpc-js resolves; any other target must be host:port. */
-const targetScheme = new RegExp(`^(${grpcTargetSchemes.join("|")}):.`);
-
 /** What a target must look like, for messages that refuse one. */
 export const targetForm =
   'host:port, such as "127.0.0.1:50051" or "[::1]:50051", or a grpc-js target such as "dns:///users.internal:50051"';
-
-/**
- * Whether `text` names a gRPC server as grpc-js takes it: `host:port` with a
- * port from 1 to 65535, or a target with one of grpc-js's schemes.
- */
-export function isGrpcTarget(text: string): boolean {
-  return targetScheme.test(text) || isHostAndPort(text);
-}
 
 const durationPattern = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
 const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };

@@ -4,7 +4,6 @@ export {
   defaultAdmissionConfig,
   defaultConnectionConfig,
   envReader,
-  isGrpcTarget,
   maxTimerMs,
   parseDurationMs,
   readServerConfig,

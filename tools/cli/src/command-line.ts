@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { ConfigError, isGrpcTarget, parseDurationMs, targetForm } from "@shopmesh/chassis";
+import { ConfigError, parseDurationMs, targetForm } from "@shopmesh/chassis";
+import { isGrpcTarget } from "@shopmesh/sdk";
 
 /** A command line that cannot be used; its message is one line that names the option. */
 export class UsageError extends Error {
