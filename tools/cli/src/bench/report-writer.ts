@@ -1,8 +1,7 @@
 import { writeReportFiles } from "../report-files.js";
 import type { BenchReport, StepResult, TargetCheck } from "./bench-results.js";
-import { fmt } from "./target-checks.js";
+import { fmt, pct } from "./target-checks.js";
 
-const pct = (ratio: number) => `${fmt(ratio * 100, 1)} %`;
 const ms = (value: number) => fmt(value, value < 10 ? 2 : 1);
 
 /** Writes bench.json and bench.md into `outDir`; returns their paths. */

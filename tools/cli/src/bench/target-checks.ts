@@ -175,9 +175,10 @@ function callsAlone(bare: StepResult | undefined): string {
   return `; with empty calls alone (user-orders serving 1 and sending 3, its dependencies serving 3; ${fmt(served)} µs per call served by the bare server, ${fmt(sent)} µs per call sent by the bench client) the ratio would be ${ratio.toFixed(2)}x`;
 }
 
-const pct = (ratio: number) => `${fmt(ratio * 100, 1)} %`;
-
 export const fmt = (value: number, digits = 0) =>
   Number.isFinite(value)
     ? value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })
     : "-";
+
+/** A ratio as a percentage with one decimal, as the bench's report gives shares. */
+export const pct = (ratio: number) => `${fmt(ratio * 100, 1)} %`;
