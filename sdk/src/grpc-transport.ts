@@ -14,7 +14,6 @@ import {
   create,
   fromBinary,
   isMessage,
-  toBinary,
   type DescMessage,
   type DescMethodStreaming,
   type DescMethodUnary,
@@ -36,6 +35,7 @@ import { createMethodUrl, runStreamingCall } from "@connectrpc/connect/protocol"
 import { toConnectError } from "./grpc-error.js";
 import { applyInterceptors } from "./interceptors.js";
 import { headersToMetadata, metadataToHeaders, type HeadersLike } from "./metadata.js";
+import { encodeMessage } from "./message-buffer.js";
 import { methodPath } from "./method-path.js";
 import { attemptsBehind, backoffMs, retriesAfterHeaders, type RetryPlan } from "./retry-after-headers.js";
 import { retryPushbackMs } from "./retry-pushback.js";
@@ -152,7 +152,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
       codec = {
         path: methodPath(method),
         url: createMethodUrl(baseUrl, method),
-        serialize: (value) => asBuffer(toBinary(input, value as MessageShape<DescMessage>)),
+        serialize: (value) => encodeMessage(input, value as MessageShape<DescMessage>),
         deserialize: (bytes) => fromBinary(output, bytes),
         retriesAfterHeaders: retry !== undefined && retriesAfterHeaders(method, retry),
       };
@@ -464,10 +464,6 @@ function retryMethodConfig(retry: RetryOptions): Record<string, unknown> {
 
 function callOptions(timeoutMs: number | undefined): GrpcCallOptions {
   return timeoutMs === undefined ? {} : { deadline: Date.now() + Math.max(0, timeoutMs) };
-}
-
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 async function singleMessage<T>(messages: AsyncIterable<T>): Promise<T> {

@@ -33,7 +33,7 @@ import { parseArgs } from "node:util";
 import { Client as GrpcClient, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createClient, createTransport, type GrpcTransport } from "@shopmesh/sdk";
-import { methodPath } from "@shopmesh/sdk/internal";
+import { encodeMessage, methodPath } from "@shopmesh/sdk/internal";
 import { readCpuMicros, spawnService, type ServiceProcess } from "@shopmesh/cli";
 import {
   EchoRequestSchema,
@@ -107,10 +107,7 @@ function connectContender(key: Contender["key"], name: string, transport: GrpcTr
 function grpcJsFloor(target: string): Contender {
   const client = new GrpcClient(target, credentials.createInsecure());
   const path = methodPath(EchoService.method.echo);
-  const serialize = (value: EchoRequest) => {
-    const bytes = toBinary(EchoRequestSchema, value);
-    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  };
+  const serialize = (value: EchoRequest) => encodeMessage(EchoRequestSchema, value);
   const deserialize = (bytes: Buffer) => fromBinary(EchoResponseSchema, bytes);
   return {
     key: "floor",

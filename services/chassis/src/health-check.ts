@@ -7,7 +7,7 @@
 // with no HEALTH_PORT, on PORT when TLS=off. Exits 0 when SERVING, 1 when the
 // service answers anything else or does not answer, 2 on bad arguments.
 import { parseArgs } from "node:util";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import { Client, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import {
   HealthCheckRequestSchema,
@@ -16,6 +16,7 @@ import {
   type HealthCheckRequest,
   type HealthCheckResponse,
 } from "@shopmesh/sdk/health/v1";
+import { encodeMessage } from "@shopmesh/sdk/internal";
 import { ConfigError, envReader } from "./config.js";
 
 function target(env: NodeJS.ProcessEnv): string {
@@ -38,7 +39,7 @@ async function check(address: string, service: string, timeoutMs: number): Promi
     return await new Promise<HealthCheckResponse>((resolve, reject) => {
       client.makeUnaryRequest(
         "/grpc.health.v1.Health/Check",
-        (request: HealthCheckRequest) => Buffer.from(toBinary(HealthCheckRequestSchema, request)),
+        (request: HealthCheckRequest) => encodeMessage(HealthCheckRequestSchema, request),
         (bytes: Buffer) => fromBinary(HealthCheckResponseSchema, bytes),
         create(HealthCheckRequestSchema, { service }),
         new Metadata(),

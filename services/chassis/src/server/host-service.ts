@@ -1,14 +1,7 @@
 import type { Server, ServiceDefinition } from "@grpc/grpc-js";
-import {
-  fromBinary,
-  toBinary,
-  type DescMessage,
-  type DescMethod,
-  type DescService,
-  type MessageShape,
-} from "@bufbuild/protobuf";
+import { fromBinary, type DescMessage, type DescMethod, type DescService, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { methodPath } from "@shopmesh/sdk/internal";
+import { encodeMessage, methodPath } from "@shopmesh/sdk/internal";
 import { bidiStreamingHandler } from "./bidi-streaming-handler.js";
 import { clientStreamingHandler } from "./client-streaming-handler.js";
 import type { AnyImpl, HostOptions } from "./host-options.js";
@@ -56,9 +49,9 @@ export function hostService<S extends DescService>(
       originalName: method.localName,
       requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
       responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
-      requestSerialize: (value: MessageShape<DescMessage>) => asBuffer(toBinary(method.input, value)),
+      requestSerialize: (value: MessageShape<DescMessage>) => encodeMessage(method.input, value),
       requestDeserialize: safeDeserializer(method.input.typeName, (bytes: Buffer) => fromBinary(method.input, bytes)),
-      responseSerialize: (value: MessageShape<DescMessage>) => asBuffer(toBinary(method.output, value)),
+      responseSerialize: (value: MessageShape<DescMessage>) => encodeMessage(method.output, value),
       responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
     };
     handlers[method.localName] = handlerFor(method, bound, options);
@@ -84,8 +77,4 @@ function unimplemented(method: DescMethod): AnyImpl {
   return () => {
     throw new ConnectError(message, Code.Unimplemented);
   };
-}
-
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
